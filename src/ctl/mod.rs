@@ -1,0 +1,1 @@
+//! Control protocol (filled in by the runtime work).

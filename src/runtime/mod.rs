@@ -1,0 +1,1 @@
+//! Daemon I/O (filled in by the runtime work).

@@ -1,0 +1,154 @@
+//! The cluster datagram: a fixed header, a bincode body and an authkeys MAC.
+//!
+//! ```text
+//!  0                   1                   2                   3
+//!  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |      'h'      |      'b'      |      'd'      |    version    |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |    key id     |    method     |          body length          |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |                 body (bincode `Message`) ...                  |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! |       MAC over header + body (length fixed by method) ...     |
+//! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//! ```
+//!
+//! Body length is big-endian. The datagram's length must equal
+//! `8 + body length + MAC length` exactly. The MAC is checked before the body is
+//! decoded, so unauthenticated bytes never reach bincode.
+
+pub mod auth;
+mod packet;
+
+pub use auth::{AuthKey, AuthKeys, AuthMethod};
+pub use packet::{decode, encode};
+
+use serde::{Deserialize, Serialize};
+
+/// Largest datagram hbd sends or accepts: one Ethernet MTU less IP and UDP headers,
+/// so a keepalive never fragments.
+pub const MAX_DATAGRAM: usize = 1472;
+/// Size of the fixed header.
+pub const HEADER_LEN: usize = 8;
+/// First three bytes of every datagram.
+pub const MAGIC: [u8; 3] = *b"hbd";
+/// Wire version carried in byte 3.
+pub const VERSION: u8 = 1;
+/// Longest node or cluster name on the wire (heartbeat allows 100; hostnames stop at 64).
+pub const MAX_NAME: usize = 64;
+
+/// One cluster message. New body kinds are appended to [`Body`] so older
+/// variants keep their bincode index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// The cluster name (`cluster.toml` `[cluster] name`): another cluster's traffic
+    /// on the same LAN and port is dropped even when it shares a key.
+    pub cluster: String,
+    /// Sending node, as in `ha.cf` `node`.
+    pub from: String,
+    /// The sender's incarnation (heartbeat's generation): grows at every start.
+    pub incarnation: u64,
+    /// Per-incarnation sequence number, +1 per datagram sent.
+    pub seq: u64,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// "I am alive", sent every `keepalive` on every medium.
+    Keepalive(Keepalive),
+    /// Orderly shutdown: peers declare the sender dead at once instead of
+    /// waiting for `deadtime`.
+    Leaving,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keepalive {
+    /// The sender's keepalive interval in milliseconds (for status and diagnostics).
+    pub keepalive_ms: u32,
+    /// The sender's deadtime in milliseconds.
+    pub deadtime_ms: u32,
+}
+
+/// Why a datagram was not accepted. Every variant is a counter in status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DropReason {
+    /// Shorter than a header, bad magic or version, lengths that do not add up,
+    /// or a body bincode cannot decode.
+    Malformed,
+    /// Longer than [`MAX_DATAGRAM`].
+    Oversize,
+    /// Unknown key id, method that does not match the key, or a MAC that does not verify.
+    Forged,
+    /// Authenticated, but for another cluster name.
+    OtherCluster,
+    /// Authenticated, from a node not in our `node` list.
+    UnknownNode,
+    /// Sequence number not newer than the last one seen from that node on that medium.
+    Replay,
+    /// From an older incarnation than the one we know (or one that already left).
+    Stale,
+    /// Our own datagram looped back (broadcast and multicast loop).
+    Own,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 8] = [
+        DropReason::Malformed,
+        DropReason::Oversize,
+        DropReason::Forged,
+        DropReason::OtherCluster,
+        DropReason::UnknownNode,
+        DropReason::Replay,
+        DropReason::Stale,
+        DropReason::Own,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::Oversize => "oversize",
+            DropReason::Forged => "forged",
+            DropReason::OtherCluster => "other_cluster",
+            DropReason::UnknownNode => "unknown_node",
+            DropReason::Replay => "replay",
+            DropReason::Stale => "stale",
+            DropReason::Own => "own",
+        }
+    }
+}
+
+/// Errors of [`encode`] and [`decode`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    #[error("datagram of {len} bytes is longer than {max}")]
+    Oversize { len: usize, max: usize },
+    #[error("malformed datagram: {0}")]
+    Malformed(&'static str),
+    #[error("body does not decode: {0}")]
+    Body(String),
+    #[error("unknown key id {0}")]
+    UnknownKey(u8),
+    #[error("key {id} is {expected:?} but the datagram says method {got}")]
+    MethodMismatch { id: u8, expected: AuthMethod, got: u8 },
+    #[error("MAC does not verify")]
+    BadMac,
+    #[error("name longer than {MAX_NAME} bytes")]
+    NameTooLong,
+}
+
+impl WireError {
+    /// The status counter this error falls under.
+    pub fn drop_reason(&self) -> DropReason {
+        match self {
+            WireError::Oversize { .. } => DropReason::Oversize,
+            WireError::Malformed(_) | WireError::Body(_) | WireError::NameTooLong => {
+                DropReason::Malformed
+            }
+            WireError::UnknownKey(_) | WireError::MethodMismatch { .. } | WireError::BadMac => {
+                DropReason::Forged
+            }
+        }
+    }
+}
