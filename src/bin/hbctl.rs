@@ -1,1 +1,270 @@
-fn main(){}
+//! hbctl: the operator's command line for hbd (heartbeat's cl_status,
+//! hb_standby and friends in one tool).
+//!
+//! Exit codes: 0 ok, 1 failure (daemon unreachable...), 2 invalid
+//! configuration or usage, 3 refused by the daemon (unknown node...), 4
+//! permission denied.
+
+use clap::{Parser, Subcommand};
+use hbd::ctl::{self, ErrorKind, Request, Response, Status};
+use hbd::membership::{LinkState, NodeState, NodeStatus};
+use hbd::{config, exit};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Control and inspect the hbd cluster daemon.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The daemon's run directory (holds hbd.sock).
+    #[arg(long, global = true, value_name = "DIR", default_value = "/run/hbd")]
+    run_dir: PathBuf,
+    /// The control socket itself (overrides --run-dir).
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the cluster: every node, its state and its links.
+    Status {
+        /// Print the status document as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one node's state: up, dead or unknown (cl_status nodestatus).
+    Nodestatus {
+        node: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the nodes of the cluster (cl_status listnodes).
+    Listnodes {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the configuration without starting anything (exit 0 or 2).
+    Check {
+        /// Configuration directory.
+        #[arg(long, value_name = "DIR", default_value = "/etc/ha.d")]
+        config: PathBuf,
+        /// The node to check for [default: uname -n].
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let socket = cli
+        .socket
+        .clone()
+        .unwrap_or_else(|| ctl::socket_path(&cli.run_dir));
+    let request = match cli.command {
+        Command::Check { config, node } => return check(config, node),
+        Command::Status { .. } => Request::Status,
+        Command::Nodestatus { ref node, .. } => Request::NodeStatus { node: node.clone() },
+        Command::Listnodes { .. } => Request::ListNodes,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hbctl: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let response = match rt.block_on(ctl::call(&socket, request)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hbctl: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match (cli.command, response) {
+        (_, Response::Error { kind, message }) => {
+            eprintln!("hbctl: {message}");
+            ExitCode::from(match kind {
+                ErrorKind::PermissionDenied => exit::PERMISSION,
+                ErrorKind::NotFound => exit::REFUSED,
+                ErrorKind::BadRequest => exit::FAILURE,
+            })
+        }
+        (Command::Status { json: true }, Response::Status(s)) => print_json(&s),
+        (Command::Status { json: false }, Response::Status(s)) => {
+            print!("{}", render_status(&s));
+            ExitCode::from(exit::OK)
+        }
+        (Command::Nodestatus { json: true, .. }, Response::NodeStatus(n)) => print_json(&n),
+        (Command::Nodestatus { json: false, .. }, Response::NodeStatus(n)) => {
+            println!("{}", node_state(n.state));
+            ExitCode::from(exit::OK)
+        }
+        (Command::Listnodes { json: true }, Response::Nodes { nodes }) => print_json(&nodes),
+        (Command::Listnodes { json: false }, Response::Nodes { nodes }) => {
+            for n in nodes {
+                println!("{n}");
+            }
+            ExitCode::from(exit::OK)
+        }
+        (_, other) => {
+            eprintln!("hbctl: unexpected answer from the daemon: {other:?}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> ExitCode {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::from(exit::OK)
+        }
+        Err(e) => {
+            eprintln!("hbctl: {e}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+fn check(dir: PathBuf, node: Option<String>) -> ExitCode {
+    let node = match node {
+        Some(n) => n,
+        None => match nix::unistd::gethostname() {
+            Ok(n) => n.to_string_lossy().into_owned(),
+            Err(e) => {
+                eprintln!("hbctl: cannot read the host name: {e}; use --node");
+                return ExitCode::from(exit::FAILURE);
+            }
+        },
+    };
+    match config::load(&dir, &node) {
+        Ok(c) => {
+            for w in &c.warnings {
+                println!("warning: {w}");
+            }
+            println!(
+                "{}: valid for node {} ({} nodes: {}; media: {}; keepalive {:?}, deadtime {:?}; {} resource groups)",
+                dir.display(),
+                c.node,
+                c.ha.nodes.len(),
+                c.ha.nodes.join(", "),
+                c.ha.media.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
+                c.ha.keepalive,
+                c.ha.deadtime,
+                c.haresources.groups.len(),
+            );
+            ExitCode::from(exit::OK)
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "{}: {} error(s); hbd would not start",
+                dir.display(),
+                errors.0.len()
+            );
+            ExitCode::from(exit::CONFIG)
+        }
+    }
+}
+
+fn node_state(s: NodeState) -> &'static str {
+    match s {
+        NodeState::Up => "up",
+        NodeState::Dead => "dead",
+        NodeState::Unknown => "unknown",
+    }
+}
+
+fn link_state(s: LinkState) -> &'static str {
+    match s {
+        LinkState::Up => "up",
+        LinkState::Dead => "dead",
+        LinkState::Unknown => "unknown",
+    }
+}
+
+fn ms(ms: u64) -> String {
+    if ms < 10_000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}
+
+/// The human summary, in the spirit of `crm_mon -1`.
+fn render_status(s: &Status) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "cluster {} — this node {} (hbd {}, pid {}, up {})",
+        s.cluster,
+        s.node,
+        s.version,
+        s.pid,
+        ms(s.uptime_ms)
+    );
+    let _ = writeln!(
+        out,
+        "keepalive {}, deadtime {}",
+        ms(s.keepalive_ms),
+        ms(s.deadtime_ms)
+    );
+    let width = s.nodes.iter().map(|n| n.name.len()).max().unwrap_or(4);
+    let _ = writeln!(out, "\nNodes:");
+    for n in &s.nodes {
+        let _ = writeln!(out, "  {}", render_node(n, &s.node, width));
+    }
+    let dropped: Vec<String> = s
+        .counters
+        .dropped
+        .iter()
+        .filter(|(k, v)| **v > 0 && k.as_str() != "own")
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    if !dropped.is_empty() {
+        let _ = writeln!(out, "\nDropped datagrams: {}", dropped.join(", "));
+    }
+    out
+}
+
+fn render_node(n: &NodeStatus, me: &str, width: usize) -> String {
+    let mut detail = String::new();
+    if n.name == me {
+        detail.push_str("this node");
+    } else if let Some(ms_ago) = n.last_heard_ms {
+        detail.push_str(&format!("heard {} ago", ms(ms_ago)));
+    } else {
+        detail.push_str("never heard");
+    }
+    if let Some(r) = n.dead_reason {
+        detail.push_str(&format!(
+            ", {}",
+            match r {
+                hbd::membership::DeadReason::Timeout => "deadtime passed",
+                hbd::membership::DeadReason::NeverHeard => "not heard within initdead",
+                hbd::membership::DeadReason::Left => "left the cluster",
+            }
+        ));
+    }
+    let links: Vec<String> = n
+        .links
+        .iter()
+        .map(|l| format!("{}: {}", l.medium, link_state(l.state)))
+        .collect();
+    format!(
+        "{:width$}  {:7}  {:28}  {}",
+        n.name,
+        node_state(n.state),
+        detail,
+        links.join(", "),
+        width = width
+    )
+}

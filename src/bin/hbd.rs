@@ -1,1 +1,88 @@
-fn main(){}
+//! hbd: the cluster daemon. Runs in the foreground; `systemd` or the lab
+//! scripts supervise it.
+
+use anyhow::Context;
+use clap::Parser;
+use hbd::{config, exit, runtime};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// hbd: heartbeat-compatible cluster membership and failover daemon.
+///
+/// Reads heartbeat's ha.cf, authkeys and haresources (plus an optional
+/// cluster.toml) from the configuration directory, exchanges authenticated
+/// keepalives with the other nodes and answers hbctl on a control socket.
+/// SIGTERM: leave the cluster in order. SIGHUP: reload the configuration.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Configuration directory holding ha.cf, authkeys, haresources, cluster.toml.
+    #[arg(long, value_name = "DIR", default_value = "/etc/ha.d")]
+    config: PathBuf,
+    /// This node's name as in ha.cf's node lines [default: uname -n].
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// Directory for the control socket (hbd.sock) and the pid file (hbd.pid).
+    #[arg(long, value_name = "DIR", default_value = "/run/hbd")]
+    run_dir: PathBuf,
+    /// Directory for persisted state (the incarnation number).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/hbd")]
+    state_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let node = match args.node.clone().map_or_else(uname_n, Ok) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("hbd: {e:#}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let config = match config::load(&args.config, &node) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("hbd: the configuration is invalid; nothing was started:");
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    for w in &config.warnings {
+        eprintln!("hbd: warning: {w}");
+    }
+    if let Err(e) = runtime::logging::init(&config.ha) {
+        eprintln!("hbd: logging: {e}");
+        return ExitCode::from(exit::FAILURE);
+    }
+    let paths = runtime::Paths {
+        config_dir: args.config,
+        run_dir: args.run_dir,
+        state_dir: args.state_dir,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hbd: cannot start the runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match rt.block_on(runtime::run(paths, config)) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            tracing::error!(error = %e, "hbd failed");
+            eprintln!("hbd: {e}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+fn uname_n() -> anyhow::Result<String> {
+    let name = nix::unistd::gethostname().context("cannot read the host name (uname -n)")?;
+    name.into_string()
+        .map_err(|n| anyhow::anyhow!("host name {n:?} is not UTF-8; use --node"))
+}

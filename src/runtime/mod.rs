@@ -1,1 +1,369 @@
-//! Daemon I/O (filled in by the runtime work).
+//! The daemon's I/O around the state machines.
+//!
+//! ```text
+//!   media sockets ──(Received, bounded mpsc)──┐
+//!   control socket ──(Call, bounded mpsc)─────┤
+//!   signals (TERM, INT, HUP) ─────────────────┤
+//!   timer (Membership::next_deadline) ────────┤
+//!                                             ▼
+//!                                   daemon loop (one task)
+//!                                   owns Membership, drains its
+//!                                   Outputs: Send → every medium,
+//!                                   Event → one log line each
+//! ```
+//!
+//! Only this loop touches the state machines, so they need no locks; the
+//! receive tasks and the control server only move bytes and requests.
+
+pub mod control;
+pub mod logging;
+pub mod net;
+pub mod respawn;
+pub mod state;
+
+use crate::config::{self, Config, ConfigErrors, Medium};
+use crate::ctl::{ErrorKind, Request, Response, Status};
+use crate::membership::{Event, Membership, MembershipConfig, Output};
+use futures::StreamExt;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Where the daemon keeps its files.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub config_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Net(#[from] net::NetError),
+    #[error(transparent)]
+    PidFile(#[from] state::PidFileError),
+    #[error("state dir {}: {source}", path.display())]
+    State {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("control socket in {}: {source}", path.display())]
+    Control {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Datagrams waiting for the loop; beyond this they are dropped at the socket.
+const RECEIVE_QUEUE: usize = 1024;
+/// A Leaving datagram is sent this many times, this far apart: a lost one
+/// would make peers wait for deadtime. Copies after the first are dropped as
+/// replays by peers that got it.
+const LEAVE_COPIES: usize = 3;
+const LEAVE_SPACING: Duration = Duration::from_millis(20);
+
+pub fn membership_config(c: &Config) -> MembershipConfig {
+    MembershipConfig {
+        cluster: c.cluster.cluster.name.clone(),
+        node: c.node.clone(),
+        nodes: c.ha.nodes.clone(),
+        media: c.ha.media.iter().map(Medium::name).collect(),
+        keepalive: c.ha.keepalive,
+        deadtime: c.ha.deadtime,
+        warntime: c.ha.warntime,
+        initdead: c.ha.initdead,
+        keys: c.authkeys.clone(),
+    }
+}
+
+struct Daemon {
+    paths: Paths,
+    config: Config,
+    membership: Membership,
+    media: Vec<net::OpenMedium>,
+    rx_tx: mpsc::Sender<net::Received>,
+    access: Arc<RwLock<Access>>,
+    epoch: Instant,
+    incarnation: u64,
+    /// Rate limit for send-error logs.
+    last_send_error_log: Option<Instant>,
+}
+
+use control::Access;
+
+/// Runs the daemon until SIGTERM or SIGINT. Returns after telling the peers
+/// it leaves.
+pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
+    let epoch = Instant::now();
+    let _pid = state::PidFile::create(&paths.run_dir)?;
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let incarnation =
+        state::next_incarnation(&paths.state_dir, unix).map_err(|source| RuntimeError::State {
+            path: paths.state_dir.clone(),
+            source,
+        })?;
+
+    let (rx_tx, mut rx) = mpsc::channel(RECEIVE_QUEUE);
+    let media = net::open_media(&config.ha.media, &rx_tx)?;
+    let access = Arc::new(RwLock::new(Access::from_group(
+        config.cluster.control.group.as_deref(),
+    )));
+    let (call_tx, mut calls) = mpsc::channel(64);
+    let _control = control::ControlServer::start(&paths.run_dir, access.clone(), call_tx).map_err(
+        |source| RuntimeError::Control {
+            path: paths.run_dir.clone(),
+            source,
+        },
+    )?;
+    let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(RuntimeError::Signals)?;
+    let _respawn = respawn::start(&config.ha.respawn);
+
+    let membership = Membership::new(membership_config(&config), incarnation, Duration::ZERO);
+    let mut d = Daemon {
+        paths,
+        config,
+        membership,
+        media,
+        rx_tx,
+        access,
+        epoch,
+        incarnation,
+        last_send_error_log: None,
+    };
+    for w in &d.config.warnings {
+        tracing::warn!(warning = %w, "configuration warning");
+    }
+    tracing::info!(
+        node = %d.config.node,
+        incarnation,
+        media = ?d.media.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        keepalive_ms = d.config.ha.keepalive.as_millis() as u64,
+        deadtime_ms = d.config.ha.deadtime.as_millis() as u64,
+        "hbd started"
+    );
+
+    loop {
+        let deadline = d.epoch + d.membership.next_deadline();
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {}
+            Some(r) = rx.recv() => {
+                let now = d.now();
+                if let Err(reason) = d.membership.on_datagram(r.medium, &r.bytes, now) {
+                    tracing::trace!(from = %r.from, medium = r.medium.0, reason = reason.as_str(), "datagram dropped");
+                }
+            }
+            Some((request, reply)) = calls.recv() => {
+                let _ = reply.send(d.answer(request));
+            }
+            Some(sig) = signals.next() => match sig {
+                SIGHUP => d.reload(),
+                _ => {
+                    tracing::info!(signal = sig, "shutting down");
+                    break;
+                }
+            },
+        }
+        let now = d.now();
+        if now >= d.membership.next_deadline() {
+            d.membership.tick(now);
+        }
+        d.flush();
+    }
+
+    // Orderly shutdown: tell the peers, so they need not wait for deadtime.
+    d.membership.leave(d.now());
+    let leaving: Vec<Vec<u8>> = d
+        .membership
+        .take_outputs()
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Send(b) => Some(b),
+            Output::Event(e) => {
+                log_event(&d.media, &e);
+                None
+            }
+        })
+        .collect();
+    for copy in 0..LEAVE_COPIES {
+        if copy > 0 {
+            tokio::time::sleep(LEAVE_SPACING).await;
+        }
+        for b in &leaving {
+            d.send(b);
+        }
+    }
+    tracing::info!("hbd stopped");
+    Ok(())
+}
+
+impl Daemon {
+    fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.epoch)
+    }
+
+    fn flush(&mut self) {
+        for out in self.membership.take_outputs() {
+            match out {
+                Output::Send(bytes) => self.send(&bytes),
+                Output::Event(e) => log_event(&self.media, &e),
+            }
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        for m in &self.media {
+            for (dest, e) in m.send(bytes) {
+                let quiet = self
+                    .last_send_error_log
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(10));
+                if !quiet {
+                    self.last_send_error_log = Some(Instant::now());
+                    tracing::warn!(medium = %m.name, %dest, error = %e, "send failed (logged at most every 10 s)");
+                }
+            }
+        }
+    }
+
+    fn status(&self) -> Status {
+        let now = self.now();
+        let m = self.membership.status(now);
+        let mut counters = m.counters;
+        let overflows = net::QUEUE_OVERFLOWS.load(std::sync::atomic::Ordering::Relaxed);
+        if overflows > 0 {
+            counters.dropped.insert("queue_full".into(), overflows);
+        }
+        Status {
+            node: m.node,
+            cluster: self.config.cluster.cluster.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            incarnation: self.incarnation,
+            uptime_ms: now.as_millis() as u64,
+            keepalive_ms: self.config.ha.keepalive.as_millis() as u64,
+            deadtime_ms: self.config.ha.deadtime.as_millis() as u64,
+            nodes: m.nodes,
+            counters,
+        }
+    }
+
+    fn answer(&self, request: Request) -> Response {
+        match request {
+            Request::Status => Response::Status(Box::new(self.status())),
+            Request::ListNodes => Response::Nodes {
+                nodes: self.config.ha.nodes.clone(),
+            },
+            Request::NodeStatus { node } => {
+                match self.status().nodes.into_iter().find(|n| n.name == node) {
+                    Some(n) => Response::NodeStatus(n),
+                    None => Response::Error {
+                        kind: ErrorKind::NotFound,
+                        message: format!(
+                            "no node {node} in the node list ({})",
+                            self.config.ha.nodes.join(", ")
+                        ),
+                    },
+                }
+            }
+        }
+    }
+
+    /// SIGHUP: load the configuration again; keep the running one when the new
+    /// one is invalid or its media cannot be opened.
+    fn reload(&mut self) {
+        let new = match config::load(&self.paths.config_dir, &self.config.node) {
+            Ok(c) => c,
+            Err(ConfigErrors(errors)) => {
+                for e in &errors {
+                    tracing::error!(error = %e, "configuration error");
+                }
+                tracing::error!(
+                    errors = errors.len(),
+                    "reload refused: keeping the running configuration"
+                );
+                return;
+            }
+        };
+        if new.ha.media != self.config.ha.media {
+            match net::open_media(&new.ha.media, &self.rx_tx) {
+                Ok(media) => self.media = media,
+                Err(e) => {
+                    tracing::error!(error = %e, "reload refused: keeping the running configuration");
+                    return;
+                }
+            }
+        }
+        for w in &new.warnings {
+            tracing::warn!(warning = %w, "configuration warning");
+        }
+        if new.ha.logfile != self.config.ha.logfile
+            || new.ha.debugfile != self.config.ha.debugfile
+            || new.ha.logfacility != self.config.ha.logfacility
+        {
+            tracing::warn!("logging directives changed: they take effect at the next start");
+        }
+        *self.access.write().unwrap_or_else(|e| e.into_inner()) =
+            Access::from_group(new.cluster.control.group.as_deref());
+        let now = self.now();
+        self.membership.reconfigure(membership_config(&new), now);
+        self.config = new;
+        tracing::info!(
+            nodes = ?self.config.ha.nodes,
+            media = ?self.media.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+            "configuration reloaded"
+        );
+    }
+}
+
+/// One log line per state change, data in fields.
+fn log_event(media: &[net::OpenMedium], e: &Event) {
+    let medium_name = |id: crate::membership::MediumId| {
+        media
+            .get(id.0 as usize)
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| format!("medium {}", id.0))
+    };
+    match e {
+        Event::NodeUp { node, incarnation } => {
+            tracing::info!(peer = %node, incarnation, "node up")
+        }
+        Event::NodeDead {
+            node,
+            reason,
+            silence,
+        } => tracing::warn!(
+            peer = %node,
+            reason = ?reason,
+            silence_ms = silence.map(|s| s.as_millis() as u64),
+            "node dead"
+        ),
+        Event::NodeRestarted { node, old, new } => {
+            tracing::warn!(peer = %node, old, new, "node restarted")
+        }
+        Event::LinkUp { node, medium } => {
+            tracing::info!(peer = %node, medium = %medium_name(*medium), "link up")
+        }
+        Event::LinkDead { node, medium } => {
+            tracing::warn!(peer = %node, medium = %medium_name(*medium), "link dead")
+        }
+        Event::LateHeartbeat { node, medium, gap } => tracing::warn!(
+            peer = %node,
+            medium = %medium_name(*medium),
+            gap_ms = gap.as_millis() as u64,
+            "late heartbeat"
+        ),
+        Event::DuplicateNode { incarnation } => tracing::error!(
+            incarnation,
+            "another daemon sends under this node's name: check --node and uname -n on every node"
+        ),
+    }
+}

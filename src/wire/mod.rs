@@ -131,7 +131,11 @@ pub enum WireError {
     #[error("unknown key id {0}")]
     UnknownKey(u8),
     #[error("key {id} is {expected:?} but the datagram says method {got}")]
-    MethodMismatch { id: u8, expected: AuthMethod, got: u8 },
+    MethodMismatch {
+        id: u8,
+        expected: AuthMethod,
+        got: u8,
+    },
     #[error("MAC does not verify")]
     BadMac,
     #[error("name longer than {MAX_NAME} bytes")]

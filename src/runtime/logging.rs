@@ -1,0 +1,160 @@
+//! Logging as `ha.cf` asks: `logfile` gets info and above, `debugfile` debug
+//! and above, `logfacility` sends to syslog; stderr always gets info (or what
+//! `HBD_LOG`, an `EnvFilter` string, says).
+
+use crate::config::HaCf;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::sync::Arc;
+use tracing::{Level, Metadata};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::EnvFilter;
+
+fn open_append(path: &Path) -> io::Result<Arc<File>> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(Arc::new(
+        OpenOptions::new().create(true).append(true).open(path)?,
+    ))
+}
+
+/// Installs the global subscriber. Errors name the file that cannot be opened.
+pub fn init(ha: &HaCf) -> io::Result<()> {
+    let stderr_filter = EnvFilter::try_from_env("HBD_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(if ha.debug > 0 { "debug" } else { "info" }));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(io::stderr)
+        .with_filter(stderr_filter);
+
+    let logfile = match &ha.logfile {
+        Some(p) => Some(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(open_append(p).map_err(|e| annotate(p, e))?)
+                .with_filter(LevelFilter::INFO),
+        ),
+        None => None,
+    };
+    let debugfile = match &ha.debugfile {
+        Some(p) => Some(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(open_append(p).map_err(|e| annotate(p, e))?)
+                .with_filter(LevelFilter::DEBUG),
+        ),
+        None => None,
+    };
+    let syslog = ha.logfacility.as_deref().and_then(facility_code).map(|f| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .without_time()
+            .with_level(false)
+            .with_target(false)
+            .with_writer(Syslog { facility: f })
+            .with_filter(LevelFilter::INFO)
+    });
+
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(logfile)
+        .with(debugfile)
+        .with(syslog)
+        .try_init()
+        .map_err(|e| io::Error::other(e.to_string()))
+}
+
+fn annotate(p: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+}
+
+/// syslog(3) facility codes.
+pub fn facility_code(name: &str) -> Option<u8> {
+    Some(match name {
+        "kern" => 0,
+        "user" => 1,
+        "mail" => 2,
+        "daemon" => 3,
+        "auth" => 4,
+        "syslog" => 5,
+        "lpr" => 6,
+        "news" => 7,
+        "uucp" => 8,
+        "cron" => 9,
+        "authpriv" => 10,
+        "ftp" => 11,
+        "local0" => 16,
+        "local1" => 17,
+        "local2" => 18,
+        "local3" => 19,
+        "local4" => 20,
+        "local5" => 21,
+        "local6" => 22,
+        "local7" => 23,
+        _ => return None,
+    })
+}
+
+/// Sends each event as one datagram to `/dev/log` (RFC 3164 framing as
+/// syslog(3) does); silently drops it when no syslog daemon listens.
+struct Syslog {
+    facility: u8,
+}
+
+struct SyslogLine {
+    pri: u8,
+    buf: Vec<u8>,
+}
+
+impl io::Write for SyslogLine {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SyslogLine {
+    fn drop(&mut self) {
+        let msg = String::from_utf8_lossy(&self.buf);
+        let line = format!(
+            "<{}>hbd[{}]: {}",
+            self.pri,
+            std::process::id(),
+            msg.trim_end()
+        );
+        if let Ok(s) = UnixDatagram::unbound() {
+            let _ = s.send_to(line.as_bytes(), "/dev/log");
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for Syslog {
+    type Writer = SyslogLine;
+
+    fn make_writer(&'a self) -> SyslogLine {
+        SyslogLine {
+            pri: self.facility * 8 + 6,
+            buf: Vec::new(),
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> SyslogLine {
+        let severity = match *meta.level() {
+            Level::ERROR => 3,
+            Level::WARN => 4,
+            Level::INFO => 6,
+            Level::DEBUG | Level::TRACE => 7,
+        };
+        SyslogLine {
+            pri: self.facility * 8 + severity,
+            buf: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `ha.cf` `respawn USER PROGRAM [ARGS]`: heartbeat starts the program as
+//! USER and starts it again whenever it exits, except when it exits with
+//! status 100 (heartbeat's "do not respawn me").
+
+use crate::config::Respawn;
+use std::time::Duration;
+use tokio::process::Command;
+use tokio::task::JoinHandle;
+
+/// Exit status that stops respawning (heartbeat's convention).
+pub const NO_RESPAWN_STATUS: i32 = 100;
+/// Delay before a program that exited is started again; doubles while it
+/// keeps failing within a minute, up to [`MAX_DELAY`].
+const FIRST_DELAY: Duration = Duration::from_secs(1);
+const MAX_DELAY: Duration = Duration::from_secs(60);
+
+/// The supervising tasks; dropping them kills the children (`kill_on_drop`).
+pub struct Respawner {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Respawner {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+pub fn start(programs: &[Respawn]) -> Respawner {
+    Respawner {
+        tasks: programs
+            .iter()
+            .cloned()
+            .map(|r| tokio::spawn(supervise(r)))
+            .collect(),
+    }
+}
+
+async fn supervise(r: Respawn) {
+    let span = tracing::info_span!("respawn", command = %r.command, user = %r.user);
+    let _e = span.enter();
+    let mut delay = FIRST_DELAY;
+    loop {
+        let started = tokio::time::Instant::now();
+        match run_once(&r).await {
+            Ok(status) if status.code() == Some(NO_RESPAWN_STATUS) => {
+                tracing::info!("respawned program exited with 100: not starting it again");
+                return;
+            }
+            Ok(status) => tracing::warn!(%status, "respawned program exited"),
+            Err(e) => tracing::error!(error = %e, "cannot start respawned program"),
+        }
+        if started.elapsed() > MAX_DELAY {
+            delay = FIRST_DELAY;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_DELAY);
+    }
+}
+
+async fn run_once(r: &Respawn) -> std::io::Result<std::process::ExitStatus> {
+    let mut words = r.command.split_whitespace();
+    let program = words
+        .next()
+        .ok_or_else(|| std::io::Error::other("empty command"))?;
+    let user = nix::unistd::User::from_name(&r.user)
+        .map_err(std::io::Error::from)?
+        .ok_or_else(|| std::io::Error::other(format!("no user {}", r.user)))?;
+    let mut cmd = Command::new(program);
+    cmd.args(words)
+        .uid(user.uid.as_raw())
+        .gid(user.gid.as_raw())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn()?;
+    tracing::info!(pid = child.id(), "respawned program started");
+    child.wait().await
+}
