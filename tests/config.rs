@@ -1,0 +1,213 @@
+//! Configuration errors through the real binaries: `hbd` and `hbctl check`
+//! name `file:line: key`, exit 2 and start nothing.
+
+mod common;
+
+use common::{HBCTL, HBD, KEY};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const GOOD: &str = "keepalive 200ms\ndeadtime 1\nbcast eth0\nnode n1 n2\nauto_failback on\n";
+
+struct Dir(tempfile::TempDir);
+
+impl Dir {
+    fn new(ha_cf: Option<&str>, authkeys: Option<&str>) -> Dir {
+        let d = Dir(tempfile::tempdir().unwrap());
+        if let Some(t) = ha_cf {
+            d.write("ha.cf", t, 0o644);
+        }
+        if let Some(t) = authkeys {
+            d.write("authkeys", t, 0o600);
+        }
+        d
+    }
+    fn write(&self, name: &str, text: &str, mode: u32) {
+        let p = self.0.path().join(name);
+        fs::write(&p, text).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+    fn check(&self, node: &str) -> Output {
+        Command::new(HBCTL)
+            .args(["check", "--config"])
+            .arg(self.path())
+            .args(["--node", node])
+            .output()
+            .unwrap()
+    }
+    /// Runs the daemon itself; with a bad configuration it must exit at once.
+    fn hbd(&self, node: &str) -> Output {
+        Command::new(HBD)
+            .arg("--config")
+            .arg(self.path())
+            .args(["--node", node])
+            .arg("--run-dir")
+            .arg(self.path().join("run"))
+            .arg("--state-dir")
+            .arg(self.path().join("state"))
+            .output()
+            .unwrap()
+    }
+}
+
+/// Both binaries refuse with exit 2, print `expect`, and start nothing.
+fn assert_refused(d: &Dir, node: &str, expect: &[&str]) {
+    for (what, out) in [("hbctl check", d.check(node)), ("hbd", d.hbd(node))] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: exit code; stderr:\n{err}");
+        for e in expect {
+            assert!(err.contains(e), "{what}: stderr lacks {e:?}:\n{err}");
+        }
+    }
+    assert!(!d.path().join("run").exists(), "hbd created its run dir");
+    assert!(!d.path().join("state").exists(), "hbd created its state dir");
+}
+
+fn ha(name: &str) -> String {
+    format!("{name}:")
+}
+
+#[test]
+fn valid_configuration_checks_clean() {
+    let d = Dir::new(Some(GOOD), Some(KEY));
+    let out = d.check("n1");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid for node n1"));
+}
+
+#[test]
+fn seed_002_ha_cf_is_accepted_as_it_is() {
+    let seed = "#        keepalive: how many seconds between heartbeats\n\nkeepalive 1\n\n#\n\n\
+                deadtime 3\n\n#\n\nhopfudge 1\n\nbcast        eth1\n\nauto_failback on\n\n\
+                debugfile /var/log/ha-debug\n\nlogfile        /var/log/ha-log\n\n\
+                logfacility        local0\n\nnode        l0\n\nnode        l1 \n";
+    let d = Dir::new(Some(seed), Some("auth 1\n1 sha1 seedsecret\n"));
+    d.write(
+        "haresources",
+        "l0 IPaddr2::192.168.1.100/24/eth1:0 drbddisk::r0 Filesystem::/dev/drbd0::/mnt/drbd::ext3 mysqld-max linkserv mon\n",
+        0o644,
+    );
+    let out = d.check("l1");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn unknown_directive() {
+    let d = Dir::new(Some(&format!("{GOOD}frobnicate yes\n")), Some(KEY));
+    let f = d.path().join("ha.cf");
+    assert_refused(&d, "n1", &[&format!("{}:6: frobnicate:", f.display())]);
+}
+
+#[test]
+fn bad_time_value() {
+    let d = Dir::new(
+        Some("keepalive soon\ndeadtime 1\nbcast eth0\nnode n1 n2\n"),
+        Some(KEY),
+    );
+    let f = d.path().join("ha.cf");
+    assert_refused(&d, "n1", &[&format!("{}:1: keepalive:", f.display()), "soon"]);
+}
+
+#[test]
+fn deadtime_must_exceed_twice_keepalive() {
+    let d = Dir::new(
+        Some("keepalive 1\ndeadtime 2\nbcast eth0\nnode n1 n2\n"),
+        Some(KEY),
+    );
+    assert_refused(&d, "n1", &[&ha("ha.cf:2"), "deadtime"]);
+}
+
+#[test]
+fn udpport_after_bcast() {
+    let d = Dir::new(
+        Some("keepalive 1\ndeadtime 3\nbcast eth0\nudpport 700\nnode n1 n2\n"),
+        Some(KEY),
+    );
+    assert_refused(&d, "n1", &["ha.cf:4: udpport:"]);
+}
+
+#[test]
+fn missing_files() {
+    let d = Dir::new(None, Some(KEY));
+    assert_refused(&d, "n1", &["ha.cf"]);
+    let d = Dir::new(Some(GOOD), None);
+    assert_refused(&d, "n1", &["authkeys"]);
+}
+
+#[test]
+fn this_node_not_in_the_node_list() {
+    let d = Dir::new(Some(GOOD), Some(KEY));
+    assert_refused(&d, "n9", &["ha.cf:4: node:", "n9"]);
+}
+
+#[test]
+fn authkeys_readable_by_others() {
+    let d = Dir::new(Some(GOOD), None);
+    d.write("authkeys", KEY, 0o644);
+    assert_refused(&d, "n1", &["authkeys", "600"]);
+}
+
+#[test]
+fn auth_names_a_missing_key() {
+    let d = Dir::new(Some(GOOD), Some("auth 2\n1 sha256 secret\n"));
+    assert_refused(&d, "n1", &["authkeys:1: auth:"]);
+}
+
+#[test]
+fn secrets_never_appear_in_errors() {
+    let d = Dir::new(Some(GOOD), Some("auth 1\n1 sha512 topsecretvalue\n"));
+    for out in [d.check("n1"), d.hbd("n1")] {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2));
+        assert!(all.contains("authkeys:2:"), "{all}");
+        assert!(!all.contains("topsecretvalue"), "{all}");
+    }
+}
+
+#[test]
+fn cluster_toml_unknown_key() {
+    let d = Dir::new(Some(GOOD), Some(KEY));
+    d.write("cluster.toml", "[cluster]\nname = \"a\"\ncolour = \"blue\"\n", 0o644);
+    assert_refused(&d, "n1", &["cluster.toml:3:", "colour"]);
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let d = Dir::new(
+        Some("keepalive soon\nfrobnicate 1\nbcast eth0\nnode n1 n2\n"),
+        Some("auth 1\n1 sha256 k\n"),
+    );
+    let out = d.check("n1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ha.cf:1: keepalive:") && err.contains("ha.cf:2: frobnicate:"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = Command::new(HBD).arg("--bogus").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(HBCTL).arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn hbctl_without_a_daemon_says_so() {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(HBCTL)
+        .arg("--run-dir")
+        .arg(d.path())
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is hbd running"));
+}

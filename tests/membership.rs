@@ -1,0 +1,322 @@
+//! Membership across real network namespaces: the real `hbd` binaries,
+//! broadcast, multicast and unicast media, crashes, cut links, wrong keys.
+
+mod common;
+
+use common::*;
+use nix::sys::signal::Signal;
+
+const KA: &str = "100ms";
+const DEAD: &str = "1";
+
+fn all_see_each_other(nodes: usize, media: &str) {
+    let mut lab = Lab::new(nodes, 1);
+    lab.configure(&ha_cf(nodes, media, KA, DEAD), KEY);
+    lab.start_all();
+    let all: Vec<usize> = (1..=nodes).collect();
+    lab.wait_all_up(&all);
+    // Every link of every peer is up, and nothing authentic was dropped.
+    for a in 1..=nodes {
+        let s = lab.status(a).expect("status");
+        assert_eq!(s["node"], format!("n{a}"));
+        for n in s["nodes"].as_array().unwrap() {
+            for l in n["links"].as_array().unwrap() {
+                assert_eq!(l["state"], "up", "n{a}: {n}");
+            }
+        }
+        for reason in ["forged", "malformed", "stale", "other_cluster", "unknown_node"] {
+            assert_eq!(
+                s["counters"]["dropped"][reason].as_u64().unwrap_or(0),
+                0,
+                "n{a} dropped {reason}: {s}"
+            );
+        }
+    }
+}
+
+#[test]
+fn two_nodes_bcast() {
+    all_see_each_other(2, "bcast eth0");
+}
+
+#[test]
+fn five_nodes_bcast() {
+    all_see_each_other(5, "bcast eth0");
+}
+
+#[test]
+fn two_nodes_mcast() {
+    all_see_each_other(2, "mcast eth0 239.0.0.1 694 1 0");
+}
+
+#[test]
+fn five_nodes_mcast() {
+    all_see_each_other(5, "mcast eth0 239.0.0.1 694 1 0");
+}
+
+#[test]
+fn two_nodes_ucast() {
+    all_see_each_other(2, &ucast_lines(2, "eth0", "192.0.2"));
+}
+
+#[test]
+fn five_nodes_ucast() {
+    all_see_each_other(5, &ucast_lines(5, "eth0", "192.0.2"));
+}
+
+#[test]
+fn sigkill_is_seen_dead_by_every_other_node() {
+    let mut lab = Lab::new(5, 1);
+    lab.configure(&ha_cf(5, "bcast eth0", KA, DEAD), KEY);
+    lab.start_all();
+    lab.wait_all_up(&[1, 2, 3, 4, 5]);
+    lab.kill(3);
+    for i in [1, 2, 4, 5] {
+        lab.wait_for(&format!("n{i} sees n3 dead"), || {
+            lab.node_state(i, "n3").as_deref() == Some("dead")
+        });
+        let s = lab.status(i).unwrap();
+        assert_eq!(node_entry(&s, "n3").unwrap()["dead_reason"], "timeout");
+    }
+    // The others still see each other.
+    lab.wait_all_up(&[1, 2, 4, 5]);
+}
+
+#[test]
+fn node_with_another_key_never_joins() {
+    let mut lab = Lab::new(3, 1);
+    lab.configure(&ha_cf(3, "bcast eth0", KA, DEAD), KEY);
+    lab.write(3, "authkeys", "auth 1\n1 sha256 another-cluster-secret\n");
+    lab.start_all();
+    lab.wait_all_up(&[1, 2]);
+    // n3 sends all along; wait until n1 has dropped a good number of its
+    // datagrams, then check it never became up anywhere.
+    lab.wait_for("n1 drops n3's datagrams as forged", || {
+        lab.status(1)
+            .and_then(|s| s["counters"]["dropped"]["forged"].as_u64())
+            .unwrap_or(0)
+            >= 20
+    });
+    for i in [1, 2] {
+        assert_ne!(lab.node_state(i, "n3").as_deref(), Some("up"));
+        assert!(!lab.log(i).contains("peer=n3 incarnation"), "n{i} never logs n3 up");
+    }
+    for peer in ["n1", "n2"] {
+        assert_ne!(lab.node_state(3, peer).as_deref(), Some("up"));
+    }
+}
+
+#[test]
+fn one_link_down_keeps_the_peer_up() {
+    let mut lab = Lab::new(2, 2);
+    let media = format!("bcast eth0\n{}", ucast_lines(2, "eth1", "198.51.100"));
+    lab.configure(&ha_cf(2, &media, KA, DEAD), KEY);
+    lab.start_all();
+    lab.wait_all_up(&[1, 2]);
+    lab.wait_for("n1 sees both links of n2 up", || {
+        lab.link_state(1, "n2", "bcast eth0").as_deref() == Some("up")
+            && lab.link_state(1, "n2", "ucast eth1").as_deref() == Some("up")
+    });
+
+    lab.link("n2", 1, false);
+    lab.wait_for("n1 sees n2's ucast eth1 link dead", || {
+        lab.link_state(1, "n2", "ucast eth1").as_deref() == Some("dead")
+    });
+    assert_eq!(lab.node_state(1, "n2").as_deref(), Some("up"));
+    assert_eq!(lab.link_state(1, "n2", "bcast eth0").as_deref(), Some("up"));
+    assert_eq!(lab.link_state(2, "n1", "ucast eth1").as_deref(), Some("dead"));
+
+    lab.link("n2", 1, true);
+    lab.wait_for("n1 sees n2's ucast eth1 link up again", || {
+        lab.link_state(1, "n2", "ucast eth1").as_deref() == Some("up")
+    });
+
+    // Both links down: the node is dead.
+    lab.link("n2", 0, false);
+    lab.link("n2", 1, false);
+    lab.wait_for("n1 sees n2 dead", || {
+        lab.node_state(1, "n2").as_deref() == Some("dead")
+    });
+}
+
+#[test]
+fn sigterm_leaves_without_waiting_for_deadtime() {
+    let mut lab = Lab::new(2, 1);
+    // A long deadtime: only the Leaving message can make n1 see n2 dead
+    // with reason "left".
+    lab.configure(&ha_cf(2, "bcast eth0", "1", "60"), KEY);
+    lab.start_all();
+    lab.wait_all_up(&[1, 2]);
+    let status = lab.stop(2);
+    assert!(status.success(), "orderly shutdown exits 0: {status:?}");
+    lab.wait_for("n1 sees n2 dead (left)", || {
+        lab.node_state(1, "n2").as_deref() == Some("dead")
+    });
+    let s = lab.status(1).unwrap();
+    assert_eq!(node_entry(&s, "n2").unwrap()["dead_reason"], "left");
+    assert_path_absent(&lab.run_dir(2).join("hbd.sock"));
+    assert_path_absent(&lab.run_dir(2).join("hbd.pid"));
+
+    // It comes back with a new incarnation and is up again.
+    let old = node_entry(&s, "n2").unwrap()["incarnation"].as_u64().unwrap();
+    lab.start(2);
+    lab.wait_all_up(&[1, 2]);
+    let s = lab.status(1).unwrap();
+    assert!(node_entry(&s, "n2").unwrap()["incarnation"].as_u64().unwrap() > old);
+}
+
+#[test]
+fn crash_and_quick_restart_is_a_new_incarnation() {
+    let mut lab = Lab::new(2, 1);
+    lab.configure(&ha_cf(2, "bcast eth0", "1", "60"), KEY);
+    lab.start_all();
+    lab.wait_all_up(&[1, 2]);
+    lab.kill(2);
+    lab.start(2);
+    lab.wait_for("n1 logs that n2 restarted", || {
+        lab.log(1).contains("node restarted")
+    });
+    assert_eq!(lab.node_state(1, "n2").as_deref(), Some("up"));
+}
+
+#[test]
+fn sighup_reloads_and_keeps_running_config_when_invalid() {
+    let mut lab = Lab::new(3, 1);
+    lab.configure(&ha_cf(2, "bcast eth0", KA, DEAD), KEY);
+    lab.start(1);
+    lab.start(2);
+    lab.wait_all_up(&[1, 2]);
+
+    // An invalid file: refused, the daemon keeps running with the old one.
+    lab.write(1, "ha.cf", "keepalive 1\nfrobnicate yes\n");
+    lab.signal(1, Signal::SIGHUP);
+    lab.wait_for("n1 refuses the reload", || {
+        lab.log(1).contains("reload refused")
+    });
+    assert!(lab.log(1).contains("frobnicate"), "the error names the key");
+    assert!(lab.exited(1).is_none());
+    assert_eq!(lab.node_state(1, "n2").as_deref(), Some("up"));
+
+    // A valid one with a third node: applied.
+    lab.configure(&ha_cf(3, "bcast eth0", KA, DEAD), KEY);
+    lab.signal(1, Signal::SIGHUP);
+    lab.signal(2, Signal::SIGHUP);
+    lab.start(3);
+    lab.wait_all_up(&[1, 2, 3]);
+}
+
+#[test]
+fn garbage_datagrams_change_nothing() {
+    let mut lab = Lab::new(2, 1);
+    lab.configure(&ha_cf(2, "bcast eth0", KA, DEAD), KEY);
+    lab.start_all();
+    lab.wait_all_up(&[1, 2]);
+    // The client floods the cluster port with random datagrams of every size,
+    // and with ones that start like a real header.
+    let script = r#"
+import os, socket, random
+random.seed(7)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+for i in range(4000):
+    n = random.choice([0, 1, 7, 8, 9, 40, 200, 1472, 1473, 4000, 65000])
+    b = os.urandom(n)
+    if i % 2 and n >= 8:
+        b = b"hbd\x01\x01\x04" + b[6:]
+    for dst in ("192.0.2.255", "192.0.2.11"):
+        try:
+            s.sendto(b, (dst, 694))
+        except OSError:
+            pass
+"#;
+    let out = lab.exec("c", &["python3", "-c", script]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    lab.wait_for("n1 counts the garbage", || {
+        lab.status(1)
+            .map(|s| {
+                let d = &s["counters"]["dropped"];
+                d["malformed"].as_u64().unwrap_or(0) + d["forged"].as_u64().unwrap_or(0)
+                    + d["oversize"].as_u64().unwrap_or(0)
+                    > 1000
+            })
+            .unwrap_or(false)
+    });
+    assert!(lab.exited(1).is_none() && lab.exited(2).is_none());
+    lab.wait_all_up(&[1, 2]);
+    for i in [1, 2] {
+        let s = lab.status(i).unwrap();
+        let peer = if i == 1 { "n2" } else { "n1" };
+        assert_eq!(node_entry(&s, peer).unwrap()["state"], "up");
+        assert!(!lab.log(i).contains("node dead"), "n{i}: no false death");
+    }
+}
+
+#[test]
+fn control_socket_checks_peer_credentials() {
+    let mut lab = Lab::new(1, 1);
+    lab.configure(&ha_cf(1, "bcast eth0", KA, DEAD), KEY);
+    lab.start(1);
+    lab.wait_for("n1 answers", || lab.status(1).is_some());
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", HBCTL])
+            .arg("--run-dir")
+            .arg(lab.run_dir(1))
+            .args(args)
+            .output()
+            .expect("setpriv")
+    };
+    let out = as_nobody(&["status"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"));
+
+    // Let group nogroup in (nobody's primary group on Debian).
+    lab.write(1, "cluster.toml", "[control]\ngroup = \"nogroup\"\n");
+    lab.signal(1, Signal::SIGHUP);
+    lab.wait_for("nobody may use the socket", || {
+        as_nobody(&["status"]).status.success()
+    });
+}
+
+#[test]
+fn second_daemon_with_the_same_run_dir_is_refused() {
+    let mut lab = Lab::new(1, 1);
+    lab.configure(&ha_cf(1, "bcast eth0", KA, DEAD), KEY);
+    lab.start(1);
+    lab.wait_for("n1 answers", || lab.status(1).is_some());
+    let out = lab.exec(
+        "n1",
+        &[
+            HBD,
+            "--config",
+            lab.config_dir(1).to_str().unwrap(),
+            "--node",
+            "n1",
+            "--run-dir",
+            lab.run_dir(1).to_str().unwrap(),
+            "--state-dir",
+            lab.node_dir(1).join("state2").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
+    assert!(lab.status(1).is_some(), "the first one still answers");
+}
+
+#[test]
+fn hbctl_nodestatus_and_listnodes() {
+    let mut lab = Lab::new(2, 1);
+    lab.configure(&ha_cf(2, "bcast eth0", KA, DEAD), KEY);
+    lab.start_all();
+    lab.wait_all_up(&[1, 2]);
+    let out = lab.hbctl(1, &["nodestatus", "n2"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "up");
+    let out = lab.hbctl(1, &["listnodes"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n1\nn2\n");
+    let out = lab.hbctl(1, &["nodestatus", "n9"]);
+    assert_eq!(out.status.code(), Some(3));
+    let out = lab.hbctl(1, &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("n2") && text.contains("up"), "{text}");
+}
