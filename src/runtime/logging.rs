@@ -4,7 +4,7 @@
 
 use crate::config::HaCf;
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IsTerminal};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::sync::Arc;
@@ -28,6 +28,7 @@ pub fn init(ha: &HaCf) -> io::Result<()> {
     let stderr_filter = EnvFilter::try_from_env("HBD_LOG")
         .unwrap_or_else(|_| EnvFilter::new(if ha.debug > 0 { "debug" } else { "info" }));
     let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(io::stderr().is_terminal())
         .with_writer(io::stderr)
         .with_filter(stderr_filter);
 
