@@ -59,13 +59,20 @@ impl Dir {
 fn assert_refused(d: &Dir, node: &str, expect: &[&str]) {
     for (what, out) in [("hbctl check", d.check(node)), ("hbd", d.hbd(node))] {
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{what}: exit code; stderr:\n{err}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{what}: exit code; stderr:\n{err}"
+        );
         for e in expect {
             assert!(err.contains(e), "{what}: stderr lacks {e:?}:\n{err}");
         }
     }
     assert!(!d.path().join("run").exists(), "hbd created its run dir");
-    assert!(!d.path().join("state").exists(), "hbd created its state dir");
+    assert!(
+        !d.path().join("state").exists(),
+        "hbd created its state dir"
+    );
 }
 
 fn ha(name: &str) -> String {
@@ -110,7 +117,11 @@ fn bad_time_value() {
         Some(KEY),
     );
     let f = d.path().join("ha.cf");
-    assert_refused(&d, "n1", &[&format!("{}:1: keepalive:", f.display()), "soon"]);
+    assert_refused(
+        &d,
+        "n1",
+        &[&format!("{}:1: keepalive:", f.display()), "soon"],
+    );
 }
 
 #[test]
@@ -176,7 +187,11 @@ fn secrets_never_appear_in_errors() {
 #[test]
 fn cluster_toml_unknown_key() {
     let d = Dir::new(Some(GOOD), Some(KEY));
-    d.write("cluster.toml", "[cluster]\nname = \"a\"\ncolour = \"blue\"\n", 0o644);
+    d.write(
+        "cluster.toml",
+        "[cluster]\nname = \"a\"\ncolour = \"blue\"\n",
+        0o644,
+    );
     assert_refused(&d, "n1", &["cluster.toml:3:", "colour"]);
 }
 
@@ -188,7 +203,10 @@ fn every_error_is_reported_at_once() {
     );
     let out = d.check("n1");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ha.cf:1: keepalive:") && err.contains("ha.cf:2: frobnicate:"), "{err}");
+    assert!(
+        err.contains("ha.cf:1: keepalive:") && err.contains("ha.cf:2: frobnicate:"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -24,7 +24,13 @@ fn all_see_each_other(nodes: usize, media: &str) {
                 assert_eq!(l["state"], "up", "n{a}: {n}");
             }
         }
-        for reason in ["forged", "malformed", "stale", "other_cluster", "unknown_node"] {
+        for reason in [
+            "forged",
+            "malformed",
+            "stale",
+            "other_cluster",
+            "unknown_node",
+        ] {
             assert_eq!(
                 s["counters"]["dropped"][reason].as_u64().unwrap_or(0),
                 0,
@@ -99,7 +105,10 @@ fn node_with_another_key_never_joins() {
     });
     for i in [1, 2] {
         assert_ne!(lab.node_state(i, "n3").as_deref(), Some("up"));
-        assert!(!lab.log(i).contains("peer=n3 incarnation"), "n{i} never logs n3 up");
+        assert!(
+            !lab.log(i).contains("peer=n3 incarnation"),
+            "n{i} never logs n3 up"
+        );
     }
     for peer in ["n1", "n2"] {
         assert_ne!(lab.node_state(3, peer).as_deref(), Some("up"));
@@ -124,7 +133,10 @@ fn one_link_down_keeps_the_peer_up() {
     });
     assert_eq!(lab.node_state(1, "n2").as_deref(), Some("up"));
     assert_eq!(lab.link_state(1, "n2", "bcast eth0").as_deref(), Some("up"));
-    assert_eq!(lab.link_state(2, "n1", "ucast eth1").as_deref(), Some("dead"));
+    assert_eq!(
+        lab.link_state(2, "n1", "ucast eth1").as_deref(),
+        Some("dead")
+    );
 
     lab.link("n2", 1, true);
     lab.wait_for("n1 sees n2's ucast eth1 link up again", || {
@@ -158,11 +170,18 @@ fn sigterm_leaves_without_waiting_for_deadtime() {
     assert_path_absent(&lab.run_dir(2).join("hbd.pid"));
 
     // It comes back with a new incarnation and is up again.
-    let old = node_entry(&s, "n2").unwrap()["incarnation"].as_u64().unwrap();
+    let old = node_entry(&s, "n2").unwrap()["incarnation"]
+        .as_u64()
+        .unwrap();
     lab.start(2);
     lab.wait_all_up(&[1, 2]);
     let s = lab.status(1).unwrap();
-    assert!(node_entry(&s, "n2").unwrap()["incarnation"].as_u64().unwrap() > old);
+    assert!(
+        node_entry(&s, "n2").unwrap()["incarnation"]
+            .as_u64()
+            .unwrap()
+            > old
+    );
 }
 
 #[test]
@@ -230,12 +249,17 @@ for i in range(4000):
             pass
 "#;
     let out = lab.exec("c", &["python3", "-c", script]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     lab.wait_for("n1 counts the garbage", || {
         lab.status(1)
             .map(|s| {
                 let d = &s["counters"]["dropped"];
-                d["malformed"].as_u64().unwrap_or(0) + d["forged"].as_u64().unwrap_or(0)
+                d["malformed"].as_u64().unwrap_or(0)
+                    + d["forged"].as_u64().unwrap_or(0)
                     + d["oversize"].as_u64().unwrap_or(0)
                     > 1000
             })
@@ -319,4 +343,45 @@ fn hbctl_nodestatus_and_listnodes() {
     let out = lab.hbctl(1, &["status"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("n2") && text.contains("up"), "{text}");
+}
+
+#[test]
+fn ping_nodes_and_groups() {
+    let mut lab = Lab::new(1, 1);
+    // The client answers echoes; 192.0.2.201 does not exist.
+    let ha = ha_cf(1, "bcast eth0", KA, DEAD).replace(
+        "auto_failback on\n",
+        "auto_failback on\nping 192.0.2.100 192.0.2.201\nping_group routers 192.0.2.201 192.0.2.100\ndeadping 1\n",
+    );
+    lab.configure(&ha, KEY);
+    lab.start(1);
+    let ping_state = |name: &str| {
+        lab.status(1).and_then(|s| {
+            s["ping_nodes"]
+                .as_array()?
+                .iter()
+                .find(|p| p["name"] == name)
+                .and_then(|p| p["state"].as_str().map(String::from))
+        })
+    };
+    lab.wait_for("the client's address is up", || {
+        ping_state("192.0.2.100").as_deref() == Some("up")
+    });
+    lab.wait_for("the missing address is dead", || {
+        ping_state("192.0.2.201").as_deref() == Some("dead")
+    });
+    assert_eq!(
+        ping_state("routers").as_deref(),
+        Some("up"),
+        "a group is up while one member answers"
+    );
+
+    // Cut the client off: its address and the group go dead.
+    lab.link("c", 0, false);
+    lab.wait_for("the client's address is dead", || {
+        ping_state("192.0.2.100").as_deref() == Some("dead")
+    });
+    lab.wait_for("the group is dead", || {
+        ping_state("routers").as_deref() == Some("dead")
+    });
 }

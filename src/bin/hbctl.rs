@@ -222,6 +222,33 @@ fn render_status(s: &Status) -> String {
     for n in &s.nodes {
         let _ = writeln!(out, "  {}", render_node(n, &s.node, width));
     }
+    if !s.ping_nodes.is_empty() {
+        let _ = writeln!(out, "\nPing nodes:");
+        for p in &s.ping_nodes {
+            let state = match p.state {
+                hbd::runtime::ping::PingState::Up => "up",
+                hbd::runtime::ping::PingState::Dead => "dead",
+                hbd::runtime::ping::PingState::Unknown => "unknown",
+            };
+            let members = if p.members.is_empty() {
+                String::new()
+            } else {
+                let m: Vec<String> = p.members.iter().map(|a| a.to_string()).collect();
+                format!("  ({})", m.join(", "))
+            };
+            let heard = p
+                .last_reply_ms
+                .map(|t| format!("  replied {} ago", ms(t)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:width$}  {:7}{heard}{members}",
+                p.name,
+                state,
+                width = width
+            );
+        }
+    }
     let dropped: Vec<String> = s
         .counters
         .dropped

@@ -9,6 +9,7 @@
 //! and members of `cluster.toml` `[control] group`.
 
 use crate::membership::{Counters, NodeStatus};
+use crate::runtime::ping::PingNodeStatus;
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -69,6 +70,8 @@ pub struct Status {
     pub deadtime_ms: u64,
     /// Every node of the node list, this one included.
     pub nodes: Vec<NodeStatus>,
+    /// `ha.cf` `ping` nodes and `ping_group`s.
+    pub ping_nodes: Vec<PingNodeStatus>,
     pub counters: Counters,
 }
 

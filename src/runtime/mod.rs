@@ -18,6 +18,7 @@
 pub mod control;
 pub mod logging;
 pub mod net;
+pub mod ping;
 pub mod respawn;
 pub mod state;
 
@@ -58,6 +59,8 @@ pub enum RuntimeError {
     },
     #[error("signals: {0}")]
     Signals(std::io::Error),
+    #[error("ping nodes: cannot open an ICMP socket: {0}")]
+    Ping(std::io::Error),
 }
 
 /// Datagrams waiting for the loop; beyond this they are dropped at the socket.
@@ -93,6 +96,78 @@ struct Daemon {
     incarnation: u64,
     /// Rate limit for send-error logs.
     last_send_error_log: Option<Instant>,
+    ping: Ping,
+}
+
+/// Ping nodes: the tracker, the socket (shared with its receive task) and
+/// when the next echo round is due.
+struct Ping {
+    tracker: ping::PingTracker,
+    socket: Option<Arc<ping::PingSocket>>,
+    next_send: Duration,
+    _receiver: Option<AbortOnDrop>,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Ping {
+    fn new(
+        c: &Config,
+        now: Duration,
+        replies: &mpsc::Sender<std::net::Ipv4Addr>,
+    ) -> Result<Ping, RuntimeError> {
+        let nodes: Vec<_> = c.ha.ping.iter().map(|(a, _)| *a).collect();
+        let groups: Vec<_> =
+            c.ha.ping_groups
+                .iter()
+                .map(|g| (g.name.clone(), g.addrs.clone()))
+                .collect();
+        let tracker = ping::PingTracker::new(&nodes, &groups, c.ha.deadping, now);
+        if tracker.is_empty() {
+            return Ok(Ping {
+                tracker,
+                socket: None,
+                next_send: Duration::MAX,
+                _receiver: None,
+            });
+        }
+        let socket = Arc::new(ping::PingSocket::open().map_err(RuntimeError::Ping)?);
+        let (s, tx) = (socket.clone(), replies.clone());
+        let receiver = AbortOnDrop(tokio::spawn(async move {
+            loop {
+                match s.recv().await {
+                    Ok(from) => {
+                        if tx.send(from).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "ICMP receive error");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }));
+        Ok(Ping {
+            tracker,
+            socket: Some(socket),
+            next_send: now,
+            _receiver: Some(receiver),
+        })
+    }
+
+    fn next_deadline(&self) -> Duration {
+        self.tracker
+            .next_deadline()
+            .unwrap_or(Duration::MAX)
+            .min(self.next_send)
+    }
 }
 
 use control::Access;
@@ -128,6 +203,8 @@ pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
         .map_err(RuntimeError::Signals)?;
     let _respawn = respawn::start(&config.ha.respawn);
 
+    let (ping_tx, mut ping_replies) = mpsc::channel(RECEIVE_QUEUE);
+    let ping = Ping::new(&config, Duration::ZERO, &ping_tx)?;
     let membership = Membership::new(membership_config(&config), incarnation, Duration::ZERO);
     let mut d = Daemon {
         paths,
@@ -139,6 +216,7 @@ pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
         epoch,
         incarnation,
         last_send_error_log: None,
+        ping,
     };
     for w in &d.config.warnings {
         tracing::warn!(warning = %w, "configuration warning");
@@ -153,7 +231,7 @@ pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
     );
 
     loop {
-        let deadline = d.epoch + d.membership.next_deadline();
+        let deadline = d.epoch + d.next_deadline();
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {}
             Some(r) = rx.recv() => {
@@ -162,21 +240,24 @@ pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
                     tracing::trace!(from = %r.from, medium = r.medium.0, reason = reason.as_str(), "datagram dropped");
                 }
             }
+            Some(from) = ping_replies.recv() => {
+                let now = d.now();
+                for e in d.ping.tracker.on_reply(from, now) {
+                    log_ping_event(&e);
+                }
+            }
             Some((request, reply)) = calls.recv() => {
                 let _ = reply.send(d.answer(request));
             }
             Some(sig) = signals.next() => match sig {
-                SIGHUP => d.reload(),
+                SIGHUP => d.reload(&ping_tx),
                 _ => {
                     tracing::info!(signal = sig, "shutting down");
                     break;
                 }
             },
         }
-        let now = d.now();
-        if now >= d.membership.next_deadline() {
-            d.membership.tick(now);
-        }
+        d.tick();
         d.flush();
     }
 
@@ -209,6 +290,30 @@ pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
 impl Daemon {
     fn now(&self) -> Duration {
         Instant::now().saturating_duration_since(self.epoch)
+    }
+
+    fn next_deadline(&self) -> Duration {
+        self.membership
+            .next_deadline()
+            .min(self.ping.next_deadline())
+    }
+
+    fn tick(&mut self) {
+        let now = self.now();
+        if now >= self.membership.next_deadline() {
+            self.membership.tick(now);
+        }
+        if now >= self.ping.next_send {
+            if let Some(s) = &self.ping.socket {
+                for (addr, e) in s.send(&self.ping.tracker.addresses()) {
+                    tracing::debug!(ping_node = %addr, error = %e, "echo request not sent");
+                }
+            }
+            self.ping.next_send = now + self.config.ha.keepalive;
+        }
+        for e in self.ping.tracker.tick(now) {
+            log_ping_event(&e);
+        }
     }
 
     fn flush(&mut self) {
@@ -252,6 +357,7 @@ impl Daemon {
             keepalive_ms: self.config.ha.keepalive.as_millis() as u64,
             deadtime_ms: self.config.ha.deadtime.as_millis() as u64,
             nodes: m.nodes,
+            ping_nodes: self.ping.tracker.status(now),
             counters,
         }
     }
@@ -279,7 +385,7 @@ impl Daemon {
 
     /// SIGHUP: load the configuration again; keep the running one when the new
     /// one is invalid or its media cannot be opened.
-    fn reload(&mut self) {
+    fn reload(&mut self, ping_replies: &mpsc::Sender<std::net::Ipv4Addr>) {
         let new = match config::load(&self.paths.config_dir, &self.config.node) {
             Ok(c) => c,
             Err(ConfigErrors(errors)) => {
@@ -293,14 +399,37 @@ impl Daemon {
                 return;
             }
         };
-        if new.ha.media != self.config.ha.media {
+        // Prepare everything that can fail before changing anything.
+        let media = if new.ha.media != self.config.ha.media {
             match net::open_media(&new.ha.media, &self.rx_tx) {
-                Ok(media) => self.media = media,
+                Ok(m) => Some(m),
                 Err(e) => {
                     tracing::error!(error = %e, "reload refused: keeping the running configuration");
                     return;
                 }
             }
+        } else {
+            None
+        };
+        let ping = if new.ha.ping != self.config.ha.ping
+            || new.ha.ping_groups != self.config.ha.ping_groups
+            || new.ha.deadping != self.config.ha.deadping
+        {
+            match Ping::new(&new, self.now(), ping_replies) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::error!(error = %e, "reload refused: keeping the running configuration");
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(m) = media {
+            self.media = m;
+        }
+        if let Some(p) = ping {
+            self.ping = p;
         }
         for w in &new.warnings {
             tracing::warn!(warning = %w, "configuration warning");
@@ -321,6 +450,13 @@ impl Daemon {
             media = ?self.media.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
             "configuration reloaded"
         );
+    }
+}
+
+fn log_ping_event(e: &ping::PingEvent) {
+    match e {
+        ping::PingEvent::Up { name } => tracing::info!(ping_node = %name, "ping node up"),
+        ping::PingEvent::Dead { name } => tracing::warn!(ping_node = %name, "ping node dead"),
     }
 }
 

@@ -307,7 +307,10 @@ impl Drop for Lab {
 }
 
 pub fn node_entry<'a>(status: &'a Value, node: &str) -> Option<&'a Value> {
-    status["nodes"].as_array()?.iter().find(|n| n["name"] == node)
+    status["nodes"]
+        .as_array()?
+        .iter()
+        .find(|n| n["name"] == node)
 }
 
 pub fn wait_child(c: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {

@@ -1,0 +1,352 @@
+//! heartbeat ping nodes (`ping IP...`, `ping_group NAME IP...`, `deadping`):
+//! addresses that are not cluster members but whose reachability the cluster
+//! watches (a router, a switch). Each is sent an ICMP echo every `keepalive`
+//! and is dead after `deadping` without a reply; a ping group is up while any
+//! of its members is.
+//!
+//! [`PingTracker`] is the logic (no I/O); [`PingSocket`] the raw ICMP socket.
+
+use serde::{Deserialize, Serialize};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PingState {
+    /// No reply yet and `deadping` has not passed since the start.
+    Unknown,
+    Up,
+    Dead,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingNodeStatus {
+    /// The address, or the ping group's name.
+    pub name: String,
+    /// The member addresses of a ping group; empty for a plain ping node.
+    pub members: Vec<Ipv4Addr>,
+    pub state: PingState,
+    pub last_reply_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PingEvent {
+    Up { name: String },
+    Dead { name: String },
+}
+
+#[derive(Debug)]
+struct Target {
+    name: String,
+    members: Vec<Ipv4Addr>,
+    last_reply: Option<Duration>,
+    state: PingState,
+}
+
+/// Reachability of ping nodes and groups.
+#[derive(Debug)]
+pub struct PingTracker {
+    targets: Vec<Target>,
+    deadping: Duration,
+    start: Duration,
+}
+
+impl PingTracker {
+    pub fn new(
+        nodes: &[Ipv4Addr],
+        groups: &[(String, Vec<Ipv4Addr>)],
+        deadping: Duration,
+        now: Duration,
+    ) -> Self {
+        let plain = nodes.iter().map(|a| Target {
+            name: a.to_string(),
+            members: vec![*a],
+            last_reply: None,
+            state: PingState::Unknown,
+        });
+        let grouped = groups.iter().map(|(name, members)| Target {
+            name: name.clone(),
+            members: members.clone(),
+            last_reply: None,
+            state: PingState::Unknown,
+        });
+        PingTracker {
+            targets: plain.chain(grouped).collect(),
+            deadping,
+            start: now,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Every address to send an echo to.
+    pub fn addresses(&self) -> Vec<Ipv4Addr> {
+        let mut v: Vec<Ipv4Addr> = self
+            .targets
+            .iter()
+            .flat_map(|t| t.members.iter().copied())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// An echo reply from `from`.
+    pub fn on_reply(&mut self, from: Ipv4Addr, now: Duration) -> Vec<PingEvent> {
+        let mut events = Vec::new();
+        for t in self
+            .targets
+            .iter_mut()
+            .filter(|t| t.members.contains(&from))
+        {
+            t.last_reply = Some(now);
+            if t.state != PingState::Up {
+                t.state = PingState::Up;
+                events.push(PingEvent::Up {
+                    name: t.name.clone(),
+                });
+            }
+        }
+        events
+    }
+
+    /// Declares dead what has been silent for `deadping` (or never answered
+    /// within `deadping` of the start).
+    pub fn tick(&mut self, now: Duration) -> Vec<PingEvent> {
+        let mut events = Vec::new();
+        for t in &mut self.targets {
+            let since = t.last_reply.unwrap_or(self.start);
+            if t.state != PingState::Dead && now.saturating_sub(since) >= self.deadping {
+                t.state = PingState::Dead;
+                events.push(PingEvent::Dead {
+                    name: t.name.clone(),
+                });
+            }
+        }
+        events
+    }
+
+    /// When `tick` next may change something.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.targets
+            .iter()
+            .filter(|t| t.state != PingState::Dead)
+            .map(|t| t.last_reply.unwrap_or(self.start) + self.deadping)
+            .min()
+    }
+
+    pub fn status(&self, now: Duration) -> Vec<PingNodeStatus> {
+        self.targets
+            .iter()
+            .map(|t| PingNodeStatus {
+                name: t.name.clone(),
+                members: if t.members.len() == 1 && t.members[0].to_string() == t.name {
+                    Vec::new()
+                } else {
+                    t.members.clone()
+                },
+                state: t.state,
+                last_reply_ms: t
+                    .last_reply
+                    .map(|r| now.saturating_sub(r).as_millis() as u64),
+            })
+            .collect()
+    }
+}
+
+/// A raw ICMP socket sending echo requests with our identifier and reading
+/// the replies. Replies are checked for type, identifier and length; anything
+/// else is ignored.
+pub struct PingSocket {
+    socket: tokio::io::unix::AsyncFd<Socket>,
+    ident: u16,
+    seq: std::sync::atomic::AtomicU16,
+}
+
+impl PingSocket {
+    pub fn open() -> io::Result<PingSocket> {
+        let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
+        s.set_nonblocking(true)?;
+        Ok(PingSocket {
+            socket: tokio::io::unix::AsyncFd::new(s)?,
+            ident: (std::process::id() & 0xffff) as u16,
+            seq: std::sync::atomic::AtomicU16::new(0),
+        })
+    }
+
+    /// Sends one echo request to each address; errors (no route...) are
+    /// returned per address, never waited on.
+    pub fn send(&self, to: &[Ipv4Addr]) -> Vec<(Ipv4Addr, io::Error)> {
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let packet = echo_request(self.ident, seq);
+        to.iter()
+            .filter_map(|a| {
+                self.socket
+                    .get_ref()
+                    .send_to(&packet, &SocketAddrV4::new(*a, 0).into())
+                    .err()
+                    .map(|e| (*a, e))
+            })
+            .collect()
+    }
+
+    /// Waits for the next echo reply carrying our identifier.
+    pub async fn recv(&self) -> io::Result<Ipv4Addr> {
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1500];
+        loop {
+            let mut guard = self.socket.readable().await?;
+            match guard.try_io(|s| s.get_ref().recv_from(&mut buf)) {
+                Ok(Ok((len, _))) => {
+                    // SAFETY: recv_from initialised the first `len` bytes.
+                    let bytes: Vec<u8> = buf[..len]
+                        .iter()
+                        .map(|b| unsafe { b.assume_init() })
+                        .collect();
+                    if let Some(from) = parse_echo_reply(&bytes, self.ident) {
+                        return Ok(from);
+                    }
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+/// RFC 792 echo request: type 8, code 0, checksum, identifier, sequence.
+fn echo_request(ident: u16, seq: u16) -> [u8; 16] {
+    let mut p = [0u8; 16];
+    p[0] = 8;
+    p[4..6].copy_from_slice(&ident.to_be_bytes());
+    p[6..8].copy_from_slice(&seq.to_be_bytes());
+    p[8..16].copy_from_slice(b"hbd ping");
+    let c = checksum(&p);
+    p[2..4].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// The raw socket hands us the IPv4 header too: skip it (IHL), then expect an
+/// echo reply (type 0) with our identifier. Returns the source address.
+fn parse_echo_reply(b: &[u8], ident: u16) -> Option<Ipv4Addr> {
+    let ihl = usize::from(*b.first()? & 0x0f) * 4;
+    if ihl < 20 || b.len() < ihl + 8 {
+        return None;
+    }
+    let src = Ipv4Addr::new(b[12], b[13], b[14], b[15]);
+    let icmp = &b[ihl..];
+    (icmp[0] == 0 && icmp[1] == 0 && u16::from_be_bytes([icmp[4], icmp[5]]) == ident).then_some(src)
+}
+
+fn checksum(b: &[u8]) -> u16 {
+    let mut sum: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn up_on_reply_dead_after_deadping() {
+        let a: Ipv4Addr = "192.0.2.1".parse().unwrap();
+        let mut t = PingTracker::new(&[a], &[], 1000 * MS, Duration::ZERO);
+        assert_eq!(t.next_deadline(), Some(1000 * MS));
+        assert_eq!(
+            t.on_reply(a, 100 * MS),
+            vec![PingEvent::Up {
+                name: a.to_string()
+            }]
+        );
+        assert!(
+            t.on_reply(a, 200 * MS).is_empty(),
+            "no event without a change"
+        );
+        assert!(t.tick(1199 * MS).is_empty());
+        assert_eq!(
+            t.tick(1200 * MS),
+            vec![PingEvent::Dead {
+                name: a.to_string()
+            }]
+        );
+        assert!(t.tick(5000 * MS).is_empty(), "dead once");
+        assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn never_answering_is_dead_after_deadping_from_start() {
+        let a: Ipv4Addr = "192.0.2.1".parse().unwrap();
+        let mut t = PingTracker::new(&[a], &[], 500 * MS, 10 * MS);
+        assert!(t.tick(509 * MS).is_empty());
+        assert_eq!(t.tick(510 * MS).len(), 1);
+        assert_eq!(t.status(510 * MS)[0].state, PingState::Dead);
+    }
+
+    #[test]
+    fn group_is_up_while_any_member_answers() {
+        let a: Ipv4Addr = "192.0.2.1".parse().unwrap();
+        let b: Ipv4Addr = "192.0.2.2".parse().unwrap();
+        let mut t = PingTracker::new(
+            &[],
+            &[("routers".into(), vec![a, b])],
+            1000 * MS,
+            Duration::ZERO,
+        );
+        t.on_reply(a, 100 * MS);
+        t.on_reply(b, 900 * MS);
+        assert!(t.tick(1500 * MS).is_empty(), "b answered recently");
+        assert_eq!(t.status(1500 * MS)[0].state, PingState::Up);
+        assert_eq!(t.status(1500 * MS)[0].members, vec![a, b]);
+        assert_eq!(t.addresses(), vec![a, b]);
+    }
+
+    #[test]
+    fn echo_request_checksum_verifies() {
+        let p = echo_request(0x1234, 7);
+        assert_eq!(checksum(&p), 0, "a packet with its checksum sums to zero");
+        assert_eq!(&p[4..8], &[0x12, 0x34, 0, 7]);
+    }
+
+    #[test]
+    fn parse_reply_checks_type_and_ident() {
+        let mut ip = vec![
+            0x45u8, 0, 0, 36, 0, 0, 0, 0, 64, 1, 0, 0, 192, 0, 2, 9, 192, 0, 2, 11,
+        ];
+        let mut icmp = echo_request(0x1234, 1).to_vec();
+        icmp[0] = 0;
+        ip.extend_from_slice(&icmp);
+        assert_eq!(
+            parse_echo_reply(&ip, 0x1234),
+            Some("192.0.2.9".parse().unwrap())
+        );
+        assert_eq!(
+            parse_echo_reply(&ip, 0x9999),
+            None,
+            "another process's echo"
+        );
+        ip[20] = 8;
+        assert_eq!(
+            parse_echo_reply(&ip, 0x1234),
+            None,
+            "a request, not a reply"
+        );
+        assert_eq!(parse_echo_reply(&ip[..25], 0x1234), None, "truncated");
+        assert_eq!(parse_echo_reply(&[], 0x1234), None);
+        assert_eq!(
+            parse_echo_reply(&[0x4f; 30], 0x1234),
+            None,
+            "IHL beyond the data"
+        );
+    }
+}
