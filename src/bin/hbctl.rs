@@ -217,7 +217,13 @@ fn render_status(s: &Status) -> String {
         ms(s.keepalive_ms),
         ms(s.deadtime_ms)
     );
-    let width = s.nodes.iter().map(|n| n.name.len()).max().unwrap_or(4);
+    let width = s
+        .nodes
+        .iter()
+        .map(|n| n.name.len())
+        .chain(s.ping_nodes.iter().map(|p| p.name.len()))
+        .max()
+        .unwrap_or(4);
     let _ = writeln!(out, "\nNodes:");
     for n in &s.nodes {
         let _ = writeln!(out, "  {}", render_node(n, &s.node, width));
