@@ -13,9 +13,16 @@ mod hacf;
 mod haresources;
 mod time;
 
-pub use cluster_toml::{ClusterSection, ClusterToml, ControlSection};
-pub use hacf::{AutoFailback, HaCf, Medium, MediumKind, PingGroup, Respawn};
-pub use haresources::{Haresources, ResourceGroupLine};
+pub use authkeys::{parse as parse_authkeys, MAX_KEY_ID};
+pub use cluster_toml::{
+    parse as parse_cluster_toml, ClusterSection, ClusterToml, ControlSection, MAX_CLUSTER_NAME,
+};
+pub use hacf::{
+    parse as parse_ha_cf, AutoFailback, HaCf, Medium, MediumKind, PingGroup, Respawn,
+    DEFAULT_DEADTIME, DEFAULT_HOPFUDGE, DEFAULT_KEEPALIVE, DEFAULT_UDPPORT, MAX_NODE_NAME,
+    SYSLOG_FACILITIES,
+};
+pub use haresources::{parse as parse_haresources, Haresources, ResourceGroupLine};
 pub use time::parse_duration;
 
 use std::path::{Path, PathBuf};
@@ -107,8 +114,170 @@ pub struct Config {
     pub warnings: Vec<ConfigWarning>,
 }
 
+impl ConfigError {
+    /// The file the problem is in.
+    pub fn file(&self) -> &Path {
+        match self {
+            ConfigError::Line { file, .. } | ConfigError::File { file, .. } => file,
+        }
+    }
+
+    /// The line, 0 for a file-level problem.
+    pub fn line(&self) -> usize {
+        match self {
+            ConfigError::Line { line, .. } => *line,
+            ConfigError::File { .. } => 0,
+        }
+    }
+}
+
+/// Everything one check of a configuration directory found: the
+/// configuration when there is no error, every error, every warning. For
+/// `hbctl check`, which prints warnings even when there are errors.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub config: Option<Config>,
+    /// Sorted by file, then line (file-level problems first).
+    pub errors: Vec<ConfigError>,
+    /// Sorted by file, then line.
+    pub warnings: Vec<ConfigWarning>,
+}
+
 /// Reads and cross-checks `dir/ha.cf`, `dir/authkeys`, `dir/haresources`
 /// (optional) and `dir/cluster.toml` (optional) for node `node`.
 pub fn load(dir: &Path, node: &str) -> Result<Config, ConfigErrors> {
-    todo!("config helper")
+    let report = check(dir, node);
+    match report.config {
+        Some(c) => Ok(c),
+        None => Err(ConfigErrors(report.errors)),
+    }
+}
+
+/// Reads a file; `None` with no error when it is optional and absent.
+fn read(path: &Path, required: &str, errors: &mut Vec<ConfigError>) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !required.is_empty() {
+                errors.push(ConfigError::File {
+                    file: path.to_path_buf(),
+                    message: format!("missing: hbd needs it ({required})"),
+                });
+            }
+            None
+        }
+        Err(e) => {
+            errors.push(ConfigError::File {
+                file: path.to_path_buf(),
+                message: format!("cannot read: {e}"),
+            });
+            None
+        }
+    }
+}
+
+/// Like [`load`], but returns the warnings too, and every error and warning
+/// even when the configuration is invalid.
+pub fn check(dir: &Path, node: &str) -> Report {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+
+    // ha.cf
+    let hacf_path = dir.join("ha.cf");
+    let ha = read(
+        &hacf_path,
+        "heartbeat's ha.cf: the nodes, the media and the timings",
+        &mut errors,
+    )
+    .map(|text| {
+        let mut p = hacf::parse_full(&hacf_path, &text);
+        errors.append(&mut p.errors);
+        warnings.append(&mut p.warnings);
+        (p.ha, p.first_node_line)
+    });
+
+    // authkeys: the permission check is heartbeat's (it refuses a keyfile
+    // group or other can read); hbd refuses any group/other bit.
+    let auth_path = dir.join("authkeys");
+    let authkeys = read(
+        &auth_path,
+        "heartbeat's authkeys: the keys that sign and check every datagram",
+        &mut errors,
+    )
+    .and_then(|text| {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(&auth_path) {
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                errors.push(ConfigError::File {
+                    file: auth_path.clone(),
+                    message: format!("readable by group/other (mode {mode:04o}); chmod 600 it"),
+                });
+            }
+        }
+        let (keys, mut e, mut w) = authkeys::parse(&auth_path, &text);
+        errors.append(&mut e);
+        warnings.append(&mut w);
+        keys
+    });
+
+    // This node must be listed (heartbeat: "Current node [x] not in
+    // configuration!"); names compare ignoring case, as heartbeat lowercases them.
+    let node = node.to_lowercase();
+    if let Some((ha, Some(first_node_line))) = &ha {
+        if !ha.nodes.contains(&node) {
+            errors.push(ConfigError::Line {
+                file: hacf_path.clone(),
+                line: *first_node_line,
+                key: "node".into(),
+                message: format!(
+                    "this node `{node}` is not in the node list ({}); hbd names this node by \
+                     --node or `uname -n`",
+                    ha.nodes.join(", ")
+                ),
+            });
+        }
+    }
+
+    // haresources: optional.
+    let hares_path = dir.join("haresources");
+    let nodes: &[String] = ha.as_ref().map_or(&[], |(h, _)| &h.nodes);
+    let haresources = read(&hares_path, "", &mut errors)
+        .map(|text| {
+            let (h, mut e) = haresources::parse(&hares_path, &text, nodes);
+            errors.append(&mut e);
+            h
+        })
+        .unwrap_or_default();
+
+    // cluster.toml: optional.
+    let toml_path = dir.join("cluster.toml");
+    let cluster = read(&toml_path, "", &mut errors)
+        .map(|text| {
+            let (c, mut e) = cluster_toml::parse(&toml_path, &text);
+            errors.append(&mut e);
+            c
+        })
+        .unwrap_or_default();
+
+    errors.sort_by(|a, b| (a.file(), a.line()).cmp(&(b.file(), b.line())));
+    warnings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+
+    let config = match (errors.is_empty(), ha, authkeys) {
+        (true, Some((ha, _)), Some(authkeys)) => Some(Config {
+            dir: dir.to_path_buf(),
+            node,
+            ha,
+            authkeys,
+            haresources,
+            cluster,
+            warnings: warnings.clone(),
+        }),
+        _ => None,
+    };
+    Report {
+        config,
+        errors,
+        warnings,
+    }
 }
