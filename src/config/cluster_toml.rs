@@ -191,3 +191,72 @@ fn find_key_line(text: &str, table: &str, key: &str) -> usize {
     }
     1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(text: &str) -> (ClusterToml, Vec<String>) {
+        let (c, e) = parse(Path::new("cluster.toml"), text);
+        (c, e.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let (c, e) = run("");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(c, ClusterToml::default());
+        assert_eq!(c.cluster.name, "hbd");
+        assert_eq!(c.control.group, None);
+        let (c, e) =
+            run("# comment\n[cluster]\nname = \"prod-db\"\n\n[control]\ngroup = \"root\"\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(c.cluster.name, "prod-db");
+        assert_eq!(c.control.group.as_deref(), Some("root"));
+        let (c, e) = run("cluster.name = \"dotted\"\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(c.cluster.name, "dotted");
+    }
+
+    #[test]
+    fn toml_errors_have_line_and_key() {
+        assert_eq!(
+            run("[cluster]\nname = \"a\"\nfoo = 1\n").1,
+            vec!["cluster.toml:3: cluster.foo: unknown field `foo`, expected `name`"]
+        );
+        assert_eq!(
+            run("[cluster]\nname = \"a\"\n\n[frob]\nx = 1\n").1,
+            vec!["cluster.toml:4: frob: unknown field `frob`, expected `cluster` or `control`"]
+        );
+        assert_eq!(
+            run("[cluster]\nname = 5\n").1,
+            vec!["cluster.toml:2: cluster.name: invalid type: integer `5`, expected a string"]
+        );
+        let e = run("[cluster]\nname = \"a\"\n[control\n").1;
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("cluster.toml:3: "), "{e:?}");
+    }
+
+    #[test]
+    fn validation() {
+        assert_eq!(
+            run("\n[cluster]\nname = \"\"\n").1,
+            vec!["cluster.toml:3: cluster.name: must not be empty"]
+        );
+        assert_eq!(
+            run("[cluster]\nname = \"my cluster\"\n").1,
+            vec!["cluster.toml:2: cluster.name: `my cluster`: must not contain white space"]
+        );
+        assert_eq!(
+            run(&format!("[cluster]\nname = \"{}\"\n", "x".repeat(65))).1,
+            vec!["cluster.toml:2: cluster.name: longer than 64 bytes"]
+        );
+        assert!(run(&format!("[cluster]\nname = \"{}\"\n", "x".repeat(64)))
+            .1
+            .is_empty());
+        assert_eq!(
+            run("[cluster]\nname = \"a\"\n[control]\n# who\ngroup = \"no_such_group_hbd\"\n").1,
+            vec!["cluster.toml:5: control.group: group `no_such_group_hbd` does not exist"]
+        );
+    }
+}

@@ -86,3 +86,75 @@ pub fn parse(path: &Path, text: &str, nodes: &[String]) -> (Haresources, Vec<Con
     }
     (Haresources { groups }, errors)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes() -> Vec<String> {
+        vec!["l0".to_string(), "l1".to_string()]
+    }
+
+    fn run(text: &str) -> (Haresources, Vec<String>) {
+        let (h, e) = parse(Path::new("haresources"), text, &nodes());
+        (h, e.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn seed_002() {
+        let (h, e) = run("l0 IPaddr2::192.168.1.100/24/eth1:0 drbddisk::r0 Filesystem::/dev/drbd0::/mnt/drbd::ext3 mysqld-max linkserv mon\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(h.groups.len(), 1);
+        let g = &h.groups[0];
+        assert_eq!(g.node, "l0");
+        assert_eq!(
+            g.resources,
+            vec![
+                "IPaddr2::192.168.1.100/24/eth1:0",
+                "drbddisk::r0",
+                "Filesystem::/dev/drbd0::/mnt/drbd::ext3",
+                "mysqld-max",
+                "linkserv",
+                "mon"
+            ]
+        );
+        assert_eq!(g.at.line, 1);
+    }
+
+    #[test]
+    fn continuations_and_comments() {
+        let (h, e) = run(
+            "# header\n\nl0 IPaddr::10.0.0.1 \\\n   drbddisk::r0 \\\n   httpd # the web\nL1 mysqld\n",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(h.groups.len(), 2);
+        assert_eq!(
+            h.groups[0].resources,
+            vec!["IPaddr::10.0.0.1", "drbddisk::r0", "httpd"]
+        );
+        assert_eq!(h.groups[0].at.line, 3);
+        assert_eq!(h.groups[1].node, "l1");
+        assert_eq!(h.groups[1].at.line, 6);
+        // A continuation on the last line just ends the group.
+        let (h, e) = run("l0 a \\");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(h.groups[0].resources, vec!["a"]);
+        assert_eq!(run("").0, Haresources::default());
+    }
+
+    #[test]
+    fn errors() {
+        let (_, e) = run("l0 a\nl2 IPaddr::10.0.0.1\nl1\n");
+        assert_eq!(
+            e,
+            vec![
+                "haresources:2: l2: not a node of ha.cf (nodes: l0, l1); a line starts with its preferred node",
+                "haresources:3: l1: no resources: expected `NODE RESOURCE [RESOURCE...]`",
+            ]
+        );
+        // Without a node list (ha.cf broken), names are not checked.
+        let (h, e) = parse(Path::new("haresources"), "l9 a\n", &[]);
+        assert!(e.is_empty());
+        assert_eq!(h.groups[0].node, "l9");
+    }
+}

@@ -281,3 +281,160 @@ pub fn check(dir: &Path, node: &str) -> Report {
         warnings,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const SEED_002_HA_CF: &str = "keepalive 1
+deadtime 3
+hopfudge 1
+bcast        eth1
+auto_failback on
+debugfile /var/log/ha-debug
+logfile        /var/log/ha-log
+logfacility        local0
+node        l0
+node        l1 
+";
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn write(dir: &Path, name: &str, text: &str, mode: u32) {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// A valid seed-002 directory.
+    fn seed_dir() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "ha.cf", SEED_002_HA_CF, 0o644);
+        write(
+            d.path(),
+            "authkeys",
+            &format!("auth 1\n1 sha256 {SECRET}\n"),
+            0o600,
+        );
+        write(
+            d.path(),
+            "haresources",
+            "l0 IPaddr2::192.168.1.100/24/eth1:0 drbddisk::r0 Filesystem::/dev/drbd0::/mnt/drbd::ext3 mysqld-max linkserv mon\n",
+            0o644,
+        );
+        d
+    }
+
+    fn errors(dir: &Path, node: &str) -> Vec<String> {
+        load(dir, node)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.to_string().replace(&format!("{}/", dir.display()), ""))
+            .collect()
+    }
+
+    #[test]
+    fn loads_seed_002() {
+        let d = seed_dir();
+        let c = load(d.path(), "l0").unwrap();
+        assert_eq!(c.dir, d.path());
+        assert_eq!(c.node, "l0");
+        assert_eq!(c.ha.nodes, vec!["l0", "l1"]);
+        assert_eq!(c.authkeys.active, 1);
+        assert_eq!(c.authkeys.keys[0].secret, SECRET.as_bytes());
+        assert_eq!(c.haresources.groups.len(), 1);
+        assert_eq!(c.haresources.groups[0].resources.len(), 6);
+        assert_eq!(c.cluster, ClusterToml::default());
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert_eq!(c.warnings[0].key, "hopfudge");
+        // Node names compare ignoring case, as in heartbeat.
+        assert_eq!(load(d.path(), "L1").unwrap().node, "l1");
+    }
+
+    #[test]
+    fn optional_files() {
+        let d = seed_dir();
+        std::fs::remove_file(d.path().join("haresources")).unwrap();
+        let c = load(d.path(), "l1").unwrap();
+        assert!(c.haresources.groups.is_empty());
+        write(
+            d.path(),
+            "cluster.toml",
+            "[cluster]\nname = \"db\"\n",
+            0o644,
+        );
+        assert_eq!(load(d.path(), "l1").unwrap().cluster.cluster.name, "db");
+    }
+
+    #[test]
+    fn refuses_readable_authkeys() {
+        let d = seed_dir();
+        std::fs::set_permissions(
+            d.path().join("authkeys"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        assert_eq!(
+            errors(d.path(), "l0"),
+            vec!["authkeys: readable by group/other (mode 0644); chmod 600 it"]
+        );
+        std::fs::set_permissions(
+            d.path().join("authkeys"),
+            std::fs::Permissions::from_mode(0o400),
+        )
+        .unwrap();
+        assert!(load(d.path(), "l0").is_ok());
+    }
+
+    #[test]
+    fn node_must_be_listed() {
+        let d = seed_dir();
+        assert_eq!(
+            errors(d.path(), "zz"),
+            vec!["ha.cf:9: node: this node `zz` is not in the node list (l0, l1); hbd names this node by --node or `uname -n`"]
+        );
+    }
+
+    #[test]
+    fn missing_files() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(
+            errors(d.path(), "l0"),
+            vec![
+                "authkeys: missing: hbd needs it (heartbeat's authkeys: the keys that sign and check every datagram)",
+                "ha.cf: missing: hbd needs it (heartbeat's ha.cf: the nodes, the media and the timings)",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_error_sorted_by_file_then_line() {
+        let d = seed_dir();
+        write(
+            d.path(),
+            "ha.cf",
+            &format!("frobnicate\n{SEED_002_HA_CF}serial /dev/ttyS0\n"),
+            0o644,
+        );
+        write(d.path(), "authkeys", "auth 2\n1 sha256 x\n", 0o640);
+        write(d.path(), "haresources", "l0 a\nl7 b\n", 0o644);
+        write(d.path(), "cluster.toml", "[cluster]\nnom = 1\n", 0o644);
+        assert_eq!(
+            errors(d.path(), "l0"),
+            vec![
+                "authkeys: readable by group/other (mode 0640); chmod 600 it",
+                "authkeys:1: auth: key 2 is not listed in this file (keys: 1)",
+                "cluster.toml:2: cluster.nom: unknown field `nom`, expected `name`",
+                "ha.cf:1: frobnicate: unknown directive",
+                "ha.cf:12: serial: not supported: serial links are not supported: hbd heartbeats over UDP only (bcast, mcast, ucast); use a crossover Ethernet link instead",
+                "haresources:2: l7: not a node of ha.cf (nodes: l0, l1); a line starts with its preferred node",
+            ]
+        );
+        let r = check(d.path(), "l0");
+        assert!(r.config.is_none());
+        assert_eq!(r.errors.len(), 6);
+        // Warnings are still reported: hopfudge, and the short secret.
+        assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+    }
+}
