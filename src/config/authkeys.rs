@@ -17,6 +17,10 @@ use std::path::Path;
 /// Highest key number: heartbeat keeps `MAXAUTH` (16) keys, numbered 0 to 15.
 pub const MAX_KEY_ID: u8 = 15;
 
+/// The placeholder secret of the example authkeys (etc/ha.d/authkeys):
+/// refused, so the example cannot be deployed with a published secret.
+pub const PLACEHOLDER_SECRET: &str = "REPLACE-WITH-THE-OUTPUT-OF-openssl-rand-hex-32";
+
 /// Secrets shorter than this get a warning.
 const SHORT_SECRET: usize = 16;
 
@@ -209,6 +213,17 @@ pub fn parse(path: &Path, text: &str) -> (Option<AuthKeys>, Vec<ConfigError>, Ve
                             m.as_str(),
                             m.as_str()
                         ),
+                    );
+                    continue;
+                }
+                if secret == PLACEHOLDER_SECRET {
+                    err(
+                        &mut errors,
+                        line,
+                        &key,
+                        "the example's placeholder secret: generate one with \
+                         `openssl rand -hex 32`"
+                            .into(),
                     );
                     continue;
                 }
@@ -425,6 +440,14 @@ mod tests {
         assert_eq!(
             one_err(&format!("auth 1\n1 sha256 {SECRET}\n{SECRET}\n")),
             "authkeys:3: syntax: expected `auth N` or `N METHOD SECRET` (the line is not shown: it may hold a secret)"
+        );
+    }
+
+    #[test]
+    fn placeholder_refused() {
+        assert_eq!(
+            one_err(&format!("auth 1\n1 sha256 {PLACEHOLDER_SECRET}\n")),
+            "authkeys:2: key 1: the example's placeholder secret: generate one with `openssl rand -hex 32`"
         );
     }
 

@@ -13,7 +13,7 @@ mod hacf;
 mod haresources;
 mod time;
 
-pub use authkeys::{parse as parse_authkeys, MAX_KEY_ID};
+pub use authkeys::{parse as parse_authkeys, MAX_KEY_ID, PLACEHOLDER_SECRET};
 pub use cluster_toml::{
     parse as parse_cluster_toml, ClusterSection, ClusterToml, ControlSection, MAX_CLUSTER_NAME,
 };
@@ -385,6 +385,33 @@ node        l1
         )
         .unwrap();
         assert!(load(d.path(), "l0").is_ok());
+    }
+
+    /// The example configuration in etc/ha.d loads, once its placeholder
+    /// secret is replaced and authkeys is chmod 600 (git keeps no modes).
+    #[test]
+    fn example_configuration_loads() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/ha.d");
+        let d = tempfile::tempdir().unwrap();
+        for name in ["ha.cf", "haresources", "cluster.toml"] {
+            let text = std::fs::read_to_string(src.join(name)).unwrap();
+            write(d.path(), name, &text, 0o644);
+        }
+        let keys = std::fs::read_to_string(src.join("authkeys")).unwrap();
+        write(d.path(), "authkeys", &keys, 0o600);
+        assert_eq!(
+            errors(d.path(), "n1"),
+            vec!["authkeys:13: key 1: the example's placeholder secret: generate one with `openssl rand -hex 32`"]
+        );
+        let keys = keys.replace(authkeys::PLACEHOLDER_SECRET, SECRET);
+        write(d.path(), "authkeys", &keys, 0o600);
+        let c = load(d.path(), "n2").unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.ha.keepalive, std::time::Duration::from_millis(200));
+        assert_eq!(c.ha.nodes, vec!["n1", "n2"]);
+        assert_eq!(c.ha.auto_failback, AutoFailback::On);
+        assert_eq!(c.haresources.groups[0].resources.len(), 4);
+        assert_eq!(c.cluster, ClusterToml::default());
     }
 
     #[test]
