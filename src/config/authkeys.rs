@@ -317,10 +317,9 @@ mod tests {
     }
 
     fn one_err(text: &str) -> String {
-        let (k, e, _) = run(text);
+        let (_, e, _) = run(text);
         assert_eq!(e.len(), 1, "{e:?}");
         assert!(!e[0].contains(SECRET), "secret printed: {e:?}");
-        let _ = k;
         e[0].clone()
     }
 

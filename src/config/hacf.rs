@@ -222,7 +222,7 @@ const INERT: &[(&str, ValueCheck, &str)] = &[
     (
         "log_badpack",
         ValueCheck::Bool,
-        "hbd always logs bad datagrams (rate-limited)",
+        "hbd's reporting of bad datagrams is not configurable",
     ),
     ("conn_logd_time", ValueCheck::Time, "hbd has no logd"),
     (
