@@ -40,3 +40,223 @@ pub struct ControlSection {
     #[serde(default)]
     pub group: Option<String>,
 }
+
+use super::ConfigError;
+use std::path::Path;
+
+/// Longest cluster name, in bytes.
+pub const MAX_CLUSTER_NAME: usize = 64;
+
+/// Parses and validates the text of `cluster.toml` (`path` is only used in
+/// messages). Returns the defaults where the text is wrong.
+pub fn parse(path: &Path, text: &str) -> (ClusterToml, Vec<ConfigError>) {
+    let err = |line: usize, key: String, message: String| ConfigError::Line {
+        file: path.to_path_buf(),
+        line,
+        key,
+        message,
+    };
+    let ct = match toml::from_str::<ClusterToml>(text) {
+        Ok(ct) => ct,
+        Err(e) => {
+            let offset = e.span().map_or(0, |s| s.start);
+            let line = line_of(text, offset);
+            let message = e.message().lines().next().unwrap_or("").trim().to_string();
+            let here = text.lines().nth(line - 1).unwrap_or("").trim();
+            let key = match unknown_field(&message) {
+                // `[foo]` is reported at its header.
+                Some(_) if header(here).is_some() => header(here).unwrap_or_default(),
+                Some(field) => qualify(&table_at(text, line), &field),
+                None => match (header(here), assigned_key(here)) {
+                    (Some(h), _) => h,
+                    (None, Some(k)) => qualify(&table_at(text, line), &k),
+                    (None, None) => {
+                        let t = table_at(text, line);
+                        if t.is_empty() {
+                            "cluster.toml".to_string()
+                        } else {
+                            t
+                        }
+                    }
+                },
+            };
+            return (ClusterToml::default(), vec![err(line, key, message)]);
+        }
+    };
+
+    let mut errors = Vec::new();
+    let name = &ct.cluster.name;
+    let name_problem = if name.is_empty() {
+        Some("must not be empty".to_string())
+    } else if name.len() > MAX_CLUSTER_NAME {
+        Some(format!("longer than {MAX_CLUSTER_NAME} bytes"))
+    } else if name.chars().any(char::is_whitespace) {
+        Some(format!("`{name}`: must not contain white space"))
+    } else {
+        None
+    };
+    if let Some(m) = name_problem {
+        let line = find_key_line(text, "cluster", "name");
+        errors.push(err(line, "cluster.name".into(), m));
+    }
+    if let Some(group) = &ct.control.group {
+        let problem = match nix::unistd::Group::from_name(group) {
+            Ok(Some(_)) => None,
+            Ok(None) => Some(format!("group `{group}` does not exist")),
+            Err(e) => Some(format!("cannot look up group `{group}`: {}", e.desc())),
+        };
+        if let Some(m) = problem {
+            let line = find_key_line(text, "control", "group");
+            errors.push(err(line, "control.group".into(), m));
+        }
+    }
+    (ct, errors)
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// `foo` from serde's "unknown field `foo`, expected ...".
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+/// The table name of a `[table]` header line.
+fn header(line: &str) -> Option<String> {
+    let line = strip_comment(line).trim();
+    let inner = line.strip_prefix('[')?.strip_suffix(']')?;
+    Some(
+        inner
+            .trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_string(),
+    )
+}
+
+/// The key of a `key = value` line.
+fn assigned_key(line: &str) -> Option<String> {
+    let (k, _) = line.split_once('=')?;
+    let k = k.trim().trim_matches('"');
+    (!k.is_empty() && !k.contains(char::is_whitespace)).then(|| k.to_string())
+}
+
+/// Drops a `#` comment (good enough for header lines).
+fn strip_comment(line: &str) -> &str {
+    match line.find('#') {
+        Some(i) => &line[..i],
+        None => line,
+    }
+}
+
+/// The table whose body holds 1-based `line` ("" for the root table).
+fn table_at(text: &str, line: usize) -> String {
+    text.lines()
+        .take(line)
+        .filter_map(|l| header(l.trim()))
+        .last()
+        .unwrap_or_default()
+}
+
+fn qualify(table: &str, key: &str) -> String {
+    if table.is_empty() {
+        key.to_string()
+    } else {
+        format!("{table}.{key}")
+    }
+}
+
+/// The line setting `table.key` (`key = ` under `[table]`, or a dotted
+/// `table.key = ` at the root); 1 if not found.
+fn find_key_line(text: &str, table: &str, key: &str) -> usize {
+    let mut current = String::new();
+    for (idx, l) in text.lines().enumerate() {
+        let l = l.trim();
+        if let Some(h) = header(l) {
+            current = h;
+            continue;
+        }
+        if let Some(k) = assigned_key(l) {
+            if qualify(&current, &k) == qualify(table, key) {
+                return idx + 1;
+            }
+        }
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(text: &str) -> (ClusterToml, Vec<String>) {
+        let (c, e) = parse(Path::new("cluster.toml"), text);
+        (c, e.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let (c, e) = run("");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(c, ClusterToml::default());
+        assert_eq!(c.cluster.name, "hbd");
+        assert_eq!(c.control.group, None);
+        let (c, e) =
+            run("# comment\n[cluster]\nname = \"prod-db\"\n\n[control]\ngroup = \"root\"\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(c.cluster.name, "prod-db");
+        assert_eq!(c.control.group.as_deref(), Some("root"));
+        let (c, e) = run("cluster.name = \"dotted\"\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(c.cluster.name, "dotted");
+    }
+
+    #[test]
+    fn toml_errors_have_line_and_key() {
+        assert_eq!(
+            run("[cluster]\nname = \"a\"\nfoo = 1\n").1,
+            vec!["cluster.toml:3: cluster.foo: unknown field `foo`, expected `name`"]
+        );
+        assert_eq!(
+            run("[cluster]\nname = \"a\"\n\n[frob]\nx = 1\n").1,
+            vec!["cluster.toml:4: frob: unknown field `frob`, expected `cluster` or `control`"]
+        );
+        assert_eq!(
+            run("[cluster]\nname = 5\n").1,
+            vec!["cluster.toml:2: cluster.name: invalid type: integer `5`, expected a string"]
+        );
+        let e = run("[cluster]\nname = \"a\"\n[control\n").1;
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("cluster.toml:3: "), "{e:?}");
+    }
+
+    #[test]
+    fn validation() {
+        assert_eq!(
+            run("\n[cluster]\nname = \"\"\n").1,
+            vec!["cluster.toml:3: cluster.name: must not be empty"]
+        );
+        assert_eq!(
+            run("[cluster]\nname = \"my cluster\"\n").1,
+            vec!["cluster.toml:2: cluster.name: `my cluster`: must not contain white space"]
+        );
+        assert_eq!(
+            run(&format!("[cluster]\nname = \"{}\"\n", "x".repeat(65))).1,
+            vec!["cluster.toml:2: cluster.name: longer than 64 bytes"]
+        );
+        assert!(run(&format!("[cluster]\nname = \"{}\"\n", "x".repeat(64)))
+            .1
+            .is_empty());
+        assert_eq!(
+            run("[cluster]\nname = \"a\"\n[control]\n# who\ngroup = \"no_such_group_hbd\"\n").1,
+            vec!["cluster.toml:5: control.group: group `no_such_group_hbd` does not exist"]
+        );
+    }
+}

@@ -13,9 +13,16 @@ mod hacf;
 mod haresources;
 mod time;
 
-pub use cluster_toml::{ClusterSection, ClusterToml, ControlSection};
-pub use hacf::{AutoFailback, HaCf, Medium, MediumKind, PingGroup, Respawn};
-pub use haresources::{Haresources, ResourceGroupLine};
+pub use authkeys::{parse as parse_authkeys, MAX_KEY_ID, PLACEHOLDER_SECRET};
+pub use cluster_toml::{
+    parse as parse_cluster_toml, ClusterSection, ClusterToml, ControlSection, MAX_CLUSTER_NAME,
+};
+pub use hacf::{
+    parse as parse_ha_cf, AutoFailback, HaCf, Medium, MediumKind, PingGroup, Respawn,
+    DEFAULT_DEADTIME, DEFAULT_HOPFUDGE, DEFAULT_KEEPALIVE, DEFAULT_UDPPORT, MAX_NODE_NAME,
+    SYSLOG_FACILITIES,
+};
+pub use haresources::{parse as parse_haresources, Haresources, ResourceGroupLine};
 pub use time::parse_duration;
 
 use std::path::{Path, PathBuf};
@@ -107,8 +114,354 @@ pub struct Config {
     pub warnings: Vec<ConfigWarning>,
 }
 
+impl ConfigError {
+    /// The file the problem is in.
+    pub fn file(&self) -> &Path {
+        match self {
+            ConfigError::Line { file, .. } | ConfigError::File { file, .. } => file,
+        }
+    }
+
+    /// The line, 0 for a file-level problem.
+    pub fn line(&self) -> usize {
+        match self {
+            ConfigError::Line { line, .. } => *line,
+            ConfigError::File { .. } => 0,
+        }
+    }
+}
+
+/// Everything one check of a configuration directory found: the
+/// configuration when there is no error, every error, every warning. For
+/// `hbctl check`, which prints warnings even when there are errors.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub config: Option<Config>,
+    /// Sorted by file, then line (file-level problems first).
+    pub errors: Vec<ConfigError>,
+    /// Sorted by file, then line.
+    pub warnings: Vec<ConfigWarning>,
+}
+
 /// Reads and cross-checks `dir/ha.cf`, `dir/authkeys`, `dir/haresources`
 /// (optional) and `dir/cluster.toml` (optional) for node `node`.
 pub fn load(dir: &Path, node: &str) -> Result<Config, ConfigErrors> {
-    todo!("config helper")
+    let report = check(dir, node);
+    match report.config {
+        Some(c) => Ok(c),
+        None => Err(ConfigErrors(report.errors)),
+    }
+}
+
+/// Reads a file; `None` with no error when it is optional and absent.
+fn read(path: &Path, required: &str, errors: &mut Vec<ConfigError>) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !required.is_empty() {
+                errors.push(ConfigError::File {
+                    file: path.to_path_buf(),
+                    message: format!("missing: hbd needs it ({required})"),
+                });
+            }
+            None
+        }
+        Err(e) => {
+            errors.push(ConfigError::File {
+                file: path.to_path_buf(),
+                message: format!("cannot read: {e}"),
+            });
+            None
+        }
+    }
+}
+
+/// Like [`load`], but returns the warnings too, and every error and warning
+/// even when the configuration is invalid.
+pub fn check(dir: &Path, node: &str) -> Report {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+
+    // ha.cf
+    let hacf_path = dir.join("ha.cf");
+    let ha = read(
+        &hacf_path,
+        "heartbeat's ha.cf: the nodes, the media and the timings",
+        &mut errors,
+    )
+    .map(|text| {
+        let mut p = hacf::parse_full(&hacf_path, &text);
+        errors.append(&mut p.errors);
+        warnings.append(&mut p.warnings);
+        (p.ha, p.first_node_line)
+    });
+
+    // authkeys: the permission check is heartbeat's (it refuses a keyfile
+    // group or other can read); hbd refuses any group/other bit.
+    let auth_path = dir.join("authkeys");
+    let authkeys = read(
+        &auth_path,
+        "heartbeat's authkeys: the keys that sign and check every datagram",
+        &mut errors,
+    )
+    .and_then(|text| {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(&auth_path) {
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                errors.push(ConfigError::File {
+                    file: auth_path.clone(),
+                    message: format!("readable by group/other (mode {mode:04o}); chmod 600 it"),
+                });
+            }
+        }
+        let (keys, mut e, mut w) = authkeys::parse(&auth_path, &text);
+        errors.append(&mut e);
+        warnings.append(&mut w);
+        keys
+    });
+
+    // This node must be listed (heartbeat: "Current node [x] not in
+    // configuration!"); names compare ignoring case, as heartbeat lowercases them.
+    let node = node.to_lowercase();
+    if let Some((ha, Some(first_node_line))) = &ha {
+        if !ha.nodes.contains(&node) {
+            errors.push(ConfigError::Line {
+                file: hacf_path.clone(),
+                line: *first_node_line,
+                key: "node".into(),
+                message: format!(
+                    "this node `{node}` is not in the node list ({}); hbd names this node by \
+                     --node or `uname -n`",
+                    ha.nodes.join(", ")
+                ),
+            });
+        }
+    }
+
+    // haresources: optional.
+    let hares_path = dir.join("haresources");
+    let nodes: &[String] = ha.as_ref().map_or(&[], |(h, _)| &h.nodes);
+    let haresources = read(&hares_path, "", &mut errors)
+        .map(|text| {
+            let (h, mut e) = haresources::parse(&hares_path, &text, nodes);
+            errors.append(&mut e);
+            h
+        })
+        .unwrap_or_default();
+
+    // cluster.toml: optional.
+    let toml_path = dir.join("cluster.toml");
+    let cluster = read(&toml_path, "", &mut errors)
+        .map(|text| {
+            let (c, mut e) = cluster_toml::parse(&toml_path, &text);
+            errors.append(&mut e);
+            c
+        })
+        .unwrap_or_default();
+
+    errors.sort_by(|a, b| (a.file(), a.line()).cmp(&(b.file(), b.line())));
+    warnings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+
+    let config = match (errors.is_empty(), ha, authkeys) {
+        (true, Some((ha, _)), Some(authkeys)) => Some(Config {
+            dir: dir.to_path_buf(),
+            node,
+            ha,
+            authkeys,
+            haresources,
+            cluster,
+            warnings: warnings.clone(),
+        }),
+        _ => None,
+    };
+    Report {
+        config,
+        errors,
+        warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const SEED_002_HA_CF: &str = "keepalive 1
+deadtime 3
+hopfudge 1
+bcast        eth1
+auto_failback on
+debugfile /var/log/ha-debug
+logfile        /var/log/ha-log
+logfacility        local0
+node        l0
+node        l1 
+";
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn write(dir: &Path, name: &str, text: &str, mode: u32) {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// A valid seed-002 directory.
+    fn seed_dir() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "ha.cf", SEED_002_HA_CF, 0o644);
+        write(
+            d.path(),
+            "authkeys",
+            &format!("auth 1\n1 sha256 {SECRET}\n"),
+            0o600,
+        );
+        write(
+            d.path(),
+            "haresources",
+            "l0 IPaddr2::192.168.1.100/24/eth1:0 drbddisk::r0 Filesystem::/dev/drbd0::/mnt/drbd::ext3 mysqld-max linkserv mon\n",
+            0o644,
+        );
+        d
+    }
+
+    fn errors(dir: &Path, node: &str) -> Vec<String> {
+        load(dir, node)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.to_string().replace(&format!("{}/", dir.display()), ""))
+            .collect()
+    }
+
+    #[test]
+    fn loads_seed_002() {
+        let d = seed_dir();
+        let c = load(d.path(), "l0").unwrap();
+        assert_eq!(c.dir, d.path());
+        assert_eq!(c.node, "l0");
+        assert_eq!(c.ha.nodes, vec!["l0", "l1"]);
+        assert_eq!(c.authkeys.active, 1);
+        assert_eq!(c.authkeys.keys[0].secret, SECRET.as_bytes());
+        assert_eq!(c.haresources.groups.len(), 1);
+        assert_eq!(c.haresources.groups[0].resources.len(), 6);
+        assert_eq!(c.cluster, ClusterToml::default());
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert_eq!(c.warnings[0].key, "hopfudge");
+        // Node names compare ignoring case, as in heartbeat.
+        assert_eq!(load(d.path(), "L1").unwrap().node, "l1");
+    }
+
+    #[test]
+    fn optional_files() {
+        let d = seed_dir();
+        std::fs::remove_file(d.path().join("haresources")).unwrap();
+        let c = load(d.path(), "l1").unwrap();
+        assert!(c.haresources.groups.is_empty());
+        write(
+            d.path(),
+            "cluster.toml",
+            "[cluster]\nname = \"db\"\n",
+            0o644,
+        );
+        assert_eq!(load(d.path(), "l1").unwrap().cluster.cluster.name, "db");
+    }
+
+    #[test]
+    fn refuses_readable_authkeys() {
+        let d = seed_dir();
+        std::fs::set_permissions(
+            d.path().join("authkeys"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        assert_eq!(
+            errors(d.path(), "l0"),
+            vec!["authkeys: readable by group/other (mode 0644); chmod 600 it"]
+        );
+        std::fs::set_permissions(
+            d.path().join("authkeys"),
+            std::fs::Permissions::from_mode(0o400),
+        )
+        .unwrap();
+        assert!(load(d.path(), "l0").is_ok());
+    }
+
+    /// The example configuration in etc/ha.d loads, once its placeholder
+    /// secret is replaced and authkeys is chmod 600 (git keeps no modes).
+    #[test]
+    fn example_configuration_loads() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("etc/ha.d");
+        let d = tempfile::tempdir().unwrap();
+        for name in ["ha.cf", "haresources", "cluster.toml"] {
+            let text = std::fs::read_to_string(src.join(name)).unwrap();
+            write(d.path(), name, &text, 0o644);
+        }
+        let keys = std::fs::read_to_string(src.join("authkeys")).unwrap();
+        write(d.path(), "authkeys", &keys, 0o600);
+        assert_eq!(
+            errors(d.path(), "n1"),
+            vec!["authkeys:13: key 1: the example's placeholder secret: generate one with `openssl rand -hex 32`"]
+        );
+        let keys = keys.replace(authkeys::PLACEHOLDER_SECRET, SECRET);
+        write(d.path(), "authkeys", &keys, 0o600);
+        let c = load(d.path(), "n2").unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.ha.keepalive, std::time::Duration::from_millis(200));
+        assert_eq!(c.ha.nodes, vec!["n1", "n2"]);
+        assert_eq!(c.ha.auto_failback, AutoFailback::On);
+        assert_eq!(c.haresources.groups[0].resources.len(), 4);
+        assert_eq!(c.cluster, ClusterToml::default());
+    }
+
+    #[test]
+    fn node_must_be_listed() {
+        let d = seed_dir();
+        assert_eq!(
+            errors(d.path(), "zz"),
+            vec!["ha.cf:9: node: this node `zz` is not in the node list (l0, l1); hbd names this node by --node or `uname -n`"]
+        );
+    }
+
+    #[test]
+    fn missing_files() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(
+            errors(d.path(), "l0"),
+            vec![
+                "authkeys: missing: hbd needs it (heartbeat's authkeys: the keys that sign and check every datagram)",
+                "ha.cf: missing: hbd needs it (heartbeat's ha.cf: the nodes, the media and the timings)",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_error_sorted_by_file_then_line() {
+        let d = seed_dir();
+        write(
+            d.path(),
+            "ha.cf",
+            &format!("frobnicate\n{SEED_002_HA_CF}serial /dev/ttyS0\n"),
+            0o644,
+        );
+        write(d.path(), "authkeys", "auth 2\n1 sha256 x\n", 0o640);
+        write(d.path(), "haresources", "l0 a\nl7 b\n", 0o644);
+        write(d.path(), "cluster.toml", "[cluster]\nnom = 1\n", 0o644);
+        assert_eq!(
+            errors(d.path(), "l0"),
+            vec![
+                "authkeys: readable by group/other (mode 0640); chmod 600 it",
+                "authkeys:1: auth: key 2 is not listed in this file (keys: 1)",
+                "cluster.toml:2: cluster.nom: unknown field `nom`, expected `name`",
+                "ha.cf:1: frobnicate: unknown directive",
+                "ha.cf:12: serial: not supported: serial links are not supported: hbd heartbeats over UDP only (bcast, mcast, ucast); use a crossover Ethernet link instead",
+                "haresources:2: l7: not a node of ha.cf (nodes: l0, l1); a line starts with its preferred node",
+            ]
+        );
+        let r = check(d.path(), "l0");
+        assert!(r.config.is_none());
+        assert_eq!(r.errors.len(), 6);
+        // Warnings are still reported: hopfudge, and the short secret.
+        assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+    }
 }
