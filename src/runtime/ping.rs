@@ -172,7 +172,11 @@ impl PingSocket {
         let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
         s.set_nonblocking(true)?;
         Ok(PingSocket {
-            socket: tokio::io::unix::AsyncFd::new(s)?,
+            // SAFETY: the AsyncFd owns the socket, so its descriptor stays open
+            // and the same for the AsyncFd's whole life.
+            socket: unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(s, tokio::io::Interest::READABLE)
+            }?,
             ident: (std::process::id() & 0xffff) as u16,
             seq: std::sync::atomic::AtomicU16::new(0),
         })
