@@ -24,7 +24,7 @@ pub mod state;
 
 use crate::config::{self, Config, ConfigErrors, Medium};
 use crate::ctl::{ErrorKind, Request, Response, Status};
-use crate::membership::{Event, Membership, MembershipConfig, Output};
+use crate::membership::{DeadReason, Event, Membership, MembershipConfig, Output};
 use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::PathBuf;
@@ -478,7 +478,11 @@ fn log_event(media: &[net::OpenMedium], e: &Event) {
             silence,
         } => tracing::warn!(
             peer = %node,
-            reason = ?reason,
+            reason = match reason {
+                DeadReason::Timeout => "timeout",
+                DeadReason::NeverHeard => "never_heard",
+                DeadReason::Left => "left",
+            },
             silence_ms = silence.map(|s| s.as_millis() as u64),
             "node dead"
         ),
