@@ -20,6 +20,8 @@
 
 pub mod auth;
 mod packet;
+#[cfg(test)]
+mod tests;
 
 pub use auth::{AuthKey, AuthKeys, AuthMethod};
 pub use packet::{decode, encode};
@@ -131,7 +133,11 @@ pub enum WireError {
     #[error("unknown key id {0}")]
     UnknownKey(u8),
     #[error("key {id} is {expected:?} but the datagram says method {got}")]
-    MethodMismatch { id: u8, expected: AuthMethod, got: u8 },
+    MethodMismatch {
+        id: u8,
+        expected: AuthMethod,
+        got: u8,
+    },
     #[error("MAC does not verify")]
     BadMac,
     #[error("name longer than {MAX_NAME} bytes")]
