@@ -24,6 +24,8 @@
 
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod tests;
 
 use crate::wire::{AuthKeys, Body, DropReason, Keepalive, Message};
 use serde::{Deserialize, Serialize};

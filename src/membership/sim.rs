@@ -160,7 +160,7 @@ struct InFlight {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Attack {
+pub(super) enum Attack {
     Replay,
     Flip,
     Garbage,
@@ -277,10 +277,6 @@ impl Sim {
         &self.nodes[i].machine
     }
 
-    pub fn name(&self, i: usize) -> &str {
-        &self.names[i]
-    }
-
     pub fn state(&self, a: usize, b: usize) -> Option<NodeState> {
         self.nodes[a].machine.node_state(&self.names[b])
     }
@@ -368,7 +364,14 @@ impl Sim {
         self.chans[i].update(now);
     }
 
-    pub fn set_delay(&mut self, from: usize, to: usize, m: usize, base: Duration, jitter: Duration) {
+    pub fn set_delay(
+        &mut self,
+        from: usize,
+        to: usize,
+        m: usize,
+        base: Duration,
+        jitter: Duration,
+    ) {
         assert!(base + jitter <= self.t.max_delay);
         let i = self.chan_index(from, to, m);
         self.chans[i].base = base;
@@ -566,7 +569,11 @@ impl Sim {
                     AuthMethod::Crc => AuthMethod::Sha256,
                     m => m,
                 };
-                forged("sim", &victim_name, &AuthKeys::single(ours.id, method, b"wrong"))
+                forged(
+                    "sim",
+                    &victim_name,
+                    &AuthKeys::single(ours.id, method, b"wrong"),
+                )
             }
             Attack::UnknownKeyId => {
                 let ours = &self.t.keys.keys[0];
@@ -1003,9 +1010,7 @@ fn deaths_of(sim: &Sim, node: &str) -> Vec<(Duration, usize, DeadReason)> {
 }
 
 fn all_up(sim: &Sim) -> bool {
-    (0..sim.n()).all(|a| {
-        (0..sim.n()).all(|b| a == b || sim.state(a, b) == Some(NodeState::Up))
-    })
+    (0..sim.n()).all(|a| (0..sim.n()).all(|b| a == b || sim.state(a, b) == Some(NodeState::Up)))
 }
 
 #[test]
@@ -1102,7 +1107,15 @@ fn cut_one_of_two_media() {
     let link_deaths = sim
         .log
         .iter()
-        .filter(|(_, _, e)| matches!(e, Event::LinkDead { medium: MediumId(1), .. }))
+        .filter(|(_, _, e)| {
+            matches!(
+                e,
+                Event::LinkDead {
+                    medium: MediumId(1),
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(link_deaths, 2);
     sim.recover_link(0, 1, 1);
@@ -1113,7 +1126,15 @@ fn cut_one_of_two_media() {
     let link_ups = sim
         .log
         .iter()
-        .filter(|(_, _, e)| matches!(e, Event::LinkUp { medium: MediumId(1), .. }))
+        .filter(|(_, _, e)| {
+            matches!(
+                e,
+                Event::LinkUp {
+                    medium: MediumId(1),
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(link_ups, 4);
     // Now both media: isolate → dead.
@@ -1305,7 +1326,10 @@ fn reconfigure_adds_and_removes_nodes_and_media() {
     assert_eq!(st.nodes[1].links.len(), 2);
     // n9 gets its own initdead, from the reconfiguration.
     let reconf_at = sim.now;
-    assert_eq!(sim.machine(0).next_deadline().min(reconf_at + t.initdead), sim.machine(0).next_deadline());
+    assert_eq!(
+        sim.machine(0).next_deadline().min(reconf_at + t.initdead),
+        sim.machine(0).next_deadline()
+    );
     // The harness keeps delivering on indexes 0 and 1, now named m1 and m2.
     sim.run_until(reconf_at + t.initdead - ms(1));
     assert_eq!(sim.machine(0).node_state("n9"), Some(NodeState::Unknown));
