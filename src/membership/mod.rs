@@ -20,7 +20,14 @@
 //!   that node raises [`Event::LateHeartbeat`];
 //! - datagrams are authenticated, then checked for cluster name, node list,
 //!   incarnation and per-medium sequence; a failing one changes nothing but a
-//!   counter.
+//!   counter;
+//! - a higher incarnation means the node restarted (sequence numbers start
+//!   over; [`Event::NodeRestarted`] if it was up); a lower one, or the one that
+//!   said `Leaving`, is stale; within an incarnation each medium must bring
+//!   increasing sequence numbers (the same datagram arrives once per medium);
+//! - our own name with another incarnation raises [`Event::DuplicateNode`];
+//! - deaths due at `now` are declared before a datagram is handled, so a late
+//!   `tick` never hides one.
 
 #[cfg(test)]
 mod sim;
