@@ -13,7 +13,7 @@
 //!   (node, medium) link is up while that medium delivers them, dead after
 //!   `deadtime` of silence on it;
 //! - a node is dead after `deadtime` of silence on every medium, or at once when
-//!   it says it is [`Body::Leaving`](crate::wire::Body::Leaving);
+//!   it says it is [`Body::Leaving`];
 //! - before a node has ever been heard it is `unknown` and is declared dead only
 //!   `initdead` after our start;
 //! - a datagram that arrives more than `warntime` after the previous one from
