@@ -1,6 +1,7 @@
 //! heartbeat's authkeys methods: `crc` (CRC32, no secret), `md5` and `sha1`
 //! (HMAC, as heartbeat computes them), and hbd's `sha256` (HMAC-SHA256, recommended).
 
+use hmac::{EagerHash, Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,11 +94,47 @@ impl AuthKeys {
 }
 
 /// MAC of `data` under `key`: `method.mac_len()` bytes.
+///
+/// `crc` is the CRC32 of `data`, big-endian, without the secret: it only
+/// catches corruption. The others are HMACs keyed with the secret.
 pub fn mac(key: &AuthKey, data: &[u8]) -> Vec<u8> {
-    todo!("wire helper")
+    match key.method {
+        AuthMethod::Crc => crc32fast::hash(data).to_be_bytes().to_vec(),
+        AuthMethod::Md5 => hmac_tag::<md5::Md5>(&key.secret, data),
+        AuthMethod::Sha1 => hmac_tag::<sha1::Sha1>(&key.secret, data),
+        AuthMethod::Sha256 => hmac_tag::<sha2::Sha256>(&key.secret, data),
+    }
 }
 
 /// Constant-time check of `tag` against the MAC of `data` under `key`.
 pub fn verify(key: &AuthKey, data: &[u8], tag: &[u8]) -> bool {
-    todo!("wire helper")
+    match key.method {
+        AuthMethod::Crc => {
+            // No secret, so nothing to leak through timing; compare anyway
+            // without an early exit.
+            let want = crc32fast::hash(data).to_be_bytes();
+            tag.len() == want.len()
+                && want.iter().zip(tag).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        }
+        AuthMethod::Md5 => hmac_verify::<md5::Md5>(&key.secret, data, tag),
+        AuthMethod::Sha1 => hmac_verify::<sha1::Sha1>(&key.secret, data, tag),
+        AuthMethod::Sha256 => hmac_verify::<sha2::Sha256>(&key.secret, data, tag),
+    }
+}
+
+fn hmac_new<D: EagerHash>(secret: &[u8]) -> Hmac<D> {
+    // HMAC takes keys of any length (long ones are hashed), so this cannot fail.
+    <Hmac<D> as KeyInit>::new_from_slice(secret).expect("HMAC accepts any key length")
+}
+
+fn hmac_tag<D: EagerHash>(secret: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut m = hmac_new::<D>(secret);
+    m.update(data);
+    m.finalize().into_bytes().to_vec()
+}
+
+fn hmac_verify<D: EagerHash>(secret: &[u8], data: &[u8], tag: &[u8]) -> bool {
+    let mut m = hmac_new::<D>(secret);
+    m.update(data);
+    m.verify_slice(tag).is_ok()
 }

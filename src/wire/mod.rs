@@ -20,6 +20,8 @@
 
 pub mod auth;
 mod packet;
+#[cfg(test)]
+mod tests;
 
 pub use auth::{AuthKey, AuthKeys, AuthMethod};
 pub use packet::{decode, encode};
