@@ -107,11 +107,38 @@ pub const DEFAULT_HOPFUDGE: u32 = 1;
 /// Longest node name hbd accepts, in bytes.
 pub const MAX_NODE_NAME: usize = 64;
 
-/// syslog facilities `logfacility` accepts (besides `none`).
-pub const SYSLOG_FACILITIES: &[&str] = &[
-    "auth", "authpriv", "cron", "daemon", "ftp", "kern", "lpr", "mail", "news", "syslog", "user",
-    "uucp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+/// syslog facilities `logfacility` accepts (besides `none`), with their
+/// syslog(3) codes.
+pub const SYSLOG_FACILITIES: &[(&str, u8)] = &[
+    ("kern", 0),
+    ("user", 1),
+    ("mail", 2),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("lpr", 6),
+    ("news", 7),
+    ("uucp", 8),
+    ("cron", 9),
+    ("authpriv", 10),
+    ("ftp", 11),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
 ];
+
+/// The syslog(3) code of a facility name `logfacility` accepts.
+pub fn syslog_facility_code(name: &str) -> Option<u8> {
+    SYSLOG_FACILITIES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, c)| *c)
+}
 
 impl HaCf {
     /// heartbeat's `initdead` when the file does not set it: `deadtime` when
@@ -774,7 +801,7 @@ pub(crate) fn parse_full(path: &Path, text: &str) -> Parsed {
                 let f = v.to_ascii_lowercase();
                 if f == "none" {
                     logfacility = None;
-                } else if SYSLOG_FACILITIES.contains(&f.as_str()) {
+                } else if syslog_facility_code(&f).is_some() {
                     logfacility = Some(f);
                 } else {
                     p.err(
@@ -1110,10 +1137,11 @@ pub(crate) fn parse_full(path: &Path, text: &str) -> Parsed {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const SEED_002: &str = "keepalive 1
+    /// Seed 002's ha.cf, as the guide prints it.
+    pub(crate) const SEED_002: &str = "keepalive 1
 deadtime 3
 hopfudge 1
 bcast        eth1
@@ -1639,7 +1667,7 @@ node        l1
             ok("logfacility LOCAL7\n").logfacility.as_deref(),
             Some("local7")
         );
-        for f in SYSLOG_FACILITIES {
+        for (f, _) in SYSLOG_FACILITIES {
             assert_eq!(
                 ok(&format!("logfacility {f}\n")).logfacility.as_deref(),
                 Some(*f)

@@ -18,8 +18,8 @@ pub use cluster_toml::{
     parse as parse_cluster_toml, ClusterSection, ClusterToml, ControlSection, MAX_CLUSTER_NAME,
 };
 pub use hacf::{
-    parse as parse_ha_cf, AutoFailback, HaCf, Medium, MediumKind, PingGroup, Respawn,
-    DEFAULT_DEADTIME, DEFAULT_HOPFUDGE, DEFAULT_KEEPALIVE, DEFAULT_UDPPORT, MAX_NODE_NAME,
+    parse as parse_ha_cf, syslog_facility_code, AutoFailback, HaCf, Medium, MediumKind, PingGroup,
+    Respawn, DEFAULT_DEADTIME, DEFAULT_HOPFUDGE, DEFAULT_KEEPALIVE, DEFAULT_UDPPORT, MAX_NODE_NAME,
     SYSLOG_FACILITIES,
 };
 pub use haresources::{parse as parse_haresources, Haresources, ResourceGroupLine};
@@ -287,17 +287,7 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    const SEED_002_HA_CF: &str = "keepalive 1
-deadtime 3
-hopfudge 1
-bcast        eth1
-auto_failback on
-debugfile /var/log/ha-debug
-logfile        /var/log/ha-log
-logfacility        local0
-node        l0
-node        l1 
-";
+    use super::hacf::tests::SEED_002 as SEED_002_HA_CF;
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
     fn write(dir: &Path, name: &str, text: &str, mode: u32) {

@@ -50,15 +50,19 @@ pub fn init(ha: &HaCf) -> io::Result<()> {
         ),
         None => None,
     };
-    let syslog = ha.logfacility.as_deref().and_then(facility_code).map(|f| {
-        tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .without_time()
-            .with_level(false)
-            .with_target(false)
-            .with_writer(Syslog { facility: f })
-            .with_filter(LevelFilter::INFO)
-    });
+    let syslog = ha
+        .logfacility
+        .as_deref()
+        .and_then(crate::config::syslog_facility_code)
+        .map(|f| {
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .without_time()
+                .with_level(false)
+                .with_target(false)
+                .with_writer(Syslog { facility: f })
+                .with_filter(LevelFilter::INFO)
+        });
 
     tracing_subscriber::registry()
         .with(stderr)
@@ -71,33 +75,6 @@ pub fn init(ha: &HaCf) -> io::Result<()> {
 
 fn annotate(p: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", p.display()))
-}
-
-/// syslog(3) facility codes.
-pub fn facility_code(name: &str) -> Option<u8> {
-    Some(match name {
-        "kern" => 0,
-        "user" => 1,
-        "mail" => 2,
-        "daemon" => 3,
-        "auth" => 4,
-        "syslog" => 5,
-        "lpr" => 6,
-        "news" => 7,
-        "uucp" => 8,
-        "cron" => 9,
-        "authpriv" => 10,
-        "ftp" => 11,
-        "local0" => 16,
-        "local1" => 17,
-        "local2" => 18,
-        "local3" => 19,
-        "local4" => 20,
-        "local5" => 21,
-        "local6" => 22,
-        "local7" => 23,
-        _ => return None,
-    })
 }
 
 /// Sends each event as one datagram to `/dev/log` (RFC 3164 framing as
