@@ -385,3 +385,80 @@ fn ping_nodes_and_groups() {
         ping_state("routers").as_deref() == Some("dead")
     });
 }
+
+#[test]
+fn logfile_and_debugfile_get_the_state_changes() {
+    let mut lab = Lab::new(2, 1);
+    let logs = lab.dir.path().join("logs");
+    for i in 1..=2 {
+        let ha = format!(
+            "{}logfile {}/n{i}-ha-log\ndebugfile {}/n{i}-ha-debug\nlogfacility none\n",
+            ha_cf(2, "bcast eth0", KA, DEAD),
+            logs.display(),
+            logs.display()
+        );
+        lab.write(i, "ha.cf", &ha);
+        lab.write(i, "authkeys", KEY);
+    }
+    lab.start_all();
+    lab.wait_all_up(&[1, 2]);
+    lab.kill(2);
+    lab.wait_for("n1 sees n2 dead", || {
+        lab.node_state(1, "n2").as_deref() == Some("dead")
+    });
+    let read = |name: &str| std::fs::read_to_string(logs.join(name)).unwrap_or_default();
+    lab.wait_for("n1's logfile has the node dead line", || {
+        read("n1-ha-log").contains("node dead")
+    });
+    let log = read("n1-ha-log");
+    assert!(
+        log.contains("hbd started") && log.contains("node up"),
+        "{log}"
+    );
+    assert!(log.contains("peer=n2"), "structured fields: {log}");
+    let debug = read("n1-ha-debug");
+    assert!(
+        debug.contains("node up") && debug.contains("node dead"),
+        "{debug}"
+    );
+}
+
+#[test]
+fn respawn_restarts_a_program_until_it_exits_100() {
+    let mut lab = Lab::new(1, 1);
+    let dir = lab.dir.path().to_path_buf();
+    let script = |name: &str, status: i32| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho run >> {}.runs\nexit {status}\n",
+                path.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        path
+    };
+    let again = script("again.sh", 1);
+    let once = script("once.sh", 100);
+    let ha = format!(
+        "{}respawn root {}\nrespawn root {}\n",
+        ha_cf(1, "bcast eth0", KA, DEAD),
+        again.display(),
+        once.display()
+    );
+    lab.configure(&ha, KEY);
+    lab.start(1);
+    let runs = |p: &std::path::Path| {
+        std::fs::read_to_string(format!("{}.runs", p.display()))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    lab.wait_for("the failing program is started three times", || {
+        runs(&again) >= 3
+    });
+    assert_eq!(runs(&once), 1, "exit status 100 means: do not respawn");
+}
