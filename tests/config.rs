@@ -41,8 +41,12 @@ impl Dir {
             .unwrap()
     }
     /// Runs the daemon itself; with a bad configuration it must exit at once.
+    /// It runs in a fresh, empty network namespace (`unshare --net`): should a
+    /// regression let it start, it still cannot send anything anywhere.
     fn hbd(&self, node: &str) -> Output {
-        Command::new(HBD)
+        common::require_root();
+        Command::new("unshare")
+            .args(["--net", "--", HBD])
             .arg("--config")
             .arg(self.path())
             .args(["--node", node])
