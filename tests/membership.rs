@@ -462,3 +462,30 @@ fn respawn_restarts_a_program_until_it_exits_100() {
     });
     assert_eq!(runs(&once), 1, "exit status 100 means: do not respawn");
 }
+
+#[test]
+fn logfacility_sends_to_syslog() {
+    let mut lab = Lab::new(2, 1);
+    let socket = lab.dir.path().join("syslog.sock");
+    let rx = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
+    rx.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let ha = format!("{}logfacility local0\n", ha_cf(2, "bcast eth0", KA, DEAD));
+    lab.configure(&ha, KEY);
+    lab.start_with_env(1, &[("HBD_SYSLOG_SOCKET", socket.to_str().unwrap())]);
+    lab.start(2);
+    // local0 (16) * 8 + info (6) = 134, and syslog(3)'s "ident[pid]: " prefix.
+    let want = format!("<134>hbd[{}]: ", lab.pid(1));
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    loop {
+        let n = rx
+            .recv(&mut buf)
+            .expect("a syslog datagram before the timeout");
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if line.starts_with(&want) && line.contains("node up") && line.contains("peer=n2") {
+            break;
+        }
+        seen.push(line);
+        assert!(seen.len() < 200, "no node up line among {seen:#?}");
+    }
+}

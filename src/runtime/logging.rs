@@ -60,7 +60,14 @@ pub fn init(ha: &HaCf) -> io::Result<()> {
                 .without_time()
                 .with_level(false)
                 .with_target(false)
-                .with_writer(Syslog { facility: f })
+                .with_writer(Syslog {
+                    facility: f,
+                    socket: Arc::new(
+                        std::env::var_os("HBD_SYSLOG_SOCKET")
+                            .map(Into::into)
+                            .unwrap_or_else(|| "/dev/log".into()),
+                    ),
+                })
                 .with_filter(LevelFilter::INFO)
         });
 
@@ -79,13 +86,16 @@ fn annotate(p: &Path, e: io::Error) -> io::Error {
 
 /// Sends each event as one datagram to `/dev/log` (RFC 3164 framing as
 /// syslog(3) does); silently drops it when no syslog daemon listens.
+/// `HBD_SYSLOG_SOCKET` names another socket (tests use it).
 struct Syslog {
     facility: u8,
+    socket: Arc<std::path::PathBuf>,
 }
 
 struct SyslogLine {
     pri: u8,
     buf: Vec<u8>,
+    socket: Arc<std::path::PathBuf>,
 }
 
 impl io::Write for SyslogLine {
@@ -108,7 +118,7 @@ impl Drop for SyslogLine {
             msg.trim_end()
         );
         if let Ok(s) = UnixDatagram::unbound() {
-            let _ = s.send_to(line.as_bytes(), "/dev/log");
+            let _ = s.send_to(line.as_bytes(), self.socket.as_path());
         }
     }
 }
@@ -120,6 +130,7 @@ impl<'a> MakeWriter<'a> for Syslog {
         SyslogLine {
             pri: self.facility * 8 + 6,
             buf: Vec::new(),
+            socket: self.socket.clone(),
         }
     }
 
@@ -133,6 +144,7 @@ impl<'a> MakeWriter<'a> for Syslog {
         SyslogLine {
             pri: self.facility * 8 + severity,
             buf: Vec::new(),
+            socket: self.socket.clone(),
         }
     }
 }

@@ -135,6 +135,10 @@ impl Lab {
     }
 
     pub fn start(&mut self, i: usize) {
+        self.start_with_env(i, &[]);
+    }
+
+    pub fn start_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
         fs::create_dir_all(self.node_dir(i)).unwrap();
         fs::set_permissions(self.node_dir(i), fs::Permissions::from_mode(0o755)).unwrap();
         let log = fs::OpenOptions::new()
@@ -153,6 +157,7 @@ impl Lab {
             .arg("--state-dir")
             .arg(self.node_dir(i).join("state"))
             .env("HBD_LOG", "debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
