@@ -1,6 +1,7 @@
 //! Logging as `ha.cf` asks: `logfile` gets info and above, `debugfile` debug
-//! and above, `logfacility` sends to syslog; stderr always gets info (or what
-//! `HBD_LOG`, an `EnvFilter` string, says).
+//! and above, `logfacility` (or `use_logd yes`, as facility `daemon`) sends
+//! info and above to syslog; stderr always gets info, debug with `debug N`
+//! above 0, or what `HBD_LOG` (an `EnvFilter` string) says.
 
 use crate::config::HaCf;
 use std::fs::{File, OpenOptions};
@@ -50,9 +51,13 @@ pub fn init(ha: &HaCf) -> io::Result<()> {
         ),
         None => None,
     };
-    let syslog = ha
+    // heartbeat's logd wrote to syslog; hbd has no logd, so `use_logd yes`
+    // without a facility means syslog's `daemon` facility.
+    let facility = ha
         .logfacility
         .as_deref()
+        .or(ha.use_logd.then_some("daemon"));
+    let syslog = facility
         .and_then(crate::config::syslog_facility_code)
         .map(|f| {
             tracing_subscriber::fmt::layer()
