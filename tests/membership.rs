@@ -138,6 +138,18 @@ fn one_link_down_keeps_the_peer_up() {
         Some("dead")
     );
 
+    let out = lab.hbctl(1, &["links", "n2"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "bcast eth0\tup\nucast eth1\tdead\n"
+    );
+    let out = lab.hbctl(1, &["links", "n2", "ucast eth1"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "dead\n");
+    assert_eq!(
+        lab.hbctl(1, &["links", "n2", "ucast eth9"]).status.code(),
+        Some(3)
+    );
+
     lab.link("n2", 1, true);
     lab.wait_for("n1 sees n2's ucast eth1 link up again", || {
         lab.link_state(1, "n2", "ucast eth1").as_deref() == Some("up")

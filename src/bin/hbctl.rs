@@ -45,6 +45,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the links to one node, one medium a line (cl_status listhblinks
+    /// and hblinkstatus); with MEDIUM, print only that link's state.
+    Links {
+        node: String,
+        /// A medium as status names it, e.g. "bcast eth0".
+        medium: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the configuration without starting anything (exit 0 or 2).
     Check {
         /// Configuration directory.
@@ -67,6 +76,7 @@ fn main() -> ExitCode {
         Command::Status { .. } => Request::Status,
         Command::Nodestatus { ref node, .. } => Request::NodeStatus { node: node.clone() },
         Command::Listnodes { .. } => Request::ListNodes,
+        Command::Links { ref node, .. } => Request::NodeStatus { node: node.clone() },
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -108,6 +118,37 @@ fn main() -> ExitCode {
         (Command::Listnodes { json: false }, Response::Nodes { nodes }) => {
             for n in nodes {
                 println!("{n}");
+            }
+            ExitCode::from(exit::OK)
+        }
+        (Command::Links { medium, json, .. }, Response::NodeStatus(n)) => {
+            let links: Vec<_> = n
+                .links
+                .iter()
+                .filter(|l| medium.as_ref().is_none_or(|m| *m == l.medium))
+                .collect();
+            if links.is_empty() {
+                eprintln!(
+                    "hbctl: node {} has no medium {:?} (media: {})",
+                    n.name,
+                    medium.unwrap_or_default(),
+                    n.links
+                        .iter()
+                        .map(|l| l.medium.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return ExitCode::from(exit::REFUSED);
+            }
+            if json {
+                return print_json(&links);
+            }
+            for l in links {
+                if medium.is_some() {
+                    println!("{}", link_state(l.state));
+                } else {
+                    println!("{}\t{}", l.medium, link_state(l.state));
+                }
             }
             ExitCode::from(exit::OK)
         }
