@@ -124,11 +124,16 @@ pub async fn call(path: &Path, request: Request) -> Result<Response, CallError> 
         path: path.to_path_buf(),
         source,
     };
-    conn.send(request).await.map_err(io)?;
+    // If the daemon answered and closed before taking the whole request (it
+    // should not, but an older one might), its answer is still ours to read.
+    let sent = conn.send(request).await;
     match conn.next().await {
         Some(r) => r.map_err(io),
-        None => Err(CallError::NoAnswer {
-            path: path.to_path_buf(),
+        None => Err(match sent {
+            Err(e) => io(e),
+            Ok(()) => CallError::NoAnswer {
+                path: path.to_path_buf(),
+            },
         }),
     }
 }

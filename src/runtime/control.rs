@@ -141,6 +141,14 @@ async fn serve(
 ) -> io::Result<()> {
     let cred = stream.peer_cred()?;
     let mut conn: ctl::Connection<Request, Response> = ctl::frame(stream);
+    // Read the request before answering, refusals included: a client whose
+    // request is still being written when we answer and close would see
+    // EPIPE instead of the answer.
+    let request = match tokio::time::timeout(REQUEST_TIMEOUT, conn.next()).await {
+        Ok(Some(Ok(r))) => Ok(r),
+        Ok(Some(Err(e))) => Err(format!("cannot decode the request: {e}")),
+        Ok(None) | Err(_) => return Ok(()),
+    };
     let refusal = {
         let access = access.read().unwrap_or_else(|e| e.into_inner());
         (!access.allows(cred.uid(), cred.gid())).then(|| access.refusal(cred.uid()))
@@ -158,17 +166,16 @@ async fn serve(
             })
             .await;
     }
-    let request = match tokio::time::timeout(REQUEST_TIMEOUT, conn.next()).await {
-        Ok(Some(Ok(r))) => r,
-        Ok(Some(Err(e))) => {
+    let request = match request {
+        Ok(r) => r,
+        Err(message) => {
             return conn
                 .send(Response::Error {
                     kind: ErrorKind::BadRequest,
-                    message: format!("cannot decode the request: {e}"),
+                    message,
                 })
                 .await;
         }
-        Ok(None) | Err(_) => return Ok(()),
     };
     let (tx, rx) = oneshot::channel();
     if calls.send((request, tx)).await.is_err() {
