@@ -183,11 +183,12 @@ fn check(dir: PathBuf, node: Option<String>) -> ExitCode {
             }
         },
     };
-    match config::load(&dir, &node) {
-        Ok(c) => {
-            for w in &c.warnings {
-                println!("warning: {w}");
-            }
+    let report = config::check(&dir, &node);
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    match report.config {
+        Some(c) if report.errors.is_empty() => {
             println!(
                 "{}: valid for node {} ({} nodes: {}; media: {}; keepalive {:?}, deadtime {:?}; {} resource groups)",
                 dir.display(),
@@ -201,14 +202,14 @@ fn check(dir: PathBuf, node: Option<String>) -> ExitCode {
             );
             ExitCode::from(exit::OK)
         }
-        Err(errors) => {
-            for e in &errors.0 {
+        _ => {
+            for e in &report.errors {
                 eprintln!("{e}");
             }
             eprintln!(
                 "{}: {} error(s); hbd would not start",
                 dir.display(),
-                errors.0.len()
+                report.errors.len()
             );
             ExitCode::from(exit::CONFIG)
         }
