@@ -33,24 +33,8 @@ pub fn init(ha: &HaCf) -> io::Result<()> {
         .with_writer(io::stderr)
         .with_filter(stderr_filter);
 
-    let logfile = match &ha.logfile {
-        Some(p) => Some(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(open_append(p).map_err(|e| annotate(p, e))?)
-                .with_filter(LevelFilter::INFO),
-        ),
-        None => None,
-    };
-    let debugfile = match &ha.debugfile {
-        Some(p) => Some(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(open_append(p).map_err(|e| annotate(p, e))?)
-                .with_filter(LevelFilter::DEBUG),
-        ),
-        None => None,
-    };
+    let logfile = file_layer(&ha.logfile, LevelFilter::INFO)?;
+    let debugfile = file_layer(&ha.debugfile, LevelFilter::DEBUG)?;
     // heartbeat's logd wrote to syslog; hbd has no logd, so `use_logd yes`
     // without a facility means syslog's `daemon` facility.
     let facility = ha
@@ -83,6 +67,26 @@ pub fn init(ha: &HaCf) -> io::Result<()> {
         .with(syslog)
         .try_init()
         .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// The layer of `logfile` or `debugfile`: they differ only in the level they keep.
+fn file_layer<S>(
+    path: &Option<std::path::PathBuf>,
+    level: LevelFilter,
+) -> io::Result<Option<impl tracing_subscriber::Layer<S>>>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    path.as_deref()
+        .map(|p| {
+            open_append(p).map_err(|e| annotate(p, e)).map(|w| {
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(w)
+                    .with_filter(level)
+            })
+        })
+        .transpose()
 }
 
 fn annotate(p: &Path, e: io::Error) -> io::Error {

@@ -173,27 +173,16 @@ fn mac_lengths_and_verify() {
         assert!(!verify(&key, b"data", &bad));
     }
     // CRC ignores the secret; the HMACs do not.
-    let a = AuthKey {
+    let key = |method, secret: &[u8]| AuthKey {
         id: 1,
-        method: AuthMethod::Crc,
-        secret: b"a".to_vec(),
+        method,
+        secret: secret.to_vec(),
     };
-    let b = AuthKey {
-        id: 1,
-        method: AuthMethod::Crc,
-        secret: b"b".to_vec(),
-    };
-    assert_eq!(mac(&a, b"x"), mac(&b, b"x"));
-    let a = AuthKey {
-        id: 1,
-        method: AuthMethod::Sha256,
-        secret: b"a".to_vec(),
-    };
-    let b = AuthKey {
-        id: 1,
-        method: AuthMethod::Sha256,
-        secret: b"b".to_vec(),
-    };
+    assert_eq!(
+        mac(&key(AuthMethod::Crc, b"a"), b"x"),
+        mac(&key(AuthMethod::Crc, b"b"), b"x")
+    );
+    let (a, b) = (key(AuthMethod::Sha256, b"a"), key(AuthMethod::Sha256, b"b"));
     assert_ne!(mac(&a, b"x"), mac(&b, b"x"));
 }
 
