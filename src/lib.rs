@@ -21,6 +21,7 @@
 //! send on every medium, events to log). The runtime drains those outputs, sends
 //! and logs, and answers `hbctl` from the machine's status snapshot.
 
+pub mod agents;
 pub mod config;
 pub mod ctl;
 pub mod membership;

@@ -103,6 +103,20 @@ fn seed_002_ha_cf_is_accepted_as_it_is() {
         "l0 IPaddr2::192.168.1.100/24/eth1:0 drbddisk::r0 Filesystem::/dev/drbd0::/mnt/drbd::ext3 mysqld-max linkserv mon\n",
         0o644,
     );
+    // drbddisk, the seed's init scripts and mon are not on this machine:
+    // each is named at haresources:1, and nothing panics.
+    let f = d.path().join("haresources");
+    let expect: Vec<String> = ["drbddisk::r0", "mysqld-max", "linkserv", "mon"]
+        .iter()
+        .map(|k| format!("{}:1: {k}: unknown resource agent", f.display()))
+        .collect();
+    let expect: Vec<&str> = expect.iter().map(String::as_str).collect();
+    assert_refused(&d, "l1", &expect);
+    // With the seed machine's scripts in resource.d it is accepted as it is.
+    std::fs::create_dir(d.path().join("resource.d")).unwrap();
+    for name in ["drbddisk", "mysqld-max", "linkserv", "mon"] {
+        d.write(&format!("resource.d/{name}"), "#!/bin/sh\nexit 0\n", 0o755);
+    }
     let out = d.check("l1");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }

@@ -63,6 +63,104 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         node: Option<String>,
     },
+    /// Run one resource agent here, without the daemon (heartbeat's
+    /// ResourceManager): status exits 0 when running, 3 when stopped.
+    Resource {
+        /// Configuration directory (for resource.d and cluster.toml).
+        #[arg(long, value_name = "DIR", default_value = "/etc/ha.d")]
+        config: PathBuf,
+        /// The resource as written in haresources, e.g. IPaddr2::192.0.2.100/24/eth0.
+        spec: String,
+        #[arg(value_enum)]
+        action: ResourceAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ResourceAction {
+    Start,
+    Stop,
+    Status,
+}
+
+/// `hbctl resource`: resolves SPEC as the daemon would and runs one action.
+fn resource(dir: PathBuf, spec: &str, action: ResourceAction) -> ExitCode {
+    use hbd::agents::{self, Action, Running};
+    let cluster = match std::fs::read_to_string(dir.join("cluster.toml")) {
+        Ok(text) => {
+            let (c, errors) = config::parse_cluster_toml(&dir.join("cluster.toml"), &text);
+            if !errors.is_empty() {
+                for e in errors {
+                    eprintln!("{e}");
+                }
+                return ExitCode::from(exit::CONFIG);
+            }
+            c
+        }
+        Err(_) => config::ClusterToml::default(),
+    };
+    let lookup = config::agent_lookup(&dir, &cluster);
+    let kind = match agents::resolve(spec, &lookup) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("hbctl: {spec}: {e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let (name, _) = agents::split_spec(spec);
+    let mut options = cluster
+        .resource_defaults
+        .apply(&agents::Options::default())
+        .unwrap_or_default();
+    for key in [name, spec] {
+        if let Some(o) = cluster.resource.get(key) {
+            options = o.apply(&options).unwrap_or(options);
+        }
+    }
+    let r = agents::Resource {
+        spec: spec.to_string(),
+        kind,
+        options,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HBD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hbctl: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let result = rt.block_on(async {
+        match action {
+            ResourceAction::Start => r.run(Action::Start).await.map(|_| Running::Running),
+            ResourceAction::Stop => r.run(Action::Stop).await.map(|_| Running::Stopped),
+            ResourceAction::Status => r.status().await,
+        }
+    });
+    match (action, result) {
+        (_, Err(e)) => {
+            eprintln!("hbctl: {spec}: {e}");
+            ExitCode::from(exit::FAILURE)
+        }
+        (ResourceAction::Status, Ok(Running::Stopped)) => {
+            println!("stopped");
+            ExitCode::from(exit::REFUSED)
+        }
+        (ResourceAction::Status, Ok(Running::Running)) => {
+            println!("running");
+            ExitCode::from(exit::OK)
+        }
+        (_, Ok(_)) => ExitCode::from(exit::OK),
+    }
 }
 
 fn main() -> ExitCode {
@@ -73,6 +171,11 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| ctl::socket_path(&cli.run_dir));
     let request = match cli.command {
         Command::Check { config, node } => return check(config, node),
+        Command::Resource {
+            config,
+            spec,
+            action,
+        } => return resource(config, &spec, action),
         Command::Status { .. } => Request::Status,
         Command::Nodestatus { ref node, .. } => Request::NodeStatus { node: node.clone() },
         Command::Listnodes { .. } => Request::ListNodes,

@@ -10,6 +10,109 @@ pub struct ClusterToml {
     pub cluster: ClusterSection,
     #[serde(default)]
     pub control: ControlSection,
+    #[serde(default)]
+    pub agents: AgentsSection,
+    /// Settings for every resource, under the per-resource ones.
+    #[serde(default)]
+    pub resource_defaults: ResourceOptionsToml,
+    /// `[resource.NAME]` (an agent name: every resource of that agent) or
+    /// `[resource."FULL::SPEC"]` (one resource as written in haresources).
+    #[serde(default)]
+    pub resource: BTreeMap<String, ResourceOptionsToml>,
+}
+
+/// Where resource agents are looked up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsSection {
+    /// The project's `resources/` folder (default: `/usr/lib/hbd/resources`,
+    /// or the source tree's for a cargo build).
+    pub resources_dir: Option<PathBuf>,
+    /// LSB init scripts (default `/etc/init.d`).
+    pub init_dir: Option<PathBuf>,
+    /// OCF_ROOT (default `/usr/lib/ocf`).
+    pub ocf_root: Option<PathBuf>,
+}
+
+/// Per-resource settings as written; durations are strings (`30s`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceOptionsToml {
+    pub start_timeout: Option<String>,
+    pub stop_timeout: Option<String>,
+    pub status_timeout: Option<String>,
+    pub arp_count: Option<u32>,
+    pub arp_interval: Option<String>,
+    pub arp_probe: Option<String>,
+    pub fsck: Option<String>,
+    pub kill_grace: Option<String>,
+}
+
+impl ResourceOptionsToml {
+    /// `base` with these settings applied; an error names the key.
+    pub fn apply(&self, base: &Options) -> Result<Options, (&'static str, String)> {
+        let mut o = base.clone();
+        let dur = |key: &'static str, v: &Option<String>, min: Duration, into: &mut Duration| {
+            if let Some(v) = v {
+                let d = parse_duration(v).map_err(|e| (key, e))?;
+                if d < min {
+                    return Err((
+                        key,
+                        format!("`{v}`: must be at least {}", format_duration(min)),
+                    ));
+                }
+                *into = d;
+            }
+            Ok(())
+        };
+        let ms = Duration::from_millis(1);
+        dur(
+            "start_timeout",
+            &self.start_timeout,
+            ms,
+            &mut o.start_timeout,
+        )?;
+        dur("stop_timeout", &self.stop_timeout, ms, &mut o.stop_timeout)?;
+        dur(
+            "status_timeout",
+            &self.status_timeout,
+            ms,
+            &mut o.status_timeout,
+        )?;
+        dur(
+            "arp_interval",
+            &self.arp_interval,
+            Duration::ZERO,
+            &mut o.arp_interval,
+        )?;
+        dur(
+            "arp_probe",
+            &self.arp_probe,
+            Duration::ZERO,
+            &mut o.arp_probe,
+        )?;
+        dur(
+            "kill_grace",
+            &self.kill_grace,
+            Duration::ZERO,
+            &mut o.kill_grace,
+        )?;
+        if let Some(n) = self.arp_count {
+            if n > 100 {
+                return Err(("arp_count", format!("{n}: at most 100")));
+            }
+            o.arp_count = n;
+        }
+        if let Some(f) = &self.fsck {
+            o.fsck = match f.as_str() {
+                "auto" => Fsck::Auto,
+                "force" => Fsck::Force,
+                "never" => Fsck::Never,
+                _ => return Err(("fsck", format!("`{f}`: expected auto, force or never"))),
+            };
+        }
+        Ok(o)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -41,8 +144,11 @@ pub struct ControlSection {
     pub group: Option<String>,
 }
 
-use super::ConfigError;
-use std::path::Path;
+use super::{format_duration, parse_duration, ConfigError};
+use crate::agents::{Fsck, Options};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Longest cluster name, in bytes.
 pub const MAX_CLUSTER_NAME: usize = 64;
@@ -110,7 +216,35 @@ pub fn parse(path: &Path, text: &str) -> (ClusterToml, Vec<ConfigError>) {
             errors.push(err(line, "control.group".into(), m));
         }
     }
+    let defaults = Options::default();
+    if let Err((key, m)) = ct.resource_defaults.apply(&defaults) {
+        let line = find_key_line(text, "resource_defaults", key);
+        errors.push(err(line, format!("resource_defaults.{key}"), m));
+    }
+    for (name, o) in &ct.resource {
+        if let Err((key, m)) = o.apply(&defaults) {
+            let line = find_table_key_line(text, name, key);
+            errors.push(err(line, format!("resource.{name}.{key}"), m));
+        }
+    }
     (ct, errors)
+}
+
+/// The line of `key` in the first `[resource...]` table whose header names
+/// `name`; 1 if not found.
+fn find_table_key_line(text: &str, name: &str, key: &str) -> usize {
+    let mut inside = false;
+    for (idx, l) in text.lines().enumerate() {
+        let l = l.trim();
+        if let Some(h) = header(l) {
+            inside = h.starts_with("resource") && h.contains(name);
+            continue;
+        }
+        if inside && assigned_key(l).as_deref() == Some(key) {
+            return idx + 1;
+        }
+    }
+    1
 }
 
 /// 1-based line of a byte offset.
@@ -226,7 +360,7 @@ mod tests {
         );
         assert_eq!(
             run("[cluster]\nname = \"a\"\n\n[frob]\nx = 1\n").1,
-            vec!["cluster.toml:4: frob: unknown field `frob`, expected `cluster` or `control`"]
+            vec!["cluster.toml:4: frob: unknown field `frob`, expected one of `cluster`, `control`, `agents`, `resource_defaults`, `resource`"]
         );
         assert_eq!(
             run("[cluster]\nname = 5\n").1,
@@ -257,6 +391,25 @@ mod tests {
         assert_eq!(
             run("[cluster]\nname = \"a\"\n[control]\n# who\ngroup = \"no_such_group_hbd\"\n").1,
             vec!["cluster.toml:5: control.group: group `no_such_group_hbd` does not exist"]
+        );
+        assert_eq!(
+            run("[resource_defaults]\nstart_timeout = \"soon\"\n")
+                .1
+                .len(),
+            1
+        );
+        assert_eq!(
+            run("[resource.mysqld]\nstop_timeout = \"10s\"\n\n[resource.\"IPaddr2::192.0.2.5\"]\narp_count = 3\nfsck = \"maybe\"\n").1,
+            vec!["cluster.toml:6: resource.IPaddr2::192.0.2.5.fsck: `maybe`: expected auto, force or never"]
+        );
+        let (c, e) = run("[resource.mysqld]\nstart_timeout = \"300s\"\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            c.resource["mysqld"]
+                .apply(&Options::default())
+                .unwrap()
+                .start_timeout,
+            Duration::from_secs(300)
         );
     }
 }

@@ -15,7 +15,8 @@ mod time;
 
 pub use authkeys::{parse as parse_authkeys, MAX_KEY_ID, PLACEHOLDER_SECRET};
 pub use cluster_toml::{
-    parse as parse_cluster_toml, ClusterSection, ClusterToml, ControlSection, MAX_CLUSTER_NAME,
+    parse as parse_cluster_toml, AgentsSection, ClusterSection, ClusterToml, ControlSection,
+    ResourceOptionsToml, MAX_CLUSTER_NAME,
 };
 pub use hacf::{
     parse as parse_ha_cf, syslog_facility_code, AutoFailback, HaCf, Medium, MediumKind, PingGroup,
@@ -23,7 +24,7 @@ pub use hacf::{
     SYSLOG_FACILITIES,
 };
 pub use haresources::{parse as parse_haresources, Haresources, ResourceGroupLine};
-pub use time::parse_duration;
+pub use time::{format_duration, parse_duration};
 
 use std::path::{Path, PathBuf};
 
@@ -111,7 +112,128 @@ pub struct Config {
     pub haresources: Haresources,
     /// Defaults when the file is absent.
     pub cluster: ClusterToml,
+    /// The resource groups of `haresources`, their agents resolved.
+    pub groups: Vec<GroupConfig>,
     pub warnings: Vec<ConfigWarning>,
+}
+
+/// One resource group: a logical line of `haresources`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// The first resource as written: heartbeat names a group by it.
+    pub id: String,
+    /// The preferred node (the line's first word).
+    pub home: String,
+    /// Started in this order, stopped in reverse.
+    pub resources: Vec<crate::agents::Resource>,
+    pub at: Location,
+}
+
+/// Longest group id, in bytes (it travels in every group report).
+pub const MAX_GROUP_ID: usize = 128;
+/// Most resource groups in one cluster (their states share one datagram).
+pub const MAX_GROUPS: usize = 8;
+
+/// Where agents are looked up for a configuration in `dir`.
+pub fn agent_lookup(dir: &Path, cluster: &ClusterToml) -> crate::agents::Lookup {
+    let a = &cluster.agents;
+    crate::agents::Lookup {
+        resource_d: dir.join("resource.d"),
+        resources_dirs: match &a.resources_dir {
+            Some(d) => vec![d.clone()],
+            None => crate::agents::default_resources_dirs(),
+        },
+        init_dir: a
+            .init_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/etc/init.d")),
+        ocf_root: a
+            .ocf_root
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/usr/lib/ocf")),
+    }
+}
+
+/// Resolves every resource of `haresources`: unknown agents and bad arguments
+/// are errors at the line of their group.
+fn resolve_groups(
+    dir: &Path,
+    h: &Haresources,
+    cluster: &ClusterToml,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<GroupConfig> {
+    let lookup = agent_lookup(dir, cluster);
+    let defaults = cluster
+        .resource_defaults
+        .apply(&crate::agents::Options::default())
+        .unwrap_or_default();
+    let mut groups: Vec<GroupConfig> = Vec::new();
+    for line in &h.groups {
+        let err = |key: &str, message: String| ConfigError::Line {
+            file: line.at.file.clone(),
+            line: line.at.line,
+            key: key.to_string(),
+            message,
+        };
+        let id = line.resources[0].clone();
+        if id.len() > MAX_GROUP_ID {
+            errors.push(err(&id, format!("longer than {MAX_GROUP_ID} bytes")));
+        }
+        if let Some(other) = groups.iter().find(|g| g.id == id) {
+            errors.push(err(
+                &id,
+                format!("a group of this name is already defined at {}", other.at),
+            ));
+        }
+        let mut resources = Vec::new();
+        for spec in &line.resources {
+            if let Some(g) = groups
+                .iter()
+                .find(|g| g.resources.iter().any(|r| r.spec == *spec))
+            {
+                errors.push(err(
+                    spec,
+                    format!(
+                        "already in group {} ({}): a resource belongs to one group",
+                        g.id, g.at
+                    ),
+                ));
+            }
+            let (name, _) = crate::agents::split_spec(spec);
+            let mut options = defaults.clone();
+            for key in [name, spec.as_str()] {
+                if let Some(o) = cluster.resource.get(key) {
+                    options = o.apply(&options).unwrap_or(options);
+                }
+            }
+            match crate::agents::resolve(spec, &lookup) {
+                Ok(kind) => resources.push(crate::agents::Resource {
+                    spec: spec.clone(),
+                    kind,
+                    options,
+                }),
+                Err(m) => errors.push(err(spec, m)),
+            }
+        }
+        groups.push(GroupConfig {
+            id,
+            home: line.node.clone(),
+            resources,
+            at: line.at.clone(),
+        });
+    }
+    if groups.len() > MAX_GROUPS {
+        let g = &groups[MAX_GROUPS];
+        errors.push(ConfigError::Line {
+            file: g.at.file.clone(),
+            line: g.at.line,
+            key: g.id.clone(),
+            message: format!(
+                "more than {MAX_GROUPS} resource groups: put resources of one service on one line"
+            ),
+        });
+    }
+    groups
 }
 
 impl ConfigError {
@@ -260,6 +382,8 @@ pub fn check(dir: &Path, node: &str) -> Report {
         })
         .unwrap_or_default();
 
+    let groups = resolve_groups(dir, &haresources, &cluster, &mut errors);
+
     errors.sort_by(|a, b| (a.file(), a.line()).cmp(&(b.file(), b.line())));
     warnings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
 
@@ -271,6 +395,7 @@ pub fn check(dir: &Path, node: &str) -> Report {
             authkeys,
             haresources,
             cluster,
+            groups,
             warnings: warnings.clone(),
         }),
         _ => None,
@@ -306,13 +431,45 @@ mod tests {
             &format!("auth 1\n1 sha256 {SECRET}\n"),
             0o600,
         );
-        write(
-            d.path(),
-            "haresources",
-            "l0 IPaddr2::192.168.1.100/24/eth1:0 drbddisk::r0 Filesystem::/dev/drbd0::/mnt/drbd::ext3 mysqld-max linkserv mon\n",
-            0o644,
-        );
+        write(d.path(), "haresources", SEED_002_HARESOURCES, 0o644);
+        // The seed machine's own scripts (drbd-utils' drbddisk, its init
+        // scripts, mon) as heartbeat-style agents.
+        std::fs::create_dir(d.path().join("resource.d")).unwrap();
+        for name in SEED_002_SCRIPTS {
+            write(
+                &d.path().join("resource.d"),
+                name,
+                "#!/bin/sh\nexit 0\n",
+                0o755,
+            );
+        }
         d
+    }
+
+    const SEED_002_HARESOURCES: &str = "l0 IPaddr2::192.168.1.100/24/eth1:0 drbddisk::r0 Filesystem::/dev/drbd0::/mnt/drbd::ext3 mysqld-max linkserv mon\n";
+    const SEED_002_SCRIPTS: [&str; 4] = ["drbddisk", "mysqld-max", "linkserv", "mon"];
+
+    /// Without the seed machine's scripts, each missing agent is an error at
+    /// the group's line; the built-in ones resolve.
+    #[test]
+    fn seed_002_unknown_agents() {
+        let d = seed_dir();
+        std::fs::remove_dir_all(d.path().join("resource.d")).unwrap();
+        let e = errors(d.path(), "l0");
+        assert_eq!(e.len(), 4, "{e:?}");
+        for (e, name) in e.iter().zip(SEED_002_SCRIPTS) {
+            assert!(
+                e.starts_with(&format!(
+                    "haresources:1: {}",
+                    if name == "drbddisk" {
+                        "drbddisk::r0"
+                    } else {
+                        name
+                    }
+                )) && e.contains(&format!("unknown resource agent {name}")),
+                "{e}"
+            );
+        }
     }
 
     fn errors(dir: &Path, node: &str) -> Vec<String> {
@@ -335,6 +492,17 @@ mod tests {
         assert_eq!(c.authkeys.keys[0].secret, SECRET.as_bytes());
         assert_eq!(c.haresources.groups.len(), 1);
         assert_eq!(c.haresources.groups[0].resources.len(), 6);
+        assert_eq!(c.groups.len(), 1);
+        assert_eq!(c.groups[0].id, "IPaddr2::192.168.1.100/24/eth1:0");
+        assert_eq!(c.groups[0].home, "l0");
+        assert!(matches!(
+            c.groups[0].resources[2].kind,
+            crate::agents::AgentKind::Filesystem(_)
+        ));
+        assert!(matches!(
+            c.groups[0].resources[1].kind,
+            crate::agents::AgentKind::Heartbeat { .. }
+        ));
         assert_eq!(c.cluster, ClusterToml::default());
         assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
         assert_eq!(c.warnings[0].key, "hopfudge");
@@ -400,7 +568,7 @@ mod tests {
         assert_eq!(c.ha.keepalive, std::time::Duration::from_millis(200));
         assert_eq!(c.ha.nodes, vec!["n1", "n2"]);
         assert_eq!(c.ha.auto_failback, AutoFailback::On);
-        assert_eq!(c.haresources.groups[0].resources.len(), 4);
+        assert_eq!(c.haresources.groups[0].resources.len(), 3);
         assert_eq!(c.cluster, ClusterToml::default());
     }
 
@@ -435,7 +603,7 @@ mod tests {
             0o644,
         );
         write(d.path(), "authkeys", "auth 2\n1 sha256 x\n", 0o640);
-        write(d.path(), "haresources", "l0 a\nl7 b\n", 0o644);
+        write(d.path(), "haresources", "l0 192.0.2.5\nl7 b\n", 0o644);
         write(d.path(), "cluster.toml", "[cluster]\nnom = 1\n", 0o644);
         assert_eq!(
             errors(d.path(), "l0"),

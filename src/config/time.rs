@@ -159,3 +159,15 @@ mod tests {
         assert_eq!(fmt_duration(Duration::ZERO), "0s");
     }
 }
+
+/// `2s`, `200ms`: a spelling [`parse_duration`] reads back (to the millisecond).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0s".into()
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}

@@ -1,0 +1,486 @@
+//! Resource agents: what runs one `haresources` resource.
+//!
+//! A resource is written `NAME::arg1::arg2` (or a bare IPv4 address, which
+//! means `IPaddr`). [`resolve`] finds its agent the way heartbeat does, first
+//! match wins:
+//!
+//! 1. built-in agents in Rust: `IPaddr`, `IPaddr2` ([`ipaddr`]) and
+//!    `Filesystem` ([`filesystem`]);
+//! 2. `CONFIG_DIR/resource.d/NAME`, then the project's `resources/` folder:
+//!    heartbeat-style scripts called `NAME args... start|stop|status`;
+//! 3. `/etc/init.d/NAME`: LSB init scripts (no arguments, LSB exit codes);
+//! 4. OCF agents: `ocf:PROVIDER:TYPE::key=value...`, or a bare `NAME` found as
+//!    `OCF_ROOT/resource.d/*/NAME` (`OCF_RESKEY_key=value`, OCF exit codes,
+//!    `monitor` for status).
+//!
+//! Every call has a timeout ([`Options`]); script output is logged line by
+//! line under the caller's span.
+
+pub mod exec;
+pub mod filesystem;
+pub mod ipaddr;
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What an agent is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Start,
+    Stop,
+    Status,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Status => "status",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a status call found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Running {
+    Running,
+    Stopped,
+}
+
+/// Why an agent call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentError {
+    #[error("{action} timed out after {}", crate::config::format_duration(*timeout))]
+    Timeout { action: Action, timeout: Duration },
+    /// A script exited with a failure code.
+    #[error("{action} exited with code {code}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
+    Exit {
+        action: Action,
+        code: i32,
+        message: String,
+    },
+    /// A script could not be run, or a built-in agent failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// How `Filesystem` decides whether to fsck before mounting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsck {
+    /// heartbeat's rule: only filesystems without a journal (ext2, vfat...).
+    Auto,
+    Force,
+    Never,
+}
+
+/// Per-resource settings (`cluster.toml` `[resource_defaults]`,
+/// `[resource.NAME]`, `[resource."FULL::SPEC"]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub start_timeout: Duration,
+    pub stop_timeout: Duration,
+    pub status_timeout: Duration,
+    /// IPaddr: gratuitous ARPs sent after adding the address.
+    pub arp_count: u32,
+    pub arp_interval: Duration,
+    /// IPaddr: how long to listen for another host answering for the address
+    /// before adding it (0: no check).
+    pub arp_probe: Duration,
+    /// Filesystem: fsck before mount.
+    pub fsck: Fsck,
+    /// Filesystem: time between TERM and KILL for processes holding the mount.
+    pub kill_grace: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            start_timeout: Duration::from_secs(120),
+            stop_timeout: Duration::from_secs(120),
+            status_timeout: Duration::from_secs(30),
+            arp_count: 5,
+            arp_interval: Duration::from_millis(200),
+            arp_probe: Duration::from_millis(200),
+            fsck: Fsck::Auto,
+            kill_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Options {
+    pub fn timeout(&self, action: Action) -> Duration {
+        match action {
+            Action::Start => self.start_timeout,
+            Action::Stop => self.stop_timeout,
+            Action::Status => self.status_timeout,
+        }
+    }
+}
+
+/// How a resource is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentKind {
+    /// `IPaddr`, `IPaddr2` or a bare address.
+    IpAddr(ipaddr::IpAddrArgs),
+    Filesystem(filesystem::FsArgs),
+    /// heartbeat convention: `PATH args... start|stop|status`.
+    Heartbeat {
+        path: PathBuf,
+        args: Vec<String>,
+    },
+    /// LSB init script: `PATH start|stop|status`.
+    Lsb {
+        path: PathBuf,
+    },
+    /// OCF agent: `PATH start|stop|monitor` with `OCF_RESKEY_*`.
+    Ocf {
+        path: PathBuf,
+        ocf_root: PathBuf,
+        provider: String,
+        kind: String,
+        params: Vec<(String, String)>,
+    },
+}
+
+impl AgentKind {
+    /// Short name of the kind, for status and logs.
+    pub fn class(&self) -> &'static str {
+        match self {
+            AgentKind::IpAddr(_) => "builtin",
+            AgentKind::Filesystem(_) => "builtin",
+            AgentKind::Heartbeat { .. } => "heartbeat",
+            AgentKind::Lsb { .. } => "lsb",
+            AgentKind::Ocf { .. } => "ocf",
+        }
+    }
+}
+
+/// One resource of a group, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// As written in haresources.
+    pub spec: String,
+    pub kind: AgentKind,
+    pub options: Options,
+}
+
+impl Resource {
+    /// Runs `action` (start or stop) within its timeout.
+    pub async fn run(&self, action: Action) -> Result<(), AgentError> {
+        debug_assert!(action != Action::Status);
+        let timeout = self.options.timeout(action);
+        match &self.kind {
+            AgentKind::IpAddr(a) => {
+                with_timeout(action, timeout, async {
+                    match action {
+                        Action::Start => ipaddr::start(a, &self.options).await,
+                        _ => ipaddr::stop(a, &self.options).await,
+                    }
+                })
+                .await
+            }
+            AgentKind::Filesystem(a) => {
+                with_timeout(action, timeout, async {
+                    match action {
+                        Action::Start => filesystem::start(a, &self.options).await,
+                        _ => filesystem::stop(a, &self.options).await,
+                    }
+                })
+                .await
+            }
+            kind => exec::run(kind, action, timeout).await.map(|_| ()),
+        }
+    }
+
+    /// Asks whether the resource runs here.
+    pub async fn status(&self) -> Result<Running, AgentError> {
+        let timeout = self.options.status_timeout;
+        match &self.kind {
+            AgentKind::IpAddr(a) => with_timeout(Action::Status, timeout, ipaddr::status(a)).await,
+            AgentKind::Filesystem(a) => {
+                with_timeout(Action::Status, timeout, filesystem::status(a)).await
+            }
+            kind => exec::run(kind, Action::Status, timeout).await,
+        }
+    }
+}
+
+async fn with_timeout<T>(
+    action: Action,
+    timeout: Duration,
+    f: impl std::future::Future<Output = Result<T, AgentError>>,
+) -> Result<T, AgentError> {
+    match tokio::time::timeout(timeout, f).await {
+        Ok(r) => r,
+        Err(_) => Err(AgentError::Timeout { action, timeout }),
+    }
+}
+
+/// Where agents are looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// `CONFIG_DIR/resource.d`.
+    pub resource_d: PathBuf,
+    /// The project's `resources/` folders, first match wins.
+    pub resources_dirs: Vec<PathBuf>,
+    /// `/etc/init.d`.
+    pub init_dir: PathBuf,
+    /// `/usr/lib/ocf`.
+    pub ocf_root: PathBuf,
+}
+
+/// Where the project's `resources/` folder is when `cluster.toml` does not
+/// say: `/usr/lib/hbd/resources` for an installed hbd, `resources/` of the
+/// source tree for a cargo build (found from the binary's path, or the path
+/// it was built at).
+pub fn default_resources_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        // target/{debug,release}/hbd -> resources/
+        if let Some(root) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
+            let d = root.join("resources");
+            if d.join("daemon").exists() {
+                dirs.push(d);
+            }
+        }
+    }
+    dirs.push(PathBuf::from("/usr/lib/hbd/resources"));
+    let built = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/resources"));
+    if !dirs.contains(&built) {
+        dirs.push(built);
+    }
+    dirs
+}
+
+/// Names of the built-in agents.
+pub const BUILTIN: &[&str] = &["IPaddr", "IPaddr2", "Filesystem"];
+
+/// Splits `NAME::arg1::arg2` into the name and its arguments.
+pub fn split_spec(spec: &str) -> (&str, Vec<&str>) {
+    let mut parts = spec.split("::");
+    let name = parts.next().unwrap_or("");
+    (name, parts.collect())
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Finds the agent of `spec`. The error says what was looked for and where.
+pub fn resolve(spec: &str, lookup: &Lookup) -> Result<AgentKind, String> {
+    let (name, args) = split_spec(spec);
+    if name.is_empty() {
+        return Err("empty resource name".into());
+    }
+    // A bare IPv4 address (with optional /bits/iface/broadcast) means IPaddr.
+    if name
+        .split('/')
+        .next()
+        .is_some_and(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+    {
+        if !args.is_empty() {
+            return Err("a bare address takes no `::` arguments".into());
+        }
+        return ipaddr::parse_args(&[name]).map(AgentKind::IpAddr);
+    }
+    match name {
+        "IPaddr" | "IPaddr2" => return ipaddr::parse_args(&args).map(AgentKind::IpAddr),
+        "Filesystem" => return filesystem::parse_args(&args).map(AgentKind::Filesystem),
+        _ => {}
+    }
+    if let Some(rest) = name.strip_prefix("ocf:") {
+        let mut it = rest.split(':');
+        let (Some(provider), Some(kind), None) = (it.next(), it.next(), it.next()) else {
+            return Err(format!(
+                "`{name}`: an OCF agent is written ocf:PROVIDER:TYPE (e.g. ocf:heartbeat:Dummy)"
+            ));
+        };
+        let path = lookup.ocf_root.join("resource.d").join(provider).join(kind);
+        if !is_executable(&path) {
+            return Err(format!(
+                "unknown resource agent {name}: {} is not an executable file",
+                path.display()
+            ));
+        }
+        return ocf(path, lookup, provider, kind, &args);
+    }
+    if name.contains('/') || name == "." || name == ".." {
+        return Err(format!("`{name}`: an agent name may not contain `/`"));
+    }
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let mut searched = vec![lookup.resource_d.clone()];
+    searched.extend(lookup.resources_dirs.iter().cloned());
+    for dir in &searched {
+        let path = dir.join(name);
+        if is_executable(&path) {
+            return Ok(AgentKind::Heartbeat { path, args });
+        }
+    }
+    let path = lookup.init_dir.join(name);
+    if is_executable(&path) {
+        if !args.is_empty() {
+            return Err(format!(
+                "{name} is an LSB init script ({}): it takes no `::` arguments",
+                path.display()
+            ));
+        }
+        return Ok(AgentKind::Lsb { path });
+    }
+    searched.push(lookup.init_dir.clone());
+    let ocf_dir = lookup.ocf_root.join("resource.d");
+    if let Ok(providers) = std::fs::read_dir(&ocf_dir) {
+        let mut providers: Vec<_> = providers.flatten().map(|e| e.path()).collect();
+        providers.sort();
+        for p in providers {
+            let path = p.join(name);
+            if is_executable(&path) {
+                let provider = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                return ocf(path, lookup, &provider, name, &args);
+            }
+        }
+    }
+    searched.push(ocf_dir.join("*"));
+    Err(format!(
+        "unknown resource agent {name}: not built in ({}) and not found in {}",
+        BUILTIN.join(", "),
+        searched
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+fn ocf(
+    path: PathBuf,
+    lookup: &Lookup,
+    provider: &str,
+    kind: &str,
+    args: &[&str],
+) -> Result<AgentKind, String> {
+    let mut params = Vec::new();
+    for a in args {
+        let Some((k, v)) = a.split_once('=') else {
+            return Err(format!(
+                "OCF agent {provider}:{kind}: argument `{a}` is not key=value (it becomes OCF_RESKEY_key)"
+            ));
+        };
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "OCF agent {provider}:{kind}: `{k}` is not a valid parameter name"
+            ));
+        }
+        params.push((k.to_string(), v.to_string()));
+    }
+    Ok(AgentKind::Ocf {
+        path,
+        ocf_root: lookup.ocf_root.clone(),
+        provider: provider.to_string(),
+        kind: kind.to_string(),
+        params,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn script(dir: &Path, name: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn lookup(root: &Path) -> Lookup {
+        Lookup {
+            resource_d: root.join("ha.d/resource.d"),
+            resources_dirs: vec![root.join("resources")],
+            init_dir: root.join("init.d"),
+            ocf_root: root.join("ocf"),
+        }
+    }
+
+    #[test]
+    fn lookup_order_is_heartbeats() {
+        let t = tempfile::tempdir().unwrap();
+        let l = lookup(t.path());
+        script(&l.resource_d, "both");
+        script(&t.path().join("resources"), "both");
+        script(&t.path().join("resources"), "daemon");
+        script(&l.init_dir, "svc");
+        script(&l.init_dir, "daemon");
+        script(&l.ocf_root.join("resource.d/heartbeat"), "Dummy");
+        match resolve("both::a::b", &l).unwrap() {
+            AgentKind::Heartbeat { path, args } => {
+                assert_eq!(path, l.resource_d.join("both"));
+                assert_eq!(args, vec!["a", "b"]);
+            }
+            k => panic!("{k:?}"),
+        }
+        assert!(matches!(
+            resolve("daemon", &l).unwrap(),
+            AgentKind::Heartbeat { path, .. } if path == t.path().join("resources/daemon")
+        ));
+        assert!(matches!(resolve("svc", &l).unwrap(), AgentKind::Lsb { .. }));
+        assert!(resolve("svc::x", &l).unwrap_err().contains("LSB"));
+        match resolve("ocf:heartbeat:Dummy::state=/tmp/x::fake=1", &l).unwrap() {
+            AgentKind::Ocf {
+                provider,
+                kind,
+                params,
+                ..
+            } => {
+                assert_eq!((provider.as_str(), kind.as_str()), ("heartbeat", "Dummy"));
+                assert_eq!(params[0], ("state".to_string(), "/tmp/x".to_string()));
+            }
+            k => panic!("{k:?}"),
+        }
+        assert!(matches!(
+            resolve("Dummy", &l).unwrap(),
+            AgentKind::Ocf { .. }
+        ));
+        assert!(resolve("ocf:heartbeat:Dummy::positional", &l)
+            .unwrap_err()
+            .contains("key=value"));
+        let e = resolve("drbddisk::r0", &l).unwrap_err();
+        assert!(e.contains("unknown resource agent drbddisk"), "{e}");
+        assert!(resolve("../x", &l).is_err());
+        assert!(resolve("ocf:x", &l).is_err());
+    }
+
+    #[test]
+    fn builtins_and_bare_addresses() {
+        let t = tempfile::tempdir().unwrap();
+        let l = lookup(t.path());
+        assert!(matches!(
+            resolve("192.0.2.100", &l).unwrap(),
+            AgentKind::IpAddr(_)
+        ));
+        assert!(matches!(
+            resolve("IPaddr2::192.168.1.100/24/eth1:0", &l).unwrap(),
+            AgentKind::IpAddr(_)
+        ));
+        assert!(matches!(
+            resolve("Filesystem::/dev/drbd0::/mnt/drbd::ext3", &l).unwrap(),
+            AgentKind::Filesystem(_)
+        ));
+    }
+}
