@@ -89,6 +89,18 @@ pub(crate) fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// `2s`, `200ms`: a spelling [`parse_duration`] reads back (to the millisecond).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0s".into()
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,17 +169,5 @@ mod tests {
         assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(fmt_duration(Duration::from_micros(250)), "250us");
         assert_eq!(fmt_duration(Duration::ZERO), "0s");
-    }
-}
-
-/// `2s`, `200ms`: a spelling [`parse_duration`] reads back (to the millisecond).
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        "0s".into()
-    } else if ms % 1000 == 0 {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
     }
 }
