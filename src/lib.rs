@@ -24,6 +24,7 @@
 pub mod agents;
 pub mod config;
 pub mod ctl;
+pub mod groups;
 pub mod membership;
 pub mod runtime;
 pub mod wire;

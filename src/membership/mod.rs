@@ -126,6 +126,13 @@ pub enum Event {
     DuplicateNode {
         incarnation: u64,
     },
+    /// A resource-group report from an up node, delivered once however many
+    /// media carried it, and only if newer than the last one delivered.
+    Report {
+        node: String,
+        incarnation: u64,
+        report: crate::wire::GroupReport,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +231,8 @@ struct Peer {
     waiting_since: Duration,
     /// Indexed by [`MediumId`].
     links: Vec<Link>,
+    /// Sequence number of the last report delivered (this incarnation).
+    delivered: Option<u64>,
 }
 
 impl Peer {
@@ -237,6 +246,7 @@ impl Peer {
             dead_reason: None,
             waiting_since: now,
             links: vec![Link::new(); media],
+            delivered: None,
         }
     }
 }
@@ -485,6 +495,7 @@ impl Membership {
         let mut events = Vec::new();
         let peer = &mut self.peers[idx];
         if restarted {
+            peer.delivered = None;
             for link in &mut peer.links {
                 link.last_seq = None;
             }
@@ -505,7 +516,7 @@ impl Membership {
         link.last_seq = Some(msg.seq);
 
         match msg.body {
-            Body::Keepalive(_) => {
+            Body::Keepalive(_) | Body::Groups(_) => {
                 if let (true, Some(prev)) = (was_up, previous) {
                     let gap = now.saturating_sub(prev);
                     if gap > warntime {
@@ -530,6 +541,16 @@ impl Membership {
                         node: peer.name.clone(),
                         incarnation: msg.incarnation,
                     });
+                }
+                if let Body::Groups(report) = msg.body {
+                    if peer.delivered.is_none_or(|d| msg.seq > d) {
+                        peer.delivered = Some(msg.seq);
+                        events.push(Event::Report {
+                            node: peer.name.clone(),
+                            incarnation: msg.incarnation,
+                            report,
+                        });
+                    }
                 }
             }
             Body::Leaving => {
@@ -557,6 +578,14 @@ impl Membership {
         }
         self.outputs.extend(events.into_iter().map(Output::Event));
         Ok(())
+    }
+
+    /// Sends `body` (a group report) on every medium now, as the next datagram
+    /// of this incarnation. Nothing is sent after [`Membership::leave`].
+    pub fn broadcast(&mut self, body: Body) {
+        if !self.left {
+            self.send(body);
+        }
     }
 
     /// Time passes: sends due keepalives, declares silent links and nodes dead.

@@ -501,6 +501,7 @@ fn log_event(media: &[net::OpenMedium], e: &Event) {
             gap_ms = gap.as_millis() as u64,
             "late heartbeat"
         ),
+        Event::Report { .. } => {}
         Event::DuplicateNode { incarnation } => tracing::error!(
             incarnation,
             "another daemon sends under this node's name: check --node and uname -n on every node"

@@ -63,6 +63,101 @@ pub enum Body {
     /// Orderly shutdown: peers declare the sender dead at once instead of
     /// waiting for `deadtime`.
     Leaving,
+    /// The sender's view of the resource groups (see `groups`): sent when it
+    /// changes and every keepalive.
+    Groups(GroupReport),
+}
+
+/// One node's resource-group report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupReport {
+    /// The sender has probed its resources: the states below are true. Until
+    /// then it may hold anything, and nothing may start anywhere.
+    pub ready: bool,
+    /// The sender shuts down: it gives every group up and takes none.
+    pub leaving: bool,
+    pub groups: Vec<GroupEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupEntry {
+    /// The group's id (its first resource as written in haresources).
+    pub id: String,
+    pub state: GroupState,
+    /// Non-zero: the sender asks to start the group, with this claim number.
+    pub claim: u32,
+    /// The one node the sender lets start the group (itself included), and
+    /// for which of its claims.
+    pub grant: Option<Grant>,
+    pub pref: Pref,
+}
+
+/// "You may start this group": answers one claim of one incarnation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub node: String,
+    pub incarnation: u64,
+    pub claim: u32,
+}
+
+/// A group's state on one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupState {
+    Stopped,
+    Starting,
+    Started,
+    Stopping,
+    /// A start failed here and was rolled back: not started here again until
+    /// `hbctl clear`.
+    Failed,
+    /// A stop failed: the group may still run here, so it starts nowhere else
+    /// while this node is up.
+    StopFailed,
+}
+
+impl GroupState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Stopped => "stopped",
+            GroupState::Starting => "starting",
+            GroupState::Started => "started",
+            GroupState::Stopping => "stopping",
+            GroupState::Failed => "failed",
+            GroupState::StopFailed => "stop-failed",
+        }
+    }
+
+    /// Whether the group's resources may be running on the node.
+    pub fn may_run(self) -> bool {
+        matches!(
+            self,
+            GroupState::Starting
+                | GroupState::Started
+                | GroupState::Stopping
+                | GroupState::StopFailed
+        )
+    }
+}
+
+/// An operator's wish for a group on one node, from `hbctl standby` and
+/// `hbctl takeover`; the higher version wins between nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pref {
+    None,
+    /// `standby`: run it elsewhere when another node can.
+    Refuse(u32),
+    /// `takeover`: run it here.
+    Want(u32),
+}
+
+impl Pref {
+    pub fn version(self) -> u32 {
+        match self {
+            Pref::None => 0,
+            Pref::Refuse(v) | Pref::Want(v) => v,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
