@@ -8,7 +8,10 @@
 //! Who may connect is checked with `SO_PEERCRED`: root, the daemon's own user,
 //! and members of `cluster.toml` `[control] group`.
 
+pub use crate::groups::{Move, Scope};
 use crate::membership::{Counters, NodeStatus};
+use crate::wire::GroupState;
+use std::collections::BTreeMap;
 use crate::runtime::ping::PingNodeStatus;
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -31,8 +34,21 @@ pub fn socket_path(run_dir: &Path) -> PathBuf {
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum Request {
     Status,
-    NodeStatus { node: String },
+    NodeStatus {
+        node: String,
+    },
     ListNodes,
+    /// hb_standby: give the groups in `scope` up to another node.
+    Standby {
+        scope: Scope,
+        /// Answer when they have moved (or could not), at most this long;
+        /// `None`: answer at once.
+        wait_ms: Option<u64>,
+    },
+    /// hb_takeover: run the groups in `scope` here.
+    Takeover { scope: Scope, wait_ms: Option<u64> },
+    /// Forget that a group failed here.
+    Clear { group: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,8 +56,19 @@ pub enum Request {
 pub enum Response {
     Status(Box<Status>),
     NodeStatus(NodeStatus),
-    Nodes { nodes: Vec<String> },
-    Error { kind: ErrorKind, message: String },
+    Nodes {
+        nodes: Vec<String>,
+    },
+    /// A standby/takeover/clear was accepted; with a wait, `moves` says where
+    /// each group ended up.
+    Done {
+        groups: Vec<String>,
+        moves: Vec<Move>,
+    },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +80,13 @@ pub enum ErrorKind {
     NotFound,
     /// The request could not be decoded.
     BadRequest,
+    /// The request cannot be carried out now (peer dead, transition in
+    /// progress, group failed there...); nothing was changed.
+    Refused,
+    /// Accepted, but not finished within the wait; it goes on.
+    Timeout,
+    /// Accepted, then failed (a start failed...).
+    Failed,
 }
 
 /// The status document (`hbctl status --json`). Later subsystems add their
@@ -72,7 +106,46 @@ pub struct Status {
     pub nodes: Vec<NodeStatus>,
     /// `ha.cf` `ping` nodes and `ping_group`s.
     pub ping_nodes: Vec<PingNodeStatus>,
+    /// The resource groups of haresources.
+    #[serde(default)]
+    pub groups: Vec<GroupStatus>,
     pub counters: Counters,
+}
+
+/// One resource group in the status document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    /// Its first resource, as in haresources.
+    pub id: String,
+    /// Its preferred node.
+    pub home: String,
+    /// The node that runs it (starting, started, stopping or stop-failed).
+    pub owner: Option<String>,
+    /// The owner's state, or this node's when nobody runs it.
+    pub state: GroupState,
+    /// This node's state.
+    pub local: GroupState,
+    /// Every node's state as known here.
+    pub nodes: BTreeMap<String, GroupState>,
+    /// Where it should run now.
+    pub desired: Option<String>,
+    /// `standby` or `takeover` asked on this node.
+    pub pref: Option<String>,
+    /// Why it runs nowhere, when it does not.
+    pub note: Option<String>,
+    /// This node's resources, in start order.
+    pub resources: Vec<ResourceStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceStatus {
+    pub spec: String,
+    /// builtin, heartbeat, lsb or ocf.
+    pub agent: String,
+    /// On this node: stopped, starting, started, stopping, failed, stop-failed.
+    pub state: GroupState,
+    /// The last error of its agent here.
+    pub error: Option<String>,
 }
 
 /// One framed JSON connection; `T` is what is read, `U` what is written.

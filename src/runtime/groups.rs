@@ -1,0 +1,242 @@
+//! Runs the work the group machine asks for: probing, starting and stopping
+//! a group's resources, one task per group operation. Results come back to the
+//! daemon loop through a channel; per-resource states are kept for status.
+//!
+//! - start: left to right; a resource whose status already says running is
+//!   not started again; on a failure the resources started so far (and the
+//!   failing one) are stopped right to left: the roll-back;
+//! - stop: right to left; a failing stop is retried ([`STOP_ATTEMPTS`]) and
+//!   the others are still stopped; the group is stop-failed if one resisted;
+//! - probe: the status of every resource.
+//!
+//! Every agent call runs in a `resource` span naming the group, the resource
+//! and the action, so a script's output lands in the log under it.
+
+use crate::agents::{Action, Running};
+use crate::config::GroupConfig;
+use crate::ctl::ResourceStatus;
+use crate::groups::{OpResult, Probe};
+use crate::wire::GroupState;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// A stop is tried this many times before the group is stop-failed.
+pub const STOP_ATTEMPTS: usize = 3;
+/// Pause between stop attempts.
+const STOP_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// A finished operation, for the daemon loop.
+#[derive(Debug)]
+pub enum Done {
+    Probe(usize, Probe),
+    Op(usize, OpResult),
+}
+
+pub struct Runner {
+    groups: Arc<Vec<GroupConfig>>,
+    /// `[group][resource]`: state and last error, for status.
+    states: Arc<Mutex<Vec<Vec<(GroupState, Option<String>)>>>>,
+    done: mpsc::UnboundedSender<Done>,
+}
+
+impl Runner {
+    pub fn new(groups: Vec<GroupConfig>, done: mpsc::UnboundedSender<Done>) -> Runner {
+        let states = groups
+            .iter()
+            .map(|g| vec![(GroupState::Stopped, None); g.resources.len()])
+            .collect();
+        Runner {
+            groups: Arc::new(groups),
+            states: Arc::new(Mutex::new(states)),
+            done,
+        }
+    }
+
+    pub fn resources(&self, i: usize) -> Vec<ResourceStatus> {
+        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        self.groups[i]
+            .resources
+            .iter()
+            .zip(&states[i])
+            .map(|(r, (state, error))| ResourceStatus {
+                spec: r.spec.clone(),
+                agent: r.kind.class().to_string(),
+                state: *state,
+                error: error.clone(),
+            })
+            .collect()
+    }
+
+    fn task(&self, i: usize) -> Task {
+        Task {
+            group: self.groups[i].clone(),
+            index: i,
+            states: self.states.clone(),
+        }
+    }
+
+    pub fn probe(&self, i: usize) {
+        let (t, done) = (self.task(i), self.done.clone());
+        tokio::spawn(async move {
+            let p = t.probe().await;
+            let _ = done.send(Done::Probe(t.index, p));
+        });
+    }
+
+    pub fn start(&self, i: usize) {
+        let (t, done) = (self.task(i), self.done.clone());
+        tokio::spawn(async move {
+            let r = t.start().await;
+            let _ = done.send(Done::Op(t.index, r));
+        });
+    }
+
+    pub fn stop(&self, i: usize) {
+        let (t, done) = (self.task(i), self.done.clone());
+        tokio::spawn(async move {
+            let r = t.stop().await;
+            let _ = done.send(Done::Op(t.index, r));
+        });
+    }
+}
+
+struct Task {
+    group: GroupConfig,
+    index: usize,
+    states: Arc<Mutex<Vec<Vec<(GroupState, Option<String>)>>>>,
+}
+
+impl Task {
+    fn set(&self, r: usize, state: GroupState, error: Option<String>) {
+        let mut s = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        s[self.index][r] = (state, error);
+    }
+
+    fn span(&self, r: usize, action: Action) -> tracing::Span {
+        tracing::info_span!(
+            "resource",
+            group = %self.group.id,
+            resource = %self.group.resources[r].spec,
+            action = action.as_str()
+        )
+    }
+
+    async fn status(&self, r: usize) -> Result<Running, String> {
+        self.group.resources[r]
+            .status()
+            .instrument(self.span(r, Action::Status))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn probe(&self) -> Probe {
+        let mut running = 0;
+        let n = self.group.resources.len();
+        for r in 0..n {
+            match self.status(r).await {
+                Ok(Running::Running) => {
+                    running += 1;
+                    self.set(r, GroupState::Started, None);
+                }
+                Ok(Running::Stopped) => self.set(r, GroupState::Stopped, None),
+                Err(e) => {
+                    // Unknown counts as running: it gets stopped, never doubled.
+                    tracing::warn!(group = %self.group.id, resource = %self.group.resources[r].spec, error = %e, "status failed at start-up");
+                    running += 1;
+                    self.set(r, GroupState::Started, Some(e));
+                }
+            }
+        }
+        let p = match running {
+            0 => Probe::Stopped,
+            x if x == n => Probe::Running,
+            _ => Probe::Partial,
+        };
+        tracing::info!(group = %self.group.id, running, of = n, "probed");
+        p
+    }
+
+    async fn start(&self) -> OpResult {
+        let n = self.group.resources.len();
+        for r in 0..n {
+            let res = &self.group.resources[r];
+            if let Ok(Running::Running) = self.status(r).await {
+                tracing::info!(group = %self.group.id, resource = %res.spec, "already running: not started again");
+                self.set(r, GroupState::Started, None);
+                continue;
+            }
+            self.set(r, GroupState::Starting, None);
+            let span = self.span(r, Action::Start);
+            let t0 = std::time::Instant::now();
+            match res.run(Action::Start).instrument(span).await {
+                Ok(()) => {
+                    tracing::info!(group = %self.group.id, resource = %res.spec, ms = t0.elapsed().as_millis() as u64, "resource started");
+                    self.set(r, GroupState::Started, None);
+                }
+                Err(e) => {
+                    tracing::error!(group = %self.group.id, resource = %res.spec, error = %e, "resource failed to start: rolling back");
+                    self.set(r, GroupState::Failed, Some(e.to_string()));
+                    // Roll back: the failing one too, it may be half-started.
+                    let mut clean = true;
+                    for back in (0..=r).rev() {
+                        if !self.stop_one(back, back == r).await {
+                            clean = false;
+                        }
+                    }
+                    return OpResult::StartFailed {
+                        rolled_back: clean,
+                    };
+                }
+            }
+        }
+        OpResult::Started
+    }
+
+    /// Stops resource `r` with retries; true when it stopped. `keep_failed`
+    /// leaves a start failure's state visible when the stop succeeds.
+    async fn stop_one(&self, r: usize, keep_failed: bool) -> bool {
+        let res = &self.group.resources[r];
+        let mut last = None;
+        for attempt in 1..=STOP_ATTEMPTS {
+            if !keep_failed {
+                self.set(r, GroupState::Stopping, None);
+            }
+            let span = self.span(r, Action::Stop);
+            match res.run(Action::Stop).instrument(span).await {
+                Ok(()) => {
+                    if !keep_failed {
+                        self.set(r, GroupState::Stopped, None);
+                    }
+                    tracing::info!(group = %self.group.id, resource = %res.spec, "resource stopped");
+                    return true;
+                }
+                Err(e) => {
+                    tracing::warn!(group = %self.group.id, resource = %res.spec, attempt, of = STOP_ATTEMPTS, error = %e, "stop failed");
+                    last = Some(e.to_string());
+                    if attempt < STOP_ATTEMPTS {
+                        tokio::time::sleep(STOP_RETRY_PAUSE).await;
+                    }
+                }
+            }
+        }
+        tracing::error!(group = %self.group.id, resource = %res.spec, "RESOURCE STOP FAILED: it may still run here; the group will not start on another node while this node is up");
+        self.set(r, GroupState::StopFailed, last);
+        false
+    }
+
+    async fn stop(&self) -> OpResult {
+        let mut clean = true;
+        for r in (0..self.group.resources.len()).rev() {
+            if !self.stop_one(r, false).await {
+                clean = false;
+            }
+        }
+        if clean {
+            OpResult::Stopped
+        } else {
+            OpResult::StopFailed
+        }
+    }
+}
