@@ -213,11 +213,9 @@ impl ArpSocket {
     /// Opens the socket and binds it to `ifindex`, so that it receives the
     /// interface's ARP traffic from now on (open it before sending a probe).
     pub fn open(ifindex: u32) -> io::Result<ArpSocket> {
-        let sock = Socket::new(
-            Domain::PACKET,
-            Type::DGRAM,
-            Some(Protocol::from(i32::from(ETH_P_ARP.to_be()))),
-        )?;
+        // Protocol 0 receives nothing until `bind` names ETH_P_ARP and the
+        // interface: no packet of another interface slips in before.
+        let sock = Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(0)))?;
         sock.set_nonblocking(true)?;
         sock.set_cloexec(true)?;
         sock.bind(&sockaddr_ll(ifindex, None)?)?;

@@ -345,8 +345,8 @@ pub async fn start(a: &IpAddrArgs, o: &Options) -> Result<(), AgentError> {
             %ip,
             iface,
             prefix = plan.prefix,
-            broadcast = ?plan.broadcast,
-            label = ?plan.label,
+            broadcast = %plan.broadcast.map_or("none".into(), |b| b.to_string()),
+            label = plan.label.as_deref().unwrap_or(""),
             "address added"
         );
     }
