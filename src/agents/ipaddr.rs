@@ -1,10 +1,34 @@
 //! Built-in `IPaddr` / `IPaddr2`: an IPv4 alias address added and removed
 //! through rtnetlink, announced with gratuitous ARPs.
 //!
-//! STUB: filled in by the ipaddr work item.
+//! heartbeat's two agents differ only in the tool they run (`ifconfig` alias
+//! interfaces versus `ip addr`); here both add the address with its label, so
+//! `ifconfig` still shows `eth0:0`. The agent runs in the node's network
+//! namespace (the daemon is started under `ip netns exec`), so the sockets of
+//! this process see the right interfaces; nothing here calls `setns`.
+//!
+//! Start, in order:
+//! 1. read the interfaces and their addresses (one netlink dump each) and
+//!    decide the interface, prefix and broadcast ([`plan_start`], no I/O);
+//! 2. if the address is already there: nothing to add (start is idempotent);
+//! 3. otherwise RFC 5227 probes during `arp_probe`: an answer from another
+//!    host refuses the start rather than taking an address someone holds;
+//! 4. add the address (prefix, broadcast, label);
+//! 5. gratuitous ARPs (RFC 5227 announcements) from the interface's MAC: the
+//!    first before `start` returns, the other `arp_count - 1` every
+//!    `arp_interval` from a background task, so failover does not wait on
+//!    them.
 
+use super::arp::{self, ArpSocket, Conflict, Mac};
 use super::{AgentError, Options, Running};
-use std::net::Ipv4Addr;
+use futures::TryStreamExt;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::LinkUnspec;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{LazyLock, Mutex};
 
 /// `IP[/BITS[/IFACE[/BROADCAST]]]`, heartbeat's IPaddr argument; IFACE may
 /// carry a label (`eth1:0`).
@@ -19,34 +43,696 @@ pub struct IpAddrArgs {
     pub broadcast: Option<Ipv4Addr>,
 }
 
+/// Longest interface name or address label the kernel keeps (IFNAMSIZ - 1).
+const IFNAMSIZ_MAX: usize = 15;
+
+const USAGE: &str =
+    "IPaddr takes one argument: IP[/BITS[/IFACE[/BROADCAST]]], e.g. IPaddr2::192.0.2.100/24/eth0:0";
+
 /// Parses the `::` arguments of `IPaddr`/`IPaddr2` (or a bare address).
+/// Empty fields mean "find it out" (`192.0.2.100//eth0`), as in heartbeat.
 pub fn parse_args(args: &[&str]) -> Result<IpAddrArgs, String> {
-    let first = args
-        .first()
-        .ok_or("IPaddr needs an address: IPaddr::IP[/BITS[/IFACE[/BROADCAST]]]")?;
-    let addr = first
-        .split('/')
-        .next()
-        .unwrap_or("")
+    let arg = match args {
+        [] => return Err(format!("no address given: {USAGE}")),
+        [a] => *a,
+        _ => return Err(format!("{} arguments given: {USAGE}", args.len())),
+    };
+    let fields: Vec<&str> = arg.split('/').collect();
+    if fields.len() > 4 {
+        return Err(format!("`{arg}` has {} `/` fields: {USAGE}", fields.len()));
+    }
+    let field = |i: usize| fields.get(i).copied().filter(|f| !f.is_empty());
+
+    let addr: Ipv4Addr = fields[0]
         .parse()
-        .map_err(|_| format!("`{first}` is not an IPv4 address"))?;
+        .map_err(|_| format!("`{}` is not an IPv4 address: {USAGE}", fields[0]))?;
+    if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback() {
+        return Err(format!(
+            "{addr} cannot be a service address (unspecified, broadcast, multicast or loopback)"
+        ));
+    }
+    let prefix = field(1).map(parse_prefix).transpose()?;
+    let (iface, label) = match field(2) {
+        None => (None, None),
+        Some(f) => {
+            let (iface, label) = parse_iface(f)?;
+            (Some(iface), label)
+        }
+    };
+    let broadcast = field(3)
+        .map(|b| {
+            b.parse::<Ipv4Addr>()
+                .map_err(|_| format!("broadcast `{b}` is not an IPv4 address"))
+        })
+        .transpose()?;
+    if broadcast == Some(addr) {
+        return Err(format!("broadcast {addr} is the address itself"));
+    }
     Ok(IpAddrArgs {
         addr,
-        prefix: None,
-        iface: None,
-        label: None,
-        broadcast: None,
+        prefix,
+        iface,
+        label,
+        broadcast,
     })
 }
 
-pub async fn start(_a: &IpAddrArgs, _o: &Options) -> Result<(), AgentError> {
-    Err(AgentError::Failed("IPaddr: not implemented yet".into()))
+/// `24`, or a contiguous dotted netmask `255.255.255.0` (heartbeat's IPaddr
+/// accepted both).
+fn parse_prefix(s: &str) -> Result<u8, String> {
+    if let Ok(n) = s.parse::<u8>() {
+        if (1..=32).contains(&n) {
+            return Ok(n);
+        }
+        return Err(format!("prefix length `{s}` is not in 1..=32"));
+    }
+    if let Ok(mask) = s.parse::<Ipv4Addr>() {
+        let m = u32::from(mask);
+        // Contiguous: the ones, then only zeros.
+        if m != 0 && m.leading_ones() + m.trailing_zeros() == 32 {
+            return Ok(m.leading_ones() as u8);
+        }
+        return Err(format!("netmask `{s}` is not contiguous"));
+    }
+    Err(format!(
+        "`{s}` is neither a prefix length (1..=32) nor a netmask"
+    ))
 }
 
-pub async fn stop(_a: &IpAddrArgs, _o: &Options) -> Result<(), AgentError> {
-    Err(AgentError::Failed("IPaddr: not implemented yet".into()))
+/// `eth1` or `eth1:0` -> (`eth1`, label). The kernel's rules for names
+/// (`dev_valid_name`): 1..=15 bytes, not `.`/`..`, no `/`, `:` or space.
+fn parse_iface(f: &str) -> Result<(String, Option<String>), String> {
+    let (iface, label) = match f.split_once(':') {
+        Some((i, suffix)) => {
+            if suffix.is_empty() {
+                return Err(format!("label `{f}` has nothing after `:`"));
+            }
+            (i, Some(f))
+        }
+        None => (f, None),
+    };
+    let bad_char = |c: char| c == '/' || c.is_whitespace() || c.is_control();
+    if iface.is_empty()
+        || iface.len() > IFNAMSIZ_MAX
+        || iface == "."
+        || iface == ".."
+        || iface.chars().any(|c| bad_char(c) || c == ':')
+    {
+        return Err(format!(
+            "`{iface}` is not an interface name (1 to {IFNAMSIZ_MAX} bytes, no `/`, `:` or spaces)"
+        ));
+    }
+    if let Some(l) = label {
+        if l.len() > IFNAMSIZ_MAX || l.chars().any(bad_char) {
+            return Err(format!(
+                "label `{l}` is not valid (at most {IFNAMSIZ_MAX} bytes, no `/` or spaces)"
+            ));
+        }
+    }
+    Ok((iface.to_string(), label.map(str::to_string)))
 }
 
-pub async fn status(_a: &IpAddrArgs) -> Result<Running, AgentError> {
-    Ok(Running::Stopped)
+fn netmask(prefix: u8) -> u32 {
+    match prefix {
+        0 => 0,
+        p => u32::MAX << (32 - u32::from(p.min(32))),
+    }
+}
+
+/// Whether `ip` is in `net/prefix`.
+pub fn in_subnet(ip: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
+    let m = netmask(prefix);
+    u32::from(ip) & m == u32::from(net) & m
+}
+
+/// The directed broadcast of `addr/prefix`; none for /31 (RFC 3021) and /32.
+pub fn default_broadcast(addr: Ipv4Addr, prefix: u8) -> Option<Ipv4Addr> {
+    (prefix < 31).then(|| Ipv4Addr::from(u32::from(addr) | !netmask(prefix)))
+}
+
+/// One interface, as a netlink link dump shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    /// The Ethernet address; `None` for links without one.
+    pub mac: Option<Mac>,
+    pub up: bool,
+    /// Speaks ARP: has a MAC, is neither loopback nor `NOARP`.
+    pub arp: bool,
+}
+
+/// One IPv4 address of the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAddr {
+    pub index: u32,
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+/// What [`start`] will do, decided from a snapshot of the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartPlan {
+    pub link: Link,
+    pub prefix: u8,
+    pub broadcast: Option<Ipv4Addr>,
+    pub label: Option<String>,
+    /// The address is already on `link`: nothing to add.
+    pub present: bool,
+}
+
+/// heartbeat's findif: the interface with an address whose subnet contains
+/// `ip` (the most specific subnet if several do), and that subnet's prefix.
+/// The address itself is skipped, so a /32 copy of it does not count.
+pub fn findif(ip: Ipv4Addr, addrs: &[HostAddr]) -> Option<&HostAddr> {
+    addrs
+        .iter()
+        .filter(|h| h.addr != ip && in_subnet(ip, h.addr, h.prefix))
+        .max_by_key(|h| (h.prefix, std::cmp::Reverse(h.index)))
+}
+
+/// Decides the interface, prefix and broadcast of `a` on a host with `links`
+/// and `addrs`. Errors name the address and the interface.
+pub fn plan_start(a: &IpAddrArgs, links: &[Link], addrs: &[HostAddr]) -> Result<StartPlan, String> {
+    let ip = a.addr;
+    let link_of = |index: u32| links.iter().find(|l| l.index == index);
+    let holders: Vec<&HostAddr> = addrs.iter().filter(|h| h.addr == ip).collect();
+    let (link, present, prefix) = match &a.iface {
+        Some(name) => {
+            let link = links
+                .iter()
+                .find(|l| &l.name == name)
+                .ok_or_else(|| format!("interface {name} not found (for {ip})"))?;
+            if let Some(h) = holders.iter().find(|h| h.index == link.index) {
+                (link, true, h.prefix)
+            } else if let Some(other) = holders.first().and_then(|h| link_of(h.index)) {
+                return Err(format!("{ip} is already on {}, not on {name}", other.name));
+            } else {
+                let subnet = addrs
+                    .iter()
+                    .filter(|h| h.index == link.index)
+                    .filter(|h| h.addr != ip && in_subnet(ip, h.addr, h.prefix))
+                    .map(|h| h.prefix)
+                    .max();
+                let prefix = a.prefix.or(subnet).ok_or_else(|| {
+                    format!("no prefix given for {ip} and no address of {name} has a subnet containing it: write {ip}/BITS/{name}")
+                })?;
+                (link, false, prefix)
+            }
+        }
+        None => {
+            if let Some((h, link)) = holders.iter().find_map(|h| Some((h, link_of(h.index)?))) {
+                (link, true, h.prefix)
+            } else {
+                let found = findif(ip, addrs).ok_or_else(|| {
+                    format!("no interface has an IPv4 subnet containing {ip}: name one, e.g. {ip}/24/eth0")
+                })?;
+                let link = link_of(found.index).ok_or_else(|| {
+                    format!(
+                        "the interface of {ip}'s subnet ({}) has vanished",
+                        found.addr
+                    )
+                })?;
+                (link, false, a.prefix.unwrap_or(found.prefix))
+            }
+        }
+    };
+    Ok(StartPlan {
+        link: link.clone(),
+        prefix,
+        broadcast: a.broadcast.or_else(|| default_broadcast(ip, prefix)),
+        label: a.label.clone(),
+        present,
+    })
+}
+
+/// Whether `a` is configured: on its interface, or on any when none is given.
+pub fn is_present(a: &IpAddrArgs, links: &[Link], addrs: &[HostAddr]) -> bool {
+    addrs
+        .iter()
+        .filter(|h| h.addr == a.addr)
+        .any(|h| match &a.iface {
+            None => true,
+            Some(name) => links.iter().any(|l| l.index == h.index && &l.name == name),
+        })
+}
+
+/// Background gratuitous-ARP tasks, by address: `stop` (or a new `start`)
+/// ends the one of its address.
+static ANNOUNCERS: LazyLock<Mutex<HashMap<Ipv4Addr, tokio::task::AbortHandle>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn replace_announcer(ip: Ipv4Addr, task: Option<tokio::task::AbortHandle>) {
+    let mut map = ANNOUNCERS.lock().unwrap_or_else(|e| e.into_inner());
+    let old = match task {
+        Some(t) => map.insert(ip, t),
+        None => map.remove(&ip),
+    };
+    if let Some(old) = old {
+        old.abort();
+    }
+}
+
+pub async fn start(a: &IpAddrArgs, o: &Options) -> Result<(), AgentError> {
+    let ip = a.addr;
+    let nl = Netlink::open()?;
+    let (links, addrs) = nl.snapshot().await?;
+    let plan = plan_start(a, &links, &addrs).map_err(AgentError::Failed)?;
+    let iface = plan.link.name.as_str();
+    let failed = |what: &str, e: &dyn std::fmt::Display| {
+        AgentError::Failed(format!("{what} {ip} on {iface}: {e}"))
+    };
+
+    if !plan.link.up {
+        // IPaddr2 does `ip link set IFACE up` after adding the address.
+        tracing::info!(iface, "bringing the interface up");
+        nl.handle
+            .link()
+            .set(LinkUnspec::new_with_index(plan.link.index).up().build())
+            .execute()
+            .await
+            .map_err(|e| failed("bringing up the interface for", &NlError(e)))?;
+    }
+
+    if plan.present {
+        tracing::info!(%ip, iface, "address already present");
+    } else {
+        if !o.arp_probe.is_zero() {
+            if let (true, Some(mac)) = (plan.link.arp, plan.link.mac) {
+                match arp::probe(plan.link.index, mac, ip, o.arp_probe).await {
+                    Ok(None) => {}
+                    Ok(Some(Conflict::Answered(other))) => {
+                        return Err(AgentError::Failed(format!(
+                            "{ip} is already answered by {other} on {iface}: another host holds it"
+                        )))
+                    }
+                    Ok(Some(Conflict::Probing(other))) => {
+                        return Err(AgentError::Failed(format!(
+                            "{other} is probing for {ip} on {iface} too: another host is taking it"
+                        )))
+                    }
+                    Err(e) => return Err(failed("probing for", &e)),
+                }
+            }
+        }
+        match nl.add(ip, &plan).await {
+            Ok(()) => {}
+            // Added by someone else since the dump: it is there, as asked.
+            Err(e) if e.errno() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(failed("adding", &e)),
+        }
+        tracing::info!(
+            %ip,
+            iface,
+            prefix = plan.prefix,
+            broadcast = %plan.broadcast.map_or("none".into(), |b| b.to_string()),
+            label = plan.label.as_deref().unwrap_or(""),
+            "address added"
+        );
+    }
+
+    let (true, Some(mac), 1..) = (plan.link.arp, plan.link.mac, o.arp_count) else {
+        return Ok(());
+    };
+    let sock = ArpSocket::open(plan.link.index).map_err(|e| failed("announcing", &e))?;
+    arp::announce(&sock, mac, ip).map_err(|e| failed("announcing", &e))?;
+    let rest = o.arp_count - 1;
+    if rest > 0 {
+        let interval = o.arp_interval;
+        let iface = iface.to_string();
+        let task = tokio::spawn(async move {
+            for _ in 0..rest {
+                tokio::time::sleep(interval).await;
+                if let Err(e) = arp::announce(&sock, mac, ip) {
+                    tracing::warn!(%ip, iface, error = %e, "gratuitous ARP failed");
+                }
+            }
+        });
+        replace_announcer(ip, Some(task.abort_handle()));
+    }
+    Ok(())
+}
+
+pub async fn stop(a: &IpAddrArgs, _o: &Options) -> Result<(), AgentError> {
+    replace_announcer(a.addr, None);
+    let nl = Netlink::open()?;
+    let links = nl.links().await?;
+    for (h, msg) in nl.addr_messages().await? {
+        if !is_present(a, &links, std::slice::from_ref(&h)) {
+            continue;
+        }
+        let iface = links
+            .iter()
+            .find(|l| l.index == h.index)
+            .map_or_else(|| format!("ifindex {}", h.index), |l| l.name.clone());
+        match nl
+            .handle
+            .address()
+            .del(msg)
+            .execute()
+            .await
+            .map_err(NlError)
+        {
+            Ok(()) => tracing::info!(ip = %a.addr, iface, "address removed"),
+            // Already gone (removed with its primary, or by someone else).
+            Err(e) if e.errno() == Some(libc::EADDRNOTAVAIL) => {}
+            Err(e) => {
+                return Err(AgentError::Failed(format!(
+                    "removing {} from {iface}: {e}",
+                    a.addr
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn status(a: &IpAddrArgs) -> Result<Running, AgentError> {
+    let nl = Netlink::open()?;
+    let (links, addrs) = nl.snapshot().await?;
+    Ok(if is_present(a, &links, &addrs) {
+        Running::Running
+    } else {
+        Running::Stopped
+    })
+}
+
+/// An rtnetlink error shown as the errno it carries.
+struct NlError(rtnetlink::Error);
+
+impl NlError {
+    fn errno(&self) -> Option<i32> {
+        match &self.0 {
+            rtnetlink::Error::NetlinkError(m) => Some(-m.raw_code()),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for NlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            rtnetlink::Error::NetlinkError(m) => write!(f, "{}", m.to_io()),
+            e => write!(f, "{e}"),
+        }
+    }
+}
+
+/// An rtnetlink connection of this process's network namespace, closed on
+/// drop.
+struct Netlink {
+    handle: rtnetlink::Handle,
+    conn: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Netlink {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+impl Netlink {
+    fn open() -> Result<Netlink, AgentError> {
+        let (conn, handle, _) = rtnetlink::new_connection()
+            .map_err(|e| AgentError::Failed(format!("opening a netlink socket: {e}")))?;
+        Ok(Netlink {
+            handle,
+            conn: tokio::spawn(conn),
+        })
+    }
+
+    async fn snapshot(&self) -> Result<(Vec<Link>, Vec<HostAddr>), AgentError> {
+        let links = self.links().await?;
+        let addrs = self.addr_messages().await?;
+        Ok((links, addrs.into_iter().map(|(h, _)| h).collect()))
+    }
+
+    async fn links(&self) -> Result<Vec<Link>, AgentError> {
+        let msgs: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| AgentError::Failed(format!("listing interfaces: {}", NlError(e))))?;
+        Ok(msgs.iter().filter_map(link_of).collect())
+    }
+
+    /// The IPv4 addresses, with the message that deletes each.
+    async fn addr_messages(&self) -> Result<Vec<(HostAddr, AddressMessage)>, AgentError> {
+        let msgs: Vec<AddressMessage> =
+            self.handle
+                .address()
+                .get()
+                .execute()
+                .try_collect()
+                .await
+                .map_err(|e| AgentError::Failed(format!("listing addresses: {}", NlError(e))))?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| Some((host_addr_of(&m)?, m)))
+            .collect())
+    }
+
+    async fn add(&self, ip: Ipv4Addr, plan: &StartPlan) -> Result<(), NlError> {
+        let mut req = self
+            .handle
+            .address()
+            .add(plan.link.index, IpAddr::V4(ip), plan.prefix);
+        // The builder computes its own broadcast; ours (given, or none for
+        // /31 and /32) replaces it.
+        let attrs = &mut req.message_mut().attributes;
+        attrs.retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
+        if let Some(b) = plan.broadcast {
+            attrs.push(AddressAttribute::Broadcast(b));
+        }
+        if let Some(l) = &plan.label {
+            attrs.push(AddressAttribute::Label(l.clone()));
+        }
+        req.execute().await.map_err(NlError)
+    }
+}
+
+fn link_of(m: &LinkMessage) -> Option<Link> {
+    let mut name = None;
+    let mut mac = None;
+    for a in &m.attributes {
+        match a {
+            LinkAttribute::IfName(n) => name = Some(n.clone()),
+            LinkAttribute::Address(b) => mac = Mac::from_slice(b),
+            _ => {}
+        }
+    }
+    let flags = m.header.flags;
+    let mac = mac.filter(|m| *m != Mac::ZERO);
+    Some(Link {
+        index: m.header.index,
+        name: name?,
+        mac,
+        up: flags.contains(LinkFlags::Up),
+        arp: mac.is_some() && !flags.intersects(LinkFlags::Noarp | LinkFlags::Loopback),
+    })
+}
+
+fn host_addr_of(m: &AddressMessage) -> Option<HostAddr> {
+    if m.header.family != AddressFamily::Inet {
+        return None;
+    }
+    // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer's
+    // on point-to-point links and equal to it otherwise.
+    let mut local = None;
+    let mut address = None;
+    for a in &m.attributes {
+        match a {
+            AddressAttribute::Local(IpAddr::V4(ip)) => local = Some(*ip),
+            AddressAttribute::Address(IpAddr::V4(ip)) => address = Some(*ip),
+            _ => {}
+        }
+    }
+    Some(HostAddr {
+        index: m.header.index,
+        addr: local.or(address)?,
+        prefix: m.header.prefix_len,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<IpAddrArgs, String> {
+        parse_args(&[s])
+    }
+
+    #[test]
+    fn futures_are_send() {
+        // The daemon spawns agent calls on its multi-threaded runtime.
+        fn send<T: Send>(_: &T) {}
+        let a = p("192.0.2.100").unwrap();
+        let o = Options::default();
+        send(&start(&a, &o));
+        send(&stop(&a, &o));
+        send(&status(&a));
+    }
+
+    #[test]
+    fn parses_heartbeats_forms() {
+        let a = p("192.0.2.100").unwrap();
+        assert_eq!(a.addr, Ipv4Addr::new(192, 0, 2, 100));
+        assert_eq!(
+            (a.prefix, a.iface, a.label, a.broadcast),
+            (None, None, None, None)
+        );
+
+        let a = p("192.0.2.100/24/eth1:0/192.0.2.255").unwrap();
+        assert_eq!(a.prefix, Some(24));
+        assert_eq!(a.iface.as_deref(), Some("eth1"));
+        assert_eq!(a.label.as_deref(), Some("eth1:0"));
+        assert_eq!(a.broadcast, Some(Ipv4Addr::new(192, 0, 2, 255)));
+
+        let a = p("192.0.2.100/255.255.255.128/eth0").unwrap();
+        assert_eq!((a.prefix, a.label), (Some(25), None));
+        // Empty fields: found at start.
+        let a = p("192.0.2.100//eth0").unwrap();
+        assert_eq!((a.prefix, a.iface.as_deref()), (None, Some("eth0")));
+        assert_eq!(p("198.51.100.9/32").unwrap().prefix, Some(32));
+    }
+
+    #[test]
+    fn rejects_with_a_reason() {
+        let err = |s: &str| p(s).unwrap_err();
+        assert!(parse_args(&[]).unwrap_err().contains("no address"));
+        assert!(parse_args(&["192.0.2.1", "eth0"])
+            .unwrap_err()
+            .contains("2 arguments"));
+        assert!(err("192.0.2.1000").contains("not an IPv4 address"));
+        assert!(err("eth0").contains("not an IPv4 address"));
+        assert!(err("0.0.0.0").contains("cannot be a service address"));
+        assert!(err("224.0.0.18").contains("cannot be a service address"));
+        assert!(err("127.0.0.2").contains("cannot be a service address"));
+        assert!(err("192.0.2.1/0").contains("1..=32"));
+        assert!(err("192.0.2.1/33").contains("1..=32"));
+        assert!(err("192.0.2.1/abc").contains("neither"));
+        assert!(err("192.0.2.1/255.0.255.0").contains("not contiguous"));
+        assert!(err("192.0.2.1/24/eth0/192.0.2").contains("broadcast"));
+        assert!(err("192.0.2.1/24/eth0/192.0.2.1").contains("itself"));
+        assert!(err("192.0.2.1/24/eth0/192.0.2.255/x").contains("fields"));
+        assert!(err("192.0.2.1/24/averyveryverylongname").contains("not an interface name"));
+        assert!(err("192.0.2.1/24/eth 0").contains("not an interface name"));
+        assert!(err("192.0.2.1/24/..").contains("not an interface name"));
+        assert!(err("192.0.2.1/24/:0").contains("not an interface name"));
+        assert!(err("192.0.2.1/24/eth0:").contains("nothing after"));
+        assert!(err("192.0.2.1/24/eth0123456:01234").contains("label"));
+        assert!(p("192.0.2.1/24/eth012345:01234").is_ok()); // exactly 15 bytes
+    }
+
+    #[test]
+    fn broadcast_and_subnets() {
+        let ip = Ipv4Addr::new(192, 0, 2, 100);
+        assert_eq!(
+            default_broadcast(ip, 24),
+            Some(Ipv4Addr::new(192, 0, 2, 255))
+        );
+        assert_eq!(
+            default_broadcast(ip, 26),
+            Some(Ipv4Addr::new(192, 0, 2, 127))
+        );
+        assert_eq!(
+            default_broadcast(ip, 1),
+            Some(Ipv4Addr::new(255, 255, 255, 255))
+        );
+        assert_eq!(default_broadcast(ip, 31), None);
+        assert_eq!(default_broadcast(ip, 32), None);
+        assert!(in_subnet(ip, Ipv4Addr::new(192, 0, 2, 1), 24));
+        assert!(!in_subnet(ip, Ipv4Addr::new(192, 0, 2, 1), 26));
+        assert!(in_subnet(ip, Ipv4Addr::new(10, 0, 0, 1), 0));
+    }
+
+    fn link(index: u32, name: &str) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            mac: Some(Mac([2, 0, 0, 0, 0, index as u8])),
+            up: true,
+            arp: true,
+        }
+    }
+
+    fn host(index: u32, addr: [u8; 4], prefix: u8) -> HostAddr {
+        HostAddr {
+            index,
+            addr: addr.into(),
+            prefix,
+        }
+    }
+
+    fn host_net() -> (Vec<Link>, Vec<HostAddr>) {
+        (
+            vec![link(1, "lo"), link(2, "eth0"), link(3, "eth1")],
+            vec![
+                host(1, [127, 0, 0, 1], 8),
+                host(2, [192, 0, 2, 1], 24),
+                host(3, [198, 51, 100, 1], 24),
+                host(3, [192, 0, 2, 129], 25),
+            ],
+        )
+    }
+
+    #[test]
+    fn findif_picks_the_most_specific_subnet() {
+        let (links, addrs) = host_net();
+        let plan = plan_start(&p("192.0.2.100").unwrap(), &links, &addrs).unwrap();
+        assert_eq!((plan.link.name.as_str(), plan.prefix), ("eth0", 24));
+        assert_eq!(plan.broadcast, Some(Ipv4Addr::new(192, 0, 2, 255)));
+        assert!(!plan.present);
+        let plan = plan_start(&p("192.0.2.200").unwrap(), &links, &addrs).unwrap();
+        assert_eq!((plan.link.name.as_str(), plan.prefix), ("eth1", 25));
+        // A prefix given without an interface is kept.
+        let plan = plan_start(&p("198.51.100.7/32").unwrap(), &links, &addrs).unwrap();
+        assert_eq!(
+            (plan.link.name.as_str(), plan.prefix, plan.broadcast),
+            ("eth1", 32, None)
+        );
+        let e = plan_start(&p("203.0.113.5").unwrap(), &links, &addrs).unwrap_err();
+        assert!(e.contains("203.0.113.5"), "{e}");
+    }
+
+    #[test]
+    fn interface_given() {
+        let (links, addrs) = host_net();
+        let plan = plan_start(&p("192.0.2.100//eth0:0").unwrap(), &links, &addrs).unwrap();
+        assert_eq!((plan.prefix, plan.label.as_deref()), (24, Some("eth0:0")));
+        let plan = plan_start(
+            &p("192.0.2.100/28/eth0/192.0.2.111").unwrap(),
+            &links,
+            &addrs,
+        )
+        .unwrap();
+        assert_eq!(
+            (plan.prefix, plan.broadcast),
+            (28, Some(Ipv4Addr::new(192, 0, 2, 111)))
+        );
+        let e = plan_start(&p("192.0.2.100/24/eth9").unwrap(), &links, &addrs).unwrap_err();
+        assert!(e.contains("eth9") && e.contains("192.0.2.100"), "{e}");
+        let e = plan_start(&p("203.0.113.5//eth0").unwrap(), &links, &addrs).unwrap_err();
+        assert!(e.contains("no prefix") && e.contains("eth0"), "{e}");
+    }
+
+    #[test]
+    fn already_present() {
+        let (links, mut addrs) = host_net();
+        addrs.push(host(2, [192, 0, 2, 100], 24));
+        for spec in ["192.0.2.100", "192.0.2.100/24/eth0:0"] {
+            let a = p(spec).unwrap();
+            let plan = plan_start(&a, &links, &addrs).unwrap();
+            assert!(plan.present && plan.link.name == "eth0", "{spec}");
+            assert!(is_present(&a, &links, &addrs));
+        }
+        let a = p("192.0.2.100/24/eth1").unwrap();
+        assert!(!is_present(&a, &links, &addrs));
+        let e = plan_start(&a, &links, &addrs).unwrap_err();
+        assert!(e.contains("already on eth0"), "{e}");
+        assert!(!is_present(&p("192.0.2.101").unwrap(), &links, &addrs));
+    }
 }

@@ -16,6 +16,7 @@
 //! Every call has a timeout ([`Options`]); script output is logged line by
 //! line under the caller's span.
 
+pub mod arp;
 pub mod exec;
 pub mod filesystem;
 pub mod ipaddr;
