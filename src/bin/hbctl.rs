@@ -63,6 +63,28 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         node: Option<String>,
     },
+    /// Give resource groups up to the other node (hb_standby); waits until
+    /// they run there.
+    Standby {
+        /// all, local (groups whose home is this node) or foreign.
+        #[arg(value_enum, default_value = "all")]
+        scope: ScopeArg,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Take resource groups over from the other node (hb_takeover); waits
+    /// until they run here.
+    Takeover {
+        #[arg(value_enum, default_value = "all")]
+        scope: ScopeArg,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Forget that GROUP failed on this node, so it may run here again.
+    Clear {
+        /// The group: its first resource as in haresources (see status).
+        group: String,
+    },
     /// Run one resource agent here, without the daemon (heartbeat's
     /// ResourceManager): status exits 0 when running, 3 when stopped.
     Resource {
@@ -74,6 +96,39 @@ enum Command {
         #[arg(value_enum)]
         action: ResourceAction,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ScopeArg {
+    All,
+    Local,
+    Foreign,
+}
+
+impl From<ScopeArg> for ctl::Scope {
+    fn from(s: ScopeArg) -> ctl::Scope {
+        match s {
+            ScopeArg::All => ctl::Scope::All,
+            ScopeArg::Local => ctl::Scope::Local,
+            ScopeArg::Foreign => ctl::Scope::Foreign,
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct WaitArgs {
+    /// Longest wait for the groups to move, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    timeout: u64,
+    /// Return once the daemon accepted the command.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+impl WaitArgs {
+    fn wait_ms(&self) -> Option<u64> {
+        (!self.no_wait).then_some(self.timeout.saturating_mul(1000))
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -180,6 +235,17 @@ fn main() -> ExitCode {
         Command::Nodestatus { ref node, .. } => Request::NodeStatus { node: node.clone() },
         Command::Listnodes { .. } => Request::ListNodes,
         Command::Links { ref node, .. } => Request::NodeStatus { node: node.clone() },
+        Command::Standby { scope, ref wait } => Request::Standby {
+            scope: scope.into(),
+            wait_ms: wait.wait_ms(),
+        },
+        Command::Takeover { scope, ref wait } => Request::Takeover {
+            scope: scope.into(),
+            wait_ms: wait.wait_ms(),
+        },
+        Command::Clear { ref group } => Request::Clear {
+            group: group.clone(),
+        },
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -204,8 +270,31 @@ fn main() -> ExitCode {
             ExitCode::from(match kind {
                 ErrorKind::PermissionDenied => exit::PERMISSION,
                 ErrorKind::NotFound => exit::REFUSED,
-                ErrorKind::BadRequest => exit::FAILURE,
+                ErrorKind::BadRequest | ErrorKind::Timeout | ErrorKind::Failed => exit::FAILURE,
+                ErrorKind::Refused => exit::REFUSED,
             })
+        }
+        (
+            Command::Standby { .. } | Command::Takeover { .. } | Command::Clear { .. },
+            Response::Done { groups, moves },
+        ) => {
+            if moves.is_empty() {
+                println!("accepted: {}", groups.join(", "));
+            }
+            for m in moves {
+                match (&m.from, &m.to) {
+                    (_, Some(to)) if m.state == hbd::wire::GroupState::Started => {
+                        println!("{}: now runs on {to}", m.group)
+                    }
+                    (_, None) => println!(
+                        "{}: {} here; no other node can run it",
+                        m.group,
+                        m.state.as_str()
+                    ),
+                    (_, Some(to)) => println!("{}: {} on {to}", m.group, m.state.as_str()),
+                }
+            }
+            ExitCode::from(exit::OK)
         }
         (Command::Status { json: true }, Response::Status(s)) => print_json(&s),
         (Command::Status { json: false }, Response::Status(s)) => {
@@ -398,6 +487,50 @@ fn render_status(s: &Status) -> String {
                 state,
                 width = width
             );
+        }
+    }
+    if !s.groups.is_empty() {
+        let _ = writeln!(out, "\nResource groups:");
+        for g in &s.groups {
+            let place = match &g.owner {
+                Some(o) => format!("{} on {o}", g.state.as_str()),
+                None => g.state.as_str().to_string(),
+            };
+            let mut extra = Vec::new();
+            extra.push(format!("home {}", g.home));
+            if let Some(p) = &g.pref {
+                extra.push(format!("{p} asked here"));
+            }
+            if let Some(n) = &g.note {
+                extra.push(n.clone());
+            }
+            let failed: Vec<String> = g
+                .nodes
+                .iter()
+                .filter(|(_, s)| {
+                    matches!(
+                        s,
+                        hbd::wire::GroupState::Failed | hbd::wire::GroupState::StopFailed
+                    )
+                })
+                .map(|(n, s)| format!("{} on {n}", s.as_str()))
+                .collect();
+            extra.extend(failed);
+            let _ = writeln!(out, "  {}  {place}  ({})", g.id, extra.join("; "));
+            for r in &g.resources {
+                let err = r
+                    .error
+                    .as_ref()
+                    .map(|e| format!("  error: {e}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "    {:11} {} [{}]{err}",
+                    r.state.as_str(),
+                    r.spec,
+                    r.agent
+                );
+            }
         }
     }
     let dropped: Vec<String> = s

@@ -10,11 +10,11 @@
 
 pub use crate::groups::{Move, Scope};
 use crate::membership::{Counters, NodeStatus};
-use crate::wire::GroupState;
-use std::collections::BTreeMap;
 use crate::runtime::ping::PingNodeStatus;
+use crate::wire::GroupState;
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tokio::net::UnixStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -46,9 +46,14 @@ pub enum Request {
         wait_ms: Option<u64>,
     },
     /// hb_takeover: run the groups in `scope` here.
-    Takeover { scope: Scope, wait_ms: Option<u64> },
+    Takeover {
+        scope: Scope,
+        wait_ms: Option<u64>,
+    },
     /// Forget that a group failed here.
-    Clear { group: String },
+    Clear {
+        group: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -185,9 +185,7 @@ impl Task {
                             clean = false;
                         }
                     }
-                    return OpResult::StartFailed {
-                        rolled_back: clean,
-                    };
+                    return OpResult::StartFailed { rolled_back: clean };
                 }
             }
         }

@@ -16,6 +16,7 @@
 //! receive tasks and the control server only move bytes and requests.
 
 pub mod control;
+pub mod groups;
 pub mod logging;
 pub mod net;
 pub mod ping;
@@ -23,8 +24,10 @@ pub mod respawn;
 pub mod state;
 
 use crate::config::{self, Config, ConfigErrors, Medium};
-use crate::ctl::{ErrorKind, Request, Response, Status};
+use crate::ctl::{ErrorKind, GroupStatus, Request, Response, Status};
+use crate::groups::{self as grp, Command, Groups, GroupsConfig, Progress};
 use crate::membership::{DeadReason, Event, Membership, MembershipConfig, Output};
+use crate::wire::{Body, GroupState};
 use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::PathBuf;
@@ -85,10 +88,40 @@ pub fn membership_config(c: &Config) -> MembershipConfig {
     }
 }
 
+pub fn groups_config(c: &Config) -> GroupsConfig {
+    GroupsConfig {
+        node: c.node.clone(),
+        nodes: c.ha.nodes.clone(),
+        groups: c
+            .groups
+            .iter()
+            .map(|g| grp::GroupDef {
+                id: g.id.clone(),
+                home: g.home.clone(),
+            })
+            .collect(),
+        auto_failback: c.ha.auto_failback != config::AutoFailback::Off,
+        resend: c.ha.keepalive,
+    }
+}
+
+/// A `standby`/`takeover` waiting for its groups to move.
+struct Waiting {
+    command: Command,
+    groups: Vec<usize>,
+    deadline: Instant,
+    reply: tokio::sync::oneshot::Sender<Response>,
+}
+
 struct Daemon {
     paths: Paths,
     config: Config,
     membership: Membership,
+    groups: Groups,
+    runner: groups::Runner,
+    waiting: Vec<Waiting>,
+    /// SIGTERM received: groups are being stopped before leaving.
+    leaving: bool,
     media: Vec<net::OpenMedium>,
     rx_tx: mpsc::Sender<net::Received>,
     access: Arc<RwLock<Access>>,
@@ -206,10 +239,17 @@ pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
     let (ping_tx, mut ping_replies) = mpsc::channel(RECEIVE_QUEUE);
     let ping = Ping::new(&config, Duration::ZERO, &ping_tx)?;
     let membership = Membership::new(membership_config(&config), incarnation, Duration::ZERO);
+    let (done_tx, mut done) = mpsc::unbounded_channel();
+    let runner = groups::Runner::new(config.groups.clone(), done_tx);
+    let groups = Groups::new(groups_config(&config), incarnation, Duration::ZERO);
     let mut d = Daemon {
         paths,
         config,
         membership,
+        groups,
+        runner,
+        waiting: Vec::new(),
+        leaving: false,
         media,
         rx_tx,
         access,
@@ -246,19 +286,42 @@ pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
                     log_ping_event(&e);
                 }
             }
+            Some(done) = done.recv() => {
+                let now = d.now();
+                match done {
+                    groups::Done::Probe(i, p) => d.groups.on_probe(i, p, now),
+                    groups::Done::Op(i, r) => d.groups.on_done(i, r, now),
+                }
+            }
             Some((request, reply)) = calls.recv() => {
-                let _ = reply.send(d.answer(request));
+                d.call(request, reply);
             }
             Some(sig) = signals.next() => match sig {
                 SIGHUP => d.reload(&ping_tx),
-                _ => {
-                    tracing::info!(signal = sig, "shutting down");
+                _ if d.leaving => {
+                    tracing::warn!(signal = sig, "second signal: leaving now, without waiting for the groups to stop");
                     break;
+                }
+                _ => {
+                    tracing::info!(signal = sig, "shutting down: stopping the resource groups first");
+                    d.leaving = true;
+                    let now = d.now();
+                    d.groups.leave(now);
                 }
             },
         }
         d.tick();
         d.flush();
+        d.answer_waiting();
+        if d.leaving && d.groups.quiescent() {
+            break;
+        }
+    }
+    for w in d.waiting.drain(..) {
+        let _ = w.reply.send(Response::Error {
+            kind: ErrorKind::Failed,
+            message: "hbd is shutting down".into(),
+        });
     }
 
     // Orderly shutdown: tell the peers, so they need not wait for deadtime.
@@ -293,9 +356,17 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Duration {
+        let waits = self
+            .waiting
+            .iter()
+            .map(|w| w.deadline.saturating_duration_since(self.epoch))
+            .min()
+            .unwrap_or(Duration::MAX);
         self.membership
             .next_deadline()
             .min(self.ping.next_deadline())
+            .min(self.groups.next_deadline())
+            .min(waits)
     }
 
     fn tick(&mut self) {
@@ -314,13 +385,157 @@ impl Daemon {
         for e in self.ping.tracker.tick(now) {
             log_ping_event(&e);
         }
+        if now >= self.groups.next_deadline() {
+            self.groups.tick(now);
+        }
     }
 
+    /// Moves outputs between the machines and out to the world until both
+    /// are quiet: membership events feed the group machine, its reports go
+    /// out through membership, its work goes to the runner.
     fn flush(&mut self) {
-        for out in self.membership.take_outputs() {
-            match out {
-                Output::Send(bytes) => self.send(&bytes),
-                Output::Event(e) => log_event(&self.media, &e),
+        loop {
+            let mut idle = true;
+            for out in self.membership.take_outputs() {
+                idle = false;
+                match out {
+                    Output::Send(bytes) => self.send(&bytes),
+                    Output::Event(e) => {
+                        log_event(&self.media, &e);
+                        let now = self.now();
+                        match e {
+                            Event::NodeUp { node, incarnation } => {
+                                self.groups.on_node_up(&node, incarnation, now)
+                            }
+                            Event::NodeRestarted { node, new, .. } => {
+                                self.groups.on_node_up(&node, new, now)
+                            }
+                            Event::NodeDead { node, reason, .. } => {
+                                self.groups
+                                    .on_node_dead(&node, reason == DeadReason::Left, now)
+                            }
+                            Event::Report {
+                                node,
+                                incarnation,
+                                report,
+                            } => self.groups.on_report(&node, incarnation, report, now),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            for out in self.groups.take_outputs() {
+                idle = false;
+                match out {
+                    grp::Output::Send(report) => self.membership.broadcast(Body::Groups(report)),
+                    grp::Output::Probe(i) => self.runner.probe(i),
+                    grp::Output::Start(i) => self.runner.start(i),
+                    grp::Output::Stop(i) => self.runner.stop(i),
+                    grp::Output::Event(e) => log_group_event(&e),
+                }
+            }
+            if idle {
+                return;
+            }
+        }
+    }
+
+    /// Answers the `standby`/`takeover` calls whose groups have moved, failed
+    /// or run out of time.
+    fn answer_waiting(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.waiting.len() {
+            let w = &self.waiting[i];
+            let progress = self.groups.progress(&w.command, &w.groups);
+            let response = match progress {
+                Progress::Done(moves) => Some(Response::Done {
+                    groups: self.group_ids(&w.groups),
+                    moves,
+                }),
+                Progress::Failed(message) => Some(Response::Error {
+                    kind: ErrorKind::Failed,
+                    message,
+                }),
+                Progress::Pending if now >= w.deadline => Some(Response::Error {
+                    kind: ErrorKind::Timeout,
+                    message: format!(
+                        "not finished in time; it goes on. Now: {}",
+                        self.group_summary(&w.groups)
+                    ),
+                }),
+                Progress::Pending => None,
+            };
+            match response {
+                Some(r) => {
+                    let w = self.waiting.swap_remove(i);
+                    let _ = w.reply.send(r);
+                }
+                None => i += 1,
+            }
+        }
+    }
+
+    fn group_ids(&self, groups: &[usize]) -> Vec<String> {
+        groups
+            .iter()
+            .map(|&i| self.config.groups[i].id.clone())
+            .collect()
+    }
+
+    fn group_summary(&self, groups: &[usize]) -> String {
+        let status = self.groups.status();
+        groups
+            .iter()
+            .map(|&i| {
+                let g = &status[i];
+                format!(
+                    "{} {} on {}",
+                    g.id,
+                    g.state.as_str(),
+                    g.owner.as_deref().unwrap_or("no node")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn call(&mut self, request: Request, reply: tokio::sync::oneshot::Sender<Response>) {
+        let (command, wait_ms) = match request {
+            Request::Standby { scope, wait_ms } => (Command::Standby(scope), wait_ms),
+            Request::Takeover { scope, wait_ms } => (Command::Takeover(scope), wait_ms),
+            Request::Clear { group } => (Command::Clear(group), None),
+            other => {
+                let _ = reply.send(self.answer(other));
+                return;
+            }
+        };
+        let now = self.now();
+        match self.groups.command(&command, now) {
+            Err(message) => {
+                let _ = reply.send(Response::Error {
+                    kind: ErrorKind::Refused,
+                    message,
+                });
+            }
+            Ok(groups) => {
+                tracing::info!(command = ?command, groups = ?self.group_ids(&groups), "operator command");
+                match wait_ms {
+                    Some(ms) if !matches!(command, Command::Clear(_)) => {
+                        self.waiting.push(Waiting {
+                            command,
+                            groups,
+                            deadline: Instant::now() + Duration::from_millis(ms),
+                            reply,
+                        });
+                    }
+                    _ => {
+                        let _ = reply.send(Response::Done {
+                            groups: self.group_ids(&groups),
+                            moves: Vec::new(),
+                        });
+                    }
+                }
             }
         }
     }
@@ -358,6 +573,24 @@ impl Daemon {
             deadtime_ms: self.config.ha.deadtime.as_millis() as u64,
             nodes: m.nodes,
             ping_nodes: self.ping.tracker.status(now),
+            groups: self
+                .groups
+                .status()
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| GroupStatus {
+                    id: v.id,
+                    home: v.home,
+                    owner: v.owner,
+                    state: v.state,
+                    local: v.local,
+                    nodes: v.nodes.into_iter().collect(),
+                    desired: v.desired,
+                    pref: v.pref,
+                    note: v.note,
+                    resources: self.runner.resources(i),
+                })
+                .collect(),
             counters,
         }
     }
@@ -368,6 +601,12 @@ impl Daemon {
             Request::ListNodes => Response::Nodes {
                 nodes: self.config.ha.nodes.clone(),
             },
+            Request::Standby { .. } | Request::Takeover { .. } | Request::Clear { .. } => {
+                Response::Error {
+                    kind: ErrorKind::BadRequest,
+                    message: "not answered here".into(),
+                }
+            }
             Request::NodeStatus { node } => {
                 match self.status().nodes.into_iter().find(|n| n.name == node) {
                     Some(n) => Response::NodeStatus(n),
@@ -440,6 +679,15 @@ impl Daemon {
         {
             tracing::warn!("logging directives changed: they take effect at the next start");
         }
+        let mut new = new;
+        if new.groups != self.config.groups || new.ha.auto_failback != self.config.ha.auto_failback
+        {
+            tracing::warn!(
+                "haresources, resource settings or auto_failback changed: they take effect at the next start"
+            );
+            new.groups = self.config.groups.clone();
+            new.ha.auto_failback = self.config.ha.auto_failback;
+        }
         *self.access.write().unwrap_or_else(|e| e.into_inner()) =
             Access::from_group(new.cluster.control.group.as_deref());
         let now = self.now();
@@ -450,6 +698,17 @@ impl Daemon {
             media = ?self.media.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
             "configuration reloaded"
         );
+    }
+}
+
+fn log_group_event(e: &grp::GroupEvent) {
+    let (from, to, reason) = (e.from.as_str(), e.to.as_str(), e.reason.as_str());
+    match e.to {
+        GroupState::StopFailed => {
+            tracing::error!(group = %e.group, from, to, reason, "GROUP STOP FAILED")
+        }
+        GroupState::Failed => tracing::error!(group = %e.group, from, to, reason, "group failed"),
+        _ => tracing::info!(group = %e.group, from, to, reason, "group"),
     }
 }
 
