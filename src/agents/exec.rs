@@ -104,10 +104,7 @@ fn ocf_env(
         ("OCF_ROOT".into(), ocf_root.display().to_string()),
         ("OCF_RA_VERSION_MAJOR".into(), "1".into()),
         ("OCF_RA_VERSION_MINOR".into(), "0".into()),
-        (
-            "OCF_RESOURCE_INSTANCE".into(),
-            instance_name(kind, params),
-        ),
+        ("OCF_RESOURCE_INSTANCE".into(), instance_name(kind, params)),
         ("OCF_RESOURCE_TYPE".into(), kind.into()),
         ("OCF_RESOURCE_PROVIDER".into(), provider.into()),
     ];
@@ -145,11 +142,9 @@ fn instance_name(kind: &str, params: &[(String, String)]) -> String {
         return s;
     }
     // FNV-1a: stable across builds, unlike std's hasher.
-    let hash = full
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-        });
+    let hash = full.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    });
     format!("{}_{hash:016x}", &s[..47])
 }
 
@@ -160,8 +155,9 @@ struct Output {
     code: i32,
     /// Killed by a signal (not by us).
     signal: Option<i32>,
-    /// The last lines of both streams, in arrival order.
-    tail: VecDeque<String>,
+    /// The last lines of both streams, in arrival order, stderr lines kept
+    /// before stdout ones.
+    tail: VecDeque<(bool, String)>,
     /// stdout, bounded: heartbeat judges status by it.
     stdout: String,
 }
@@ -172,7 +168,7 @@ impl Output {
         if let Some(s) = self.signal {
             parts.push(format!("killed by signal {s}"));
         }
-        parts.extend(self.tail.iter().cloned());
+        parts.extend(self.tail.iter().map(|(_, l)| l.clone()));
         parts.join("; ")
     }
 
@@ -333,11 +329,7 @@ impl<R: AsyncRead + Unpin> Stream<R> {
 
 /// Reads from whichever stream has data; logs and records complete lines.
 /// `None` once both streams are at EOF.
-async fn read_some<A, B>(
-    out: &mut Stream<A>,
-    err: &mut Stream<B>,
-    sink: &mut Sink,
-) -> Option<()>
+async fn read_some<A, B>(out: &mut Stream<A>, err: &mut Stream<B>, sink: &mut Sink) -> Option<()>
 where
     A: AsyncRead + Unpin,
     B: AsyncRead + Unpin,
@@ -345,8 +337,8 @@ where
     let mut b1 = [0u8; 4096];
     let mut b2 = [0u8; 4096];
     let (n, is_err) = tokio::select! {
-        r = async { out.reader.as_mut().unwrap().read(&mut b1).await }, if out.reader.is_some() => (r.unwrap_or(0), false),
-        r = async { err.reader.as_mut().unwrap().read(&mut b2).await }, if err.reader.is_some() => (r.unwrap_or(0), true),
+        n = read_from(&mut out.reader, &mut b1), if out.reader.is_some() => (n, false),
+        n = read_from(&mut err.reader, &mut b2), if err.reader.is_some() => (n, true),
         else => return None,
     };
     if is_err {
@@ -355,6 +347,14 @@ where
         feed(out, &b1[..n], sink);
     }
     Some(())
+}
+
+/// One read; 0 at EOF or on an error (the stream is done either way).
+async fn read_from<R: AsyncRead + Unpin>(reader: &mut Option<R>, buf: &mut [u8]) -> usize {
+    match reader {
+        Some(r) => r.read(buf).await.unwrap_or(0),
+        None => std::future::pending().await,
+    }
 }
 
 fn feed<R>(s: &mut Stream<R>, bytes: &[u8], sink: &mut Sink) {
@@ -373,7 +373,8 @@ fn feed<R>(s: &mut Stream<R>, bytes: &[u8], sink: &mut Sink) {
 /// Where output lines go: the log, the tail, and (stdout) the status text.
 #[derive(Default)]
 struct Sink {
-    tail: VecDeque<String>,
+    /// (from stderr, line)
+    tail: VecDeque<(bool, String)>,
     stdout: String,
     /// After the call returned: the daemon's leftovers, logged only.
     detached: bool,
@@ -395,9 +396,12 @@ impl Sink {
         }
         if !line.trim().is_empty() {
             if self.tail.len() == TAIL_LINES {
-                self.tail.pop_front();
+                // stdout and stderr are two pipes, read in no reliable order:
+                // the stderr lines, the likelier explanation, go last.
+                let i = self.tail.iter().position(|(e, _)| !e).unwrap_or(0);
+                self.tail.remove(i);
             }
-            self.tail.push_back(line.trim_end().to_string());
+            self.tail.push_back((stderr, line.trim_end().to_string()));
         }
     }
 }
@@ -518,7 +522,14 @@ async fn execute(
         None => {
             tracing::warn!(%action, ?timeout, "agent timed out: killing its process group");
             guard.kill();
-            let _ = child.wait().await;
+            // KILL cannot be ignored, but a process stuck in the kernel (D
+            // state, e.g. on a dead NFS server) dies only when it returns.
+            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("agent does not die after KILL");
+            }
         }
     }
 
@@ -663,8 +674,13 @@ mod tests {
         assert!(got.starts_with("a b\nstart\n"), "{got}");
         assert!(got.contains("PATH=") && !got.contains("HOME="), "{got}");
         match run(&k, Action::Stop, T).await {
-            Err(AgentError::Exit { code: 2, message, .. }) => {
-                assert!(message.ends_with("line20; oops"), "{message}");
+            Err(AgentError::Exit {
+                code: 2, message, ..
+            }) => {
+                assert!(
+                    message.contains("line20") && message.contains("oops"),
+                    "{message}"
+                );
                 assert!(!message.contains("line10;"), "{message}");
             }
             r => panic!("{r:?}"),
@@ -677,14 +693,17 @@ mod tests {
         let e = run(&hb(t.path().join("nope"), &[]), Action::Start, T)
             .await
             .unwrap_err();
-        assert!(matches!(&e, AgentError::Failed(m) if m.contains("nope")), "{e}");
+        assert!(
+            matches!(&e, AgentError::Failed(m) if m.contains("nope")),
+            "{e}"
+        );
         let pidfile = t.path().join("pid");
         let p = script(
             t.path(),
             "hang",
             &format!("sleep 1000 & echo $! > {}\nwait", pidfile.display()),
         );
-        let e = run(&hb(p, &[]), Action::Start, Duration::from_millis(500))
+        let e = run(&hb(p, &[]), Action::Start, Duration::from_secs(3))
             .await
             .unwrap_err();
         assert!(matches!(e, AgentError::Timeout { .. }), "{e}");
