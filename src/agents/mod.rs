@@ -120,6 +120,18 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The defaults for agent `name`: database servers get the time their
+    /// crash recovery and clean shutdown may need (resources/mysqld waits up
+    /// to 600 s for a start and 120 s before it kills).
+    pub fn for_agent(name: &str) -> Options {
+        let mut o = Options::default();
+        if matches!(name, "mysqld" | "mysql" | "mariadb") {
+            o.start_timeout = Duration::from_secs(630);
+            o.stop_timeout = Duration::from_secs(150);
+        }
+        o
+    }
+
     pub fn timeout(&self, action: Action) -> Duration {
         match action {
             Action::Start => self.start_timeout,

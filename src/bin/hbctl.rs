@@ -162,16 +162,7 @@ fn resource(dir: PathBuf, spec: &str, action: ResourceAction) -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
-    let (name, _) = agents::split_spec(spec);
-    let mut options = cluster
-        .resource_defaults
-        .apply(&agents::Options::default())
-        .unwrap_or_default();
-    for key in [name, spec] {
-        if let Some(o) = cluster.resource.get(key) {
-            options = o.apply(&options).unwrap_or(options);
-        }
-    }
+    let options = config::resource_options(&cluster, spec);
     let r = agents::Resource {
         spec: spec.to_string(),
         kind,

@@ -154,6 +154,24 @@ pub fn agent_lookup(dir: &Path, cluster: &ClusterToml) -> crate::agents::Lookup 
     }
 }
 
+/// The settings of one resource: the agent's defaults, then cluster.toml's
+/// `[resource_defaults]`, `[resource.NAME]` and `[resource."SPEC"]`.
+pub fn resource_options(cluster: &ClusterToml, spec: &str) -> crate::agents::Options {
+    let (name, _) = crate::agents::split_spec(spec);
+    let mut options = crate::agents::Options::for_agent(name);
+    for o in [
+        Some(&cluster.resource_defaults),
+        cluster.resource.get(name),
+        cluster.resource.get(spec),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        options = o.apply(&options).unwrap_or(options);
+    }
+    options
+}
+
 /// Resolves every resource of `haresources`: unknown agents and bad arguments
 /// are errors at the line of their group.
 fn resolve_groups(
@@ -163,10 +181,6 @@ fn resolve_groups(
     errors: &mut Vec<ConfigError>,
 ) -> Vec<GroupConfig> {
     let lookup = agent_lookup(dir, cluster);
-    let defaults = cluster
-        .resource_defaults
-        .apply(&crate::agents::Options::default())
-        .unwrap_or_default();
     let mut groups: Vec<GroupConfig> = Vec::new();
     for line in &h.groups {
         let err = |key: &str, message: String| ConfigError::Line {
@@ -199,13 +213,7 @@ fn resolve_groups(
                     ),
                 ));
             }
-            let (name, _) = crate::agents::split_spec(spec);
-            let mut options = defaults.clone();
-            for key in [name, spec.as_str()] {
-                if let Some(o) = cluster.resource.get(key) {
-                    options = o.apply(&options).unwrap_or(options);
-                }
-            }
+            let options = resource_options(cluster, spec);
             match crate::agents::resolve(spec, &lookup) {
                 Ok(kind) => resources.push(crate::agents::Resource {
                     spec: spec.clone(),
