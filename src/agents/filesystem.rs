@@ -1,10 +1,43 @@
-//! Built-in `Filesystem DEV DIR FSTYPE [OPTIONS]`: mount(2) with optional
-//! fsck, and an unmount that first ends the processes holding the mount.
+//! Built-in `Filesystem::DEVICE::DIRECTORY[::FSTYPE[::OPTIONS]]`: mount(2)
+//! with optional fsck, and an unmount that first ends the processes holding
+//! the mount (heartbeat's `Filesystem` resource script, without the shell).
 //!
-//! STUB: filled in by the filesystem work item.
+//! - **DEVICE** is a block device path, `LABEL=x` or `UUID=x` (resolved at
+//!   each call through `/dev/disk/by-label`, `/dev/disk/by-uuid`, then
+//!   `blkid`, as `findfs` does). A source that is not a path (`tmpfs`,
+//!   `host:/export`) is accepted when FSTYPE is given and names a `nodev`
+//!   filesystem or one with a `mount.FSTYPE` helper (nfs, cifs), which is then
+//!   run as mount(8) would.
+//! - **FSTYPE** missing: the superblock is read (ext2/3/4, xfs, btrfs, vfat);
+//!   when it is none of those, each block filesystem of `/proc/filesystems`
+//!   is tried in turn, as mount(8) does.
+//! - **OPTIONS** are mount(8)'s `-o`: the generic ones (`ro`, `noatime`,
+//!   `nodev`...) become [`MsFlags`], the rest is the filesystem's data string.
+//!   `remount`, `bind`, `move`, propagation flags and `loop` are refused: a
+//!   resource mounts one device on one directory.
+//! - **fsck** ([`Fsck`]): `auto` is heartbeat's rule, only filesystems without
+//!   a journal (ext2, vfat, msdos, minix; ext3/ext4 whose superblock has no
+//!   journal); `force` always; `never` never. `fsck -a -T -t FSTYPE DEVICE`:
+//!   exit 0-3 is fine, 4 and above fails the start with fsck's output.
+//! - **stop** finds every process using the filesystem as `fuser -m` does
+//!   (cwd, root, exe, open files and mappings whose device is the mount's),
+//!   sends TERM, waits [`Options::kill_grace`], sends KILL to the rest, then
+//!   unmounts, retrying while the kernel says EBUSY.
+//! - **status** is `Running` iff DIRECTORY is a mount point in
+//!   `/proc/self/mountinfo` mounted from DEVICE (same major:minor, or the same
+//!   source path).
+//!
+//! Everything that blocks (syscalls on devices, `/proc` scans) runs on
+//! tokio's blocking pool; fsck and mount helpers are `tokio::process`.
 
-use super::{AgentError, Options, Running};
-use std::path::PathBuf;
+use super::{AgentError, Fsck, Options, Running};
+use nix::errno::Errno;
+use nix::mount::MsFlags;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+use tokio::time::Instant;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FsArgs {
@@ -15,26 +48,1155 @@ pub struct FsArgs {
     pub options: Option<String>,
 }
 
+/// What mount(2) gets from OPTIONS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountOptions {
+    pub flags: MsFlags,
+    /// The filesystem-specific rest (`errors=remount-ro,data=ordered`).
+    pub data: String,
+}
+
+/// Translates mount(8) `-o` options into mount(2) flags and data, as
+/// util-linux does for the generic options.
+pub fn mount_options(options: Option<&str>) -> Result<MountOptions, String> {
+    let mut flags = MsFlags::empty();
+    let mut data: Vec<&str> = Vec::new();
+    let nosymfollow = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
+    for opt in options.unwrap_or("").split(',').filter(|o| !o.is_empty()) {
+        let (set, clear) = match opt {
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
+            "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
+            "iversion" => (MsFlags::MS_I_VERSION, MsFlags::empty()),
+            "noiversion" => (MsFlags::empty(), MsFlags::MS_I_VERSION),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
+            "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
+            "nosymfollow" => (nosymfollow, MsFlags::empty()),
+            // fstab-only options: they mean nothing to mount(2).
+            "defaults" | "auto" | "noauto" | "user" | "nouser" | "users" | "owner"
+            | "group" | "nofail" | "_netdev" => continue,
+            o if o.starts_with("x-") || o.starts_with("comment=") => continue,
+            "remount" => {
+                return Err("option `remount` is refused: a resource mounts, it does not change a mount".into())
+            }
+            "bind" | "rbind" | "move" => {
+                return Err(format!(
+                    "option `{opt}` is refused: Filesystem mounts a device, not a directory"
+                ))
+            }
+            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate"
+            | "unbindable" | "runbindable" => {
+                return Err(format!(
+                    "option `{opt}` is refused: propagation is not a mount option of a resource"
+                ))
+            }
+            o if o.starts_with("make-") => {
+                return Err(format!(
+                    "option `{opt}` is refused: propagation is not a mount option of a resource"
+                ))
+            }
+            o if o == "loop" || o.starts_with("loop=") => {
+                return Err(format!(
+                    "option `{opt}` is refused: set up the loop device first (losetup) and give it as DEVICE"
+                ))
+            }
+            o => {
+                data.push(o);
+                continue;
+            }
+        };
+        flags.insert(set);
+        flags.remove(clear);
+    }
+    Ok(MountOptions {
+        flags,
+        data: data.join(","),
+    })
+}
+
+/// Parses `DEVICE::DIRECTORY[::FSTYPE[::OPTIONS]]`. An empty or `auto`
+/// FSTYPE means "find it".
 pub fn parse_args(args: &[&str]) -> Result<FsArgs, String> {
     if args.len() < 2 || args.len() > 4 {
         return Err("Filesystem takes DEVICE::DIRECTORY[::FSTYPE[::OPTIONS]]".into());
     }
+    let fstype = match args.get(2).copied() {
+        None | Some("") | Some("auto") => None,
+        Some(t) => {
+            if !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            {
+                return Err(format!("FSTYPE `{t}` is not a filesystem type name"));
+            }
+            Some(t.to_string())
+        }
+    };
+    let device = args[0];
+    if device.is_empty() {
+        return Err("Filesystem: DEVICE is empty".into());
+    }
+    if let Some(v) = device
+        .strip_prefix("LABEL=")
+        .or_else(|| device.strip_prefix("UUID="))
+    {
+        if v.is_empty() || v.contains('/') {
+            return Err(format!(
+                "DEVICE `{device}`: the label or UUID is empty or has a `/`"
+            ));
+        }
+    } else if !device.starts_with('/') && fstype.is_none() {
+        return Err(format!(
+            "DEVICE `{device}` must be an absolute path, LABEL=... or UUID=... \
+             (another source, such as tmpfs or host:/export, needs an FSTYPE)"
+        ));
+    }
+    let dir = Path::new(args[1]);
+    if !dir.is_absolute() {
+        return Err(format!(
+            "DIRECTORY `{}` must be an absolute path",
+            dir.display()
+        ));
+    }
+    if dir.components().any(|c| c == Component::ParentDir) {
+        return Err(format!(
+            "DIRECTORY `{}` may not contain `..`",
+            dir.display()
+        ));
+    }
+    let dir: PathBuf = dir.components().collect();
+    if dir == Path::new("/") {
+        return Err("DIRECTORY may not be /".into());
+    }
+    let options = match args.get(3).copied() {
+        None | Some("") => None,
+        Some(o) => {
+            mount_options(Some(o))?;
+            Some(o.to_string())
+        }
+    };
     Ok(FsArgs {
-        device: PathBuf::from(args[0]),
-        dir: PathBuf::from(args[1]),
-        fstype: args.get(2).map(|s| s.to_string()),
-        options: args.get(3).map(|s| s.to_string()),
+        device: PathBuf::from(device),
+        dir,
+        fstype,
+        options,
     })
 }
 
-pub async fn start(_a: &FsArgs, _o: &Options) -> Result<(), AgentError> {
-    Err(AgentError::Failed("Filesystem: not implemented yet".into()))
+fn failed(a: &FsArgs, msg: impl std::fmt::Display) -> AgentError {
+    AgentError::Failed(format!(
+        "Filesystem {} on {}: {msg}",
+        a.device.display(),
+        a.dir.display()
+    ))
 }
 
-pub async fn stop(_a: &FsArgs, _o: &Options) -> Result<(), AgentError> {
-    Err(AgentError::Failed("Filesystem: not implemented yet".into()))
+/// Runs `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
-pub async fn status(_a: &FsArgs) -> Result<Running, AgentError> {
-    Ok(Running::Stopped)
+// ---------------------------------------------------------------------------
+// Device resolution
+
+/// Where the mount comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// A block device, symlinks resolved.
+    Block(PathBuf),
+    /// `tmpfs`, `host:/export`...: compared as a string.
+    Other(String),
+}
+
+impl Source {
+    fn display(&self) -> String {
+        match self {
+            Source::Block(p) => p.display().to_string(),
+            Source::Other(s) => s.clone(),
+        }
+    }
+}
+
+/// Filesystem types listed in `/proc/filesystems`: (name, needs a device).
+fn proc_filesystems() -> Vec<(String, bool)> {
+    let text = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    parse_proc_filesystems(&text)
+}
+
+fn parse_proc_filesystems(text: &str) -> Vec<(String, bool)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            match (f.next(), f.next()) {
+                (Some("nodev"), Some(t)) => Some((t.to_string(), false)),
+                (Some(t), None) => Some((t.to_string(), true)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// `/sbin/mount.TYPE`, as mount(8) looks for it.
+fn mount_helper(fstype: &str) -> Option<PathBuf> {
+    ["/sbin", "/usr/sbin", "/usr/local/sbin"]
+        .iter()
+        .map(|d| Path::new(d).join(format!("mount.{fstype}")))
+        .find(|p| p.is_file())
+}
+
+/// Resolves DEVICE (blocking: may run `blkid`). A path is returned even if it
+/// does not exist; `start` checks.
+fn resolve_source(a: &FsArgs) -> Result<Source, String> {
+    let dev = a.device.to_string_lossy().into_owned();
+    let tagged = [("LABEL=", "by-label"), ("UUID=", "by-uuid")]
+        .into_iter()
+        .find_map(|(tag, dir)| dev.strip_prefix(tag).map(|v| (tag, dir, v)));
+    if let Some((tag, dir, value)) = tagged {
+        let link = Path::new("/dev/disk").join(dir).join(value);
+        if let Ok(p) = std::fs::canonicalize(&link) {
+            return Ok(Source::Block(p));
+        }
+        // No udev links (containers, early boot): ask libblkid, as findfs.
+        let out = std::process::Command::new(find_tool("blkid"))
+            .args(["-l", "-o", "device", "-t", &format!("{tag}{value}")])
+            .output()
+            .map_err(|e| format!("no /dev/disk/{dir}/{value}, and blkid failed: {e}"))?;
+        let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || found.is_empty() {
+            return Err(format!("no device has {dev} (/dev/disk/{dir}, blkid)"));
+        }
+        let p = PathBuf::from(found);
+        return Ok(Source::Block(std::fs::canonicalize(&p).unwrap_or(p)));
+    }
+    if !dev.starts_with('/') {
+        return Ok(Source::Other(dev));
+    }
+    // A path with a nodev or helper type (tmpfs mounted "from" /x) is a name.
+    if let Some(t) = &a.fstype {
+        let table = proc_filesystems();
+        if table.iter().any(|(n, blk)| n == t && !blk) || mount_helper(t).is_some() {
+            return Ok(Source::Other(dev));
+        }
+    }
+    Ok(Source::Block(
+        std::fs::canonicalize(&a.device).unwrap_or_else(|_| a.device.clone()),
+    ))
+}
+
+fn find_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// DIRECTORY as the kernel writes it in mountinfo (symlinks resolved).
+fn canonical_dir(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+// ---------------------------------------------------------------------------
+// mountinfo
+
+/// One line of `/proc/self/mountinfo` (proc(5)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MountEntry {
+    id: u64,
+    parent: u64,
+    dev: (u64, u64),
+    mount_point: PathBuf,
+    /// Per-mount options (`rw,noatime`).
+    options: String,
+    fstype: String,
+    source: String,
+}
+
+/// Undoes the kernel's octal escapes of space, tab, newline and backslash.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            let oct = &b[i + 1..i + 4];
+            if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
+                let v = oct.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
+                if let Ok(v) = u8::try_from(v) {
+                    out.push(v);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
+    text.lines()
+        .filter_map(|line| {
+            // id parent major:minor root mount_point options [optional...] - fstype source super
+            let (left, right) = line.split_once(" - ")?;
+            let l: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            if l.len() < 6 || r.len() < 2 {
+                return None;
+            }
+            let (maj, min) = l[2].split_once(':')?;
+            Some(MountEntry {
+                id: l[0].parse().ok()?,
+                parent: l[1].parse().ok()?,
+                dev: (maj.parse().ok()?, min.parse().ok()?),
+                mount_point: PathBuf::from(unescape(l[4])),
+                options: l[5].to_string(),
+                fstype: unescape(r[0]),
+                source: unescape(r[1]),
+            })
+        })
+        .collect()
+}
+
+fn mountinfo() -> Result<Vec<MountEntry>, String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|t| parse_mountinfo(&t))
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))
+}
+
+/// The mount visible at `dir`: the last one listed there (it covers the
+/// others).
+fn mounted_at<'a>(table: &'a [MountEntry], dir: &Path) -> Option<&'a MountEntry> {
+    table.iter().rev().find(|e| e.mount_point == dir)
+}
+
+/// Mount points of the mounts whose parent is mount `id`.
+fn submounts(table: &[MountEntry], id: u64) -> Vec<PathBuf> {
+    table
+        .iter()
+        .filter(|e| e.parent == id && e.id != id)
+        .map(|e| e.mount_point.clone())
+        .collect()
+}
+
+fn rdev(p: &Path) -> Option<(u64, u64)> {
+    let m = std::fs::metadata(p).ok()?;
+    m.file_type().is_block_device().then(|| {
+        (
+            nix::sys::stat::major(m.rdev()),
+            nix::sys::stat::minor(m.rdev()),
+        )
+    })
+}
+
+/// Whether `e` is a mount of `source`. btrfs reports an anonymous
+/// major:minor, hence the comparison of source paths as well.
+fn is_from(e: &MountEntry, source: &Source) -> bool {
+    match source {
+        Source::Block(p) => {
+            rdev(p).is_some_and(|d| d == e.dev)
+                || Path::new(&e.source) == p
+                || std::fs::canonicalize(&e.source).is_ok_and(|s| s == *p)
+        }
+        Source::Other(s) => e.source == *s,
+    }
+}
+
+/// What is at DIRECTORY: (canonical dir, source, the mount there if any).
+fn lookup(a: &FsArgs) -> Result<(PathBuf, Source, Option<MountEntry>), String> {
+    let source = resolve_source(a)?;
+    let dir = canonical_dir(&a.dir);
+    let table = mountinfo()?;
+    let entry = mounted_at(&table, &dir).cloned();
+    Ok((dir, source, entry))
+}
+
+// ---------------------------------------------------------------------------
+// Superblock probe and fsck
+
+/// What the superblock says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Probe {
+    fstype: &'static str,
+    /// ext*: whether the filesystem has a journal (`has_journal`).
+    journal: Option<bool>,
+}
+
+/// Recognises the filesystems a cluster mounts most, from the first 64 KiB
+/// (offsets as in libblkid).
+fn probe_superblock(buf: &[u8]) -> Option<Probe> {
+    let le16 = |o: usize| buf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let le32 = |o: usize| {
+        buf.get(o..o + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    // ext2/3/4: s_magic 0xEF53 at 1024 + 0x38.
+    if le16(0x438) == Some(0xEF53) {
+        let compat = le32(0x45C).unwrap_or(0);
+        let incompat = le32(0x460).unwrap_or(0);
+        let ro_compat = le32(0x464).unwrap_or(0);
+        let journal = compat & 0x4 != 0; // COMPAT_HAS_JOURNAL
+                                         // Features ext3 lacks: extents, 64bit, flex_bg, huge_file, gdt_csum,
+                                         // dir_nlink, extra_isize, metadata_csum.
+        let ext4 = incompat & (0x40 | 0x80 | 0x200) != 0
+            || ro_compat & (0x8 | 0x10 | 0x20 | 0x40 | 0x400) != 0;
+        let fstype = if ext4 {
+            "ext4"
+        } else if journal {
+            "ext3"
+        } else {
+            "ext2"
+        };
+        return Some(Probe {
+            fstype,
+            journal: Some(journal),
+        });
+    }
+    if buf.starts_with(b"XFSB") {
+        return Some(Probe {
+            fstype: "xfs",
+            journal: None,
+        });
+    }
+    if buf.get(0x10040..0x10048) == Some(b"_BHRfS_M") {
+        return Some(Probe {
+            fstype: "btrfs",
+            journal: None,
+        });
+    }
+    if buf.get(510..512) == Some(&[0x55, 0xAA])
+        && (buf.get(0x36..0x39) == Some(b"FAT") || buf.get(0x52..0x57) == Some(b"FAT32"))
+    {
+        return Some(Probe {
+            fstype: "vfat",
+            journal: None,
+        });
+    }
+    None
+}
+
+fn read_superblock(dev: &Path) -> std::io::Result<Option<Probe>> {
+    let mut buf = Vec::with_capacity(0x10100);
+    std::fs::File::open(dev)?
+        .take(0x10100)
+        .read_to_end(&mut buf)?;
+    Ok(probe_superblock(&buf))
+}
+
+/// heartbeat's rule for `fsck = "auto"`: check only what has no journal to
+/// replay. ext3/ext4 count by their superblock (an ext4 made without a
+/// journal is checked); unknown types are left alone.
+fn fsck_needed(mode: Fsck, fstype: Option<&str>, journal: Option<bool>) -> bool {
+    match mode {
+        Fsck::Force => true,
+        Fsck::Never => false,
+        Fsck::Auto => match fstype {
+            Some("ext2" | "ext" | "vfat" | "msdos" | "fat" | "umsdos" | "minix") => true,
+            Some("ext3" | "ext4" | "ext4dev") => journal == Some(false),
+            _ => false,
+        },
+    }
+}
+
+/// `fsck -a -T [-t TYPE] DEVICE`. Exit codes (fsck(8)): 0 clean, 1 errors
+/// corrected, 2 corrected and reboot advised (only meaningful for `/`),
+/// 4 and above: errors left, operational error, cancelled.
+async fn run_fsck(a: &FsArgs, dev: &Path, fstype: Option<&str>) -> Result<(), AgentError> {
+    let fsck = find_tool("fsck");
+    let mut cmd = tokio::process::Command::new(&fsck);
+    cmd.args(["-a", "-T"]);
+    if let Some(t) = fstype {
+        cmd.args(["-t", t]);
+    }
+    cmd.arg(dev)
+        .stdin(std::process::Stdio::null())
+        // On a start timeout, an fsck must not go on behind our back while
+        // the group fails over to the other node and mounts the device.
+        .kill_on_drop(true);
+    tracing::info!(device = %dev.display(), fstype = fstype.unwrap_or("?"), "fsck before mount");
+    let out = cmd
+        .output()
+        .await
+        .map_err(|e| failed(a, format!("cannot run {}: {e}", fsck.display())))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        tracing::debug!(line, "fsck");
+    }
+    match out.status.code() {
+        Some(0) => Ok(()),
+        Some(c @ 1..=3) => {
+            tracing::warn!(device = %dev.display(), code = c, "fsck corrected errors");
+            Ok(())
+        }
+        code => {
+            let tail: Vec<&str> = text.lines().rev().take(20).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            Err(failed(
+                a,
+                format!(
+                    "fsck failed ({}): {}",
+                    code.map_or("killed by a signal".to_string(), |c| format!("exit {c}")),
+                    tail.join("\n").trim()
+                ),
+            ))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// start
+
+pub async fn start(a: &FsArgs, o: &Options) -> Result<(), AgentError> {
+    let args = a.clone();
+    let (dir, source, entry) = blocking(move || lookup(&args))
+        .await
+        .map_err(|e| failed(a, e))?;
+    if let Some(e) = entry {
+        if is_from(&e, &source) {
+            tracing::info!(dir = %dir.display(), "already mounted");
+            return Ok(());
+        }
+        return Err(failed(
+            a,
+            format!(
+                "{} is already mounted from {} ({})",
+                dir.display(),
+                e.source,
+                e.fstype
+            ),
+        ));
+    }
+    let opts = mount_options(a.options.as_deref()).map_err(|e| failed(a, e))?;
+    match source {
+        Source::Other(src) => mount_other(a, &dir, &src, &opts).await,
+        Source::Block(dev) => mount_block(a, o, &dir, &dev, opts).await,
+    }
+}
+
+async fn mount_block(
+    a: &FsArgs,
+    o: &Options,
+    dir: &Path,
+    dev: &Path,
+    opts: MountOptions,
+) -> Result<(), AgentError> {
+    let d = dev.to_path_buf();
+    let (meta, probe) = blocking(move || {
+        let meta = std::fs::metadata(&d);
+        let probe = match &meta {
+            Ok(m) if m.file_type().is_block_device() => Some(read_superblock(&d)),
+            _ => None,
+        };
+        (meta, probe)
+    })
+    .await;
+    match meta {
+        Err(e) => return Err(failed(a, format!("{}: {e}", dev.display()))),
+        Ok(m) if !m.file_type().is_block_device() => {
+            return Err(failed(
+                a,
+                format!(
+                    "{} is not a block device (a file needs a loop device: losetup)",
+                    dev.display()
+                ),
+            ))
+        }
+        Ok(_) => {}
+    }
+    let probe = match probe {
+        Some(Ok(p)) => p,
+        Some(Err(e)) if a.fstype.is_none() => {
+            return Err(failed(a, format!("cannot read {}: {e}", dev.display())))
+        }
+        Some(Err(e)) => {
+            tracing::warn!(device = %dev.display(), error = %e, "cannot read the superblock");
+            None
+        }
+        None => None,
+    };
+    let fstype: Option<String> = a
+        .fstype
+        .clone()
+        .or_else(|| probe.as_ref().map(|p| p.fstype.to_string()));
+    let journal = probe.as_ref().and_then(|p| p.journal);
+    if fsck_needed(o.fsck, fstype.as_deref(), journal) {
+        run_fsck(a, dev, fstype.as_deref()).await?;
+    } else {
+        tracing::debug!(
+            fstype = fstype.as_deref().unwrap_or("?"),
+            mode = ?o.fsck,
+            "fsck skipped: journaled or unknown filesystem, or fsck = never"
+        );
+    }
+    // Without a type, try each block filesystem the kernel knows, as mount(8).
+    let candidates: Vec<String> = match &fstype {
+        Some(t) => vec![t.clone()],
+        None => proc_filesystems()
+            .into_iter()
+            .filter(|(n, blk)| *blk && n != "fuseblk")
+            .map(|(n, _)| n)
+            .collect(),
+    };
+    let d = dir.to_path_buf();
+    blocking(move || std::fs::create_dir_all(&d))
+        .await
+        .map_err(|e| failed(a, format!("cannot create {}: {e}", dir.display())))?;
+    let tried = candidates.join(", ");
+    let (dev2, dir2) = (dev.to_path_buf(), dir.to_path_buf());
+    let result = blocking(move || -> Result<String, (String, Errno)> {
+        let mut last = (String::new(), Errno::ENODEV);
+        for t in &candidates {
+            match nix::mount::mount(
+                Some(&dev2),
+                &dir2,
+                Some(t.as_str()),
+                opts.flags,
+                Some(opts.data.as_str()),
+            ) {
+                Ok(()) => return Ok(t.clone()),
+                // Not this type: try the next one.
+                Err(e @ (Errno::EINVAL | Errno::ENODEV)) if candidates.len() > 1 => {
+                    last = (t.clone(), e)
+                }
+                Err(e) => return Err((t.clone(), e)),
+            }
+        }
+        Err(last)
+    })
+    .await;
+    match result {
+        Ok(t) => {
+            tracing::info!(device = %dev.display(), dir = %dir.display(), fstype = %t, options = a.options.as_deref().unwrap_or(""), "mounted");
+            Ok(())
+        }
+        Err((t, e)) => {
+            let hint = match e {
+                _ if t.is_empty() => "no block filesystem in /proc/filesystems".into(),
+                Errno::EINVAL => {
+                    let mut h = "wrong fstype, bad option or bad superblock; see dmesg".to_string();
+                    if let Some(p) = probe.as_ref().filter(|p| p.fstype != t) {
+                        h.push_str(&format!("; the superblock says {}", p.fstype));
+                    }
+                    h
+                }
+                Errno::ENODEV => {
+                    format!("the kernel does not know filesystem type {t} (/proc/filesystems)")
+                }
+                Errno::EACCES | Errno::EROFS => "the device is read-only; add ro to OPTIONS".into(),
+                Errno::EBUSY => "the device is busy (in use by md, dm or another mount?)".into(),
+                _ => String::new(),
+            };
+            let what = if a.fstype.is_some() || probe.is_some() {
+                format!("mount as {t}")
+            } else {
+                format!("mount: no filesystem type of /proc/filesystems fits (tried {tried})")
+            };
+            Err(failed(
+                a,
+                format!(
+                    "{what}: {}{}",
+                    e.desc(),
+                    if hint.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({hint})")
+                    }
+                ),
+            ))
+        }
+    }
+}
+
+/// A source that is not a block device: a `mount.TYPE` helper when there is
+/// one (nfs, cifs), else mount(2) with the source as written (tmpfs).
+async fn mount_other(
+    a: &FsArgs,
+    dir: &Path,
+    src: &str,
+    opts: &MountOptions,
+) -> Result<(), AgentError> {
+    let Some(fstype) = a.fstype.clone() else {
+        return Err(failed(a, "a source that is not a device needs an FSTYPE"));
+    };
+    let d = dir.to_path_buf();
+    blocking(move || std::fs::create_dir_all(&d))
+        .await
+        .map_err(|e| failed(a, format!("cannot create {}: {e}", dir.display())))?;
+    if let Some(helper) = mount_helper(&fstype) {
+        let mut cmd = tokio::process::Command::new(&helper);
+        cmd.arg(src).arg(dir);
+        if let Some(o) = &a.options {
+            cmd.args(["-o", o]);
+        }
+        let out = cmd
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| failed(a, format!("cannot run {}: {e}", helper.display())))?;
+        if !out.status.success() {
+            return Err(failed(
+                a,
+                format!(
+                    "{} failed ({}): {}",
+                    helper.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            ));
+        }
+    } else {
+        let (s, d, t, flags, data) = (
+            src.to_string(),
+            dir.to_path_buf(),
+            fstype.clone(),
+            opts.flags,
+            opts.data.clone(),
+        );
+        blocking(move || {
+            nix::mount::mount(
+                Some(s.as_str()),
+                &d,
+                Some(t.as_str()),
+                flags,
+                Some(data.as_str()),
+            )
+        })
+        .await
+        .map_err(|e| failed(a, format!("mount as {fstype}: {}", e.desc())))?;
+    }
+    tracing::info!(source = src, dir = %dir.display(), fstype = %fstype, "mounted");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// stop
+
+/// A process using the filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Holder {
+    pid: i32,
+    comm: String,
+    /// What holds it: `cwd`, `root`, `exe`, `fd 3`, `mmap`.
+    what: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} ({}, {})", self.pid, self.comm, self.what)
+    }
+}
+
+/// `fuser -m`: every process with its cwd, root, executable, an open file
+/// or a mapping on device `dev`. Our own process is skipped. Processes that
+/// vanish during the scan are ignored.
+fn holders(dev: (u64, u64)) -> Vec<Holder> {
+    let me = std::process::id() as i32;
+    let on_dev = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| {
+            (
+                nix::sys::stat::major(m.dev()),
+                nix::sys::stat::minor(m.dev()),
+            ) == dev
+        })
+    };
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let base = entry.path();
+        let mut what = None;
+        for link in ["cwd", "root", "exe"] {
+            if on_dev(&base.join(link)) {
+                what = Some(link.to_string());
+                break;
+            }
+        }
+        if what.is_none() {
+            if let Ok(fds) = std::fs::read_dir(base.join("fd")) {
+                what = fds
+                    .flatten()
+                    .find(|fd| on_dev(&fd.path()))
+                    .map(|fd| format!("fd {}", fd.file_name().to_string_lossy()));
+            }
+        }
+        if what.is_none() {
+            // maps: "addr perms offset MAJ:MIN inode path", device in hex.
+            let maps = std::fs::read_to_string(base.join("maps")).unwrap_or_default();
+            let hit = maps.lines().any(|l| {
+                let mut f = l.split_whitespace().skip(3);
+                let (Some(d), Some(inode)) = (f.next(), f.next()) else {
+                    return false;
+                };
+                let Some((ma, mi)) = d.split_once(':') else {
+                    return false;
+                };
+                inode != "0"
+                    && u64::from_str_radix(ma, 16).ok() == Some(dev.0)
+                    && u64::from_str_radix(mi, 16).ok() == Some(dev.1)
+            });
+            if hit {
+                what = Some("mmap".into());
+            }
+        }
+        if let Some(what) = what {
+            let comm = std::fs::read_to_string(base.join("comm"))
+                .map(|c| c.trim().to_string())
+                .unwrap_or_default();
+            found.push(Holder { pid, comm, what });
+        }
+    }
+    found.sort_by_key(|h| h.pid);
+    found
+}
+
+fn signal_all(hs: &[Holder], sig: nix::sys::signal::Signal, dir: &Path) {
+    for h in hs {
+        tracing::warn!(pid = h.pid, comm = %h.comm, holds = %h.what, signal = %sig, dir = %dir.display(), "signalling a process holding the mount");
+        // ESRCH: it is gone already.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(h.pid), sig);
+    }
+}
+
+/// Scans every 100 ms until no process holds `dev` or `limit` has passed;
+/// returns those left.
+async fn wait_released(dev: (u64, u64), limit: Duration) -> Vec<Holder> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = blocking(move || holders(dev)).await;
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How many times umount(2) is tried while the kernel says EBUSY.
+const UMOUNT_TRIES: u32 = 5;
+
+pub async fn stop(a: &FsArgs, o: &Options) -> Result<(), AgentError> {
+    use nix::sys::signal::Signal;
+    let args = a.clone();
+    let (dir, source, entry, submounts) = blocking(move || {
+        let (dir, source, entry) = lookup(&args)?;
+        // Mounts on top of ours (children by parent id; their own children
+        // need them, so the direct ones are enough to name).
+        let subs: Vec<PathBuf> = match &entry {
+            Some(e) => submounts(&mountinfo()?, e.id),
+            None => Vec::new(),
+        };
+        Ok::<_, String>((dir, source, entry, subs))
+    })
+    .await
+    .map_err(|e| failed(a, e))?;
+    let Some(entry) = entry else {
+        tracing::info!(dir = %dir.display(), "not mounted");
+        return Ok(());
+    };
+    if !is_from(&entry, &source) {
+        // Not ours: stopping this resource must not unmount someone else's.
+        tracing::warn!(dir = %dir.display(), source = %entry.source, device = %source.display(), "mounted from another device: left alone");
+        return Ok(());
+    }
+    if !submounts.is_empty() {
+        return Err(failed(
+            a,
+            format!(
+                "{} has mounts below it, unmount them first: {}",
+                dir.display(),
+                submounts
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let dev = entry.dev;
+    let held = blocking(move || holders(dev)).await;
+    if !held.is_empty() {
+        signal_all(&held, Signal::SIGTERM, &dir);
+        let left = wait_released(dev, o.kill_grace).await;
+        if !left.is_empty() {
+            signal_all(&left, Signal::SIGKILL, &dir);
+            // A killed process lets go of its files when it exits.
+            wait_released(dev, Duration::from_secs(2)).await;
+        }
+    }
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let d = dir.clone();
+        match blocking(move || nix::mount::umount(&d)).await {
+            Ok(()) => {
+                tracing::info!(dir = %dir.display(), "unmounted");
+                return Ok(());
+            }
+            // Not a mount point any more: someone else unmounted it.
+            Err(Errno::EINVAL) => {
+                let d = dir.clone();
+                let table = blocking(mountinfo).await.map_err(|e| failed(a, e))?;
+                if mounted_at(&table, &d).is_none() {
+                    return Ok(());
+                }
+                return Err(failed(
+                    a,
+                    format!("umount {}: {}", dir.display(), Errno::EINVAL.desc()),
+                ));
+            }
+            Err(Errno::EBUSY) if tries < UMOUNT_TRIES => {
+                // Someone opened it after the scan: KILL this time.
+                let late = blocking(move || holders(dev)).await;
+                signal_all(&late, Signal::SIGKILL, &dir);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(Errno::EBUSY) => {
+                let left = blocking(move || holders(dev)).await;
+                let who = if left.is_empty() {
+                    "no process holds it (swap, a loop device, an NFS export or a bind mount elsewhere?)".to_string()
+                } else {
+                    format!(
+                        "held by {}",
+                        left.iter()
+                            .map(Holder::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                return Err(failed(
+                    a,
+                    format!("umount {}: busy after {tries} tries: {who}", dir.display()),
+                ));
+            }
+            Err(e) => return Err(failed(a, format!("umount {}: {}", dir.display(), e.desc()))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// status
+
+pub async fn status(a: &FsArgs) -> Result<Running, AgentError> {
+    let args = a.clone();
+    let (dir, source, entry) = match blocking(move || lookup(&args)).await {
+        Ok(v) => v,
+        // LABEL=/UUID= not found: that device is mounted nowhere here.
+        Err(e) if resolve_fails_only(a) => {
+            tracing::debug!(error = %e, "device not found");
+            return Ok(Running::Stopped);
+        }
+        Err(e) => return Err(failed(a, e)),
+    };
+    Ok(match entry {
+        Some(e) if is_from(&e, &source) => Running::Running,
+        Some(e) => {
+            // Debug only: status is polled, and start says it loud and clear.
+            tracing::debug!(dir = %dir.display(), source = %e.source, device = %source.display(), "mounted from another device");
+            Running::Stopped
+        }
+        None => Running::Stopped,
+    })
+}
+
+/// Whether a `lookup` failure can only come from resolving DEVICE.
+fn resolve_fails_only(a: &FsArgs) -> bool {
+    let d = a.device.to_string_lossy();
+    d.starts_with("LABEL=") || d.starts_with("UUID=")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<FsArgs, String> {
+        let parts: Vec<&str> = s.split("::").collect();
+        parse_args(&parts)
+    }
+
+    #[test]
+    fn args() {
+        let a = parse("/dev/drbd0::/mnt/drbd/::ext3::rw,noatime").unwrap();
+        assert_eq!(a.device, PathBuf::from("/dev/drbd0"));
+        assert_eq!(a.dir, PathBuf::from("/mnt/drbd"));
+        assert_eq!(a.fstype.as_deref(), Some("ext3"));
+        assert_eq!(a.options.as_deref(), Some("rw,noatime"));
+        let a = parse("LABEL=data::/srv").unwrap();
+        assert_eq!((a.fstype, a.options), (None, None));
+        assert!(parse("UUID=0b1c-22::/srv::auto").unwrap().fstype.is_none());
+        assert!(parse("tmpfs::/run/x::tmpfs::size=1m").is_ok());
+        assert!(parse("fs1:/export::/mnt/nfs::nfs").is_ok());
+        for (bad, why) in [
+            ("/dev/sdb1", "DEVICE::DIRECTORY"),
+            ("/dev/sdb1::/a::ext4::ro::x", "DEVICE::DIRECTORY"),
+            ("sdb1::/mnt", "absolute path, LABEL"),
+            ("::/mnt", "empty"),
+            ("LABEL=::/mnt", "label or UUID is empty"),
+            ("/dev/sdb1::mnt", "must be an absolute path"),
+            ("/dev/sdb1::/mnt/../etc", "`..`"),
+            ("/dev/sdb1::/", "may not be /"),
+            ("/dev/sdb1::/mnt::ext4 -o", "not a filesystem type"),
+            ("/dev/sdb1::/mnt::ext4::remount,ro", "remount"),
+            ("/dev/sdb1::/mnt::ext4::bind", "bind"),
+            ("/dev/sdb1::/mnt::ext4::make-shared", "propagation"),
+            ("/srv/img::/mnt::ext4::loop", "losetup"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn options_become_flags_and_data() {
+        let o = mount_options(Some(
+            "ro,noatime,nodiratime,nodev,nosuid,noexec,sync,dirsync,errors=remount-ro,data=ordered,defaults,_netdev",
+        ))
+        .unwrap();
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_RDONLY
+                | MsFlags::MS_NOATIME
+                | MsFlags::MS_NODIRATIME
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NOEXEC
+                | MsFlags::MS_SYNCHRONOUS
+                | MsFlags::MS_DIRSYNC
+        );
+        assert_eq!(o.data, "errors=remount-ro,data=ordered");
+        // Later options win, as in mount(8).
+        let o = mount_options(Some("ro,rw,relatime,strictatime,noexec,exec")).unwrap();
+        assert_eq!(o.flags, MsFlags::MS_RELATIME | MsFlags::MS_STRICTATIME);
+        assert_eq!(o.data, "");
+        assert_eq!(mount_options(None).unwrap().flags, MsFlags::empty());
+    }
+
+    #[test]
+    fn mountinfo_lines() {
+        let text = "22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p2 rw\n\
+                    95 22 7:3 / /tmp/a\\040b/mnt ro,noatime - ext4 /dev/loop3 ro\n\
+                    96 22 0:55 / /run/x rw,nosuid shared:7 master:2 - tmpfs tmp\\134fs rw,size=1024k\n\
+                    garbage line\n";
+        let t = parse_mountinfo(text);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t[1].mount_point, PathBuf::from("/tmp/a b/mnt"));
+        assert_eq!(t[1].dev, (7, 3));
+        assert_eq!(t[1].options, "ro,noatime");
+        assert_eq!(
+            (t[1].fstype.as_str(), t[1].source.as_str()),
+            ("ext4", "/dev/loop3")
+        );
+        assert_eq!(t[2].source, "tmp\\fs");
+        assert_eq!(mounted_at(&t, Path::new("/run/x")).unwrap().dev, (0, 55));
+        assert!(mounted_at(&t, Path::new("/run")).is_none());
+        assert_eq!((t[2].id, t[2].parent), (96, 22));
+        assert_eq!(
+            submounts(&t, 22),
+            vec![PathBuf::from("/tmp/a b/mnt"), PathBuf::from("/run/x")]
+        );
+        assert!(submounts(&t, 95).is_empty());
+        assert!(is_from(&t[2], &Source::Other("tmp\\fs".into())));
+        assert!(is_from(&t[1], &Source::Block("/dev/loop3".into())));
+        assert_eq!(unescape("a\\011b\\"), "a\tb\\");
+    }
+
+    #[test]
+    fn proc_filesystems_lines() {
+        let t = parse_proc_filesystems("nodev\tsysfs\n\text4\nnodev\ttmpfs\n\txfs\n");
+        assert_eq!(
+            t,
+            vec![
+                ("sysfs".to_string(), false),
+                ("ext4".to_string(), true),
+                ("tmpfs".to_string(), false),
+                ("xfs".to_string(), true)
+            ]
+        );
+    }
+
+    fn ext(compat: u32, incompat: u32, ro_compat: u32) -> Vec<u8> {
+        let mut b = vec![0u8; 0x10100];
+        b[0x438..0x43A].copy_from_slice(&0xEF53u16.to_le_bytes());
+        b[0x45C..0x460].copy_from_slice(&compat.to_le_bytes());
+        b[0x460..0x464].copy_from_slice(&incompat.to_le_bytes());
+        b[0x464..0x468].copy_from_slice(&ro_compat.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn superblocks() {
+        let p = |b: &[u8]| probe_superblock(b).map(|p| (p.fstype, p.journal));
+        assert_eq!(p(&ext(0x38, 0x2, 0x3)), Some(("ext2", Some(false))));
+        assert_eq!(p(&ext(0x3c, 0x2, 0x3)), Some(("ext3", Some(true))));
+        assert_eq!(p(&ext(0x3c, 0x2c2, 0x46b)), Some(("ext4", Some(true))));
+        assert_eq!(p(&ext(0x38, 0x2c2, 0x46b)), Some(("ext4", Some(false))));
+        let mut x = vec![0u8; 4096];
+        x[..4].copy_from_slice(b"XFSB");
+        assert_eq!(p(&x), Some(("xfs", None)));
+        let mut b = vec![0u8; 0x10100];
+        b[0x10040..0x10048].copy_from_slice(b"_BHRfS_M");
+        assert_eq!(p(&b), Some(("btrfs", None)));
+        let mut v = vec![0u8; 4096];
+        v[0x52..0x57].copy_from_slice(b"FAT32");
+        v[510] = 0x55;
+        v[511] = 0xAA;
+        assert_eq!(p(&v), Some(("vfat", None)));
+        assert_eq!(p(&[0u8; 100]), None);
+        assert_eq!(p(&[]), None);
+    }
+
+    #[test]
+    fn fsck_rule_is_heartbeats() {
+        use Fsck::*;
+        assert!(fsck_needed(Auto, Some("ext2"), Some(false)));
+        assert!(fsck_needed(Auto, Some("vfat"), None));
+        assert!(fsck_needed(Auto, Some("ext2"), Some(true)));
+        assert!(!fsck_needed(Auto, Some("ext4"), Some(true)));
+        assert!(!fsck_needed(Auto, Some("ext3"), Some(true)));
+        assert!(fsck_needed(Auto, Some("ext4"), Some(false)));
+        assert!(!fsck_needed(Auto, Some("xfs"), None));
+        assert!(!fsck_needed(Auto, Some("btrfs"), None));
+        assert!(!fsck_needed(Auto, None, None));
+        assert!(fsck_needed(Force, Some("xfs"), None));
+        assert!(!fsck_needed(Never, Some("ext2"), Some(false)));
+    }
 }
