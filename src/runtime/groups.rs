@@ -34,10 +34,13 @@ pub enum Done {
     Op(usize, OpResult),
 }
 
+/// `[group][resource]`: state and last error.
+type States = Arc<Mutex<Vec<Vec<(GroupState, Option<String>)>>>>;
+
 pub struct Runner {
     groups: Arc<Vec<GroupConfig>>,
     /// `[group][resource]`: state and last error, for status.
-    states: Arc<Mutex<Vec<Vec<(GroupState, Option<String>)>>>>,
+    states: States,
     done: mpsc::UnboundedSender<Done>,
 }
 
@@ -105,7 +108,7 @@ impl Runner {
 struct Task {
     group: GroupConfig,
     index: usize,
-    states: Arc<Mutex<Vec<Vec<(GroupState, Option<String>)>>>>,
+    states: States,
 }
 
 impl Task {
