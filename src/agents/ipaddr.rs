@@ -293,6 +293,23 @@ fn replace_announcer(ip: Ipv4Addr, task: Option<tokio::task::AbortHandle>) {
     }
 }
 
+/// Waits until every background gratuitous-ARP burst has been sent (for a
+/// short-lived caller such as `hbctl resource ... start`, whose runtime would
+/// otherwise end them).
+pub async fn announcements_done() {
+    loop {
+        let pending = ANNOUNCERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .any(|t| !t.is_finished());
+        if !pending {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn start(a: &IpAddrArgs, o: &Options) -> Result<(), AgentError> {
     let ip = a.addr;
     let nl = Netlink::open()?;

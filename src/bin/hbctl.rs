@@ -187,7 +187,12 @@ fn resource(dir: PathBuf, spec: &str, action: ResourceAction) -> ExitCode {
     };
     let result = rt.block_on(async {
         match action {
-            ResourceAction::Start => r.run(Action::Start).await.map(|_| Running::Running),
+            ResourceAction::Start => {
+                let r = r.run(Action::Start).await.map(|_| Running::Running);
+                // The rest of IPaddr's gratuitous ARPs go out in the background.
+                agents::ipaddr::announcements_done().await;
+                r
+            }
             ResourceAction::Stop => r.run(Action::Stop).await.map(|_| Running::Stopped),
             ResourceAction::Status => r.status().await,
         }

@@ -172,6 +172,60 @@ pub fn resource_options(cluster: &ClusterToml, spec: &str) -> crate::agents::Opt
     options
 }
 
+/// Every node reports every group's state in one datagram: a configuration
+/// whose worst-case report would not fit is refused.
+fn report_fits(
+    groups: &[GroupConfig],
+    ha: &HaCf,
+    keys: &crate::wire::AuthKeys,
+    cluster: &ClusterToml,
+    last: &GroupConfig,
+) -> Option<ConfigError> {
+    use crate::wire::{Body, Grant, GroupEntry, GroupReport, GroupState, Message, Pref};
+    let longest = ha
+        .nodes
+        .iter()
+        .max_by_key(|n| n.len())
+        .cloned()
+        .unwrap_or_default();
+    let msg = Message {
+        cluster: cluster.cluster.name.clone(),
+        from: longest.clone(),
+        incarnation: u64::MAX,
+        seq: u64::MAX,
+        body: Body::Groups(GroupReport {
+            ready: true,
+            leaving: true,
+            groups: groups
+                .iter()
+                .map(|g| GroupEntry {
+                    id: g.id.clone(),
+                    state: GroupState::StopFailed,
+                    claim: u32::MAX,
+                    grant: Some(Grant {
+                        node: longest.clone(),
+                        incarnation: u64::MAX,
+                        claim: u32::MAX,
+                    }),
+                    pref: Pref::Want(u32::MAX),
+                })
+                .collect(),
+        }),
+    };
+    match crate::wire::encode(&msg, keys) {
+        Err(crate::wire::WireError::Oversize { len, max }) => Some(ConfigError::Line {
+            file: last.at.file.clone(),
+            line: last.at.line,
+            key: last.id.clone(),
+            message: format!(
+                "the groups' state report would take {len} bytes, more than one datagram \
+                 ({max}): use fewer groups or shorter first resources (they name the groups)"
+            ),
+        }),
+        _ => None,
+    }
+}
+
 /// Resolves every resource of `haresources`: unknown agents and bad arguments
 /// are errors at the line of their group.
 fn resolve_groups(
@@ -391,6 +445,11 @@ pub fn check(dir: &Path, node: &str) -> Report {
         .unwrap_or_default();
 
     let groups = resolve_groups(dir, &haresources, &cluster, &mut errors);
+    if let (Some((ha, _)), Some(keys), Some(last)) = (&ha, &authkeys, groups.last()) {
+        if let Some(e) = report_fits(&groups, ha, keys, &cluster, last) {
+            errors.push(e);
+        }
+    }
 
     errors.sort_by(|a, b| (a.file(), a.line()).cmp(&(b.file(), b.line())));
     warnings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
@@ -487,6 +546,36 @@ mod tests {
             .iter()
             .map(|e| e.to_string().replace(&format!("{}/", dir.display()), ""))
             .collect()
+    }
+
+    #[test]
+    fn group_reports_must_fit_in_a_datagram() {
+        let d = seed_dir();
+        // A long node name travels in every grant.
+        let long = "n".repeat(60);
+        let ha = SEED_002_HA_CF.replace("node        l1", &format!("node {long}"));
+        assert_ne!(ha, SEED_002_HA_CF);
+        write(d.path(), "ha.cf", &ha, 0o644);
+        let lines: String = (0..8)
+            .map(|i| {
+                format!(
+                    "l0 Filesystem::/dev/{}{i}::/mnt/x{i}::ext4\n",
+                    "d".repeat(90)
+                )
+            })
+            .collect();
+        write(d.path(), "haresources", &lines, 0o644);
+        let e = errors(d.path(), "l0");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("haresources:8: ") && e[0].contains("more than one datagram"),
+            "{e:?}"
+        );
+        let lines: String = (0..8)
+            .map(|i| format!("l0 IPaddr2::192.0.2.{}/24/eth1:{i}\n", 50 + i))
+            .collect();
+        write(d.path(), "haresources", &lines, 0o644);
+        assert_eq!(load(d.path(), "l0").unwrap().groups.len(), 8);
     }
 
     #[test]
