@@ -949,6 +949,11 @@ impl Groups {
             }
         });
         if all_granted {
+            // A standby ends when this node has to run the group after all
+            // (its peer died): it does not push the group away again later.
+            if matches!(self.local[i].pref, Pref::Refuse(_)) {
+                self.local[i].pref = Pref::None;
+            }
             self.transition(i, GroupState::Starting, format!("starting here ({why})"));
             self.outputs.push(Output::Start(i));
         }
