@@ -342,6 +342,15 @@ fn a_healed_partition_leaves_the_group_on_one_node() {
     assert!(!has_vip(&lab, "n1") && has_vip(&lab, "n2"));
     vip_answers_from(&lab, "n2");
     assert!(lab.exited(1).is_none() && lab.exited(2).is_none());
+    // Fire-and-forget standby: accepted at once, the group moves anyway.
+    let out = lab.hbctl(2, &["standby", "--no-wait"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("accepted: "),
+        "{out:?}"
+    );
+    wait_started_on(&lab, &[1, 2], &id, "n1");
+    vip_answers_from(&lab, "n1");
 }
 
 #[test]

@@ -587,3 +587,57 @@ proptest! {
         }
     }
 }
+
+/// A group report is liveness like a keepalive, and is delivered once
+/// however many media carry it; an older one arriving late is not delivered.
+#[test]
+fn reports_are_delivered_once_and_in_order() {
+    let mut m = machine();
+    m.take_outputs();
+    let report = |ready| {
+        Body::Groups(crate::wire::GroupReport {
+            ready,
+            leaving: false,
+            groups: Vec::new(),
+        })
+    };
+    let t = ms(10);
+    m.on_datagram(M0, &datagram("beta", 7, 2, report(true)), t)
+        .unwrap();
+    // seq 1 arrives late on medium 1 (new there, so accepted): not delivered.
+    m.on_datagram(M1, &datagram("beta", 7, 1, report(false)), t)
+        .unwrap();
+    // seq 2 on medium 1 too: the same report, not delivered twice.
+    m.on_datagram(M1, &datagram("beta", 7, 2, report(true)), t)
+        .unwrap();
+    let ev = events(m.take_outputs());
+    let reports: Vec<&Event> = ev
+        .iter()
+        .filter(|e| matches!(e, Event::Report { .. }))
+        .collect();
+    assert_eq!(reports.len(), 1, "{ev:?}");
+    assert!(
+        matches!(reports[0], Event::Report { node, incarnation: 7, report } if node == "beta" && report.ready)
+    );
+    assert!(ev.contains(&Event::NodeUp {
+        node: "beta".into(),
+        incarnation: 7
+    }));
+    assert_eq!(m.node_state("beta"), Some(NodeState::Up));
+    // After a restart sequence numbers start over and reports flow again.
+    m.on_datagram(M0, &datagram("beta", 8, 1, report(false)), ms(20))
+        .unwrap();
+    let ev = events(m.take_outputs());
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Report { incarnation: 8, .. })),
+        "{ev:?}"
+    );
+    // broadcast sends the body as the next datagram, and nothing after leave.
+    m.broadcast(report(true));
+    assert!(matches!(sends(&m.take_outputs())[0].body, Body::Groups(_)));
+    m.leave(ms(30));
+    m.take_outputs();
+    m.broadcast(report(true));
+    assert!(sends(&m.take_outputs()).is_empty());
+}

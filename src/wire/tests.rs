@@ -378,6 +378,48 @@ fn any_method() -> impl Strategy<Value = AuthMethod> {
     ]
 }
 
+fn any_report() -> impl Strategy<Value = GroupReport> {
+    let state = prop_oneof![
+        Just(GroupState::Stopped),
+        Just(GroupState::Starting),
+        Just(GroupState::Started),
+        Just(GroupState::Stopping),
+        Just(GroupState::Failed),
+        Just(GroupState::StopFailed),
+    ];
+    let pref = prop_oneof![
+        Just(Pref::None),
+        any::<u32>().prop_map(Pref::Refuse),
+        any::<u32>().prop_map(Pref::Want),
+    ];
+    let grant = proptest::option::of(("[a-z0-9]{1,16}", any::<u64>(), any::<u32>()).prop_map(
+        |(node, incarnation, claim)| Grant {
+            node,
+            incarnation,
+            claim,
+        },
+    ));
+    let entry = ("[ -~]{1,40}", state, any::<u32>(), grant, pref).prop_map(
+        |(id, state, claim, grant, pref)| GroupEntry {
+            id,
+            state,
+            claim,
+            grant,
+            pref,
+        },
+    );
+    (
+        any::<bool>(),
+        any::<bool>(),
+        proptest::collection::vec(entry, 0..4),
+    )
+        .prop_map(|(ready, leaving, groups)| GroupReport {
+            ready,
+            leaving,
+            groups,
+        })
+}
+
 fn any_message() -> impl Strategy<Value = Message> {
     (
         prop_oneof!["[a-z0-9._-]{0,64}", "\\PC{0,16}"],
@@ -390,6 +432,7 @@ fn any_message() -> impl Strategy<Value = Message> {
                 deadtime_ms: d
             })),
             Just(Body::Leaving),
+            any_report().prop_map(Body::Groups),
         ],
     )
         .prop_map(|(cluster, from, incarnation, seq, body)| Message {
