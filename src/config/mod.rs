@@ -208,8 +208,10 @@ fn report_fits(
                         claim: u32::MAX,
                     }),
                     pref: Pref::Want(u32::MAX),
+                    unhealthy: true,
                 })
                 .collect(),
+            marks: Vec::new(),
         }),
     };
     match crate::wire::encode(&msg, keys) {

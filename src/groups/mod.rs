@@ -170,6 +170,8 @@ struct Local {
     blocked_by: Option<String>,
     /// A probe found it partly running: the stop under way is a clean-up.
     probe_pending: bool,
+    /// Its checks failed here (why): it runs here only if no healthy node can.
+    unhealthy: Option<String>,
 }
 
 /// The state of one group as seen from here, for status.
@@ -222,6 +224,7 @@ pub struct Groups {
     outputs: Vec<Output>,
     last_sent: Option<GroupReport>,
     next_resend: Duration,
+    marks: Vec<crate::wire::JobMark>,
 }
 
 impl Groups {
@@ -248,6 +251,7 @@ impl Groups {
                 pref: Pref::None,
                 blocked_by: None,
                 probe_pending: true,
+                unhealthy: None,
             })
             .collect();
         let mut g = Groups {
@@ -261,6 +265,7 @@ impl Groups {
             last_claim: 0,
             last_sent: None,
             next_resend: now,
+            marks: Vec::new(),
         };
         g.decide(now);
         g
@@ -405,6 +410,30 @@ impl Groups {
         self.decide(now);
     }
 
+    /// The group's checks failed here (`Some(why)`) or pass again (`None`).
+    /// An unhealthy node gives the group to a healthy one when there is
+    /// one; when every node is unhealthy the group stays where it runs.
+    pub fn set_unhealthy(&mut self, i: usize, why: Option<String>, now: Duration) {
+        if let Some(l) = self.local.get_mut(i) {
+            if l.unhealthy != why {
+                l.unhealthy = why;
+                self.decide(now);
+            }
+        }
+    }
+
+    pub fn unhealthy(&self, i: usize) -> Option<&str> {
+        self.local.get(i).and_then(|l| l.unhealthy.as_deref())
+    }
+
+    /// The job marks to carry in the report (see [`crate::wire::JobMark`]).
+    pub fn set_marks(&mut self, marks: Vec<crate::wire::JobMark>, now: Duration) {
+        if self.marks != marks {
+            self.marks = marks;
+            self.decide(now);
+        }
+    }
+
     /// Orderly shutdown: every group is stopped and offered to the peers.
     /// [`Groups::quiescent`] says when the runtime may leave.
     pub fn leave(&mut self, now: Duration) {
@@ -525,7 +554,7 @@ impl Groups {
             .count();
         if held > 0 && nowhere.len() == held {
             return Err(format!(
-                "no other node can run {}: failed there, or not ready",
+                "no other node can run {}: failed or unhealthy there, or not ready",
                 nowhere.join(", ")
             ));
         }
@@ -592,12 +621,13 @@ impl Groups {
         };
         let l = &mut self.local[i];
         let was_blocked = l.blocked_by.take().is_some();
+        let was_unhealthy = l.unhealthy.take().is_some();
         match l.state {
             GroupState::Failed | GroupState::StopFailed => {
                 self.transition(i, GroupState::Stopped, "cleared by the operator".into());
                 Ok(vec![i])
             }
-            _ if was_blocked => Ok(vec![i]),
+            _ if was_blocked || was_unhealthy => Ok(vec![i]),
             s => Err(format!("{id} is {} here: nothing to clear", s.as_str())),
         }
     }
@@ -729,6 +759,7 @@ impl Groups {
                     pref: self.local[i].pref,
                     leaving: self.leaving,
                     known: true,
+                    unhealthy: self.local[i].unhealthy.is_some(),
                 });
                 continue;
             }
@@ -749,6 +780,7 @@ impl Groups {
                     pref: e.pref,
                     leaving: r.leaving,
                     known: true,
+                    unhealthy: e.unhealthy,
                 }),
                 // A peer configured without this group never runs it.
                 None => v.push(View {
@@ -758,6 +790,7 @@ impl Groups {
                     pref: Pref::None,
                     leaving: r.leaving,
                     known: false,
+                    unhealthy: false,
                 }),
             }
         }
@@ -789,6 +822,11 @@ impl Groups {
             .iter()
             .filter(|v| v.known && !v.leaving && v.state != GroupState::Failed)
             .collect();
+        // Healthy nodes first; when every node is unhealthy the group stays
+        // where it runs (no ping-pong between two sick nodes).
+        let healthy: Vec<&View> = eligible.iter().copied().filter(|v| !v.unhealthy).collect();
+        let all_sick = healthy.is_empty();
+        let eligible = if all_sick { eligible } else { healthy };
         if let Some(w) = eligible
             .iter()
             .filter_map(|v| match v.pref {
@@ -816,6 +854,13 @@ impl Groups {
                     "no node can run it"
                 },
             );
+        }
+        if all_sick {
+            if let [h] = holders[..] {
+                if s.iter().any(|v| v.node == h.node) {
+                    return (Some(h.node.clone()), "unhealthy on every node: it stays");
+                }
+            }
         }
         if self.cfg.auto_failback {
             if let Some(h) = s.iter().find(|v| v.node == *home) {
@@ -979,8 +1024,10 @@ impl Groups {
                     },
                     grant: l.grant.clone(),
                     pref: l.pref,
+                    unhealthy: l.unhealthy.is_some(),
                 })
                 .collect(),
+            marks: self.marks.clone(),
         }
     }
 }
@@ -995,6 +1042,7 @@ struct View {
     leaving: bool,
     /// The node has this group in its configuration.
     known: bool,
+    unhealthy: bool,
 }
 
 fn scope_word(scope: Scope) -> &'static str {

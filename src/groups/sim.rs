@@ -572,6 +572,20 @@ impl Cluster {
         self.drain(to);
     }
 
+    /// Node `i`'s checks of group `g` failed (or pass again).
+    pub fn set_unhealthy(&mut self, i: usize, g: usize, unhealthy: bool) {
+        let now = self.now;
+        if let Some(m) = self.nodes[i].machine.as_mut() {
+            m.set_unhealthy(g, unhealthy.then(|| "check failed".to_string()), now);
+            self.log(format!(
+                "n{} {} unhealthy: {unhealthy}",
+                i + 1,
+                self.cfg.groups[g].id
+            ));
+            self.drain(i);
+        }
+    }
+
     /// Loses every datagram in flight.
     pub fn drop_in_flight(&mut self) {
         self.msgs.clear();
@@ -717,6 +731,10 @@ fn run_seed(seed: u64, steps: usize) {
             24..=26 => {
                 let g = rng.below(ngroups as u64) as usize;
                 let _ = c.command(i, Command::Clear(ids[g].to_string()));
+            }
+            27..=30 => {
+                let g = rng.below(ngroups as u64) as usize;
+                c.set_unhealthy(i, g, rng.chance(600));
             }
             _ => {}
         }

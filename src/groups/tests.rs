@@ -162,3 +162,28 @@ fn a_daemon_restart_keeps_running_resources() {
     assert_eq!(c.holders(0), vec!["n1"]);
     assert_eq!(c.starts.len(), starts, "nothing started again");
 }
+
+#[test]
+fn an_unhealthy_holder_hands_over_to_a_healthy_peer_only() {
+    let mut c = Cluster::new(2, &[("a", 0)], true, 10);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    c.set_unhealthy(0, 0, true);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    // auto_failback does not bring it back to the unhealthy home node.
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    // Both unhealthy: it stays where it runs, no ping-pong.
+    c.set_unhealthy(1, 0, true);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    let v = &c.nodes[1].machine.as_ref().unwrap().status()[0];
+    assert_eq!(v.desired.as_deref(), Some("n2"));
+    // n1 cleared by the operator: the group goes home.
+    c.command(0, Command::Clear("a".into())).unwrap();
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    let starts = c.starts.len();
+    assert_eq!(starts, 3, "{:?}", c.starts);
+}

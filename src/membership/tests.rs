@@ -599,6 +599,7 @@ fn reports_are_delivered_once_and_in_order() {
             ready,
             leaving: false,
             groups: Vec::new(),
+            marks: Vec::new(),
         })
     };
     let t = ms(10);

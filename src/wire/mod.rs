@@ -77,6 +77,15 @@ pub struct GroupReport {
     /// The sender shuts down: it gives every group up and takes none.
     pub leaving: bool,
     pub groups: Vec<GroupEntry>,
+    /// For each job the sender ran (or skipped), the last scheduled time
+    /// (unix seconds): the next holder of its group never runs it again.
+    pub marks: Vec<JobMark>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMark {
+    pub job: String,
+    pub last: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +99,9 @@ pub struct GroupEntry {
     /// for which of its claims.
     pub grant: Option<Grant>,
     pub pref: Pref,
+    /// The group's checks failed on the sender: it runs the group only when
+    /// no healthy node can.
+    pub unhealthy: bool,
 }
 
 /// "You may start this group": answers one claim of one incarnation.

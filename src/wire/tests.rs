@@ -399,24 +399,34 @@ fn any_report() -> impl Strategy<Value = GroupReport> {
             claim,
         },
     ));
-    let entry = ("[ -~]{1,40}", state, any::<u32>(), grant, pref).prop_map(
-        |(id, state, claim, grant, pref)| GroupEntry {
+    let entry = (
+        "[ -~]{1,40}",
+        state,
+        any::<u32>(),
+        grant,
+        pref,
+        any::<bool>(),
+    )
+        .prop_map(|(id, state, claim, grant, pref, unhealthy)| GroupEntry {
             id,
             state,
             claim,
             grant,
             pref,
-        },
-    );
+            unhealthy,
+        });
+    let mark = ("[a-z]{1,12}", any::<i64>()).prop_map(|(job, last)| JobMark { job, last });
     (
         any::<bool>(),
         any::<bool>(),
         proptest::collection::vec(entry, 0..4),
+        proptest::collection::vec(mark, 0..3),
     )
-        .prop_map(|(ready, leaving, groups)| GroupReport {
+        .prop_map(|(ready, leaving, groups, marks)| GroupReport {
             ready,
             leaving,
             groups,
+            marks,
         })
 }
 

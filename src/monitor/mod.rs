@@ -1,0 +1,3 @@
+//! Built-in monitoring (mon): service checks and their scheduler.
+
+pub mod scheduler;
