@@ -103,10 +103,10 @@ fn seed_002_ha_cf_is_accepted_as_it_is() {
         "l0 IPaddr2::192.168.1.100/24/eth1:0 drbddisk::r0 Filesystem::/dev/drbd0::/mnt/drbd::ext3 mysqld-max linkserv mon\n",
         0o644,
     );
-    // drbddisk, the seed's init scripts and mon are not on this machine:
-    // each is named at haresources:1, and nothing panics.
+    // drbddisk and the seed's init scripts are not on this machine: each is
+    // named at haresources:1, and nothing panics (mon is built in).
     let f = d.path().join("haresources");
-    let expect: Vec<String> = ["drbddisk::r0", "mysqld-max", "linkserv", "mon"]
+    let expect: Vec<String> = ["drbddisk::r0", "mysqld-max", "linkserv"]
         .iter()
         .map(|k| format!("{}:1: {k}: unknown resource agent", f.display()))
         .collect();
@@ -114,7 +114,7 @@ fn seed_002_ha_cf_is_accepted_as_it_is() {
     assert_refused(&d, "l1", &expect);
     // With the seed machine's scripts in resource.d it is accepted as it is.
     std::fs::create_dir(d.path().join("resource.d")).unwrap();
-    for name in ["drbddisk", "mysqld-max", "linkserv", "mon"] {
+    for name in ["drbddisk", "mysqld-max", "linkserv"] {
         d.write(&format!("resource.d/{name}"), "#!/bin/sh\nexit 0\n", 0o755);
     }
     let out = d.check("l1");

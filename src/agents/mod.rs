@@ -156,6 +156,9 @@ pub enum AgentKind {
     Lsb {
         path: PathBuf,
     },
+    /// `mon`: turns the group's checks (cluster.toml `[[check]]`) on where
+    /// the group runs. Nothing to start or stop by itself; always "running".
+    Mon,
     /// OCF agent: `PATH start|stop|monitor` with `OCF_RESKEY_*`.
     Ocf {
         path: PathBuf,
@@ -172,6 +175,7 @@ impl AgentKind {
         match self {
             AgentKind::IpAddr(_) => "builtin",
             AgentKind::Filesystem(_) => "builtin",
+            AgentKind::Mon => "builtin",
             AgentKind::Heartbeat { .. } => "heartbeat",
             AgentKind::Lsb { .. } => "lsb",
             AgentKind::Ocf { .. } => "ocf",
@@ -212,6 +216,7 @@ impl Resource {
                 })
                 .await
             }
+            AgentKind::Mon => Ok(()),
             kind => exec::run(kind, action, timeout).await.map(|_| ()),
         }
     }
@@ -224,6 +229,7 @@ impl Resource {
             AgentKind::Filesystem(a) => {
                 with_timeout(Action::Status, timeout, filesystem::status(a)).await
             }
+            AgentKind::Mon => Ok(Running::Running),
             kind => exec::run(kind, Action::Status, timeout).await,
         }
     }
@@ -277,7 +283,7 @@ pub fn default_resources_dirs() -> Vec<PathBuf> {
 }
 
 /// Names of the built-in agents.
-pub const BUILTIN: &[&str] = &["IPaddr", "IPaddr2", "Filesystem"];
+pub const BUILTIN: &[&str] = &["IPaddr", "IPaddr2", "Filesystem", "mon"];
 
 /// Splits `NAME::arg1::arg2` into the name and its arguments.
 pub fn split_spec(spec: &str) -> (&str, Vec<&str>) {
@@ -311,6 +317,12 @@ pub fn resolve(spec: &str, lookup: &Lookup) -> Result<AgentKind, String> {
     match name {
         "IPaddr" | "IPaddr2" => return ipaddr::parse_args(&args).map(AgentKind::IpAddr),
         "Filesystem" => return filesystem::parse_args(&args).map(AgentKind::Filesystem),
+        "mon" if args.is_empty() => return Ok(AgentKind::Mon),
+        "mon" => {
+            return Err(
+                "mon takes no arguments: its checks are [[check]] tables in cluster.toml".into(),
+            )
+        }
         _ => {}
     }
     if let Some(rest) = name.strip_prefix("ocf:") {

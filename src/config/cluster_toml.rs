@@ -19,6 +19,72 @@ pub struct ClusterToml {
     /// `[resource."FULL::SPEC"]` (one resource as written in haresources).
     #[serde(default)]
     pub resource: BTreeMap<String, ResourceOptionsToml>,
+    /// `[[check]]`: service checks run by a group's `mon` resource.
+    #[serde(default)]
+    pub check: Vec<CheckToml>,
+    /// `[[job]]`: commands run on a schedule on the node that holds a group.
+    #[serde(default)]
+    pub job: Vec<JobToml>,
+    #[serde(default)]
+    pub notify: NotifySection,
+}
+
+/// One `[[check]]` table as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckToml {
+    /// The group (its id, or any of its resources as written); optional
+    /// when there is one group.
+    pub group: Option<String>,
+    pub name: Option<String>,
+    /// tcp, http, process, exec or mysql.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub url: Option<String>,
+    pub expect: Option<u16>,
+    pub pidfile: Option<PathBuf>,
+    pub process: Option<String>,
+    pub command: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub socket: Option<PathBuf>,
+    pub option_file: Option<PathBuf>,
+    pub query: Option<String>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub fall: Option<u32>,
+    pub rise: Option<u32>,
+    /// move (default), restart or notify.
+    pub action: Option<String>,
+    /// For `action = "restart"`: the resource to restart (as written, or its agent name).
+    pub resource: Option<String>,
+    pub restarts: Option<u32>,
+    pub restart_window: Option<String>,
+}
+
+/// One `[[job]]` table as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobToml {
+    pub name: Option<String>,
+    pub group: Option<String>,
+    pub schedule: Option<String>,
+    pub command: Option<String>,
+    pub user: Option<String>,
+    pub timeout: Option<String>,
+    /// catch-up (default) or skip.
+    pub missed: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySection {
+    /// Run (`/bin/sh -c`) at every check and move event, the event in
+    /// `HBD_*` environment variables.
+    pub command: Option<String>,
+    pub timeout: Option<String>,
 }
 
 /// Where resource agents are looked up.
@@ -230,6 +296,32 @@ pub fn parse(path: &Path, text: &str) -> (ClusterToml, Vec<ConfigError>) {
     (ct, errors)
 }
 
+/// The line of `key` in the `n`-th (0-based) `[[array]]` table; the table's
+/// header line when the key is absent; 1 if there is no such table.
+pub fn array_table_key_line(text: &str, array: &str, n: usize, key: &str) -> usize {
+    let mut seen = 0;
+    let mut header_line = None;
+    for (idx, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            if header_line.is_some() {
+                break;
+            }
+            if strip_comment(t).trim() == format!("[[{array}]]") {
+                if seen == n {
+                    header_line = Some(idx + 1);
+                }
+                seen += 1;
+            }
+            continue;
+        }
+        if header_line.is_some() && assigned_key(t).as_deref() == Some(key) {
+            return idx + 1;
+        }
+    }
+    header_line.unwrap_or(1)
+}
+
 /// The line of `key` in the first `[resource...]` table whose header names
 /// `name`; 1 if not found.
 fn find_table_key_line(text: &str, name: &str, key: &str) -> usize {
@@ -360,7 +452,7 @@ mod tests {
         );
         assert_eq!(
             run("[cluster]\nname = \"a\"\n\n[frob]\nx = 1\n").1,
-            vec!["cluster.toml:4: frob: unknown field `frob`, expected one of `cluster`, `control`, `agents`, `resource_defaults`, `resource`"]
+            vec!["cluster.toml:4: frob: unknown field `frob`, expected one of `cluster`, `control`, `agents`, `resource_defaults`, `resource`, `check`, `job`, `notify`"]
         );
         assert_eq!(
             run("[cluster]\nname = 5\n").1,

@@ -15,8 +15,8 @@ mod time;
 
 pub use authkeys::{parse as parse_authkeys, MAX_KEY_ID, PLACEHOLDER_SECRET};
 pub use cluster_toml::{
-    parse as parse_cluster_toml, AgentsSection, ClusterSection, ClusterToml, ControlSection,
-    ResourceOptionsToml, MAX_CLUSTER_NAME,
+    parse as parse_cluster_toml, AgentsSection, CheckToml, ClusterSection, ClusterToml,
+    ControlSection, JobToml, NotifySection, ResourceOptionsToml, MAX_CLUSTER_NAME,
 };
 pub use hacf::{
     parse as parse_ha_cf, syslog_facility_code, AutoFailback, HaCf, Medium, MediumKind, PingGroup,
@@ -114,8 +114,59 @@ pub struct Config {
     pub cluster: ClusterToml,
     /// The resource groups of `haresources`, their agents resolved.
     pub groups: Vec<GroupConfig>,
+    /// `[[check]]`s, resolved to their groups.
+    pub checks: Vec<CheckConfig>,
+    /// `[[job]]`s, resolved to their groups.
+    pub jobs: Vec<JobConfig>,
+    /// `[notify] command`.
+    pub notify: Option<NotifyConfig>,
     pub warnings: Vec<ConfigWarning>,
 }
+
+/// One service check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckConfig {
+    pub name: String,
+    /// Index into [`Config::groups`].
+    pub group: usize,
+    pub kind: crate::monitor::checks::CheckKind,
+    pub interval: std::time::Duration,
+    pub timeout: std::time::Duration,
+    pub fall: u32,
+    pub rise: u32,
+    pub action: crate::monitor::scheduler::Action,
+    pub at: Location,
+}
+
+/// One scheduled job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobConfig {
+    pub name: String,
+    pub group: usize,
+    pub schedule: crate::jobs::cron::Schedule,
+    pub command: String,
+    pub user: Option<String>,
+    pub timeout: std::time::Duration,
+    pub missed: crate::jobs::Missed,
+    pub at: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyConfig {
+    pub command: String,
+    pub timeout: std::time::Duration,
+}
+
+/// Check defaults (mon.cf users: `interval`, `alertafter` = fall).
+pub const CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+pub const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const CHECK_FALL: u32 = 2;
+pub const CHECK_RISE: u32 = 1;
+/// Job and notify defaults.
+pub const JOB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+pub const NOTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Most jobs (their marks share the group report's datagram).
+pub const MAX_JOBS: usize = 16;
 
 /// One resource group: a logical line of `haresources`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +227,7 @@ pub fn resource_options(cluster: &ClusterToml, spec: &str) -> crate::agents::Opt
 /// whose worst-case report would not fit is refused.
 fn report_fits(
     groups: &[GroupConfig],
+    jobs: &[JobConfig],
     ha: &HaCf,
     keys: &crate::wire::AuthKeys,
     cluster: &ClusterToml,
@@ -211,7 +263,13 @@ fn report_fits(
                     unhealthy: true,
                 })
                 .collect(),
-            marks: Vec::new(),
+            marks: jobs
+                .iter()
+                .map(|j| crate::wire::JobMark {
+                    job: j.name.clone(),
+                    last: i64::MIN,
+                })
+                .collect(),
         }),
     };
     match crate::wire::encode(&msg, keys) {
@@ -226,6 +284,355 @@ fn report_fits(
         }),
         _ => None,
     }
+}
+
+/// Which group a `group = "..."` names: its id, or any of its resources as
+/// written; may be omitted when there is exactly one group.
+fn find_group(groups: &[GroupConfig], name: Option<&str>) -> Result<usize, String> {
+    let ids = || {
+        groups
+            .iter()
+            .map(|g| g.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        None if groups.len() == 1 => Ok(0),
+        None if groups.is_empty() => Err("no resource groups in haresources".into()),
+        None => Err(format!("missing: which group? (groups: {})", ids())),
+        Some(n) => groups
+            .iter()
+            .position(|g| g.id == n || g.resources.iter().any(|r| r.spec == n))
+            .ok_or_else(|| format!("`{n}` is not a group of haresources (groups: {})", ids())),
+    }
+}
+
+/// `[[check]]`, `[[job]]` and `[notify]` of cluster.toml against the groups.
+fn resolve_monitoring(
+    groups: &[GroupConfig],
+    cluster: &ClusterToml,
+    toml: Option<(&Path, &str)>,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> (Vec<CheckConfig>, Vec<JobConfig>, Option<NotifyConfig>) {
+    use crate::monitor::checks::CheckKind;
+    use crate::monitor::scheduler::Action;
+    let Some((path, text)) = toml else {
+        return (Vec::new(), Vec::new(), None);
+    };
+    let at = |array: &str, n: usize, key: &str| Location {
+        file: path.to_path_buf(),
+        line: cluster_toml::array_table_key_line(text, array, n, key),
+    };
+    let mut checks = Vec::new();
+    for (n, c) in cluster.check.iter().enumerate() {
+        let mut err = |key: &str, message: String| {
+            let l = at("check", n, key);
+            errors.push(ConfigError::Line {
+                file: l.file,
+                line: l.line,
+                key: format!("check.{key}"),
+                message,
+            });
+        };
+        let group = match find_group(groups, c.group.as_deref()) {
+            Ok(g) => Some(g),
+            Err(m) => {
+                err("group", m);
+                None
+            }
+        };
+        let need = |v: &Option<String>, key: &str, err: &mut dyn FnMut(&str, String)| {
+            if v.is_none() {
+                err(key, "missing".into());
+            }
+            v.clone().unwrap_or_default()
+        };
+        let kind = match c.kind.as_deref() {
+            None => {
+                err("type", "missing: tcp, http, process, exec or mysql".into());
+                None
+            }
+            Some("tcp") => {
+                if c.port.is_none() {
+                    err("port", "missing".into());
+                }
+                Some(CheckKind::Tcp {
+                    host: c.host.clone().unwrap_or_else(|| "127.0.0.1".into()),
+                    port: c.port.unwrap_or(0),
+                })
+            }
+            Some("http") => Some(CheckKind::Http {
+                url: need(&c.url, "url", &mut err),
+                expect: c.expect.unwrap_or(200),
+            }),
+            Some("process") => {
+                if c.pidfile.is_none() && c.process.is_none() {
+                    err("process", "missing: a process name or a pidfile".into());
+                }
+                Some(CheckKind::Process {
+                    pidfile: c.pidfile.clone(),
+                    name: c.process.clone(),
+                })
+            }
+            Some("exec") => Some(CheckKind::Exec {
+                command: need(&c.command, "command", &mut err),
+                user: c.user.clone(),
+            }),
+            Some("mysql") => Some(CheckKind::Mysql {
+                host: c.host.clone(),
+                port: c.port.unwrap_or(3306),
+                socket: c.socket.clone(),
+                user: c.user.clone(),
+                password: c.password.clone(),
+                option_file: c.option_file.clone(),
+                query: c.query.clone().unwrap_or_else(|| "SELECT 1".into()),
+            }),
+            Some(other) => {
+                err(
+                    "type",
+                    format!(
+                        "unknown check type `{other}`: expected tcp, http, process, exec or mysql"
+                    ),
+                );
+                None
+            }
+        };
+        if let Some(k) = &kind {
+            if let Err(m) = crate::monitor::checks::validate(k) {
+                err("type", m);
+            }
+        }
+        let dur =
+            |v: &Option<String>, key: &str, default, err: &mut dyn FnMut(&str, String)| match v
+                .as_deref()
+                .map(parse_duration)
+            {
+                None => default,
+                Some(Ok(d)) if !d.is_zero() => d,
+                Some(Ok(_)) => {
+                    err(key, "must be more than 0".into());
+                    default
+                }
+                Some(Err(m)) => {
+                    err(key, m);
+                    default
+                }
+            };
+        let interval = dur(&c.interval, "interval", CHECK_INTERVAL, &mut err);
+        let timeout = dur(&c.timeout, "timeout", CHECK_TIMEOUT.min(interval), &mut err);
+        let fall = c.fall.unwrap_or(CHECK_FALL);
+        let rise = c.rise.unwrap_or(CHECK_RISE);
+        if fall == 0 {
+            err("fall", "must be at least 1".into());
+        }
+        if rise == 0 {
+            err("rise", "must be at least 1".into());
+        }
+        let action = match c.action.as_deref().unwrap_or("move") {
+            "move" => Some(Action::Move),
+            "notify" => Some(Action::Notify),
+            "restart" => {
+                let window = dur(
+                    &c.restart_window,
+                    "restart_window",
+                    std::time::Duration::from_secs(600),
+                    &mut err,
+                );
+                let resource = match (group, c.resource.as_deref()) {
+                    (_, None) => {
+                        err(
+                            "resource",
+                            "missing: action restart needs the resource to restart".into(),
+                        );
+                        None
+                    }
+                    (None, Some(_)) => None,
+                    (Some(g), Some(r)) => {
+                        let res = &groups[g].resources;
+                        let found = res.iter().position(|x| x.spec == r).or_else(|| {
+                            res.iter()
+                                .position(|x| crate::agents::split_spec(&x.spec).0 == r)
+                        });
+                        if found.is_none() {
+                            err(
+                                "resource",
+                                format!("`{r}` is not a resource of group {}", groups[g].id),
+                            );
+                        }
+                        found
+                    }
+                };
+                resource.map(|resource| Action::Restart {
+                    resource,
+                    max: c.restarts.unwrap_or(3),
+                    window,
+                })
+            }
+            other => {
+                err(
+                    "action",
+                    format!("`{other}`: expected move, restart or notify"),
+                );
+                None
+            }
+        };
+        let name = c.name.clone().unwrap_or_else(|| match &kind {
+            Some(CheckKind::Tcp { host, port }) => format!("tcp {host}:{port}"),
+            Some(CheckKind::Http { url, .. }) => format!("http {url}"),
+            Some(CheckKind::Process { name: Some(p), .. }) => format!("process {p}"),
+            Some(CheckKind::Process { pidfile, .. }) => format!(
+                "process {}",
+                pidfile
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+            Some(CheckKind::Exec { command, .. }) => format!("exec {command}"),
+            Some(CheckKind::Mysql { .. }) => "mysql".to_string(),
+            None => format!("check {}", n + 1),
+        });
+        if checks.iter().any(|x: &CheckConfig| x.name == name) {
+            err("name", format!("`{name}`: two checks with this name"));
+        }
+        if let (Some(group), Some(kind), Some(action)) = (group, kind, action) {
+            if !groups[group]
+                .resources
+                .iter()
+                .any(|r| r.kind == crate::agents::AgentKind::Mon)
+            {
+                let l = at("check", n, "group");
+                warnings.push(ConfigWarning {
+                    file: l.file,
+                    line: l.line,
+                    key: "check.group".into(),
+                    message: format!(
+                        "group {} has no `mon` resource in haresources: this check does not run",
+                        groups[group].id
+                    ),
+                });
+            }
+            checks.push(CheckConfig {
+                name,
+                group,
+                kind,
+                interval,
+                timeout,
+                fall,
+                rise,
+                action,
+                at: at("check", n, "type"),
+            });
+        }
+    }
+    let mut jobs = Vec::new();
+    if cluster.job.len() > MAX_JOBS {
+        let l = at("job", MAX_JOBS, "name");
+        errors.push(ConfigError::Line {
+            file: l.file,
+            line: l.line,
+            key: "job".into(),
+            message: format!("more than {MAX_JOBS} jobs"),
+        });
+    }
+    for (n, j) in cluster.job.iter().enumerate() {
+        let mut err = |key: &str, message: String| {
+            let l = at("job", n, key);
+            errors.push(ConfigError::Line {
+                file: l.file,
+                line: l.line,
+                key: format!("job.{key}"),
+                message,
+            });
+        };
+        let name = match &j.name {
+            Some(n) if !n.is_empty() && n.len() <= 64 => Some(n.clone()),
+            Some(_) => {
+                err("name", "must be 1 to 64 bytes".into());
+                None
+            }
+            None => {
+                err("name", "missing".into());
+                None
+            }
+        };
+        if let Some(n) = &name {
+            if jobs.iter().any(|x: &JobConfig| x.name == *n) {
+                err("name", format!("`{n}`: two jobs with this name"));
+            }
+        }
+        let group = find_group(groups, j.group.as_deref())
+            .map_err(|m| err("group", m))
+            .ok();
+        let schedule = match j.schedule.as_deref() {
+            None => {
+                err(
+                    "schedule",
+                    "missing: 5 cron fields or @hourly, @daily...".into(),
+                );
+                None
+            }
+            Some(s) => crate::jobs::cron::Schedule::parse(s)
+                .map_err(|m| err("schedule", format!("`{s}`: {m}")))
+                .ok(),
+        };
+        let command = match &j.command {
+            Some(c) if !c.trim().is_empty() => Some(c.clone()),
+            _ => {
+                err("command", "missing".into());
+                None
+            }
+        };
+        if let Some(u) = &j.user {
+            if !matches!(nix::unistd::User::from_name(u), Ok(Some(_))) {
+                err("user", format!("no user `{u}`"));
+            }
+        }
+        let timeout = match j.timeout.as_deref().map(parse_duration) {
+            None => JOB_TIMEOUT,
+            Some(Ok(d)) if !d.is_zero() => d,
+            Some(Ok(_)) => {
+                err("timeout", "must be more than 0".into());
+                JOB_TIMEOUT
+            }
+            Some(Err(m)) => {
+                err("timeout", m);
+                JOB_TIMEOUT
+            }
+        };
+        let missed = match j.missed.as_deref().unwrap_or("catch-up") {
+            "catch-up" => Some(crate::jobs::Missed::CatchUp),
+            "skip" => Some(crate::jobs::Missed::Skip),
+            other => {
+                err("missed", format!("`{other}`: expected catch-up or skip"));
+                None
+            }
+        };
+        if let (Some(name), Some(group), Some(schedule), Some(command), Some(missed)) =
+            (name, group, schedule, command, missed)
+        {
+            jobs.push(JobConfig {
+                name,
+                group,
+                schedule,
+                command,
+                user: j.user.clone(),
+                timeout,
+                missed,
+                at: at("job", n, "name"),
+            });
+        }
+    }
+    let notify = cluster.notify.command.as_ref().map(|command| NotifyConfig {
+        command: command.clone(),
+        timeout: cluster
+            .notify
+            .timeout
+            .as_deref()
+            .and_then(|t| parse_duration(t).ok())
+            .unwrap_or(NOTIFY_TIMEOUT),
+    });
+    (checks, jobs, notify)
 }
 
 /// Resolves every resource of `haresources`: unknown agents and bad arguments
@@ -438,17 +845,26 @@ pub fn check(dir: &Path, node: &str) -> Report {
 
     // cluster.toml: optional.
     let toml_path = dir.join("cluster.toml");
-    let cluster = read(&toml_path, "", &mut errors)
+    let toml_text = read(&toml_path, "", &mut errors);
+    let cluster = toml_text
+        .as_ref()
         .map(|text| {
-            let (c, mut e) = cluster_toml::parse(&toml_path, &text);
+            let (c, mut e) = cluster_toml::parse(&toml_path, text);
             errors.append(&mut e);
             c
         })
         .unwrap_or_default();
 
     let groups = resolve_groups(dir, &haresources, &cluster, &mut errors);
+    let (checks, jobs, notify) = resolve_monitoring(
+        &groups,
+        &cluster,
+        toml_text.as_deref().map(|t| (toml_path.as_path(), t)),
+        &mut errors,
+        &mut warnings,
+    );
     if let (Some((ha, _)), Some(keys), Some(last)) = (&ha, &authkeys, groups.last()) {
-        if let Some(e) = report_fits(&groups, ha, keys, &cluster, last) {
+        if let Some(e) = report_fits(&groups, &jobs, ha, keys, &cluster, last) {
             errors.push(e);
         }
     }
@@ -465,6 +881,9 @@ pub fn check(dir: &Path, node: &str) -> Report {
             haresources,
             cluster,
             groups,
+            checks,
+            jobs,
+            notify,
             warnings: warnings.clone(),
         }),
         _ => None,
@@ -516,7 +935,7 @@ mod tests {
     }
 
     const SEED_002_HARESOURCES: &str = "l0 IPaddr2::192.168.1.100/24/eth1:0 drbddisk::r0 Filesystem::/dev/drbd0::/mnt/drbd::ext3 mysqld-max linkserv mon\n";
-    const SEED_002_SCRIPTS: [&str; 4] = ["drbddisk", "mysqld-max", "linkserv", "mon"];
+    const SEED_002_SCRIPTS: [&str; 3] = ["drbddisk", "mysqld-max", "linkserv"];
 
     /// Without the seed machine's scripts, each missing agent is an error at
     /// the group's line; the built-in ones resolve.
@@ -525,7 +944,7 @@ mod tests {
         let d = seed_dir();
         std::fs::remove_dir_all(d.path().join("resource.d")).unwrap();
         let e = errors(d.path(), "l0");
-        assert_eq!(e.len(), 4, "{e:?}");
+        assert_eq!(e.len(), 3, "{e:?}");
         for (e, name) in e.iter().zip(SEED_002_SCRIPTS) {
             assert!(
                 e.starts_with(&format!(
@@ -548,6 +967,65 @@ mod tests {
             .iter()
             .map(|e| e.to_string().replace(&format!("{}/", dir.display()), ""))
             .collect()
+    }
+
+    #[test]
+    fn checks_jobs_and_notify() {
+        let d = seed_dir();
+        write(
+            d.path(),
+            "haresources",
+            "l0 IPaddr2::192.168.1.100/24/eth1:0 mysqld::/srv/mysql mon\nl1 10.0.0.9\n",
+            0o644,
+        );
+        let good = "[notify]\ncommand = \"/bin/true\"\n\n\
+                    [[check]]\ngroup = \"IPaddr2::192.168.1.100/24/eth1:0\"\ntype = \"tcp\"\nport = 3306\n\
+                    interval = \"1s\"\nfall = 3\naction = \"restart\"\nresource = \"mysqld\"\n\n\
+                    [[check]]\ngroup = \"10.0.0.9\"\nname = \"web\"\ntype = \"http\"\nurl = \"http://127.0.0.1:8080/\"\n\n\
+                    [[job]]\nname = \"purge\"\ngroup = \"mysqld::/srv/mysql\"\nschedule = \"*/5 * * * *\"\n\
+                    command = \"echo hi\"\nmissed = \"skip\"\n";
+        write(d.path(), "cluster.toml", good, 0o644);
+        let c = load(d.path(), "l0").unwrap();
+        assert_eq!(c.checks.len(), 2);
+        assert_eq!(c.checks[0].name, "tcp 127.0.0.1:3306");
+        assert_eq!(c.checks[0].fall, 3);
+        assert_eq!(
+            c.checks[0].action,
+            crate::monitor::scheduler::Action::Restart {
+                resource: 1,
+                max: 3,
+                window: std::time::Duration::from_secs(600)
+            }
+        );
+        assert_eq!(c.checks[1].group, 1);
+        assert_eq!(c.jobs[0].group, 0);
+        assert_eq!(c.jobs[0].missed, crate::jobs::Missed::Skip);
+        assert_eq!(c.notify.as_ref().unwrap().command, "/bin/true");
+        // The second group has no mon: its check is a warning.
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.key == "check.group" && w.message.contains("no `mon`")));
+
+        let bad = "[[check]]\ntype = \"smtp\"\n\n[[check]]\ngroup = \"nope\"\ntype = \"tcp\"\n\n\
+                   [[check]]\ngroup = \"10.0.0.9\"\ntype = \"exec\"\naction = \"restart\"\n\n\
+                   [[job]]\nname = \"x\"\ngroup = \"10.0.0.9\"\ncommand = \"true\"\n";
+        write(d.path(), "cluster.toml", bad, 0o644);
+        let e = errors(d.path(), "l0");
+        // A missing key is reported at its table's header.
+        let want = [
+            "cluster.toml:1: check.group: missing: which group?",
+            "cluster.toml:2: check.type: unknown check type `smtp`",
+            "cluster.toml:4: check.port: missing",
+            "cluster.toml:5: check.group: `nope` is not a group",
+            "cluster.toml:8: check.command: missing",
+            "cluster.toml:8: check.resource: missing",
+            "cluster.toml:13: job.schedule: missing",
+        ];
+        assert_eq!(e.len(), want.len(), "{e:#?}");
+        for w in want {
+            assert!(e.iter().any(|x| x.starts_with(w)), "{w} not in {e:#?}");
+        }
     }
 
     #[test]

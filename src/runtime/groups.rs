@@ -136,8 +136,12 @@ impl Task {
 
     async fn probe(&self) -> Probe {
         let mut running = 0;
-        let n = self.group.resources.len();
-        for r in 0..n {
+        // `mon` is stateless: it runs when the rest does.
+        let real: Vec<usize> = (0..self.group.resources.len())
+            .filter(|&r| self.group.resources[r].kind != crate::agents::AgentKind::Mon)
+            .collect();
+        let n = real.len();
+        for r in real {
             match self.status(r).await {
                 Ok(Running::Running) => {
                     running += 1;
