@@ -452,12 +452,67 @@ impl LineSplitter {
     }
 }
 
+/// Runs `/bin/sh -c command` as `user` (root's when `None`) with `env` on
+/// top of the clean environment, its output logged in the current span,
+/// killed with its process group at `timeout`: for jobs and notification
+/// hooks. `Ok` is the exit code (0 success); `Err` says why it did not run
+/// or did not finish.
+pub async fn run_shell(
+    command: &str,
+    user: Option<&str>,
+    env: &[(String, String)],
+    timeout: Duration,
+) -> Result<i32, String> {
+    let user = match user {
+        None => None,
+        Some(name) => match nix::unistd::User::from_name(name) {
+            Ok(Some(u)) => Some(u),
+            Ok(None) => return Err(format!("no user `{name}`")),
+            Err(e) => return Err(format!("cannot look up user `{name}`: {e}")),
+        },
+    };
+    let args = vec!["-c".to_string(), command.to_string()];
+    match execute_as(
+        Path::new("/bin/sh"),
+        &args,
+        env,
+        Action::Start,
+        timeout,
+        user.as_ref(),
+    )
+    .await
+    {
+        Ok(out) => {
+            if out.code != 0 {
+                tracing::debug!(code = out.code, last = %out.message(), "command failed");
+            }
+            Ok(out.code)
+        }
+        Err(AgentError::Timeout { timeout, .. }) => Err(format!(
+            "timed out after {}: killed",
+            crate::config::format_duration(timeout)
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 async fn execute(
     path: &Path,
     args: &[String],
     env: &[(String, String)],
     action: Action,
     timeout: Duration,
+) -> Result<Output, AgentError> {
+    execute_as(path, args, env, action, timeout, None).await
+}
+
+async fn execute_as(
+    path: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    action: Action,
+    timeout: Duration,
+    user: Option<&nix::unistd::User>,
 ) -> Result<Output, AgentError> {
     if !is_executable(path) {
         return Err(AgentError::Failed(format!(
@@ -476,6 +531,18 @@ async fn execute(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    if let Some(u) = user {
+        cmd.uid(u.uid.as_raw())
+            .gid(u.gid.as_raw())
+            .env("HOME", &u.dir)
+            .env("USER", &u.name)
+            .env("LOGNAME", &u.name)
+            .current_dir(if u.dir.is_dir() {
+                u.dir.as_path()
+            } else {
+                Path::new("/")
+            });
+    }
     let deadline = Instant::now() + timeout;
     let mut child = loop {
         match cmd.spawn() {

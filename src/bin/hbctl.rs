@@ -512,6 +512,9 @@ fn render_status(s: &Status) -> String {
                 .map(|(n, s)| format!("{} on {n}", s.as_str()))
                 .collect();
             extra.extend(failed);
+            if let Some(u) = &g.unhealthy {
+                extra.push(format!("UNHEALTHY here: {u}"));
+            }
             let _ = writeln!(out, "  {}  {place}  ({})", g.id, extra.join("; "));
             for r in &g.resources {
                 let err = r
@@ -525,6 +528,23 @@ fn render_status(s: &Status) -> String {
                     r.state.as_str(),
                     r.spec,
                     r.agent
+                );
+            }
+            for c in &g.checks {
+                let counts = match c.state {
+                    hbd::monitor::scheduler::Health::Idle => String::new(),
+                    _ => format!("  ok {}× / failed {}×", c.successes, c.failures),
+                };
+                let err = c
+                    .last_error
+                    .as_ref()
+                    .map(|e| format!("  last error: {e}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "    check {:8} {}{counts}{err}",
+                    c.state.as_str(),
+                    c.name
                 );
             }
         }

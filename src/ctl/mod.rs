@@ -140,6 +140,12 @@ pub struct GroupStatus {
     pub note: Option<String>,
     /// This node's resources, in start order.
     pub resources: Vec<ResourceStatus>,
+    /// Why the group is unhealthy on this node (its checks failed), if it is.
+    #[serde(default)]
+    pub unhealthy: Option<String>,
+    /// The group's checks on this node (`[[check]]`, run while it is started here).
+    #[serde(default)]
+    pub checks: Vec<crate::monitor::scheduler::CheckStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

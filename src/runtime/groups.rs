@@ -32,6 +32,8 @@ const STOP_RETRY_PAUSE: Duration = Duration::from_secs(1);
 pub enum Done {
     Probe(usize, Probe),
     Op(usize, OpResult),
+    /// A restart in place asked by check `.0` ended (`.1`: it worked).
+    Restart(usize, bool),
 }
 
 /// `[group][resource]`: state and last error.
@@ -93,6 +95,16 @@ impl Runner {
         tokio::spawn(async move {
             let r = t.start().await;
             let _ = done.send(Done::Op(t.index, r));
+        });
+    }
+
+    /// Restarts resource `resource` of group `i` in place (stop, then
+    /// start), for check `check`.
+    pub fn restart(&self, i: usize, resource: usize, check: usize) {
+        let (t, done) = (self.task(i), self.done.clone());
+        tokio::spawn(async move {
+            let ok = t.restart(resource).await;
+            let _ = done.send(Done::Restart(check, ok));
         });
     }
 
@@ -229,6 +241,31 @@ impl Task {
         tracing::error!(group = %self.group.id, resource = %res.spec, "RESOURCE STOP FAILED: it may still run here; the group will not start on another node while this node is up");
         self.set(r, GroupState::StopFailed, last);
         false
+    }
+
+    async fn restart(&self, r: usize) -> bool {
+        let res = &self.group.resources[r];
+        tracing::warn!(group = %self.group.id, resource = %res.spec, "restarting in place");
+        if !self.stop_one(r, false).await {
+            return false;
+        }
+        self.set(r, GroupState::Starting, None);
+        match res
+            .run(Action::Start)
+            .instrument(self.span(r, Action::Start))
+            .await
+        {
+            Ok(()) => {
+                self.set(r, GroupState::Started, None);
+                tracing::info!(group = %self.group.id, resource = %res.spec, "restarted");
+                true
+            }
+            Err(e) => {
+                tracing::error!(group = %self.group.id, resource = %res.spec, error = %e, "restart failed");
+                self.set(r, GroupState::Failed, Some(e.to_string()));
+                false
+            }
+        }
     }
 
     async fn stop(&self) -> OpResult {

@@ -18,6 +18,7 @@
 pub mod control;
 pub mod groups;
 pub mod logging;
+pub mod monitor;
 pub mod net;
 pub mod ping;
 pub mod respawn;
@@ -122,6 +123,7 @@ struct Daemon {
     waiting: Vec<Waiting>,
     /// SIGTERM received: groups are being stopped before leaving.
     leaving: bool,
+    monitor: monitor::MonitorRt,
     media: Vec<net::OpenMedium>,
     rx_tx: mpsc::Sender<net::Received>,
     access: Arc<RwLock<Access>>,
@@ -242,7 +244,19 @@ pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
     let (done_tx, mut done) = mpsc::unbounded_channel();
     let runner = groups::Runner::new(config.groups.clone(), done_tx);
     let groups = Groups::new(groups_config(&config), incarnation, Duration::ZERO);
+    let (check_tx, mut check_results) = mpsc::unbounded_channel();
+    let has_mon = config
+        .groups
+        .iter()
+        .map(|g| {
+            g.resources
+                .iter()
+                .any(|r| r.kind == crate::agents::AgentKind::Mon)
+        })
+        .collect();
+    let monitor = monitor::MonitorRt::new(&config.checks, has_mon, check_tx);
     let mut d = Daemon {
+        monitor,
         paths,
         config,
         membership,
@@ -291,7 +305,14 @@ pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
                 match done {
                     groups::Done::Probe(i, p) => d.groups.on_probe(i, p, now),
                     groups::Done::Op(i, r) => d.groups.on_done(i, r, now),
+                    groups::Done::Restart(check, ok) => {
+                        d.monitor.machine.on_restarted(check, ok, now)
+                    }
                 }
+            }
+            Some((check, result)) = check_results.recv() => {
+                let now = d.now();
+                d.monitor.machine.on_result(check, result, now);
             }
             Some((request, reply)) = calls.recv() => {
                 d.call(request, reply);
@@ -366,6 +387,7 @@ impl Daemon {
             .next_deadline()
             .min(self.ping.next_deadline())
             .min(self.groups.next_deadline())
+            .min(self.monitor.machine.next_deadline())
             .min(waits)
     }
 
@@ -387,6 +409,9 @@ impl Daemon {
         }
         if now >= self.groups.next_deadline() {
             self.groups.tick(now);
+        }
+        if now >= self.monitor.machine.next_deadline() {
+            self.monitor.machine.tick(now);
         }
     }
 
@@ -434,8 +459,114 @@ impl Daemon {
                     grp::Output::Event(e) => log_group_event(&e),
                 }
             }
+            let now = self.now();
+            for i in 0..self.config.groups.len() {
+                let started = self.groups.local_state(i) == GroupState::Started;
+                if self.monitor.sync(i, started, now) {
+                    idle = false;
+                }
+            }
+            for out in self.monitor.machine.take_outputs() {
+                idle = false;
+                self.monitor_output(out);
+            }
             if idle {
                 return;
+            }
+        }
+    }
+
+    fn monitor_output(&mut self, out: crate::monitor::scheduler::Output) {
+        use crate::monitor::scheduler::Output as M;
+        let now = self.now();
+        let group_id = |g: usize| self.config.groups[g].id.clone();
+        match out {
+            M::Run(i) => self.monitor.run(i),
+            M::Restart {
+                check,
+                group,
+                resource,
+            } => {
+                monitor::notify(
+                    self.config.notify.as_ref(),
+                    monitor::Notice {
+                        event: "restart".into(),
+                        group: group_id(group),
+                        resource: self.config.groups[group].resources[resource].spec.clone(),
+                        check: self.config.checks[check].name.clone(),
+                        node: self.config.node.clone(),
+                        reason: "check failed: restarting in place".into(),
+                        ..Default::default()
+                    },
+                );
+                self.runner.restart(group, resource, check);
+            }
+            M::Unhealthy {
+                group,
+                check,
+                reason,
+            } => {
+                self.groups.set_unhealthy(group, Some(reason.clone()), now);
+                let (desired, _) = self.groups.desired(group);
+                let stays = desired.as_deref() == Some(self.config.node.as_str());
+                tracing::error!(group = %group_id(group), %reason, stays, "group unhealthy here");
+                monitor::notify(
+                    self.config.notify.as_ref(),
+                    monitor::Notice {
+                        event: if stays { "stay" } else { "move" }.into(),
+                        group: group_id(group),
+                        check: self.config.checks[check].name.clone(),
+                        node: self.config.node.clone(),
+                        old_state: "healthy".into(),
+                        new_state: "unhealthy".into(),
+                        reason: if stays {
+                            format!("{reason}; no healthy node can take it: it stays here")
+                        } else {
+                            format!(
+                                "{reason}; moving to {}",
+                                desired.as_deref().unwrap_or("another node")
+                            )
+                        },
+                        ..Default::default()
+                    },
+                );
+            }
+            M::Healthy { group } => {
+                self.groups.set_unhealthy(group, None, now);
+                monitor::notify(
+                    self.config.notify.as_ref(),
+                    monitor::Notice {
+                        event: "healthy".into(),
+                        group: group_id(group),
+                        node: self.config.node.clone(),
+                        old_state: "unhealthy".into(),
+                        new_state: "healthy".into(),
+                        reason: "every check passes again".into(),
+                        ..Default::default()
+                    },
+                );
+            }
+            M::Event(e) => {
+                let c = &self.config.checks[e.check];
+                let interesting = matches!(e.to, crate::monitor::scheduler::Health::Failed)
+                    || (e.from == crate::monitor::scheduler::Health::Failed);
+                if interesting {
+                    monitor::notify(
+                        self.config.notify.as_ref(),
+                        monitor::Notice {
+                            event: format!("check-{}", e.to.as_str()),
+                            group: group_id(c.group),
+                            check: c.name.clone(),
+                            node: self.config.node.clone(),
+                            old_state: e.from.as_str().into(),
+                            new_state: e.to.as_str().into(),
+                            reason: e.reason.clone(),
+                            ..Default::default()
+                        },
+                    );
+                } else {
+                    tracing::info!(check = %c.name, group = %group_id(c.group), from = e.from.as_str(), to = e.to.as_str(), reason = %e.reason, "check");
+                }
             }
         }
     }
@@ -511,6 +642,11 @@ impl Daemon {
             }
         };
         let now = self.now();
+        if let Command::Clear(id) = &command {
+            if let Some(i) = self.groups.group_index(id) {
+                self.monitor.machine.clear(i);
+            }
+        }
         match self.groups.command(&command, now) {
             Err(message) => {
                 let _ = reply.send(Response::Error {
@@ -562,6 +698,7 @@ impl Daemon {
         if overflows > 0 {
             counters.dropped.insert("queue_full".into(), overflows);
         }
+        let checks = self.monitor.machine.status(now);
         Status {
             node: m.node,
             cluster: self.config.cluster.cluster.name.clone(),
@@ -589,6 +726,8 @@ impl Daemon {
                     pref: v.pref,
                     note: v.note,
                     resources: self.runner.resources(i),
+                    unhealthy: self.groups.unhealthy(i).map(String::from),
+                    checks: checks.iter().filter(|c| c.group == i).cloned().collect(),
                 })
                 .collect(),
             counters,
