@@ -1336,7 +1336,7 @@ node        l1
         assert_eq!(
             one_err("keepalive abc\n"),
             "ha.cf:3: keepalive: `abc`: not a time; expected seconds (`2`, `0.5`) or a value \
-             with a unit (`500ms`, `200000us`, `2s`)"
+             with a unit (`500ms`, `200000us`, `2s`, `10m`, `1h`)"
         );
         assert_eq!(one_err("deadtime\n"), "ha.cf:3: deadtime: missing value");
         assert_eq!(
@@ -1346,7 +1346,7 @@ node        l1
         assert_eq!(
             one_err("keepalive -1\n"),
             "ha.cf:3: keepalive: `-1`: negative time; expected seconds (`2`, `0.5`) or a value \
-             with a unit (`500ms`, `200000us`, `2s`)"
+             with a unit (`500ms`, `200000us`, `2s`, `10m`, `1h`)"
         );
         assert_eq!(
             one_err("keepalive 0\n"),

@@ -1,5 +1,6 @@
 //! heartbeat's time values: seconds with optional decimals (`1`, `0.5`), or
-//! `ms`/`us` suffixes (`500ms`). hbd also takes an `s` suffix.
+//! `ms`/`us` suffixes (`500ms`). hbd also takes `s`, `m` (minutes) and `h`
+//! suffixes.
 //!
 //! heartbeat's `get_msec()` also accepts `msec` and `usec` and ignores case;
 //! so does hbd. heartbeat rounds every value to whole milliseconds; hbd keeps
@@ -8,7 +9,7 @@
 use std::time::Duration;
 
 const HINT: &str =
-    "expected seconds (`2`, `0.5`) or a value with a unit (`500ms`, `200000us`, `2s`)";
+    "expected seconds (`2`, `0.5`) or a value with a unit (`500ms`, `200000us`, `2s`, `10m`, `1h`)";
 
 /// Parses a heartbeat time value; the error is a message for a [`super::ConfigError`].
 ///
@@ -27,6 +28,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = (&t[..split], &t[split..]);
     let nanos_per_unit: u128 = match unit.to_ascii_lowercase().as_str() {
         "" | "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
         "ms" | "msec" => 1_000_000,
         "us" | "usec" => 1_000,
         _ => return Err(format!("`{t}`: not a time; {HINT}")),
@@ -143,8 +146,8 @@ mod tests {
             ("-1", "`-1`: negative time"),
             ("-0.5ms", "`-0.5ms`: negative time"),
             ("abc", "`abc`: not a time"),
-            ("1m", "`1m`: not a time"),
-            ("1h", "`1h`: not a time"),
+            ("1d", "`1d`: not a time"),
+            ("1hr", "`1hr`: not a time"),
             ("ms", "`ms`: not a time"),
             (".", "`.`: not a time"),
             ("1.2.3", "`1.2.3`: not a time"),
