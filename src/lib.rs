@@ -26,6 +26,7 @@ pub mod config;
 pub mod ctl;
 pub mod groups;
 pub mod membership;
+pub mod monitor;
 pub mod runtime;
 pub mod wire;
 

@@ -1,0 +1,2 @@
+//! Built-in monitoring (mon, keepalived's vrrp_script): service checks.
+pub mod checks;
