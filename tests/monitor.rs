@@ -58,7 +58,8 @@ fn pidfile(lab: &Lab, i: usize) -> String {
     lab.node_dir(i).join("web.pid").display().to_string()
 }
 
-const WEB_CHECK: &str = "[[check]]\nname = \"web\"\ntype = \"http\"\nurl = \"http://127.0.0.1:8080/\"\n\
+const WEB_CHECK: &str =
+    "[[check]]\nname = \"web\"\ntype = \"http\"\nurl = \"http://127.0.0.1:8080/\"\n\
                          interval = \"500ms\"\ntimeout = \"400ms\"\nfall = 2\nrise = 1\n";
 
 fn group(s: &Value) -> Option<&Value> {
@@ -124,7 +125,9 @@ fn a_dead_service_moves_its_group_and_the_node_does_not_get_it_back() {
     let mut lab = lab("on", WEB_CHECK);
     lab.start_all();
     wait_started_on(&lab, &[1, 2], "n1");
-    lab.wait_for("check ok on n1", || check_state(&lab, 1).as_deref() == Some("ok"));
+    lab.wait_for("check ok on n1", || {
+        check_state(&lab, 1).as_deref() == Some("ok")
+    });
     assert_eq!(check_state(&lab, 2).as_deref(), Some("idle"));
     assert_eq!(served_by(&lab), "n1");
 
@@ -134,7 +137,10 @@ fn a_dead_service_moves_its_group_and_the_node_does_not_get_it_back() {
     let s = lab.status(1).unwrap();
     let g = group(&s).unwrap();
     assert!(
-        g["unhealthy"].as_str().unwrap().contains("check web failed"),
+        g["unhealthy"]
+            .as_str()
+            .unwrap()
+            .contains("check web failed"),
         "{g}"
     );
     lab.wait_for("notices of the failure", || {
@@ -173,7 +179,9 @@ fn restart_in_place_is_tried_first() {
     let mut lab = lab("off", &check);
     lab.start_all();
     wait_started_on(&lab, &[1, 2], "n1");
-    lab.wait_for("check ok on n1", || check_state(&lab, 1).as_deref() == Some("ok"));
+    lab.wait_for("check ok on n1", || {
+        check_state(&lab, 1).as_deref() == Some("ok")
+    });
     let first = std::fs::read_to_string(pidfile(&lab, 1)).unwrap();
     kill_web(&lab, 1);
     // Restarted in place: a new server on n1, the group did not move.
@@ -182,7 +190,11 @@ fn restart_in_place_is_tried_first() {
             && check_state(&lab, 1).as_deref() == Some("ok")
     });
     wait_started_on(&lab, &[1, 2], "n1");
-    assert!(notices(&lab).contains("restart n1 web"), "{}", notices(&lab));
+    assert!(
+        notices(&lab).contains("restart n1 web"),
+        "{}",
+        notices(&lab)
+    );
     // Restarts used up: the next failure moves the group.
     kill_web(&lab, 1);
     wait_started_on(&lab, &[1, 2], "n2");
