@@ -11,6 +11,10 @@
 //! | `config/`     | `ha.cf`, `authkeys`, `haresources`, `cluster.toml`: parsed exactly, errors as `file:line: key: message` |
 //! | `wire/`       | the datagram layout, bincode body, authkeys MACs; decode never panics |
 //! | `membership/` | the heartbeat membership state machine (no I/O): datagrams and ticks in, datagrams and events out |
+//! | `groups/`     | resource-group ownership (no I/O): membership events and peers' reports in; reports, start/stop work and events out |
+//! | `agents/`     | resource agents: lookup as heartbeat, built-in IPaddr/IPaddr2/Filesystem/mon, script agents (heartbeat, LSB, OCF) |
+//! | `monitor/`    | service checks (tcp, http, process, exec, mysql) and their scheduler (no I/O): fall/rise, restart, move |
+//! | `jobs/`       | cron schedules and the job scheduler (no I/O): jobs run where their group runs, once per scheduled time |
 //! | `ctl/`        | the control-socket protocol shared by `hbd` and `hbctl`, and the status document |
 //! | `runtime/`    | the daemon's I/O: media sockets, timers, control server, signals, logging, state dir |
 //! | `bin/`        | `hbd` (daemon) and `hbctl` (operator CLI)                           |
