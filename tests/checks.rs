@@ -5,6 +5,8 @@
 //! 127.0.0.1 on ports picked free; every process a test starts is killed by
 //! pid in `Drop`, also after a panic. Timings are never asserted.
 
+mod common;
+use common::{alive, read_pid, wait_gone};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -40,29 +42,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn alive(pid: i32) -> bool {
-    // A zombie is dead: its parent just has not reaped it yet.
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-    })
-}
-
-fn wait_gone(pid: i32) -> bool {
-    let deadline = Instant::now() + TIMEOUT;
-    while alive(pid) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    true
-}
-
-fn read_pid(p: &Path) -> Option<i32> {
-    fs::read_to_string(p).ok()?.trim().parse().ok()
 }
 
 /// KILLs and reaps, in `Drop`, a child this test started.

@@ -200,3 +200,105 @@ fn restart_in_place_is_tried_first() {
     wait_started_on(&lab, &[1, 2], "n2");
     lab.wait_for("the client is served by n2", || served_by(&lab) == "n2");
 }
+
+/// (node, scheduled) lines of the jobs' shared log.
+fn job_runs(lab: &Lab) -> Vec<(String, String)> {
+    std::fs::read_to_string(lab.dir.path().join("jobs.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (a, b) = l.split_once(' ')?;
+            Some((a.to_string(), b.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn jobs_run_on_the_holder_once_per_time_and_follow_a_failover() {
+    let log = "JOBLOG";
+    let jobs = format!(
+        "[[job]]\nname = \"tick\"\nschedule = \"* * * * *\"\n\
+         command = \"echo \\\"$NODE $HBD_SCHEDULED\\\" >> {log}\"\n\n\
+         [[job]]\nname = \"boot\"\nschedule = \"@reboot\"\n\
+         command = \"echo \\\"$NODE boot\\\" >> {log}\"\n"
+    );
+    let mut lab = lab("off", "");
+    let path = lab.dir.path().join("jobs.log").display().to_string();
+    for i in 1..=2 {
+        // Each node's copy names itself.
+        let text = jobs
+            .replace("JOBLOG", &path)
+            .replace("$NODE", &format!("n{i}"));
+        let base = std::fs::read_to_string(lab.config_dir(i).join("cluster.toml")).unwrap();
+        lab.write(i, "cluster.toml", &format!("{base}\n{text}"));
+    }
+    lab.start_all();
+    wait_started_on(&lab, &[1, 2], "n1");
+    lab.wait_for("@reboot ran on n1", || {
+        job_runs(&lab).contains(&("n1".into(), "boot".into()))
+    });
+    // Wait (up to a minute and a half) for a minute's run on n1.
+    let t0 = std::time::Instant::now();
+    while !job_runs(&lab).iter().any(|(n, s)| n == "n1" && s != "boot") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "no minute run on n1: {:?}",
+            job_runs(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let first: i64 = job_runs(&lab)
+        .iter()
+        .find(|(n, s)| n == "n1" && s != "boot")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    // Hand the group over right away, within that minute: n2 must not run
+    // that minute again.
+    let out = lab.hbctl(1, &["standby"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_started_on(&lab, &[1, 2], "n2");
+    lab.wait_for("@reboot ran on n2", || {
+        job_runs(&lab).contains(&("n2".into(), "boot".into()))
+    });
+    let t0 = std::time::Instant::now();
+    while !job_runs(&lab).iter().any(|(n, s)| n == "n2" && s != "boot") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "no minute run on n2: {:?}",
+            job_runs(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let runs = job_runs(&lab);
+    let times: Vec<i64> = runs
+        .iter()
+        .filter(|(_, s)| s != "boot")
+        .map(|(_, s)| s.parse().unwrap())
+        .collect();
+    let mut unique = times.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), times.len(), "a time ran twice: {runs:?}");
+    assert!(times.iter().all(|t| t % 60 == 0 && *t >= first), "{runs:?}");
+    let n2_first: i64 = runs
+        .iter()
+        .find(|(n, s)| n == "n2" && s != "boot")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    assert!(n2_first > first, "{runs:?}");
+    // hbctl jobs lists both, with their last result and next time.
+    let out = lab.hbctl(2, &["jobs"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("tick") && text.contains("boot") && text.contains("exit 0"),
+        "{text}"
+    );
+    let s = lab.status(2).unwrap();
+    let jobs = group(&s).unwrap()["jobs"].as_array().unwrap().clone();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+}

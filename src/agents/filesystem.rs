@@ -820,7 +820,6 @@ impl std::fmt::Display for Holder {
 /// or a mapping on device `dev`. Our own process is skipped. Processes that
 /// vanish during the scan are ignored.
 fn holders(dev: (u64, u64)) -> Vec<Holder> {
-    let me = std::process::id() as i32;
     let on_dev = |p: &Path| {
         std::fs::metadata(p).is_ok_and(|m| {
             (
@@ -830,21 +829,11 @@ fn holders(dev: (u64, u64)) -> Vec<Holder> {
         })
     };
     let mut found = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
+    let Ok(pids) = super::other_pids() else {
         return found;
     };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let base = entry.path();
+    for pid in pids {
+        let base = std::path::PathBuf::from(format!("/proc/{pid}"));
         let mut what = None;
         for link in ["cwd", "root", "exe"] {
             if on_dev(&base.join(link)) {

@@ -246,6 +246,17 @@ async fn with_timeout<T>(
     }
 }
 
+/// Every process's pid but our own, from /proc (for scans such as
+/// `fuser -m` and `pidof`).
+pub fn other_pids() -> std::io::Result<Vec<i32>> {
+    let me = std::process::id() as i32;
+    Ok(std::fs::read_dir("/proc")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|&pid| pid != me)
+        .collect())
+}
+
 /// Where agents are looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lookup {

@@ -420,6 +420,14 @@ fn link_state(s: LinkState) -> &'static str {
     }
 }
 
+/// `  LABEL: VALUE` when there is a value.
+fn labelled(label: &str, value: &Option<String>) -> String {
+    value
+        .as_ref()
+        .map(|v| format!("  {label}: {v}"))
+        .unwrap_or_default()
+}
+
 fn ms(ms: u64) -> String {
     if ms < 10_000 {
         format!("{ms}ms")
@@ -517,11 +525,7 @@ fn render_status(s: &Status) -> String {
             }
             let _ = writeln!(out, "  {}  {place}  ({})", g.id, extra.join("; "));
             for r in &g.resources {
-                let err = r
-                    .error
-                    .as_ref()
-                    .map(|e| format!("  error: {e}"))
-                    .unwrap_or_default();
+                let err = labelled("error", &r.error);
                 let _ = writeln!(
                     out,
                     "    {:11} {} [{}]{err}",
@@ -535,11 +539,7 @@ fn render_status(s: &Status) -> String {
                     hbd::monitor::scheduler::Health::Idle => String::new(),
                     _ => format!("  ok {}× / failed {}×", c.successes, c.failures),
                 };
-                let err = c
-                    .last_error
-                    .as_ref()
-                    .map(|e| format!("  last error: {e}"))
-                    .unwrap_or_default();
+                let err = labelled("last error", &c.last_error);
                 let _ = writeln!(
                     out,
                     "    check {:8} {}{counts}{err}",

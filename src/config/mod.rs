@@ -326,7 +326,9 @@ fn resolve_monitoring(
     };
     let mut checks = Vec::new();
     for (n, c) in cluster.check.iter().enumerate() {
+        let reported = std::cell::Cell::new(0);
         let mut err = |key: &str, message: String| {
+            reported.set(reported.get() + 1);
             let l = at("check", n, key);
             errors.push(ConfigError::Line {
                 file: l.file,
@@ -398,7 +400,8 @@ fn resolve_monitoring(
                 None
             }
         };
-        if let Some(k) = &kind {
+        // What is missing was said already; validate what is there.
+        if let (Some(k), 0) = (&kind, reported.get()) {
             if let Err(m) = crate::monitor::checks::validate(k) {
                 err("type", m);
             }

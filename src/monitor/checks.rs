@@ -516,19 +516,8 @@ fn check_process(pidfile: Option<&Path>, name: Option<&str>) -> Result<(), Strin
     let Some(name) = name else {
         return Err("process: neither pidfile nor name".into());
     };
-    let dir = std::fs::read_dir("/proc").map_err(|e| format!("/proc: {}", io_reason(&e)))?;
-    let me = std::process::id() as i32;
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
+    let pids = crate::agents::other_pids().map_err(|e| format!("/proc: {}", io_reason(&e)))?;
+    for pid in pids {
         if let Some(info) = proc_info(pid) {
             if info.alive() && proc_is(pid, &info, name) {
                 return Ok(());

@@ -349,3 +349,28 @@ pub fn ucast_lines(nodes: usize, iface: &str, prefix: &str) -> String {
 pub fn assert_path_absent(p: &Path) {
     assert!(!p.exists(), "{} should not exist", p.display());
 }
+
+/// Whether `pid` is alive; a zombie is dead (its parent just has not reaped it).
+pub fn alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
+/// Waits up to [`TIMEOUT`] (×4) for `pid` to die.
+pub fn wait_gone(pid: i32) -> bool {
+    let deadline = Instant::now() + TIMEOUT * 4;
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+/// The pid in a pid file.
+pub fn read_pid(p: &Path) -> Option<i32> {
+    fs::read_to_string(p).ok()?.trim().parse().ok()
+}
