@@ -25,6 +25,7 @@ pub mod agents;
 pub mod config;
 pub mod ctl;
 pub mod groups;
+pub mod jobs;
 pub mod membership;
 pub mod runtime;
 pub mod wire;
