@@ -247,3 +247,28 @@ fn hbctl_without_a_daemon_says_so() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is hbd running"));
 }
+
+#[test]
+fn bad_checks_and_jobs_name_file_line_and_key() {
+    let d = Dir::new(Some(GOOD), Some(KEY));
+    d.write("haresources", "n1 192.0.2.50 mon\n", 0o644);
+    d.write(
+        "cluster.toml",
+        "[[check]]\ntype = \"ping\"\n\n[[job]]\nname = \"x\"\nschedule = \"61 * * * *\"\ncommand = \"true\"\n\n\
+         [[job]]\nname = \"y\"\ncommand = \"true\"\n",
+        0o644,
+    );
+    let f = d.path().join("cluster.toml");
+    assert_refused(
+        &d,
+        "n1",
+        &[
+            &format!("{}:2: check.type: unknown check type `ping`", f.display()),
+            &format!(
+                "{}:6: job.schedule: `61 * * * *`: minute: 61 is out of range 0-59",
+                f.display()
+            ),
+            &format!("{}:9: job.schedule: missing", f.display()),
+        ],
+    );
+}

@@ -80,6 +80,11 @@ enum Command {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// List every job: its group, schedule, last run and result, next time.
+    Jobs {
+        #[arg(long)]
+        json: bool,
+    },
     /// Forget that GROUP failed on this node, so it may run here again.
     Clear {
         /// The group: its first resource as in haresources (see status).
@@ -239,6 +244,7 @@ fn main() -> ExitCode {
             scope: scope.into(),
             wait_ms: wait.wait_ms(),
         },
+        Command::Jobs { .. } => Request::Status,
         Command::Clear { ref group } => Request::Clear {
             group: group.clone(),
         },
@@ -290,6 +296,14 @@ fn main() -> ExitCode {
                     (_, Some(to)) => println!("{}: {} on {to}", m.group, m.state.as_str()),
                 }
             }
+            ExitCode::from(exit::OK)
+        }
+        (Command::Jobs { json: true }, Response::Status(s)) => {
+            let jobs: Vec<_> = s.groups.iter().flat_map(|g| g.jobs.iter()).collect();
+            print_json(&jobs)
+        }
+        (Command::Jobs { json: false }, Response::Status(s)) => {
+            print!("{}", render_jobs(&s));
             ExitCode::from(exit::OK)
         }
         (Command::Status { json: true }, Response::Status(s)) => print_json(&s),
@@ -420,6 +434,42 @@ fn link_state(s: LinkState) -> &'static str {
     }
 }
 
+/// A unix time as the machine's local civil time.
+fn when(t: i64) -> String {
+    hbd::jobs::cron::local_civil(t).to_string()
+}
+
+fn job_line(j: &hbd::jobs::JobStatus) -> String {
+    let last = match (j.last_scheduled, &j.last_summary, j.running) {
+        (_, _, true) => "running now".to_string(),
+        (Some(t), Some(sum), _) => format!("last {} ({sum})", when(t)),
+        (Some(t), None, _) => format!("last {}", when(t)),
+        (None, _, _) => "never ran".to_string(),
+    };
+    let next = match (j.next, j.active) {
+        (Some(t), true) => format!("next {}", when(t)),
+        (Some(t), false) => format!("next {} where the group runs", when(t)),
+        (None, _) => "no next time".to_string(),
+    };
+    format!("{}  [{}]  {last}; {next}", j.name, j.schedule)
+}
+
+fn render_jobs(s: &Status) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for g in s.groups.iter().filter(|g| !g.jobs.is_empty()) {
+        let place = g.owner.as_deref().unwrap_or("no node");
+        let _ = writeln!(out, "{} (runs on {place}):", g.id);
+        for j in &g.jobs {
+            let _ = writeln!(out, "  {}", job_line(j));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("no jobs ([[job]] in cluster.toml)\n");
+    }
+    out
+}
+
 /// `  LABEL: VALUE` when there is a value.
 fn labelled(label: &str, value: &Option<String>) -> String {
     value
@@ -546,6 +596,9 @@ fn render_status(s: &Status) -> String {
                     c.state.as_str(),
                     c.name
                 );
+            }
+            for j in &g.jobs {
+                let _ = writeln!(out, "    job   {}", job_line(j));
             }
         }
     }

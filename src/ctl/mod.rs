@@ -146,6 +146,9 @@ pub struct GroupStatus {
     /// The group's checks on this node (`[[check]]`, run while it is started here).
     #[serde(default)]
     pub checks: Vec<crate::monitor::scheduler::CheckStatus>,
+    /// The group's jobs (`[[job]]`), as this node knows them.
+    #[serde(default)]
+    pub jobs: Vec<crate::jobs::JobStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

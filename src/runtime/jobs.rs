@@ -26,7 +26,11 @@ pub struct JobsRt {
 }
 
 impl JobsRt {
-    pub fn new(configs: &[JobConfig], groups: usize, done: mpsc::UnboundedSender<JobResult>) -> JobsRt {
+    pub fn new(
+        configs: &[JobConfig],
+        groups: usize,
+        done: mpsc::UnboundedSender<JobResult>,
+    ) -> JobsRt {
         let defs = configs
             .iter()
             .map(|j| JobDef {
@@ -78,8 +82,9 @@ impl JobsRt {
             async move {
                 tracing::info!(scheduled, command = %j.command, "job starts");
                 let t0 = std::time::Instant::now();
-                let r = crate::agents::exec::run_shell(&j.command, j.user.as_deref(), &env, j.timeout)
-                    .await;
+                let r =
+                    crate::agents::exec::run_shell(&j.command, j.user.as_deref(), &env, j.timeout)
+                        .await;
                 let secs = t0.elapsed().as_secs_f64();
                 let (ok, summary) = match r {
                     Ok(0) => (true, format!("exit 0 after {secs:.1}s")),

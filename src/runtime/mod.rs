@@ -17,6 +17,7 @@
 
 pub mod control;
 pub mod groups;
+pub mod jobs;
 pub mod logging;
 pub mod monitor;
 pub mod net;
@@ -124,6 +125,7 @@ struct Daemon {
     /// SIGTERM received: groups are being stopped before leaving.
     leaving: bool,
     monitor: monitor::MonitorRt,
+    jobs: jobs::JobsRt,
     media: Vec<net::OpenMedium>,
     rx_tx: mpsc::Sender<net::Received>,
     access: Arc<RwLock<Access>>,
@@ -255,8 +257,11 @@ pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
         })
         .collect();
     let monitor = monitor::MonitorRt::new(&config.checks, has_mon, check_tx);
+    let (job_tx, mut job_results) = mpsc::unbounded_channel();
+    let jobs = jobs::JobsRt::new(&config.jobs, config.groups.len(), job_tx);
     let mut d = Daemon {
         monitor,
+        jobs,
         paths,
         config,
         membership,
@@ -313,6 +318,9 @@ pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
             Some((check, result)) = check_results.recv() => {
                 let now = d.now();
                 d.monitor.machine.on_result(check, result, now);
+            }
+            Some((job, ok, summary)) = job_results.recv() => {
+                d.jobs.machine.on_done(job, ok, summary, jobs::unix_now());
             }
             Some((request, reply)) = calls.recv() => {
                 d.call(request, reply);
@@ -388,6 +396,7 @@ impl Daemon {
             .min(self.ping.next_deadline())
             .min(self.groups.next_deadline())
             .min(self.monitor.machine.next_deadline())
+            .min(self.jobs.next_deadline(self.now()))
             .min(waits)
     }
 
@@ -412,6 +421,9 @@ impl Daemon {
         }
         if now >= self.monitor.machine.next_deadline() {
             self.monitor.machine.tick(now);
+        }
+        if now >= self.jobs.next_deadline(now) {
+            self.jobs.machine.tick(jobs::unix_now());
         }
     }
 
@@ -443,7 +455,14 @@ impl Daemon {
                                 node,
                                 incarnation,
                                 report,
-                            } => self.groups.on_report(&node, incarnation, report, now),
+                            } => {
+                                // Marks first: a group this report hands over
+                                // must know what its jobs ran.
+                                for m in &report.marks {
+                                    self.jobs.machine.on_peer_mark(&m.job, m.last);
+                                }
+                                self.groups.on_report(&node, incarnation, report, now)
+                            }
                             _ => {}
                         }
                     }
@@ -470,6 +489,29 @@ impl Daemon {
                 idle = false;
                 self.monitor_output(out);
             }
+            for i in 0..self.config.groups.len() {
+                let started = self.groups.local_state(i) == GroupState::Started;
+                if self.jobs.sync(i, started) {
+                    idle = false;
+                }
+            }
+            for out in self.jobs.machine.take_outputs() {
+                idle = false;
+                match out {
+                    crate::jobs::Output::Run { job, scheduled } => self.jobs.run(job, scheduled),
+                    crate::jobs::Output::Event { job, message } => {
+                        tracing::info!(job = %self.config.jobs[job].name, %message, "job")
+                    }
+                }
+            }
+            let marks = self
+                .jobs
+                .machine
+                .marks()
+                .into_iter()
+                .map(|(job, last)| crate::wire::JobMark { job, last })
+                .collect();
+            self.groups.set_marks(marks, now);
             if idle {
                 return;
             }
@@ -699,6 +741,7 @@ impl Daemon {
             counters.dropped.insert("queue_full".into(), overflows);
         }
         let checks = self.monitor.machine.status(now);
+        let jobs = self.jobs.machine.status(jobs::unix_now());
         Status {
             node: m.node,
             cluster: self.config.cluster.cluster.name.clone(),
@@ -728,6 +771,7 @@ impl Daemon {
                     resources: self.runner.resources(i),
                     unhealthy: self.groups.unhealthy(i).map(String::from),
                     checks: checks.iter().filter(|c| c.group == i).cloned().collect(),
+                    jobs: jobs.iter().filter(|j| j.group == i).cloned().collect(),
                 })
                 .collect(),
             counters,
