@@ -827,20 +827,25 @@ impl Groups {
         let healthy: Vec<&View> = eligible.iter().copied().filter(|v| !v.unhealthy).collect();
         let all_sick = healthy.is_empty();
         let eligible = if all_sick { eligible } else { healthy };
-        if let Some(w) = eligible
+        // The newest operator command wins (its version is one more than any
+        // seen): a takeover names the node, a standby the node to avoid.
+        // Older preferences on other nodes no longer count.
+        let newest = views
             .iter()
-            .filter_map(|v| match v.pref {
-                Pref::Want(ver) => Some((ver, std::cmp::Reverse(v.order), *v)),
-                _ => None,
-            })
-            .max_by_key(|(ver, order, _)| (*ver, *order))
-        {
-            return (Some(w.2.node.clone()), "takeover asked");
+            .filter(|v| v.pref != Pref::None)
+            .max_by_key(|v| (v.pref.version(), std::cmp::Reverse(v.order)));
+        if let Some(w) = newest.filter(|w| matches!(w.pref, Pref::Want(_))) {
+            if eligible.iter().any(|v| v.node == w.node) {
+                return (Some(w.node.clone()), "takeover asked");
+            }
         }
+        let refused = newest
+            .filter(|w| matches!(w.pref, Pref::Refuse(_)))
+            .map(|w| w.node.clone());
         let mut s: Vec<&View> = eligible
             .iter()
             .copied()
-            .filter(|v| !matches!(v.pref, Pref::Refuse(_)))
+            .filter(|v| Some(&v.node) != refused.as_ref())
             .collect();
         if s.is_empty() {
             s = eligible.clone();

@@ -187,3 +187,36 @@ fn an_unhealthy_holder_hands_over_to_a_healthy_peer_only() {
     let starts = c.starts.len();
     assert_eq!(starts, 3, "{:?}", c.starts);
 }
+
+/// The newest standby wins: standby on each node in turn moves the group
+/// every time (a bench found the third one stuck when refusals piled up).
+#[test]
+fn standby_back_and_forth_moves_every_time() {
+    for failback in [true, false] {
+        let mut c = Cluster::new(2, &[("a", 0)], failback, 12);
+        settle(&mut c);
+        let mut holder = 0;
+        for _ in 0..5 {
+            let moved = c.command(holder, Command::Standby(Scope::All)).unwrap();
+            settle(&mut c);
+            let other = 1 - holder;
+            assert_eq!(
+                c.holders(0),
+                vec![format!("n{}", other + 1)],
+                "auto_failback {failback}"
+            );
+            let m = c.nodes[holder].machine.as_ref().unwrap();
+            assert!(matches!(
+                m.progress(&Command::Standby(Scope::All), &moved),
+                Progress::Done(_)
+            ));
+            holder = other;
+        }
+        // A takeover after all that still wins.
+        c.command(holder, Command::Standby(Scope::All)).unwrap();
+        settle(&mut c);
+        c.command(holder, Command::Takeover(Scope::All)).unwrap();
+        settle(&mut c);
+        assert_eq!(c.holders(0), vec![format!("n{}", holder + 1)]);
+    }
+}
