@@ -160,6 +160,22 @@ fn a_dead_service_moves_its_group_and_the_node_does_not_get_it_back() {
     std::thread::sleep(Duration::from_secs(3));
     wait_started_on(&lab, &[1, 2], "n2");
     lab.wait_for("a stay notice", || notices(&lab).contains("stay n2 web"));
+    let s = lab.status(2).unwrap();
+    let g = group(&s).unwrap();
+    assert_eq!(g["unhealthy_on"], serde_json::json!(["n1", "n2"]), "{g}");
+    assert!(
+        g["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("stay web")),
+        "{g}"
+    );
+    let text = String::from_utf8_lossy(&lab.hbctl(2, &["status"]).stdout).to_string();
+    assert!(
+        text.contains("unhealthy on n1") && text.contains("last event:"),
+        "{text}"
+    );
     // The operator fixed n1: clear brings the group home (auto_failback).
     let out = lab.hbctl(1, &["clear", &id()]);
     assert!(out.status.success(), "{out:?}");

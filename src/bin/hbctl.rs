@@ -573,6 +573,11 @@ fn render_status(s: &Status) -> String {
             if let Some(u) = &g.unhealthy {
                 extra.push(format!("UNHEALTHY here: {u}"));
             }
+            let others: Vec<&String> = g.unhealthy_on.iter().filter(|n| **n != s.node).collect();
+            if !others.is_empty() {
+                let list: Vec<&str> = others.iter().map(|n| n.as_str()).collect();
+                extra.push(format!("unhealthy on {}", list.join(", ")));
+            }
             let _ = writeln!(out, "  {}  {place}  ({})", g.id, extra.join("; "));
             for r in &g.resources {
                 let err = labelled("error", &r.error);
@@ -599,6 +604,9 @@ fn render_status(s: &Status) -> String {
             }
             for j in &g.jobs {
                 let _ = writeln!(out, "    job   {}", job_line(j));
+            }
+            if let Some(e) = g.events.last() {
+                let _ = writeln!(out, "    last event: {e}");
             }
         }
     }

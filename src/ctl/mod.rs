@@ -143,6 +143,12 @@ pub struct GroupStatus {
     /// Why the group is unhealthy on this node (its checks failed), if it is.
     #[serde(default)]
     pub unhealthy: Option<String>,
+    /// Every node where its checks failed, as known here.
+    #[serde(default)]
+    pub unhealthy_on: Vec<String>,
+    /// The latest monitoring events of this group here (newest last).
+    #[serde(default)]
+    pub events: Vec<String>,
     /// The group's checks on this node (`[[check]]`, run while it is started here).
     #[serde(default)]
     pub checks: Vec<crate::monitor::scheduler::CheckStatus>,

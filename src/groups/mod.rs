@@ -194,6 +194,8 @@ pub struct GroupView {
     pub pref: Option<String>,
     /// Why it runs nowhere, when that is known.
     pub note: Option<String>,
+    /// Nodes where its checks failed (this one included).
+    pub unhealthy_on: Vec<String>,
 }
 
 /// How a command stands (see [`Groups::progress`]).
@@ -717,6 +719,11 @@ impl Groups {
                         Pref::Refuse(_) => Some("standby".into()),
                         Pref::Want(_) => Some("takeover".into()),
                     },
+                    unhealthy_on: views
+                        .iter()
+                        .filter(|v| v.unhealthy)
+                        .map(|v| v.node.clone())
+                        .collect(),
                     note: if owner.is_none() && desired.is_none() {
                         Some(match &self.local[i].blocked_by {
                             Some(n) => format!(

@@ -126,6 +126,8 @@ struct Daemon {
     leaving: bool,
     monitor: monitor::MonitorRt,
     jobs: jobs::JobsRt,
+    /// Per group: the latest monitoring notices, for status.
+    events: Vec<std::collections::VecDeque<String>>,
     media: Vec<net::OpenMedium>,
     rx_tx: mpsc::Sender<net::Received>,
     access: Arc<RwLock<Access>>,
@@ -260,6 +262,7 @@ pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
     let (job_tx, mut job_results) = mpsc::unbounded_channel();
     let jobs = jobs::JobsRt::new(&config.jobs, config.groups.len(), job_tx);
     let mut d = Daemon {
+        events: vec![Default::default(); config.groups.len()],
         monitor,
         jobs,
         paths,
@@ -518,6 +521,25 @@ impl Daemon {
         }
     }
 
+    /// Logs a monitoring notice, keeps it for status and runs the notify hook.
+    fn notice(&mut self, n: monitor::Notice) {
+        const KEEP: usize = 5;
+        if let Some(i) = self.groups.group_index(&n.group) {
+            let stamp = crate::jobs::cron::local_civil(jobs::unix_now());
+            let subject = if n.check.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", n.check)
+            };
+            let q = &mut self.events[i];
+            if q.len() == KEEP {
+                q.pop_front();
+            }
+            q.push_back(format!("{stamp} {}{subject}: {}", n.event, n.reason));
+        }
+        monitor::notify(self.config.notify.as_ref(), n);
+    }
+
     fn monitor_output(&mut self, out: crate::monitor::scheduler::Output) {
         use crate::monitor::scheduler::Output as M;
         let now = self.now();
@@ -529,18 +551,15 @@ impl Daemon {
                 group,
                 resource,
             } => {
-                monitor::notify(
-                    self.config.notify.as_ref(),
-                    monitor::Notice {
-                        event: "restart".into(),
-                        group: group_id(group),
-                        resource: self.config.groups[group].resources[resource].spec.clone(),
-                        check: self.config.checks[check].name.clone(),
-                        node: self.config.node.clone(),
-                        reason: "check failed: restarting in place".into(),
-                        ..Default::default()
-                    },
-                );
+                self.notice(monitor::Notice {
+                    event: "restart".into(),
+                    group: group_id(group),
+                    resource: self.config.groups[group].resources[resource].spec.clone(),
+                    check: self.config.checks[check].name.clone(),
+                    node: self.config.node.clone(),
+                    reason: "check failed: restarting in place".into(),
+                    ..Default::default()
+                });
                 self.runner.restart(group, resource, check);
             }
             M::Unhealthy {
@@ -552,60 +571,51 @@ impl Daemon {
                 let (desired, _) = self.groups.desired(group);
                 let stays = desired.as_deref() == Some(self.config.node.as_str());
                 tracing::error!(group = %group_id(group), %reason, stays, "group unhealthy here");
-                monitor::notify(
-                    self.config.notify.as_ref(),
-                    monitor::Notice {
-                        event: if stays { "stay" } else { "move" }.into(),
-                        group: group_id(group),
-                        check: self.config.checks[check].name.clone(),
-                        node: self.config.node.clone(),
-                        old_state: "healthy".into(),
-                        new_state: "unhealthy".into(),
-                        reason: if stays {
-                            format!("{reason}; no healthy node can take it: it stays here")
-                        } else {
-                            format!(
-                                "{reason}; moving to {}",
-                                desired.as_deref().unwrap_or("another node")
-                            )
-                        },
-                        ..Default::default()
+                self.notice(monitor::Notice {
+                    event: if stays { "stay" } else { "move" }.into(),
+                    group: group_id(group),
+                    check: self.config.checks[check].name.clone(),
+                    node: self.config.node.clone(),
+                    old_state: "healthy".into(),
+                    new_state: "unhealthy".into(),
+                    reason: if stays {
+                        format!("{reason}; no healthy node can take it: it stays here")
+                    } else {
+                        format!(
+                            "{reason}; moving to {}",
+                            desired.as_deref().unwrap_or("another node")
+                        )
                     },
-                );
+                    ..Default::default()
+                });
             }
             M::Healthy { group } => {
                 self.groups.set_unhealthy(group, None, now);
-                monitor::notify(
-                    self.config.notify.as_ref(),
-                    monitor::Notice {
-                        event: "healthy".into(),
-                        group: group_id(group),
-                        node: self.config.node.clone(),
-                        old_state: "unhealthy".into(),
-                        new_state: "healthy".into(),
-                        reason: "every check passes again".into(),
-                        ..Default::default()
-                    },
-                );
+                self.notice(monitor::Notice {
+                    event: "healthy".into(),
+                    group: group_id(group),
+                    node: self.config.node.clone(),
+                    old_state: "unhealthy".into(),
+                    new_state: "healthy".into(),
+                    reason: "every check passes again".into(),
+                    ..Default::default()
+                });
             }
             M::Event(e) => {
                 let c = &self.config.checks[e.check];
                 let interesting = matches!(e.to, crate::monitor::scheduler::Health::Failed)
                     || (e.from == crate::monitor::scheduler::Health::Failed);
                 if interesting {
-                    monitor::notify(
-                        self.config.notify.as_ref(),
-                        monitor::Notice {
-                            event: format!("check-{}", e.to.as_str()),
-                            group: group_id(c.group),
-                            check: c.name.clone(),
-                            node: self.config.node.clone(),
-                            old_state: e.from.as_str().into(),
-                            new_state: e.to.as_str().into(),
-                            reason: e.reason.clone(),
-                            ..Default::default()
-                        },
-                    );
+                    self.notice(monitor::Notice {
+                        event: format!("check-{}", e.to.as_str()),
+                        group: group_id(c.group),
+                        check: c.name.clone(),
+                        node: self.config.node.clone(),
+                        old_state: e.from.as_str().into(),
+                        new_state: e.to.as_str().into(),
+                        reason: e.reason.clone(),
+                        ..Default::default()
+                    });
                 } else {
                     tracing::info!(check = %c.name, group = %group_id(c.group), from = e.from.as_str(), to = e.to.as_str(), reason = %e.reason, "check");
                 }
@@ -770,6 +780,12 @@ impl Daemon {
                     note: v.note,
                     resources: self.runner.resources(i),
                     unhealthy: self.groups.unhealthy(i).map(String::from),
+                    unhealthy_on: v.unhealthy_on,
+                    events: self
+                        .events
+                        .get(i)
+                        .map(|e| e.iter().cloned().collect())
+                        .unwrap_or_default(),
                     checks: checks.iter().filter(|c| c.group == i).cloned().collect(),
                     jobs: jobs.iter().filter(|j| j.group == i).cloned().collect(),
                 })
