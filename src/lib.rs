@@ -27,6 +27,7 @@
 
 pub mod agents;
 pub mod config;
+pub mod disk;
 pub mod ctl;
 pub mod groups;
 pub mod jobs;
