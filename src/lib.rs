@@ -27,8 +27,8 @@
 
 pub mod agents;
 pub mod config;
-pub mod disk;
 pub mod ctl;
+pub mod disk;
 pub mod groups;
 pub mod jobs;
 pub mod membership;
