@@ -272,3 +272,34 @@ fn bad_checks_and_jobs_name_file_line_and_key() {
         ],
     );
 }
+
+/// Seed 002's drbd.conf (with the closing brace its web page lost) is
+/// checked beside ha.cf; an option hbd's replicated device does not
+/// implement is an error at its line, never ignored.
+#[test]
+fn drbd_conf_is_checked() {
+    let seed = "global {\n    usage-count no;\n}\ncommon {\n  syncer { rate 10M; }\n}\n\
+                resource r0 {\n  protocol        C;\n  startup { wfc-timeout 0; degr-wfc-timeout 120; }\n\
+                disk { on-io-error detach; }\n  meta-disk internal;\n  syncer {\n  }\n\
+                on l0 {\n    device /dev/drbd0;\n    disk /dev/sda7;\n    address 192.168.1.2:7791;\n  }\n\
+                on l1 {\n    device /dev/drbd0;\n    disk /dev/sda7;\n    address 192.168.1.3:7791;\n  }\n}\n";
+    let ha = "keepalive 1\ndeadtime 3\nbcast eth1\nauto_failback on\nnode l0\nnode l1\n";
+    let d = Dir::new(Some(ha), Some(KEY));
+    d.write("drbd.conf", seed, 0o644);
+    let out = d.check("l1");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    d.write(
+        "drbd.conf",
+        &seed.replace(
+            "protocol        C;",
+            "protocol C;\n  net { max-epoch-frobs 3; }",
+        ),
+        0o644,
+    );
+    let f = d.path().join("drbd.conf");
+    assert_refused(
+        &d,
+        "l1",
+        &[&format!("{}:9: ", f.display()), "max-epoch-frobs"],
+    );
+}

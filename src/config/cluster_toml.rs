@@ -27,6 +27,16 @@ pub struct ClusterToml {
     pub job: Vec<JobToml>,
     #[serde(default)]
     pub notify: NotifySection,
+    #[serde(default)]
+    pub disk: DiskSection,
+}
+
+/// The replicated disk's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSection {
+    /// drbd.conf to read instead of `CONFIG_DIR/drbd.conf` (e.g. `/etc/drbd.conf`).
+    pub drbd_conf: Option<PathBuf>,
 }
 
 /// One `[[check]]` table as written.
@@ -452,7 +462,7 @@ mod tests {
         );
         assert_eq!(
             run("[cluster]\nname = \"a\"\n\n[frob]\nx = 1\n").1,
-            vec!["cluster.toml:4: frob: unknown field `frob`, expected one of `cluster`, `control`, `agents`, `resource_defaults`, `resource`, `check`, `job`, `notify`"]
+            vec!["cluster.toml:4: frob: unknown field `frob`, expected one of `cluster`, `control`, `agents`, `resource_defaults`, `resource`, `check`, `job`, `notify`, `disk`"]
         );
         assert_eq!(
             run("[cluster]\nname = 5\n").1,

@@ -120,6 +120,8 @@ pub struct Config {
     pub jobs: Vec<JobConfig>,
     /// `[notify] command`.
     pub notify: Option<NotifyConfig>,
+    /// drbd.conf (`CONFIG_DIR/drbd.conf` or cluster.toml `[disk] drbd_conf`), when present.
+    pub drbd: Option<crate::disk::conf::DrbdConf>,
     pub warnings: Vec<ConfigWarning>,
 }
 
@@ -866,6 +868,35 @@ pub fn check(dir: &Path, node: &str) -> Report {
         &mut errors,
         &mut warnings,
     );
+    // drbd.conf: optional; every resource must name this node.
+    let drbd_path = cluster
+        .disk
+        .drbd_conf
+        .clone()
+        .unwrap_or_else(|| dir.join("drbd.conf"));
+    let drbd = read(&drbd_path, "", &mut errors).map(|text| {
+        let (c, mut e, mut w) = crate::disk::conf::parse(&drbd_path, &text);
+        errors.append(&mut e);
+        warnings.append(&mut w);
+        for r in &c.resources {
+            if r.hosts.len() == 2 && r.host(&node).is_none() {
+                errors.push(ConfigError::Line {
+                    file: r.at.file.clone(),
+                    line: r.at.line,
+                    key: format!("resource {}", r.name),
+                    message: format!(
+                        "no `on {node}` section for this node (hosts: {})",
+                        r.hosts
+                            .iter()
+                            .map(|h| h.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+        }
+        c
+    });
     if let (Some((ha, _)), Some(keys), Some(last)) = (&ha, &authkeys, groups.last()) {
         if let Some(e) = report_fits(&groups, &jobs, ha, keys, &cluster, last) {
             errors.push(e);
@@ -887,6 +918,7 @@ pub fn check(dir: &Path, node: &str) -> Report {
             checks,
             jobs,
             notify,
+            drbd,
             warnings: warnings.clone(),
         }),
         _ => None,
