@@ -5,8 +5,10 @@
 //! `drbd_asb_recover_0p/1p/2p`), `drbd/drbd_main.c` (`drbd_uuid_new_current`,
 //! `drbd_uuid_set`, `drbd_uuid_set_bm`, `drbd_uuid_move_history`),
 //! `drbd/drbd_worker.c` (`drbd_gen_and_send_sync_uuid`,
-//! `drbd_resync_finished`), `drbd/drbd_nl.c` (`drbd_set_role`), and the
-//! DRBD 8.4 user's guide chapter "DRBD generation identifiers".
+//! `drbd_resync_finished`), `drbd/drbd_nl.c` (`drbd_set_role`).
+//! `drbd_receiver.c` was ported from the LINBIT/drbd-8.4 source; the UUID
+//! updates of the other files follow DRBD 8.4's behaviour as described in
+//! their comments here, not a line-by-line reading.
 //!
 //! Conventions kept from DRBD:
 //! - The lowest bit of the current UUID is set while the node is Primary
@@ -706,7 +708,8 @@ mod tests {
         }
     }
 
-    // UUIDs as in the DRBD user's guide "generation identifiers" section.
+    // Arbitrary example UUIDs (even: the low bit is the Primary flag); each
+    // test builds the situation that DRBD's rule comments describe.
     const A: u64 = 0x6EE1_5D6C_5A7F_0870;
     const B: u64 = 0x8A9A_3C1E_3E68_1D04;
     const C: u64 = 0x1F7B_F83A_BC33_7E56;
