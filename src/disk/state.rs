@@ -1,1 +1,1316 @@
-//! STUB: filled in by its work item.
+//! Roles, disk states, connection states and the connection state machine
+//! of one replicated resource, as DRBD 8.4 (sans-IO).
+//!
+//! Names and orderings follow DRBD 8.4 `drbd/linux/drbd.h` (`enum drbd_role`,
+//! `enum drbd_disk_state`, `enum drbd_conns`) and `drbd_strings.c`. The
+//! transitions follow `drbd/drbd_receiver.c` (`drbd_connect`,
+//! `receive_uuids`/`receive_state`, `drbd_sync_handshake`,
+//! `receive_sync_uuid`), `drbd/drbd_state.c` (`after_state_ch`: a Primary
+//! that loses its peer's data gets a new current UUID), `drbd/drbd_nl.c`
+//! (`drbd_set_role`, `drbd_adm_invalidate(_peer)`, `drbd_adm_detach`) and
+//! `drbd/drbd_worker.c` (`drbd_start_resync`, `drbd_resync_finished`).
+//!
+//! Simplifications: no C_WF_SYNC_UUID state (the target enters SyncTarget
+//! when the bitmaps are exchanged and applies the sync UUID when it
+//! arrives); no two-primaries; rr-conflict is always `disconnect`.
+//!
+//! Use: feed [`Input`]s to [`Resource::handle`] (commands answer
+//! `Err(message)` when refused), then drain [`Resource::take_outputs`].
+
+use super::uuid::{self, Decision, HandshakeError, SbPolicy, SbRecovery, Side, Uuids};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! named_enum {
+    ($(#[$m:meta])* $name:ident { $($v:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum $name { $($v),* }
+        impl $name {
+            /// DRBD's display name (`drbd_role_str`, `drbd_disk_str`, `drbd_conn_str`).
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => stringify!($v)),* }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named_enum!(
+    /// `enum drbd_role`.
+    Role { Primary, Secondary, Unknown }
+);
+named_enum!(
+    /// `enum drbd_disk_state`, in DRBD's order (`Failed` and `Negotiating`
+    /// are not modelled): comparisons such as `disk > Inconsistent` mean
+    /// what they mean in DRBD.
+    DiskState { Diskless, Attaching, Inconsistent, Outdated, DUnknown, Consistent, UpToDate }
+);
+named_enum!(
+    /// `enum drbd_conns`, in DRBD's order (a subset): `conn < Connected`
+    /// means "no peer".
+    ConnState {
+        StandAlone,
+        Unconnected,
+        WFConnection,
+        WFReportParams,
+        Connected,
+        WFBitMapS,
+        WFBitMapT,
+        SyncSource,
+        SyncTarget,
+        PausedSyncS,
+        PausedSyncT,
+    }
+);
+
+/// Configuration of one resource that the machine needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ResourceConfig {
+    /// after-sb-0pri/1pri/2pri, always-asbp.
+    pub policy: SbPolicy,
+    /// This node has the lower node id: it wins ties (the other side holds
+    /// DRBD's `RESOLVE_CONFLICTS`).
+    pub i_am_lower_id: bool,
+    /// `fencing resource-only` / `resource-and-stonith`: no promotion while
+    /// disconnected unless the peer is known Outdated.
+    pub fencing: bool,
+    /// Seed of the generator of new UUIDs (the runtime seeds it randomly).
+    pub seed: u64,
+}
+
+/// Local data found on attach (from the metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attached {
+    pub uuids: Uuids,
+    pub disk: DiskState,
+    pub bits_set: u64,
+    pub crashed_primary: bool,
+}
+
+/// What a node reports at connect (DRBD's P_UUIDS + P_STATE + P_SIZES).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    pub uuids: Uuids,
+    pub role: Role,
+    pub disk: DiskState,
+    pub bits_set: u64,
+    pub crashed_primary: bool,
+    pub discard_my_data: bool,
+}
+
+/// Messages to the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    /// Sent on connect (and again on re-handshake after attach).
+    ReportParams(Params),
+    /// Role or disk changed (DRBD's P_STATE).
+    State { role: Role, disk: DiskState },
+    /// Our UUIDs changed while connected (P_UUIDS, as `drbd_set_role`
+    /// sends after a new current UUID).
+    Uuids(Uuids),
+    /// The sync source's new bitmap UUID (P_SYNC_UUID).
+    SyncUuid(u64),
+    /// invalidate / invalidate-remote: start a full resync.
+    FullResync { sender_is_source: bool },
+}
+
+/// Observable changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    Conn {
+        from: ConnState,
+        to: ConnState,
+    },
+    Role {
+        from: Role,
+        to: Role,
+    },
+    Disk {
+        from: DiskState,
+        to: DiskState,
+    },
+    PeerRole(Role),
+    PeerDisk(DiskState),
+    /// A new current UUID (new data generation).
+    NewCurrentUuid(u64),
+    /// `uuid_compare()=<decision> by rule <rule>` after the handshake.
+    Handshake {
+        rule: u32,
+        decision: Decision,
+    },
+    /// Split brain detected (both sides' changes: bits set in the bitmaps).
+    /// `recovered`: None = unresolved, the connection is dropped.
+    SplitBrain {
+        my_changes: u64,
+        peer_changes: u64,
+        recovered: Option<SbRecovery>,
+    },
+    /// The handshake dropped the connection (not a split brain).
+    HandshakeFailed(String),
+    SyncStarted {
+        source: bool,
+        full: bool,
+        bits: u64,
+    },
+    SyncProgress {
+        done: u64,
+        total: u64,
+    },
+    SyncFinished {
+        source: bool,
+    },
+}
+
+/// What the runtime must do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Output {
+    Send(Msg),
+    Event(Event),
+    /// Exchange bitmaps with the peer (setting every bit first if `full`),
+    /// then feed [`Input::BitmapExchanged`].
+    ExchangeBitmap {
+        full: bool,
+    },
+    /// Write the UUIDs to the metadata.
+    PersistUuids(Uuids),
+}
+
+/// Inputs: transport happenings, peer messages, resync progress, commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// `drbdadm connect`: StandAlone -> WFConnection.
+    Connect,
+    /// `drbdadm disconnect`: -> StandAlone.
+    Disconnect,
+    /// The transport connected: -> WFReportParams, our params are sent.
+    TransportUp,
+    /// The transport broke: -> WFConnection.
+    TransportLost,
+    Peer(Msg),
+    /// The bitmaps are exchanged: `bits` out of sync.
+    BitmapExchanged {
+        bits: u64,
+    },
+    /// Resync progress: bits done.
+    SyncProgress(u64),
+    SyncDone,
+    /// Local writes while not connected set this many bits.
+    BitsSet(u64),
+    /// The fence-peer handler (or an operator) outdated the peer.
+    PeerOutdated,
+    Promote {
+        force: bool,
+    },
+    Demote,
+    Attach(Attached),
+    Detach,
+    /// `connect --discard-my-data`: this side becomes sync target in a
+    /// split brain at the next connect.
+    DiscardMyData,
+    Invalidate,
+    InvalidateRemote,
+    PauseSync,
+    ResumeSync,
+}
+
+/// The state machine of one resource.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    cfg: ResourceConfig,
+    role: Role,
+    disk: DiskState,
+    conn: ConnState,
+    peer_role: Role,
+    peer_disk: DiskState,
+    uuids: Uuids,
+    /// The peer's UUIDs as of the handshake (corrected as DRBD does).
+    peer_uuids: Option<Uuids>,
+    bits_set: u64,
+    crashed_primary: bool,
+    discard_my_data: bool,
+    sync_total: u64,
+    pending_full: bool,
+    rng: u64,
+    outputs: Vec<Output>,
+}
+
+impl Resource {
+    /// A Secondary, StandAlone resource, Diskless unless `local` is given.
+    pub fn new(cfg: ResourceConfig, local: Option<Attached>) -> Resource {
+        let mut r = Resource {
+            cfg,
+            role: Role::Secondary,
+            disk: DiskState::Diskless,
+            conn: ConnState::StandAlone,
+            peer_role: Role::Unknown,
+            peer_disk: DiskState::DUnknown,
+            uuids: Uuids::default(),
+            peer_uuids: None,
+            bits_set: 0,
+            crashed_primary: false,
+            discard_my_data: false,
+            sync_total: 0,
+            pending_full: false,
+            rng: cfg.seed,
+            outputs: Vec::new(),
+        };
+        if let Some(a) = local {
+            r.uuids = a.uuids;
+            r.disk = a.disk;
+            r.bits_set = a.bits_set;
+            r.crashed_primary = a.crashed_primary;
+        }
+        r
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn disk(&self) -> DiskState {
+        self.disk
+    }
+    pub fn conn(&self) -> ConnState {
+        self.conn
+    }
+    pub fn peer_role(&self) -> Role {
+        self.peer_role
+    }
+    pub fn peer_disk(&self) -> DiskState {
+        self.peer_disk
+    }
+    pub fn uuids(&self) -> Uuids {
+        self.uuids
+    }
+    pub fn bits_set(&self) -> u64 {
+        self.bits_set
+    }
+    pub fn discard_my_data(&self) -> bool {
+        self.discard_my_data
+    }
+
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    /// The params this node reports.
+    pub fn params(&self) -> Params {
+        Params {
+            uuids: self.uuids,
+            role: self.role,
+            disk: self.disk,
+            bits_set: self.bits_set,
+            crashed_primary: self.crashed_primary,
+            discard_my_data: self.discard_my_data,
+        }
+    }
+
+    /// Apply one input. Commands that DRBD would refuse return
+    /// `Err(message)` and change nothing.
+    pub fn handle(&mut self, input: Input) -> Result<(), String> {
+        match input {
+            Input::Connect => {
+                if self.conn != ConnState::StandAlone {
+                    return Err("Device has a net-config (use disconnect first)".into());
+                }
+                self.set_conn(ConnState::WFConnection);
+            }
+            Input::Disconnect => {
+                if self.conn != ConnState::StandAlone {
+                    self.lose_peer();
+                    self.set_conn(ConnState::StandAlone);
+                }
+            }
+            Input::TransportUp => {
+                if self.conn == ConnState::WFConnection || self.conn == ConnState::Unconnected {
+                    self.set_conn(ConnState::WFReportParams);
+                    self.send(Msg::ReportParams(self.params()));
+                }
+            }
+            Input::TransportLost => {
+                if self.conn > ConnState::WFConnection {
+                    self.lose_peer();
+                    self.set_conn(ConnState::WFConnection);
+                }
+            }
+            Input::Peer(msg) => self.on_msg(msg),
+            Input::BitmapExchanged { bits } => self.on_bitmap_exchanged(bits),
+            Input::SyncProgress(done) => {
+                if self.in_sync() {
+                    self.bits_set = self.sync_total.saturating_sub(done);
+                    self.event(Event::SyncProgress {
+                        done,
+                        total: self.sync_total,
+                    });
+                }
+            }
+            Input::SyncDone => self.on_sync_done(),
+            Input::BitsSet(n) => self.bits_set = n,
+            Input::PeerOutdated => {
+                if self.conn < ConnState::Connected {
+                    self.set_peer_disk(DiskState::Outdated);
+                }
+            }
+            Input::Promote { force } => self.promote(force)?,
+            Input::Demote => {
+                if self.role == Role::Primary {
+                    self.set_role(Role::Secondary);
+                    self.uuids.set_current(self.uuids.current, false);
+                    self.persist();
+                    self.send_state();
+                }
+            }
+            Input::Attach(a) => {
+                if self.disk != DiskState::Diskless {
+                    return Err("Device is attached to a disk (use detach first)".into());
+                }
+                self.uuids = a.uuids;
+                self.bits_set = a.bits_set;
+                self.crashed_primary = a.crashed_primary;
+                self.set_disk(a.disk);
+                if self.conn >= ConnState::Connected {
+                    // Re-handshake with the data we now have.
+                    self.set_conn(ConnState::WFReportParams);
+                    self.send(Msg::ReportParams(self.params()));
+                }
+            }
+            Input::Detach => {
+                if self.disk == DiskState::Diskless {
+                    return Ok(());
+                }
+                if self.role == Role::Primary
+                    && !(self.conn >= ConnState::Connected && self.peer_disk == DiskState::UpToDate)
+                {
+                    return Err("Need access to UpToDate data".into());
+                }
+                if self.in_sync() || self.in_wf_bitmap() {
+                    self.set_conn(ConnState::Connected);
+                }
+                self.set_disk(DiskState::Diskless);
+                self.send_state();
+            }
+            Input::DiscardMyData => self.discard_my_data = true,
+            Input::Invalidate => self.invalidate()?,
+            Input::InvalidateRemote => self.invalidate_remote()?,
+            Input::PauseSync => match self.conn {
+                ConnState::SyncSource => self.set_conn(ConnState::PausedSyncS),
+                ConnState::SyncTarget => self.set_conn(ConnState::PausedSyncT),
+                _ => {}
+            },
+            Input::ResumeSync => match self.conn {
+                ConnState::PausedSyncS => self.set_conn(ConnState::SyncSource),
+                ConnState::PausedSyncT => self.set_conn(ConnState::SyncTarget),
+                _ => {}
+            },
+        }
+        Ok(())
+    }
+
+    fn promote(&mut self, force: bool) -> Result<(), String> {
+        if self.role == Role::Primary {
+            return Ok(());
+        }
+        if self.peer_role == Role::Primary {
+            return Err("peer is Primary".into());
+        }
+        let mut forced = false;
+        if self.disk == DiskState::Diskless {
+            // A diskless Primary needs a connected UpToDate peer.
+            if !(self.conn >= ConnState::Connected && self.peer_disk == DiskState::UpToDate) {
+                return Err("local disk Diskless".into());
+            }
+        } else if self.disk < DiskState::UpToDate {
+            if !force {
+                return Err(format!("local disk {}", self.disk));
+            }
+            if self.disk < DiskState::Inconsistent
+                || matches!(
+                    self.conn,
+                    ConnState::WFBitMapT | ConnState::SyncTarget | ConnState::PausedSyncT
+                )
+            {
+                return Err(format!("local disk {} (cannot force)", self.disk));
+            }
+            forced = true;
+        }
+        if self.cfg.fencing
+            && self.conn < ConnState::Connected
+            && self.peer_disk != DiskState::Outdated
+        {
+            return Err("Refusing to be Primary while peer is not outdated".into());
+        }
+        if forced {
+            self.set_disk(DiskState::UpToDate);
+        }
+        self.set_role(Role::Primary);
+        if self.disk != DiskState::Diskless {
+            // drbd_set_role: new data generation when nobody tracks our
+            // changes, or when forced.
+            if ((self.conn < ConnState::Connected || self.peer_disk <= DiskState::Attaching)
+                && self.uuids.bitmap == 0)
+                || forced
+            {
+                self.new_current();
+                if self.conn >= ConnState::Connected {
+                    self.send(Msg::Uuids(self.uuids));
+                }
+            }
+            self.uuids.set_current(self.uuids.current, true);
+            self.persist();
+        }
+        self.send_state();
+        Ok(())
+    }
+
+    fn invalidate(&mut self) -> Result<(), String> {
+        if self.disk == DiskState::Diskless {
+            return Err("local disk Diskless".into());
+        }
+        if self.conn == ConnState::Connected {
+            if self.peer_disk != DiskState::UpToDate {
+                return Err("Need access to UpToDate data".into());
+            }
+            self.send(Msg::FullResync {
+                sender_is_source: false,
+            });
+            self.begin_bitmap(false, true);
+            return Ok(());
+        }
+        if self.conn > ConnState::Connected {
+            return Err("resync already running".into());
+        }
+        if self.role == Role::Primary {
+            return Err("Need access to UpToDate data".into());
+        }
+        self.set_disk(DiskState::Inconsistent);
+        Ok(())
+    }
+
+    fn invalidate_remote(&mut self) -> Result<(), String> {
+        if self.conn < ConnState::Connected {
+            return Err("Need a connection to start verify or resync".into());
+        }
+        if self.conn > ConnState::Connected {
+            return Err("resync already running".into());
+        }
+        if self.disk != DiskState::UpToDate {
+            return Err("Need access to UpToDate data".into());
+        }
+        if self.peer_disk == DiskState::Diskless {
+            return Err("peer disk Diskless".into());
+        }
+        self.send(Msg::FullResync {
+            sender_is_source: true,
+        });
+        self.begin_bitmap(true, true);
+        Ok(())
+    }
+
+    fn on_msg(&mut self, msg: Msg) {
+        match msg {
+            Msg::ReportParams(p) => self.on_params(p),
+            Msg::State { role, disk } => {
+                if self.conn >= ConnState::Connected {
+                    self.set_peer_role(role);
+                    self.set_peer_disk(disk);
+                }
+            }
+            Msg::Uuids(u) => {
+                if self.conn >= ConnState::Connected {
+                    self.peer_uuids = Some(u);
+                }
+            }
+            Msg::SyncUuid(u) => {
+                if matches!(
+                    self.conn,
+                    ConnState::WFBitMapT | ConnState::SyncTarget | ConnState::PausedSyncT
+                ) {
+                    self.uuids.start_resync_target(u);
+                    if self.role == Role::Primary {
+                        self.uuids.set_current(u, true);
+                    }
+                    self.persist();
+                }
+            }
+            Msg::FullResync { sender_is_source } => {
+                if self.conn == ConnState::Connected && self.disk != DiskState::Diskless {
+                    self.begin_bitmap(!sender_is_source, true);
+                }
+            }
+        }
+    }
+
+    fn on_params(&mut self, p: Params) {
+        match self.conn {
+            ConnState::StandAlone => return,
+            ConnState::Unconnected | ConnState::WFConnection => {
+                // The peer's params overtook our TransportUp.
+                self.set_conn(ConnState::WFReportParams);
+                self.send(Msg::ReportParams(self.params()));
+            }
+            ConnState::WFReportParams => {}
+            _ => {
+                // Re-handshake requested by the peer (it attached).
+                self.set_conn(ConnState::WFReportParams);
+                self.send(Msg::ReportParams(self.params()));
+            }
+        }
+        self.set_peer_role(p.role);
+        self.set_peer_disk(p.disk);
+        self.peer_uuids = Some(p.uuids);
+
+        let two_primaries = self.role == Role::Primary && p.role == Role::Primary;
+        if self.disk == DiskState::Diskless || p.disk == DiskState::Diskless {
+            // No data on one side: nothing to compare.
+            if two_primaries {
+                self.drop_two_primaries();
+            } else {
+                self.set_conn(ConnState::Connected);
+            }
+            return;
+        }
+        let me = Side {
+            uuids: self.uuids,
+            primary: self.role == Role::Primary,
+            crashed_primary: self.crashed_primary,
+            disk: self.disk,
+            bits_set: self.bits_set,
+            discard_my_data: self.discard_my_data,
+        };
+        let peer = Side {
+            uuids: p.uuids,
+            primary: p.role == Role::Primary,
+            crashed_primary: p.crashed_primary,
+            disk: p.disk,
+            bits_set: p.bits_set,
+            discard_my_data: p.discard_my_data,
+        };
+        let sb_event = |recovered| Event::SplitBrain {
+            my_changes: me.bits_set,
+            peer_changes: peer.bits_set,
+            recovered,
+        };
+        match uuid::sync_handshake(&me, &peer, &self.cfg.policy, self.cfg.i_am_lower_id) {
+            Err(HandshakeError::SplitBrain) => self.drop_connection(sb_event(None)),
+            Err(e) => self.drop_connection(Event::HandshakeFailed(e.message().into())),
+            Ok(h) => {
+                self.event(Event::Handshake {
+                    rule: h.rule,
+                    decision: h.compared,
+                });
+                if h.me != self.uuids {
+                    self.uuids = h.me;
+                    self.persist();
+                }
+                self.peer_uuids = Some(h.peer);
+                if h.split_brain.is_some() {
+                    self.event(sb_event(h.split_brain));
+                }
+                if two_primaries {
+                    self.drop_two_primaries();
+                    return;
+                }
+                // DRBD clears DISCARD_MY_DATA once the handshake is done.
+                self.discard_my_data = false;
+                match h.decision.i_am_source() {
+                    None => {
+                        self.crashed_primary = false;
+                        self.set_conn(ConnState::Connected);
+                    }
+                    Some(src) => self.begin_bitmap(src, h.decision.is_full()),
+                }
+            }
+        }
+    }
+
+    fn begin_bitmap(&mut self, source: bool, full: bool) {
+        self.pending_full = full;
+        self.set_conn(if source {
+            ConnState::WFBitMapS
+        } else {
+            ConnState::WFBitMapT
+        });
+        self.outputs.push(Output::ExchangeBitmap { full });
+    }
+
+    fn on_bitmap_exchanged(&mut self, bits: u64) {
+        let source = match self.conn {
+            ConnState::WFBitMapS => true,
+            ConnState::WFBitMapT => false,
+            _ => return,
+        };
+        self.bits_set = bits;
+        self.sync_total = bits;
+        if source {
+            let fresh = self.fresh();
+            let sync = self.uuids.start_resync_source(fresh);
+            self.persist();
+            self.send(Msg::SyncUuid(sync));
+            self.set_peer_disk(DiskState::Inconsistent);
+            self.set_conn(ConnState::SyncSource);
+        } else {
+            self.set_disk(DiskState::Inconsistent);
+            self.set_conn(ConnState::SyncTarget);
+        }
+        self.event(Event::SyncStarted {
+            source,
+            full: self.pending_full,
+            bits,
+        });
+    }
+
+    fn on_sync_done(&mut self) {
+        let source = match self.conn {
+            ConnState::SyncSource | ConnState::PausedSyncS => true,
+            ConnState::SyncTarget | ConnState::PausedSyncT => false,
+            _ => return,
+        };
+        if source {
+            self.uuids.finish_resync();
+            self.set_peer_disk(DiskState::UpToDate);
+        } else {
+            let peer = self.peer_uuids.unwrap_or(self.uuids);
+            self.uuids.finish_resync_target(&peer);
+            if self.role == Role::Primary {
+                self.uuids.set_current(self.uuids.current, true);
+            }
+            self.set_disk(DiskState::UpToDate);
+        }
+        self.bits_set = 0;
+        self.sync_total = 0;
+        self.crashed_primary = false;
+        self.persist();
+        self.set_conn(ConnState::Connected);
+        self.event(Event::SyncFinished { source });
+        if !source {
+            self.send_state();
+        }
+    }
+
+    /// The connection is gone (or dropped): forget the peer; a Primary with
+    /// UpToDate data and no bitmap UUID starts a new data generation
+    /// (`after_state_ch`, "lost contact to peer's copy of the data").
+    fn lose_peer(&mut self) {
+        let had_peer_data = self.peer_disk >= DiskState::Inconsistent
+            && self.peer_disk != DiskState::DUnknown
+            && self.peer_disk != DiskState::Outdated;
+        self.set_peer_role(Role::Unknown);
+        self.set_peer_disk(DiskState::DUnknown);
+        self.peer_uuids = None;
+        if had_peer_data
+            && self.role == Role::Primary
+            && self.uuids.bitmap == 0
+            && self.disk == DiskState::UpToDate
+        {
+            self.new_current();
+            self.persist();
+        }
+    }
+
+    /// No allow-two-primaries: the state change after the handshake fails
+    /// (drbd_state.c: SS_TWO_PRIMARIES) and the connection is dropped.
+    fn drop_two_primaries(&mut self) {
+        self.drop_connection(Event::HandshakeFailed(
+            "Multiple primaries not allowed by config".into(),
+        ));
+    }
+
+    fn drop_connection(&mut self, why: Event) {
+        self.event(why);
+        self.lose_peer();
+        self.set_conn(ConnState::StandAlone);
+    }
+
+    fn new_current(&mut self) {
+        let fresh = self.fresh();
+        self.uuids.new_current(fresh, self.role == Role::Primary);
+        self.event(Event::NewCurrentUuid(self.uuids.current));
+    }
+
+    /// splitmix64; never 0 or UUID_JUST_CREATED (ignoring the low bit).
+    fn fresh(&mut self) -> u64 {
+        loop {
+            self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.rng;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            let z = z & !1;
+            if z != 0 && z != uuid::UUID_JUST_CREATED {
+                return z;
+            }
+        }
+    }
+
+    fn in_sync(&self) -> bool {
+        matches!(
+            self.conn,
+            ConnState::SyncSource
+                | ConnState::SyncTarget
+                | ConnState::PausedSyncS
+                | ConnState::PausedSyncT
+        )
+    }
+
+    fn in_wf_bitmap(&self) -> bool {
+        matches!(self.conn, ConnState::WFBitMapS | ConnState::WFBitMapT)
+    }
+
+    fn send(&mut self, m: Msg) {
+        self.outputs.push(Output::Send(m));
+    }
+
+    fn send_state(&mut self) {
+        if self.conn >= ConnState::Connected {
+            self.send(Msg::State {
+                role: self.role,
+                disk: self.disk,
+            });
+        }
+    }
+
+    fn persist(&mut self) {
+        self.outputs.push(Output::PersistUuids(self.uuids));
+    }
+
+    fn event(&mut self, e: Event) {
+        self.outputs.push(Output::Event(e));
+    }
+
+    fn set_conn(&mut self, to: ConnState) {
+        if self.conn != to {
+            let from = self.conn;
+            self.conn = to;
+            self.event(Event::Conn { from, to });
+        }
+    }
+
+    fn set_role(&mut self, to: Role) {
+        if self.role != to {
+            let from = self.role;
+            self.role = to;
+            self.event(Event::Role { from, to });
+        }
+    }
+
+    fn set_disk(&mut self, to: DiskState) {
+        if self.disk != to {
+            let from = self.disk;
+            self.disk = to;
+            self.event(Event::Disk { from, to });
+        }
+    }
+
+    fn set_peer_role(&mut self, to: Role) {
+        if self.peer_role != to {
+            self.peer_role = to;
+            self.event(Event::PeerRole(to));
+        }
+    }
+
+    fn set_peer_disk(&mut self, to: DiskState) {
+        if self.peer_disk != to {
+            self.peer_disk = to;
+            self.event(Event::PeerDisk(to));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::uuid::{AfterSb0, UUID_JUST_CREATED};
+
+    const A: u64 = 0x6EE1_5D6C_5A7F_0870;
+    const B: u64 = 0x8A9A_3C1E_3E68_1D04;
+
+    fn cfg(lower: bool) -> ResourceConfig {
+        ResourceConfig {
+            i_am_lower_id: lower,
+            seed: if lower { 1 } else { 2 },
+            ..ResourceConfig::default()
+        }
+    }
+
+    fn data(uuids: Uuids) -> Attached {
+        Attached {
+            uuids,
+            disk: DiskState::UpToDate,
+            bits_set: 0,
+            crashed_primary: false,
+        }
+    }
+
+    fn same() -> Uuids {
+        Uuids {
+            current: A,
+            bitmap: 0,
+            history: [B, 0],
+        }
+    }
+
+    /// Deliver messages both ways until quiet; return all outputs.
+    fn pump(a: &mut Resource, b: &mut Resource) -> (Vec<Output>, Vec<Output>) {
+        let (mut all_a, mut all_b) = (Vec::new(), Vec::new());
+        loop {
+            let oa = a.take_outputs();
+            let ob = b.take_outputs();
+            if oa.is_empty() && ob.is_empty() {
+                return (all_a, all_b);
+            }
+            for o in &oa {
+                if let Output::Send(m) = o {
+                    b.handle(Input::Peer(*m)).unwrap();
+                }
+            }
+            for o in &ob {
+                if let Output::Send(m) = o {
+                    a.handle(Input::Peer(*m)).unwrap();
+                }
+            }
+            all_a.extend(oa);
+            all_b.extend(ob);
+        }
+    }
+
+    fn connect(a: &mut Resource, b: &mut Resource) -> (Vec<Output>, Vec<Output>) {
+        for r in [&mut *a, &mut *b] {
+            if r.conn() == ConnState::StandAlone {
+                r.handle(Input::Connect).unwrap();
+            }
+        }
+        a.handle(Input::TransportUp).unwrap();
+        b.handle(Input::TransportUp).unwrap();
+        pump(a, b)
+    }
+
+    fn pair(cfg_a: ResourceConfig, cfg_b: ResourceConfig) -> (Resource, Resource) {
+        let mut a = Resource::new(cfg_a, Some(data(same())));
+        let mut b = Resource::new(cfg_b, Some(data(same())));
+        connect(&mut a, &mut b);
+        assert_eq!(a.conn(), ConnState::Connected);
+        assert_eq!(b.conn(), ConnState::Connected);
+        (a, b)
+    }
+
+    fn events(o: &[Output]) -> Vec<Event> {
+        o.iter()
+            .filter_map(|o| match o {
+                Output::Event(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn resync(a: &mut Resource, b: &mut Resource, bits: u64) {
+        a.handle(Input::BitmapExchanged { bits }).unwrap();
+        b.handle(Input::BitmapExchanged { bits }).unwrap();
+        pump(a, b);
+        a.handle(Input::SyncDone).unwrap();
+        b.handle(Input::SyncDone).unwrap();
+        pump(a, b);
+    }
+
+    #[test]
+    fn names_as_drbd() {
+        assert_eq!(ConnState::WFBitMapS.as_str(), "WFBitMapS");
+        assert_eq!(ConnState::PausedSyncT.to_string(), "PausedSyncT");
+        assert_eq!(DiskState::DUnknown.as_str(), "DUnknown");
+        assert_eq!(DiskState::UpToDate.to_string(), "UpToDate");
+        assert_eq!(Role::Secondary.as_str(), "Secondary");
+        assert_eq!(
+            serde_json::to_string(&ConnState::StandAlone).unwrap(),
+            "\"StandAlone\""
+        );
+        let d: DiskState = serde_json::from_str("\"Outdated\"").unwrap();
+        assert_eq!(d, DiskState::Outdated);
+        assert!(DiskState::Inconsistent < DiskState::Outdated);
+        assert!(DiskState::Consistent < DiskState::UpToDate);
+        assert!(ConnState::WFReportParams < ConnState::Connected);
+    }
+
+    #[test]
+    fn connect_transport_params_connected() {
+        let mut a = Resource::new(cfg(true), Some(data(same())));
+        assert_eq!(a.conn(), ConnState::StandAlone);
+        a.handle(Input::Connect).unwrap();
+        assert_eq!(a.conn(), ConnState::WFConnection);
+        assert_eq!(
+            a.handle(Input::Connect),
+            Err("Device has a net-config (use disconnect first)".into())
+        );
+        a.handle(Input::TransportUp).unwrap();
+        assert_eq!(a.conn(), ConnState::WFReportParams);
+        let out = a.take_outputs();
+        assert!(out.contains(&Output::Send(Msg::ReportParams(a.params()))));
+        let mut b = Resource::new(cfg(false), Some(data(same())));
+        b.handle(Input::Connect).unwrap();
+        b.handle(Input::TransportUp).unwrap();
+        let (oa, _) = pump(&mut a, &mut b);
+        assert_eq!(a.conn(), ConnState::Connected);
+        assert_eq!(a.peer_role(), Role::Secondary);
+        assert_eq!(a.peer_disk(), DiskState::UpToDate);
+        assert!(events(&oa).contains(&Event::Handshake {
+            rule: 40,
+            decision: Decision::NoSync
+        }));
+        // Disconnect -> StandAlone, the peer is forgotten.
+        a.handle(Input::Disconnect).unwrap();
+        assert_eq!(a.conn(), ConnState::StandAlone);
+        assert_eq!(a.peer_role(), Role::Unknown);
+        assert_eq!(a.peer_disk(), DiskState::DUnknown);
+    }
+
+    #[test]
+    fn initial_full_sync_after_force_primary() {
+        let created = Attached {
+            uuids: Uuids::created(),
+            disk: DiskState::Inconsistent,
+            bits_set: 0,
+            crashed_primary: false,
+        };
+        let mut a = Resource::new(cfg(true), Some(created));
+        let mut b = Resource::new(cfg(false), Some(created));
+        connect(&mut a, &mut b);
+        // Rule 10 and both Inconsistent: Connected, nothing to sync.
+        assert_eq!(a.conn(), ConnState::Connected);
+        assert_eq!(
+            a.handle(Input::Promote { force: false }),
+            Err("local disk Inconsistent".into())
+        );
+        // --overwrite-data-of-peer.
+        a.handle(Input::Promote { force: true }).unwrap();
+        assert_eq!(a.role(), Role::Primary);
+        assert_eq!(a.disk(), DiskState::UpToDate);
+        assert_eq!(a.uuids().bitmap, UUID_JUST_CREATED);
+        pump(&mut a, &mut b);
+        // DRBD starts the resync on the state change; here: invalidate-remote.
+        a.handle(Input::InvalidateRemote).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(a.conn(), ConnState::WFBitMapS);
+        assert_eq!(b.conn(), ConnState::WFBitMapT);
+        resync(&mut a, &mut b, 1000);
+        assert_eq!(b.disk(), DiskState::UpToDate);
+        assert_eq!(a.peer_disk(), DiskState::UpToDate);
+        assert_eq!(a.uuids().current & !1, b.uuids().current);
+    }
+
+    #[test]
+    fn transport_lost_primary_new_current_then_bitmap_resync() {
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        a.handle(Input::Promote { force: false }).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(b.peer_role(), Role::Primary);
+        assert_eq!(a.uuids().current, A | 1);
+        assert_eq!(a.uuids().bitmap, 0);
+        a.handle(Input::TransportLost).unwrap();
+        b.handle(Input::TransportLost).unwrap();
+        assert_eq!(a.conn(), ConnState::WFConnection);
+        assert_eq!(a.peer_role(), Role::Unknown);
+        assert_eq!(a.peer_disk(), DiskState::DUnknown);
+        let u = a.uuids();
+        assert_ne!(u.current & !1, A);
+        assert_eq!(u.bitmap, A | 1);
+        assert!(events(&a.take_outputs()).contains(&Event::NewCurrentUuid(u.current)));
+        // The Secondary keeps its UUIDs.
+        assert_eq!(b.uuids(), same());
+        a.handle(Input::BitsSet(7)).unwrap();
+        connect(&mut a, &mut b);
+        assert_eq!(a.conn(), ConnState::WFBitMapS);
+        assert_eq!(b.conn(), ConnState::WFBitMapT);
+        a.handle(Input::BitmapExchanged { bits: 7 }).unwrap();
+        b.handle(Input::BitmapExchanged { bits: 7 }).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(a.conn(), ConnState::SyncSource);
+        assert_eq!(b.conn(), ConnState::SyncTarget);
+        assert_eq!(b.disk(), DiskState::Inconsistent);
+        a.handle(Input::SyncProgress(3)).unwrap();
+        assert!(events(&a.take_outputs()).contains(&Event::SyncProgress { done: 3, total: 7 }));
+        a.handle(Input::PauseSync).unwrap();
+        assert_eq!(a.conn(), ConnState::PausedSyncS);
+        a.handle(Input::ResumeSync).unwrap();
+        a.handle(Input::SyncDone).unwrap();
+        b.handle(Input::SyncDone).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(a.conn(), ConnState::Connected);
+        assert_eq!(b.conn(), ConnState::Connected);
+        assert_eq!(b.disk(), DiskState::UpToDate);
+        assert_eq!(a.peer_disk(), DiskState::UpToDate);
+        assert_eq!(a.uuids().current & !1, b.uuids().current);
+        assert_eq!(a.uuids().bitmap, 0);
+        // Reconnecting now: no sync.
+        a.handle(Input::TransportLost).unwrap();
+        b.handle(Input::TransportLost).unwrap();
+        connect(&mut a, &mut b);
+        assert_eq!(a.conn(), ConnState::WFBitMapS, "a new generation again");
+    }
+
+    #[test]
+    fn secondary_reconnect_without_changes_is_no_sync() {
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        a.handle(Input::TransportLost).unwrap();
+        b.handle(Input::TransportLost).unwrap();
+        connect(&mut a, &mut b);
+        assert_eq!(a.conn(), ConnState::Connected);
+        assert_eq!(a.uuids(), same());
+    }
+
+    #[test]
+    fn promote_refusals() {
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        a.handle(Input::Promote { force: false }).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(
+            b.handle(Input::Promote { force: false }),
+            Err("peer is Primary".into())
+        );
+        assert_eq!(
+            b.handle(Input::Promote { force: true }),
+            Err("peer is Primary".into())
+        );
+        assert_eq!(b.role(), Role::Secondary);
+        // Outdated local disk.
+        let mut o = Resource::new(
+            cfg(true),
+            Some(Attached {
+                disk: DiskState::Outdated,
+                ..data(same())
+            }),
+        );
+        assert_eq!(
+            o.handle(Input::Promote { force: false }),
+            Err("local disk Outdated".into())
+        );
+        o.handle(Input::Promote { force: true }).unwrap();
+        assert_eq!(o.disk(), DiskState::UpToDate);
+        assert_eq!(o.uuids().bitmap, A, "forced: a new generation");
+        // Diskless and alone.
+        let mut d = Resource::new(cfg(true), None);
+        assert_eq!(
+            d.handle(Input::Promote { force: true }),
+            Err("local disk Diskless".into())
+        );
+    }
+
+    #[test]
+    fn fencing_refuses_promotion_unless_peer_outdated() {
+        let fcfg = ResourceConfig {
+            fencing: true,
+            ..cfg(false)
+        };
+        let (mut a, mut b) = pair(cfg(true), fcfg);
+        a.handle(Input::Promote { force: false }).unwrap();
+        pump(&mut a, &mut b);
+        b.handle(Input::TransportLost).unwrap();
+        // Connected promotion would be fine; disconnected it is refused.
+        assert_eq!(
+            b.handle(Input::Promote { force: false }),
+            Err("Refusing to be Primary while peer is not outdated".into())
+        );
+        assert_eq!(
+            b.handle(Input::Promote { force: true }),
+            Err("Refusing to be Primary while peer is not outdated".into())
+        );
+        b.handle(Input::PeerOutdated).unwrap();
+        assert_eq!(b.peer_disk(), DiskState::Outdated);
+        b.handle(Input::Promote { force: false }).unwrap();
+        assert_eq!(b.role(), Role::Primary);
+    }
+
+    #[test]
+    fn demote_attach_detach() {
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        a.handle(Input::Promote { force: false }).unwrap();
+        a.handle(Input::Demote).unwrap();
+        assert_eq!(a.role(), Role::Secondary);
+        assert_eq!(a.uuids().current & 1, 0);
+        pump(&mut a, &mut b);
+        assert_eq!(
+            a.handle(Input::Attach(data(same()))),
+            Err("Device is attached to a disk (use detach first)".into())
+        );
+        b.handle(Input::Detach).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(b.disk(), DiskState::Diskless);
+        assert_eq!(a.peer_disk(), DiskState::Diskless);
+        // A Primary may detach while the peer is UpToDate ...
+        a.handle(Input::Promote { force: false }).unwrap();
+        pump(&mut a, &mut b);
+        // (promoted with a diskless peer: a new generation, as DRBD)
+        assert_eq!(a.uuids().bitmap, A);
+        b.handle(Input::Attach(data(same()))).unwrap();
+        let (_, ob) = pump(&mut a, &mut b);
+        assert!(events(&ob).contains(&Event::Handshake {
+            rule: 50,
+            decision: Decision::BitmapSyncTarget
+        }));
+        assert_eq!(b.conn(), ConnState::WFBitMapT);
+        resync(&mut a, &mut b, 5);
+        assert_eq!(b.conn(), ConnState::Connected);
+        assert_eq!(a.peer_disk(), DiskState::UpToDate);
+        a.handle(Input::Detach).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(a.disk(), DiskState::Diskless);
+        // ... but a disconnected Primary must keep its data.
+        let mut p = Resource::new(cfg(true), Some(data(same())));
+        p.handle(Input::Promote { force: false }).unwrap();
+        assert_eq!(
+            p.handle(Input::Detach),
+            Err("Need access to UpToDate data".into())
+        );
+    }
+
+    #[test]
+    fn invalidate_and_invalidate_remote() {
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        b.handle(Input::Invalidate).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(b.conn(), ConnState::WFBitMapT);
+        assert_eq!(a.conn(), ConnState::WFBitMapS);
+        resync(&mut a, &mut b, 100);
+        assert_eq!(b.disk(), DiskState::UpToDate);
+        assert_eq!(a.conn(), ConnState::Connected);
+        a.handle(Input::InvalidateRemote).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(b.conn(), ConnState::WFBitMapT);
+        resync(&mut a, &mut b, 100);
+        assert_eq!(a.uuids().current, b.uuids().current);
+        a.handle(Input::Disconnect).unwrap();
+        assert_eq!(
+            a.handle(Input::InvalidateRemote),
+            Err("Need a connection to start verify or resync".into())
+        );
+        a.handle(Input::Invalidate).unwrap();
+        assert_eq!(a.disk(), DiskState::Inconsistent);
+    }
+
+    #[test]
+    fn unrelated_data_goes_standalone() {
+        let other = Uuids {
+            current: 0x1111_0000_2222_0000,
+            bitmap: 0,
+            history: [0x3333_0000_4444_0000, 0x5555_0000_6666_0000],
+        };
+        let mine = Uuids {
+            history: [B, 0x7777_0000_8888_0000],
+            ..same()
+        };
+        let mut a = Resource::new(cfg(true), Some(data(mine)));
+        let mut b = Resource::new(cfg(false), Some(data(other)));
+        let (oa, _) = connect(&mut a, &mut b);
+        assert_eq!(a.conn(), ConnState::StandAlone);
+        assert_eq!(b.conn(), ConnState::StandAlone);
+        assert!(events(&oa).contains(&Event::HandshakeFailed("Unrelated data, aborting!".into())));
+    }
+
+    #[test]
+    fn split_brain_auto_recovery_by_policy() {
+        let pol = SbPolicy {
+            after_sb_0pri: AfterSb0::DiscardLeastChanges,
+            ..SbPolicy::default()
+        };
+        let ca = ResourceConfig {
+            policy: pol,
+            ..cfg(true)
+        };
+        let cb = ResourceConfig {
+            policy: pol,
+            ..cfg(false)
+        };
+        let (mut a, mut b) = pair(ca, cb);
+        a.handle(Input::Promote { force: false }).unwrap();
+        pump(&mut a, &mut b);
+        a.handle(Input::TransportLost).unwrap();
+        b.handle(Input::TransportLost).unwrap();
+        b.handle(Input::Promote { force: false }).unwrap();
+        a.handle(Input::BitsSet(2)).unwrap();
+        b.handle(Input::BitsSet(50)).unwrap();
+        a.handle(Input::Demote).unwrap();
+        b.handle(Input::Demote).unwrap();
+        let (oa, _) = connect(&mut a, &mut b);
+        assert!(events(&oa).contains(&Event::SplitBrain {
+            my_changes: 2,
+            peer_changes: 50,
+            recovered: Some(SbRecovery::Auto),
+        }));
+        assert_eq!(a.conn(), ConnState::WFBitMapT);
+        assert_eq!(b.conn(), ConnState::WFBitMapS);
+    }
+
+    /// Seed 002: a split brain with two Primaries; the operator recovers
+    /// as the DRBD guide says: on the victim `secondary`, `disconnect`,
+    /// `connect --discard-my-data`; on the survivor `connect`. The victim
+    /// becomes SyncTarget by bitmap.
+    #[test]
+    fn seed_002_split_brain_manual_recovery() {
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        a.handle(Input::Promote { force: false }).unwrap();
+        pump(&mut a, &mut b);
+        // The link breaks; a keeps running, b is promoted too.
+        a.handle(Input::TransportLost).unwrap();
+        b.handle(Input::TransportLost).unwrap();
+        b.handle(Input::Promote { force: false }).unwrap();
+        assert_eq!(b.uuids().bitmap, A, "b was Secondary at the split");
+        assert_eq!(a.uuids().bitmap, A | 1, "a was Primary at the split");
+        a.handle(Input::BitsSet(10)).unwrap();
+        b.handle(Input::BitsSet(3)).unwrap();
+        a.take_outputs();
+        b.take_outputs();
+        // The link returns: split brain, both StandAlone.
+        let (oa, ob) = connect(&mut a, &mut b);
+        assert!(events(&oa).contains(&Event::SplitBrain {
+            my_changes: 10,
+            peer_changes: 3,
+            recovered: None,
+        }));
+        assert!(events(&ob).contains(&Event::SplitBrain {
+            my_changes: 3,
+            peer_changes: 10,
+            recovered: None,
+        }));
+        assert_eq!(a.conn(), ConnState::StandAlone);
+        assert_eq!(b.conn(), ConnState::StandAlone);
+        // Victim b.
+        b.handle(Input::Demote).unwrap();
+        b.handle(Input::Disconnect).unwrap();
+        b.handle(Input::DiscardMyData).unwrap();
+        b.handle(Input::Connect).unwrap();
+        assert_eq!(b.conn(), ConnState::WFConnection);
+        // Survivor a.
+        a.handle(Input::Connect).unwrap();
+        let (oa, ob) = connect(&mut a, &mut b);
+        assert!(events(&ob).contains(&Event::SplitBrain {
+            my_changes: 3,
+            peer_changes: 10,
+            recovered: Some(SbRecovery::Manual),
+        }));
+        assert!(events(&oa).contains(&Event::Handshake {
+            rule: 90,
+            decision: Decision::SplitBrain
+        }));
+        assert_eq!(b.conn(), ConnState::WFBitMapT);
+        assert_eq!(a.conn(), ConnState::WFBitMapS);
+        assert!(ob.contains(&Output::ExchangeBitmap { full: false }));
+        assert!(!b.discard_my_data());
+        resync(&mut a, &mut b, 13);
+        assert_eq!(b.conn(), ConnState::Connected);
+        assert_eq!(b.disk(), DiskState::UpToDate);
+        assert_eq!(a.role(), Role::Primary);
+        assert_eq!(b.peer_role(), Role::Primary);
+        assert_eq!(a.uuids().current & !1, b.uuids().current);
+        // A later reconnect needs no sync.
+        a.handle(Input::Disconnect).unwrap();
+        b.handle(Input::Disconnect).unwrap();
+        a.take_outputs();
+        connect(&mut a, &mut b);
+        assert_eq!(
+            b.conn(),
+            ConnState::WFBitMapT,
+            "a made a new generation on disconnect"
+        );
+    }
+}
