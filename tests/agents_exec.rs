@@ -6,7 +6,7 @@
 //! pid in `Drop`, also after a panic. Timings are never asserted.
 
 mod common;
-use common::{alive, read_pid, wait_gone};
+use common::{alive, read_pid, repo, require_root, wait_gone};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -19,17 +19,6 @@ const HBCTL: &str = env!("CARGO_BIN_EXE_hbctl");
 const TIMEOUT: Duration = Duration::from_secs(120);
 /// MariaDB initializes its data directory and recovers from crashes.
 const MARIADB_TIMEOUT: Duration = Duration::from_secs(900);
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "agent tests need root (network namespaces, MariaDB as user mysql); run scripts/test as root"
-    );
-}
 
 /// One `hbctl resource` run.
 struct Out {

@@ -6,7 +6,7 @@
 //! pid in `Drop`, also after a panic. Timings are never asserted.
 
 mod common;
-use common::{alive, read_pid, wait_gone};
+use common::{alive, read_pid, repo, require_root, wait_gone};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -24,17 +24,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const SHORT: Duration = Duration::from_secs(1);
 /// MariaDB initializes its data directory on first start.
 const MARIADB_WAIT: Duration = Duration::from_secs(900);
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "check tests need root (exec as another user, MariaDB as user mysql); run scripts/test as root"
-    );
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -9,6 +9,7 @@
 //! an error unless it is a pure tuning knob (then a warning). Sections
 //! inherit `common` → `resource` → `on`.
 
+pub use super::uuid::{AfterSb0, AfterSb1, AfterSb2};
 use crate::config::{ConfigError, ConfigWarning, Location};
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
@@ -49,33 +50,6 @@ pub enum Fencing {
     DontCare,
     ResourceOnly,
     ResourceAndStonith,
-}
-
-/// `after-sb-0pri`: split brain detected, no primary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AfterSb0 {
-    #[default]
-    Disconnect,
-    DiscardZeroChanges,
-    DiscardLeastChanges,
-    DiscardYoungerPrimary,
-    DiscardOlderPrimary,
-}
-
-/// `after-sb-1pri`: split brain detected, one primary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AfterSb1 {
-    #[default]
-    Disconnect,
-    Consensus,
-    DiscardSecondary,
-}
-
-/// `after-sb-2pri`: split brain detected, two primaries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AfterSb2 {
-    #[default]
-    Disconnect,
 }
 
 /// Where the metadata lives. Only `internal` (external and flexible
