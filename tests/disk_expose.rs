@@ -1,0 +1,359 @@
+//! The replicated device's exposure: a FUSE file behind a loop device, with
+//! ext4 on it. Needs root, /dev/fuse and loop devices. The FUSE mount lives
+//! in a temporary directory and is always unmounted (Exposed's Drop, also on
+//! panic); ext4 is only ever mounted inside `unshare --mount` children, so the
+//! root mount namespace never sees it.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hbd::disk::expose::{expose, harden_process, BlockStore, FileStore, DEVICE_FILE};
+
+const MIB: u64 = 1 << 20;
+
+/// A FileStore that counts flushes.
+struct Counting {
+    inner: FileStore,
+    flushes: AtomicU64,
+}
+
+impl BlockStore for Counting {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, data: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_at(data, offset)
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        self.inner.flush()
+    }
+}
+
+/// Kills and reaps a child process on drop.
+struct Reap(Child);
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn backing(dir: &Path, data: u64, meta: u64) -> PathBuf {
+    let path = dir.join("backing.img");
+    let f = File::create(&path).unwrap();
+    f.set_len(data + meta).unwrap();
+    // Metadata region past the data: a pattern that must survive.
+    f.write_all_at(&vec![0xAB; meta as usize], data).unwrap();
+    path
+}
+
+fn sh(script: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `script` in a private mount namespace (ext4 mounts stay there).
+fn in_private_ns(script: &str) -> String {
+    sh(&format!(
+        "unshare --mount --propagation private sh -ec '{}'",
+        script.replace('\'', "'\\''")
+    ))
+}
+
+fn losetup_lists(dev: &Path) -> bool {
+    sh("losetup -a")
+        .lines()
+        .any(|l| l.starts_with(&format!("{}:", dev.display())))
+}
+
+fn mounted(dir: &Path) -> bool {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(dir.to_str().unwrap()))
+}
+
+fn read_all(path: &Path, len: u64) -> Vec<u8> {
+    let mut buf = vec![0u8; len as usize];
+    File::open(path).unwrap().read_exact(&mut buf).unwrap();
+    buf
+}
+
+#[test]
+fn ext4_on_the_exposed_device_reaches_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = 64 * MIB;
+    let img = backing(tmp.path(), data, MIB);
+    let fuse_dir = tmp.path().join("fuse");
+    let ext4_dir = tmp.path().join("ext4");
+    std::fs::create_dir(&fuse_dir).unwrap();
+    std::fs::create_dir(&ext4_dir).unwrap();
+    let link = tmp.path().join("drbd0");
+
+    let store = Arc::new(Counting {
+        inner: FileStore::open(&img, data).unwrap(),
+        flushes: AtomicU64::new(0),
+    });
+    let mut exposed = expose(store.clone(), &fuse_dir, Some(&link)).unwrap();
+    let dev = exposed.loop_dev.clone();
+    eprintln!(
+        "exposed on {} (direct_io {})",
+        dev.display(),
+        exposed.direct_io
+    );
+    assert_eq!(std::fs::read_link(&link).unwrap(), dev);
+    assert!(mounted(&fuse_dir));
+    let listing = sh("losetup -a");
+    assert!(
+        listing.contains(&format!("{}/{DEVICE_FILE}", fuse_dir.display())),
+        "{listing}"
+    );
+    assert_eq!(
+        sh(&format!("blockdev --getsize64 {}", dev.display())).trim(),
+        data.to_string()
+    );
+
+    sh(&format!("mkfs.ext4 -q -F {}", link.display()));
+    let flushes_before = store.flushes.load(Ordering::SeqCst);
+    let written = in_private_ns(&format!(
+        "mount {dev} {dir}
+         dd if=/dev/urandom of={dir}/f bs=1M count=8 conv=fsync status=none
+         sha256sum < {dir}/f
+         umount {dir}",
+        dev = link.display(),
+        dir = ext4_dir.display()
+    ));
+    assert!(
+        store.flushes.load(Ordering::SeqCst) > flushes_before,
+        "fsync on ext4 did not reach BlockStore::flush"
+    );
+    let ops = exposed.op_counts();
+    eprintln!("ops: {ops:?}");
+    assert!(ops.fsync > 0 && ops.write > 0 && ops.read > 0, "{ops:?}");
+
+    // Remounted elsewhere, the file reads back the same.
+    let reread = in_private_ns(&format!(
+        "mount -o ro {dev} {dir}
+         sha256sum < {dir}/f
+         umount {dir}",
+        dev = dev.display(),
+        dir = ext4_dir.display()
+    ));
+    assert_eq!(written, reread);
+
+    // The backing file's data region is exactly the device's content; the
+    // metadata region past it is untouched.
+    let through_loop = read_all(&dev, data);
+    let mut in_file = vec![0u8; data as usize];
+    File::open(&img)
+        .unwrap()
+        .read_exact_at(&mut in_file, 0)
+        .unwrap();
+    assert!(through_loop == in_file, "backing file differs from device");
+    let mut meta = vec![0u8; MIB as usize];
+    File::open(&img)
+        .unwrap()
+        .read_exact_at(&mut meta, data)
+        .unwrap();
+    assert!(meta.iter().all(|&b| b == 0xAB), "metadata region written");
+
+    exposed.close(Duration::from_secs(30)).unwrap();
+    assert!(!losetup_lists(&dev), "{dev:?} still attached");
+    assert!(!mounted(&fuse_dir), "FUSE still mounted");
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "link left behind"
+    );
+    // Closing again is a no-op.
+    exposed.close(Duration::from_secs(1)).unwrap();
+}
+
+#[test]
+fn close_waits_for_and_names_holders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = 16 * MIB;
+    let img = backing(tmp.path(), data, MIB);
+    let fuse_dir = tmp.path().join("fuse");
+    std::fs::create_dir(&fuse_dir).unwrap();
+    let store = Arc::new(FileStore::open(&img, data).unwrap());
+    let mut exposed = expose(store, &fuse_dir, None).unwrap();
+    let dev = exposed.loop_dev.clone();
+
+    // Another process holds it open: close refuses and names it, and the
+    // device stays attached and usable.
+    let holder = Reap(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec sleep 600 < {}", dev.display()))
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = holder.0.id();
+    // Wait until the child has it open (no timing assumptions).
+    while !std::fs::read_link(format!("/proc/{pid}/fd/0")).is_ok_and(|p| p == dev) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let err = exposed.close(Duration::from_millis(300)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("pid {pid} (sleep)")), "{msg}");
+    assert!(losetup_lists(&dev));
+    assert!(mounted(&fuse_dir));
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&dev)
+        .unwrap();
+    f.write_all_at(b"still here", 4096).unwrap();
+    f.sync_all().unwrap();
+    drop(holder);
+
+    // This process holds it: close waits until it lets go.
+    let mut buf = [0u8; 10];
+    f.read_exact_at(&mut buf, 4096).unwrap();
+    assert_eq!(&buf, b"still here");
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(f);
+    });
+    exposed.close(Duration::from_secs(60)).unwrap();
+    releaser.join().unwrap();
+    assert!(!losetup_lists(&dev));
+    assert!(!mounted(&fuse_dir));
+    let mut in_file = [0u8; 10];
+    File::open(&img)
+        .unwrap()
+        .read_exact_at(&mut in_file, 4096)
+        .unwrap();
+    assert_eq!(&in_file, b"still here");
+}
+
+#[test]
+fn close_waits_for_a_mount_in_another_namespace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = 32 * MIB;
+    let img = backing(tmp.path(), data, MIB);
+    let fuse_dir = tmp.path().join("fuse");
+    let ext4_dir = tmp.path().join("ext4");
+    std::fs::create_dir(&fuse_dir).unwrap();
+    std::fs::create_dir(&ext4_dir).unwrap();
+    let store = Arc::new(FileStore::open(&img, data).unwrap());
+    let mut exposed = expose(store, &fuse_dir, None).unwrap();
+    let dev = exposed.loop_dev.clone();
+    sh(&format!("mkfs.ext4 -q -F {}", dev.display()));
+
+    // A mounted filesystem (in a child's namespace) holds it exclusively.
+    let ready = tmp.path().join("ready");
+    let holder = Reap(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-ec"])
+            .arg(format!(
+                "mount {} {}; touch {}; exec sleep 600",
+                dev.display(),
+                ext4_dir.display(),
+                ready.display()
+            ))
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    while !ready.exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let msg = exposed
+        .close(Duration::from_millis(300))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("mounted on"), "{msg}");
+    assert!(losetup_lists(&dev));
+    drop(holder); // the namespace goes away, and with it the mount
+    exposed.close(Duration::from_secs(60)).unwrap();
+    assert!(!losetup_lists(&dev));
+    assert!(!mounted(&fuse_dir));
+}
+
+#[test]
+fn harden_process_succeeds_as_root() {
+    // mlockall(MCL_FUTURE) would pin this whole test process: run it in a
+    // child copy of the test binary.
+    if std::env::var_os("HBD_HARDEN_CHILD").is_some() {
+        if let Err(e) = harden_process() {
+            // PR_SET_IO_FLUSHER needs CAP_SYS_RESOURCE, which some containers
+            // drop even for root; only then may it fail.
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let eff = status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+                .unwrap();
+            const CAP_SYS_RESOURCE: u32 = 24;
+            assert!(
+                eff & (1 << CAP_SYS_RESOURCE) == 0 && e.to_string().contains("PR_SET_IO_FLUSHER"),
+                "{e}"
+            );
+        }
+        // mlockall was done regardless.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let locked_kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmLck:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        assert!(locked_kb > 0, "{status}");
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "harden_process_succeeds_as_root", "--nocapture"])
+        .env("HBD_HARDEN_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn drop_cleans_up_also_on_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = 8 * MIB;
+    let img = backing(tmp.path(), data, MIB);
+    let fuse_dir = tmp.path().join("fuse");
+    std::fs::create_dir(&fuse_dir).unwrap();
+    let link = tmp.path().join("drbd9");
+    let dev = std::sync::Mutex::new(PathBuf::new());
+    let result = std::panic::catch_unwind(|| {
+        let store = Arc::new(FileStore::open(&img, data).unwrap());
+        let exposed = expose(store, &fuse_dir, Some(&link)).unwrap();
+        *dev.lock().unwrap() = exposed.loop_dev.clone();
+        panic!("test panic while exposed");
+    });
+    assert!(result.is_err());
+    let dev = dev.into_inner().unwrap();
+    assert!(!dev.as_os_str().is_empty());
+    assert!(!losetup_lists(&dev), "{dev:?} still attached");
+    assert!(!mounted(&fuse_dir), "FUSE still mounted");
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "link left behind"
+    );
+}
