@@ -318,3 +318,22 @@ fn jobs_run_on_the_holder_once_per_time_and_follow_a_failover() {
     let jobs = group(&s).unwrap()["jobs"].as_array().unwrap().clone();
     assert_eq!(jobs.len(), 2, "{jobs:?}");
 }
+
+/// SIGHUP with other checks keeps the running ones (they change at the next
+/// start, as haresources does) and the daemon goes on answering.
+#[test]
+fn reload_with_other_checks_keeps_the_running_ones() {
+    let mut lab = lab("off", WEB_CHECK);
+    lab.start_all();
+    wait_started_on(&lab, &[1, 2], "n1");
+    let base = std::fs::read_to_string(lab.config_dir(1).join("cluster.toml")).unwrap();
+    lab.write(1, "cluster.toml", &base.replace(WEB_CHECK, ""));
+    lab.signal(1, nix::sys::signal::Signal::SIGHUP);
+    lab.wait_for("the reload is logged", || {
+        lab.log(1).contains("take effect at the next start")
+    });
+    lab.wait_for("check ok on n1", || {
+        check_state(&lab, 1).as_deref() == Some("ok")
+    });
+    wait_started_on(&lab, &[1, 2], "n1");
+}

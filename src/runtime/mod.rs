@@ -887,6 +887,11 @@ impl Daemon {
             new.groups = self.config.groups.clone();
             new.ha.auto_failback = self.config.ha.auto_failback;
         }
+        if new.checks != self.config.checks || new.jobs != self.config.jobs {
+            tracing::warn!("[[check]] or [[job]] changed: they take effect at the next start");
+            new.checks = self.config.checks.clone();
+            new.jobs = self.config.jobs.clone();
+        }
         *self.access.write().unwrap_or_else(|e| e.into_inner()) =
             Access::from_group(new.cluster.control.group.as_deref());
         let now = self.now();
