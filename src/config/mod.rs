@@ -272,6 +272,16 @@ fn report_fits(
                     last: i64::MIN,
                 })
                 .collect(),
+            no: u64::MAX,
+            heard: ha
+                .nodes
+                .iter()
+                .map(|_| crate::wire::Heard {
+                    node: longest.clone(),
+                    incarnation: u64::MAX,
+                    no: u64::MAX,
+                })
+                .collect(),
         }),
     };
     match crate::wire::encode(&msg, keys) {

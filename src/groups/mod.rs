@@ -50,7 +50,7 @@ mod sim;
 #[cfg(test)]
 mod tests;
 
-pub use crate::wire::{Grant, GroupEntry, GroupReport, GroupState, Pref};
+pub use crate::wire::{Grant, GroupEntry, GroupReport, GroupState, Heard, Pref};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -72,6 +72,9 @@ pub struct GroupsConfig {
     pub auto_failback: bool,
     /// The report is sent again this often even when nothing changed.
     pub resend: Duration,
+    /// Membership's deadtime: a peer that has not heard this node for this
+    /// long may declare it dead and withdraw its grants.
+    pub deadtime: Duration,
 }
 
 /// Which groups `hbctl standby` / `takeover` act on (hb_standby's words).
@@ -227,7 +230,15 @@ pub struct Groups {
     last_sent: Option<GroupReport>,
     next_resend: Duration,
     marks: Vec<crate::wire::JobMark>,
+    /// Number of the last report sent, and when recent ones were sent.
+    report_no: u64,
+    sent_at: std::collections::VecDeque<(u64, Duration)>,
+    /// The latest `now` the machine was given.
+    latest: Duration,
 }
+
+/// How many recent reports' send times are kept for leases.
+const SENT_REMEMBERED: usize = 256;
 
 impl Groups {
     /// A machine for a node that started at `now`. It asks for a probe of
@@ -268,6 +279,9 @@ impl Groups {
             last_sent: None,
             next_resend: now,
             marks: Vec::new(),
+            report_no: 0,
+            sent_at: std::collections::VecDeque::new(),
+            latest: now,
         };
         g.decide(now);
         g
@@ -900,18 +914,59 @@ impl Groups {
     /// Recomputes everything after an input: stops, grants, claims, starts,
     /// and the report when it changed or is due.
     fn decide(&mut self, now: Duration) {
+        self.latest = self.latest.max(now);
         if self.ready() {
             for i in 0..self.local.len() {
                 self.decide_group(i);
             }
         }
+        // `no` and `heard` change with every report: they are refreshed on
+        // every send but never cause one.
         let report = self.report();
         let changed = self.last_sent.as_ref() != Some(&report);
         if changed || now >= self.next_resend {
             self.last_sent = Some(report.clone());
+            let mut report = report;
+            self.report_no += 1;
+            report.no = self.report_no;
+            report.heard = self
+                .peers
+                .iter()
+                .filter_map(|p| match (p.life, &p.report) {
+                    (Life::Up(inc), Some(r)) => Some(Heard {
+                        node: p.name.clone(),
+                        incarnation: inc,
+                        no: r.no,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            if self.sent_at.len() == SENT_REMEMBERED {
+                self.sent_at.pop_front();
+            }
+            self.sent_at.push_back((self.report_no, now));
             self.outputs.push(Output::Send(report));
             self.next_resend = now.saturating_add(self.cfg.resend.max(Duration::from_millis(1)));
         }
+    }
+
+    /// Whether `p` heard this node recently enough that it cannot have
+    /// declared it dead (and withdrawn its grants) by now, with a keepalive
+    /// to spare: it heard report `no`, sent at `t`, so it declares this node
+    /// dead no earlier than `t + deadtime`.
+    fn lease_valid(&self, r: &GroupReport) -> bool {
+        let Some(h) = r
+            .heard
+            .iter()
+            .find(|h| h.node == self.cfg.node && h.incarnation == self.incarnation)
+        else {
+            return false;
+        };
+        let Some(&(_, sent)) = self.sent_at.iter().find(|(no, _)| *no == h.no) else {
+            return false;
+        };
+        let lease = self.cfg.deadtime.saturating_sub(self.cfg.resend);
+        self.latest < sent.saturating_add(lease)
     }
 
     fn decide_group(&mut self, i: usize) {
@@ -998,8 +1053,11 @@ impl Groups {
             Life::Dead => true,
             Life::Unknown => false,
             // A ready peer configured without the group never runs it.
+            // Its grant counts only within its lease (see `lease_valid`).
             Life::Up(_) => {
-                p.report.as_ref().is_some_and(|r| r.ready)
+                p.report
+                    .as_ref()
+                    .is_some_and(|r| r.ready && self.lease_valid(r))
                     && self
                         .peer_entry(p, i)
                         .is_none_or(|e| e.grant.as_ref() == Some(&mine) && !e.state.may_run())
@@ -1040,6 +1098,8 @@ impl Groups {
                 })
                 .collect(),
             marks: self.marks.clone(),
+            no: 0,
+            heard: Vec::new(),
         }
     }
 }

@@ -600,6 +600,8 @@ fn reports_are_delivered_once_and_in_order() {
             leaving: false,
             groups: Vec::new(),
             marks: Vec::new(),
+            no: 1,
+            heard: Vec::new(),
         })
     };
     let t = ms(10);

@@ -104,6 +104,7 @@ pub fn groups_config(c: &Config) -> GroupsConfig {
             .collect(),
         auto_failback: c.ha.auto_failback != config::AutoFailback::Off,
         resend: c.ha.keepalive,
+        deadtime: c.ha.deadtime,
     }
 }
 

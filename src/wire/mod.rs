@@ -80,6 +80,19 @@ pub struct GroupReport {
     /// For each job the sender ran (or skipped), the last scheduled time
     /// (unix seconds): the next holder of its group never runs it again.
     pub marks: Vec<JobMark>,
+    /// This report's number (per incarnation, +1 per report sent).
+    pub no: u64,
+    /// For each peer, the number of the latest report received from it: a
+    /// claimant uses a grant only while it knows the granter heard it less
+    /// than a deadtime ago (the grant's lease).
+    pub heard: Vec<Heard>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heard {
+    pub node: String,
+    pub incarnation: u64,
+    pub no: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

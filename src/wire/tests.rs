@@ -427,6 +427,12 @@ fn any_report() -> impl Strategy<Value = GroupReport> {
             leaving,
             groups,
             marks,
+            no: 7,
+            heard: vec![Heard {
+                node: "n2".into(),
+                incarnation: 3,
+                no: 9,
+            }],
         })
 }
 
