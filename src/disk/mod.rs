@@ -7,5 +7,6 @@
 pub mod conf;
 pub mod expose;
 pub mod meta;
+pub mod replicate;
 pub mod state;
 pub mod uuid;
