@@ -90,6 +90,18 @@ enum Command {
         /// The group: its first resource as in haresources (see status).
         group: String,
     },
+    /// The replicated disk, drbdadm's way (works without hbd running). So far:
+    /// create-md and dump-md; the other verbs come with the device.
+    Disk {
+        /// Configuration directory (drbd.conf, or cluster.toml's [disk] drbd_conf).
+        #[arg(long, value_name = "DIR", default_value = "/etc/ha.d")]
+        config: PathBuf,
+        /// This node's name in drbd.conf's `on` sections [default: uname -n].
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+        #[command(subcommand)]
+        verb: DiskVerb,
+    },
     /// Run one resource agent here, without the daemon (heartbeat's
     /// ResourceManager): status exits 0 when running, 3 when stopped.
     Resource {
@@ -101,6 +113,20 @@ enum Command {
         #[arg(value_enum)]
         action: ResourceAction,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum DiskVerb {
+    /// Write fresh metadata (meta-disk internal, at the end of the backing
+    /// disk) for RES, or `all`.
+    CreateMd {
+        res: String,
+        /// Overwrite valid metadata (its generation UUIDs and bitmap are lost).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print RES's metadata: sizes, generation UUIDs, flags, out-of-sync bytes.
+    DumpMd { res: String },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -141,6 +167,102 @@ enum ResourceAction {
     Start,
     Stop,
     Status,
+}
+
+/// `hbctl disk`: the metadata verbs, on this node's backing disks.
+fn disk(dir: PathBuf, node: Option<String>, verb: DiskVerb) -> ExitCode {
+    use hbd::disk::meta;
+    let node = match node
+        .map(Ok)
+        .unwrap_or_else(|| nix::unistd::gethostname().map(|n| n.to_string_lossy().into_owned()))
+    {
+        Ok(n) => n.to_lowercase(),
+        Err(e) => {
+            eprintln!("hbctl: cannot read the host name: {e}; use --node");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let c = match config::load(&dir, &node) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let Some(drbd) = c.drbd else {
+        eprintln!(
+            "hbctl: no drbd.conf in {} (nor [disk] drbd_conf in cluster.toml)",
+            dir.display()
+        );
+        return ExitCode::from(exit::CONFIG);
+    };
+    let res = match &verb {
+        DiskVerb::CreateMd { res, .. } | DiskVerb::DumpMd { res } => res.clone(),
+    };
+    let chosen: Vec<_> = drbd
+        .resources
+        .iter()
+        .filter(|r| res == "all" || r.name == res)
+        .collect();
+    if chosen.is_empty() {
+        let names: Vec<&str> = drbd.resources.iter().map(|r| r.name.as_str()).collect();
+        eprintln!("hbctl: no resource {res} (resources: {})", names.join(", "));
+        return ExitCode::from(exit::REFUSED);
+    }
+    let mut code = exit::OK;
+    for r in chosen {
+        let Some(host) = r.host(&node) else {
+            eprintln!("hbctl: {}: no `on {node}` section", r.name);
+            code = exit::REFUSED;
+            continue;
+        };
+        let disk = host.disk.display();
+        match &verb {
+            DiskVerb::CreateMd { force, .. } => match meta::create(&host.disk, *force) {
+                Ok(m) => println!(
+                    "{}: metadata created on {disk}: data area {} bytes, metadata from byte {}",
+                    r.name, m.layout.data_size, m.layout.al_offset
+                ),
+                Err(meta::MetaError::Exists) => {
+                    eprintln!(
+                        "hbctl: {}: {disk} already has valid metadata; --force overwrites it \
+                         (its generation UUIDs and bitmap are lost)",
+                        r.name
+                    );
+                    code = exit::REFUSED;
+                }
+                Err(e) => {
+                    eprintln!("hbctl: {}: {disk}: {e}", r.name);
+                    code = exit::FAILURE;
+                }
+            },
+            DiskVerb::DumpMd { .. } => match meta::open(&host.disk) {
+                Ok((m, f)) => {
+                    let oos = meta::read_bitmap(&f, &m.layout)
+                        .map(|b| b.out_of_sync_bytes().to_string())
+                        .unwrap_or_else(|e| format!("unreadable: {e}"));
+                    println!(
+                        "{}: {disk}\n  device size {} bytes, data area {} bytes\n  \
+                         uuids current {:016X} bitmap {:016X} history {:016X}:{:016X}\n  \
+                         flags {:?}\n  out of sync {oos} bytes",
+                        r.name,
+                        m.layout.device_size,
+                        m.layout.data_size,
+                        m.uuids.current,
+                        m.uuids.bitmap,
+                        m.uuids.history[0],
+                        m.uuids.history[1],
+                        m.flags
+                    );
+                }
+                Err(e) => {
+                    eprintln!("hbctl: {}: {disk}: {e}", r.name);
+                    code = exit::FAILURE;
+                }
+            },
+        }
+    }
+    ExitCode::from(code)
 }
 
 /// `hbctl resource`: resolves SPEC as the daemon would and runs one action.
@@ -232,6 +354,7 @@ fn main() -> ExitCode {
             spec,
             action,
         } => return resource(config, &spec, action),
+        Command::Disk { config, node, verb } => return disk(config, node, verb),
         Command::Status { .. } => Request::Status,
         Command::Nodestatus { ref node, .. } => Request::NodeStatus { node: node.clone() },
         Command::Listnodes { .. } => Request::ListNodes,
