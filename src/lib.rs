@@ -14,6 +14,7 @@
 //! | `groups/`     | resource-group ownership (no I/O): membership events and peers' reports in; reports, start/stop work and events out |
 //! | `agents/`     | resource agents: lookup as heartbeat, built-in IPaddr/IPaddr2/Filesystem/mon, script agents (heartbeat, LSB, OCF) |
 //! | `monitor/`    | service checks (tcp, http, process, exec, mysql) and their scheduler (no I/O): fall/rise, restart, move |
+//! | `disk/`       | the replicated disk in progress: drbd.conf, DRBD 8.4 UUIDs and states (no I/O), metadata, protocol C replication, FUSE + loop exposure |
 //! | `jobs/`       | cron schedules and the job scheduler (no I/O): jobs run where their group runs, once per scheduled time |
 //! | `ctl/`        | the control-socket protocol shared by `hbd` and `hbctl`, and the status document |
 //! | `runtime/`    | the daemon's I/O: media sockets, timers, control server, signals, logging, state dir |

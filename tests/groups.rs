@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{Lab, KEY, TIMEOUT};
+use common::{Lab, KEY};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
-use std::time::Instant;
 
 const VIP: &str = "192.0.2.50";
 
@@ -299,18 +298,16 @@ fn holder_death_moves_the_group_and_auto_failback_decides_the_return() {
 #[test]
 fn sigterm_hands_the_group_over_without_waiting_for_deadtime() {
     let id = format!("IPaddr2::{VIP}/24/eth0:0");
-    // deadtime 20 s: a takeover by timeout could not beat the TIMEOUT-bounded
-    // wait below by much, the log says which it was.
+    // deadtime 20 s; the peer's dead_reason says whether it was the Leaving
+    // handoff or a timeout.
     let mut lab = lab(&format!("n1 {id} rec::a\n"), "on", "20");
     lab.start_all();
     wait_started_on(&lab, &[1, 2], &id, "n1");
-    let t = Instant::now();
     assert!(lab.stop(1).success());
     assert!(!has_vip(&lab, "n1"), "n1 stopped its groups before exiting");
     wait_started_on(&lab, &[2], &id, "n2");
     let s = lab.status(2).unwrap();
     assert_eq!(common::node_entry(&s, "n1").unwrap()["dead_reason"], "left");
-    assert!(t.elapsed() < TIMEOUT);
     vip_answers_from(&lab, "n2");
     let a = actions(&lab);
     let stop = a
