@@ -491,19 +491,7 @@ impl MariaDb {
     }
 
     fn pids(&self) -> Vec<i32> {
-        let want = format!("--datadir={}", self.datadir().display());
-        let mut pids = Vec::new();
-        for e in fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            if let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) {
-                if cmd.split(|&b| b == 0).any(|a| a == want.as_bytes()) && alive(pid) {
-                    pids.push(pid);
-                }
-            }
-        }
-        pids
+        common::pids_with_arg(&format!("--datadir={}", self.datadir().display()))
     }
 
     fn tcp(&self, user: &str, password: &str) -> CheckKind {

@@ -302,15 +302,9 @@ fn resource(dir: PathBuf, spec: &str, action: ResourceAction) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .try_init();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("hbctl: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
+        Err(code) => return code,
     };
     let result = rt.block_on(async {
         match action {
@@ -372,15 +366,9 @@ fn main() -> ExitCode {
             group: group.clone(),
         },
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("hbctl: {e}");
-            return ExitCode::from(exit::FAILURE);
-        }
+        Err(code) => return code,
     };
     let response = match rt.block_on(ctl::call(&socket, request)) {
         Ok(r) => r,
@@ -591,6 +579,17 @@ fn render_jobs(s: &Status) -> String {
         out.push_str("no jobs ([[job]] in cluster.toml)\n");
     }
     out
+}
+
+/// The single-threaded runtime hbctl's calls run on.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("hbctl: {e}");
+            ExitCode::from(exit::FAILURE)
+        })
 }
 
 /// `  LABEL: VALUE` when there is a value.

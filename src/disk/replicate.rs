@@ -701,6 +701,14 @@ mod tests {
     use std::sync::atomic::AtomicU64;
     use tokio::io::AsyncWriteExt;
 
+    /// A raw client that connected and sent its Hello (and nothing else yet).
+    async fn hello(addr: SocketAddr) -> Link {
+        let mut l = framed(TcpStream::connect(addr).await.unwrap());
+        let nonce = [7; NONCE_LEN];
+        send(&mut l, &Frame::Hello { nonce }).await.unwrap();
+        l
+    }
+
     const SIZE: u64 = 8 << 20;
 
     fn key(secret: &[u8]) -> AuthKey {
@@ -873,15 +881,7 @@ mod tests {
         // A client that skips the right answer and sends writes anyway.
         let (addr, h) = secondary(&rt, key(b"right"), sec.clone());
         rt.block_on(async {
-            let mut l = framed(TcpStream::connect(addr).await.unwrap());
-            send(
-                &mut l,
-                &Frame::Hello {
-                    nonce: [7; NONCE_LEN],
-                },
-            )
-            .await
-            .unwrap();
+            let mut l = hello(addr).await;
             let _ = recv(&mut l).await;
             let _ = recv(&mut l).await;
             let bad = mac(&key(b"wrong"), b"whatever");
@@ -905,15 +905,7 @@ mod tests {
         // And a Write instead of Auth.
         let (addr, h) = secondary(&rt, key(b"right"), sec.clone());
         rt.block_on(async {
-            let mut l = framed(TcpStream::connect(addr).await.unwrap());
-            send(
-                &mut l,
-                &Frame::Hello {
-                    nonce: [7; NONCE_LEN],
-                },
-            )
-            .await
-            .unwrap();
+            let mut l = hello(addr).await;
             let w = Frame::Write {
                 seq: 0,
                 offset: 0,

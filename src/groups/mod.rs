@@ -287,10 +287,6 @@ impl Groups {
         g
     }
 
-    pub fn config(&self) -> &GroupsConfig {
-        &self.cfg
-    }
-
     /// Every probe answered.
     pub fn ready(&self) -> bool {
         self.probes_pending == 0

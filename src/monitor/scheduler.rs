@@ -168,10 +168,6 @@ impl Monitor {
         }
     }
 
-    pub fn defs(&self) -> &[CheckDef] {
-        &self.defs
-    }
-
     pub fn take_outputs(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.outputs)
     }

@@ -435,6 +435,8 @@ impl Daemon {
     /// are quiet: membership events feed the group machine, its reports go
     /// out through membership, its work goes to the runner.
     fn flush(&mut self) {
+        // Job marks change only with peers' marks and our own job runs.
+        let mut marks_dirty = false;
         loop {
             let mut idle = true;
             for out in self.membership.take_outputs() {
@@ -464,6 +466,7 @@ impl Daemon {
                                 // must know what its jobs ran.
                                 for m in &report.marks {
                                     self.jobs.machine.on_peer_mark(&m.job, m.last);
+                                    marks_dirty = true;
                                 }
                                 self.groups.on_report(&node, incarnation, report, now)
                             }
@@ -497,10 +500,12 @@ impl Daemon {
                 let started = self.groups.local_state(i) == GroupState::Started;
                 if self.jobs.sync(i, started) {
                     idle = false;
+                    marks_dirty = true;
                 }
             }
             for out in self.jobs.machine.take_outputs() {
                 idle = false;
+                marks_dirty = true;
                 match out {
                     crate::jobs::Output::Run { job, scheduled } => self.jobs.run(job, scheduled),
                     crate::jobs::Output::Event { job, message } => {
@@ -508,14 +513,16 @@ impl Daemon {
                     }
                 }
             }
-            let marks = self
-                .jobs
-                .machine
-                .marks()
-                .into_iter()
-                .map(|(job, last)| crate::wire::JobMark { job, last })
-                .collect();
-            self.groups.set_marks(marks, now);
+            if std::mem::take(&mut marks_dirty) {
+                let marks = self
+                    .jobs
+                    .machine
+                    .marks()
+                    .into_iter()
+                    .map(|(job, last)| crate::wire::JobMark { job, last })
+                    .collect();
+                self.groups.set_marks(marks, now);
+            }
             if idle {
                 return;
             }

@@ -374,3 +374,19 @@ pub fn wait_gone(pid: i32) -> bool {
 pub fn read_pid(p: &Path) -> Option<i32> {
     fs::read_to_string(p).ok()?.trim().parse().ok()
 }
+
+/// Live processes with `arg` as one of their command-line arguments.
+pub fn pids_with_arg(arg: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) {
+            if cmd.split(|&b| b == 0).any(|a| a == arg.as_bytes()) && alive(pid) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
