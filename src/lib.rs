@@ -34,6 +34,7 @@ pub mod groups;
 pub mod jobs;
 pub mod membership;
 pub mod monitor;
+pub mod rng;
 pub mod runtime;
 pub mod wire;
 

@@ -235,7 +235,7 @@ pub struct Resource {
     discard_my_data: bool,
     sync_total: u64,
     pending_full: bool,
-    rng: u64,
+    rng: crate::rng::SplitMix64,
     outputs: Vec<Output>,
 }
 
@@ -256,7 +256,7 @@ impl Resource {
             discard_my_data: false,
             sync_total: 0,
             pending_full: false,
-            rng: cfg.seed,
+            rng: crate::rng::SplitMix64::new(cfg.seed),
             outputs: Vec::new(),
         };
         if let Some(a) = local {
@@ -731,14 +731,10 @@ impl Resource {
         self.event(Event::NewCurrentUuid(self.uuids.current));
     }
 
-    /// splitmix64; never 0 or UUID_JUST_CREATED (ignoring the low bit).
+    /// A fresh UUID: never 0 or UUID_JUST_CREATED (ignoring the low bit).
     fn fresh(&mut self) -> u64 {
         loop {
-            self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.rng;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
+            let z = self.rng.next_u64();
             let z = z & !1;
             if z != 0 && z != uuid::UUID_JUST_CREATED {
                 return z;

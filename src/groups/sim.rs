@@ -22,26 +22,20 @@
 use super::*;
 use std::collections::BTreeMap;
 
-/// A small deterministic PRNG (splitmix64), so the crate needs no rand.
-pub struct Rng(u64);
+/// The shared splitmix64; seeds are mixed with a constant so that seed 0
+/// is as good as any.
+pub struct Rng(crate::rng::SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9e37_79b9_7f4a_7c15)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        Rng(crate::rng::SplitMix64::new(seed ^ 0x9e37_79b9_7f4a_7c15))
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0.below(n)
     }
-    /// True with probability `p` per mille.
+    /// True with probability `per_mille` / 1000.
     pub fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
+        self.0.per_mille(per_mille)
     }
 }
 

@@ -390,22 +390,15 @@ fn status_describes_each_job() {
     );
 }
 
-/// A small deterministic PRNG (splitmix64).
-struct Rng(u64);
+/// The shared splitmix64, drawing what the schedules need.
+struct Rng(crate::rng::SplitMix64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
     fn below(&mut self, n: u64) -> i64 {
-        (self.next() % n.max(1)) as i64
+        self.0.below(n) as i64
     }
     fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille as i64
+        self.0.per_mille(per_mille)
     }
 }
 
@@ -423,7 +416,7 @@ struct Node {
 /// starts the group only after the old holder's marks have reached it.
 /// `backwards`: the clock sometimes steps back (then only safety is checked).
 fn simulate(seed: u64, safe: bool, backwards: bool) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng(crate::rng::SplitMix64::new(seed));
     let pool = [
         "*/5 * * * *",
         "*/7 * * * *",

@@ -15,28 +15,20 @@ use super::*;
 use crate::wire::{self, AuthKeys, AuthMethod, Body, Keepalive, Message};
 use std::collections::VecDeque;
 
-/// splitmix64: tiny, seedable, good enough to drive fault schedules.
-struct Rng(u64);
+/// The shared splitmix64, with what the fault schedules draw.
+struct Rng(crate::rng::SplitMix64);
 
 impl Rng {
     fn new(seed: u64) -> Self {
-        Rng(seed)
+        Rng(crate::rng::SplitMix64::new(seed))
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next_u64() % n
-        }
+        self.0.below(n)
     }
 
     fn index(&mut self, n: usize) -> usize {
