@@ -36,6 +36,7 @@ pub mod membership;
 pub mod monitor;
 pub mod rng;
 pub mod runtime;
+pub mod vrrp;
 pub mod wire;
 
 /// Exit codes shared by `hbd` and `hbctl` (LSB/keepalived style).
