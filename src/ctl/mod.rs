@@ -206,13 +206,23 @@ pub enum CallError {
 
 /// Sends one request and waits for its answer.
 pub async fn call(path: &Path, request: Request) -> Result<Response, CallError> {
+    call_json(path, request).await
+}
+
+/// Sends one JSON request on a control-style socket and waits for its answer
+/// (hbd's socket and the disk devices' sockets share the framing).
+pub async fn call_json<Req, Resp>(path: &Path, request: Req) -> Result<Resp, CallError>
+where
+    Req: Serialize + Unpin,
+    Resp: for<'de> Deserialize<'de> + Unpin,
+{
     let stream = UnixStream::connect(path)
         .await
         .map_err(|source| CallError::Connect {
             path: path.to_path_buf(),
             source,
         })?;
-    let mut conn: Connection<Response, Request> = frame(stream);
+    let mut conn: Connection<Resp, Req> = frame(stream);
     let io = |source| CallError::Io {
         path: path.to_path_buf(),
         source,

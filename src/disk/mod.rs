@@ -5,6 +5,7 @@
 //! device).
 
 pub mod conf;
+pub mod ctl;
 pub mod expose;
 pub mod meta;
 pub mod replicate;
