@@ -61,6 +61,8 @@ pub enum DiskRequest {
     },
     /// Demote; waits until the device is released, then stops serving it.
     Secondary,
+    /// Mark the local data Outdated (`drbdadm outdate`; Secondary only).
+    Outdate,
     /// Online verify against the peer.
     Verify,
     /// Full resync of the local disk from the peer.

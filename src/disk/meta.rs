@@ -394,7 +394,7 @@ fn write_sync(f: &File, off: u64, buf: &[u8]) -> Result<(), MetaError> {
     Ok(())
 }
 
-fn random_u64() -> u64 {
+pub fn random_u64() -> u64 {
     let mut b = [0u8; 8];
     if File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
@@ -651,6 +651,17 @@ impl Bitmap {
     }
 
     /// First bit >= `from` whose value is `on`.
+    /// The first run of set bits at or after bit `from`, at most `max_bits`
+    /// long, as a byte range `(offset, len)`.
+    pub fn next_set_range(&self, from: u64, max_bits: u64) -> Option<(u64, u64)> {
+        let start = self.next_bit(from, true)?;
+        let end = self
+            .next_bit(start, false)
+            .unwrap_or(self.bits)
+            .min(start + max_bits.max(1));
+        Some((start * BM_BLOCK, (end - start) * BM_BLOCK))
+    }
+
     fn next_bit(&self, from: u64, on: bool) -> Option<u64> {
         let mut bit = from;
         while bit < self.bits {

@@ -6,7 +6,9 @@
 
 pub mod conf;
 pub mod ctl;
+pub mod device;
 pub mod expose;
+pub mod link;
 pub mod meta;
 pub mod replicate;
 pub mod state;

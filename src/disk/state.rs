@@ -212,6 +212,8 @@ pub enum Input {
     /// `connect --discard-my-data`: this side becomes sync target in a
     /// split brain at the next connect.
     DiscardMyData,
+    /// `drbdadm outdate`: mark the local data Outdated (Secondary only).
+    Outdate,
     Invalidate,
     InvalidateRemote,
     PauseSync,
@@ -394,6 +396,18 @@ impl Resource {
                 self.send_state();
             }
             Input::DiscardMyData => self.discard_my_data = true,
+            Input::Outdate => {
+                if self.role == Role::Primary {
+                    return Err("Refusing to outdate a Primary".into());
+                }
+                if self.disk < DiskState::Outdated {
+                    return Err(format!("local disk {}", self.disk));
+                }
+                if self.disk != DiskState::Outdated {
+                    self.set_disk(DiskState::Outdated);
+                    self.send_state();
+                }
+            }
             Input::Invalidate => self.invalidate()?,
             Input::InvalidateRemote => self.invalidate_remote()?,
             Input::PauseSync => match self.conn {
@@ -515,8 +529,20 @@ impl Resource {
             Msg::ReportParams(p) => self.on_params(p),
             Msg::State { role, disk } => {
                 if self.conn >= ConnState::Connected {
+                    let was = self.peer_disk;
                     self.set_peer_role(role);
                     self.set_peer_disk(disk);
+                    // receive_state: the peer's disk became UpToDate (primary
+                    // --force) while ours is Inconsistent: handshake again,
+                    // which starts the (full) sync from it.
+                    if self.conn == ConnState::Connected
+                        && self.disk == DiskState::Inconsistent
+                        && disk == DiskState::UpToDate
+                        && was < DiskState::UpToDate
+                    {
+                        self.set_conn(ConnState::WFReportParams);
+                        self.send(Msg::ReportParams(self.params()));
+                    }
                 }
             }
             Msg::Uuids(u) => {
@@ -912,6 +938,23 @@ mod tests {
     }
 
     #[test]
+    fn outdate_then_promote_needs_force() {
+        let mut a = Resource::new(cfg(true), Some(data(same())));
+        a.handle(Input::Outdate).unwrap();
+        assert_eq!(a.disk(), DiskState::Outdated);
+        assert_eq!(
+            a.handle(Input::Promote { force: false }),
+            Err("local disk Outdated".into())
+        );
+        a.handle(Input::Promote { force: true }).unwrap();
+        assert_eq!(a.disk(), DiskState::UpToDate);
+        assert_eq!(
+            a.handle(Input::Outdate),
+            Err("Refusing to outdate a Primary".into())
+        );
+    }
+
+    #[test]
     fn names_as_drbd() {
         assert_eq!(ConnState::WFBitMapS.as_str(), "WFBitMapS");
         assert_eq!(ConnState::PausedSyncT.to_string(), "PausedSyncT");
@@ -983,12 +1026,13 @@ mod tests {
         assert_eq!(a.role(), Role::Primary);
         assert_eq!(a.disk(), DiskState::UpToDate);
         assert_eq!(a.uuids().bitmap, UUID_JUST_CREATED);
-        pump(&mut a, &mut b);
-        // DRBD starts the resync on the state change; here: invalidate-remote.
-        a.handle(Input::InvalidateRemote).unwrap();
-        pump(&mut a, &mut b);
+        // receive_state: the peer became UpToDate, handshake again: rule 30,
+        // full sync from the forced Primary.
+        let (oa, ob) = pump(&mut a, &mut b);
         assert_eq!(a.conn(), ConnState::WFBitMapS);
         assert_eq!(b.conn(), ConnState::WFBitMapT);
+        assert!(oa.contains(&Output::ExchangeBitmap { full: true }));
+        assert!(ob.contains(&Output::ExchangeBitmap { full: true }));
         resync(&mut a, &mut b, 1000);
         assert_eq!(b.disk(), DiskState::UpToDate);
         assert_eq!(a.peer_disk(), DiskState::UpToDate);

@@ -1,0 +1,96 @@
+//! `hbd-disk RES`: the device process of one replicated resource (started
+//! by `hbctl disk up` or the `drbddisk` agent; one per resource per node, in
+//! its own session, so that restarting hbd never takes storage down).
+//!
+//! Runs in the foreground and logs to stderr; `hbctl disk` talks to it on
+//! `RUN_DIR/disk/RES.sock`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use hbd::disk::device::{Device, DeviceConfig};
+use hbd::exit;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hbd-disk",
+    version,
+    about = "hbd's replicated block device process"
+)]
+struct Args {
+    /// Configuration directory (drbd.conf, authkeys, cluster.toml).
+    #[arg(long, value_name = "DIR", default_value = "/etc/ha.d")]
+    config: PathBuf,
+    /// This node's name in drbd.conf's `on` sections [default: uname -n].
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+    /// Where the control socket, pid file and FUSE mount point go.
+    #[arg(long, value_name = "DIR", default_value = "/run/hbd")]
+    run_dir: PathBuf,
+    /// The resource (drbd.conf `resource NAME`).
+    resource: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HBD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let node = match args
+        .node
+        .map(Ok)
+        .unwrap_or_else(|| nix::unistd::gethostname().map(|n| n.to_string_lossy().into_owned()))
+    {
+        Ok(n) => n.to_lowercase(),
+        Err(e) => {
+            eprintln!("hbd-disk: cannot read the host name: {e}; use --node");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let cfg = match DeviceConfig::load(&args.config, &node, &args.run_dir, &args.resource) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hbd-disk: {e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    if let Err(e) = hbd::disk::expose::harden_process() {
+        tracing::warn!(
+            "{e} (continuing: memory reclaim could deadlock on this device under pressure)"
+        );
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("hbd-disk")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hbd-disk: starting the runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let dev = match Device::open(cfg, rt.handle().clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("hbd-disk: {}: {e}", args.resource);
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let r = rt.block_on(dev.run());
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    match r {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("hbd-disk: {}: {e}", args.resource);
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}

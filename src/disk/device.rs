@@ -1,0 +1,2149 @@
+//! The device process of one resource (`hbd-disk RES`): the connection
+//! state machine ([`super::state`]) driven by real I/O.
+//!
+//! It keeps the backing disk and its metadata ([`super::meta`]: generation
+//! UUIDs, flags, bitmap, activity log), talks to the peer's device over one
+//! authenticated TCP link ([`super::link`]), replicates application writes
+//! with protocol C, resyncs out-of-sync blocks, runs online verify, and while
+//! Primary serves the device as a FUSE file behind a loop device
+//! ([`super::expose`]). `hbctl disk` talks to it over a Unix socket
+//! ([`super::ctl`]).
+//!
+//! # Threads and locks
+//!
+//! FUSE server threads call [`Device::app_write`] and friends (blocking).
+//! Everything else runs on a small tokio runtime. One mutex (`core`) guards
+//! the state machine, the metadata and the bitmap; it is never held across
+//! network waits or while exposing/closing the device (whose I/O comes back
+//! through FUSE into this process). Lock order: `core`, then a link's
+//! `inflight`.
+//!
+//! # Ordering
+//!
+//! Application writes and resync data from the same node share one ordered
+//! channel, and the receiver applies frames strictly in order. A resync read
+//! holds `io_order` exclusively and application writes hold it shared from
+//! submission to local completion, so the peer can never apply resync data
+//! older than a write it already applied. While the handshake runs
+//! (WFReportParams, WFBitMapS/T) application writes wait, as DRBD freezes I/O,
+//! so no write can fall between the two bitmaps.
+//!
+//! # Differences from DRBD 8.4
+//!
+//! One TCP connection instead of two (data and meta); the node listed first in
+//! drbd.conf connects, the other accepts. No diskless Primary: `detach` on a
+//! Primary is refused, and a Primary never becomes SyncTarget (demote first).
+//! Only protocol C.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::{SinkExt, StreamExt};
+use sha2::Digest;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::conf::{HostConf, ResourceConf};
+use super::ctl::{
+    self, Counters, DiskRequest, DiskResponse, DiskStatus, SplitBrainStatus, SyncStatus,
+    VerifyStatus,
+};
+use super::expose::{self, BlockStore, Exposed, FileStore};
+use super::link::{self, Frame, Link, MAX_DATA};
+use super::meta::{
+    self, ActivityLog, Bitmap, Meta, MetaError, AL_EXTENT, AL_MAX_EXTENTS, BM_BLOCK,
+};
+use super::state::{
+    Attached, ConnState, DiskState, Event, Input, Output, Resource, ResourceConfig, Role,
+};
+use super::uuid::{self, SbPolicy};
+use crate::config::NotifyConfig;
+use crate::wire::{AuthKey, AuthMethod};
+
+/// Resync rate when drbd.conf sets none (DRBD 8.4's dynamic controller
+/// ramps up to c-max-rate, 100 MiB/s by default).
+pub const DEFAULT_RESYNC_RATE: u64 = 100 << 20;
+/// Keepalive on an idle link (DRBD's ping-int, shorter: failover waits on it).
+pub const PING_INTERVAL: Duration = Duration::from_millis(500);
+/// A link that delivered nothing for this long is dead (DRBD's
+/// ping-timeout and timeout, together).
+pub const LINK_TIMEOUT: Duration = Duration::from_secs(3);
+/// Between connection attempts (DRBD's connect-int).
+pub const CONNECT_INTERVAL: Duration = Duration::from_millis(500);
+/// Writes and flushes in flight to the peer.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// Transfer-log entries before a write first issues a barrier.
+pub const MAX_TRANSFER_LOG: usize = 4096;
+/// Resync and verify requests in flight.
+const RS_IN_FLIGHT: u64 = 4;
+/// How long `secondary` waits for the device to be released.
+pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often dirty bitmap pages are written.
+const BITMAP_WRITEBACK: Duration = Duration::from_secs(1);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Everything the device needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    pub name: String,
+    pub node: String,
+    pub peer: String,
+    pub config_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub res: ResourceConf,
+    pub host: HostConf,
+    pub peer_host: HostConf,
+    pub key: AuthKey,
+    pub notify: Option<NotifyConfig>,
+    /// This node's `on` section comes first in drbd.conf: it connects, and
+    /// wins ties (DRBD's lower node id).
+    pub first: bool,
+}
+
+impl DeviceConfig {
+    /// Load `dir`'s configuration (as hbd does) and pick resource `res`.
+    pub fn load(dir: &Path, node: &str, run_dir: &Path, res: &str) -> Result<DeviceConfig, String> {
+        let c = crate::config::load(dir, node).map_err(|e| e.to_string())?;
+        let drbd = c.drbd.as_ref().ok_or_else(|| {
+            format!(
+                "no drbd.conf in {} (nor [disk] drbd_conf in cluster.toml)",
+                dir.display()
+            )
+        })?;
+        let r = drbd.resource(res).ok_or_else(|| {
+            let names: Vec<&str> = drbd.resources.iter().map(|r| r.name.as_str()).collect();
+            format!("no resource {res} (resources: {})", names.join(", "))
+        })?;
+        let host = r
+            .host(node)
+            .ok_or_else(|| format!("{res}: no `on {node}` section"))?;
+        let peer_host = r
+            .peer(node)
+            .ok_or_else(|| format!("{res}: no `on` section for a peer of {node}"))?;
+        let key = match &r.shared_secret {
+            Some(s) => AuthKey {
+                id: 0,
+                method: AuthMethod::Sha256,
+                secret: s.as_bytes().to_vec(),
+            },
+            None => c
+                .authkeys
+                .keys
+                .iter()
+                .find(|k| k.id == c.authkeys.active)
+                .cloned()
+                .ok_or_else(|| "authkeys has no active key".to_string())?,
+        };
+        let first = r.hosts.first().is_some_and(|h| h.name == node);
+        Ok(DeviceConfig {
+            name: res.to_string(),
+            node: node.to_string(),
+            peer: peer_host.name.clone(),
+            config_dir: dir.to_path_buf(),
+            run_dir: run_dir.to_path_buf(),
+            res: r.clone(),
+            host: host.clone(),
+            peer_host: peer_host.clone(),
+            key,
+            notify: c.notify.clone(),
+            first,
+        })
+    }
+
+    pub fn resync_rate(&self) -> u64 {
+        self.res
+            .resync_rate
+            .filter(|&r| r > 0)
+            .unwrap_or(DEFAULT_RESYNC_RATE)
+    }
+
+    fn machine_config(&self) -> ResourceConfig {
+        ResourceConfig {
+            policy: SbPolicy {
+                after_sb_0pri: self.res.after_sb_0pri,
+                after_sb_1pri: self.res.after_sb_1pri,
+                after_sb_2pri: self.res.after_sb_2pri,
+                always_asbp: false,
+            },
+            i_am_lower_id: self.first,
+            fencing: self.res.fencing != super::conf::Fencing::DontCare,
+            seed: meta::random_u64(),
+        }
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        SocketAddr::V4(self.host.address)
+    }
+    fn peer_addr(&self) -> SocketAddr {
+        SocketAddr::V4(self.peer_host.address)
+    }
+}
+
+fn to_meta_uuids(u: uuid::Uuids) -> meta::Uuids {
+    meta::Uuids {
+        current: u.current,
+        bitmap: u.bitmap,
+        history: u.history,
+    }
+}
+fn from_meta_uuids(u: meta::Uuids) -> uuid::Uuids {
+    uuid::Uuids {
+        current: u.current,
+        bitmap: u.bitmap,
+        history: u.history,
+    }
+}
+
+/// The attached backing disk.
+struct Local {
+    meta: Meta,
+    file: File,
+    store: Arc<FileStore>,
+    bitmap: Bitmap,
+    al: ActivityLog,
+}
+
+impl Local {
+    /// Open the backing disk: metadata (refused if absent or corrupt),
+    /// bitmap, activity-log recovery (hot extents of a crashed Primary
+    /// become out of sync).
+    fn open(cfg: &DeviceConfig) -> Result<(Local, Attached), String> {
+        let disk = &cfg.host.disk;
+        let err = |e: MetaError| format!("{}: {e}", disk.display());
+        let (meta, file) = meta::open(disk).map_err(err)?;
+        let l = meta.layout;
+        let mut bitmap = meta::read_bitmap(&file, &l).map_err(err)?;
+        let rec = ActivityLog::recover(&file, &l).map_err(err)?;
+        for &ext in &rec.extents {
+            let off = ext * AL_EXTENT;
+            if off < l.data_size {
+                bitmap.set_range(off, AL_EXTENT.min(l.data_size - off));
+            }
+        }
+        if !rec.extents.is_empty() {
+            tracing::info!(
+                extents = rec.extents.len(),
+                "activity log: hot extents of the last Primary marked out of sync"
+            );
+            meta::write_bitmap(&file, &l, &bitmap).map_err(err)?;
+            bitmap.take_dirty_pages();
+        }
+        let mut al = ActivityLog::new(AL_MAX_EXTENTS, rec.seq + 1).map_err(err)?;
+        // An empty transaction: the recovered extents are in the bitmap now.
+        al.write_transaction(&file, &l).map_err(err)?;
+        let store = Arc::new(
+            FileStore::open(disk, l.data_size).map_err(|e| format!("{}: {e}", disk.display()))?,
+        );
+        // drbd_adm_attach: Consistent if MDF_CONSISTENT (Outdated unless it
+        // was UpToDate), else Inconsistent; Consistent becomes UpToDate when
+        // the peer is known outdated or fencing is off.
+        let f = meta.flags;
+        let mut state = if !f.consistent {
+            DiskState::Inconsistent
+        } else if f.was_up_to_date {
+            DiskState::Consistent
+        } else {
+            DiskState::Outdated
+        };
+        if state == DiskState::Consistent
+            && (f.peer_outdated || cfg.res.fencing == super::conf::Fencing::DontCare)
+        {
+            state = DiskState::UpToDate;
+        }
+        let attached = Attached {
+            uuids: from_meta_uuids(meta.uuids),
+            disk: state,
+            bits_set: bitmap.count(),
+            crashed_primary: f.crashed_primary,
+        };
+        Ok((
+            Local {
+                meta,
+                file,
+                store,
+                bitmap,
+                al,
+            },
+            attached,
+        ))
+    }
+
+    fn write_dirty_bitmap(&mut self, counters: &mut Counters) -> Result<(), MetaError> {
+        let pages = self.bitmap.take_dirty_pages();
+        if pages.is_empty() {
+            return Ok(());
+        }
+        counters.bm += pages.len() as u64;
+        meta::write_bitmap_pages(&self.file, &self.meta.layout, &self.bitmap, &pages)
+    }
+
+    /// Clean close: bitmap, empty activity log, superblock.
+    fn close(&mut self, counters: &mut Counters) -> Result<(), MetaError> {
+        self.store.flush()?;
+        self.write_dirty_bitmap(counters)?;
+        self.al.close(&self.file, &self.meta.layout)?;
+        meta::write_superblock(&self.file, &self.meta)
+    }
+}
+
+/// Result of one request to the peer as seen by the blocking caller.
+type Done = std_mpsc::SyncSender<bool>;
+
+struct Inflight {
+    dead: bool,
+    next_seq: u64,
+    pending: std::collections::HashMap<u64, Done>,
+    /// Writes `(seq, offset, len)` not yet covered by a barrier ack.
+    transfer_log: VecDeque<(u64, u64, u64)>,
+}
+
+/// The sending side of one established link.
+struct PeerTx {
+    epoch: u64,
+    /// Writes, barriers and resync data: one ordered, bounded channel.
+    data_tx: tokio::sync::Mutex<mpsc::Sender<Frame>>,
+    /// Everything else (acks, state messages, bitmaps): never blocks.
+    ctrl_tx: mpsc::UnboundedSender<Frame>,
+    inflight: Mutex<Inflight>,
+    room: Condvar,
+    dead: AtomicBool,
+    cancel: CancellationToken,
+}
+
+impl PeerTx {
+    fn live(&self) -> bool {
+        !self.dead.load(Ordering::Acquire)
+    }
+
+    fn ctrl(&self, f: Frame) {
+        let _ = self.ctrl_tx.send(f);
+    }
+
+    /// Register a write or barrier and queue its frame; `None` if the link
+    /// is gone. Blocking: call from plain threads.
+    fn submit(
+        &self,
+        make: impl FnOnce(u64) -> Frame,
+        range: Option<(u64, u64)>,
+    ) -> Option<std_mpsc::Receiver<bool>> {
+        futures::executor::block_on(async {
+            let tx = self.data_tx.lock().await;
+            let (done, wait) = std_mpsc::sync_channel(1);
+            let seq = {
+                let mut inf = lock(&self.inflight);
+                while !inf.dead && inf.pending.len() >= MAX_IN_FLIGHT {
+                    inf = self.room.wait(inf).unwrap_or_else(|p| p.into_inner());
+                }
+                if inf.dead {
+                    return None;
+                }
+                let seq = inf.next_seq;
+                inf.next_seq += 1;
+                inf.pending.insert(seq, done);
+                if let Some((off, len)) = range {
+                    inf.transfer_log.push_back((seq, off, len));
+                }
+                seq
+            };
+            let _ = tx.send(make(seq)).await;
+            Some(wait)
+        })
+    }
+
+    /// Queue a data-channel frame without a completion (resync data).
+    async fn send_data(&self, f: Frame) {
+        let tx = self.data_tx.lock().await;
+        let _ = tx.send(f).await;
+    }
+
+    fn complete(&self, seq: u64, barrier: bool) -> io::Result<()> {
+        let mut inf = lock(&self.inflight);
+        let Some(done) = inf.pending.remove(&seq) else {
+            return Err(link::LinkError::Malformed(format!("ack for unknown seq {seq}")).into());
+        };
+        if barrier {
+            while inf.transfer_log.front().is_some_and(|&(s, _, _)| s < seq) {
+                inf.transfer_log.pop_front();
+            }
+        }
+        drop(inf);
+        self.room.notify_all();
+        let _ = done.send(true);
+        Ok(())
+    }
+
+    /// The link is gone: fail every waiter; returns the ranges that may not
+    /// have reached the peer's stable storage.
+    fn teardown(&self) -> Vec<(u64, u64)> {
+        let mut inf = lock(&self.inflight);
+        inf.dead = true;
+        self.dead.store(true, Ordering::Release);
+        let ranges = inf.transfer_log.drain(..).map(|(_, o, l)| (o, l)).collect();
+        for (_, done) in inf.pending.drain() {
+            let _ = done.send(false);
+        }
+        drop(inf);
+        self.room.notify_all();
+        ranges
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SyncTrack {
+    source: bool,
+    full: bool,
+    total_bits: u64,
+    /// (when, bits left) samples for the rate.
+    samples: VecDeque<(Instant, u64)>,
+    /// Target: requests in flight; the scan cursor (bit).
+    inflight: u64,
+    started: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct VerifyTrack {
+    running: bool,
+    total: u64,
+    done: u64,
+    mismatched: u64,
+    inflight: u64,
+}
+
+struct Core {
+    sm: Resource,
+    local: Option<Local>,
+    link: Option<Arc<PeerTx>>,
+    epoch: u64,
+    /// The peer's bitmap as received (chunks, then whole).
+    bitmap_rx: Vec<u8>,
+    peer_bitmap: Option<Bitmap>,
+    /// Our side of a bitmap exchange is pending (sent, waiting for the peer's).
+    exchanging: bool,
+    sync: Option<SyncTrack>,
+    verify: Option<VerifyTrack>,
+    split_brain: Option<SplitBrainStatus>,
+    counters: Counters,
+    last_write_ms: Option<u64>,
+    peer_last_write_ms: Option<u64>,
+    last_error: Option<String>,
+    /// Notices to hand to the notify hook once the lock is released.
+    notices: Vec<(String, String)>,
+}
+
+impl Core {
+    fn frozen(&self) -> bool {
+        matches!(
+            self.sm.conn(),
+            ConnState::WFReportParams | ConnState::WFBitMapS | ConnState::WFBitMapT
+        )
+    }
+
+    /// The link application writes are replicated on, if any.
+    fn replicating(&self) -> Option<Arc<PeerTx>> {
+        let peer_disk = self.sm.peer_disk();
+        let ok = matches!(
+            self.sm.conn(),
+            ConnState::Connected
+                | ConnState::SyncSource
+                | ConnState::PausedSyncS
+                | ConnState::SyncTarget
+                | ConnState::PausedSyncT
+        ) && peer_disk >= DiskState::Inconsistent
+            && peer_disk != DiskState::DUnknown;
+        if ok {
+            self.link.clone().filter(|l| l.live())
+        } else {
+            None
+        }
+    }
+
+    /// Mark a range out of sync locally.
+    fn mark(&mut self, offset: u64, len: u64) {
+        if let Some(l) = self.local.as_mut() {
+            if l.bitmap.set_range(offset, len) > 0 {
+                let n = l.bitmap.count();
+                let _ = self.sm.handle(Input::BitsSet(n));
+            }
+        }
+    }
+
+    fn clear(&mut self, offset: u64, len: u64) {
+        if let Some(l) = self.local.as_mut() {
+            l.bitmap.clear_range(offset, len);
+        }
+    }
+
+    fn bits(&self) -> u64 {
+        self.local.as_ref().map_or(0, |l| l.bitmap.count())
+    }
+
+    fn ctrl(&self, f: Frame) {
+        if let Some(l) = &self.link {
+            l.ctrl(f);
+        }
+    }
+
+    /// Keep the superblock's flags in step with the states.
+    fn sync_flags(&mut self) {
+        let (role, disk, peer_disk) = (self.sm.role(), self.sm.disk(), self.sm.peer_disk());
+        let crashed = self.sm.params().crashed_primary || role == Role::Primary;
+        let Some(l) = self.local.as_mut() else { return };
+        if disk == DiskState::Diskless {
+            return;
+        }
+        let mut f = l.meta.flags;
+        f.consistent = matches!(
+            disk,
+            DiskState::Outdated | DiskState::Consistent | DiskState::UpToDate
+        );
+        f.was_up_to_date = disk == DiskState::UpToDate;
+        f.crashed_primary = crashed;
+        f.peer_outdated = peer_disk == DiskState::Outdated;
+        let uuids = to_meta_uuids(self.sm.uuids());
+        if f != l.meta.flags || uuids != l.meta.uuids {
+            l.meta.flags = f;
+            l.meta.uuids = uuids;
+            if let Err(e) = meta::write_superblock(&l.file, &l.meta) {
+                tracing::error!(error = %e, "writing the superblock");
+                self.last_error = Some(format!("writing the superblock: {e}"));
+            }
+        }
+    }
+}
+
+/// One resource's device.
+pub struct Device {
+    cfg: Mutex<DeviceConfig>,
+    core: Mutex<Core>,
+    /// Signalled when the connection state or the activity log changes.
+    changed: Condvar,
+    io_order: RwLock<()>,
+    exposed: Mutex<Option<Exposed>>,
+    rt: tokio::runtime::Handle,
+    shutdown: CancellationToken,
+    /// Wakes the resync and verify drivers.
+    wake: Notify,
+    data_size: u64,
+    this: std::sync::Weak<Device>,
+}
+
+/// The FUSE side of the device.
+struct DevStore(Arc<Device>);
+
+impl BlockStore for DevStore {
+    fn size(&self) -> u64 {
+        self.0.data_size
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.app_read(buf, offset)
+    }
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        self.0.app_write(data, offset)
+    }
+    fn flush(&self) -> io::Result<()> {
+        self.0.app_flush()
+    }
+}
+
+fn eio(msg: impl Into<String>) -> io::Error {
+    io::Error::other(msg.into())
+}
+
+impl Device {
+    /// Attach the backing disk (refusing corrupt or missing metadata). The
+    /// device is Secondary and StandAlone until [`Device::run`].
+    pub fn open(cfg: DeviceConfig, rt: tokio::runtime::Handle) -> Result<Arc<Device>, String> {
+        let (local, attached) = Local::open(&cfg)?;
+        let data_size = local.meta.layout.data_size;
+        tracing::info!(
+            resource = %cfg.name,
+            disk = %attached.disk,
+            uuids = ?attached.uuids,
+            out_of_sync = attached.bits_set * BM_BLOCK,
+            "attached {}",
+            cfg.host.disk.display()
+        );
+        let sm = Resource::new(cfg.machine_config(), Some(attached));
+        Ok(Arc::new_cyclic(|this| Device {
+            cfg: Mutex::new(cfg),
+            core: Mutex::new(Core {
+                sm,
+                local: Some(local),
+                link: None,
+                epoch: 0,
+                bitmap_rx: Vec::new(),
+                peer_bitmap: None,
+                exchanging: false,
+                sync: None,
+                verify: None,
+                split_brain: None,
+                counters: Counters::default(),
+                last_write_ms: None,
+                peer_last_write_ms: None,
+                last_error: None,
+                notices: Vec::new(),
+            }),
+            changed: Condvar::new(),
+            io_order: RwLock::new(()),
+            exposed: Mutex::new(None),
+            rt,
+            shutdown: CancellationToken::new(),
+            wake: Notify::new(),
+            data_size,
+            this: this.clone(),
+        }))
+    }
+
+    fn cfg(&self) -> DeviceConfig {
+        lock(&self.cfg).clone()
+    }
+
+    fn core(&self) -> MutexGuard<'_, Core> {
+        lock(&self.core)
+    }
+
+    /// Feed one input and carry out the machine's outputs.
+    fn input(&self, c: &mut Core, i: Input) -> Result<(), String> {
+        let r = c.sm.handle(i);
+        self.apply(c);
+        r
+    }
+
+    /// Drain the state machine's outputs.
+    fn apply(&self, c: &mut Core) {
+        loop {
+            let outs = c.sm.take_outputs();
+            if outs.is_empty() {
+                break;
+            }
+            for o in outs {
+                match o {
+                    Output::Send(m) => c.ctrl(Frame::Ctrl(m)),
+                    Output::PersistUuids(_) => {}
+                    Output::ExchangeBitmap { full } => self.start_exchange(c, full),
+                    Output::Event(e) => self.on_event(c, e),
+                }
+            }
+        }
+        c.sync_flags();
+        self.changed.notify_all();
+    }
+
+    fn on_event(&self, c: &mut Core, e: Event) {
+        let name = lock(&self.cfg).name.clone();
+        match &e {
+            Event::Conn { from, to } => {
+                tracing::info!(resource = %name, "conn( {from} -> {to} )");
+                if *to == ConnState::StandAlone {
+                    if let Some(l) = c.link.take() {
+                        l.cancel.cancel();
+                    }
+                }
+                if *to >= ConnState::Connected {
+                    c.split_brain = None;
+                    c.last_error = None;
+                }
+                let syncing = matches!(
+                    to,
+                    ConnState::SyncSource
+                        | ConnState::SyncTarget
+                        | ConnState::PausedSyncS
+                        | ConnState::PausedSyncT
+                );
+                if !syncing {
+                    c.sync = None;
+                }
+                if *to < ConnState::Connected {
+                    if let Some(v) = c.verify.as_mut() {
+                        v.running = false;
+                    }
+                    c.exchanging = false;
+                    c.peer_bitmap = None;
+                    c.bitmap_rx.clear();
+                }
+            }
+            Event::Role { from, to } => tracing::info!(resource = %name, "role( {from} -> {to} )"),
+            Event::Disk { from, to } => tracing::info!(resource = %name, "disk( {from} -> {to} )"),
+            Event::PeerRole(r) => tracing::info!(resource = %name, "peer( {r} )"),
+            Event::PeerDisk(d) => tracing::info!(resource = %name, "pdsk( {d} )"),
+            Event::NewCurrentUuid(u) => {
+                tracing::info!(resource = %name, "new current UUID {u:016X}")
+            }
+            Event::Handshake { rule, decision } => {
+                tracing::info!(resource = %name, "uuid_compare()={decision:?} by rule {rule}")
+            }
+            Event::SplitBrain {
+                my_changes,
+                peer_changes,
+                recovered,
+            } => match recovered {
+                Some(how) => {
+                    if *how == uuid::SbRecovery::Manual {
+                        tracing::warn!(resource = %name, "Split-Brain detected, manually solved (discard-my-data)");
+                    } else {
+                        tracing::warn!(resource = %name, "Split-Brain detected, automatically solved: {how:?}");
+                    }
+                    c.notices.push((
+                        "split-brain-recovered".into(),
+                        format!("recovered by after-sb policy: {how:?}"),
+                    ));
+                }
+                None => {
+                    tracing::error!(
+                        resource = %name,
+                        my_changes, peer_changes,
+                        "Split-Brain detected, dropping connection!"
+                    );
+                    let peer = lock(&self.cfg).peer.clone();
+                    c.split_brain = Some(SplitBrainStatus {
+                        detected_unix_ms: now_ms(),
+                        peer,
+                        my_changes_bytes: my_changes * BM_BLOCK,
+                        peer_changes_bytes: peer_changes * BM_BLOCK,
+                        my_last_write_unix_ms: c.last_write_ms,
+                        peer_last_write_unix_ms: c.peer_last_write_ms,
+                    });
+                    c.notices.push((
+                        "split-brain".into(),
+                        format!(
+                            "split brain: this node changed {} bytes, the peer {} bytes; \
+                             resolve with hbctl split-brain resolve {name} --survivor NODE",
+                            my_changes * BM_BLOCK,
+                            peer_changes * BM_BLOCK
+                        ),
+                    ));
+                }
+            },
+            Event::HandshakeFailed(why) => {
+                tracing::error!(resource = %name, "handshake failed: {why}");
+                c.last_error = Some(why.clone());
+            }
+            Event::SyncStarted { source, full, bits } => {
+                tracing::info!(resource = %name, source, full, bytes = bits * BM_BLOCK, "resync started");
+                let mut samples = VecDeque::new();
+                samples.push_back((Instant::now(), *bits));
+                c.sync = Some(SyncTrack {
+                    source: *source,
+                    full: *full,
+                    total_bits: *bits,
+                    samples,
+                    inflight: 0,
+                    started: Instant::now(),
+                });
+                if !*source {
+                    let dev = self.me();
+                    let epoch = c.epoch;
+                    self.rt.spawn(async move { dev.resync_target(epoch).await });
+                }
+            }
+            Event::SyncProgress { .. } => {}
+            Event::SyncFinished { source } => {
+                let secs = c
+                    .sync
+                    .as_ref()
+                    .map_or(0.0, |s| s.started.elapsed().as_secs_f64());
+                tracing::info!(resource = %name, source, secs, "resync done");
+                c.sync = None;
+                if let Some(l) = c.local.as_mut() {
+                    if let Err(e) = l.write_dirty_bitmap(&mut c.counters) {
+                        tracing::error!(error = %e, "writing the bitmap");
+                    }
+                }
+            }
+        }
+    }
+
+    /// An `Arc` of this device (the device always lives in one).
+    fn me(&self) -> Arc<Device> {
+        self.this.upgrade().expect("the device lives in an Arc")
+    }
+
+    fn start_exchange(&self, c: &mut Core, full: bool) {
+        let Some(l) = c.local.as_mut() else { return };
+        if full {
+            l.bitmap.set_all();
+        }
+        let pages = l.bitmap.to_pages();
+        let chunks: Vec<&[u8]> = pages.chunks(MAX_DATA).collect();
+        let n = chunks.len();
+        for (i, ch) in chunks.into_iter().enumerate() {
+            c.ctrl(Frame::Bitmap {
+                data: ch.to_vec(),
+                last: i + 1 == n,
+            });
+        }
+        if n == 0 {
+            c.ctrl(Frame::Bitmap {
+                data: vec![],
+                last: true,
+            });
+        }
+        c.exchanging = true;
+        self.finish_exchange(c);
+    }
+
+    fn finish_exchange(&self, c: &mut Core) {
+        if !c.exchanging || c.peer_bitmap.is_none() {
+            return;
+        }
+        let pb = c.peer_bitmap.take().expect("checked");
+        c.exchanging = false;
+        let Some(l) = c.local.as_mut() else { return };
+        if let Err(e) = l.bitmap.merge(&pb) {
+            c.last_error = Some(e.to_string());
+            let _ = self.input(c, Input::Disconnect);
+            return;
+        }
+        if let Err(e) = meta::write_bitmap(&l.file, &l.meta.layout, &l.bitmap) {
+            tracing::error!(error = %e, "writing the bitmap");
+        }
+        l.bitmap.take_dirty_pages();
+        c.counters.bm += l.bitmap.pages();
+        let bits = l.bitmap.count();
+        let _ = self.input(c, Input::BitmapExchanged { bits });
+    }
+
+    // ---- application I/O (FUSE threads) ----
+
+    fn app_read(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let store = {
+            let mut c = self.core();
+            c.counters.dr += buf.len() as u64 / 1024;
+            c.local.as_ref().map(|l| l.store.clone())
+        };
+        match store {
+            Some(s) => s.read_at(buf, offset),
+            None => Err(eio("no local disk")),
+        }
+    }
+
+    fn app_write(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        let mut off = offset;
+        for chunk in data.chunks(MAX_DATA) {
+            self.write_chunk(chunk, off)?;
+            off += chunk.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn write_chunk(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        let len = data.len() as u64;
+        let (store, peer) = {
+            let mut c = self.core();
+            loop {
+                if c.local.is_none() {
+                    return Err(eio("no local disk"));
+                }
+                if c.sm.role() != Role::Primary {
+                    return Err(io::Error::from_raw_os_error(libc::EROFS));
+                }
+                if c.frozen() {
+                    c = self
+                        .changed
+                        .wait_timeout(c, Duration::from_millis(100))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                    continue;
+                }
+                let core = &mut *c;
+                let l = core.local.as_mut().expect("checked");
+                match l.al.mark(offset, len) {
+                    Ok(m) => {
+                        if m.transaction_needed {
+                            let mut pages = Vec::new();
+                            for e in &m.evicted {
+                                pages.extend(l.meta.layout.bm_pages_for_extent(*e));
+                            }
+                            if !pages.is_empty() {
+                                pages.sort_unstable();
+                                pages.dedup();
+                                meta::write_bitmap_pages(
+                                    &l.file,
+                                    &l.meta.layout,
+                                    &l.bitmap,
+                                    &pages,
+                                )
+                                .map_err(io::Error::other)?;
+                                core.counters.bm += pages.len() as u64;
+                            }
+                            l.al.write_transaction(&l.file, &l.meta.layout)
+                                .map_err(io::Error::other)?;
+                            core.counters.al += 1;
+                        }
+                        break;
+                    }
+                    Err(MetaError::AlFull(_)) => {
+                        c = self
+                            .changed
+                            .wait_timeout(c, Duration::from_millis(100))
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                    }
+                    Err(e) => return Err(io::Error::other(e)),
+                }
+            }
+            let peer = c.replicating();
+            if peer.is_none() {
+                c.mark(offset, len);
+            }
+            c.counters.ap += 1;
+            let store = c.local.as_ref().expect("checked").store.clone();
+            (store, peer)
+        };
+        let result = match peer {
+            Some(p) => {
+                if lock(&p.inflight).transfer_log.len() >= MAX_TRANSFER_LOG {
+                    // Bound the transfer log: a barrier covers everything before it.
+                    self.app_flush()?;
+                }
+                let order = self.io_order.read().unwrap_or_else(|p| p.into_inner());
+                let wait = p.submit(
+                    |seq| Frame::Write {
+                        seq,
+                        offset,
+                        data: data.to_vec(),
+                    },
+                    Some((offset, len)),
+                );
+                let r = store.write_at(data, offset);
+                drop(order);
+                let acked = wait.is_some_and(|w| w.recv().unwrap_or(false));
+                if !acked {
+                    self.core().mark(offset, len);
+                } else {
+                    self.core().counters.ns += len / 1024;
+                }
+                r
+            }
+            None => {
+                let _order = self.io_order.read().unwrap_or_else(|p| p.into_inner());
+                store.write_at(data, offset)
+            }
+        };
+        let mut c = self.core();
+        if let Some(l) = c.local.as_mut() {
+            l.al.complete(offset, len);
+        }
+        c.counters.ap = c.counters.ap.saturating_sub(1);
+        c.counters.dw += len / 1024;
+        c.last_write_ms = Some(now_ms());
+        self.changed.notify_all();
+        result
+    }
+
+    fn app_flush(&self) -> io::Result<()> {
+        let (store, peer) = {
+            let mut c = self.core();
+            c.counters.ep += 1;
+            let store = c.local.as_ref().map(|l| l.store.clone());
+            (store, c.replicating())
+        };
+        let wait = peer.and_then(|p| p.submit(|seq| Frame::Flush { seq }, None));
+        let r = match store {
+            Some(s) => s.flush(),
+            None => Err(eio("no local disk")),
+        };
+        if let Some(w) = wait {
+            let _ = w.recv();
+        }
+        r
+    }
+
+    // ---- the link ----
+
+    /// Accept connections on the replication address: the peer's `Join`
+    /// (when this node is the acceptor) and admin requests.
+    async fn listen(self: Arc<Device>, listener: TcpListener) {
+        loop {
+            let (stream, from) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = self.shutdown.cancelled() => return,
+            };
+            let dev = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = dev.clone().on_accept(stream).await {
+                    tracing::debug!(%from, error = %e, "incoming connection");
+                }
+            });
+        }
+    }
+
+    async fn on_accept(self: Arc<Device>, stream: tokio::net::TcpStream) -> io::Result<()> {
+        let cfg = self.cfg();
+        let mut link = link::accept(stream, &cfg.key).await?;
+        match tokio::time::timeout(LINK_TIMEOUT, link::recv(&mut link)).await {
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no request")),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(Frame::Admin { resource, json })) => {
+                let resp = if resource != cfg.name {
+                    DiskResponse::Failed {
+                        message: format!("no resource {resource} here"),
+                    }
+                } else {
+                    match serde_json::from_str::<DiskRequest>(&json) {
+                        Ok(DiskRequest::Remote { .. }) => DiskResponse::Failed {
+                            message: "a forwarded request cannot be forwarded again".into(),
+                        },
+                        Ok(req) => {
+                            let dev = self.clone();
+                            tokio::task::spawn_blocking(move || dev.request(req))
+                                .await
+                                .unwrap_or_else(|e| DiskResponse::Failed {
+                                    message: e.to_string(),
+                                })
+                        }
+                        Err(e) => DiskResponse::Failed {
+                            message: format!("bad request: {e}"),
+                        },
+                    }
+                };
+                let json = serde_json::to_string(&resp).unwrap_or_default();
+                link::send(&mut link, &Frame::AdminReply { json }).await
+            }
+            Ok(Ok(Frame::Join {
+                resource,
+                node,
+                data_size,
+                last_write_ms,
+            })) => {
+                let refuse = if resource != cfg.name || node != cfg.peer {
+                    Some(format!("{node}/{resource} is not my peer"))
+                } else if cfg.first {
+                    Some("I connect to you, not the other way".into())
+                } else {
+                    let c = self.core();
+                    (c.sm.conn() != ConnState::WFConnection || c.link.is_some())
+                        .then(|| format!("not accepting a connection ({})", c.sm.conn()))
+                };
+                if let Some(msg) = refuse {
+                    let _ = link::send(&mut link, &Frame::error(msg.clone())).await;
+                    return Err(io::Error::other(msg));
+                }
+                link::send(&mut link, &self.join_frame()).await?;
+                self.establish(link, data_size, last_write_ms);
+                Ok(())
+            }
+            Ok(Ok(f)) => Err(link::unexpected(f, "Join or Admin")),
+        }
+    }
+
+    fn join_frame(&self) -> Frame {
+        let cfg = lock(&self.cfg);
+        Frame::Join {
+            resource: cfg.name.clone(),
+            node: cfg.node.clone(),
+            data_size: self.data_size,
+            last_write_ms: self.core().last_write_ms,
+        }
+    }
+
+    /// The first node keeps trying to connect while WFConnection.
+    async fn connector(self: Arc<Device>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(CONNECT_INTERVAL) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            let want = {
+                let c = self.core();
+                c.sm.conn() == ConnState::WFConnection && c.link.is_none()
+            };
+            if !want {
+                continue;
+            }
+            let cfg = self.cfg();
+            match self.clone().try_connect(&cfg).await {
+                Ok(()) => {}
+                Err(e) => tracing::debug!(error = %e, "connecting to {}", cfg.peer_addr()),
+            }
+        }
+    }
+
+    async fn try_connect(self: Arc<Device>, cfg: &DeviceConfig) -> io::Result<()> {
+        let mut link = link::connect(cfg.peer_addr(), &cfg.key, LINK_TIMEOUT).await?;
+        link::send(&mut link, &self.join_frame()).await?;
+        match tokio::time::timeout(LINK_TIMEOUT, link::recv(&mut link)).await {
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no answer to Join")),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(Frame::Join {
+                data_size,
+                last_write_ms,
+                ..
+            })) => {
+                self.establish(link, data_size, last_write_ms);
+                Ok(())
+            }
+            Ok(Ok(f)) => Err(link::unexpected(f, "Join")),
+        }
+    }
+
+    /// Make `link` the replication link and start the handshake.
+    fn establish(&self, link: Link, peer_size: u64, peer_last_write: Option<u64>) {
+        let mut c = self.core();
+        if c.sm.conn() != ConnState::WFConnection || c.link.is_some() {
+            return;
+        }
+        if peer_size != self.data_size {
+            let msg = format!(
+                "the peer's disk size differs ({peer_size} bytes, mine {} bytes): not connecting",
+                self.data_size
+            );
+            tracing::error!("{msg}");
+            c.last_error = Some(msg);
+            let _ = self.input(&mut c, Input::Disconnect);
+            return;
+        }
+        c.epoch += 1;
+        let (data_tx, data_rx) = mpsc::channel(MAX_IN_FLIGHT);
+        let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
+        let peer = Arc::new(PeerTx {
+            epoch: c.epoch,
+            data_tx: tokio::sync::Mutex::new(data_tx),
+            ctrl_tx,
+            inflight: Mutex::new(Inflight {
+                dead: false,
+                next_seq: 0,
+                pending: Default::default(),
+                transfer_log: VecDeque::new(),
+            }),
+            room: Condvar::new(),
+            dead: AtomicBool::new(false),
+            cancel: CancellationToken::new(),
+        });
+        c.link = Some(peer.clone());
+        c.peer_last_write_ms = peer_last_write;
+        c.bitmap_rx.clear();
+        c.peer_bitmap = None;
+        c.exchanging = false;
+        let dev = self.me();
+        self.rt
+            .spawn(async move { dev.run_link(link, peer, data_rx, ctrl_rx).await });
+        let _ = self.input(&mut c, Input::TransportUp);
+    }
+
+    async fn run_link(
+        self: Arc<Device>,
+        link: Link,
+        peer: Arc<PeerTx>,
+        mut data_rx: mpsc::Receiver<Frame>,
+        mut ctrl_rx: mpsc::UnboundedReceiver<Frame>,
+    ) {
+        let (mut sink, mut stream) = link.split();
+        let writer = async {
+            let mut ping = tokio::time::interval(PING_INTERVAL);
+            loop {
+                let f = tokio::select! {
+                    biased;
+                    _ = peer.cancel.cancelled() => {
+                        // Dropped on purpose (disconnect, a failed handshake):
+                        // what was queued still goes out, so the peer sees our
+                        // last state (and detects a split brain itself).
+                        while let Ok(f) = ctrl_rx.try_recv() {
+                            link::send(&mut sink, &f).await?;
+                        }
+                        let _ = sink.close().await;
+                        return Ok(());
+                    }
+                    f = ctrl_rx.recv() => f,
+                    f = data_rx.recv() => f,
+                    _ = ping.tick() => Some(Frame::Ping),
+                };
+                let Some(f) = f else {
+                    return Ok::<(), io::Error>(());
+                };
+                link::send(&mut sink, &f).await?;
+            }
+        };
+        let reader = async {
+            loop {
+                let f = match tokio::time::timeout(LINK_TIMEOUT, link::recv(&mut stream)).await {
+                    Ok(f) => f?,
+                    Err(_) => {
+                        return Err::<(), io::Error>(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("the peer sent nothing for {LINK_TIMEOUT:?}"),
+                        ))
+                    }
+                };
+                self.clone().on_frame(&peer, f).await?;
+            }
+        };
+        let err = tokio::select! {
+            r = writer => r.err(),
+            r = reader => r.err(),
+            _ = self.shutdown.cancelled() => None,
+        };
+        let ranges = peer.teardown();
+        let mut c = self.core();
+        for (o, l) in ranges {
+            c.mark(o, l);
+        }
+        if let Some(e) = &err {
+            tracing::warn!(error = %e, "connection to the peer lost");
+        }
+        if c.link.as_ref().is_some_and(|l| l.epoch == peer.epoch) {
+            c.link = None;
+            if let Some(e) = err {
+                c.last_error = Some(format!("link: {e}"));
+            }
+            let _ = self.input(&mut c, Input::TransportLost);
+        }
+        self.wake.notify_waiters();
+        drop(c);
+        self.flush_notices();
+    }
+
+    async fn on_frame(self: Arc<Device>, peer: &Arc<PeerTx>, f: Frame) -> io::Result<()> {
+        match f {
+            Frame::Ping => peer.ctrl(Frame::PingAck),
+            Frame::PingAck => {}
+            Frame::Ctrl(m) => {
+                let mut c = self.core();
+                let _ = self.input(&mut c, Input::Peer(m));
+                drop(c);
+                self.flush_notices();
+            }
+            Frame::Write { seq, offset, data } => {
+                let store = self.target_store()?;
+                let len = data.len() as u64;
+                tokio::task::spawn_blocking(move || store.write_at(&data, offset))
+                    .await
+                    .map_err(io::Error::other)??;
+                {
+                    let mut c = self.core();
+                    c.counters.nr += len / 1024;
+                    c.counters.dw += len / 1024;
+                    c.last_write_ms = Some(now_ms());
+                }
+                peer.ctrl(Frame::Ack { seq });
+            }
+            Frame::Flush { seq } => {
+                let store = self.target_store()?;
+                tokio::task::spawn_blocking(move || store.flush())
+                    .await
+                    .map_err(io::Error::other)??;
+                peer.ctrl(Frame::FlushAck { seq });
+            }
+            Frame::Ack { seq } => peer.complete(seq, false)?,
+            Frame::FlushAck { seq } => peer.complete(seq, true)?,
+            Frame::Bitmap { data, last } => {
+                let mut c = self.core();
+                if c.bitmap_rx.len() + data.len() > (self.data_size / BM_BLOCK / 8 + 8192) as usize
+                {
+                    return Err(link::LinkError::Malformed("bitmap too long".into()).into());
+                }
+                c.bitmap_rx.extend_from_slice(&data);
+                if last {
+                    let bits = self.data_size / BM_BLOCK;
+                    let pages = std::mem::take(&mut c.bitmap_rx);
+                    let bm = Bitmap::from_pages(bits, &pages)
+                        .map_err(|e| link::LinkError::Malformed(e.to_string()))?;
+                    c.peer_bitmap = Some(bm);
+                    self.finish_exchange(&mut c);
+                }
+            }
+            Frame::OutOfSync { offset, len } => {
+                if self.in_range(offset, len) {
+                    self.core().mark(offset, len);
+                }
+            }
+            Frame::RsReq { offset, len } => {
+                if !self.in_range(offset, len) {
+                    return Err(link::LinkError::Malformed("resync range".into()).into());
+                }
+                let store = self.target_store()?;
+                let dev = self.clone();
+                let p = peer.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; len as usize];
+                    {
+                        let _order = dev.io_order.write().unwrap_or_else(|p| p.into_inner());
+                        store.read_at(&mut buf, offset)?;
+                        futures::executor::block_on(
+                            p.send_data(Frame::RsData { offset, data: buf }),
+                        );
+                    }
+                    let mut c = dev.core();
+                    c.counters.dr += len / 1024;
+                    c.counters.ns += len / 1024;
+                    Ok::<(), io::Error>(())
+                })
+                .await
+                .map_err(io::Error::other)??;
+            }
+            Frame::RsData { offset, data } => {
+                let len = data.len() as u64;
+                if !self.in_range(offset, len) {
+                    return Err(link::LinkError::Malformed("resync range".into()).into());
+                }
+                let store = self.target_store()?;
+                tokio::task::spawn_blocking(move || {
+                    store.write_at(&data, offset)?;
+                    store.flush()
+                })
+                .await
+                .map_err(io::Error::other)??;
+                let mut c = self.core();
+                c.clear(offset, len);
+                c.counters.nr += len / 1024;
+                c.counters.dw += len / 1024;
+                if let Some(s) = c.sync.as_mut() {
+                    s.inflight = s.inflight.saturating_sub(1);
+                }
+                self.progress(&mut c);
+                peer.ctrl(Frame::RsAck { offset, len });
+                drop(c);
+                self.wake.notify_waiters();
+            }
+            Frame::RsAck { offset, len } => {
+                let mut c = self.core();
+                c.clear(offset, len);
+                self.progress(&mut c);
+            }
+            Frame::RsDone => {
+                let mut c = self.core();
+                let _ = self.input(&mut c, Input::SyncDone);
+            }
+            Frame::OvReq { offset, digests } => {
+                let len =
+                    (digests.len() as u64 * BM_BLOCK).min(self.data_size.saturating_sub(offset));
+                let store = self.target_store()?;
+                let differing = tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; len as usize];
+                    store.read_at(&mut buf, offset)?;
+                    Ok::<_, io::Error>(diff_blocks(&buf, &digests))
+                })
+                .await
+                .map_err(io::Error::other)??;
+                let mut c = self.core();
+                for &i in &differing {
+                    c.mark(offset + i as u64 * BM_BLOCK, BM_BLOCK);
+                }
+                c.counters.dr += len / 1024;
+                peer.ctrl(Frame::OvReply {
+                    offset,
+                    len,
+                    differing,
+                });
+            }
+            Frame::OvReply {
+                offset,
+                len,
+                differing,
+            } => {
+                let mut c = self.core();
+                for &i in &differing {
+                    c.mark(offset + i as u64 * BM_BLOCK, BM_BLOCK);
+                }
+                if let Some(v) = c.verify.as_mut() {
+                    v.done += len;
+                    v.mismatched += differing.len() as u64 * BM_BLOCK;
+                    v.inflight = v.inflight.saturating_sub(1);
+                }
+                drop(c);
+                self.wake.notify_waiters();
+            }
+            Frame::Error { msg } => return Err(link::LinkError::Peer(msg).into()),
+            f => return Err(link::unexpected(f, "a link frame")),
+        }
+        Ok(())
+    }
+
+    fn in_range(&self, offset: u64, len: u64) -> bool {
+        offset.checked_add(len).is_some_and(|e| e <= self.data_size)
+    }
+
+    fn target_store(&self) -> io::Result<Arc<FileStore>> {
+        self.core()
+            .local
+            .as_ref()
+            .map(|l| l.store.clone())
+            .ok_or_else(|| eio("no local disk"))
+    }
+
+    fn progress(&self, c: &mut Core) {
+        let left = c.bits();
+        if let Some(s) = c.sync.as_mut() {
+            let now = Instant::now();
+            if s.samples
+                .back()
+                .is_none_or(|(t, _)| now.duration_since(*t) >= Duration::from_millis(250))
+            {
+                s.samples.push_back((now, left));
+                while s.samples.len() > 40 {
+                    s.samples.pop_front();
+                }
+            }
+            let done = s.total_bits.saturating_sub(left);
+            let _ = c.sm.handle(Input::SyncProgress(done));
+            c.sm.take_outputs();
+        }
+    }
+
+    /// The SyncTarget's driver: requests every out-of-sync range from the
+    /// source, at most the configured rate, until none is left.
+    async fn resync_target(self: Arc<Device>, epoch: u64) {
+        let mut cursor = 0u64;
+        let mut next_at = tokio::time::Instant::now();
+        loop {
+            let rate = lock(&self.cfg).resync_rate();
+            let req = {
+                let mut c = self.core();
+                if c.epoch != epoch || c.link.is_none() {
+                    return;
+                }
+                match c.sm.conn() {
+                    ConnState::SyncTarget => {}
+                    ConnState::PausedSyncT => {}
+                    _ => return,
+                }
+                let paused = c.sm.conn() == ConnState::PausedSyncT;
+                let inflight = c.sync.as_ref().map_or(0, |s| s.inflight);
+                if paused || inflight >= RS_IN_FLIGHT {
+                    None
+                } else {
+                    let found = c.local.as_ref().and_then(|l| {
+                        l.bitmap
+                            .next_set_range(cursor, (MAX_DATA as u64) / BM_BLOCK)
+                    });
+                    match found {
+                        Some((off, len)) => {
+                            cursor = (off + len) / BM_BLOCK;
+                            if let Some(s) = c.sync.as_mut() {
+                                s.inflight += 1;
+                            }
+                            c.ctrl(Frame::RsReq { offset: off, len });
+                            Some(len)
+                        }
+                        None if inflight > 0 => None,
+                        None if c.bits() > 0 => {
+                            cursor = 0;
+                            continue;
+                        }
+                        None => {
+                            tracing::info!("resync: nothing left to request");
+                            c.ctrl(Frame::RsDone);
+                            let _ = self.input(&mut c, Input::SyncDone);
+                            drop(c);
+                            self.flush_notices();
+                            return;
+                        }
+                    }
+                }
+            };
+            match req {
+                Some(len) => {
+                    let now = tokio::time::Instant::now();
+                    next_at = next_at.max(now - Duration::from_millis(100))
+                        + Duration::from_secs_f64(len as f64 / rate as f64);
+                    if next_at > now {
+                        tokio::time::sleep_until(next_at).await;
+                    }
+                }
+                None => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Online verify: send the digests of every block, mark what differs.
+    async fn verify(self: Arc<Device>, epoch: u64) {
+        let mut offset = 0u64;
+        let mut next_at = tokio::time::Instant::now();
+        let chunk = MAX_DATA as u64;
+        while offset < self.data_size {
+            let next = {
+                let c = self.core();
+                if c.epoch != epoch || c.sm.conn() != ConnState::Connected {
+                    break;
+                }
+                if c.verify
+                    .as_ref()
+                    .is_some_and(|v| v.inflight >= RS_IN_FLIGHT)
+                {
+                    None
+                } else {
+                    match (c.local.as_ref(), c.link.clone()) {
+                        (Some(l), Some(p)) => Some((l.store.clone(), p)),
+                        _ => break,
+                    }
+                }
+            };
+            let Some((store, peer)) = next else {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+                continue;
+            };
+            let len = chunk.min(self.data_size - offset);
+            let digests = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; len as usize];
+                store
+                    .read_at(&mut buf, offset)
+                    .map(|()| digest_blocks(&buf))
+            })
+            .await;
+            let Ok(Ok(digests)) = digests else { break };
+            {
+                let mut c = self.core();
+                if let Some(v) = c.verify.as_mut() {
+                    v.inflight += 1;
+                }
+                c.counters.dr += len / 1024;
+            }
+            peer.ctrl(Frame::OvReq { offset, digests });
+            offset += len;
+            let rate = lock(&self.cfg).resync_rate();
+            let now = tokio::time::Instant::now();
+            next_at = next_at.max(now - Duration::from_millis(100))
+                + Duration::from_secs_f64(len as f64 / rate as f64);
+            if next_at > now {
+                tokio::time::sleep_until(next_at).await;
+            }
+        }
+        // Wait for the last answers.
+        for _ in 0..200 {
+            let done = self.core().verify.as_ref().is_none_or(|v| v.inflight == 0);
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut c = self.core();
+        if let Some(v) = c.verify.as_mut() {
+            v.running = false;
+            tracing::info!(
+                "online verify done: {} of {} bytes checked, {} bytes out of sync",
+                v.done,
+                v.total,
+                v.mismatched
+            );
+        }
+    }
+
+    // ---- notices ----
+
+    fn flush_notices(&self) {
+        let notices = std::mem::take(&mut self.core().notices);
+        if notices.is_empty() {
+            return;
+        }
+        let cfg = self.cfg();
+        for (event, reason) in notices {
+            let _guard = self.rt.enter();
+            crate::runtime::monitor::notify(
+                cfg.notify.as_ref(),
+                crate::runtime::monitor::Notice {
+                    event: event.clone(),
+                    resource: format!("drbddisk::{}", cfg.name),
+                    node: cfg.node.clone(),
+                    reason: reason.clone(),
+                    ..Default::default()
+                },
+            );
+            if event == "split-brain" {
+                if let Some(cmd) = cfg.res.handlers.get("split-brain").cloned() {
+                    let env = vec![
+                        ("DRBD_RESOURCE".to_string(), cfg.name.clone()),
+                        ("DRBD_PEER".to_string(), cfg.peer.clone()),
+                    ];
+                    self.rt.spawn(async move {
+                        match crate::agents::exec::run_shell(
+                            &cmd,
+                            None,
+                            &env,
+                            Duration::from_secs(60),
+                        )
+                        .await
+                        {
+                            Ok(0) => {}
+                            Ok(code) => tracing::warn!(code, "split-brain handler failed"),
+                            Err(e) => tracing::warn!(error = %e, "split-brain handler"),
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    // ---- requests ----
+
+    /// The status document.
+    pub fn status(&self) -> DiskStatus {
+        let cfg = self.cfg();
+        let loop_device = lock(&self.exposed).as_ref().map(|e| e.loop_dev.clone());
+        let c = self.core();
+        let oos = c.bits() * BM_BLOCK;
+        let u = c.sm.uuids();
+        let sync = c.sync.as_ref().map(|s| {
+            let total = s.total_bits * BM_BLOCK;
+            let done = total.saturating_sub(oos);
+            let rate = match (s.samples.front(), s.samples.back()) {
+                (Some((t0, l0)), Some((t1, l1))) if t1 > t0 => {
+                    let secs = t1.duration_since(*t0).as_secs_f64();
+                    (l0.saturating_sub(*l1) as f64 * BM_BLOCK as f64 / secs) as u64
+                }
+                _ => 0,
+            };
+            SyncStatus {
+                source: s.source,
+                full: s.full,
+                paused: matches!(c.sm.conn(), ConnState::PausedSyncS | ConnState::PausedSyncT),
+                total_bytes: total,
+                done_bytes: done,
+                percent: if total == 0 {
+                    100.0
+                } else {
+                    done as f64 * 100.0 / total as f64
+                },
+                rate_bytes_per_sec: rate,
+                limit_bytes_per_sec: cfg.resync_rate(),
+                eta_secs: (rate > 0).then(|| oos / rate),
+            }
+        });
+        let mut counters = c.counters.clone();
+        if let Some(l) = &c.link {
+            counters.pe = lock(&l.inflight).pending.len() as u64;
+        }
+        DiskStatus {
+            name: cfg.name.clone(),
+            node: cfg.node.clone(),
+            peer: cfg.peer.clone(),
+            pid: std::process::id(),
+            role: c.sm.role(),
+            peer_role: c.sm.peer_role(),
+            disk: c.sm.disk(),
+            peer_disk: c.sm.peer_disk(),
+            connection: c.sm.conn(),
+            device: cfg.host.device.clone(),
+            loop_device,
+            backing: cfg.host.disk.clone(),
+            size_bytes: self.data_size,
+            out_of_sync_bytes: oos,
+            sync,
+            verify: c.verify.as_ref().map(|v| VerifyStatus {
+                running: v.running,
+                done_bytes: v.done,
+                total_bytes: v.total,
+                mismatched_bytes: v.mismatched,
+            }),
+            split_brain: c.split_brain.clone(),
+            uuids: [
+                format!("{:016X}", u.current),
+                format!("{:016X}", u.bitmap),
+                format!("{:016X}", u.history[0]),
+                format!("{:016X}", u.history[1]),
+            ],
+            local_address: cfg.local_addr().to_string(),
+            peer_address: cfg.peer_addr().to_string(),
+            counters,
+            last_write_unix_ms: c.last_write_ms,
+            last_error: c.last_error.clone(),
+        }
+    }
+
+    fn done(&self, message: Option<String>) -> DiskResponse {
+        DiskResponse::Done {
+            status: Box::new(self.status()),
+            message,
+        }
+    }
+
+    fn refused(&self, message: impl Into<String>) -> DiskResponse {
+        DiskResponse::Refused {
+            message: message.into(),
+            status: Box::new(self.status()),
+        }
+    }
+
+    /// Carry out one request (blocking: may wait for the device to be
+    /// released or for the peer).
+    pub fn request(&self, req: DiskRequest) -> DiskResponse {
+        tracing::info!(?req, "request");
+        let r = self.request_inner(req);
+        self.flush_notices();
+        r
+    }
+
+    fn simple(&self, i: Input) -> DiskResponse {
+        let mut c = self.core();
+        match self.input(&mut c, i) {
+            Ok(()) => {
+                drop(c);
+                self.done(None)
+            }
+            Err(m) => {
+                drop(c);
+                self.refused(m)
+            }
+        }
+    }
+
+    fn request_inner(&self, req: DiskRequest) -> DiskResponse {
+        match req {
+            DiskRequest::Status => self.done(None),
+            DiskRequest::Attach => {
+                if self.core().local.is_some() {
+                    return self.done(Some("already attached".into()));
+                }
+                let cfg = self.cfg();
+                match Local::open(&cfg) {
+                    Err(e) => DiskResponse::Failed { message: e },
+                    Ok((local, attached)) => {
+                        if local.meta.layout.data_size != self.data_size {
+                            return DiskResponse::Failed {
+                                message:
+                                    "the backing disk changed size; restart the device (down, up)"
+                                        .into(),
+                            };
+                        }
+                        let mut c = self.core();
+                        c.local = Some(local);
+                        let r = self.input(&mut c, Input::Attach(attached));
+                        drop(c);
+                        match r {
+                            Ok(()) => self.done(None),
+                            Err(m) => self.refused(m),
+                        }
+                    }
+                }
+            }
+            DiskRequest::Detach => {
+                let mut c = self.core();
+                if c.local.is_none() {
+                    drop(c);
+                    return self.done(Some("already diskless".into()));
+                }
+                if c.sm.role() == Role::Primary {
+                    drop(c);
+                    return self.refused("hbd runs no diskless Primary: demote first (secondary)");
+                }
+                if let Err(m) = self.input(&mut c, Input::Detach) {
+                    drop(c);
+                    return self.refused(m);
+                }
+                let mut counters = c.counters.clone();
+                if let Some(mut l) = c.local.take() {
+                    if let Err(e) = l.close(&mut counters) {
+                        c.last_error = Some(format!("closing the disk: {e}"));
+                    }
+                }
+                c.counters = counters;
+                drop(c);
+                self.done(None)
+            }
+            DiskRequest::Connect { discard_my_data } => {
+                let mut c = self.core();
+                if c.sm.conn() != ConnState::StandAlone {
+                    drop(c);
+                    return self.refused(format!(
+                        "already connecting or connected ({}); use disconnect first",
+                        self.core().sm.conn()
+                    ));
+                }
+                if discard_my_data {
+                    if c.sm.role() == Role::Primary {
+                        drop(c);
+                        return self.refused("--discard-my-data on a Primary: demote first");
+                    }
+                    let _ = self.input(&mut c, Input::DiscardMyData);
+                }
+                c.last_error = None;
+                let r = self.input(&mut c, Input::Connect);
+                drop(c);
+                match r {
+                    Ok(()) => self.done(None),
+                    Err(m) => self.refused(m),
+                }
+            }
+            DiskRequest::Disconnect => self.simple(Input::Disconnect),
+            DiskRequest::Outdate => self.simple(Input::Outdate),
+            DiskRequest::Primary { force } => self.promote(force),
+            DiskRequest::Secondary => self.demote(),
+            DiskRequest::Verify => {
+                let mut c = self.core();
+                if c.sm.conn() != ConnState::Connected {
+                    drop(c);
+                    return self.refused("Need a connection to start verify or resync");
+                }
+                if c.sm.disk() != DiskState::UpToDate || c.sm.peer_disk() != DiskState::UpToDate {
+                    drop(c);
+                    return self.refused("verify needs UpToDate data on both nodes");
+                }
+                if c.verify.as_ref().is_some_and(|v| v.running) {
+                    drop(c);
+                    return self.done(Some("verify already running".into()));
+                }
+                c.verify = Some(VerifyTrack {
+                    running: true,
+                    total: self.data_size,
+                    done: 0,
+                    mismatched: 0,
+                    inflight: 0,
+                });
+                let epoch = c.epoch;
+                drop(c);
+                let dev = self.me();
+                self.rt.spawn(async move { dev.verify(epoch).await });
+                self.done(Some("online verify started".into()))
+            }
+            DiskRequest::Invalidate => {
+                let mut c = self.core();
+                if c.sm.role() == Role::Primary {
+                    drop(c);
+                    return self.refused("invalidate on a Primary: demote first");
+                }
+                let standalone = c.sm.conn() < ConnState::Connected;
+                match self.input(&mut c, Input::Invalidate) {
+                    Ok(()) => {
+                        if standalone {
+                            if let Some(l) = c.local.as_mut() {
+                                l.bitmap.set_all();
+                                let n = l.bitmap.count();
+                                let _ = c.sm.handle(Input::BitsSet(n));
+                            }
+                        }
+                        drop(c);
+                        self.done(None)
+                    }
+                    Err(m) => {
+                        drop(c);
+                        self.refused(m)
+                    }
+                }
+            }
+            DiskRequest::InvalidateRemote => {
+                let c = self.core();
+                if c.sm.peer_role() == Role::Primary {
+                    drop(c);
+                    return self.refused("invalidate-remote while the peer is Primary");
+                }
+                drop(c);
+                self.simple(Input::InvalidateRemote)
+            }
+            DiskRequest::PauseSync => self.simple(Input::PauseSync),
+            DiskRequest::ResumeSync => {
+                let r = self.simple(Input::ResumeSync);
+                self.wake.notify_waiters();
+                r
+            }
+            DiskRequest::Adjust => self.adjust(),
+            DiskRequest::Down => {
+                if let r @ DiskResponse::Refused { .. } = self.demote() {
+                    return r;
+                }
+                let mut c = self.core();
+                let _ = self.input(&mut c, Input::Disconnect);
+                let mut counters = c.counters.clone();
+                if let Some(l) = c.local.as_mut() {
+                    if let Err(e) = l.close(&mut counters) {
+                        c.last_error = Some(format!("closing the disk: {e}"));
+                    }
+                }
+                drop(c);
+                let r = self.done(Some("down".into()));
+                self.shutdown.cancel();
+                r
+            }
+            DiskRequest::Remote { forward } => self.remote(*forward),
+        }
+    }
+
+    fn promote(&self, force: bool) -> DiskResponse {
+        {
+            let mut c = self.core();
+            if c.sm.role() == Role::Primary && lock(&self.exposed).is_some() {
+                drop(c);
+                return self.done(Some("already Primary".into()));
+            }
+            if c.local.is_none() {
+                drop(c);
+                return self.refused("local disk Diskless (hbd runs no diskless Primary)");
+            }
+            if matches!(
+                c.sm.conn(),
+                ConnState::SyncTarget | ConnState::PausedSyncT | ConnState::WFBitMapT
+            ) {
+                drop(c);
+                return self.refused(format!(
+                    "local disk {} (resync from the peer running)",
+                    self.core().sm.disk()
+                ));
+            }
+            if let Err(m) = self.input(&mut c, Input::Promote { force }) {
+                drop(c);
+                return self.refused(m);
+            }
+        }
+        let cfg = self.cfg();
+        let dir = ctl::fuse_dir(&cfg.run_dir, &cfg.name);
+        let r = std::fs::create_dir_all(&dir).and_then(|()| {
+            expose::expose(Arc::new(DevStore(self.me())), &dir, Some(&cfg.host.device))
+        });
+        match r {
+            Ok(e) => {
+                tracing::info!(loop_dev = %e.loop_dev.display(), "Primary: device exposed at {}", cfg.host.device.display());
+                *lock(&self.exposed) = Some(e);
+                self.done(None)
+            }
+            Err(e) => {
+                let mut c = self.core();
+                let _ = self.input(&mut c, Input::Demote);
+                drop(c);
+                DiskResponse::Failed {
+                    message: format!("exposing the device: {e}"),
+                }
+            }
+        }
+    }
+
+    fn demote(&self) -> DiskResponse {
+        if let Some(e) = lock(&self.exposed).as_mut() {
+            if let Err(err) = e.close(RELEASE_TIMEOUT) {
+                return self.refused(format!("Device is held open by someone: {err}"));
+            }
+        }
+        *lock(&self.exposed) = None;
+        let mut c = self.core();
+        if c.sm.role() != Role::Primary {
+            drop(c);
+            return self.done(None);
+        }
+        let r = self.input(&mut c, Input::Demote);
+        let mut counters = c.counters.clone();
+        if let Some(l) = c.local.as_mut() {
+            let res = l
+                .store
+                .flush()
+                .map_err(MetaError::from)
+                .and_then(|()| l.write_dirty_bitmap(&mut counters))
+                .and_then(|()| l.al.close(&l.file, &l.meta.layout).map(|_| ()));
+            if let Err(e) = res {
+                c.last_error = Some(format!("closing the activity log: {e}"));
+            }
+        }
+        c.counters = counters;
+        c.sync_flags();
+        drop(c);
+        match r {
+            Ok(()) => self.done(None),
+            Err(m) => self.refused(m),
+        }
+    }
+
+    fn adjust(&self) -> DiskResponse {
+        let old = self.cfg();
+        let new = match DeviceConfig::load(&old.config_dir, &old.node, &old.run_dir, &old.name) {
+            Ok(n) => n,
+            Err(e) => return DiskResponse::Failed { message: e },
+        };
+        let mut notes = Vec::new();
+        if new.resync_rate() != old.resync_rate() {
+            notes.push(format!("resync rate {} B/s", new.resync_rate()));
+        }
+        if new.host.address != old.host.address || new.peer_host.address != old.peer_host.address {
+            notes.push("addresses changed: take effect at the next up".into());
+        }
+        *lock(&self.cfg) = new;
+        if self.core().local.is_none() {
+            if let DiskResponse::Failed { message } = self.request_inner(DiskRequest::Attach) {
+                return DiskResponse::Failed { message };
+            }
+            notes.push("attached".into());
+        }
+        if self.core().sm.conn() == ConnState::StandAlone {
+            let mut c = self.core();
+            let _ = self.input(&mut c, Input::Connect);
+            notes.push("connecting".into());
+        }
+        self.done((!notes.is_empty()).then(|| notes.join("; ")))
+    }
+
+    fn remote(&self, req: DiskRequest) -> DiskResponse {
+        let cfg = self.cfg();
+        let fut = async move {
+            let mut link = link::connect(cfg.peer_addr(), &cfg.key, LINK_TIMEOUT).await?;
+            let json = serde_json::to_string(&req).map_err(io::Error::other)?;
+            link::send(
+                &mut link,
+                &Frame::Admin {
+                    resource: cfg.name.clone(),
+                    json,
+                },
+            )
+            .await?;
+            match tokio::time::timeout(Duration::from_secs(120), link::recv(&mut link)).await {
+                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no answer")),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(Frame::AdminReply { json })) => {
+                    serde_json::from_str::<DiskResponse>(&json).map_err(io::Error::other)
+                }
+                Ok(Ok(f)) => Err(link::unexpected(f, "AdminReply")),
+            }
+        };
+        let peer = self.cfg().peer;
+        match self.rt.block_on(fut) {
+            Ok(r) => r,
+            Err(e) => DiskResponse::Failed {
+                message: format!("peer {peer} unreachable: {e}"),
+            },
+        }
+    }
+
+    // ---- the process ----
+
+    /// Run until `down` or a signal: the control socket, the listener, the
+    /// connector, the bitmap writeback.
+    pub async fn run(self: Arc<Device>) -> io::Result<()> {
+        let cfg = self.cfg();
+        let sock = ctl::socket_path(&cfg.run_dir, &cfg.name);
+        std::fs::create_dir_all(ctl::disk_dir(&cfg.run_dir))?;
+        let listener = TcpListener::bind(cfg.local_addr()).await.map_err(|e| {
+            io::Error::new(e.kind(), format!("listening on {}: {e}", cfg.local_addr()))
+        })?;
+        let _ = std::fs::remove_file(&sock);
+        let ctl_listener = UnixListener::bind(&sock)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
+        }
+        std::fs::write(
+            ctl::pid_path(&cfg.run_dir, &cfg.name),
+            format!("{}\n", std::process::id()),
+        )?;
+        {
+            let mut c = self.core();
+            let _ = self.input(&mut c, Input::Connect);
+        }
+        tokio::spawn(self.clone().listen(listener));
+        if cfg.first {
+            tokio::spawn(self.clone().connector());
+        }
+        tokio::spawn(self.clone().writeback());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        loop {
+            tokio::select! {
+                r = ctl_listener.accept() => {
+                    if let Ok((s, _)) = r {
+                        tokio::spawn(self.clone().serve_ctl(s));
+                    }
+                }
+                _ = term.recv() => self.clone().signal_down().await,
+                _ = int.recv() => self.clone().signal_down().await,
+                _ = self.shutdown.cancelled() => break,
+            }
+        }
+        // Let the last answer go out.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = std::fs::remove_file(&sock);
+        let _ = std::fs::remove_file(ctl::pid_path(&cfg.run_dir, &cfg.name));
+        Ok(())
+    }
+
+    async fn signal_down(self: Arc<Device>) {
+        tracing::info!("signal: going down");
+        let dev = self.clone();
+        let r = tokio::task::spawn_blocking(move || dev.request(DiskRequest::Down)).await;
+        if let Ok(DiskResponse::Refused { message, .. }) = r {
+            tracing::warn!("not going down: {message}");
+        }
+    }
+
+    async fn serve_ctl(self: Arc<Device>, s: tokio::net::UnixStream) {
+        let mut conn: crate::ctl::Connection<DiskRequest, DiskResponse> = crate::ctl::frame(s);
+        let req = match conn.next().await {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                let _ = conn
+                    .send(DiskResponse::Failed {
+                        message: format!("bad request: {e}"),
+                    })
+                    .await;
+                return;
+            }
+            None => return,
+        };
+        let dev = self.clone();
+        let resp = tokio::task::spawn_blocking(move || dev.request(req))
+            .await
+            .unwrap_or_else(|e| DiskResponse::Failed {
+                message: e.to_string(),
+            });
+        let _ = conn.send(resp).await;
+    }
+
+    /// Write dirty bitmap pages every second (after a flush of the data, so
+    /// a cleared bit is never durable before the data it stands for).
+    async fn writeback(self: Arc<Device>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(BITMAP_WRITEBACK) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            let dev = self.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let store = dev.core().local.as_ref().map(|l| l.store.clone());
+                let Some(store) = store else { return };
+                if store.flush().is_err() {
+                    return;
+                }
+                let mut c = dev.core();
+                let mut counters = c.counters.clone();
+                if let Some(l) = c.local.as_mut() {
+                    if let Err(e) = l.write_dirty_bitmap(&mut counters) {
+                        tracing::error!(error = %e, "bitmap writeback");
+                    }
+                }
+                c.counters = counters;
+            })
+            .await;
+            self.flush_notices();
+        }
+    }
+}
+
+fn digest_blocks(buf: &[u8]) -> Vec<[u8; 32]> {
+    buf.chunks(BM_BLOCK as usize)
+        .map(|b| sha2::Sha256::digest(b).into())
+        .collect()
+}
+
+fn diff_blocks(buf: &[u8], theirs: &[[u8; 32]]) -> Vec<u32> {
+    digest_blocks(buf)
+        .iter()
+        .zip(theirs)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, _)| i as u32)
+        .collect()
+}
