@@ -83,6 +83,8 @@ pub const MAX_IN_FLIGHT: usize = 64;
 pub const MAX_TRANSFER_LOG: usize = 4096;
 /// Resync and verify requests in flight.
 const RS_IN_FLIGHT: u64 = 4;
+/// Resync data the target writes before it flushes and acknowledges.
+const RS_ACK_BATCH: u64 = 8 << 20;
 /// How long `secondary` waits for the device to be released.
 pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often dirty bitmap pages are written.
@@ -443,6 +445,9 @@ struct Core {
     last_write_ms: Option<u64>,
     peer_last_write_ms: Option<u64>,
     last_error: Option<String>,
+    /// SyncTarget: resync data written but not yet flushed and acknowledged.
+    unacked: Vec<(u64, u64)>,
+    unacked_bytes: u64,
     /// Notices to hand to the notify hook once the lock is released.
     notices: Vec<(String, String)>,
 }
@@ -598,6 +603,8 @@ impl Device {
                 last_write_ms: None,
                 peer_last_write_ms: None,
                 last_error: None,
+                unacked: Vec::new(),
+                unacked_bytes: 0,
                 notices: Vec::new(),
             }),
             changed: Condvar::new(),
@@ -677,6 +684,8 @@ impl Device {
                     c.exchanging = false;
                     c.peer_bitmap = None;
                     c.bitmap_rx.clear();
+                    c.unacked.clear();
+                    c.unacked_bytes = 0;
                 }
             }
             Event::Role { from, to } => tracing::info!(resource = %name, "role( {from} -> {to} )"),
@@ -1301,23 +1310,28 @@ impl Device {
                     return Err(link::LinkError::Malformed("resync range".into()).into());
                 }
                 let store = self.target_store()?;
-                tokio::task::spawn_blocking(move || {
-                    store.write_at(&data, offset)?;
-                    store.flush()
-                })
-                .await
-                .map_err(io::Error::other)??;
-                let mut c = self.core();
-                c.clear(offset, len);
-                c.counters.nr += len / 1024;
-                c.counters.dw += len / 1024;
-                if let Some(s) = c.sync.as_mut() {
-                    s.inflight = s.inflight.saturating_sub(1);
-                }
-                self.progress(&mut c);
-                peer.ctrl(Frame::RsAck { offset, len });
-                drop(c);
+                tokio::task::spawn_blocking(move || store.write_at(&data, offset))
+                    .await
+                    .map_err(io::Error::other)??;
+                let batch = {
+                    let mut c = self.core();
+                    // In memory only: the bitmap writeback flushes the data
+                    // before it writes cleared bits.
+                    c.clear(offset, len);
+                    c.counters.nr += len / 1024;
+                    c.counters.dw += len / 1024;
+                    if let Some(s) = c.sync.as_mut() {
+                        s.inflight = s.inflight.saturating_sub(1);
+                    }
+                    self.progress(&mut c);
+                    c.unacked.push((offset, len));
+                    c.unacked_bytes += len;
+                    c.unacked_bytes >= RS_ACK_BATCH
+                };
                 self.wake.notify_waiters();
+                if batch {
+                    self.ack_resync(peer).await?;
+                }
             }
             Frame::RsAck { offset, len } => {
                 let mut c = self.core();
@@ -1373,6 +1387,27 @@ impl Device {
         Ok(())
     }
 
+    /// SyncTarget: flush the resync data written so far, then acknowledge
+    /// it (the source clears its bits on the ack).
+    async fn ack_resync(&self, peer: &Arc<PeerTx>) -> io::Result<()> {
+        let store = self.target_store()?;
+        let ranges = {
+            let mut c = self.core();
+            c.unacked_bytes = 0;
+            std::mem::take(&mut c.unacked)
+        };
+        if ranges.is_empty() {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(io::Error::other)??;
+        for (offset, len) in ranges {
+            peer.ctrl(Frame::RsAck { offset, len });
+        }
+        Ok(())
+    }
+
     fn in_range(&self, offset: u64, len: u64) -> bool {
         offset.checked_add(len).is_some_and(|e| e <= self.data_size)
     }
@@ -1407,56 +1442,58 @@ impl Device {
     /// The SyncTarget's driver: requests every out-of-sync range from the
     /// source, at most the configured rate, until none is left.
     async fn resync_target(self: Arc<Device>, epoch: u64) {
+        enum Step {
+            Requested(u64),
+            Wait,
+            Ack(Arc<PeerTx>),
+            Stop,
+        }
         let mut cursor = 0u64;
         let mut next_at = tokio::time::Instant::now();
         loop {
             let rate = lock(&self.cfg).resync_rate();
-            let req = {
+            let step = {
                 let mut c = self.core();
-                if c.epoch != epoch || c.link.is_none() {
-                    return;
-                }
-                match c.sm.conn() {
-                    ConnState::SyncTarget => {}
-                    ConnState::PausedSyncT => {}
-                    _ => return,
-                }
-                let paused = c.sm.conn() == ConnState::PausedSyncT;
                 let inflight = c.sync.as_ref().map_or(0, |s| s.inflight);
-                if paused || inflight >= RS_IN_FLIGHT {
-                    None
-                } else {
-                    let found = c.local.as_ref().and_then(|l| {
-                        l.bitmap
-                            .next_set_range(cursor, (MAX_DATA as u64) / BM_BLOCK)
-                    });
-                    match found {
-                        Some((off, len)) => {
-                            cursor = (off + len) / BM_BLOCK;
-                            if let Some(s) = c.sync.as_mut() {
-                                s.inflight += 1;
+                let link = c.link.clone();
+                match (c.epoch == epoch, link, c.sm.conn()) {
+                    (true, Some(_), ConnState::PausedSyncT) => Step::Wait,
+                    (true, Some(_), ConnState::SyncTarget) if inflight >= RS_IN_FLIGHT => {
+                        Step::Wait
+                    }
+                    (true, Some(link), ConnState::SyncTarget) => {
+                        let found = c.local.as_ref().and_then(|l| {
+                            l.bitmap
+                                .next_set_range(cursor, (MAX_DATA as u64) / BM_BLOCK)
+                        });
+                        match found {
+                            Some((off, len)) => {
+                                cursor = (off + len) / BM_BLOCK;
+                                if let Some(s) = c.sync.as_mut() {
+                                    s.inflight += 1;
+                                }
+                                c.ctrl(Frame::RsReq { offset: off, len });
+                                Step::Requested(len)
                             }
-                            c.ctrl(Frame::RsReq { offset: off, len });
-                            Some(len)
-                        }
-                        None if inflight > 0 => None,
-                        None if c.bits() > 0 => {
-                            cursor = 0;
-                            continue;
-                        }
-                        None => {
-                            tracing::info!("resync: nothing left to request");
-                            c.ctrl(Frame::RsDone);
-                            let _ = self.input(&mut c, Input::SyncDone);
-                            drop(c);
-                            self.flush_notices();
-                            return;
+                            None if inflight > 0 => Step::Wait,
+                            None if c.bits() > 0 => {
+                                cursor = 0;
+                                continue;
+                            }
+                            None if !c.unacked.is_empty() => Step::Ack(link),
+                            None => {
+                                tracing::info!("resync: nothing left to request");
+                                c.ctrl(Frame::RsDone);
+                                let _ = self.input(&mut c, Input::SyncDone);
+                                Step::Stop
+                            }
                         }
                     }
+                    _ => return,
                 }
             };
-            match req {
-                Some(len) => {
+            match step {
+                Step::Requested(len) => {
                     let now = tokio::time::Instant::now();
                     next_at = next_at.max(now - Duration::from_millis(100))
                         + Duration::from_secs_f64(len as f64 / rate as f64);
@@ -1464,11 +1501,20 @@ impl Device {
                         tokio::time::sleep_until(next_at).await;
                     }
                 }
-                None => {
+                Step::Wait => {
                     tokio::select! {
                         _ = self.wake.notified() => {}
                         _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                     }
+                }
+                Step::Ack(link) => {
+                    if self.ack_resync(&link).await.is_err() {
+                        return;
+                    }
+                }
+                Step::Stop => {
+                    self.flush_notices();
+                    return;
                 }
             }
         }

@@ -34,6 +34,8 @@ pub fn require_root() {
     );
 }
 
+pub mod disk;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 static GC: Once = Once::new();
 
