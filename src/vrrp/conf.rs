@@ -425,6 +425,8 @@ const NO_FIREWALL: &str = "accepted, no effect: hbd installs no firewall rules";
 const NO_LVS: &str = "hbd does not do LVS (virtual servers): only VRRP";
 const MAX_DEPTH: usize = 16;
 const MAX_IFNAME: usize = 15;
+/// Longest vrrp_script interval or timeout, in seconds.
+const MAX_SCRIPT_SECS: i64 = 86_400;
 
 /// Global tuning knobs hbd accepts with a warning.
 const GLOBAL_KNOBS: &[&str] = &[
@@ -840,6 +842,13 @@ impl P {
         self.int(&st.key().text, v, min, max)
     }
 
+    /// `key N` in whole seconds within `min..=max` (keepalived reads these
+    /// as integers).
+    fn whole_secs(&mut self, st: &Stmt, min: i64, max: i64) -> Option<Duration> {
+        self.int_value(st, min, max)
+            .map(|n| Duration::from_secs(n as u64))
+    }
+
     /// `key SECONDS` (fractions allowed) within `min..=max` seconds.
     fn secs_value(&mut self, st: &Stmt, min: Duration, max: Duration) -> Option<Duration> {
         let v = self.value(st)?;
@@ -919,6 +928,13 @@ impl P {
         let Some(command) = self.command(&key.text, &v[0]) else {
             return;
         };
+        if v.len() > 1 && !v[0].quoted {
+            let msg = format!(
+                "`{}` is the user the script runs as (keepalived's syntax: COMMAND [USER [GROUP]]); to pass arguments, quote the command",
+                v[1].text
+            );
+            self.warn(v[1].line, &key.text, msg);
+        }
         let user = v.get(1).map(|u| ScriptUser {
             user: u.text.clone(),
             group: v.get(2).map(|g| g.text.clone()),
@@ -1181,12 +1197,12 @@ fn global_defs(p: &mut P, block: &[Stmt], g: &mut GlobalDefs) {
                 }
             }
             "vrrp_garp_master_delay" => {
-                if let Some(d) = p.secs_value(st, Duration::ZERO, Duration::from_secs(3600)) {
+                if let Some(d) = p.whole_secs(st, 0, 3600) {
                     g.vrrp_garp_master_delay = d;
                 }
             }
             "vrrp_garp_master_refresh" => {
-                if let Some(d) = p.secs_value(st, Duration::ZERO, Duration::from_secs(86_400)) {
+                if let Some(d) = p.whole_secs(st, 0, 86_400) {
                     g.vrrp_garp_master_refresh = d;
                 }
             }
@@ -1241,24 +1257,33 @@ fn vrrp_script(p: &mut P, name: &Word, block: &[Stmt]) -> Option<VrrpScript> {
     let mut fall: Opt<u32> = None;
     let mut user: Opt<ScriptUser> = None;
     let mut init_fail = false;
-    let max_secs = Duration::from_secs(86_400);
     for st in block {
         let key = st.key();
         let k = key.text.as_str();
         match k {
             "script" => {
-                let c = match p.values(st, 1, 1) {
-                    Some(v) => p.command(k, &v[0]),
-                    None => None,
+                let words = &st.words[1..];
+                let c = if words.len() > 1 && !words[0].quoted && st.block.is_none() {
+                    let msg = format!(
+                        "unexpected `{}`: quote the whole command, e.g. `script \"{} {}\"` (keepalived would run `{}` alone)",
+                        words[1].text, words[0].text, words[1].text, words[0].text
+                    );
+                    p.err(words[1].line, k, msg);
+                    None
+                } else {
+                    match p.values(st, 1, 1) {
+                        Some(v) => p.command(k, &v[0]),
+                        None => None,
+                    }
                 };
                 p.set(&mut command, key, c);
             }
             "interval" => {
-                let d = p.secs_value(st, Duration::from_millis(1), max_secs);
+                let d = p.whole_secs(st, 1, MAX_SCRIPT_SECS);
                 p.set(&mut interval, key, d);
             }
             "timeout" => {
-                let d = p.secs_value(st, Duration::from_millis(1), max_secs);
+                let d = p.whole_secs(st, 1, MAX_SCRIPT_SECS);
                 p.set(&mut timeout, key, d);
             }
             "weight" => {
@@ -1515,11 +1540,11 @@ fn vrrp_instance(p: &mut P, name: &Word, block: &[Stmt]) -> (VrrpInstance, Insta
                 }
             }
             "garp_master_delay" => {
-                let d = p.secs_value(st, Duration::ZERO, Duration::from_secs(3600));
+                let d = p.whole_secs(st, 0, 3600);
                 p.set(&mut garp_delay, key, d);
             }
             "garp_master_refresh" => {
-                let d = p.secs_value(st, Duration::ZERO, Duration::from_secs(86_400));
+                let d = p.whole_secs(st, 0, 86_400);
                 p.set(&mut garp_refresh, key, d);
             }
             "garp_master_repeat" => {
@@ -2800,7 +2825,11 @@ mod tests {
         );
         one(
             "vrrp_script s {\n script /bin/true\n interval 0\n}\n",
-            &format!("{k}:3: interval: `0`: must be from 0.001 to 86400 seconds"),
+            &format!("{k}:3: interval: `0`: expected a whole number from 1 to 86400"),
+        );
+        one(
+            "vrrp_script s {\n script /bin/true\n timeout 0.5\n}\n",
+            &format!("{k}:3: timeout: `0.5`: expected a whole number from 1 to 86400"),
         );
         one(
             "vrrp_script s {\n script \"/bin/x 'unclosed\"\n}\n",
@@ -2812,7 +2841,7 @@ mod tests {
         );
         one(
             "vrrp_script s {\n script killall -0 httpd\n}\n",
-            &format!("{k}:2: script: unexpected `-0`"),
+            &format!("{k}:2: script: unexpected `-0`: quote the whole command, e.g. `script \"killall -0\"` (keepalived would run `killall` alone)"),
         );
         one(
             &base("track_script {\n chk weight 300\n}"),
@@ -3008,6 +3037,10 @@ mod tests {
         let (c, _, _) = run("global_defs {\n notification_email {\n  a@example.org\n  b@example.org\n }\n smtp_connect_timeout 30\n}\n");
         assert_eq!(c.global.notification_email.len(), 2);
         assert_eq!(c.global.smtp_connect_timeout, Some(Duration::from_secs(30)));
+        warned(
+            &base("notify_master /etc/hbd/m.sh MASTER"),
+            &format!("{k}:10: notify_master: `MASTER` is the user the script runs as (keepalived's syntax: COMMAND [USER [GROUP]]); to pass arguments, quote the command"),
+        );
         warned(
             &base("garp_lower_prio_repeat 2"),
             &format!("{k}:10: garp_lower_prio_repeat: accepted, no effect in hbd"),
