@@ -1188,7 +1188,7 @@ fn global_defs(p: &mut P, block: &[Stmt], g: &mut GlobalDefs) {
             "vrrp_strict" => g.vrrp_strict |= p.flag(st),
             "enable_script_security" => g.enable_script_security |= p.flag(st),
             "vrrp_garp_interval" | "vrrp_gna_interval" => {
-                if let Some(d) = p.secs_value(st, Duration::ZERO, Duration::from_secs(1)) {
+                if let Some(d) = p.secs_value(st, Duration::ZERO, Duration::from_secs(3600)) {
                     if k == "vrrp_garp_interval" {
                         g.vrrp_garp_interval = d;
                     } else {
@@ -2868,8 +2868,8 @@ mod tests {
             &format!("{k}:2: vrrp_mcast_group4: `192.0.2.1`: not a multicast address"),
         );
         one(
-            "global_defs {\n vrrp_garp_interval 2\n}\n",
-            &format!("{k}:2: vrrp_garp_interval: `2`: must be from 0 to 1 seconds"),
+            "global_defs {\n vrrp_gna_interval 3601\n}\n",
+            &format!("{k}:2: vrrp_gna_interval: `3601`: must be from 0 to 3600 seconds"),
         );
         one(
             "global_defs {\n vrrp_strict yes\n}\n",
