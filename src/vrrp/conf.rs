@@ -287,13 +287,13 @@ impl VrrpInstance {
     }
 
     /// The state the instance starts in. Without `state`, MASTER only for
-    /// the address owner (priority 255). In strict mode keepalived starts a
-    /// `state MASTER` below 255 as BACKUP; so does hbd.
+    /// the address owner (priority 255). In strict mode keepalived makes the
+    /// state match ownership (MASTER exactly at priority 255); so does hbd.
     pub fn initial_state(&self, global: &GlobalDefs) -> InitialState {
         let owner = self.base_priority() == PRIO_OWNER;
         match self.state {
-            Some(InitialState::Master) if owner || !self.strict(global) => InitialState::Master,
-            None if owner => InitialState::Master,
+            Some(s) if !self.strict(global) => s,
+            _ if owner => InitialState::Master,
             _ => InitialState::Backup,
         }
     }
@@ -1787,6 +1787,10 @@ fn check_instance(p: &mut P, i: &VrrpInstance, ln: &InstanceLines, g: &GlobalDef
         );
         p.warn(ln.state.unwrap_or(line), "state", msg);
     }
+    if strict && i.state == Some(InitialState::Backup) && prio == PRIO_OWNER {
+        let msg = "`state BACKUP` with priority 255 in strict mode: keepalived starts the address owner as MASTER; so does hbd".to_string();
+        p.warn(ln.state.unwrap_or(line), "state", msg);
+    }
     if strict && prio < PRIO_OWNER && i.accept != Some(false) {
         let msg = format!(
             "`vrrp_strict` with priority {prio} < 255: keepalived 2.2.7 installs no_accept firewall rules and the VIP stops answering; hbd keeps the VIP reachable unless `no_accept` is set explicitly"
@@ -2988,6 +2992,20 @@ mod tests {
             &format!("{k}:4: priority: `vrrp_strict` with priority 100 < 255"),
         );
         assert_eq!(warns(&base("strict_mode\nno_accept")), Vec::<String>::new());
+        let (c, _, w) = run(&base("strict_mode\nstate BACKUP\npriority 255"));
+        assert_eq!(
+            w,
+            strings(&["keepalived.conf:11: state: `state BACKUP` with priority 255 in strict mode: keepalived starts the address owner as MASTER; so does hbd"])
+        );
+        assert_eq!(
+            c.instances[0].initial_state(&c.global),
+            InitialState::Master
+        );
+        let (c, _, _) = run(&base("state BACKUP\npriority 255"));
+        assert_eq!(
+            c.instances[0].initial_state(&c.global),
+            InitialState::Backup
+        );
         assert_eq!(
             warns(&base("strict_mode\npriority 255")),
             Vec::<String>::new()
