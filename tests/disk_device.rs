@@ -5,7 +5,8 @@
 mod common;
 
 use common::disk::*;
-use common::*;
+use std::fs;
+use std::process::Command;
 use hbd::disk::ctl::DiskRequest;
 
 const PRIMARY: DiskRequest = DiskRequest::Primary { force: false };
@@ -171,6 +172,7 @@ fn split_brain_is_detected_not_merged_and_resolved_by_bitmap() {
     assert!(!syncs[1].0, "a bitmap resync, not a full one: {}", d.log(2));
     assert!(syncs[1].1 < d.size / 4);
     assert_eq!(d.data_digest(1), d.data_digest(2));
+    d.ok(2, PRIMARY);
     let files = with_mount(&d, 2, "ls $M");
     assert!(files.contains("only1") && !files.contains("only2"), "{files}");
 }

@@ -2158,16 +2158,29 @@ impl Device {
             }
             let dev = self.clone();
             let _ = tokio::task::spawn_blocking(move || {
-                let store = dev.core().local.as_ref().map(|l| l.store.clone());
-                let Some(store) = store else { return };
+                let (store, (tick, idle)) = {
+                    let c = dev.core();
+                    let Some(l) = c.local.as_ref() else { return };
+                    (l.store.clone(), l.al.cool_candidates())
+                };
                 if store.flush().is_err() {
                     return;
                 }
                 let mut c = dev.core();
                 let mut counters = c.counters.clone();
                 if let Some(l) = c.local.as_mut() {
-                    if let Err(e) = l.write_dirty_bitmap(&mut counters) {
-                        tracing::error!(error = %e, "bitmap writeback");
+                    // Extents idle since before the flush leave the activity
+                    // log, so a crash resyncs only what was being written.
+                    let cooled = l.al.cool(tick, &idle);
+                    let r = l.write_dirty_bitmap(&mut counters).and_then(|()| {
+                        if cooled.is_empty() {
+                            return Ok(());
+                        }
+                        counters.al += 1;
+                        l.al.write_transaction(&l.file, &l.meta.layout).map(|_| ())
+                    });
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "bitmap/activity-log writeback");
                     }
                 }
                 c.counters = counters;

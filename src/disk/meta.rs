@@ -974,6 +974,38 @@ impl ActivityLog {
         Ok(seq)
     }
 
+    /// Aging, step 1: the extents with no write in flight now, and the tick
+    /// to pass to [`cool`](Self::cool) once the data is flushed.
+    pub fn cool_candidates(&self) -> (u64, Vec<u64>) {
+        let idle = self
+            .hot
+            .iter()
+            .filter(|(_, (inflight, _))| *inflight == 0)
+            .map(|(e, _)| *e)
+            .collect();
+        (self.tick, idle)
+    }
+
+    /// Aging, step 2 (after a flush of the data that started after step 1):
+    /// drop the candidates not written since. Their writes are on stable
+    /// storage on this node and acknowledged by the peer, so a crash cannot
+    /// leave them different. Returns the dropped extents (their bitmap pages
+    /// must be written before the next transaction, which drops them).
+    pub fn cool(&mut self, tick: u64, candidates: &[u64]) -> Vec<u64> {
+        let mut dropped = Vec::new();
+        for e in candidates {
+            if self
+                .hot
+                .get(e)
+                .is_some_and(|(inflight, t)| *inflight == 0 && *t <= tick)
+            {
+                self.hot.remove(e);
+                dropped.push(*e);
+            }
+        }
+        dropped
+    }
+
     /// Clean shutdown: drop every extent without writes in flight and
     /// write the (normally empty) hot set, so a later recover finds nothing
     /// to resync. Callers flush the bitmap first.
