@@ -5,9 +5,9 @@
 mod common;
 
 use common::disk::*;
+use hbd::disk::ctl::DiskRequest;
 use std::fs;
 use std::process::Command;
-use hbd::disk::ctl::DiskRequest;
 
 const PRIMARY: DiskRequest = DiskRequest::Primary { force: false };
 const FORCE: DiskRequest = DiskRequest::Primary { force: true };
@@ -113,7 +113,10 @@ fn failover_keeps_every_synced_file_and_the_old_primary_resyncs_only_changes() {
     assert_eq!(syncs.len(), 1, "{}", d.log(1));
     let (full, bytes) = syncs[0];
     assert!(!full, "{}", d.log(1));
-    assert!(bytes >= changed && bytes < d.size / 2, "resynced {bytes} bytes");
+    assert!(
+        bytes >= changed && bytes < d.size / 2,
+        "resynced {bytes} bytes"
+    );
     assert!(d.log(1).contains("BitmapSyncTarget"), "{}", d.log(1));
     let s1 = d.status(1);
     assert_eq!(
@@ -145,13 +148,15 @@ fn split_brain_is_detected_not_merged_and_resolved_by_bitmap() {
     d.ok(2, CONNECT);
     d.wait_for("split brain on both", |d| {
         (1..=2).all(|i| {
-            d.try_status(i).is_some_and(|s| {
-                s.connection.as_str() == "StandAlone" && s.split_brain.is_some()
-            })
+            d.try_status(i)
+                .is_some_and(|s| s.connection.as_str() == "StandAlone" && s.split_brain.is_some())
         })
     });
     let sb = d.status(2).split_brain.unwrap();
-    assert!(sb.my_changes_bytes > 0 && sb.peer_changes_bytes > 0, "{sb:?}");
+    assert!(
+        sb.my_changes_bytes > 0 && sb.peer_changes_bytes > 0,
+        "{sb:?}"
+    );
     assert_eq!(sb.peer, "n1");
     assert_ne!(d.data_digest(1), d.data_digest(2));
 
@@ -174,7 +179,10 @@ fn split_brain_is_detected_not_merged_and_resolved_by_bitmap() {
     assert_eq!(d.data_digest(1), d.data_digest(2));
     d.ok(2, PRIMARY);
     let files = with_mount(&d, 2, "ls $M");
-    assert!(files.contains("only1") && !files.contains("only2"), "{files}");
+    assert!(
+        files.contains("only1") && !files.contains("only2"),
+        "{files}"
+    );
 }
 
 #[test]

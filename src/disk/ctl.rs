@@ -35,6 +35,11 @@ pub fn pid_path(run_dir: &Path, res: &str) -> PathBuf {
 pub fn log_path(run_dir: &Path, res: &str) -> PathBuf {
     disk_dir(run_dir).join(format!("{res}.log"))
 }
+/// Names the loop device while Primary, so that a device process started
+/// after a crash can detach the stale one.
+pub fn loop_record_path(run_dir: &Path, res: &str) -> PathBuf {
+    disk_dir(run_dir).join(format!("{res}.loop"))
+}
 /// The FUSE mount point that serves the device file while Primary.
 pub fn fuse_dir(run_dir: &Path, res: &str) -> PathBuf {
     disk_dir(run_dir).join(format!("{res}.fuse"))

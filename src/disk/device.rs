@@ -1958,6 +1958,10 @@ impl Device {
         match r {
             Ok(e) => {
                 tracing::info!(loop_dev = %e.loop_dev.display(), "Primary: device exposed at {}", cfg.host.device.display());
+                let _ = std::fs::write(
+                    ctl::loop_record_path(&cfg.run_dir, &cfg.name),
+                    e.loop_dev.as_os_str().as_encoded_bytes(),
+                );
                 *lock(&self.exposed) = Some(e);
                 self.done(None)
             }
@@ -1979,6 +1983,8 @@ impl Device {
             }
         }
         *lock(&self.exposed) = None;
+        let cfg = self.cfg();
+        let _ = std::fs::remove_file(ctl::loop_record_path(&cfg.run_dir, &cfg.name));
         let mut c = self.core();
         if c.sm.role() != Role::Primary {
             drop(c);
@@ -2077,6 +2083,18 @@ impl Device {
             io::Error::new(e.kind(), format!("listening on {}: {e}", cfg.local_addr()))
         })?;
         let _ = std::fs::remove_file(&sock);
+        let record = ctl::loop_record_path(&cfg.run_dir, &cfg.name);
+        if let Ok(dev) = std::fs::read_to_string(&record) {
+            match expose::detach_stale_loop(Path::new(dev.trim())) {
+                Ok(true) => tracing::warn!(
+                    "detached {} left behind by a crashed device process",
+                    dev.trim()
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "detaching the stale {}", dev.trim()),
+            }
+            let _ = std::fs::remove_file(&record);
+        }
         let ctl_listener = UnixListener::bind(&sock)?;
         {
             use std::os::unix::fs::PermissionsExt;

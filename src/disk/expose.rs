@@ -541,6 +541,48 @@ fn loop_detached(path: &Path) -> io::Result<bool> {
     }
 }
 
+/// Detach a loop device left behind by a device process that died while
+/// Primary (its backing file is the dead FUSE file, shown as `.../device`).
+/// Returns `Ok(false)` when the loop device serves something else (then it
+/// is left alone) or is already free. If it is still mounted somewhere the
+/// kernel detaches it at the last unmount (autoclear).
+pub fn detach_stale_loop(path: &Path) -> io::Result<bool> {
+    // Right after the crash the kernel may still be failing the dead FUSE
+    // connection's requests (ENOTCONN): try for a while.
+    let mut last = None;
+    for _ in 0..50 {
+        match try_detach_stale(path) {
+            Ok(done) => return Ok(done),
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("cannot detach")))
+}
+
+fn try_detach_stale(path: &Path) -> io::Result<bool> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let backing =
+        std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).unwrap_or_default();
+    // (No LOOP_GET_STATUS64 here: it stats the backing file, which fails
+    // on the dead FUSE file.)
+    if !backing.trim_end().ends_with(&format!("/{DEVICE_FILE}")) {
+        return Ok(false);
+    }
+    let dev = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)?;
+    match ioctl_val(&dev, LOOP_CLR_FD, 0) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Processes with an open file descriptor on block device `rdev`, and
 /// processes whose mount namespace has it mounted, as "pid N (comm) fd" /
 /// "pid N (comm) mount M" strings.

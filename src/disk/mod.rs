@@ -10,6 +10,5 @@ pub mod device;
 pub mod expose;
 pub mod link;
 pub mod meta;
-pub mod replicate;
 pub mod state;
 pub mod uuid;

@@ -65,7 +65,9 @@ impl DiskLab {
     }
 
     pub fn device_log(&self, i: usize) -> PathBuf {
-        self.lab.node_dir(i).join(format!("disk{}.log", self.starts[i - 1]))
+        self.lab
+            .node_dir(i)
+            .join(format!("disk{}.log", self.starts[i - 1]))
     }
 
     pub fn log(&self, i: usize) -> String {
@@ -130,12 +132,14 @@ impl DiskLab {
     /// SIGKILL the device process (a crash), and detach the loop device it
     /// left behind.
     pub fn crash(&mut self, i: usize) {
+        let dev = self.try_status(i).and_then(|s| s.loop_device);
         if let Some(mut c) = self.devices[i - 1].take() {
             let _ = c.kill();
             let _ = c.wait();
         }
-        // The pid under `ip netns exec` is the device itself (exec).
-        detach_loops(&self.lab.run_dir(i));
+        if let Some(dev) = dev {
+            detach_loop(&dev);
+        }
     }
 
     pub fn request(&self, i: usize, req: DiskRequest) -> Option<DiskResponse> {
@@ -238,28 +242,21 @@ impl DiskLab {
 
 impl Drop for DiskLab {
     fn drop(&mut self) {
-        for c in self.devices.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
         for i in 1..=2 {
-            detach_loops(&self.lab.run_dir(i));
+            self.crash(i);
+            // A device that died earlier recorded its loop device.
+            let record = hbd::disk::ctl::loop_record_path(&self.lab.run_dir(i), RES);
+            if let Ok(dev) = fs::read_to_string(record) {
+                detach_loop(Path::new(dev.trim()));
+            }
         }
     }
 }
 
-/// Detach every loop device whose backing file lies under `dir`.
-pub fn detach_loops(dir: &Path) {
-    let Ok(out) = Command::new("losetup").arg("-a").output() else {
-        return;
-    };
-    let dir = dir.display().to_string();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if line.contains(&dir) {
-            if let Some(dev) = line.split(':').next() {
-                let _ = Command::new("losetup").args(["-d", dev]).output();
-            }
-        }
+/// Detach loop device `dev` if it still serves a (dead) hbd device file.
+pub fn detach_loop(dev: &Path) {
+    if let Err(e) = hbd::disk::expose::detach_stale_loop(dev) {
+        eprintln!("detaching {}: {e}", dev.display());
     }
 }
 
