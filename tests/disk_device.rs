@@ -158,6 +158,7 @@ fn split_brain_is_detected_not_merged_and_resolved_by_bitmap() {
         "{sb:?}"
     );
     assert_eq!(sb.peer, "n1");
+    assert!(sb.my_last_write_unix_ms.is_some() && sb.peer_last_write_unix_ms.is_some());
     assert_ne!(d.data_digest(1), d.data_digest(2));
 
     // The seed's recovery: on the victim secondary, disconnect,

@@ -297,7 +297,12 @@ impl Local {
     }
 
     /// Clean close: bitmap, empty activity log, superblock.
-    fn close(&mut self, counters: &mut Counters) -> Result<(), MetaError> {
+    fn close(
+        &mut self,
+        counters: &mut Counters,
+        last_write_ms: Option<u64>,
+    ) -> Result<(), MetaError> {
+        self.meta.last_write_ms = last_write_ms.unwrap_or(self.meta.last_write_ms);
         self.store.flush()?;
         self.write_dirty_bitmap(counters)?;
         self.al.close(&self.file, &self.meta.layout)?;
@@ -525,6 +530,7 @@ impl Core {
         if f != l.meta.flags || uuids != l.meta.uuids {
             l.meta.flags = f;
             l.meta.uuids = uuids;
+            l.meta.last_write_ms = self.last_write_ms.unwrap_or(0);
             if let Err(e) = meta::write_superblock(&l.file, &l.meta) {
                 tracing::error!(error = %e, "writing the superblock");
                 self.last_error = Some(format!("writing the superblock: {e}"));
@@ -585,6 +591,7 @@ impl Device {
             "attached {}",
             cfg.host.disk.display()
         );
+        let last_write = (local.meta.last_write_ms > 0).then_some(local.meta.last_write_ms);
         let sm = Resource::new(cfg.machine_config(), Some(attached));
         Ok(Arc::new_cyclic(|this| Device {
             cfg: Mutex::new(cfg),
@@ -600,7 +607,7 @@ impl Device {
                 verify: None,
                 split_brain: None,
                 counters: Counters::default(),
-                last_write_ms: None,
+                last_write_ms: last_write,
                 peer_last_write_ms: None,
                 last_error: None,
                 unacked: Vec::new(),
@@ -1798,8 +1805,9 @@ impl Device {
                     return self.refused(m);
                 }
                 let mut counters = c.counters.clone();
+                let lw = c.last_write_ms;
                 if let Some(mut l) = c.local.take() {
-                    if let Err(e) = l.close(&mut counters) {
+                    if let Err(e) = l.close(&mut counters, lw) {
                         c.last_error = Some(format!("closing the disk: {e}"));
                     }
                 }
@@ -1910,8 +1918,9 @@ impl Device {
                 let mut c = self.core();
                 let _ = self.input(&mut c, Input::Disconnect);
                 let mut counters = c.counters.clone();
+                let lw = c.last_write_ms;
                 if let Some(l) = c.local.as_mut() {
-                    if let Err(e) = l.close(&mut counters) {
+                    if let Err(e) = l.close(&mut counters, lw) {
                         c.last_error = Some(format!("closing the disk: {e}"));
                     }
                 }
@@ -2202,6 +2211,16 @@ impl Device {
                     }
                 }
                 c.counters = counters;
+                // The last write time, for split-brain reports after a restart.
+                let lw = c.last_write_ms.unwrap_or(0);
+                if let Some(l) = c.local.as_mut() {
+                    if lw > l.meta.last_write_ms + 5000 {
+                        l.meta.last_write_ms = lw;
+                        if let Err(e) = meta::write_superblock(&l.file, &l.meta) {
+                            tracing::error!(error = %e, "writing the superblock");
+                        }
+                    }
+                }
             })
             .await;
             self.flush_notices();

@@ -249,6 +249,9 @@ pub struct Meta {
     /// Sequence number of the last AL transaction known when the superblock
     /// was last written (informational; recovery reads the ring itself).
     pub al_seq: u64,
+    /// Unix ms of the last application write known at the last superblock
+    /// write (0: unknown), for split-brain reports across restarts.
+    pub last_write_ms: u64,
 }
 
 impl Meta {
@@ -273,6 +276,7 @@ impl Meta {
         put32(&mut b, 100, l.bm_pages as u32);
         put64(&mut b, 104, l.bm_bits);
         put64(&mut b, 112, self.al_seq);
+        put64(&mut b, 128, self.last_write_ms);
         put64(&mut b, 120, l.sb_offset);
         let crc = crc32fast::hash(&b[..CRC_AT]);
         put32(&mut b, CRC_AT, crc);
@@ -335,6 +339,7 @@ impl Meta {
             flags: Flags::from_bits(get32(b, 12)),
             device_uuid: get64(b, 64),
             al_seq: get64(b, 112),
+            last_write_ms: get64(b, 128),
         }))
     }
 }
@@ -519,6 +524,7 @@ pub fn create(path: &Path, force: bool) -> Result<Meta, MetaError> {
         flags: Flags::default(),
         device_uuid: random_u64(),
         al_seq: 1,
+        last_write_ms: 0,
     };
     write_superblock(&f, &m)?;
     Ok(m)
