@@ -511,12 +511,10 @@ impl Instance {
 
     fn run_timers(&mut self, now: Duration) {
         match self.state {
-            State::Backup => {
-                if self.down_at.is_some_and(|t| t <= now) {
-                    self.master = None;
-                    self.master_priority = None;
-                    self.become_master(now, "master down");
-                }
+            State::Backup if self.down_at.is_some_and(|t| t <= now) => {
+                self.master = None;
+                self.master_priority = None;
+                self.become_master(now, "master down");
             }
             State::Master => {
                 if self.advert_at.is_some_and(|t| t <= now) {
