@@ -37,8 +37,10 @@
 //!   reported count for nothing), clamped to 1..=254; 255 never changes.
 //! - Standby: a MASTER advertises priority 0, removes its VIPs and goes
 //!   BACKUP; the instance does not preempt until Takeover. Takeover lifts
-//!   standby and preempts at once when the current master's last advertised
-//!   priority is lower (and nopreempt/the gate allow it).
+//!   standby and, when the current master's last advertised priority is lower
+//!   than this instance's, preempts it at once, overriding nopreempt and
+//!   preempt_delay (the operator asked) but not a closed failback gate. A
+//!   lower priority instance cannot take over: the master would win it back.
 //! - Failback gate (when configured, closed until reported open): while
 //!   closed the instance does not preempt; it still takes over when the
 //!   master dies, and a MASTER is never demoted by it.
@@ -650,10 +652,13 @@ impl Instance {
         }
     }
 
-    /// Takeover: preempt at once a master known to have a lower priority.
+    /// Takeover: preempt at once a master known to have a lower priority,
+    /// whatever nopreempt and preempt_delay say (the operator asked), but not
+    /// past a closed failback gate.
     fn try_preempt_now(&mut self, now: Duration, why: &'static str) {
         if self.state == State::Backup
-            && self.preempts()
+            && !self.standby
+            && self.gate_open
             && self
                 .master_priority
                 .is_some_and(|p| p < self.effective_priority())
@@ -1165,6 +1170,25 @@ mod tests {
         i.handle(ms(30_500), Input::Takeover);
         assert_eq!(i.state(), State::Master);
         assert!(!i.status().standby);
+
+        // Takeover overrides nopreempt, not a closed gate.
+        let mut c = cfg(200);
+        c.nopreempt = true;
+        c.failback_gate = true;
+        let mut i = started(c);
+        feed(&mut i, B, 100, 0, 5);
+        i.handle(ms(5100), Input::Takeover);
+        assert_eq!(i.state(), State::Backup);
+        i.handle(ms(5200), Input::FailbackGate(true));
+        feed(&mut i, B, 100, 6, 20);
+        assert_eq!(i.state(), State::Backup);
+        i.handle(ms(20_100), Input::Takeover);
+        assert_eq!(i.state(), State::Master);
+        // Not from a higher priority master.
+        let mut i = started(cfg(100));
+        feed(&mut i, B, 150, 0, 5);
+        i.handle(ms(5100), Input::Takeover);
+        assert_eq!(i.state(), State::Backup);
 
         // Standby does not stop a takeover from a dead master.
         let mut i = started(cfg(200));

@@ -104,6 +104,7 @@ impl Sim {
         } else {
             (Version::V3, Duration::from_millis(100))
         };
+        // `interval` below is the shortest one; the longest is twice it.
         let mut nodes = Vec::new();
         for i in 0..n {
             let priority = if i == 0 && rng.chance(50) {
@@ -111,8 +112,14 @@ impl Sim {
             } else {
                 [50, 100, 100, 150, 200][rng.below(5) as usize]
             };
-            let mut cfg =
-                InstanceConfig::new("VI_1", version, 51, priority, interval, ip(i), "eth0");
+            // v3 instances may advertise at different intervals: backups
+            // learn the master's.
+            let own = if version == Version::V3 && rng.chance(300) {
+                interval * 2
+            } else {
+                interval
+            };
+            let mut cfg = InstanceConfig::new("VI_1", version, 51, priority, own, ip(i), "eth0");
             cfg.nopreempt = rng.chance(250);
             if rng.chance(250) {
                 cfg.preempt_delay = interval * rng.below(4) as u32;
@@ -417,7 +424,7 @@ impl Sim {
                     break;
                 }
                 self.msgs.pop();
-                let interval = self.interval;
+                let interval = self.nodes[from].cfg.advert_interval;
                 self.input(
                     to,
                     Input::Advert {
@@ -472,11 +479,11 @@ impl Sim {
         self.heal()?;
         self.check()?;
         // Scripts: rise ≤ 3 reports; preempt_delay ≤ 3 intervals; a
-        // Master_Down_Interval < 4 intervals, several of them.
-        let settle = faults_until + self.interval * 60;
+        // Master_Down_Interval < 8 of the shortest intervals; several of them.
+        let settle = faults_until + self.interval * 120;
         self.run_until(settle)?;
         let first = self.check_converged()?;
-        self.run_until(settle + self.interval * 12)?;
+        self.run_until(settle + self.interval * 24)?;
         let second = self.check_converged()?;
         if first != second {
             return Err(format!("master moved from {first:?} to {second:?}"));
