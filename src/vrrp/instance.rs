@@ -21,8 +21,9 @@
 //! - BACKUP: an advert with priority 0 sets the down timer to the skew; an
 //!   advert from a lower priority is discarded (so the down timer expires and
 //!   this node preempts) only when this node preempts: not `nopreempt`, not in
-//!   standby, failback gate open, and `preempt_delay` elapsed since it first
-//!   heard that lower priority; anything else, equal priority included, resets
+//!   standby, failback gate open, and `preempt_delay` elapsed (counted from
+//!   start-up, from leaving FAULT, or from the first lower priority advert
+//!   after one of equal or higher priority, as keepalived 2.2 does); anything else, equal priority included, resets
 //!   the down timer. Down timer expiry → MASTER, whatever nopreempt, standby or
 //!   the gate say: they hold back preemption, never a takeover from a dead
 //!   master.
@@ -573,6 +574,7 @@ impl Instance {
             self.become_master(now, "address owner");
         } else {
             self.become_backup(now, "start");
+            self.start_preempt_delay(now);
         }
     }
 
@@ -636,6 +638,14 @@ impl Instance {
         self.notify();
     }
 
+    /// keepalived counts preempt_delay from start-up and from leaving FAULT
+    /// too, not only from the first lower priority advert.
+    fn start_preempt_delay(&mut self, now: Duration) {
+        if !self.cfg.preempt_delay.is_zero() {
+            self.preempt_at = Some(after(now, self.cfg.preempt_delay));
+        }
+    }
+
     /// After a script, interface or priority change.
     fn reevaluate(&mut self, now: Duration) {
         let fault = self.fault_reason();
@@ -646,6 +656,7 @@ impl Instance {
                     self.become_master(now, "fault cleared, address owner");
                 } else {
                     self.become_backup(now, "fault cleared");
+                    self.start_preempt_delay(now);
                 }
             }
             _ => {}
@@ -934,6 +945,34 @@ mod tests {
         i.handle(Duration::from_secs(8), adv(B, 150));
         feed(&mut i, B, 50, 9, 13);
         assert_eq!(i.state(), State::Backup);
+        // The delay counts from start-up: a lower master first heard at 3 s
+        // is no longer accepted at 5 s (not 8 s).
+        let mut c = cfg(100);
+        c.preempt_delay = Duration::from_secs(5);
+        let mut i = started(c.clone());
+        feed(&mut i, B, 50, 3, 5);
+        assert_eq!(
+            i.next_deadline(),
+            Some(Duration::from_secs(4) + Duration::from_micros(3_609_375))
+        );
+        feed(&mut i, B, 50, 5, 6);
+        assert_eq!(
+            i.next_deadline(),
+            Some(Duration::from_secs(4) + Duration::from_micros(3_609_375))
+        );
+        // And from leaving FAULT.
+        c.track_interfaces = vec!["eth1".to_string()];
+        let mut i = started(c);
+        i.handle(Duration::from_secs(10), Input::InterfaceDown("eth1".into()));
+        i.handle(Duration::from_secs(20), Input::InterfaceUp("eth1".into()));
+        feed(&mut i, B, 50, 21, 25);
+        assert_eq!(i.state(), State::Backup);
+        assert_eq!(
+            i.next_deadline(),
+            Some(Duration::from_secs(24) + Duration::from_micros(3_609_375))
+        );
+        feed(&mut i, B, 50, 25, 40);
+        assert_eq!(i.state(), State::Master);
     }
 
     #[test]
