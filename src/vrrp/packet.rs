@@ -22,7 +22,7 @@
 //! bytes), header checksum, no fragment, protocol 112, TTL 255, VRRP version
 //! and type, the length implied by the address count, the auth type (v2), a
 //! non-zero interval and the VRRP checksum. Checks against the configuration
-//! (VRID, addresses, interval, password) belong to the caller.
+//! (VRID, addresses, interval, password) are [`Advert::check`]'s.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -376,6 +376,85 @@ impl Advert {
             addrs,
             auth,
         })
+    }
+}
+
+/// What a receiving instance expects of an advert: its configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected<'a> {
+    pub version: Version,
+    pub vrid: u8,
+    pub auth: Auth,
+    /// In the version's unit (see [`Advert::adver_int`]).
+    pub adver_int: u16,
+    pub addrs: &'a [Ipv4Addr],
+    /// `vrrp_skip_check_adv_addr` is set and the advert comes from the
+    /// master already known: the address list is not compared.
+    pub skip_addr_check: bool,
+}
+
+/// Why a well-formed advert is not for this instance, or not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("version {got:?}, configured {want:?}")]
+    Version { got: Version, want: Version },
+    #[error("VRID {0}")]
+    Vrid(u8),
+    #[error("authentication type mismatch")]
+    AuthType,
+    #[error("bad password")]
+    Password,
+    #[error("advertisement interval {got}, configured {want}")]
+    Interval { got: u16, want: u16 },
+    #[error("{got} addresses, configured {want}")]
+    AddressCount { got: usize, want: usize },
+    #[error("address {0} not in the advert")]
+    Address(Ipv4Addr),
+}
+
+impl Advert {
+    /// keepalived's checks of a decoded advert against the instance's
+    /// configuration: version, VRID, auth type and PASS password, the
+    /// interval for v2 (v3 learns the master's), and the virtual address set
+    /// (count and members) unless skipped.
+    pub fn check(&self, want: &Expected) -> Result<(), Mismatch> {
+        if self.version != want.version {
+            return Err(Mismatch::Version {
+                got: self.version,
+                want: want.version,
+            });
+        }
+        if self.vrid != want.vrid {
+            return Err(Mismatch::Vrid(self.vrid));
+        }
+        match (self.auth, want.auth) {
+            (Auth::None, Auth::None) => {}
+            (Auth::Pass(got), Auth::Pass(p)) => {
+                if got != p {
+                    return Err(Mismatch::Password);
+                }
+            }
+            _ if self.version == Version::V2 => return Err(Mismatch::AuthType),
+            _ => {}
+        }
+        if self.version == Version::V2 && self.adver_int != want.adver_int {
+            return Err(Mismatch::Interval {
+                got: self.adver_int,
+                want: want.adver_int,
+            });
+        }
+        if !want.skip_addr_check {
+            if self.addrs.len() != want.addrs.len() {
+                return Err(Mismatch::AddressCount {
+                    got: self.addrs.len(),
+                    want: want.addrs.len(),
+                });
+            }
+            if let Some(a) = want.addrs.iter().find(|a| !self.addrs.contains(a)) {
+                return Err(Mismatch::Address(*a));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -742,6 +821,64 @@ mod tests {
             a.encode(SRC, VRRP_MCAST_V4, V3Checksum::PseudoHeader),
             Err(EncodeError::TooManyAddresses(256))
         );
+    }
+
+    #[test]
+    fn checks_against_the_configuration() {
+        let a = advert(Version::V2, 52, 150, 1, Auth::pass("secret"));
+        let want = Expected {
+            version: Version::V2,
+            vrid: 52,
+            auth: Auth::pass("secret"),
+            adver_int: 1,
+            addrs: &[VIPS[1], VIPS[0]],
+            skip_addr_check: false,
+        };
+        assert_eq!(a.check(&want), Ok(()));
+        let e = |f: fn(&mut Expected)| {
+            let mut w = want;
+            f(&mut w);
+            a.check(&w)
+        };
+        assert_eq!(
+            e(|w| w.version = Version::V3),
+            Err(Mismatch::Version {
+                got: Version::V2,
+                want: Version::V3
+            })
+        );
+        assert_eq!(e(|w| w.vrid = 51), Err(Mismatch::Vrid(52)));
+        assert_eq!(
+            e(|w| w.auth = Auth::pass("secreT")),
+            Err(Mismatch::Password)
+        );
+        assert_eq!(e(|w| w.auth = Auth::None), Err(Mismatch::AuthType));
+        assert_eq!(
+            e(|w| w.adver_int = 2),
+            Err(Mismatch::Interval { got: 1, want: 2 })
+        );
+        assert_eq!(
+            e(|w| w.addrs = &VIPS[..1]),
+            Err(Mismatch::AddressCount { got: 2, want: 1 })
+        );
+        assert_eq!(
+            e(|w| w.addrs = &[VIPS[0], SRC]),
+            Err(Mismatch::Address(SRC))
+        );
+        assert_eq!(
+            e(|w| {
+                w.addrs = &[VIPS[0], SRC];
+                w.skip_addr_check = true
+            }),
+            Ok(())
+        );
+        // v3 learns the master's interval.
+        let a3 = advert(Version::V3, 52, 150, 100, Auth::None);
+        let mut w3 = want;
+        w3.version = Version::V3;
+        w3.auth = Auth::None;
+        w3.adver_int = 10;
+        assert_eq!(a3.check(&w3), Ok(()));
     }
 
     fn arb_advert() -> impl Strategy<Value = Advert> {
