@@ -429,11 +429,8 @@ impl Advert {
         }
         match (self.auth, want.auth) {
             (Auth::None, Auth::None) => {}
-            (Auth::Pass(got), Auth::Pass(p)) => {
-                if got != p {
-                    return Err(Mismatch::Password);
-                }
-            }
+            (Auth::Pass(got), Auth::Pass(p)) if got != p => return Err(Mismatch::Password),
+            (Auth::Pass(_), Auth::Pass(_)) => {}
             _ if self.version == Version::V2 => return Err(Mismatch::AuthType),
             _ => {}
         }
