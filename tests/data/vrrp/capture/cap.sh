@@ -1,9 +1,10 @@
 #!/bin/bash
 # usage: cap.sh NAME CONFBODY_FILE
+# OUT=DIR (default /tmp/vcap) receives the pcap, logs and pid files.
 set -u
 NAME=$1; CONF=$2
 NS=vrrpcap-$$
-D=/tmp/vcap/$NAME; rm -rf $D; mkdir -p $D
+D=${OUT:-/tmp/vcap}/$NAME; rm -rf $D; mkdir -p $D
 KPID=""; TPID=""
 cleanup() {
   if [ -n "$KPID" ]; then

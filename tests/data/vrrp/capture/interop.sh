@@ -1,9 +1,10 @@
 #!/bin/bash
 # usage: interop.sh NAME CONF HI_HEX ZERO_HEX INTERVAL COUNT
+# OUT=DIR (default /tmp/vcap) receives the pcap, logs and pid files.
 set -u
 NAME=$1; CONF=$2; HI=$3; ZERO=$4; IV=$5; CNT=$6
 N1=vrrpio1-$$; N2=vrrpio2-$$
-D=/tmp/vcap/io-$NAME; rm -rf $D; mkdir -p $D
+D=${OUT:-/tmp/vcap}/io-$NAME; rm -rf $D; mkdir -p $D
 KPID=""
 cleanup() {
   if [ -n "$KPID" ]; then
@@ -24,7 +25,7 @@ ip netns exec $N1 keepalived -n -l -D -f $D/keepalived.conf -p $D/main.pid -r $D
 KPID=$!
 sleep 0.3
 echo "$(date +%T.%N) sending higher priority" >> $D/events
-ip netns exec $N2 python3 /tmp/vcap/send.py $HI $CNT $IV
+ip netns exec $N2 python3 "$(dirname "$0")"/send.py $HI $CNT $IV
 echo "$(date +%T.%N) sending priority 0" >> $D/events
-ip netns exec $N2 python3 /tmp/vcap/send.py $ZERO 1 0
+ip netns exec $N2 python3 "$(dirname "$0")"/send.py $ZERO 1 0
 sleep 2
