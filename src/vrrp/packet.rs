@@ -486,9 +486,20 @@ impl Packet {
         Ok(out)
     }
 
-    /// Decode an IPv4 datagram as a raw socket receives it. IP options are
-    /// skipped (and not kept: [`Packet::encode`] writes none).
+    /// Decode an IPv4 datagram as a raw socket receives it, TTL 255 checked
+    /// (multicast). IP options are skipped (and not kept: [`Packet::encode`]
+    /// writes none).
     pub fn decode(bytes: &[u8], v3: V3Checksum) -> Result<Packet, DecodeError> {
+        Packet::decode_with(bytes, v3, true)
+    }
+
+    /// [`Packet::decode`], with the TTL check optional: keepalived checks
+    /// TTL 255 only for instances without `unicast_peer`.
+    pub fn decode_with(
+        bytes: &[u8],
+        v3: V3Checksum,
+        check_ttl: bool,
+    ) -> Result<Packet, DecodeError> {
         if bytes.len() < IPV4_HEADER_LEN {
             return Err(DecodeError::Truncated(bytes.len()));
         }
@@ -517,7 +528,7 @@ impl Packet {
         if bytes[9] != IPPROTO_VRRP {
             return Err(DecodeError::Protocol(bytes[9]));
         }
-        if bytes[8] != VRRP_TTL {
+        if check_ttl && bytes[8] != VRRP_TTL {
             return Err(DecodeError::Ttl(bytes[8]));
         }
         let src = Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
@@ -729,6 +740,13 @@ mod tests {
             d(&mutated(8, true, |b| *b = 254)),
             Err(DecodeError::Ttl(254))
         );
+        // Unicast peers may be routed: no TTL check then.
+        let p = Packet::decode_with(
+            &mutated(8, true, |b| *b = 254),
+            V3Checksum::PseudoHeader,
+            false,
+        );
+        assert_eq!(p.map(|p| p.ip.ttl), Ok(254));
         assert_eq!(
             d(&mutated(9, true, |b| *b = 17)),
             Err(DecodeError::Protocol(17))
