@@ -5,8 +5,10 @@
 //! epoch, as `groups` and `membership` do), drains [`Output`]s with
 //! [`Instance::take_outputs`] and calls [`Instance::handle`] with
 //! [`Input::Tick`] at [`Instance::next_deadline`]. Adverts arrive already
-//! decoded and checked against the configuration (VRID, authentication,
-//! addresses, TTL) by the runtime; only the v2 interval check is done here.
+//! decoded and checked against the configuration by the runtime
+//! ([`super::packet::Packet::decode`], [`super::packet::Advert::check`]);
+//! the v2 interval check is repeated here. Adverts from this node's own
+//! address are the runtime's to drop.
 //! Timers due at `now` run before the input, so the order of a late tick and an
 //! advert does not matter.
 //!
@@ -23,10 +25,11 @@
 //!   this node preempts) only when this node preempts: not `nopreempt`, not in
 //!   standby, failback gate open, and `preempt_delay` elapsed (counted from
 //!   start-up, from leaving FAULT, or from the first lower priority advert
-//!   after one of equal or higher priority, as keepalived 2.2 does); anything else, equal priority included, resets
-//!   the down timer. Down timer expiry → MASTER, whatever nopreempt, standby or
-//!   the gate say: they hold back preemption, never a takeover from a dead
-//!   master.
+//!   after one of equal or higher priority, as keepalived 2.2 does); anything
+//!   else, equal priority included, resets the down timer. Down timer expiry
+//!   → MASTER, whatever nopreempt, standby or the gate say: they hold back
+//!   preemption, never a takeover from a dead master (so a node in standby
+//!   that hears nobody becomes MASTER again after `Master_Down_Interval`).
 //! - MASTER: a higher priority, or an equal one from a higher primary IP →
 //!   BACKUP; a lower priority (or 0) → advertise again at once.
 //! - FAULT (silent) while the interface or a tracked interface is down, or a
@@ -37,7 +40,8 @@
 //!   Σ weight of the failed scripts with weight < 0 (scripts that have not
 //!   reported count for nothing), clamped to 1..=254; 255 never changes.
 //! - Standby: a MASTER advertises priority 0, removes its VIPs and goes
-//!   BACKUP; the instance does not preempt until Takeover. Takeover lifts
+//!   BACKUP; the instance does not preempt until Takeover (standby and the
+//!   gate survive Shutdown/Start of the same [`Instance`]). Takeover lifts
 //!   standby and, when the current master's last advertised priority is lower
 //!   than this instance's, preempts it at once, overriding nopreempt and
 //!   preempt_delay (the operator asked) but not a closed failback gate. A
@@ -700,7 +704,9 @@ impl Instance {
                         .get_or_insert(after(now, self.cfg.preempt_delay));
                     if now >= at {
                         // Discarded: the down timer runs out and this node
-                        // preempts.
+                        // preempts. The master is still recorded (status).
+                        self.master = Some(from);
+                        self.master_priority = Some(priority);
                         return;
                     }
                 } else if priority >= ours {
