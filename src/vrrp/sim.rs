@@ -1,5 +1,6 @@
 //! Deterministic simulation of VRRP instances: 2–3 [`Instance`]s of one VRID
-//! on a simulated clock and multicast network with loss, delay, reordering,
+//! on a simulated clock and multicast network with loss, delay, reordering
+//! (until the network heals; in order afterwards, as on a LAN),
 //! one-way and two-way partitions, crashes (silent) and graceful shutdowns
 //! with restarts, script results flipping, interface flaps, standby/takeover
 //! and failback gate changes, all drawn from a seed.
@@ -7,8 +8,11 @@
 //! Invariants, checked after every step:
 //! - **VIPs held iff MASTER**, for every running instance (which also means no
 //!   MASTER in FAULT holds them, and FAULT/BACKUP/STOP never do);
-//! - **silent unless MASTER**: an advert with a non-zero priority only comes
-//!   from an instance that is MASTER after the step.
+//! - **silent unless MASTER**: an advert with a non-zero priority, VIPs added
+//!   and gratuitous ARPs only come from an instance that is MASTER at that
+//!   point of its outputs (following its `StateChanged` outputs, which must
+//!   chain from the state before the step to the state after it, with every
+//!   `Notify` naming the current state).
 //!
 //! At the end of every schedule, after the network heals, every node runs
 //! again and faults stop for long enough (scripts settled, preempt delays
@@ -22,6 +26,11 @@
 //!   whichever is master: a BACKUP never preempts an equal priority, and two
 //!   MASTERs of equal priority resolve by IP, which the "exactly one" check
 //!   covers.
+//!
+//! Then the master crashes or shuts down: when another instance is up outside
+//! FAULT, one is MASTER within `Master_Down_Interval` (crash) or the skew
+//! (shutdown: priority 0) plus the network delay, and the end state above
+//! holds again.
 //!
 //! `HBD_SIM_SEEDS=N` runs N seeds (default 300); `HBD_SIM_SEED=N cargo test
 //! vrrp::sim` replays one and prints its trace.
@@ -85,6 +94,10 @@ struct Sim {
     cut: Vec<Vec<bool>>,
     loss: u64,
     max_delay: Duration,
+    /// After the heal, links deliver in order (a LAN); before, they reorder.
+    fifo: bool,
+    /// Per link, the latest delivery time scheduled.
+    last_at: Vec<Vec<Duration>>,
     script_every: Duration,
     next_script: Duration,
     next_fault: Option<Duration>,
@@ -171,6 +184,8 @@ impl Sim {
             cut: vec![vec![false; n]; n],
             loss: 0,
             max_delay: interval / 20,
+            fifo: false,
+            last_at: vec![vec![Duration::ZERO; n]; n],
             script_every: interval,
             next_script: Duration::ZERO,
             next_fault: Some(interval),
@@ -205,9 +220,10 @@ impl Sim {
         let Some(inst) = self.nodes[i].inst.as_mut() else {
             return Ok(());
         };
+        let mut state = inst.state();
         inst.handle(now, input);
         let outputs = inst.take_outputs();
-        let state = inst.state();
+        let end_state = inst.state();
         if !quiet
             || outputs
                 .iter()
@@ -226,15 +242,38 @@ impl Sim {
                             continue;
                         }
                         let delay = self.rng.below(self.max_delay.as_micros() as u64 + 1);
-                        let at = now + Duration::from_micros(delay);
+                        let mut at = now + Duration::from_micros(delay);
+                        if self.fifo {
+                            at = at.max(self.last_at[i][j]);
+                        }
+                        self.last_at[i][j] = self.last_at[i][j].max(at);
                         self.seq += 1;
                         self.msgs.push(Reverse((at, self.seq, i, j, priority)));
                     }
                 }
+                Output::AddVips | Output::SendGarps { .. } if state != State::Master => {
+                    return Err(format!("n{i}: {o:?} in {state:?}"));
+                }
                 Output::AddVips => self.nodes[i].vips = true,
                 Output::RemoveVips => self.nodes[i].vips = false,
-                Output::SendGarps { .. } | Output::Notify { .. } | Output::StateChanged { .. } => {}
+                Output::StateChanged { from, to, .. } => {
+                    if from != state {
+                        return Err(format!("n{i}: change from {from:?} in {state:?}"));
+                    }
+                    state = to;
+                }
+                Output::Notify { state: s, .. } => {
+                    if s != state {
+                        return Err(format!("n{i}: notify {s:?} in {state:?}"));
+                    }
+                }
+                Output::SendGarps { .. } => {}
             }
+        }
+        if state != end_state {
+            return Err(format!(
+                "n{i}: ends in {end_state:?}, changes say {state:?}"
+            ));
         }
         Ok(())
     }
@@ -388,6 +427,7 @@ impl Sim {
         }
         self.loss = 0;
         self.max_delay = self.interval / 20;
+        self.fifo = true;
         for i in 0..self.nodes.len() {
             if !self.nodes[i].iface_up {
                 self.nodes[i].iface_up = true;
@@ -488,7 +528,56 @@ impl Sim {
         if first != second {
             return Err(format!("master moved from {first:?} to {second:?}"));
         }
+        if let Some(m) = second {
+            self.lose_master(m)?;
+        }
         Ok(())
+    }
+
+    /// Liveness: the converged master crashes or shuts down; when another
+    /// instance is up outside FAULT, one takes over within
+    /// `Master_Down_Interval` (crash) or the skew (shutdown, priority 0),
+    /// plus the network delay, and all converges again.
+    fn lose_master(&mut self, m: usize) -> Result<(), String> {
+        let others = (0..self.nodes.len()).any(|i| {
+            i != m
+                && self.nodes[i]
+                    .running()
+                    .is_some_and(|x| x.state() != State::Fault)
+        });
+        if !others {
+            return Ok(());
+        }
+        let t0 = self.now;
+        let graceful = self.rng.chance(500);
+        // Intervals are at most 2 × `interval`: the skew is below one of
+        // them, the Master_Down_Interval below four.
+        let bound = if graceful {
+            self.log(format!("shutdown of master n{m}"));
+            self.input(m, Input::Shutdown)?;
+            self.interval * 2
+        } else {
+            self.log(format!("crash of master n{m}"));
+            self.nodes[m].inst = None;
+            self.interval * 8
+        } + self.max_delay
+            + Duration::from_millis(1);
+        self.run_until(t0 + bound)?;
+        let took_over = (0..self.nodes.len())
+            .any(|i| self.nodes[i].running().map(|x| x.state()) == Some(State::Master));
+        if !took_over {
+            let states: Vec<_> = self
+                .nodes
+                .iter()
+                .map(|n| n.inst.as_ref().map(|x| (x.status(), x.next_deadline())))
+                .collect();
+            return Err(format!(
+                "nobody took over within {bound:?} of the {} of n{m}: {states:?}",
+                if graceful { "shutdown" } else { "crash" }
+            ));
+        }
+        self.run_until(t0 + self.interval * 120)?;
+        self.check_converged().map(|_| ())
     }
 }
 
