@@ -5,3 +5,5 @@
 pub mod conf;
 pub mod instance;
 pub mod packet;
+#[cfg(test)]
+mod sim;
