@@ -4,10 +4,12 @@
 //! metadata, `meta-disk internal`), `expose` (a FUSE file behind a loop
 //! device).
 
+pub mod client;
 pub mod conf;
 pub mod ctl;
 pub mod expose;
 pub mod meta;
 pub mod replicate;
+pub mod report;
 pub mod state;
 pub mod uuid;

@@ -1,0 +1,406 @@
+//! Talking to a device process (`hbd-disk RES`) from `hbctl disk`, the
+//! `drbddisk` agent and hbd's status: starting it (`up`, as `drbdadm up`),
+//! one request, stopping it (`down`).
+//!
+//! Each function comes in two forms: `async` (for callers inside a tokio
+//! runtime: the agent, hbd) and blocking (`hbctl`: a small current-thread
+//! runtime of its own; never call those from inside a runtime).
+
+use super::ctl::{self, DiskRequest, DiskResponse, DiskStatus};
+use crate::ctl::CallError;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Environment variable naming the device binary (default: `hbd-disk` next
+/// to the running executable).
+pub const DISK_BIN_ENV: &str = "HBD_DISK_BIN";
+/// How often `up`/`down` look again.
+const POLL: Duration = Duration::from_millis(100);
+/// How long one poll's Status may take.
+const POLL_CALL: Duration = Duration::from_secs(2);
+/// Log lines quoted when the device exits during `up`.
+const LOG_TAIL: usize = 20;
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// Nobody listens on the device's socket: the device is not up.
+    #[error("{res}: not up (hbctl disk up {res})")]
+    NotUp { res: String },
+    #[error("{res}: no answer from the device within {}", crate::config::format_duration(*timeout))]
+    Timeout { res: String, timeout: Duration },
+    #[error("{res}: {message}")]
+    Io { res: String, message: String },
+}
+
+/// Sends one request to the device of `res`; `timeout` bounds the whole call.
+pub async fn request_async(
+    run_dir: &Path,
+    res: &str,
+    req: DiskRequest,
+    timeout: Duration,
+) -> Result<DiskResponse, RequestError> {
+    match tokio::time::timeout(timeout, ctl::call(run_dir, res, req)).await {
+        Err(_) => Err(RequestError::Timeout {
+            res: res.to_string(),
+            timeout,
+        }),
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(CallError::Connect { source, .. }))
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Err(RequestError::NotUp {
+                res: res.to_string(),
+            })
+        }
+        Ok(Err(e)) => Err(RequestError::Io {
+            res: res.to_string(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Blocking [`request_async`], the error as a typed value.
+pub fn request_raw(
+    run_dir: &Path,
+    res: &str,
+    req: DiskRequest,
+    timeout: Duration,
+) -> Result<DiskResponse, RequestError> {
+    block_on(request_async(run_dir, res, req, timeout)).unwrap_or_else(|message| {
+        Err(RequestError::Io {
+            res: res.to_string(),
+            message,
+        })
+    })
+}
+
+/// Blocking [`request_async`].
+pub fn request(
+    run_dir: &Path,
+    res: &str,
+    req: DiskRequest,
+    timeout: Duration,
+) -> Result<DiskResponse, String> {
+    request_raw(run_dir, res, req, timeout).map_err(|e| e.to_string())
+}
+
+/// The device's status, if it answers.
+pub async fn status_async(
+    run_dir: &Path,
+    res: &str,
+    timeout: Duration,
+) -> Result<DiskStatus, RequestError> {
+    match request_async(run_dir, res, DiskRequest::Status, timeout).await? {
+        DiskResponse::Done { status, .. } | DiskResponse::Refused { status, .. } => Ok(*status),
+        DiskResponse::Failed { message } => Err(RequestError::Io {
+            res: res.to_string(),
+            message,
+        }),
+    }
+}
+
+/// Blocking [`status_async`].
+pub fn status(run_dir: &Path, res: &str, timeout: Duration) -> Result<DiskStatus, RequestError> {
+    block_on(status_async(run_dir, res, timeout)).unwrap_or_else(|message| {
+        Err(RequestError::Io {
+            res: res.to_string(),
+            message,
+        })
+    })
+}
+
+/// Where the device binary is: `$HBD_DISK_BIN`, else `hbd-disk` next to the
+/// running executable (or next to its parent `deps/` folder, for tests run
+/// by cargo).
+pub fn disk_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os(DISK_BIN_ENV) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().ok();
+    let dir = exe.as_deref().and_then(Path::parent);
+    if let Some(dir) = dir {
+        let here = dir.join("hbd-disk");
+        if !here.exists() && dir.file_name().is_some_and(|n| n == "deps") {
+            if let Some(up) = dir.parent() {
+                return up.join("hbd-disk");
+            }
+        }
+        return here;
+    }
+    PathBuf::from("hbd-disk")
+}
+
+/// Whether `pid` names a live process.
+pub fn alive(pid: u32) -> bool {
+    pid > 0
+        && i32::try_from(pid).is_ok_and(|p| {
+            match nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None) {
+                Ok(()) => true,
+                Err(e) => e == nix::errno::Errno::EPERM,
+            }
+        })
+}
+
+/// The pid in the device's pid file, if it names a live process.
+pub fn running_pid(run_dir: &Path, res: &str) -> Option<u32> {
+    std::fs::read_to_string(ctl::pid_path(run_dir, res))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|&p| alive(p))
+}
+
+/// The last `n` lines of `path` from byte `from` on.
+fn log_tail(path: &Path, from: u64, n: usize) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.seek(SeekFrom::Start(from));
+        let mut bytes = Vec::new();
+        let _ = f.read_to_end(&mut bytes);
+        text = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `drbdadm up RES`: if the device answers it is already up (its status is
+/// returned); else starts `hbd-disk --config DIR --node NAME --run-dir RUN
+/// RES` in its own session, in the caller's network namespace, its output
+/// appended to `RUN/disk/RES.log`, and waits until it answers.
+pub async fn up_async(
+    config_dir: &Path,
+    node: &str,
+    run_dir: &Path,
+    res: &str,
+    timeout: Duration,
+) -> Result<DiskStatus, String> {
+    match status_async(run_dir, res, POLL_CALL).await {
+        Ok(s) => return Ok(s),
+        Err(RequestError::NotUp { .. }) => {}
+        // Starting (pid alive, socket not answering yet) or busy: wait below.
+        Err(_) => {}
+    }
+    let log = ctl::log_path(run_dir, res);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut child = None;
+    let mut log_from = 0;
+    if running_pid(run_dir, res).is_none() {
+        std::fs::create_dir_all(ctl::disk_dir(run_dir))
+            .map_err(|e| format!("{}: {e}", ctl::disk_dir(run_dir).display()))?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        log_from = out.metadata().map(|m| m.len()).unwrap_or(0);
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let bin = disk_bin();
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.arg("--config")
+            .arg(config_dir)
+            .arg("--node")
+            .arg(node)
+            .arg("--run-dir")
+            .arg(run_dir)
+            .arg(res)
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        // SAFETY: setsid is async-signal-safe; nothing else runs in the
+        // child between fork and exec.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        child = Some(
+            cmd.spawn()
+                .map_err(|e| format!("{res}: cannot start {}: {e}", bin.display()))?,
+        );
+    }
+    loop {
+        match status_async(run_dir, res, POLL_CALL).await {
+            Ok(s) => {
+                if let Some(mut c) = child {
+                    // Reap it when it ends, so a long-lived caller (hbd)
+                    // keeps no zombie.
+                    std::thread::spawn(move || {
+                        let _ = c.wait();
+                    });
+                }
+                return Ok(s);
+            }
+            Err(RequestError::NotUp { .. } | RequestError::Timeout { .. }) => {}
+            Err(e @ RequestError::Io { .. }) => {
+                tracing::debug!(error = %e, "device not answering yet");
+            }
+        }
+        if let Some(c) = child.as_mut() {
+            if let Ok(Some(code)) = c.try_wait() {
+                return Err(format!(
+                    "{res}: the device process exited ({code}) before answering; {}:\n{}",
+                    log.display(),
+                    log_tail(&log, log_from, LOG_TAIL)
+                ));
+            }
+        } else if running_pid(run_dir, res).is_none() {
+            return Err(format!(
+                "{res}: the device process exited before answering; {}:\n{}",
+                log.display(),
+                log_tail(&log, 0, LOG_TAIL)
+            ));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            if let Some(c) = child {
+                std::thread::spawn(move || {
+                    let mut c = c;
+                    let _ = c.wait();
+                });
+            }
+            return Err(format!(
+                "{res}: the device did not answer within {} (it may still be starting; see {})",
+                crate::config::format_duration(timeout),
+                log.display()
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Blocking [`up_async`].
+pub fn up(
+    config_dir: &Path,
+    node: &str,
+    run_dir: &Path,
+    res: &str,
+    timeout: Duration,
+) -> Result<DiskStatus, String> {
+    block_on(up_async(config_dir, node, run_dir, res, timeout)).and_then(|r| r)
+}
+
+/// `drbdadm down RES`: asks the device to go down (Secondary, disconnect,
+/// detach, exit) and waits until its process is gone. `Ok(None)`: it was
+/// not up. A refusal or failure is returned as the device's answer, without
+/// waiting.
+pub async fn down_async(
+    run_dir: &Path,
+    res: &str,
+    timeout: Duration,
+) -> Result<Option<DiskResponse>, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let file_pid = running_pid(run_dir, res);
+    let answer = match request_async(run_dir, res, DiskRequest::Down, timeout).await {
+        Err(RequestError::NotUp { .. }) if file_pid.is_none() => return Ok(None),
+        Err(RequestError::NotUp { .. }) => None,
+        Err(RequestError::Io { message, .. }) if message.contains("without answering") => None,
+        Err(e) => return Err(e.to_string()),
+        Ok(r @ (DiskResponse::Refused { .. } | DiskResponse::Failed { .. })) => return Ok(Some(r)),
+        Ok(r) => Some(r),
+    };
+    let pid = match &answer {
+        Some(DiskResponse::Done { status, .. }) if status.pid > 0 => Some(status.pid),
+        _ => file_pid,
+    };
+    if let Some(pid) = pid {
+        while alive(pid) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "{res}: the device (pid {pid}) did not exit within {}",
+                    crate::config::format_duration(timeout)
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+    Ok(answer)
+}
+
+/// Blocking [`down_async`].
+pub fn down(run_dir: &Path, res: &str, timeout: Duration) -> Result<Option<DiskResponse>, String> {
+    block_on(down_async(run_dir, res, timeout)).and_then(|r| r)
+}
+
+/// Runs `f` on a fresh current-thread runtime.
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|rt| rt.block_on(f))
+        .map_err(|e| format!("cannot start a runtime: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_up_is_recognised() {
+        let t = tempfile::tempdir().unwrap();
+        let e =
+            request_raw(t.path(), "r0", DiskRequest::Status, Duration::from_secs(1)).unwrap_err();
+        assert_eq!(e, RequestError::NotUp { res: "r0".into() });
+        assert_eq!(e.to_string(), "r0: not up (hbctl disk up r0)");
+        // A stale socket file nobody listens on is "not up" too.
+        std::fs::create_dir_all(ctl::disk_dir(t.path())).unwrap();
+        let l = std::os::unix::net::UnixListener::bind(ctl::socket_path(t.path(), "r0")).unwrap();
+        drop(l);
+        let e = status(t.path(), "r0", Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(e, RequestError::NotUp { .. }), "{e:?}");
+        assert_eq!(down(t.path(), "r0", Duration::from_secs(1)).unwrap(), None);
+    }
+
+    #[test]
+    fn up_reports_a_device_that_exits() {
+        let t = tempfile::tempdir().unwrap();
+        let bin = t.path().join("fake-disk");
+        std::fs::write(
+            &bin,
+            "#!/bin/sh\necho \"args: $*\" >&2\necho cannot open backing disk >&2\nexit 3\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The variable is read by this test only (tests in this crate do not
+        // start devices otherwise).
+        std::env::set_var(DISK_BIN_ENV, &bin);
+        let run = t.path().join("run");
+        let e = up(
+            Path::new("/etc/ha.d"),
+            "a",
+            &run,
+            "r0",
+            Duration::from_secs(10),
+        )
+        .unwrap_err();
+        std::env::remove_var(DISK_BIN_ENV);
+        assert!(e.contains("exited"), "{e}");
+        assert!(
+            e.contains("args: --config /etc/ha.d --node a --run-dir"),
+            "{e}"
+        );
+        assert!(e.contains("cannot open backing disk"), "{e}");
+    }
+
+    #[test]
+    fn pids() {
+        assert!(alive(std::process::id()));
+        assert!(!alive(0));
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(running_pid(t.path(), "r0"), None);
+        std::fs::create_dir_all(ctl::disk_dir(t.path())).unwrap();
+        std::fs::write(
+            ctl::pid_path(t.path(), "r0"),
+            format!("{}\n", std::process::id()),
+        )
+        .unwrap();
+        assert_eq!(running_pid(t.path(), "r0"), Some(std::process::id()));
+    }
+}
