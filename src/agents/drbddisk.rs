@@ -216,11 +216,23 @@ async fn promote_kernel(a: &DrbdArgs, o: &Options) -> Result<(), AgentError> {
     }
 }
 
+#[cfg(test)]
+static FAKE_DRBDADM: OnceLock<PathBuf> = OnceLock::new();
+
+/// `$HBD_DRBDADM`, else `drbdadm` from PATH.
+fn drbdadm_bin() -> PathBuf {
+    #[cfg(test)]
+    if let Some(p) = FAKE_DRBDADM.get() {
+        return p.clone();
+    }
+    std::env::var_os("HBD_DRBDADM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("drbdadm"))
+}
+
 /// Runs drbdadm; its stdout on success.
 async fn drbdadm(args: &[&str], timeout: Duration) -> Result<String, AgentError> {
-    let bin = std::env::var_os("HBD_DRBDADM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("drbdadm"));
+    let bin = drbdadm_bin();
     let mut cmd = tokio::process::Command::new(&bin);
     cmd.args(args)
         .env(
@@ -341,17 +353,12 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        // Only this test reads the variable.
-        std::env::set_var("HBD_DRBDADM", &fake);
+        FAKE_DRBDADM.set(fake).unwrap();
         let a = parse_args(&["r0"], t.path()).unwrap();
         let o = Options::default();
-        let started = start(&a, &o).await;
-        let st = status(&a).await;
-        let stopped = stop(&a, &o).await;
-        std::env::remove_var("HBD_DRBDADM");
-        started.unwrap();
-        assert_eq!(st.unwrap(), Running::Running);
-        stopped.unwrap();
+        start(&a, &o).await.unwrap();
+        assert_eq!(status(&a).await.unwrap(), Running::Running);
+        stop(&a, &o).await.unwrap();
         assert_eq!(
             std::fs::read_to_string(&log).unwrap(),
             "primary r0\nprimary r0\nrole r0\nsecondary r0\n"

@@ -791,7 +791,9 @@ fn resolve(ctx: &DiskCtx, res: &str, survivor: &str, timeout: Duration) -> ExitC
     );
     let step =
         |here: bool, node: &str, what: &str, req: DiskRequest| -> Result<Box<DiskStatus>, u8> {
-            println!("{res}: {node}: {what}");
+            if !matches!(req, DiskRequest::Status) {
+                println!("{res}: {node}: {what}");
+            }
             match ctx.ask(res, side_request(here, req), ctx.timeout) {
                 Asked::Done(s, _) => Ok(s),
                 Asked::Refused(m) => {
@@ -1522,4 +1524,427 @@ fn render_node(n: &NodeStatus, me: &str, width: usize) -> String {
         links.join(", "),
         width = width
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::{SinkExt, StreamExt};
+    use hbd::disk::ctl::{Counters, SplitBrainStatus};
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("hbctl").chain(args.iter().copied())).unwrap()
+    }
+
+    fn verb(args: &[&str]) -> DiskVerb {
+        match parse(args).command {
+            Command::Disk { verb, .. } => verb,
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn disk_verbs_parse() {
+        let cli = parse(&[
+            "--run-dir",
+            "/tmp/r",
+            "disk",
+            "--config",
+            "/c",
+            "--node",
+            "a",
+            "primary",
+            "r0",
+            "--force",
+        ]);
+        assert_eq!(cli.run_dir, PathBuf::from("/tmp/r"));
+        match cli.command {
+            Command::Disk {
+                target,
+                timeout,
+                verb: DiskVerb::Primary { res, force: true },
+            } => {
+                assert_eq!(target.config, PathBuf::from("/c"));
+                assert_eq!(target.node.as_deref(), Some("a"));
+                assert_eq!(timeout, 120);
+                assert_eq!(res, "r0");
+            }
+            c => panic!("{c:?}"),
+        }
+        // --run-dir after the verb, as hbd takes it.
+        assert_eq!(
+            parse(&["disk", "up", "all", "--run-dir", "/x"]).run_dir,
+            PathBuf::from("/x")
+        );
+        assert!(matches!(
+            verb(&["disk", "connect", "--discard-my-data", "r0"]),
+            DiskVerb::Connect {
+                discard_my_data: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            verb(&["disk", "connect", "r0"]),
+            DiskVerb::Connect {
+                discard_my_data: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            verb(&["disk", "status", "--json"]),
+            DiskVerb::Status {
+                res: None,
+                json: true
+            }
+        ));
+        assert!(matches!(verb(&["disk", "proc"]), DiskVerb::Proc));
+        for (words, req) in [
+            ("attach", DiskRequest::Attach),
+            ("detach", DiskRequest::Detach),
+            ("disconnect", DiskRequest::Disconnect),
+            ("secondary", DiskRequest::Secondary),
+            ("verify", DiskRequest::Verify),
+            ("invalidate", DiskRequest::Invalidate),
+            ("invalidate-remote", DiskRequest::InvalidateRemote),
+            ("pause-sync", DiskRequest::PauseSync),
+            ("resume-sync", DiskRequest::ResumeSync),
+            ("adjust", DiskRequest::Adjust),
+        ] {
+            let v = verb(&["disk", words, "r0"]);
+            assert_eq!(v.res(), "r0");
+            assert_eq!(v.request(), Some(req), "{words}");
+        }
+        for words in [
+            "role",
+            "cstate",
+            "dstate",
+            "up",
+            "down",
+            "create-md",
+            "dump-md",
+        ] {
+            assert_eq!(verb(&["disk", words, "all"]).res(), "all");
+        }
+        assert!(Cli::try_parse_from(["hbctl", "disk", "primary"]).is_err());
+        assert!(Cli::try_parse_from(["hbctl", "disk", "frob", "r0"]).is_err());
+        match parse(&["split-brain", "resolve", "r0", "--survivor", "b"]).command {
+            Command::SplitBrain {
+                action: Some(SplitBrainAction::Resolve { res, survivor, .. }),
+                json: false,
+                ..
+            } => assert_eq!((res.as_str(), survivor.as_str()), ("r0", "b")),
+            c => panic!("{c:?}"),
+        }
+        assert!(matches!(
+            parse(&["split-brain", "--json"]).command,
+            Command::SplitBrain {
+                action: None,
+                json: true,
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["hbctl", "split-brain", "resolve", "r0"]).is_err());
+    }
+
+    fn status(role: Role, peer_role: Role, conn: ConnState) -> DiskStatus {
+        DiskStatus {
+            name: "r0".into(),
+            node: "a".into(),
+            peer: "b".into(),
+            pid: std::process::id(),
+            role,
+            peer_role,
+            disk: DiskState::UpToDate,
+            peer_disk: DiskState::UpToDate,
+            connection: conn,
+            device: PathBuf::from("/dev/drbd0"),
+            loop_device: None,
+            backing: PathBuf::from("/tmp/backing"),
+            size_bytes: 1 << 26,
+            out_of_sync_bytes: 0,
+            sync: None,
+            verify: None,
+            split_brain: None,
+            uuids: Default::default(),
+            local_address: "192.0.2.11:7789".into(),
+            peer_address: "192.0.2.12:7789".into(),
+            counters: Counters::default(),
+            last_write_unix_ms: None,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn role_cstate_dstate_words() {
+        let s = status(Role::Primary, Role::Secondary, ConnState::Connected);
+        assert_eq!(
+            state_word(&verb(&["disk", "role", "r0"]), &s),
+            "Primary/Secondary"
+        );
+        assert_eq!(
+            state_word(&verb(&["disk", "cstate", "r0"]), &s),
+            "Connected"
+        );
+        assert_eq!(
+            state_word(&verb(&["disk", "dstate", "r0"]), &s),
+            "UpToDate/UpToDate"
+        );
+    }
+
+    /// A configuration directory with r0 between nodes a and b.
+    fn conf_dir() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let w = |name: &str, text: &str, mode: u32| {
+            use std::os::unix::fs::PermissionsExt;
+            let p = d.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        w(
+            "ha.cf",
+            "keepalive 200ms\ndeadtime 1\nbcast eth0\nnode a b\n",
+            0o644,
+        );
+        w(
+            "authkeys",
+            "auth 1\n1 sha256 0123456789abcdef0123456789abcdef\n",
+            0o600,
+        );
+        w(
+            "drbd.conf",
+            "resource r0 {\n  protocol C;\n  meta-disk internal;\n  device /dev/drbd0;\n  \
+             disk /tmp/nonexistent-backing;\n  on a { address 192.0.2.11:7789; }\n  \
+             on b { address 192.0.2.12:7789; }\n}\n",
+            0o644,
+        );
+        d
+    }
+
+    type Handler = Box<dyn FnMut(DiskRequest) -> DiskResponse + Send>;
+
+    /// A stand-in device on `run_dir`'s socket for r0, answering with
+    /// `handler`; it records every request.
+    fn fake_device(run_dir: &Path, mut handler: Handler) -> Arc<Mutex<Vec<DiskRequest>>> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let path = hbd::disk::ctl::socket_path(run_dir, "r0");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::UnixListener::from_std(listener).unwrap();
+                while let Ok((stream, _)) = listener.accept().await {
+                    let mut conn: ctl::Connection<DiskRequest, DiskResponse> = ctl::frame(stream);
+                    if let Some(Ok(req)) = conn.next().await {
+                        log.lock().unwrap().push(req.clone());
+                        let _ = conn.send(handler(req)).await;
+                    }
+                }
+            });
+        });
+        seen
+    }
+
+    fn target(d: &Path) -> DiskTarget {
+        DiskTarget {
+            config: d.to_path_buf(),
+            node: Some("a".into()),
+        }
+    }
+
+    #[test]
+    fn down_device_and_refusals() {
+        let d = conf_dir();
+        let run = d.path().join("run");
+        let run_verb = |args: &[&str]| disk(target(d.path()), run.clone(), 5, verb(args));
+        // Not up: the queries say Unconfigured, state changes fail.
+        assert_eq!(run_verb(&["disk", "role", "r0"]), ExitCode::from(exit::OK));
+        assert_eq!(
+            run_verb(&["disk", "status", "all"]),
+            ExitCode::from(exit::OK)
+        );
+        assert_eq!(
+            run_verb(&["disk", "primary", "r0"]),
+            ExitCode::from(exit::FAILURE)
+        );
+        assert_eq!(run_verb(&["disk", "down", "r0"]), ExitCode::from(exit::OK));
+        assert_eq!(run_verb(&["disk", "proc"]), ExitCode::from(exit::OK));
+        assert_eq!(
+            run_verb(&["disk", "primary", "r9"]),
+            ExitCode::from(exit::REFUSED)
+        );
+        // Up: a refusal is drbdsetup's exit code 11.
+        let s = status(Role::Secondary, Role::Primary, ConnState::Connected);
+        let seen = fake_device(
+            &run,
+            Box::new(move |req| match req {
+                DiskRequest::Primary { .. } => DiskResponse::Refused {
+                    message: "peer is Primary".into(),
+                    status: Box::new(s.clone()),
+                },
+                DiskRequest::Verify => DiskResponse::Failed {
+                    message: "not connected".into(),
+                },
+                _ => DiskResponse::Done {
+                    status: Box::new(s.clone()),
+                    message: None,
+                },
+            }),
+        );
+        assert_eq!(
+            run_verb(&["disk", "primary", "r0"]),
+            ExitCode::from(EXIT_REFUSED)
+        );
+        assert_eq!(
+            run_verb(&["disk", "verify", "all"]),
+            ExitCode::from(exit::FAILURE)
+        );
+        assert_eq!(
+            run_verb(&["disk", "connect", "--discard-my-data", "r0"]),
+            ExitCode::from(exit::OK)
+        );
+        assert_eq!(
+            run_verb(&["disk", "status", "--json"]),
+            ExitCode::from(exit::OK)
+        );
+        assert_eq!(run_verb(&["disk", "proc"]), ExitCode::from(exit::OK));
+        assert_eq!(
+            seen.lock().unwrap().as_slice(),
+            &[
+                DiskRequest::Primary { force: false },
+                DiskRequest::Verify,
+                DiskRequest::Connect {
+                    discard_my_data: true
+                },
+                DiskRequest::Status,
+                DiskRequest::Status,
+            ]
+        );
+    }
+
+    /// `resolve` with this node as the survivor: the victim's steps go
+    /// through Remote, then this node connects and the resync is watched.
+    #[test]
+    fn resolve_drives_both_sides() {
+        let d = conf_dir();
+        let run = d.path().join("run");
+        let mut local = status(Role::Primary, Role::Unknown, ConnState::StandAlone);
+        local.peer_disk = DiskState::DUnknown;
+        local.split_brain = Some(SplitBrainStatus {
+            detected_unix_ms: 0,
+            peer: "b".into(),
+            my_changes_bytes: 8192,
+            peer_changes_bytes: 4096,
+            my_last_write_unix_ms: None,
+            peer_last_write_unix_ms: None,
+        });
+        let mut peer = status(Role::Primary, Role::Unknown, ConnState::StandAlone);
+        peer.node = "b".into();
+        let mut polls = 0;
+        let seen = fake_device(
+            &run,
+            Box::new(move |req| {
+                let s = match req {
+                    DiskRequest::Remote { forward } => {
+                        match *forward {
+                            DiskRequest::Secondary => peer.role = Role::Secondary,
+                            DiskRequest::Connect { .. } => {
+                                peer.connection = ConnState::WFConnection
+                            }
+                            _ => {}
+                        }
+                        peer.clone()
+                    }
+                    DiskRequest::Connect { .. } => {
+                        local.connection = ConnState::WFConnection;
+                        local.clone()
+                    }
+                    _ => {
+                        if local.connection != ConnState::StandAlone {
+                            polls += 1;
+                            local.split_brain = None;
+                            local.peer_role = Role::Secondary;
+                            if polls < 3 {
+                                local.connection = ConnState::SyncSource;
+                                local.peer_disk = DiskState::Inconsistent;
+                                local.sync = Some(SyncStatus {
+                                    source: true,
+                                    full: false,
+                                    paused: false,
+                                    total_bytes: 12288,
+                                    done_bytes: 4096,
+                                    percent: 33.3,
+                                    rate_bytes_per_sec: 4096,
+                                    limit_bytes_per_sec: 0,
+                                    eta_secs: Some(2),
+                                });
+                            } else {
+                                local.connection = ConnState::Connected;
+                                local.peer_disk = DiskState::UpToDate;
+                                local.sync = None;
+                            }
+                        }
+                        local.clone()
+                    }
+                };
+                DiskResponse::Done {
+                    status: Box::new(s),
+                    message: None,
+                }
+            }),
+        );
+        let code = split_brain(
+            target(d.path()),
+            run.clone(),
+            false,
+            Some(SplitBrainAction::Resolve {
+                res: "r0".into(),
+                survivor: "a".into(),
+                timeout: 30,
+            }),
+        );
+        assert_eq!(code, ExitCode::from(exit::OK));
+        let seen = seen.lock().unwrap();
+        let remote = |r: DiskRequest| DiskRequest::Remote {
+            forward: Box::new(r),
+        };
+        assert_eq!(
+            &seen[..6],
+            &[
+                DiskRequest::Status,
+                remote(DiskRequest::Status),
+                remote(DiskRequest::Secondary),
+                remote(DiskRequest::Disconnect),
+                remote(DiskRequest::Connect {
+                    discard_my_data: true
+                }),
+                DiskRequest::Status,
+            ]
+        );
+        assert_eq!(
+            seen[6],
+            DiskRequest::Connect {
+                discard_my_data: false
+            }
+        );
+        // An unknown survivor is refused before anything is asked.
+        let code = split_brain(
+            target(d.path()),
+            run,
+            false,
+            Some(SplitBrainAction::Resolve {
+                res: "r0".into(),
+                survivor: "c".into(),
+                timeout: 30,
+            }),
+        );
+        assert_eq!(code, ExitCode::from(exit::REFUSED));
+    }
 }

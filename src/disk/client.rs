@@ -178,6 +178,18 @@ pub async fn up_async(
     res: &str,
     timeout: Duration,
 ) -> Result<DiskStatus, String> {
+    up_with(&disk_bin(), config_dir, node, run_dir, res, timeout).await
+}
+
+/// [`up_async`] with the device binary `bin`.
+async fn up_with(
+    bin: &Path,
+    config_dir: &Path,
+    node: &str,
+    run_dir: &Path,
+    res: &str,
+    timeout: Duration,
+) -> Result<DiskStatus, String> {
     match status_async(run_dir, res, POLL_CALL).await {
         Ok(s) => return Ok(s),
         Err(RequestError::NotUp { .. }) => {}
@@ -200,8 +212,7 @@ pub async fn up_async(
         let err = out
             .try_clone()
             .map_err(|e| format!("{}: {e}", log.display()))?;
-        let bin = disk_bin();
-        let mut cmd = std::process::Command::new(&bin);
+        let mut cmd = std::process::Command::new(bin);
         cmd.arg("--config")
             .arg(config_dir)
             .arg("--node")
@@ -368,19 +379,17 @@ mod tests {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-        // The variable is read by this test only (tests in this crate do not
-        // start devices otherwise).
-        std::env::set_var(DISK_BIN_ENV, &bin);
         let run = t.path().join("run");
-        let e = up(
+        let e = block_on(up_with(
+            &bin,
             Path::new("/etc/ha.d"),
             "a",
             &run,
             "r0",
             Duration::from_secs(10),
-        )
+        ))
+        .unwrap()
         .unwrap_err();
-        std::env::remove_var(DISK_BIN_ENV);
         assert!(e.contains("exited"), "{e}");
         assert!(
             e.contains("args: --config /etc/ha.d --node a --run-dir"),
