@@ -103,7 +103,7 @@ enum Command {
         target: DiskTarget,
         /// Longest wait for the device to carry out a request (up, primary,
         /// secondary, down...), in seconds.
-        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        #[arg(long, global = true, value_name = "SECONDS", default_value_t = 120)]
         timeout: u64,
         #[command(subcommand)]
         verb: DiskVerb,
@@ -140,10 +140,10 @@ enum Command {
 #[derive(Debug, Clone, clap::Args)]
 struct DiskTarget {
     /// Configuration directory (drbd.conf, or cluster.toml's [disk] drbd_conf).
-    #[arg(long, value_name = "DIR", default_value = "/etc/ha.d")]
+    #[arg(long, global = true, value_name = "DIR", default_value = "/etc/ha.d")]
     config: PathBuf,
     /// This node's name in drbd.conf's `on` sections [default: uname -n].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME")]
     node: Option<String>,
 }
 
@@ -1573,11 +1573,45 @@ mod tests {
             }
             c => panic!("{c:?}"),
         }
-        // --run-dir after the verb, as hbd takes it.
-        assert_eq!(
-            parse(&["disk", "up", "all", "--run-dir", "/x"]).run_dir,
-            PathBuf::from("/x")
-        );
+        // The options after the verb too.
+        let cli = parse(&[
+            "disk",
+            "up",
+            "all",
+            "--run-dir",
+            "/x",
+            "--node",
+            "b",
+            "--config",
+            "/d",
+            "--timeout",
+            "5",
+        ]);
+        assert_eq!(cli.run_dir, PathBuf::from("/x"));
+        match cli.command {
+            Command::Disk {
+                target, timeout, ..
+            } => {
+                assert_eq!(target.config, PathBuf::from("/d"));
+                assert_eq!(target.node.as_deref(), Some("b"));
+                assert_eq!(timeout, 5);
+            }
+            c => panic!("{c:?}"),
+        }
+        match parse(&[
+            "split-brain",
+            "resolve",
+            "r0",
+            "--survivor",
+            "a",
+            "--node",
+            "b",
+        ])
+        .command
+        {
+            Command::SplitBrain { target, .. } => assert_eq!(target.node.as_deref(), Some("b")),
+            c => panic!("{c:?}"),
+        }
         assert!(matches!(
             verb(&["disk", "connect", "--discard-my-data", "r0"]),
             DiskVerb::Connect {
@@ -1674,6 +1708,26 @@ mod tests {
             last_write_unix_ms: None,
             last_error: None,
         }
+    }
+
+    #[test]
+    fn status_lists_disks() {
+        let mut d = ctl::DiskSummary::from_status(&status(
+            Role::Primary,
+            Role::Secondary,
+            ConnState::SyncSource,
+        ));
+        d.sync_percent = Some(31.44);
+        d.out_of_sync_bytes = 3 << 20;
+        assert_eq!(
+            render_disk(&d),
+            "r0  Primary/Secondary  UpToDate/UpToDate  SyncSource  sync'ed 31.4%  out of sync 3.0MiB"
+        );
+        let d = ctl::DiskSummary::unanswered("r1", "not up".into());
+        assert_eq!(
+            render_disk(&d),
+            "r1  Unknown/Unknown  DUnknown/DUnknown  Unconfigured  (not up)"
+        );
     }
 
     #[test]

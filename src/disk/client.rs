@@ -104,6 +104,24 @@ pub async fn status_async(
     }
 }
 
+/// The devices' states for hbd's status, all asked at once: one that does
+/// not answer within `timeout` is listed with why (`not up`...).
+pub async fn summaries(
+    run_dir: &Path,
+    names: &[String],
+    timeout: Duration,
+) -> Vec<crate::ctl::DiskSummary> {
+    use crate::ctl::DiskSummary;
+    futures::future::join_all(names.iter().map(|name| async move {
+        match status_async(run_dir, name, timeout).await {
+            Ok(s) => DiskSummary::from_status(&s),
+            Err(RequestError::NotUp { .. }) => DiskSummary::unanswered(name, "not up".into()),
+            Err(e) => DiskSummary::unanswered(name, e.to_string()),
+        }
+    }))
+    .await
+}
+
 /// Blocking [`status_async`].
 pub fn status(run_dir: &Path, res: &str, timeout: Duration) -> Result<DiskStatus, RequestError> {
     block_on(status_async(run_dir, res, timeout)).unwrap_or_else(|message| {
@@ -146,12 +164,27 @@ pub fn alive(pid: u32) -> bool {
         })
 }
 
-/// The pid in the device's pid file, if it names a live process.
+/// The pid in the device's pid file, if it names a live process that is
+/// RES's device (its command line ends with RES after a `--run-dir`: a
+/// stale pid file whose pid was reused does not count).
 pub fn running_pid(run_dir: &Path, res: &str) -> Option<u32> {
     std::fs::read_to_string(ctl::pid_path(run_dir, res))
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
-        .filter(|&p| alive(p))
+        .filter(|&p| alive(p) && is_device(p, res))
+}
+
+/// Whether process `pid` looks like `hbd-disk ... --run-dir RUN RES`.
+fn is_device(pid: u32, res: &str) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        // Not ours to read (another pid namespace...): trust the pid file.
+        return true;
+    };
+    let args: Vec<&[u8]> = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .collect();
+    args.last() == Some(&res.as_bytes()) && args.contains(&&b"--run-dir"[..])
 }
 
 /// The last `n` lines of `path` from byte `from` on.
@@ -410,6 +443,39 @@ mod tests {
             format!("{}\n", std::process::id()),
         )
         .unwrap();
-        assert_eq!(running_pid(t.path(), "r0"), Some(std::process::id()));
+        // This test process is alive, but it is not r0's device.
+        assert_eq!(running_pid(t.path(), "r0"), None);
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 5; :", "hbd-disk", "--run-dir", "r0"])
+            .spawn()
+            .unwrap();
+        std::fs::write(ctl::pid_path(t.path(), "r0"), format!("{}\n", child.id())).unwrap();
+        assert_eq!(running_pid(t.path(), "r0"), Some(child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(running_pid(t.path(), "r0"), None);
+    }
+
+    #[tokio::test]
+    async fn summaries_of_devices_that_are_not_up() {
+        let t = tempfile::tempdir().unwrap();
+        let s = summaries(
+            t.path(),
+            &["r0".into(), "r1".into()],
+            Duration::from_secs(1),
+        )
+        .await;
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1].name, "r1");
+        assert_eq!(s[0].role, "Unknown");
+        assert_eq!(s[0].connection, "Unconfigured");
+        assert_eq!(s[0].error.as_deref(), Some("not up"));
+        // Older answers without the new fields still parse.
+        let v: crate::ctl::DiskSummary = serde_json::from_str(
+            r#"{"name":"r0","role":"Primary","peer_role":"Secondary","disk":"UpToDate",
+                "peer_disk":"UpToDate","connection":"Connected","out_of_sync_bytes":0}"#,
+        )
+        .unwrap();
+        assert_eq!(v.sync_percent, None);
     }
 }

@@ -215,24 +215,6 @@ use control::Access;
 /// How long status waits for each replicated disk's device.
 const DISK_STATUS_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// Asks each device for its state, all at once; one that does not answer is
-/// listed with why.
-async fn disk_summaries(
-    run_dir: &std::path::Path,
-    names: &[String],
-) -> Vec<crate::ctl::DiskSummary> {
-    use crate::ctl::DiskSummary;
-    use crate::disk::client::{self, RequestError};
-    futures::future::join_all(names.iter().map(|name| async move {
-        match client::status_async(run_dir, name, DISK_STATUS_TIMEOUT).await {
-            Ok(s) => DiskSummary::from_status(&s),
-            Err(RequestError::NotUp { .. }) => DiskSummary::unanswered(name, "not up".into()),
-            Err(e) => DiskSummary::unanswered(name, e.to_string()),
-        }
-    }))
-    .await
-}
-
 /// Runs the daemon until SIGTERM or SIGINT. Returns after telling the peers
 /// it leaves.
 pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
@@ -724,7 +706,8 @@ impl Daemon {
                 let names = self.disk_names();
                 let run_dir = self.paths.run_dir.clone();
                 tokio::spawn(async move {
-                    status.disks = disk_summaries(&run_dir, &names).await;
+                    status.disks =
+                        crate::disk::client::summaries(&run_dir, &names, DISK_STATUS_TIMEOUT).await;
                     let _ = reply.send(Response::Status(Box::new(status)));
                 });
                 return;
