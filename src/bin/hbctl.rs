@@ -3,7 +3,8 @@
 //!
 //! Exit codes: 0 ok, 1 failure (daemon unreachable...), 2 invalid
 //! configuration or usage, 3 refused by the daemon (unknown node...), 4
-//! permission denied.
+//! permission denied, 11 a replicated disk refused a state change
+//! (`hbctl disk`, as drbdsetup).
 
 use clap::{Parser, Subcommand};
 use hbd::ctl::{self, ErrorKind, Request, Response, Status};
@@ -344,6 +345,8 @@ struct DiskCtx {
     run_dir: PathBuf,
     timeout: Duration,
     drbd: hbd::disk::conf::DrbdConf,
+    /// cluster.toml's `[disk] driver` means the DRBD kernel module here.
+    kernel: bool,
 }
 
 impl DiskCtx {
@@ -363,12 +366,14 @@ impl DiskCtx {
             );
             return Err(ExitCode::from(exit::CONFIG));
         };
+        let kernel = c.cluster.disk.driver.unwrap_or_default().is_kernel();
         Ok(DiskCtx {
             config_dir: target.config,
             node,
             run_dir,
             timeout,
             drbd,
+            kernel,
         })
     }
 
@@ -461,6 +466,19 @@ fn disk(target: DiskTarget, run_dir: PathBuf, timeout: u64, verb: DiskVerb) -> E
     };
     if let DiskVerb::Proc = verb {
         return disk_proc(&ctx);
+    }
+    if ctx.kernel && matches!(verb, DiskVerb::Up { .. } | DiskVerb::Adjust { .. }) {
+        // Never start hbd's device on a disk the kernel module drives.
+        eprintln!(
+            "hbctl: cluster.toml [disk] driver is kernel{}: the DRBD module drives these \
+             resources; use drbdadm (or set driver = \"embedded\")",
+            if std::path::Path::new("/proc/drbd").exists() {
+                " (or auto, and /proc/drbd exists)"
+            } else {
+                ""
+            }
+        );
+        return ExitCode::from(exit::CONFIG);
     }
     if let DiskVerb::Status { json: true, .. } = verb {
         let mut out = Vec::new();
@@ -1881,6 +1899,25 @@ mod tests {
                 DiskRequest::Status,
             ]
         );
+    }
+
+    #[test]
+    fn kernel_driver_never_starts_the_device() {
+        let d = conf_dir();
+        std::fs::write(
+            d.path().join("cluster.toml"),
+            "[disk]\ndriver = \"kernel\"\n",
+        )
+        .unwrap();
+        let run = d.path().join("run");
+        let code = disk(
+            target(d.path()),
+            run.clone(),
+            5,
+            verb(&["disk", "up", "r0"]),
+        );
+        assert_eq!(code, ExitCode::from(exit::CONFIG));
+        assert!(!hbd::disk::ctl::log_path(&run, "r0").exists());
     }
 
     /// `resolve` with this node as the survivor: the victim's steps go
