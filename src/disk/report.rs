@@ -118,11 +118,17 @@ fn progress_lines(y: &SyncStatus, target: bool) -> String {
     for _ in 0..20usize.saturating_sub(x) {
         bar.push('.');
     }
-    let left_k = y.total_bytes.saturating_sub(y.done_bytes) / 1024;
-    let total_k = y.total_bytes / 1024;
+    // Beyond 4 GiB, drbd_proc.c counts in MiB.
+    let (unit, shift) = if y.total_bytes > 4 << 30 {
+        ('M', 20)
+    } else {
+        ('K', 10)
+    };
+    let left = y.total_bytes.saturating_sub(y.done_bytes) >> shift;
+    let total = y.total_bytes >> shift;
     let _ = write!(
         bar,
-        "] sync'ed:{:3}.{}% ({left_k}/{total_k})K\n\t",
+        "] sync'ed:{:3}.{}% ({left}/{total}){unit}\n\t",
         res / 10,
         res % 10
     );
@@ -435,6 +441,10 @@ pub(crate) mod tests {
             t.starts_with("\t[===================>] sync'ed:100.0% (0/1024)K"),
             "{t}"
         );
+        y.total_bytes = 10 << 30;
+        y.done_bytes = 1 << 30;
+        let t = progress_lines(&y, false);
+        assert!(t.contains("sync'ed: 10.1% (9216/10240)M\n\tfinish:"), "{t}");
     }
 
     #[test]
