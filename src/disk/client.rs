@@ -50,7 +50,9 @@ pub async fn request_async(
         Ok(Err(CallError::Connect { source, .. }))
             if matches!(
                 source.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
             ) =>
         {
             Err(RequestError::NotUp {
@@ -153,14 +155,19 @@ pub fn disk_bin() -> PathBuf {
     PathBuf::from("hbd-disk")
 }
 
-/// Whether `pid` names a live process.
+/// Whether `pid` names a live process (a zombie is not).
 pub fn alive(pid: u32) -> bool {
-    pid > 0
+    let exists = pid > 0
         && i32::try_from(pid).is_ok_and(|p| {
             match nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None) {
                 Ok(()) => true,
                 Err(e) => e == nix::errno::Errno::EPERM,
             }
+        });
+    exists
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+            st.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
         })
 }
 
@@ -431,6 +438,78 @@ mod tests {
         assert!(e.contains("cannot open backing disk"), "{e}");
     }
 
+    /// A stand-in `hbd-disk` in Python: the same command line, socket,
+    /// framing (4-byte big-endian length, JSON) and pid file; Down makes it
+    /// exit.
+    const FAKE_DEVICE: &str = r#"#!/usr/bin/env python3
+import json, os, socket, struct, sys
+a = sys.argv[1:]
+run, res, node = a[a.index("--run-dir") + 1], a[-1], a[a.index("--node") + 1]
+d = os.path.join(run, "disk")
+os.makedirs(d, exist_ok=True)
+open(os.path.join(d, res + ".pid"), "w").write("%d\n" % os.getpid())
+path = os.path.join(d, res + ".sock")
+if os.path.exists(path):
+    os.unlink(path)
+st = {"name": res, "node": node, "peer": "b", "pid": os.getpid(), "role": "Secondary",
+      "peer_role": "Unknown", "disk": "UpToDate", "peer_disk": "DUnknown",
+      "connection": "WFConnection", "device": "/dev/drbd0", "loop_device": None,
+      "backing": "/tmp/x", "size_bytes": 1048576, "out_of_sync_bytes": 0, "sync": None,
+      "verify": None, "split_brain": None, "uuids": ["", "", "", ""],
+      "local_address": "192.0.2.1:7789", "peer_address": "192.0.2.2:7789",
+      "counters": {"ns": 0, "nr": 0, "dw": 0, "dr": 0, "al": 0, "bm": 0, "pe": 0, "ap": 0, "ep": 0},
+      "last_write_unix_ms": None, "last_error": None}
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(4)
+print("listening", os.getsid(0) == os.getpid(), file=sys.stderr, flush=True)
+while True:
+    c, _ = s.accept()
+    n = struct.unpack(">I", c.recv(4, socket.MSG_WAITALL))[0]
+    req = json.loads(c.recv(n, socket.MSG_WAITALL))
+    out = json.dumps({"result": "done", "status": st}).encode()
+    c.sendall(struct.pack(">I", len(out)) + out)
+    c.close()
+    if req["request"] == "down":
+        os.unlink(path)
+        sys.exit(0)
+"#;
+
+    #[test]
+    fn up_then_down_with_a_stand_in_device() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let bin = t.path().join("hbd-disk");
+        std::fs::write(&bin, FAKE_DEVICE).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let run = t.path().join("run");
+        let up_once = || {
+            block_on(up_with(
+                &bin,
+                t.path(),
+                "a",
+                &run,
+                "r0",
+                Duration::from_secs(20),
+            ))
+            .unwrap()
+        };
+        let s = up_once().unwrap();
+        assert_eq!((s.name.as_str(), s.node.as_str()), ("r0", "a"));
+        assert_eq!(running_pid(&run, "r0"), Some(s.pid));
+        // Up again: it answers, nothing new is started.
+        assert_eq!(up_once().unwrap().pid, s.pid);
+        // Its own session, its output in the log.
+        let log = std::fs::read_to_string(ctl::log_path(&run, "r0")).unwrap();
+        assert!(log.contains("listening True"), "{log}");
+        match down(&run, "r0", Duration::from_secs(10)).unwrap() {
+            Some(DiskResponse::Done { .. }) => {}
+            r => panic!("{r:?}"),
+        }
+        assert!(!alive(s.pid));
+        assert_eq!(down(&run, "r0", Duration::from_secs(1)).unwrap(), None);
+    }
+
     #[test]
     fn pids() {
         assert!(alive(std::process::id()));
@@ -450,6 +529,11 @@ mod tests {
             .spawn()
             .unwrap();
         std::fs::write(ctl::pid_path(t.path(), "r0"), format!("{}\n", child.id())).unwrap();
+        // Until it has exec'd, the child still has this process's command line.
+        let t0 = std::time::Instant::now();
+        while running_pid(t.path(), "r0").is_none() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert_eq!(running_pid(t.path(), "r0"), Some(child.id()));
         child.kill().unwrap();
         child.wait().unwrap();
