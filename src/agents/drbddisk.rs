@@ -314,20 +314,39 @@ mod tests {
         assert!(!kernel_driver(t.path()));
     }
 
-    /// The embedded driver on a device that is not up: stopped, and stop
-    /// has nothing to do.
+    /// The embedded driver, against a stand-in device: not up is stopped
+    /// (and stop has nothing to do); start brings it up and promotes,
+    /// retrying while the peer is Primary; stop demotes.
     #[tokio::test]
-    async fn embedded_not_up() {
+    async fn embedded_with_a_stand_in_device() {
+        use crate::disk::client::testing;
         let t = tempfile::tempdir().unwrap();
         std::fs::write(
             t.path().join("cluster.toml"),
             "[disk]\ndriver = \"embedded\"\n",
         )
         .unwrap();
-        set_context("a", &t.path().join("run"));
+        let run = t.path().join("run");
+        set_context("a", &run);
+        testing::DISK_BIN.set(testing::install(t.path())).unwrap();
         let a = parse_args(&["r0"], t.path()).unwrap();
+        let o = Options::default();
         assert_eq!(status(&a).await.unwrap(), Running::Stopped);
-        stop(&a, &Options::default()).await.unwrap();
+        stop(&a, &o).await.unwrap();
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("refuse"), "").unwrap();
+        start(&a, &o).await.unwrap();
+        assert!(
+            !run.join("refuse").exists(),
+            "the first promotion was not refused"
+        );
+        assert_eq!(status(&a).await.unwrap(), Running::Running);
+        stop(&a, &o).await.unwrap();
+        assert_eq!(status(&a).await.unwrap(), Running::Stopped);
+        client::down_async(&run, "r0", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(status(&a).await.unwrap(), Running::Stopped);
     }
 
     /// The kernel driver runs drbdadm as the script does.

@@ -138,6 +138,10 @@ pub fn status(run_dir: &Path, res: &str, timeout: Duration) -> Result<DiskStatus
 /// running executable (or next to its parent `deps/` folder, for tests run
 /// by cargo).
 pub fn disk_bin() -> PathBuf {
+    #[cfg(test)]
+    if let Some(p) = testing::DISK_BIN.get() {
+        return p.clone();
+    }
     if let Some(p) = std::env::var_os(DISK_BIN_ENV) {
         return PathBuf::from(p);
     }
@@ -388,6 +392,71 @@ fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
         .map_err(|e| format!("cannot start a runtime: {e}"))
 }
 
+/// Test helpers: a stand-in device binary.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A stand-in `hbd-disk` in Python: the same command line, socket,
+    /// framing (4-byte big-endian length, JSON) and pid file; Down makes it
+    /// exit.
+    pub const FAKE_DEVICE: &str = r#"#!/usr/bin/env python3
+import json, os, socket, struct, sys
+a = sys.argv[1:]
+run, res, node = a[a.index("--run-dir") + 1], a[-1], a[a.index("--node") + 1]
+d = os.path.join(run, "disk")
+os.makedirs(d, exist_ok=True)
+open(os.path.join(d, res + ".pid"), "w").write("%d\n" % os.getpid())
+path = os.path.join(d, res + ".sock")
+if os.path.exists(path):
+    os.unlink(path)
+st = {"name": res, "node": node, "peer": "b", "pid": os.getpid(), "role": "Secondary",
+      "peer_role": "Unknown", "disk": "UpToDate", "peer_disk": "DUnknown",
+      "connection": "WFConnection", "device": "/dev/drbd0", "loop_device": None,
+      "backing": "/tmp/x", "size_bytes": 1048576, "out_of_sync_bytes": 0, "sync": None,
+      "verify": None, "split_brain": None, "uuids": ["", "", "", ""],
+      "local_address": "192.0.2.1:7789", "peer_address": "192.0.2.2:7789",
+      "counters": {"ns": 0, "nr": 0, "dw": 0, "dr": 0, "al": 0, "bm": 0, "pe": 0, "ap": 0, "ep": 0},
+      "last_write_unix_ms": None, "last_error": None}
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(4)
+print("listening", os.getsid(0) == os.getpid(), file=sys.stderr, flush=True)
+while True:
+    c, _ = s.accept()
+    n = struct.unpack(">I", c.recv(4, socket.MSG_WAITALL))[0]
+    req = json.loads(c.recv(n, socket.MSG_WAITALL))
+    out = json.dumps({"result": "done", "status": st}).encode()
+    if req["request"] == "primary" and os.path.exists(os.path.join(run, "refuse")):
+        os.unlink(os.path.join(run, "refuse"))
+        st["peer_role"] = "Primary"
+        out = json.dumps({"result": "refused", "message": "peer is Primary", "status": st}).encode()
+    elif req["request"] == "primary":
+        st["role"], st["peer_role"] = "Primary", "Unknown"
+        out = json.dumps({"result": "done", "status": st}).encode()
+    elif req["request"] == "secondary":
+        st["role"] = "Secondary"
+        out = json.dumps({"result": "done", "status": st}).encode()
+    c.sendall(struct.pack(">I", len(out)) + out)
+    c.close()
+    if req["request"] == "down":
+        os.unlink(path)
+        sys.exit(0)
+"#;
+
+    /// Writes the stand-in device into `dir`; its path.
+    pub fn install(dir: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("hbd-disk");
+        std::fs::write(&bin, FAKE_DEVICE).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
+    /// The binary `disk_bin` returns in tests, when set.
+    pub static DISK_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+    use std::path::{Path, PathBuf};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,50 +507,10 @@ mod tests {
         assert!(e.contains("cannot open backing disk"), "{e}");
     }
 
-    /// A stand-in `hbd-disk` in Python: the same command line, socket,
-    /// framing (4-byte big-endian length, JSON) and pid file; Down makes it
-    /// exit.
-    const FAKE_DEVICE: &str = r#"#!/usr/bin/env python3
-import json, os, socket, struct, sys
-a = sys.argv[1:]
-run, res, node = a[a.index("--run-dir") + 1], a[-1], a[a.index("--node") + 1]
-d = os.path.join(run, "disk")
-os.makedirs(d, exist_ok=True)
-open(os.path.join(d, res + ".pid"), "w").write("%d\n" % os.getpid())
-path = os.path.join(d, res + ".sock")
-if os.path.exists(path):
-    os.unlink(path)
-st = {"name": res, "node": node, "peer": "b", "pid": os.getpid(), "role": "Secondary",
-      "peer_role": "Unknown", "disk": "UpToDate", "peer_disk": "DUnknown",
-      "connection": "WFConnection", "device": "/dev/drbd0", "loop_device": None,
-      "backing": "/tmp/x", "size_bytes": 1048576, "out_of_sync_bytes": 0, "sync": None,
-      "verify": None, "split_brain": None, "uuids": ["", "", "", ""],
-      "local_address": "192.0.2.1:7789", "peer_address": "192.0.2.2:7789",
-      "counters": {"ns": 0, "nr": 0, "dw": 0, "dr": 0, "al": 0, "bm": 0, "pe": 0, "ap": 0, "ep": 0},
-      "last_write_unix_ms": None, "last_error": None}
-s = socket.socket(socket.AF_UNIX)
-s.bind(path)
-s.listen(4)
-print("listening", os.getsid(0) == os.getpid(), file=sys.stderr, flush=True)
-while True:
-    c, _ = s.accept()
-    n = struct.unpack(">I", c.recv(4, socket.MSG_WAITALL))[0]
-    req = json.loads(c.recv(n, socket.MSG_WAITALL))
-    out = json.dumps({"result": "done", "status": st}).encode()
-    c.sendall(struct.pack(">I", len(out)) + out)
-    c.close()
-    if req["request"] == "down":
-        os.unlink(path)
-        sys.exit(0)
-"#;
-
     #[test]
     fn up_then_down_with_a_stand_in_device() {
-        use std::os::unix::fs::PermissionsExt;
         let t = tempfile::tempdir().unwrap();
-        let bin = t.path().join("hbd-disk");
-        std::fs::write(&bin, FAKE_DEVICE).unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = testing::install(t.path());
         let run = t.path().join("run");
         let up_once = || {
             block_on(up_with(
