@@ -103,10 +103,10 @@ fn seed_002_ha_cf_is_accepted_as_it_is() {
         "l0 IPaddr2::192.168.1.100/24/eth1:0 drbddisk::r0 Filesystem::/dev/drbd0::/mnt/drbd::ext3 mysqld-max linkserv mon\n",
         0o644,
     );
-    // drbddisk and the seed's init scripts are not on this machine: each is
-    // named at haresources:1, and nothing panics (mon is built in).
+    // The seed's init scripts are not on this machine: each is named at
+    // haresources:1, and nothing panics (drbddisk and mon are built in).
     let f = d.path().join("haresources");
-    let expect: Vec<String> = ["drbddisk::r0", "mysqld-max", "linkserv"]
+    let expect: Vec<String> = ["mysqld-max", "linkserv"]
         .iter()
         .map(|k| format!("{}:1: {k}: unknown resource agent", f.display()))
         .collect();

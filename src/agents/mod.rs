@@ -4,8 +4,8 @@
 //! means `IPaddr`). [`resolve`] finds its agent the way heartbeat does, first
 //! match wins:
 //!
-//! 1. built-in agents in Rust: `IPaddr`, `IPaddr2` ([`ipaddr`]) and
-//!    `Filesystem` ([`filesystem`]);
+//! 1. built-in agents in Rust: `IPaddr`, `IPaddr2` ([`ipaddr`]),
+//!    `Filesystem` ([`filesystem`]) and `drbddisk` ([`drbddisk`]);
 //! 2. `CONFIG_DIR/resource.d/NAME`, then the project's `resources/` folder:
 //!    heartbeat-style scripts called `NAME args... start|stop|status`;
 //! 3. `/etc/init.d/NAME`: LSB init scripts (no arguments, LSB exit codes);
@@ -17,6 +17,7 @@
 //! line under the caller's span.
 
 pub mod arp;
+pub mod drbddisk;
 pub mod exec;
 pub mod filesystem;
 pub mod ipaddr;
@@ -147,6 +148,8 @@ pub enum AgentKind {
     /// `IPaddr`, `IPaddr2` or a bare address.
     IpAddr(ipaddr::IpAddrArgs),
     Filesystem(filesystem::FsArgs),
+    /// `drbddisk::RES`: promotes/demotes a replicated disk.
+    Drbddisk(drbddisk::DrbdArgs),
     /// heartbeat convention: `PATH args... start|stop|status`.
     Heartbeat {
         path: PathBuf,
@@ -175,6 +178,7 @@ impl AgentKind {
         match self {
             AgentKind::IpAddr(_) => "builtin",
             AgentKind::Filesystem(_) => "builtin",
+            AgentKind::Drbddisk(_) => "builtin",
             AgentKind::Mon => "builtin",
             AgentKind::Heartbeat { .. } => "heartbeat",
             AgentKind::Lsb { .. } => "lsb",
@@ -216,6 +220,15 @@ impl Resource {
                 })
                 .await
             }
+            AgentKind::Drbddisk(a) => {
+                with_timeout(action, timeout, async {
+                    match action {
+                        Action::Start => drbddisk::start(a, &self.options).await,
+                        _ => drbddisk::stop(a, &self.options).await,
+                    }
+                })
+                .await
+            }
             AgentKind::Mon => Ok(()),
             kind => exec::run(kind, action, timeout).await.map(|_| ()),
         }
@@ -228,6 +241,9 @@ impl Resource {
             AgentKind::IpAddr(a) => with_timeout(Action::Status, timeout, ipaddr::status(a)).await,
             AgentKind::Filesystem(a) => {
                 with_timeout(Action::Status, timeout, filesystem::status(a)).await
+            }
+            AgentKind::Drbddisk(a) => {
+                with_timeout(Action::Status, timeout, drbddisk::status(a)).await
             }
             AgentKind::Mon => Ok(Running::Running),
             kind => exec::run(kind, Action::Status, timeout).await,
@@ -294,7 +310,7 @@ pub fn default_resources_dirs() -> Vec<PathBuf> {
 }
 
 /// Names of the built-in agents.
-pub const BUILTIN: &[&str] = &["IPaddr", "IPaddr2", "Filesystem", "mon"];
+pub const BUILTIN: &[&str] = &["IPaddr", "IPaddr2", "Filesystem", "drbddisk", "mon"];
 
 /// Splits `NAME::arg1::arg2` into the name and its arguments.
 pub fn split_spec(spec: &str) -> (&str, Vec<&str>) {
@@ -328,6 +344,11 @@ pub fn resolve(spec: &str, lookup: &Lookup) -> Result<AgentKind, String> {
     match name {
         "IPaddr" | "IPaddr2" => return ipaddr::parse_args(&args).map(AgentKind::IpAddr),
         "Filesystem" => return filesystem::parse_args(&args).map(AgentKind::Filesystem),
+        "drbddisk" => {
+            // The configuration directory is the one resource.d is in.
+            let dir = lookup.resource_d.parent().unwrap_or(Path::new("/etc/ha.d"));
+            return drbddisk::parse_args(&args, dir).map(AgentKind::Drbddisk);
+        }
         "mon" if args.is_empty() => return Ok(AgentKind::Mon),
         "mon" => {
             return Err(
@@ -496,8 +517,6 @@ mod tests {
         assert!(resolve("ocf:heartbeat:Dummy::positional", &l)
             .unwrap_err()
             .contains("key=value"));
-        let e = resolve("drbddisk::r0", &l).unwrap_err();
-        assert!(e.contains("unknown resource agent drbddisk"), "{e}");
         assert!(resolve("../x", &l).is_err());
         assert!(resolve("ocf:x", &l).is_err());
     }
@@ -518,5 +537,19 @@ mod tests {
             resolve("Filesystem::/dev/drbd0::/mnt/drbd::ext3", &l).unwrap(),
             AgentKind::Filesystem(_)
         ));
+        // drbddisk is built in, even where resource.d has the script
+        // (drbd-utils' drbddisk): the built-in one drives drbdadm when the
+        // kernel module is loaded.
+        script(&l.resource_d, "drbddisk");
+        match resolve("drbddisk::r0", &l).unwrap() {
+            AgentKind::Drbddisk(a) => {
+                assert_eq!(a.res, "r0");
+                assert_eq!(a.config_dir, t.path().join("ha.d"));
+            }
+            k => panic!("{k:?}"),
+        }
+        assert!(resolve("drbddisk", &l)
+            .unwrap_err()
+            .contains("drbddisk::r0"));
     }
 }

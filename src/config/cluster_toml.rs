@@ -37,6 +37,34 @@ pub struct ClusterToml {
 pub struct DiskSection {
     /// drbd.conf to read instead of `CONFIG_DIR/drbd.conf` (e.g. `/etc/drbd.conf`).
     pub drbd_conf: Option<PathBuf>,
+    /// Which replicated device the `drbddisk` agent drives (default `auto`).
+    pub driver: Option<DiskDriver>,
+}
+
+/// `[disk] driver`: hbd's own device, or the DRBD kernel module through
+/// drbdadm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskDriver {
+    /// `kernel` when `/proc/drbd` exists (the module is loaded), else `embedded`.
+    #[default]
+    Auto,
+    /// hbd's device processes (`hbd-disk`, `hbctl disk`).
+    Embedded,
+    /// The DRBD kernel module: `drbdadm primary|secondary|role`.
+    Kernel,
+}
+
+impl DiskDriver {
+    /// Whether this means the kernel module here (`auto`: `/proc/drbd`
+    /// exists).
+    pub fn is_kernel(self) -> bool {
+        match self {
+            DiskDriver::Kernel => true,
+            DiskDriver::Embedded => false,
+            DiskDriver::Auto => Path::new("/proc/drbd").exists(),
+        }
+    }
 }
 
 /// One `[[check]]` table as written.
@@ -452,6 +480,29 @@ mod tests {
         let (c, e) = run("cluster.name = \"dotted\"\n");
         assert!(e.is_empty(), "{e:?}");
         assert_eq!(c.cluster.name, "dotted");
+    }
+
+    #[test]
+    fn disk_driver() {
+        let (c, e) = run("[disk]\ndriver = \"kernel\"\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(c.disk.driver, Some(DiskDriver::Kernel));
+        assert!(DiskDriver::Kernel.is_kernel());
+        assert!(!DiskDriver::Embedded.is_kernel());
+        assert_eq!(
+            run("[disk]\ndriver = \"auto\"\n").0.disk.driver,
+            Some(DiskDriver::Auto)
+        );
+        assert_eq!(
+            run("[disk]\ndriver = \"embedded\"\n").0.disk.driver,
+            Some(DiskDriver::Embedded)
+        );
+        let e = run("[disk]\n\ndriver = \"drbd9\"\n").1;
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("cluster.toml:3: disk.driver: unknown variant `drbd9`"),
+            "{e:?}"
+        );
     }
 
     #[test]

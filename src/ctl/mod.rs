@@ -56,7 +56,7 @@ pub enum Request {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "response", rename_all = "snake_case")]
 pub enum Response {
     Status(Box<Status>),
@@ -96,7 +96,7 @@ pub enum ErrorKind {
 
 /// The status document (`hbctl status --json`). Later subsystems add their
 /// sections (`groups`, `vrrp`, `disks`) beside `nodes`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     /// This node.
     pub node: String,
@@ -114,7 +114,71 @@ pub struct Status {
     /// The resource groups of haresources.
     #[serde(default)]
     pub groups: Vec<GroupStatus>,
+    /// The replicated disks of drbd.conf, as their devices here answer.
+    #[serde(default)]
+    pub disks: Vec<DiskSummary>,
     pub counters: Counters,
+}
+
+/// One replicated disk in the status document (`hbctl status --json`).
+///
+/// A device that does not answer (not up, or hung) is listed with role,
+/// peer role `Unknown`, disks `DUnknown`, connection `Unconfigured` (the word
+/// drbdadm prints for a resource that is down) and `error` saying why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiskSummary {
+    pub name: String,
+    /// Primary, Secondary or Unknown.
+    pub role: String,
+    pub peer_role: String,
+    /// Diskless ... UpToDate, DUnknown.
+    pub disk: String,
+    pub peer_disk: String,
+    /// StandAlone ... SyncTarget, or Unconfigured.
+    pub connection: String,
+    pub out_of_sync_bytes: u64,
+    /// Resync progress, while one runs.
+    #[serde(default)]
+    pub sync_percent: Option<f64>,
+    /// Split brain detected and not resolved.
+    #[serde(default)]
+    pub split_brain: bool,
+    /// Why the device did not answer.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl DiskSummary {
+    pub fn from_status(s: &crate::disk::ctl::DiskStatus) -> DiskSummary {
+        DiskSummary {
+            name: s.name.clone(),
+            role: s.role.to_string(),
+            peer_role: s.peer_role.to_string(),
+            disk: s.disk.to_string(),
+            peer_disk: s.peer_disk.to_string(),
+            connection: s.connection.to_string(),
+            out_of_sync_bytes: s.out_of_sync_bytes,
+            sync_percent: s.sync_percent(),
+            split_brain: s.split_brain.is_some(),
+            error: None,
+        }
+    }
+
+    /// A device that did not answer.
+    pub fn unanswered(name: &str, error: String) -> DiskSummary {
+        DiskSummary {
+            name: name.to_string(),
+            role: "Unknown".into(),
+            peer_role: "Unknown".into(),
+            disk: "DUnknown".into(),
+            peer_disk: "DUnknown".into(),
+            connection: "Unconfigured".into(),
+            out_of_sync_bytes: 0,
+            sync_percent: None,
+            split_brain: false,
+            error: Some(error),
+        }
+    }
 }
 
 /// One resource group in the status document.

@@ -1,0 +1,594 @@
+//! Talking to a device process (`hbd-disk RES`) from `hbctl disk`, the
+//! `drbddisk` agent and hbd's status: starting it (`up`, as `drbdadm up`),
+//! one request, stopping it (`down`).
+//!
+//! Each function comes in two forms: `async` (for callers inside a tokio
+//! runtime: the agent, hbd) and blocking (`hbctl`: a small current-thread
+//! runtime of its own; never call those from inside a runtime).
+
+use super::ctl::{self, DiskRequest, DiskResponse, DiskStatus};
+use crate::ctl::CallError;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Environment variable naming the device binary (default: `hbd-disk` next
+/// to the running executable).
+pub const DISK_BIN_ENV: &str = "HBD_DISK_BIN";
+/// How often `up`/`down` look again.
+const POLL: Duration = Duration::from_millis(100);
+/// How long one poll's Status may take.
+const POLL_CALL: Duration = Duration::from_secs(2);
+/// Log lines quoted when the device exits during `up`.
+const LOG_TAIL: usize = 20;
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// Nobody listens on the device's socket: the device is not up.
+    #[error("{res}: not up (hbctl disk up {res})")]
+    NotUp { res: String },
+    #[error("{res}: no answer from the device within {}", crate::config::format_duration(*timeout))]
+    Timeout { res: String, timeout: Duration },
+    #[error("{res}: {message}")]
+    Io { res: String, message: String },
+}
+
+/// Sends one request to the device of `res`; `timeout` bounds the whole call.
+pub async fn request_async(
+    run_dir: &Path,
+    res: &str,
+    req: DiskRequest,
+    timeout: Duration,
+) -> Result<DiskResponse, RequestError> {
+    match tokio::time::timeout(timeout, ctl::call(run_dir, res, req)).await {
+        Err(_) => Err(RequestError::Timeout {
+            res: res.to_string(),
+            timeout,
+        }),
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(CallError::Connect { source, .. }))
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            Err(RequestError::NotUp {
+                res: res.to_string(),
+            })
+        }
+        Ok(Err(e)) => Err(RequestError::Io {
+            res: res.to_string(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Blocking [`request_async`], the error as a typed value.
+pub fn request_raw(
+    run_dir: &Path,
+    res: &str,
+    req: DiskRequest,
+    timeout: Duration,
+) -> Result<DiskResponse, RequestError> {
+    block_on(request_async(run_dir, res, req, timeout)).unwrap_or_else(|message| {
+        Err(RequestError::Io {
+            res: res.to_string(),
+            message,
+        })
+    })
+}
+
+/// Blocking [`request_async`].
+pub fn request(
+    run_dir: &Path,
+    res: &str,
+    req: DiskRequest,
+    timeout: Duration,
+) -> Result<DiskResponse, String> {
+    request_raw(run_dir, res, req, timeout).map_err(|e| e.to_string())
+}
+
+/// The device's status, if it answers.
+pub async fn status_async(
+    run_dir: &Path,
+    res: &str,
+    timeout: Duration,
+) -> Result<DiskStatus, RequestError> {
+    match request_async(run_dir, res, DiskRequest::Status, timeout).await? {
+        DiskResponse::Done { status, .. } | DiskResponse::Refused { status, .. } => Ok(*status),
+        DiskResponse::Failed { message } => Err(RequestError::Io {
+            res: res.to_string(),
+            message,
+        }),
+    }
+}
+
+/// The devices' states for hbd's status, all asked at once: one that does
+/// not answer within `timeout` is listed with why (`not up`...).
+pub async fn summaries(
+    run_dir: &Path,
+    names: &[String],
+    timeout: Duration,
+) -> Vec<crate::ctl::DiskSummary> {
+    use crate::ctl::DiskSummary;
+    futures::future::join_all(names.iter().map(|name| async move {
+        match status_async(run_dir, name, timeout).await {
+            Ok(s) => DiskSummary::from_status(&s),
+            Err(RequestError::NotUp { .. }) => DiskSummary::unanswered(name, "not up".into()),
+            Err(e) => DiskSummary::unanswered(name, e.to_string()),
+        }
+    }))
+    .await
+}
+
+/// Blocking [`status_async`].
+pub fn status(run_dir: &Path, res: &str, timeout: Duration) -> Result<DiskStatus, RequestError> {
+    block_on(status_async(run_dir, res, timeout)).unwrap_or_else(|message| {
+        Err(RequestError::Io {
+            res: res.to_string(),
+            message,
+        })
+    })
+}
+
+/// Where the device binary is: `$HBD_DISK_BIN`, else `hbd-disk` next to the
+/// running executable (or next to its parent `deps/` folder, for tests run
+/// by cargo).
+pub fn disk_bin() -> PathBuf {
+    #[cfg(test)]
+    if let Some(p) = testing::DISK_BIN.get() {
+        return p.clone();
+    }
+    if let Some(p) = std::env::var_os(DISK_BIN_ENV) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().ok();
+    let dir = exe.as_deref().and_then(Path::parent);
+    if let Some(dir) = dir {
+        let here = dir.join("hbd-disk");
+        if !here.exists() && dir.file_name().is_some_and(|n| n == "deps") {
+            if let Some(up) = dir.parent() {
+                return up.join("hbd-disk");
+            }
+        }
+        return here;
+    }
+    PathBuf::from("hbd-disk")
+}
+
+/// Whether `pid` names a live process (a zombie is not).
+pub fn alive(pid: u32) -> bool {
+    let exists = pid > 0
+        && i32::try_from(pid).is_ok_and(|p| {
+            match nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None) {
+                Ok(()) => true,
+                Err(e) => e == nix::errno::Errno::EPERM,
+            }
+        });
+    exists
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+            st.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+}
+
+/// The pid in the device's pid file, if it names a live process that is
+/// RES's device (its command line ends with RES after a `--run-dir`: a
+/// stale pid file whose pid was reused does not count).
+pub fn running_pid(run_dir: &Path, res: &str) -> Option<u32> {
+    std::fs::read_to_string(ctl::pid_path(run_dir, res))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|&p| alive(p) && is_device(p, res))
+}
+
+/// Whether process `pid` looks like `hbd-disk ... --run-dir RUN RES`.
+fn is_device(pid: u32, res: &str) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        // Not ours to read (another pid namespace...): trust the pid file.
+        return true;
+    };
+    let args: Vec<&[u8]> = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .collect();
+    args.last() == Some(&res.as_bytes()) && args.contains(&&b"--run-dir"[..])
+}
+
+/// The last `n` lines of `path` from byte `from` on.
+fn log_tail(path: &Path, from: u64, n: usize) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.seek(SeekFrom::Start(from));
+        let mut bytes = Vec::new();
+        let _ = f.read_to_end(&mut bytes);
+        text = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `drbdadm up RES`: if the device answers it is already up (its status is
+/// returned); else starts `hbd-disk --config DIR --node NAME --run-dir RUN
+/// RES` in its own session, in the caller's network namespace, its output
+/// appended to `RUN/disk/RES.log`, and waits until it answers.
+pub async fn up_async(
+    config_dir: &Path,
+    node: &str,
+    run_dir: &Path,
+    res: &str,
+    timeout: Duration,
+) -> Result<DiskStatus, String> {
+    up_with(&disk_bin(), config_dir, node, run_dir, res, timeout).await
+}
+
+/// [`up_async`] with the device binary `bin`.
+async fn up_with(
+    bin: &Path,
+    config_dir: &Path,
+    node: &str,
+    run_dir: &Path,
+    res: &str,
+    timeout: Duration,
+) -> Result<DiskStatus, String> {
+    match status_async(run_dir, res, POLL_CALL).await {
+        Ok(s) => return Ok(s),
+        Err(RequestError::NotUp { .. }) => {}
+        // Starting (pid alive, socket not answering yet) or busy: wait below.
+        Err(_) => {}
+    }
+    let log = ctl::log_path(run_dir, res);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut child = None;
+    let mut log_from = 0;
+    if running_pid(run_dir, res).is_none() {
+        std::fs::create_dir_all(ctl::disk_dir(run_dir))
+            .map_err(|e| format!("{}: {e}", ctl::disk_dir(run_dir).display()))?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        log_from = out.metadata().map(|m| m.len()).unwrap_or(0);
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let mut cmd = std::process::Command::new(bin);
+        cmd.arg("--config")
+            .arg(config_dir)
+            .arg("--node")
+            .arg(node)
+            .arg("--run-dir")
+            .arg(run_dir)
+            .arg(res)
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        // SAFETY: setsid is async-signal-safe; nothing else runs in the
+        // child between fork and exec.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        child = Some(
+            cmd.spawn()
+                .map_err(|e| format!("{res}: cannot start {}: {e}", bin.display()))?,
+        );
+    }
+    loop {
+        match status_async(run_dir, res, POLL_CALL).await {
+            Ok(s) => {
+                if let Some(mut c) = child {
+                    // Reap it when it ends, so a long-lived caller (hbd)
+                    // keeps no zombie.
+                    std::thread::spawn(move || {
+                        let _ = c.wait();
+                    });
+                }
+                return Ok(s);
+            }
+            Err(RequestError::NotUp { .. } | RequestError::Timeout { .. }) => {}
+            Err(e @ RequestError::Io { .. }) => {
+                tracing::debug!(error = %e, "device not answering yet");
+            }
+        }
+        if let Some(c) = child.as_mut() {
+            if let Ok(Some(code)) = c.try_wait() {
+                return Err(format!(
+                    "{res}: the device process exited ({code}) before answering; {}:\n{}",
+                    log.display(),
+                    log_tail(&log, log_from, LOG_TAIL)
+                ));
+            }
+        } else if running_pid(run_dir, res).is_none() {
+            return Err(format!(
+                "{res}: the device process exited before answering; {}:\n{}",
+                log.display(),
+                log_tail(&log, 0, LOG_TAIL)
+            ));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            if let Some(c) = child {
+                std::thread::spawn(move || {
+                    let mut c = c;
+                    let _ = c.wait();
+                });
+            }
+            return Err(format!(
+                "{res}: the device did not answer within {} (it may still be starting; see {})",
+                crate::config::format_duration(timeout),
+                log.display()
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Blocking [`up_async`].
+pub fn up(
+    config_dir: &Path,
+    node: &str,
+    run_dir: &Path,
+    res: &str,
+    timeout: Duration,
+) -> Result<DiskStatus, String> {
+    block_on(up_async(config_dir, node, run_dir, res, timeout)).and_then(|r| r)
+}
+
+/// `drbdadm down RES`: asks the device to go down (Secondary, disconnect,
+/// detach, exit) and waits until its process is gone. `Ok(None)`: it was
+/// not up. A refusal or failure is returned as the device's answer, without
+/// waiting.
+pub async fn down_async(
+    run_dir: &Path,
+    res: &str,
+    timeout: Duration,
+) -> Result<Option<DiskResponse>, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let file_pid = running_pid(run_dir, res);
+    let answer = match request_async(run_dir, res, DiskRequest::Down, timeout).await {
+        Err(RequestError::NotUp { .. }) if file_pid.is_none() => return Ok(None),
+        Err(RequestError::NotUp { .. }) => None,
+        Err(RequestError::Io { message, .. }) if message.contains("without answering") => None,
+        Err(e) => return Err(e.to_string()),
+        Ok(r @ (DiskResponse::Refused { .. } | DiskResponse::Failed { .. })) => return Ok(Some(r)),
+        Ok(r) => Some(r),
+    };
+    let pid = match &answer {
+        Some(DiskResponse::Done { status, .. }) if status.pid > 0 => Some(status.pid),
+        _ => file_pid,
+    };
+    if let Some(pid) = pid {
+        while alive(pid) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "{res}: the device (pid {pid}) did not exit within {}",
+                    crate::config::format_duration(timeout)
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+    Ok(answer)
+}
+
+/// Blocking [`down_async`].
+pub fn down(run_dir: &Path, res: &str, timeout: Duration) -> Result<Option<DiskResponse>, String> {
+    block_on(down_async(run_dir, res, timeout)).and_then(|r| r)
+}
+
+/// Runs `f` on a fresh current-thread runtime.
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|rt| rt.block_on(f))
+        .map_err(|e| format!("cannot start a runtime: {e}"))
+}
+
+/// Test helpers: a stand-in device binary.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A stand-in `hbd-disk` in Python: the same command line, socket,
+    /// framing (4-byte big-endian length, JSON) and pid file; Down makes it
+    /// exit.
+    pub const FAKE_DEVICE: &str = r#"#!/usr/bin/env python3
+import json, os, socket, struct, sys
+a = sys.argv[1:]
+run, res, node = a[a.index("--run-dir") + 1], a[-1], a[a.index("--node") + 1]
+d = os.path.join(run, "disk")
+os.makedirs(d, exist_ok=True)
+open(os.path.join(d, res + ".pid"), "w").write("%d\n" % os.getpid())
+path = os.path.join(d, res + ".sock")
+if os.path.exists(path):
+    os.unlink(path)
+st = {"name": res, "node": node, "peer": "b", "pid": os.getpid(), "role": "Secondary",
+      "peer_role": "Unknown", "disk": "UpToDate", "peer_disk": "DUnknown",
+      "connection": "WFConnection", "device": "/dev/drbd0", "loop_device": None,
+      "backing": "/tmp/x", "size_bytes": 1048576, "out_of_sync_bytes": 0, "sync": None,
+      "verify": None, "split_brain": None, "uuids": ["", "", "", ""],
+      "local_address": "192.0.2.1:7789", "peer_address": "192.0.2.2:7789",
+      "counters": {"ns": 0, "nr": 0, "dw": 0, "dr": 0, "al": 0, "bm": 0, "pe": 0, "ap": 0, "ep": 0},
+      "last_write_unix_ms": None, "last_error": None}
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(4)
+print("listening", os.getsid(0) == os.getpid(), file=sys.stderr, flush=True)
+while True:
+    c, _ = s.accept()
+    n = struct.unpack(">I", c.recv(4, socket.MSG_WAITALL))[0]
+    req = json.loads(c.recv(n, socket.MSG_WAITALL))
+    out = json.dumps({"result": "done", "status": st}).encode()
+    if req["request"] == "primary" and os.path.exists(os.path.join(run, "refuse")):
+        os.unlink(os.path.join(run, "refuse"))
+        st["peer_role"] = "Primary"
+        out = json.dumps({"result": "refused", "message": "peer is Primary", "status": st}).encode()
+    elif req["request"] == "primary":
+        st["role"], st["peer_role"] = "Primary", "Unknown"
+        out = json.dumps({"result": "done", "status": st}).encode()
+    elif req["request"] == "secondary":
+        st["role"] = "Secondary"
+        out = json.dumps({"result": "done", "status": st}).encode()
+    c.sendall(struct.pack(">I", len(out)) + out)
+    c.close()
+    if req["request"] == "down":
+        os.unlink(path)
+        sys.exit(0)
+"#;
+
+    /// Writes the stand-in device into `dir`; its path.
+    pub fn install(dir: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("hbd-disk");
+        std::fs::write(&bin, FAKE_DEVICE).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
+    /// The binary `disk_bin` returns in tests, when set.
+    pub static DISK_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+    use std::path::{Path, PathBuf};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_up_is_recognised() {
+        let t = tempfile::tempdir().unwrap();
+        let e =
+            request_raw(t.path(), "r0", DiskRequest::Status, Duration::from_secs(1)).unwrap_err();
+        assert_eq!(e, RequestError::NotUp { res: "r0".into() });
+        assert_eq!(e.to_string(), "r0: not up (hbctl disk up r0)");
+        // A stale socket file nobody listens on is "not up" too.
+        std::fs::create_dir_all(ctl::disk_dir(t.path())).unwrap();
+        let l = std::os::unix::net::UnixListener::bind(ctl::socket_path(t.path(), "r0")).unwrap();
+        drop(l);
+        let e = status(t.path(), "r0", Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(e, RequestError::NotUp { .. }), "{e:?}");
+        assert_eq!(down(t.path(), "r0", Duration::from_secs(1)).unwrap(), None);
+    }
+
+    #[test]
+    fn up_reports_a_device_that_exits() {
+        let t = tempfile::tempdir().unwrap();
+        let bin = t.path().join("fake-disk");
+        std::fs::write(
+            &bin,
+            "#!/bin/sh\necho \"args: $*\" >&2\necho cannot open backing disk >&2\nexit 3\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let run = t.path().join("run");
+        let e = block_on(up_with(
+            &bin,
+            Path::new("/etc/ha.d"),
+            "a",
+            &run,
+            "r0",
+            Duration::from_secs(10),
+        ))
+        .unwrap()
+        .unwrap_err();
+        assert!(e.contains("exited"), "{e}");
+        assert!(
+            e.contains("args: --config /etc/ha.d --node a --run-dir"),
+            "{e}"
+        );
+        assert!(e.contains("cannot open backing disk"), "{e}");
+    }
+
+    #[test]
+    fn up_then_down_with_a_stand_in_device() {
+        let t = tempfile::tempdir().unwrap();
+        let bin = testing::install(t.path());
+        let run = t.path().join("run");
+        let up_once = || {
+            block_on(up_with(
+                &bin,
+                t.path(),
+                "a",
+                &run,
+                "r0",
+                Duration::from_secs(20),
+            ))
+            .unwrap()
+        };
+        let s = up_once().unwrap();
+        assert_eq!((s.name.as_str(), s.node.as_str()), ("r0", "a"));
+        assert_eq!(running_pid(&run, "r0"), Some(s.pid));
+        // Up again: it answers, nothing new is started.
+        assert_eq!(up_once().unwrap().pid, s.pid);
+        // Its own session, its output in the log.
+        let log = std::fs::read_to_string(ctl::log_path(&run, "r0")).unwrap();
+        assert!(log.contains("listening True"), "{log}");
+        match down(&run, "r0", Duration::from_secs(10)).unwrap() {
+            Some(DiskResponse::Done { .. }) => {}
+            r => panic!("{r:?}"),
+        }
+        assert!(!alive(s.pid));
+        assert_eq!(down(&run, "r0", Duration::from_secs(1)).unwrap(), None);
+    }
+
+    #[test]
+    fn pids() {
+        assert!(alive(std::process::id()));
+        assert!(!alive(0));
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(running_pid(t.path(), "r0"), None);
+        std::fs::create_dir_all(ctl::disk_dir(t.path())).unwrap();
+        std::fs::write(
+            ctl::pid_path(t.path(), "r0"),
+            format!("{}\n", std::process::id()),
+        )
+        .unwrap();
+        // This test process is alive, but it is not r0's device.
+        assert_eq!(running_pid(t.path(), "r0"), None);
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 5; :", "hbd-disk", "--run-dir", "r0"])
+            .spawn()
+            .unwrap();
+        std::fs::write(ctl::pid_path(t.path(), "r0"), format!("{}\n", child.id())).unwrap();
+        // Until it has exec'd, the child still has this process's command line.
+        let t0 = std::time::Instant::now();
+        while running_pid(t.path(), "r0").is_none() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(running_pid(t.path(), "r0"), Some(child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(running_pid(t.path(), "r0"), None);
+    }
+
+    #[tokio::test]
+    async fn summaries_of_devices_that_are_not_up() {
+        let t = tempfile::tempdir().unwrap();
+        let s = summaries(
+            t.path(),
+            &["r0".into(), "r1".into()],
+            Duration::from_secs(1),
+        )
+        .await;
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1].name, "r1");
+        assert_eq!(s[0].role, "Unknown");
+        assert_eq!(s[0].connection, "Unconfigured");
+        assert_eq!(s[0].error.as_deref(), Some("not up"));
+        // Older answers without the new fields still parse.
+        let v: crate::ctl::DiskSummary = serde_json::from_str(
+            r#"{"name":"r0","role":"Primary","peer_role":"Secondary","disk":"UpToDate",
+                "peer_disk":"UpToDate","connection":"Connected","out_of_sync_bytes":0}"#,
+        )
+        .unwrap();
+        assert_eq!(v.sync_percent, None);
+    }
+}
