@@ -4,10 +4,12 @@
 
 mod common;
 
+use common::{ha_cf, HBCTL};
+
 use common::disk::*;
 use hbd::disk::ctl::DiskRequest;
 use std::fs;
-use std::process::Command;
+use std::process::{Command, Output};
 
 const PRIMARY: DiskRequest = DiskRequest::Primary { force: false };
 const FORCE: DiskRequest = DiskRequest::Primary { force: true };
@@ -48,10 +50,10 @@ fn with_mount(d: &DiskLab, i: usize, body: &str) -> String {
     ))
 }
 
-/// Sync-started lines of a device log: (full, bytes).
+/// The resyncs a device log shows this node receiving: (full, bytes).
 fn resyncs(log: &str) -> Vec<(bool, u64)> {
     log.lines()
-        .filter(|l| l.contains("resync started"))
+        .filter(|l| l.contains("resync started") && l.contains("source=false"))
         .map(|l| {
             let field = |k: &str| {
                 l.split_whitespace()
@@ -161,17 +163,32 @@ fn split_brain_is_detected_not_merged_and_resolved_by_bitmap() {
     assert!(sb.my_last_write_unix_ms.is_some() && sb.peer_last_write_unix_ms.is_some());
     assert_ne!(d.data_digest(1), d.data_digest(2));
 
-    // The seed's recovery: on the victim secondary, disconnect,
-    // connect --discard-my-data; on the survivor connect.
-    d.ok(2, DiskRequest::Secondary);
-    d.ok(2, DiskRequest::Disconnect);
-    d.ok(
-        2,
-        DiskRequest::Connect {
-            discard_my_data: true,
-        },
+    // `hbctl split-brain` lists it, with both sides' changes.
+    let out = Command::new(HBCTL)
+        .args(["split-brain", "--json", "--node", "n2", "--config"])
+        .arg(d.lab.config_dir(2))
+        .arg("--run-dir")
+        .arg(d.lab.run_dir(2))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains("\"r0\"") && listing.contains("peer_changes_bytes"),
+        "{listing}"
     );
-    d.ok(1, CONNECT);
+
+    // The seed's recovery word for word, hbctl disk for drbdadm: on the
+    // victim secondary, disconnect, connect --discard-my-data; on the
+    // survivor connect.
+    for (i, args) in [
+        (2, &["secondary", RES][..]),
+        (2, &["disconnect", RES]),
+        (2, &["connect", "--discard-my-data", RES]),
+        (1, &["connect", RES]),
+    ] {
+        let out = d.hbctl_disk(i, args);
+        assert!(out.status.success(), "n{i} {args:?}: {out:?}");
+    }
     d.wait_in_sync();
     let syncs = resyncs(&d.log(2));
     assert_eq!(syncs.len(), 2, "{}", d.log(2));
@@ -197,7 +214,7 @@ fn refusals_outdated_data_and_corrupt_metadata() {
     assert_eq!(d.refused(2, PRIMARY), "local disk Outdated");
     // Outdated survives a restart (it is in the metadata).
     d.ok(2, DiskRequest::Down);
-    assert_eq!(d.exit_code(2), Some(0));
+    d.wait_exit(2);
     d.start(2);
     assert_eq!(d.status(2).disk.as_str(), "Outdated");
     d.ok(2, DiskRequest::Disconnect);
@@ -207,7 +224,7 @@ fn refusals_outdated_data_and_corrupt_metadata() {
 
     // Corrupt metadata: the device refuses to start, dump-md says why.
     d.ok(2, DiskRequest::Down);
-    d.exit_code(2);
+    d.wait_exit(2);
     let f = fs::OpenOptions::new()
         .write(true)
         .open(d.backing(2))
@@ -216,10 +233,186 @@ fn refusals_outdated_data_and_corrupt_metadata() {
     let sb = (32 * MIB / 4096 - 1) * 4096;
     f.write_all_at(b"garbage!", sb + 40).unwrap();
     drop(f);
-    d.start(2);
-    assert_eq!(d.exit_code(2), Some(1));
-    assert!(d.log(2).contains("meta data corrupt"), "{}", d.log(2));
+    let out = d.try_start(2);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("meta data corrupt"), "{err}");
     let out = d.hbctl_disk(2, &["dump-md", RES]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"));
+}
+
+#[test]
+fn split_brain_resolve_from_the_victim_and_drbdadm_style_verbs() {
+    let mut d = synced_pair(48 * MIB);
+    let text = |out: Output| {
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        text(d.hbctl_disk(1, &["role", RES])).trim(),
+        "Primary/Secondary"
+    );
+    assert_eq!(text(d.hbctl_disk(2, &["cstate", RES])).trim(), "Connected");
+    assert_eq!(
+        text(d.hbctl_disk(2, &["dstate", RES])).trim(),
+        "UpToDate/UpToDate"
+    );
+    let proc = text(d.hbctl_disk(1, &["proc"]));
+    assert!(
+        proc.contains("cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C"),
+        "{proc}"
+    );
+    // A refusal: exit 11 and DRBD's words.
+    let out = d.hbctl_disk(2, &["primary", RES]);
+    assert_eq!(out.status.code(), Some(11), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("peer is Primary"));
+
+    // The split: cut the link; n2 is forced Primary and writes; so does n1.
+    d.lab.link("n2", 0, false);
+    d.wait_for("both WFConnection", |d| {
+        (1..=2).all(|i| {
+            d.try_status(i)
+                .is_some_and(|s| s.connection.as_str() == "WFConnection")
+        })
+    });
+    text(d.hbctl_disk(2, &["primary", RES]));
+    with_mount(
+        &d,
+        2,
+        "dd if=/dev/urandom of=$M/n2file bs=1M count=2 status=none",
+    );
+    with_mount(
+        &d,
+        1,
+        "dd if=/dev/urandom of=$M/n1file bs=1M count=1 status=none",
+    );
+    text(d.hbctl_disk(2, &["secondary", RES]));
+    d.lab.link("n2", 0, true);
+    d.wait_for("split brain detected", |d| {
+        (1..=2).all(|i| d.try_status(i).is_some_and(|s| s.split_brain.is_some()))
+    });
+    // Resolved from n1, keeping n2's data: n1 (Primary, unmounted) is the
+    // victim, n2 is driven through n1's device.
+    text(d.hbctl_disk(1, &["secondary", RES]));
+    let out = Command::new(HBCTL)
+        .args([
+            "split-brain",
+            "resolve",
+            RES,
+            "--survivor",
+            "n2",
+            "--node",
+            "n1",
+            "--config",
+        ])
+        .arg(d.lab.config_dir(1))
+        .arg("--run-dir")
+        .arg(d.lab.run_dir(1))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}\n{}\n{}", d.log(1), d.log(2));
+    d.wait_in_sync();
+    let syncs = resyncs(&d.log(1));
+    assert!(!syncs.last().unwrap().0, "{}", d.log(1));
+    assert_eq!(d.data_digest(1), d.data_digest(2));
+    text(d.hbctl_disk(1, &["primary", RES]));
+    let files = with_mount(&d, 1, "ls $M");
+    assert!(
+        files.contains("n2file") && !files.contains("n1file"),
+        "{files}"
+    );
+    text(d.hbctl_disk(1, &["secondary", RES]));
+    text(d.hbctl_disk(1, &["down", RES]));
+    text(d.hbctl_disk(2, &["down", RES]));
+    d.wait_exit(1);
+    d.wait_exit(2);
+}
+
+/// hbd runs `drbddisk::r0 Filesystem::DEV::MNT::ext4`: the holder's death
+/// moves the disk and the filesystem to the peer with every synced file
+/// intact; the old holder's hbd, restarted, brings its device up and it
+/// resyncs.
+#[test]
+fn hbd_fails_over_drbddisk_and_filesystem() {
+    let mut d = DiskLab::with(64 * MIB, "", true);
+    d.start(1);
+    d.start(2);
+    d.wait_connected();
+    d.ok(1, FORCE);
+    d.wait_in_sync();
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(d.device(1))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    d.ok(1, DiskRequest::Secondary);
+
+    let mnt = d.lab.dir.path().join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let line = format!(
+        "n1 drbddisk::{RES} Filesystem::{}::{}::ext4\n",
+        d.device(1).display(),
+        mnt.display()
+    );
+    for i in 1..=2 {
+        d.lab.write(i, "haresources", &line);
+        d.lab
+            .write(i, "ha.cf", &ha_cf(2, "bcast eth0", "200ms", "2"));
+    }
+    d.lab.start_all();
+    let started_on = |d: &DiskLab, i: usize, node: &str| {
+        d.lab.status(i).is_some_and(|s| {
+            s["groups"][0]["owner"] == node && s["groups"][0]["state"] == "started"
+        })
+    };
+    d.wait_for("the group started on n1", |d| started_on(d, 1, "n1"));
+    // Write through the mount, which lives in n1's hbd's mount namespace.
+    let in_hbd = |d: &DiskLab, i: usize, script: &str| {
+        let out = Command::new("nsenter")
+            .args(["-t", &d.lab.pid(i).to_string(), "-m", "sh", "-ec", script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let m = mnt.display().to_string();
+    let sums = in_hbd(
+        &d,
+        1,
+        &format!(
+            "for k in 1 2 3; do dd if=/dev/urandom of={m}/f$k bs=1M count=2 status=none; done; \
+             sync; cd {m}; sha256sum f*"
+        ),
+    );
+    let st = d.lab.status(1).unwrap();
+    let disk = &st["disks"][0];
+    assert_eq!(disk["name"], RES, "{st}");
+    assert_eq!(disk["role"], "Primary", "{st}");
+
+    // n1 dies: hbd and its device killed, link cut.
+    d.lab.kill(1);
+    d.crash(1);
+    d.lab.link("n1", 0, false);
+    d.wait_for("the group started on n2", |d| started_on(d, 2, "n2"));
+    fs::write(d.lab.node_dir(2).join("sums"), &sums).unwrap();
+    let check = in_hbd(
+        &d,
+        2,
+        &format!(
+            "cd {m}; sha256sum -c {}",
+            d.lab.node_dir(2).join("sums").display()
+        ),
+    );
+    assert_eq!(check.matches(": OK").count(), 3, "{check}");
+
+    // n1 comes back: its hbd brings the device up, which resyncs as target.
+    d.lab.link("n1", 0, true);
+    d.lab.start(1);
+    d.wait_for("n1's device back in sync", |d| {
+        d.try_status(1)
+            .is_some_and(|s| s.connection.as_str() == "Connected" && s.disk.as_str() == "UpToDate")
+    });
+    assert!(!resyncs(&d.log(1)).last().unwrap().0, "{}", d.log(1));
 }

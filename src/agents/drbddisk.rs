@@ -22,7 +22,7 @@
 use super::{AgentError, Options, Running};
 use crate::disk::client::{self, RequestError};
 use crate::disk::ctl::{DiskRequest, DiskResponse};
-use crate::disk::state::Role;
+use crate::disk::state::{ConnState, Role};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -119,6 +119,9 @@ pub async fn start(a: &DrbdArgs, o: &Options) -> Result<(), AgentError> {
     if s.role == Role::Primary {
         return Ok(());
     }
+    if !s.ever_connected {
+        wait_for_peer(a, &cx).await?;
+    }
     let deadline = tokio::time::Instant::now() + PROMOTE_RETRY;
     loop {
         let r = client::request_async(
@@ -154,6 +157,48 @@ pub async fn start(a: &DrbdArgs, o: &Options) -> Result<(), AgentError> {
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
         }
+    }
+}
+
+/// Wait when no DRBD is configured with `startup { wfc-timeout }` (0 or
+/// unset) and no `degr-wfc-timeout` either.
+pub const DEFAULT_WFC: Duration = Duration::from_secs(60);
+
+/// A device that has not met its peer since it started may hold old data
+/// (its node was down while the peer wrote): promoting it at once would
+/// make a split brain. As the drbd init script at boot, wait for the
+/// connection first (the handshake then refuses or resyncs), up to
+/// `wfc-timeout` (or `degr-wfc-timeout` when that is 0, or 60 s).
+async fn wait_for_peer(a: &DrbdArgs, cx: &Context) -> Result<(), AgentError> {
+    let wait =
+        crate::disk::device::DeviceConfig::load(&a.config_dir, &cx.node, &cx.run_dir, &a.res)
+            .ok()
+            .and_then(|c| {
+                [c.res.wfc_timeout, c.res.degr_wfc_timeout]
+                    .into_iter()
+                    .flatten()
+                    .find(|d| !d.is_zero())
+            })
+            .unwrap_or(DEFAULT_WFC);
+    tracing::info!(resource = %a.res, wait_s = wait.as_secs(), "device just started: waiting for the peer before promoting (wfc-timeout)");
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let s = client::status_async(&cx.run_dir, &a.res, Duration::from_secs(5))
+            .await
+            .map_err(|e| AgentError::Failed(e.to_string()))?;
+        let settled = s.ever_connected
+            && !matches!(
+                s.connection,
+                ConnState::WFReportParams | ConnState::WFBitMapS | ConnState::WFBitMapT
+            );
+        if settled || s.connection == ConnState::StandAlone {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(resource = %a.res, "the peer did not connect within {}s: promoting without it", wait.as_secs());
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -200,6 +200,8 @@ enum DiskVerb {
         #[arg(long)]
         json: bool,
     },
+    /// Mark the local data Outdated (Secondary only), as drbdadm outdate.
+    Outdate { res: String },
     /// Online verify: compare both sides, mark differences out of sync.
     Verify { res: String },
     /// Resync the whole local disk from the peer.
@@ -234,6 +236,7 @@ impl DiskVerb {
             | DiskVerb::Cstate { res }
             | DiskVerb::Dstate { res }
             | DiskVerb::Verify { res }
+            | DiskVerb::Outdate { res }
             | DiskVerb::Invalidate { res }
             | DiskVerb::InvalidateRemote { res }
             | DiskVerb::PauseSync { res }
@@ -258,6 +261,7 @@ impl DiskVerb {
             DiskVerb::Primary { force, .. } => DiskRequest::Primary { force: *force },
             DiskVerb::Secondary { .. } => DiskRequest::Secondary,
             DiskVerb::Verify { .. } => DiskRequest::Verify,
+            DiskVerb::Outdate { .. } => DiskRequest::Outdate,
             DiskVerb::Invalidate { .. } => DiskRequest::Invalidate,
             DiskVerb::InvalidateRemote { .. } => DiskRequest::InvalidateRemote,
             DiskVerb::PauseSync { .. } => DiskRequest::PauseSync,
@@ -1658,6 +1662,7 @@ mod tests {
             ("disconnect", DiskRequest::Disconnect),
             ("secondary", DiskRequest::Secondary),
             ("verify", DiskRequest::Verify),
+            ("outdate", DiskRequest::Outdate),
             ("invalidate", DiskRequest::Invalidate),
             ("invalidate-remote", DiskRequest::InvalidateRemote),
             ("pause-sync", DiskRequest::PauseSync),
@@ -1725,6 +1730,7 @@ mod tests {
             counters: Counters::default(),
             last_write_unix_ms: None,
             last_error: None,
+            ever_connected: true,
         }
     }
 

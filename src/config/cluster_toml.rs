@@ -39,6 +39,9 @@ pub struct DiskSection {
     pub drbd_conf: Option<PathBuf>,
     /// Which replicated device the `drbddisk` agent drives (default `auto`).
     pub driver: Option<DiskDriver>,
+    /// Bring hbd's own devices up when hbd starts, as the drbd init script
+    /// does at boot (default true).
+    pub up_at_start: Option<bool>,
 }
 
 /// `[disk] driver`: hbd's own device, or the DRBD kernel module through

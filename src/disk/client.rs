@@ -415,7 +415,7 @@ st = {"name": res, "node": node, "peer": "b", "pid": os.getpid(), "role": "Secon
       "verify": None, "split_brain": None, "uuids": ["", "", "", ""],
       "local_address": "192.0.2.1:7789", "peer_address": "192.0.2.2:7789",
       "counters": {"ns": 0, "nr": 0, "dw": 0, "dr": 0, "al": 0, "bm": 0, "pe": 0, "ap": 0, "ep": 0},
-      "last_write_unix_ms": None, "last_error": None}
+      "last_write_unix_ms": None, "last_error": None, "ever_connected": True}
 s = socket.socket(socket.AF_UNIX)
 s.bind(path)
 s.listen(4)

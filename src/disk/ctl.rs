@@ -203,6 +203,11 @@ pub struct DiskStatus {
     pub last_write_unix_ms: Option<u64>,
     /// The last error worth showing (metadata, link, handshake).
     pub last_error: Option<String>,
+    /// The device has been Connected since its process started (the
+    /// drbddisk agent waits for that, up to wfc-timeout, before it promotes
+    /// a device it just started: as the drbd init script at boot).
+    #[serde(default)]
+    pub ever_connected: bool,
 }
 
 impl DiskStatus {

@@ -453,6 +453,7 @@ struct Core {
     /// SyncTarget: resync data written but not yet flushed and acknowledged.
     unacked: Vec<(u64, u64)>,
     unacked_bytes: u64,
+    ever_connected: bool,
     /// Notices to hand to the notify hook once the lock is released.
     notices: Vec<(String, String)>,
 }
@@ -612,6 +613,7 @@ impl Device {
                 last_error: None,
                 unacked: Vec::new(),
                 unacked_bytes: 0,
+                ever_connected: false,
                 notices: Vec::new(),
             }),
             changed: Condvar::new(),
@@ -673,6 +675,7 @@ impl Device {
                 if *to >= ConnState::Connected {
                     c.split_brain = None;
                     c.last_error = None;
+                    c.ever_connected = true;
                 }
                 let syncing = matches!(
                     to,
@@ -1721,6 +1724,7 @@ impl Device {
             counters,
             last_write_unix_ms: c.last_write_ms,
             last_error: c.last_error.clone(),
+            ever_connected: c.ever_connected,
         }
     }
 

@@ -215,12 +215,46 @@ use control::Access;
 /// How long status waits for each replicated disk's device.
 const DISK_STATUS_TIMEOUT: Duration = Duration::from_millis(1000);
 
+/// As the drbd init script at boot: start the device process of every
+/// replicated resource of this node that is not up yet (in the background;
+/// a failure is logged, and the drbddisk agent tries again when it starts).
+fn bring_disks_up(config: &Config, run_dir: &std::path::Path) {
+    let Some(drbd) = &config.drbd else { return };
+    let disk = &config.cluster.disk;
+    if disk.driver.unwrap_or_default().is_kernel() || disk.up_at_start == Some(false) {
+        return;
+    }
+    for r in drbd
+        .resources
+        .iter()
+        .filter(|r| r.host(&config.node).is_some())
+    {
+        let (dir, node, run, res) = (
+            config.dir.clone(),
+            config.node.clone(),
+            run_dir.to_path_buf(),
+            r.name.clone(),
+        );
+        tokio::spawn(async move {
+            match crate::disk::client::up_async(&dir, &node, &run, &res, Duration::from_secs(60))
+                .await
+            {
+                Ok(s) => {
+                    tracing::info!(resource = %res, role = %s.role, connection = %s.connection, "replicated disk up")
+                }
+                Err(e) => tracing::error!(resource = %res, "bringing the replicated disk up: {e}"),
+            }
+        });
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT. Returns after telling the peers
 /// it leaves.
 pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
     let epoch = Instant::now();
     let _pid = state::PidFile::create(&paths.run_dir)?;
     crate::agents::drbddisk::set_context(&config.node, &paths.run_dir);
+    bring_disks_up(&config, &paths.run_dir);
     let unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

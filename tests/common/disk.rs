@@ -9,27 +9,36 @@
 use super::*;
 use hbd::disk::ctl::{DiskRequest, DiskResponse, DiskStatus};
 
-pub const HBD_DISK: &str = env!("CARGO_BIN_EXE_hbd-disk");
 pub const RES: &str = "r0";
 pub const MIB: u64 = 1 << 20;
 
 pub struct DiskLab {
     pub lab: Lab,
     pub size: u64,
-    devices: Vec<Option<Child>>,
-    starts: Vec<usize>,
 }
 
 impl DiskLab {
     /// Two nodes with a `size`-byte backing file each and metadata created.
     pub fn new(size: u64, extra_conf: &str) -> DiskLab {
+        DiskLab::with(size, extra_conf, false)
+    }
+
+    /// `shared_device`: both nodes' drbd.conf name the same device path
+    /// (as with /dev/drbd0 on two machines), so one haresources line fits
+    /// both; only one node is ever Primary.
+    pub fn with(size: u64, extra_conf: &str, shared_device: bool) -> DiskLab {
         let lab = Lab::new(2, 1);
         lab.configure(&ha_cf(2, "bcast eth0", "1", "3"), KEY);
         let mut hosts = String::new();
         for i in 1..=2 {
             hosts.push_str(&format!(
                 "  on n{i} {{ device {dev}; disk {disk}; address 192.0.2.{a}:7788; meta-disk internal; }}\n",
-                dev = lab.node_dir(i).join("drbd0").display(),
+                dev = if shared_device {
+                    lab.dir.path().join("drbd0")
+                } else {
+                    lab.node_dir(i).join("drbd0")
+                }
+                .display(),
                 disk = lab.node_dir(i).join("backing.img").display(),
                 a = 10 + i
             ));
@@ -43,12 +52,7 @@ impl DiskLab {
             let f = fs::File::create(lab.node_dir(i).join("backing.img")).unwrap();
             f.set_len(size).unwrap();
         }
-        let d = DiskLab {
-            lab,
-            size,
-            devices: vec![None, None],
-            starts: vec![0, 0],
-        };
+        let d = DiskLab { lab, size };
         for i in 1..=2 {
             let out = d.hbctl_disk(i, &["create-md", RES]);
             assert!(out.status.success(), "create-md: {out:?}");
@@ -61,81 +65,95 @@ impl DiskLab {
     }
 
     pub fn device(&self, i: usize) -> PathBuf {
-        self.lab.node_dir(i).join("drbd0")
+        let shared = self.lab.dir.path().join("drbd0");
+        let conf = fs::read_to_string(self.lab.config_dir(i).join("drbd.conf")).unwrap();
+        if conf.contains(&format!("device {};", shared.display())) {
+            shared
+        } else {
+            self.lab.node_dir(i).join("drbd0")
+        }
     }
 
+    /// The device's log (`hbctl disk up` appends to it).
     pub fn device_log(&self, i: usize) -> PathBuf {
-        self.lab
-            .node_dir(i)
-            .join(format!("disk{}.log", self.starts[i - 1]))
+        hbd::disk::ctl::log_path(&self.lab.run_dir(i), RES)
     }
 
     pub fn log(&self, i: usize) -> String {
         fs::read_to_string(self.device_log(i)).unwrap_or_default()
     }
 
-    /// `hbctl disk --config .. --node nI --run-dir .. ARGS` (outside the netns).
+    /// `hbctl disk --config .. --node nI --run-dir .. ARGS`, outside the netns.
     pub fn hbctl_disk(&self, i: usize, args: &[&str]) -> Output {
         Command::new(HBCTL)
-            .arg("disk")
-            .arg("--config")
-            .arg(self.lab.config_dir(i))
-            .arg("--node")
-            .arg(format!("n{i}"))
+            .args(self.disk_args(i))
             .args(args)
             .output()
             .expect("run hbctl")
     }
 
-    /// Start node i's device process in its namespace.
+    /// The same inside node i's network namespace (`up` starts the device
+    /// there, as `drbdadm up` on that machine).
+    pub fn hbctl_disk_ns(&self, i: usize, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.lab.ns(&format!("n{i}")), HBCTL])
+            .args(self.disk_args(i))
+            .args(args)
+            .output()
+            .expect("run hbctl")
+    }
+
+    fn disk_args(&self, i: usize) -> Vec<String> {
+        vec![
+            "disk".into(),
+            "--config".into(),
+            self.lab.config_dir(i).display().to_string(),
+            "--node".into(),
+            format!("n{i}"),
+            "--run-dir".into(),
+            self.lab.run_dir(i).display().to_string(),
+        ]
+    }
+
+    /// `hbctl disk up r0` in node i's namespace; must succeed.
     pub fn start(&mut self, i: usize) {
-        self.starts[i - 1] += 1;
+        let out = self.try_start(i);
+        assert!(
+            out.status.success(),
+            "hbctl disk up on n{i}: {}\n{}\n--- log ---\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log(i)
+        );
+    }
+
+    pub fn try_start(&mut self, i: usize) -> Output {
         fs::create_dir_all(self.lab.run_dir(i)).unwrap();
-        let log = fs::File::create(self.device_log(i)).unwrap();
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.lab.ns(&format!("n{i}")), HBD_DISK])
-            .arg("--config")
-            .arg(self.lab.config_dir(i))
-            .arg("--node")
-            .arg(format!("n{i}"))
-            .arg("--run-dir")
-            .arg(self.lab.run_dir(i))
-            .arg(RES)
-            .env("HBD_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        self.devices[i - 1] = Some(cmd.spawn().expect("spawn hbd-disk"));
-        let what = format!("n{i}'s device answering");
-        self.wait_for(&what, |d| d.try_status(i).is_some() || d.exited(i));
+        self.hbctl_disk_ns(i, &["up", RES])
     }
 
-    /// Whether node i's device process has exited (reaps it).
-    pub fn exited(&mut self, i: usize) -> bool {
-        match self.devices[i - 1].as_mut() {
-            None => true,
-            Some(c) => c.try_wait().unwrap().is_some(),
-        }
+    /// The device process's pid, from its pid file.
+    pub fn pid(&self, i: usize) -> Option<i32> {
+        read_pid(&hbd::disk::ctl::pid_path(&self.lab.run_dir(i), RES))
     }
 
-    pub fn exit_code(&mut self, i: usize) -> Option<i32> {
-        let c = self.devices[i - 1].as_mut()?;
-        wait_child(c, TIMEOUT).and_then(|s| s.code())
+    /// Wait until node i's device process is gone.
+    pub fn wait_exit(&mut self, i: usize) {
+        if let Some(p) = self.pid(i) {
+            assert!(wait_gone(p), "n{i}'s device did not exit");
+        }
     }
 
     /// SIGKILL the device process (a crash), and detach the loop device it
     /// left behind.
     pub fn crash(&mut self, i: usize) {
         let dev = self.try_status(i).and_then(|s| s.loop_device);
-        if let Some(mut c) = self.devices[i - 1].take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(p) = self.pid(i) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            wait_gone(p);
         }
         if let Some(dev) = dev {
             detach_loop(&dev);
@@ -196,9 +214,11 @@ impl DiskLab {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "timed out waiting for {what}\n--- n1 ---\n{}\n--- n2 ---\n{}",
+            "timed out waiting for {what}\n--- n1 ---\n{}\n--- n2 ---\n{}\n--- hbd n1 ---\n{}\n--- hbd n2 ---\n{}",
             self.log(1),
-            self.log(2)
+            self.log(2),
+            self.lab.log(1),
+            self.lab.log(2)
         );
     }
 
