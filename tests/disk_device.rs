@@ -212,7 +212,9 @@ fn refusals_outdated_data_and_corrupt_metadata() {
     d.ok(2, DiskRequest::Outdate);
     d.ok(1, DiskRequest::Secondary);
     assert_eq!(d.refused(2, PRIMARY), "local disk Outdated");
-    // Outdated survives a restart (it is in the metadata).
+    // Outdated survives a restart (it is in the metadata; n1 stays away so
+    // that a connect does not bring n2 UpToDate again).
+    d.ok(1, DiskRequest::Disconnect);
     d.ok(2, DiskRequest::Down);
     d.wait_exit(2);
     d.start(2);
@@ -415,4 +417,39 @@ fn hbd_fails_over_drbddisk_and_filesystem() {
             .is_some_and(|s| s.connection.as_str() == "Connected" && s.disk.as_str() == "UpToDate")
     });
     assert!(!resyncs(&d.log(1)).last().unwrap().0, "{}", d.log(1));
+}
+
+/// Online verify finds a block changed behind the device's back, marks it
+/// out of sync, and exactly that block is resynced from the verifying node.
+#[test]
+fn verify_finds_a_changed_block_and_a_reconnect_repairs_it() {
+    let mut d = synced_pair(32 * MIB);
+    d.ok(1, DiskRequest::Secondary);
+    // Change 4 KiB of n2's backing file directly (as bit rot would).
+    {
+        use std::os::unix::fs::FileExt;
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(d.backing(2))
+            .unwrap();
+        f.write_all_at(&[0x5a; 4096], 5 * MIB).unwrap();
+    }
+    let out = d.hbctl_disk(1, &["verify", RES]);
+    assert!(out.status.success(), "{out:?}");
+    d.wait_for("verify done", |d| {
+        d.try_status(1)
+            .and_then(|s| s.verify)
+            .is_some_and(|v| !v.running)
+    });
+    let v = d.status(1).verify.unwrap();
+    assert_eq!(v.mismatched_bytes, 4096, "{v:?}");
+    assert_eq!(v.done_bytes, d.status(1).size_bytes);
+    // What verify found is resynced from n1 (it ran verify) at once.
+    d.wait_in_sync();
+    assert!(
+        d.log(2).contains("source=false full=false bytes=4096"),
+        "{}",
+        d.log(2)
+    );
+    assert_eq!(d.data_digest(1), d.data_digest(2));
 }

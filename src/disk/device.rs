@@ -1595,14 +1595,26 @@ impl Device {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let mut c = self.core();
+        let mut found = 0;
         if let Some(v) = c.verify.as_mut() {
             v.running = false;
+            found = v.mismatched;
             tracing::info!(
                 "online verify done: {} of {} bytes checked, {} bytes out of sync",
                 v.done,
                 v.total,
                 v.mismatched
             );
+        }
+        if found > 0 && c.epoch == epoch {
+            // The node that ran verify is the source, as DRBD's verify source;
+            // the blocks found are resynced at once.
+            match self.input(&mut c, Input::ResyncFromHere) {
+                Ok(()) => {
+                    tracing::info!("resyncing the {found} bytes verify found, from this node")
+                }
+                Err(e) => tracing::warn!("not resyncing what verify found: {e}"),
+            }
         }
     }
 
@@ -2098,7 +2110,10 @@ impl Device {
         let _ = std::fs::remove_file(&sock);
         let record = ctl::loop_record_path(&cfg.run_dir, &cfg.name);
         if let Ok(dev) = std::fs::read_to_string(&record) {
-            match expose::detach_stale_loop(Path::new(dev.trim())) {
+            match expose::detach_stale_loop(
+                Path::new(dev.trim()),
+                &ctl::fuse_dir(&cfg.run_dir, &cfg.name),
+            ) {
                 Ok(true) => tracing::warn!(
                     "detached {} left behind by a crashed device process",
                     dev.trim()

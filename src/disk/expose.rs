@@ -542,16 +542,18 @@ fn loop_detached(path: &Path) -> io::Result<bool> {
 }
 
 /// Detach a loop device left behind by a device process that died while
-/// Primary (its backing file is the dead FUSE file, shown as `.../device`).
-/// Returns `Ok(false)` when the loop device serves something else (then it
-/// is left alone) or is already free. If it is still mounted somewhere the
-/// kernel detaches it at the last unmount (autoclear).
-pub fn detach_stale_loop(path: &Path) -> io::Result<bool> {
+/// Primary: its backing file is the dead FUSE file, `mount_dir/device`, or
+/// just `/device` once the mount namespace it lived in is gone. A live
+/// device's loop (in another mount namespace its path is whole) is never
+/// touched. Returns `Ok(false)` when the loop device serves something else
+/// or is already free. If it is still mounted somewhere the kernel detaches
+/// it at the last unmount (autoclear).
+pub fn detach_stale_loop(path: &Path, mount_dir: &Path) -> io::Result<bool> {
     // Right after the crash the kernel may still be failing the dead FUSE
     // connection's requests (ENOTCONN): try for a while.
     let mut last = None;
     for _ in 0..50 {
-        match try_detach_stale(path) {
+        match try_detach_stale(path, mount_dir) {
             Ok(done) => return Ok(done),
             Err(e) => last = Some(e),
         }
@@ -560,7 +562,7 @@ pub fn detach_stale_loop(path: &Path) -> io::Result<bool> {
     Err(last.unwrap_or_else(|| io::Error::other("cannot detach")))
 }
 
-fn try_detach_stale(path: &Path) -> io::Result<bool> {
+fn try_detach_stale(path: &Path, mount_dir: &Path) -> io::Result<bool> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -569,7 +571,9 @@ fn try_detach_stale(path: &Path) -> io::Result<bool> {
         std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).unwrap_or_default();
     // (No LOOP_GET_STATUS64 here: it stats the backing file, which fails
     // on the dead FUSE file.)
-    if !backing.trim_end().ends_with(&format!("/{DEVICE_FILE}")) {
+    let backing = backing.trim_end();
+    let own = mount_dir.join(DEVICE_FILE);
+    if backing != format!("/{DEVICE_FILE}") && Path::new(backing) != own {
         return Ok(false);
     }
     let dev = OpenOptions::new()

@@ -117,6 +117,8 @@ pub enum Msg {
     SyncUuid(u64),
     /// invalidate / invalidate-remote: start a full resync.
     FullResync { sender_is_source: bool },
+    /// Resync the blocks marked in the bitmaps (after online verify).
+    BitmapResync { sender_is_source: bool },
 }
 
 /// Observable changes.
@@ -216,6 +218,9 @@ pub enum Input {
     Outdate,
     Invalidate,
     InvalidateRemote,
+    /// Resync what the bitmaps mark, from this node (online verify found
+    /// differences; DRBD leaves that to a disconnect/connect).
+    ResyncFromHere,
     PauseSync,
     ResumeSync,
 }
@@ -410,6 +415,18 @@ impl Resource {
             }
             Input::Invalidate => self.invalidate()?,
             Input::InvalidateRemote => self.invalidate_remote()?,
+            Input::ResyncFromHere => {
+                if self.conn != ConnState::Connected {
+                    return Err("Need a connection to start verify or resync".into());
+                }
+                if self.disk != DiskState::UpToDate {
+                    return Err("Need access to UpToDate data".into());
+                }
+                self.send(Msg::BitmapResync {
+                    sender_is_source: true,
+                });
+                self.begin_bitmap(true, false);
+            }
             Input::PauseSync => match self.conn {
                 ConnState::SyncSource => self.set_conn(ConnState::PausedSyncS),
                 ConnState::SyncTarget => self.set_conn(ConnState::PausedSyncT),
@@ -565,6 +582,11 @@ impl Resource {
             Msg::FullResync { sender_is_source } => {
                 if self.conn == ConnState::Connected && self.disk != DiskState::Diskless {
                     self.begin_bitmap(!sender_is_source, true);
+                }
+            }
+            Msg::BitmapResync { sender_is_source } => {
+                if self.conn == ConnState::Connected && self.disk != DiskState::Diskless {
+                    self.begin_bitmap(!sender_is_source, false);
                 }
             }
         }

@@ -156,7 +156,7 @@ impl DiskLab {
             wait_gone(p);
         }
         if let Some(dev) = dev {
-            detach_loop(&dev);
+            detach_loop(&dev, &self.lab.run_dir(i));
         }
     }
 
@@ -267,15 +267,17 @@ impl Drop for DiskLab {
             // A device that died earlier recorded its loop device.
             let record = hbd::disk::ctl::loop_record_path(&self.lab.run_dir(i), RES);
             if let Ok(dev) = fs::read_to_string(record) {
-                detach_loop(Path::new(dev.trim()));
+                detach_loop(Path::new(dev.trim()), &self.lab.run_dir(i));
             }
         }
     }
 }
 
-/// Detach loop device `dev` if it still serves a (dead) hbd device file.
-pub fn detach_loop(dev: &Path) {
-    if let Err(e) = hbd::disk::expose::detach_stale_loop(dev) {
+/// Detach loop device `dev` if it still serves this run dir's (dead) hbd
+/// device file.
+pub fn detach_loop(dev: &Path, run_dir: &Path) {
+    let fuse = hbd::disk::ctl::fuse_dir(run_dir, RES);
+    if let Err(e) = hbd::disk::expose::detach_stale_loop(dev, &fuse) {
         eprintln!("detaching {}: {e}", dev.display());
     }
 }
