@@ -960,6 +960,22 @@ mod tests {
     }
 
     #[test]
+    fn resync_from_here_is_a_bitmap_resync_with_this_node_as_source() {
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        a.handle(Input::ResyncFromHere).unwrap();
+        let (oa, ob) = pump(&mut a, &mut b);
+        assert_eq!(a.conn(), ConnState::WFBitMapS);
+        assert_eq!(b.conn(), ConnState::WFBitMapT);
+        assert!(oa.contains(&Output::ExchangeBitmap { full: false }));
+        assert!(ob.contains(&Output::ExchangeBitmap { full: false }));
+        resync(&mut a, &mut b, 1);
+        assert_eq!(a.conn(), ConnState::Connected);
+        assert_eq!(b.disk(), DiskState::UpToDate);
+        a.handle(Input::Disconnect).unwrap();
+        assert!(a.handle(Input::ResyncFromHere).is_err());
+    }
+
+    #[test]
     fn outdate_then_promote_needs_force() {
         let mut a = Resource::new(cfg(true), Some(data(same())));
         a.handle(Input::Outdate).unwrap();
