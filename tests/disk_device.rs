@@ -453,3 +453,39 @@ fn verify_finds_a_changed_block_and_a_reconnect_repairs_it() {
     );
     assert_eq!(d.data_digest(1), d.data_digest(2));
 }
+
+/// A resync cut short resumes where it stopped: the second one is a bitmap
+/// resync of what was left, not a new full sync.
+#[test]
+fn an_interrupted_resync_resumes() {
+    let mut d = DiskLab::new(64 * MIB, "  syncer { rate 8M; }\n");
+    d.start(1);
+    d.start(2);
+    d.wait_connected();
+    d.ok(1, FORCE);
+    d.wait_for("a quarter synced", |d| {
+        d.try_status(2)
+            .and_then(|s| s.sync)
+            .is_some_and(|s| s.percent >= 25.0)
+    });
+    d.ok(2, DiskRequest::Disconnect);
+    let left = d.status(2).out_of_sync_bytes;
+    assert!(left < d.size, "{left}");
+    // Full speed for the rest.
+    let conf = fs::read_to_string(d.lab.config_dir(2).join("drbd.conf")).unwrap();
+    for i in 1..=2 {
+        d.lab
+            .write(i, "drbd.conf", &conf.replace("rate 8M", "rate 200M"));
+        let out = d.hbctl_disk(i, &["adjust", RES]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    d.wait_in_sync();
+    let syncs = resyncs(&d.log(2));
+    assert_eq!(syncs.len(), 2, "{}", d.log(2));
+    assert!(syncs[0].0 && !syncs[1].0, "{syncs:?}");
+    assert!(
+        syncs[1].1 <= left + 8 * MIB && syncs[1].1 < d.size,
+        "{syncs:?} left {left}"
+    );
+    assert_eq!(d.data_digest(1), d.data_digest(2));
+}

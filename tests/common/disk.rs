@@ -43,9 +43,12 @@ impl DiskLab {
                 a = 10 + i
             ));
         }
-        let conf = format!(
-            "resource {RES} {{\n  protocol C;\n  syncer {{ rate 200M; }}\n{extra_conf}{hosts}}}\n"
-        );
+        let rate = if extra_conf.contains("rate") {
+            ""
+        } else {
+            "  syncer { rate 200M; }\n"
+        };
+        let conf = format!("resource {RES} {{\n  protocol C;\n{rate}{extra_conf}{hosts}}}\n");
         for i in 1..=2 {
             lab.write(i, "haresources", "");
             lab.write(i, "drbd.conf", &conf);
