@@ -122,6 +122,11 @@ pub struct Config {
     pub notify: Option<NotifyConfig>,
     /// drbd.conf (`CONFIG_DIR/drbd.conf` or cluster.toml `[disk] drbd_conf`), when present.
     pub drbd: Option<crate::disk::conf::DrbdConf>,
+    /// `CONFIG_DIR/keepalived.conf`, when present (VRRP mode).
+    pub keepalived: Option<crate::vrrp::conf::KeepalivedConf>,
+    /// No `ha.cf`, only `keepalived.conf`: VRRP mode alone, no membership;
+    /// `ha` holds heartbeat's defaults and `authkeys` no key.
+    pub vrrp_only: bool,
     pub warnings: Vec<ConfigWarning>,
 }
 
@@ -790,11 +795,24 @@ pub fn check(dir: &Path, node: &str) -> Report {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
 
+    // keepalived.conf: optional; with it, ha.cf and authkeys are too (VRRP
+    // mode alone).
+    let keepalived_path = dir.join("keepalived.conf");
+    let keepalived = read(&keepalived_path, "", &mut errors).map(|text| {
+        let (k, mut e, mut w) = crate::vrrp::conf::parse(&keepalived_path, &text);
+        errors.append(&mut e);
+        warnings.append(&mut w);
+        warnings.append(&mut crate::vrrp::conf::lint_scripts(&k));
+        k
+    });
+    let vrrp_only = keepalived.is_some() && !dir.join("ha.cf").exists();
+    let needed = |what: &'static str| if vrrp_only { "" } else { what };
+
     // ha.cf
     let hacf_path = dir.join("ha.cf");
     let ha = read(
         &hacf_path,
-        "heartbeat's ha.cf: the nodes, the media and the timings",
+        needed("heartbeat's ha.cf: the nodes, the media and the timings"),
         &mut errors,
     )
     .map(|text| {
@@ -809,7 +827,7 @@ pub fn check(dir: &Path, node: &str) -> Report {
     let auth_path = dir.join("authkeys");
     let authkeys = read(
         &auth_path,
-        "heartbeat's authkeys: the keys that sign and check every datagram",
+        needed("heartbeat's authkeys: the keys that sign and check every datagram"),
         &mut errors,
     )
     .and_then(|text| {
@@ -916,6 +934,16 @@ pub fn check(dir: &Path, node: &str) -> Report {
     errors.sort_by(|a, b| (a.file(), a.line()).cmp(&(b.file(), b.line())));
     warnings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
 
+    let (ha, authkeys) = match (ha, authkeys) {
+        (None, _) if vrrp_only => (
+            Some((hacf::parse_full(&hacf_path, "").ha, None)),
+            Some(crate::wire::AuthKeys {
+                active: 0,
+                keys: Vec::new(),
+            }),
+        ),
+        other => other,
+    };
     let config = match (errors.is_empty(), ha, authkeys) {
         (true, Some((ha, _)), Some(authkeys)) => Some(Config {
             dir: dir.to_path_buf(),
@@ -929,6 +957,8 @@ pub fn check(dir: &Path, node: &str) -> Report {
             jobs,
             notify,
             drbd,
+            keepalived,
+            vrrp_only,
             warnings: warnings.clone(),
         }),
         _ => None,

@@ -1,0 +1,171 @@
+//! hbd's VRRP mode against Debian's keepalived, in the netns lab: keepalived
+//! in n1, hbd (keepalived.conf only, no ha.cf) in n2, one VRID on eth0.
+//! The higher priority is MASTER whichever daemon has it, exactly one node
+//! holds the VIP and the client reaches it there; a crash (SIGKILL of every
+//! process) moves it to the other, and the higher priority returning
+//! preempts. A crashed machine's addresses go with it: the tests remove the
+//! VIP from a crashed node before checking the client.
+
+mod common;
+
+use common::vrrp::{
+    client_reaches, del_addr, has_addr, holders, instance_conf, stays, wait, Keepalived,
+};
+use common::Lab;
+use std::time::Duration;
+
+const VIP: &str = "192.0.2.50";
+
+fn logs(lab: &Lab, k: &Keepalived) -> String {
+    format!(
+        "--- keepalived (n1) ---\n{}\n--- hbd (n2) ---\n{}",
+        k.log(),
+        lab.log(2)
+    )
+}
+
+/// v2 with PASS, advert_int 1.
+fn v2(priority: u8, pass: &str) -> String {
+    instance_conf(
+        "VI_DB",
+        51,
+        priority,
+        &format!("{VIP}/24"),
+        &format!(
+            "    advert_int 1\n    authentication {{\n        auth_type PASS\n        auth_pass {pass}\n    }}\n"
+        ),
+        "",
+    )
+}
+
+/// v3, advert_int 0.1.
+fn v3(priority: u8) -> String {
+    instance_conf(
+        "VI_DB",
+        52,
+        priority,
+        &format!("{VIP}/24"),
+        "    advert_int 0.1\n",
+        "    vrrp_version 3\n",
+    )
+}
+
+/// `high` is on the node that should be MASTER first: keepalived (n1) when
+/// `keepalived_high`, else hbd (n2).
+fn failover_both_ways(conf: impl Fn(u8) -> String, keepalived_high: bool) {
+    let mut lab = Lab::new(2, 1);
+    let (kp, hp) = if keepalived_high {
+        (150, 100)
+    } else {
+        (100, 150)
+    };
+    let (master, backup) = if keepalived_high {
+        ("n1", "n2")
+    } else {
+        ("n2", "n1")
+    };
+    let mut k = Keepalived::start(&lab, "n1", &conf(kp));
+    lab.write(2, "keepalived.conf", &conf(hp));
+    lab.start(2);
+
+    wait(
+        &format!("only {master} holds the VIP and the client reaches it there"),
+        || holders(&lab, VIP) == [master] && client_reaches(&lab, VIP, master),
+        || logs(&lab, &k),
+    );
+    stays(
+        &format!("{master} alone holds the VIP"),
+        Duration::from_secs(3),
+        || holders(&lab, VIP) == [master],
+        || logs(&lab, &k),
+    );
+
+    // Crash the master; the backup takes over.
+    if keepalived_high {
+        k.crash();
+    } else {
+        lab.kill(2);
+    }
+    wait(
+        &format!("{backup} takes the VIP after the crash of {master}"),
+        || has_addr(&lab, backup, VIP),
+        || logs(&lab, &k),
+    );
+    del_addr(&lab, master, VIP, 24);
+    wait(
+        &format!("the client reaches the VIP on {backup}"),
+        || client_reaches(&lab, VIP, backup),
+        || logs(&lab, &k),
+    );
+
+    // The higher priority returns and preempts.
+    if keepalived_high {
+        k = Keepalived::start(&lab, "n1", &conf(kp));
+    } else {
+        lab.start(2);
+    }
+    wait(
+        &format!("{master} preempts: it alone holds the VIP again"),
+        || holders(&lab, VIP) == [master] && client_reaches(&lab, VIP, master),
+        || logs(&lab, &k),
+    );
+
+    // A crash of the lower priority one changes nothing.
+    if keepalived_high {
+        lab.kill(2);
+    } else {
+        k.crash();
+    }
+    stays(
+        &format!("{master} keeps the VIP when {backup} crashes"),
+        Duration::from_secs(3),
+        || holders(&lab, VIP) == [master],
+        || logs(&lab, &k),
+    );
+}
+
+#[test]
+fn v2_pass_keepalived_higher() {
+    failover_both_ways(|p| v2(p, "s3cret"), true);
+}
+
+#[test]
+fn v2_pass_hbd_higher() {
+    failover_both_ways(|p| v2(p, "s3cret"), false);
+}
+
+#[test]
+fn v3_fast_adverts_keepalived_higher() {
+    failover_both_ways(v3, true);
+}
+
+#[test]
+fn v3_fast_adverts_hbd_higher() {
+    failover_both_ways(v3, false);
+}
+
+/// Different PASS passwords: no adjacency, so each one is MASTER and holds
+/// the VIP (as two keepalived would).
+#[test]
+fn pass_mismatch_means_no_adjacency() {
+    let mut lab = Lab::new(2, 1);
+    let k = Keepalived::start(&lab, "n1", &v2(150, "one"));
+    lab.write(2, "keepalived.conf", &v2(100, "two"));
+    lab.start(2);
+    wait(
+        "both nodes hold the VIP",
+        || holders(&lab, VIP) == ["n1", "n2"],
+        || logs(&lab, &k),
+    );
+    stays(
+        "both stay MASTER",
+        Duration::from_secs(3),
+        || holders(&lab, VIP) == ["n1", "n2"],
+        || logs(&lab, &k),
+    );
+    assert!(
+        lab.log(2).contains("advert dropped"),
+        "hbd logs the adverts with the wrong password:\n{}",
+        lab.log(2)
+    );
+}
