@@ -104,6 +104,12 @@ async fn start_vrrp(config: &config::Config) -> anyhow::Result<Option<VrrpHandle
 /// heartbeat mode, with the VRRP instances of keepalived.conf next to it when
 /// there is one (stopped after the resource groups).
 async fn run_both(paths: runtime::Paths, config: config::Config) -> anyhow::Result<()> {
+    // Taken before the VRRP instances start, so that a second hbd stops
+    // here rather than after touching the VIPs (runtime::run takes it again).
+    let _pid = match config.keepalived {
+        Some(_) => Some(runtime::state::PidFile::create(&paths.run_dir)?),
+        None => None,
+    };
     let vrrp = start_vrrp(&config).await?;
     let r = runtime::run(paths, config).await;
     if let Some(v) = vrrp {

@@ -1274,4 +1274,49 @@ mod tests {
         // Warnings are still reported: hopfudge, and the short secret.
         assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
     }
+
+    const KEEPALIVED: &str = "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    virtual_ipaddress {\n        192.0.2.50\n    }\n}\n";
+
+    #[test]
+    fn keepalived_conf_alone_is_vrrp_mode() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "keepalived.conf", KEEPALIVED, 0o644);
+        let r = check(d.path(), "n1");
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let c = r.config.expect("valid");
+        assert!(c.vrrp_only);
+        assert_eq!(c.keepalived.expect("parsed").instances.len(), 1);
+    }
+
+    #[test]
+    fn keepalived_conf_next_to_heartbeat() {
+        let d = seed_dir();
+        write(d.path(), "keepalived.conf", KEEPALIVED, 0o644);
+        let r = check(d.path(), "l0");
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let c = r.config.expect("valid");
+        assert!(!c.vrrp_only);
+        assert!(c.keepalived.is_some());
+        assert!(!c.ha.nodes.is_empty());
+    }
+
+    #[test]
+    fn keepalived_conf_errors_are_file_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "keepalived.conf",
+            &KEEPALIVED.replace("virtual_router_id 51", "virtual_router_id 300"),
+            0o644,
+        );
+        let r = check(d.path(), "n1");
+        assert!(r.config.is_none());
+        assert!(
+            r.errors
+                .iter()
+                .any(|e| e.line() == 3 && e.file().ends_with("keepalived.conf")),
+            "{:?}",
+            r.errors
+        );
+    }
 }
