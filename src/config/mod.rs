@@ -803,6 +803,7 @@ pub fn check(dir: &Path, node: &str) -> Report {
         errors.append(&mut e);
         warnings.append(&mut w);
         warnings.append(&mut crate::vrrp::conf::lint_scripts(&k));
+        errors.append(&mut crate::vrrp::runtime::unsupported(&k));
         k
     });
     let vrrp_only = keepalived.is_some() && !dir.join("ha.cf").exists();

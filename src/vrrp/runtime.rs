@@ -39,6 +39,7 @@ use super::instance::{Input, Instance, InstanceConfig, Output, State, TrackScrip
 use super::packet::{self, Advert, Expected, Packet, V3Checksum, Version};
 use crate::agents::arp::{self, ArpSocket, Mac};
 use crate::agents::ipaddr::{self, HostAddr, IpAddrArgs, Link};
+use crate::config::{ConfigError, Location};
 use serde::{Deserialize, Serialize};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use std::collections::{BTreeMap, BTreeSet};
@@ -175,15 +176,13 @@ impl VrrpRuntime {
     /// its address is missing, a socket cannot be opened, or the
     /// configuration uses something the runtime does not do yet.
     pub async fn start(conf: KeepalivedConf, opts: VrrpOptions) -> Result<VrrpHandle, String> {
-        refuse_unsupported(&conf)?;
-        for g in &conf.sync_groups {
-            tracing::warn!(
-                group = %g.name,
-                "vrrp_sync_group: hbd runs its instances independently and does not run the group's notify scripts"
-            );
-        }
-        for i in conf.instances.iter().filter(|i| !i.accept()) {
-            tracing::warn!(instance = %i.name, "no_accept: hbd installs no firewall rules; the VIPs answer traffic");
+        let problems = unsupported(&conf);
+        if !problems.is_empty() {
+            return Err(problems
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "));
         }
         let (links, addrs) = ipaddr::snapshot().await.map_err(|e| e.to_string())?;
         let link = |name: &str| -> Result<&Link, String> {
@@ -302,8 +301,13 @@ impl VrrpRuntime {
                     vips: vip_args.iter().map(|a| a.addr.to_string()).collect(),
                 });
             let mut machine = Instance::new(cfg);
+            // dont_track_primary: the instance's own interface does not
+            // count (a track_interface naming it still does).
+            let ignored_link = (i.dont_track_primary
+                && !i.track_interfaces.iter().any(|t| t.name == i.interface))
+            .then(|| i.interface.clone());
             for (name, up) in &link_states {
-                if !up {
+                if !up && ignored_link.as_ref() != Some(name) {
                     machine.handle(Duration::ZERO, Input::InterfaceDown(name.clone()));
                 }
             }
@@ -331,6 +335,7 @@ impl VrrpRuntime {
                 notify_tx: Some(notify_tx),
                 notifier: Some(notifier),
                 status: status.clone(),
+                ignored_link,
                 dropped: 0,
                 send_errors: 0,
             };
@@ -456,53 +461,79 @@ impl Drop for VrrpHandle {
     }
 }
 
-/// What the state machine does not model yet: an error rather than a
-/// silently different behaviour.
-fn refuse_unsupported(conf: &KeepalivedConf) -> Result<(), String> {
+/// What the runtime does not do yet, as `file:line` errors (for `hbctl
+/// check` too): an error rather than a silently different behaviour.
+pub fn unsupported(conf: &KeepalivedConf) -> Vec<ConfigError> {
+    let err = |at: &Location, key: &str, message: String| ConfigError::Line {
+        file: at.file.clone(),
+        line: at.line,
+        key: key.to_string(),
+        message,
+    };
     let mut problems = Vec::new();
     for i in &conf.instances {
-        let at = format!("{}:{}", i.at.file.display(), i.at.line);
-        if i.use_vmac {
-            problems.push(format!(
-                "{at}: vrrp_instance {}: use_vmac is not supported yet",
-                i.name
+        if i.accept == Some(false) {
+            problems.push(err(
+                &i.at,
+                "no_accept",
+                format!(
+                    "vrrp_instance `{}`: no_accept is not supported yet (hbd installs no firewall rules: the VIPs would answer)",
+                    i.name
+                ),
             ));
+        }
+        if i.use_vmac {
+            problems.push(err(
+                &i.at,
+                "use_vmac",
+                format!("vrrp_instance `{}`: use_vmac is not supported yet", i.name),
+            ));
+        }
+        for v in i.vips.iter().chain(&i.excluded_vips) {
+            if let Some(scope) = v.scope.as_deref().filter(|s| *s != "global") {
+                problems.push(err(
+                    &v.at,
+                    "scope",
+                    format!(
+                        "{}: scope {scope} is not supported yet (VIPs are added with scope global)",
+                        v.addr
+                    ),
+                ));
+            }
         }
         for t in &i.track_interfaces {
             if t.weight != 0 || t.reverse {
-                problems.push(format!(
-                    "{}:{}: track_interface {}: weights are not supported yet (a down interface means FAULT)",
-                    t.at.file.display(),
-                    t.at.line,
-                    t.name
+                problems.push(err(
+                    &t.at,
+                    "track_interface",
+                    format!(
+                        "`{}`: weights are not supported yet (without one, the interface down means FAULT)",
+                        t.name
+                    ),
                 ));
             }
         }
         for t in &i.track_scripts {
-            let reverse = t.reverse || conf.script(&t.name).is_some_and(|s| s.weight_reverse);
-            if reverse {
-                problems.push(format!(
-                    "{}:{}: track_script {}: `reverse` weights are not supported yet",
-                    t.at.file.display(),
-                    t.at.line,
-                    t.name
-                ));
-            }
-            if conf.script(&t.name).is_none() {
-                problems.push(format!(
-                    "{}:{}: track_script {}: no such vrrp_script",
-                    t.at.file.display(),
-                    t.at.line,
-                    t.name
+            if t.reverse || conf.script(&t.name).is_some_and(|s| s.weight_reverse) {
+                problems.push(err(
+                    &t.at,
+                    "track_script",
+                    format!("`{}`: `reverse` weights are not supported yet", t.name),
                 ));
             }
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
+    for g in &conf.sync_groups {
+        problems.push(err(
+            &g.at,
+            "vrrp_sync_group",
+            format!(
+                "`{}`: sync groups are not supported yet (its instances would change state independently); remove the group to run them so",
+                g.name
+            ),
+        ));
     }
+    problems
 }
 
 /// The state machine's configuration for `i`, keepalived's defaults applied.
@@ -592,6 +623,8 @@ struct InstanceTask {
     notify_tx: Option<mpsc::UnboundedSender<(State, u8)>>,
     notifier: Option<JoinHandle<()>>,
     status: Arc<Mutex<Vec<VrrpStatus>>>,
+    /// `dont_track_primary`: link events of this interface are ignored.
+    ignored_link: Option<String>,
     dropped: u64,
     send_errors: u64,
 }
@@ -628,6 +661,7 @@ impl InstanceTask {
                 Some(Event::Script { name, ok }) => {
                     self.machine.handle(now, Input::ScriptResult { name, ok })
                 }
+                Some(Event::Link { name, .. }) if self.ignored_link.as_ref() == Some(&name) => {}
                 Some(Event::Link { name, up }) => self.machine.handle(
                     now,
                     if up {
@@ -1082,7 +1116,12 @@ mod tests {
     #[test]
     fn seed_instances_map_to_the_machine() {
         let text = r#"
-vrrp_script chk { script "pidof x" interval 1 rise 2 fall 2 }
+vrrp_script chk {
+    script "pidof x"
+    interval 1
+    rise 2
+    fall 2
+}
 vrrp_instance DB {
     state BACKUP
     interface eth0
@@ -1090,7 +1129,10 @@ vrrp_instance DB {
     priority 150
     advert_int 1
     nopreempt
-    authentication { auth_type PASS auth_pass secret }
+    authentication {
+        auth_type PASS
+        auth_pass secret
+    }
     virtual_ipaddress { 192.0.2.50 }
     track_script { chk }
 }
@@ -1109,6 +1151,6 @@ vrrp_instance DB {
         assert!(c.nopreempt);
         assert_eq!(c.scripts.len(), 1);
         assert_eq!((c.scripts[0].rise, c.scripts[0].fall), (2, 2));
-        assert!(refuse_unsupported(&conf).is_ok());
+        assert!(unsupported(&conf).is_empty());
     }
 }
