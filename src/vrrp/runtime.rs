@@ -99,8 +99,9 @@ const LINK_POLL: Duration = Duration::from_millis(100);
 /// The VRRP runtime's entry point.
 pub struct VrrpRuntime;
 
-/// The running instances; dropping it aborts them without the shutdown
-/// adverts (use [`VrrpHandle::shutdown`]).
+/// The running instances (`Send + Sync`: share it in an `Arc` with the
+/// control server); dropping it aborts them without the shutdown adverts
+/// (use [`VrrpHandle::shutdown`] first).
 pub struct VrrpHandle {
     instances: Vec<InstanceHandle>,
     status: Arc<Mutex<Vec<VrrpStatus>>>,
@@ -110,7 +111,7 @@ pub struct VrrpHandle {
 struct InstanceHandle {
     name: String,
     tx: mpsc::UnboundedSender<Event>,
-    task: Option<JoinHandle<()>>,
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 enum Event {
@@ -342,7 +343,7 @@ impl VrrpRuntime {
             instances.push(InstanceHandle {
                 name: i.name.clone(),
                 tx,
-                task: Some(tokio::spawn(task.run(rx))),
+                task: Mutex::new(Some(tokio::spawn(task.run(rx)))),
             });
         }
 
@@ -433,12 +434,14 @@ impl VrrpHandle {
 
     /// Stops every instance: a MASTER advertises priority 0, the VIPs are
     /// removed, the STOP notify scripts run; returns when they are done.
-    pub async fn shutdown(mut self) {
+    /// Idempotent; the handle answers [`VrrpHandle::status`] (STOP) after it.
+    pub async fn shutdown(&self) {
         for h in &self.instances {
             let _ = h.tx.send(Event::Shutdown);
         }
-        for h in &mut self.instances {
-            if let Some(t) = h.task.take() {
+        for h in &self.instances {
+            let task = h.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(t) = task {
                 if tokio::time::timeout(SHUTDOWN_WAIT, t).await.is_err() {
                     tracing::warn!(instance = %h.name, "instance did not stop in time");
                 }
@@ -453,8 +456,8 @@ impl Drop for VrrpHandle {
         for t in self.background.drain(..) {
             t.abort();
         }
-        for h in &mut self.instances {
-            if let Some(t) = h.task.take() {
+        for h in &self.instances {
+            if let Some(t) = h.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 t.abort();
             }
         }
@@ -1085,6 +1088,12 @@ mod tests {
 
     fn argv(s: &[&str]) -> Vec<String> {
         s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn handle_can_be_shared() {
+        fn shared<T: Send + Sync>() {}
+        shared::<VrrpHandle>();
     }
 
     #[tokio::test]
