@@ -251,3 +251,61 @@ fn seed_000_pair_moves_only_the_failed_vip_and_does_not_preempt_back() {
         || logs(&lab, &dirs),
     );
 }
+
+/// The instance's interface losing its carrier means FAULT (VIP removed,
+/// notify FAULT); the peer takes over; the link back means BACKUP, then the
+/// higher priority preempts again.
+#[test]
+fn link_down_means_fault() {
+    let mut lab = Lab::new(2, 1);
+    let dirs: Vec<PathBuf> = (1..=2)
+        .map(|i| {
+            let d = lab.node_dir(i).join("vrrp");
+            fs::create_dir_all(&d).unwrap();
+            d
+        })
+        .collect();
+    for i in 1..=2 {
+        let script = state_script(&dirs[i - 1]);
+        let prio = if i == 1 { 150 } else { 100 };
+        let extra = format!("    notify {}\n", script.display());
+        lab.write(
+            i,
+            "keepalived.conf",
+            &common::vrrp::instance_conf("DB", 51, prio, DB_VIP, &extra, ""),
+        );
+    }
+    lab.start_all();
+    wait(
+        "n1 holds the VIP",
+        || holders(&lab, DB_VIP) == ["n1"] && state(&dirs[0], "DB") == "MASTER",
+        || logs(&lab, &dirs),
+    );
+    lab.link("n1", 0, false);
+    wait(
+        "n1 is FAULT without the VIP, n2 MASTER",
+        || {
+            holders(&lab, DB_VIP) == ["n2"]
+                && state(&dirs[0], "DB") == "FAULT"
+                && state(&dirs[1], "DB") == "MASTER"
+        },
+        || logs(&lab, &dirs),
+    );
+    lab.link("n1", 0, true);
+    wait(
+        "n1 preempts once its link is back",
+        || holders(&lab, DB_VIP) == ["n1"] && state(&dirs[1], "DB") == "BACKUP",
+        || logs(&lab, &dirs),
+    );
+    let h = history(&dirs[0], "DB");
+    assert!(
+        h.ends_with(&[
+            "MASTER".into(),
+            "FAULT".into(),
+            "BACKUP".into(),
+            "MASTER".into()
+        ]),
+        "n1 states in order: {h:?}\n{}",
+        logs(&lab, &dirs)
+    );
+}
