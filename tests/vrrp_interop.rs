@@ -50,9 +50,28 @@ fn v3(priority: u8) -> String {
     )
 }
 
+/// v2 with PASS to the other node's address (unicast_src_ip, unicast_peer).
+fn v2_unicast(priority: u8, node: &str) -> String {
+    let (me, peer) = if node == "n1" {
+        ("192.0.2.11", "192.0.2.12")
+    } else {
+        ("192.0.2.12", "192.0.2.11")
+    };
+    instance_conf(
+        "VI_DB",
+        53,
+        priority,
+        &format!("{VIP}/24"),
+        &format!(
+            "    advert_int 1\n    authentication {{\n        auth_type PASS\n        auth_pass uni\n    }}\n    unicast_src_ip {me}\n    unicast_peer {{\n        {peer}\n    }}\n"
+        ),
+        "",
+    )
+}
+
 /// `high` is on the node that should be MASTER first: keepalived (n1) when
 /// `keepalived_high`, else hbd (n2).
-fn failover_both_ways(conf: impl Fn(u8) -> String, keepalived_high: bool) {
+fn failover_both_ways(conf: impl Fn(u8, &str) -> String, keepalived_high: bool) {
     let mut lab = Lab::new(2, 1);
     let (kp, hp) = if keepalived_high {
         (150, 100)
@@ -64,8 +83,8 @@ fn failover_both_ways(conf: impl Fn(u8) -> String, keepalived_high: bool) {
     } else {
         ("n2", "n1")
     };
-    let mut k = Keepalived::start(&lab, "n1", &conf(kp));
-    lab.write(2, "keepalived.conf", &conf(hp));
+    let mut k = Keepalived::start(&lab, "n1", &conf(kp, "n1"));
+    lab.write(2, "keepalived.conf", &conf(hp, "n2"));
     lab.start(2);
 
     wait(
@@ -100,7 +119,7 @@ fn failover_both_ways(conf: impl Fn(u8) -> String, keepalived_high: bool) {
 
     // The higher priority returns and preempts.
     if keepalived_high {
-        k = Keepalived::start(&lab, "n1", &conf(kp));
+        k = Keepalived::start(&lab, "n1", &conf(kp, "n1"));
     } else {
         lab.start(2);
     }
@@ -126,22 +145,32 @@ fn failover_both_ways(conf: impl Fn(u8) -> String, keepalived_high: bool) {
 
 #[test]
 fn v2_pass_keepalived_higher() {
-    failover_both_ways(|p| v2(p, "s3cret"), true);
+    failover_both_ways(|p, _| v2(p, "s3cret"), true);
 }
 
 #[test]
 fn v2_pass_hbd_higher() {
-    failover_both_ways(|p| v2(p, "s3cret"), false);
+    failover_both_ways(|p, _| v2(p, "s3cret"), false);
 }
 
 #[test]
 fn v3_fast_adverts_keepalived_higher() {
-    failover_both_ways(v3, true);
+    failover_both_ways(|p, _| v3(p), true);
 }
 
 #[test]
 fn v3_fast_adverts_hbd_higher() {
-    failover_both_ways(v3, false);
+    failover_both_ways(|p, _| v3(p), false);
+}
+
+#[test]
+fn v2_unicast_keepalived_higher() {
+    failover_both_ways(v2_unicast, true);
+}
+
+#[test]
+fn v2_unicast_hbd_higher() {
+    failover_both_ways(v2_unicast, false);
 }
 
 /// Different PASS passwords: no adjacency, so each one is MASTER and holds
