@@ -1,5 +1,6 @@
 //! hbd's VRRP mode against Debian's keepalived, in the netns lab: keepalived
-//! in n1, hbd (keepalived.conf only, no ha.cf) in n2, one VRID on eth0.
+//! in n1, hbd (keepalived.conf only, no ha.cf) in n2, one VRID on eth0:
+//! VRRPv2 with PASS over multicast and over unicast, VRRPv3 at 0.1 s.
 //! The higher priority is MASTER whichever daemon has it, exactly one node
 //! holds the VIP and the client reaches it there; a crash (SIGKILL of every
 //! process) moves it to the other, and the higher priority returning
