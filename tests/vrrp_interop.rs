@@ -199,3 +199,58 @@ fn pass_mismatch_means_no_adjacency() {
         lab.log(2)
     );
 }
+
+/// Seed 004's weighted check on hbd's side (priority 101, weight 50):
+/// while its process runs hbd advertises 151 and is MASTER over keepalived's
+/// 120; when it dies hbd falls to 101 and keepalived preempts; back up, hbd
+/// preempts again.
+#[test]
+fn weighted_script_moves_the_master() {
+    let mut lab = Lab::new(2, 1);
+    let pidfile = lab.dir.path().join("httpd.pid");
+    // Killed on drop, also when the test fails.
+    struct Tracked(std::process::Child);
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let spawn = || {
+        let c = std::process::Command::new("sleep")
+            .arg("100000")
+            .spawn()
+            .unwrap();
+        std::fs::write(&pidfile, c.id().to_string()).unwrap();
+        Tracked(c)
+    };
+    let tracked = spawn();
+    let script = format!(
+        "vrrp_script chk_httpd {{\n    script \"/bin/sh -c 'kill -0 $(cat {})'\"\n    interval 1\n    weight 50\n}}\n",
+        pidfile.display()
+    );
+    let k = Keepalived::start(&lab, "n1", &v2(120, "s3cret"));
+    let hbd_conf = v2(101, "s3cret").replace(
+        "    advert_int 1\n",
+        "    advert_int 1\n    track_script {\n        chk_httpd\n    }\n",
+    );
+    lab.write(2, "keepalived.conf", &format!("{script}{hbd_conf}"));
+    lab.start(2);
+    wait(
+        "hbd (151) is MASTER over keepalived (120)",
+        || holders(&lab, VIP) == ["n2"] && client_reaches(&lab, VIP, "n2"),
+        || logs(&lab, &k),
+    );
+    drop(tracked);
+    wait(
+        "keepalived preempts hbd at 101",
+        || holders(&lab, VIP) == ["n1"] && client_reaches(&lab, VIP, "n1"),
+        || logs(&lab, &k),
+    );
+    let _tracked = spawn();
+    wait(
+        "hbd preempts again at 151",
+        || holders(&lab, VIP) == ["n2"] && client_reaches(&lab, VIP, "n2"),
+        || logs(&lab, &k),
+    );
+}
