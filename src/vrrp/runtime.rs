@@ -1090,6 +1090,61 @@ mod tests {
         s.iter().map(|s| s.to_string()).collect()
     }
 
+    fn notify(argv: &[&str]) -> Option<conf::Notify> {
+        Some(conf::Notify {
+            command: conf::Command {
+                text: argv.join(" "),
+                argv: argv.iter().map(|s| s.to_string()).collect(),
+            },
+            user: None,
+            at: Location {
+                file: "k.conf".into(),
+                line: 1,
+            },
+        })
+    }
+
+    #[tokio::test]
+    async fn notify_scripts_run_in_order_with_keepalived_arguments() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let log = |tag: &str| format!("sleep 0.05; echo {tag} $# \"$@\" >> {}", out.display());
+        let (n_all, n_master, n_backup, n_stop) =
+            (log("notify"), log("master"), log("backup"), log("stop"));
+        let n = conf::Notifies {
+            notify: notify(&["/bin/sh", "-c", &n_all, "sh"]),
+            master: notify(&["/bin/sh", "-c", &n_master, "sh"]),
+            backup: notify(&["/bin/sh", "-c", &n_backup, "sh"]),
+            fault: None,
+            stop: notify(&["/bin/sh", "-c", &n_stop, "sh"]),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(notifier("DB".into(), n, None, rx));
+        for (s, p) in [
+            (State::Backup, 100),
+            (State::Master, 150),
+            (State::Fault, 150),
+            (State::Backup, 100),
+            (State::Stop, 100),
+        ] {
+            tx.send((s, p)).unwrap();
+        }
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "backup 0\n\
+             notify 4 INSTANCE DB BACKUP 100\n\
+             master 0\n\
+             notify 4 INSTANCE DB MASTER 150\n\
+             notify 4 INSTANCE DB FAULT 150\n\
+             backup 0\n\
+             notify 4 INSTANCE DB BACKUP 100\n\
+             stop 0\n\
+             notify 4 INSTANCE DB STOP 100\n"
+        );
+    }
+
     #[test]
     fn handle_can_be_shared() {
         fn shared<T: Send + Sync>() {}
