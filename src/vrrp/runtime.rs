@@ -225,6 +225,7 @@ impl VrrpRuntime {
         let mut script_subscribers: BTreeMap<String, Vec<mpsc::UnboundedSender<Event>>> =
             BTreeMap::new();
         let epoch = Instant::now();
+        let mut pending = Vec::new();
         for (index, i) in conf.instances.iter().enumerate() {
             let l = link(&i.interface)?;
             let src = match i.unicast_src_ip {
@@ -269,13 +270,6 @@ impl VrrpRuntime {
             };
             let (tx, rx) = mpsc::unbounded_channel();
             let (notify_tx, notify_rx) = mpsc::unbounded_channel();
-            let script_user = conf.global.script_user.clone();
-            let notifier = tokio::spawn(notifier(
-                i.name.clone(),
-                i.notify.clone(),
-                script_user,
-                notify_rx,
-            ));
             for t in &i.track_scripts {
                 script_subscribers
                     .entry(t.name.clone())
@@ -334,14 +328,25 @@ impl VrrpRuntime {
                 garp,
                 garp_interval: conf.global.vrrp_garp_interval,
                 notify_tx: Some(notify_tx),
-                notifier: Some(notifier),
+                notifier: None,
                 status: status.clone(),
                 ignored_link,
                 dropped: 0,
                 send_errors: 0,
             };
+            // Spawned once every instance is known to start: a failed start
+            // leaves nothing running.
+            pending.push((task, rx, notify_rx, i.notify.clone(), tx));
+        }
+        for (mut task, rx, notify_rx, notifies, tx) in pending {
+            task.notifier = Some(tokio::spawn(notifier(
+                task.name.clone(),
+                notifies,
+                conf.global.script_user.clone(),
+                notify_rx,
+            )));
             instances.push(InstanceHandle {
-                name: i.name.clone(),
+                name: task.name.clone(),
                 tx,
                 task: Mutex::new(Some(tokio::spawn(task.run(rx)))),
             });
@@ -1143,6 +1148,18 @@ mod tests {
              stop 0\n\
              notify 4 INSTANCE DB STOP 100\n"
         );
+    }
+
+    #[tokio::test]
+    async fn a_missing_interface_fails_the_start() {
+        let text = "vrrp_instance VI {\n    interface hbdnosuch0\n    virtual_router_id 5\n    virtual_ipaddress {\n        192.0.2.50\n    }\n}\n";
+        let (conf, errors, _) = conf::parse(std::path::Path::new("k.conf"), text);
+        assert!(errors.is_empty(), "{errors:?}");
+        let e = VrrpRuntime::start(conf, VrrpOptions::default())
+            .await
+            .err()
+            .expect("no such interface");
+        assert!(e.contains("hbdnosuch0"), "{e}");
     }
 
     #[test]
