@@ -310,6 +310,12 @@ pub async fn announcements_done() {
     }
 }
 
+/// The interfaces and IPv4 addresses of this network namespace (one netlink
+/// dump each), as [`plan_start`] sees them.
+pub async fn snapshot() -> Result<(Vec<Link>, Vec<HostAddr>), AgentError> {
+    Netlink::open()?.snapshot().await
+}
+
 pub async fn start(a: &IpAddrArgs, o: &Options) -> Result<(), AgentError> {
     let ip = a.addr;
     let nl = Netlink::open()?;

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use hbd::vrrp::runtime::{VrrpHandle, VrrpOptions, VrrpRuntime};
 use hbd::{config, exit, runtime};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,10 +14,14 @@ use std::process::ExitCode;
 /// cluster.toml) from the configuration directory, exchanges authenticated
 /// keepalives with the other nodes and answers hbctl on a control socket.
 /// SIGTERM: leave the cluster in order. SIGHUP: reload the configuration.
+///
+/// With a keepalived.conf in the configuration directory hbd also runs its
+/// VRRP instances; without ha.cf it runs them alone (VRRP mode, no
+/// membership).
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Configuration directory holding ha.cf, authkeys, haresources, cluster.toml.
+    /// Configuration directory holding ha.cf, authkeys, haresources, cluster.toml, keepalived.conf.
     #[arg(long, value_name = "DIR", default_value = "/etc/ha.d")]
     config: PathBuf,
     /// This node's name as in ha.cf's node lines [default: uname -n].
@@ -71,7 +76,12 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    match rt.block_on(runtime::run(paths, config)) {
+    let result = if config.vrrp_only {
+        rt.block_on(run_vrrp_only(paths, config))
+    } else {
+        rt.block_on(run_both(paths, config))
+    };
+    match result {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
             tracing::error!(error = %e, "hbd failed");
@@ -79,6 +89,60 @@ fn main() -> ExitCode {
             ExitCode::from(exit::FAILURE)
         }
     }
+}
+
+async fn start_vrrp(config: &config::Config) -> anyhow::Result<Option<VrrpHandle>> {
+    let Some(k) = config.keepalived.clone() else {
+        return Ok(None);
+    };
+    let h = VrrpRuntime::start(k, VrrpOptions::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("VRRP: {e}"))?;
+    Ok(Some(h))
+}
+
+/// heartbeat mode, with the VRRP instances of keepalived.conf next to it when
+/// there is one (stopped after the resource groups).
+async fn run_both(paths: runtime::Paths, config: config::Config) -> anyhow::Result<()> {
+    // Taken before the VRRP instances start, so that a second hbd stops
+    // here rather than after touching the VIPs (runtime::run takes it again).
+    let _pid = match config.keepalived {
+        Some(_) => Some(runtime::state::PidFile::create(&paths.run_dir)?),
+        None => None,
+    };
+    let vrrp = start_vrrp(&config).await?;
+    let r = runtime::run(paths, config).await;
+    if let Some(v) = vrrp {
+        v.shutdown().await;
+    }
+    Ok(r?)
+}
+
+/// VRRP mode alone (keepalived.conf without ha.cf): the instances run until
+/// SIGTERM or SIGINT, then advertise priority 0 and remove their VIPs.
+async fn run_vrrp_only(paths: runtime::Paths, config: config::Config) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let _pid = runtime::state::PidFile::create(&paths.run_dir)?;
+    let mut term = signal(SignalKind::terminate()).context("signals")?;
+    let mut int = signal(SignalKind::interrupt()).context("signals")?;
+    let mut hup = signal(SignalKind::hangup()).context("signals")?;
+    for w in &config.warnings {
+        tracing::warn!(warning = %w, "configuration warning");
+    }
+    let vrrp = start_vrrp(&config).await?.context("no keepalived.conf")?;
+    tracing::info!(config = %paths.config_dir.display(), "hbd started in VRRP mode (keepalived.conf, no ha.cf)");
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                tracing::warn!("SIGHUP: reloading keepalived.conf is not supported yet; restart hbd to apply changes");
+            }
+        }
+    }
+    tracing::info!("shutting down: priority 0 adverts, VIPs removed");
+    vrrp.shutdown().await;
+    Ok(())
 }
 
 fn uname_n() -> anyhow::Result<String> {

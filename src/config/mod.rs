@@ -122,6 +122,11 @@ pub struct Config {
     pub notify: Option<NotifyConfig>,
     /// drbd.conf (`CONFIG_DIR/drbd.conf` or cluster.toml `[disk] drbd_conf`), when present.
     pub drbd: Option<crate::disk::conf::DrbdConf>,
+    /// `CONFIG_DIR/keepalived.conf`, when present (VRRP mode).
+    pub keepalived: Option<crate::vrrp::conf::KeepalivedConf>,
+    /// No `ha.cf`, only `keepalived.conf`: VRRP mode alone, no membership;
+    /// `ha` holds heartbeat's defaults and `authkeys` no key.
+    pub vrrp_only: bool,
     pub warnings: Vec<ConfigWarning>,
 }
 
@@ -790,11 +795,25 @@ pub fn check(dir: &Path, node: &str) -> Report {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
 
+    // keepalived.conf: optional; with it, ha.cf and authkeys are too (VRRP
+    // mode alone).
+    let keepalived_path = dir.join("keepalived.conf");
+    let keepalived = read(&keepalived_path, "", &mut errors).map(|text| {
+        let (k, mut e, mut w) = crate::vrrp::conf::parse(&keepalived_path, &text);
+        errors.append(&mut e);
+        warnings.append(&mut w);
+        warnings.append(&mut crate::vrrp::conf::lint_scripts(&k));
+        errors.append(&mut crate::vrrp::runtime::unsupported(&k));
+        k
+    });
+    let vrrp_only = keepalived.is_some() && !dir.join("ha.cf").exists();
+    let needed = |what: &'static str| if vrrp_only { "" } else { what };
+
     // ha.cf
     let hacf_path = dir.join("ha.cf");
     let ha = read(
         &hacf_path,
-        "heartbeat's ha.cf: the nodes, the media and the timings",
+        needed("heartbeat's ha.cf: the nodes, the media and the timings"),
         &mut errors,
     )
     .map(|text| {
@@ -809,7 +828,7 @@ pub fn check(dir: &Path, node: &str) -> Report {
     let auth_path = dir.join("authkeys");
     let authkeys = read(
         &auth_path,
-        "heartbeat's authkeys: the keys that sign and check every datagram",
+        needed("heartbeat's authkeys: the keys that sign and check every datagram"),
         &mut errors,
     )
     .and_then(|text| {
@@ -916,6 +935,16 @@ pub fn check(dir: &Path, node: &str) -> Report {
     errors.sort_by(|a, b| (a.file(), a.line()).cmp(&(b.file(), b.line())));
     warnings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
 
+    let (ha, authkeys) = match (ha, authkeys) {
+        (None, _) if vrrp_only => (
+            Some((hacf::parse_full(&hacf_path, "").ha, None)),
+            Some(crate::wire::AuthKeys {
+                active: 0,
+                keys: Vec::new(),
+            }),
+        ),
+        other => other,
+    };
     let config = match (errors.is_empty(), ha, authkeys) {
         (true, Some((ha, _)), Some(authkeys)) => Some(Config {
             dir: dir.to_path_buf(),
@@ -929,6 +958,8 @@ pub fn check(dir: &Path, node: &str) -> Report {
             jobs,
             notify,
             drbd,
+            keepalived,
+            vrrp_only,
             warnings: warnings.clone(),
         }),
         _ => None,
@@ -1238,5 +1269,50 @@ mod tests {
         assert_eq!(r.errors.len(), 6);
         // Warnings are still reported: hopfudge, and the short secret.
         assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+    }
+
+    const KEEPALIVED: &str = "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    virtual_ipaddress {\n        192.0.2.50\n    }\n}\n";
+
+    #[test]
+    fn keepalived_conf_alone_is_vrrp_mode() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "keepalived.conf", KEEPALIVED, 0o644);
+        let r = check(d.path(), "n1");
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let c = r.config.expect("valid");
+        assert!(c.vrrp_only);
+        assert_eq!(c.keepalived.expect("parsed").instances.len(), 1);
+    }
+
+    #[test]
+    fn keepalived_conf_next_to_heartbeat() {
+        let d = seed_dir();
+        write(d.path(), "keepalived.conf", KEEPALIVED, 0o644);
+        let r = check(d.path(), "l0");
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let c = r.config.expect("valid");
+        assert!(!c.vrrp_only);
+        assert!(c.keepalived.is_some());
+        assert!(!c.ha.nodes.is_empty());
+    }
+
+    #[test]
+    fn keepalived_conf_errors_are_file_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "keepalived.conf",
+            &KEEPALIVED.replace("virtual_router_id 51", "virtual_router_id 300"),
+            0o644,
+        );
+        let r = check(d.path(), "n1");
+        assert!(r.config.is_none());
+        assert!(
+            r.errors
+                .iter()
+                .any(|e| e.line() == 3 && e.file().ends_with("keepalived.conf")),
+            "{:?}",
+            r.errors
+        );
     }
 }
