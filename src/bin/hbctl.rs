@@ -73,17 +73,21 @@ enum Command {
     /// Give resource groups up to the other node (hb_standby); waits until
     /// they run there.
     Standby {
-        /// all, local (groups whose home is this node) or foreign.
-        #[arg(value_enum, default_value = "all")]
-        scope: ScopeArg,
+        /// all, local (groups whose home is this node), foreign, or the
+        /// name of a VRRP instance of keepalived.conf (all: the groups and
+        /// every instance; an instance gives up MASTER and does not preempt
+        /// until takeover).
+        #[arg(default_value = "all", value_name = "all|local|foreign|INSTANCE")]
+        target: String,
         #[command(flatten)]
         wait: WaitArgs,
     },
     /// Take resource groups over from the other node (hb_takeover); waits
-    /// until they run here.
+    /// until they run here. With a VRRP instance: it may preempt again (and
+    /// does at once when its priority is higher).
     Takeover {
-        #[arg(value_enum, default_value = "all")]
-        scope: ScopeArg,
+        #[arg(default_value = "all", value_name = "all|local|foreign|INSTANCE")]
+        target: String,
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -286,23 +290,6 @@ enum SplitBrainAction {
         #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
         timeout: u64,
     },
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum ScopeArg {
-    All,
-    Local,
-    Foreign,
-}
-
-impl From<ScopeArg> for ctl::Scope {
-    fn from(s: ScopeArg) -> ctl::Scope {
-        match s {
-            ScopeArg::All => ctl::Scope::All,
-            ScopeArg::Local => ctl::Scope::Local,
-            ScopeArg::Foreign => ctl::Scope::Foreign,
-        }
-    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -1092,14 +1079,28 @@ fn main() -> ExitCode {
         Command::Nodestatus { ref node, .. } => Request::NodeStatus { node: node.clone() },
         Command::Listnodes { .. } => Request::ListNodes,
         Command::Links { ref node, .. } => Request::NodeStatus { node: node.clone() },
-        Command::Standby { scope, ref wait } => Request::Standby {
-            scope: scope.into(),
-            wait_ms: wait.wait_ms(),
-        },
-        Command::Takeover { scope, ref wait } => Request::Takeover {
-            scope: scope.into(),
-            wait_ms: wait.wait_ms(),
-        },
+        Command::Standby {
+            ref target,
+            ref wait,
+        } => {
+            let (scope, instance) = target_of(target);
+            Request::Standby {
+                scope,
+                wait_ms: wait.wait_ms(),
+                instance,
+            }
+        }
+        Command::Takeover {
+            ref target,
+            ref wait,
+        } => {
+            let (scope, instance) = target_of(target);
+            Request::Takeover {
+                scope,
+                wait_ms: wait.wait_ms(),
+                instance,
+            }
+        }
         Command::Jobs { .. } => Request::Status,
         Command::Clear { ref group } => Request::Clear {
             group: group.clone(),
@@ -1348,6 +1349,16 @@ fn ms(ms: u64) -> String {
 }
 
 /// The human summary, in the spirit of `crm_mon -1`.
+/// `all`, `local`, `foreign`: a group scope; anything else: a VRRP instance.
+fn target_of(target: &str) -> (ctl::Scope, Option<String>) {
+    match target {
+        "all" => (ctl::Scope::All, None),
+        "local" => (ctl::Scope::Local, None),
+        "foreign" => (ctl::Scope::Foreign, None),
+        name => (ctl::Scope::All, Some(name.to_string())),
+    }
+}
+
 fn render_status(s: &Status) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -1469,6 +1480,31 @@ fn render_status(s: &Status) -> String {
             if let Some(e) = g.events.last() {
                 let _ = writeln!(out, "    last event: {e}");
             }
+        }
+    }
+    if !s.vrrp.is_empty() {
+        let _ = writeln!(out, "\nVRRP instances:");
+        for v in &s.vrrp {
+            let prio = if v.effective_priority == v.priority {
+                format!("priority {}", v.priority)
+            } else {
+                format!("priority {} (base {})", v.effective_priority, v.priority)
+            };
+            let master = v
+                .master
+                .as_deref()
+                .map(|m| format!(", master {m}"))
+                .unwrap_or_default();
+            let vips = match (v.vips.is_empty(), v.state == "MASTER") {
+                (true, _) => String::new(),
+                (false, true) => format!(", holds {}", v.vips.join(" ")),
+                (false, false) => format!(", VIPs {} (not here)", v.vips.join(" ")),
+            };
+            let _ = writeln!(
+                out,
+                "  {}  {}  vrid {} on {}, {prio}{master}{vips}",
+                v.name, v.state, v.vrid, v.interface
+            );
         }
     }
     if !s.disks.is_empty() {

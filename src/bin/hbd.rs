@@ -110,8 +110,8 @@ async fn run_both(paths: runtime::Paths, config: config::Config) -> anyhow::Resu
         Some(_) => Some(runtime::state::PidFile::create(&paths.run_dir)?),
         None => None,
     };
-    let vrrp = start_vrrp(&config).await?;
-    let r = runtime::run(paths, config).await;
+    let vrrp = start_vrrp(&config).await?.map(std::sync::Arc::new);
+    let r = runtime::run_with_vrrp(paths, config, vrrp.clone()).await;
     if let Some(v) = vrrp {
         v.shutdown().await;
     }
@@ -130,9 +130,20 @@ async fn run_vrrp_only(paths: runtime::Paths, config: config::Config) -> anyhow:
         tracing::warn!(warning = %w, "configuration warning");
     }
     let vrrp = start_vrrp(&config).await?.context("no keepalived.conf")?;
+    // The control socket: status, standby and takeover of the instances.
+    let access = std::sync::Arc::new(std::sync::RwLock::new(
+        runtime::control::Access::from_group(config.cluster.control.group.as_deref()),
+    ));
+    let (call_tx, mut calls) = tokio::sync::mpsc::channel(64);
+    let _control = runtime::control::ControlServer::start(&paths.run_dir, access, call_tx)
+        .with_context(|| format!("control socket in {}", paths.run_dir.display()))?;
+    let started = tokio::time::Instant::now();
     tracing::info!(config = %paths.config_dir.display(), "hbd started in VRRP mode (keepalived.conf, no ha.cf)");
     loop {
         tokio::select! {
+            Some((request, reply)) = calls.recv() => {
+                let _ = reply.send(runtime::vrrp_only_answer(&config, &vrrp, started, request));
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {

@@ -38,17 +38,24 @@ pub enum Request {
         node: String,
     },
     ListNodes,
-    /// hb_standby: give the groups in `scope` up to another node.
+    /// hb_standby: give the groups in `scope` up to another node, and with
+    /// `scope` all every VRRP instance too; `instance`: only that VRRP
+    /// instance (priority 0, VIPs removed, no preemption until takeover).
     Standby {
         scope: Scope,
         /// Answer when they have moved (or could not), at most this long;
         /// `None`: answer at once.
         wait_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
     },
-    /// hb_takeover: run the groups in `scope` here.
+    /// hb_takeover: run the groups in `scope` here (and the VRRP instances,
+    /// as for standby).
     Takeover {
         scope: Scope,
         wait_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
     },
     /// Forget that a group failed here.
     Clear {
@@ -117,6 +124,9 @@ pub struct Status {
     /// The replicated disks of drbd.conf, as their devices here answer.
     #[serde(default)]
     pub disks: Vec<DiskSummary>,
+    /// The VRRP instances of keepalived.conf.
+    #[serde(default)]
+    pub vrrp: Vec<crate::vrrp::runtime::VrrpStatus>,
     pub counters: Counters,
 }
 

@@ -26,9 +26,10 @@ pub mod respawn;
 pub mod state;
 
 use crate::config::{self, Config, ConfigErrors, Medium};
-use crate::ctl::{ErrorKind, GroupStatus, Request, Response, Status};
+use crate::ctl::{ErrorKind, GroupStatus, Request, Response, Scope, Status};
 use crate::groups::{self as grp, Command, Groups, GroupsConfig, Progress};
 use crate::membership::{DeadReason, Event, Membership, MembershipConfig, Output};
+use crate::vrrp::runtime::VrrpHandle;
 use crate::wire::{Body, GroupState};
 use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -137,6 +138,8 @@ struct Daemon {
     /// Rate limit for send-error logs.
     last_send_error_log: Option<Instant>,
     ping: Ping,
+    /// keepalived.conf's instances, when hbd runs them too.
+    vrrp: Option<Arc<VrrpHandle>>,
 }
 
 /// Ping nodes: the tracker, the socket (shared with its receive task) and
@@ -215,6 +218,76 @@ use control::Access;
 /// How long status waits for each replicated disk's device.
 const DISK_STATUS_TIMEOUT: Duration = Duration::from_millis(1000);
 
+/// `hbctl standby|takeover INSTANCE` (or every instance with `None`).
+fn vrrp_command(vrrp: Option<&VrrpHandle>, standby: bool, instance: Option<&str>) -> Response {
+    let Some(v) = vrrp else {
+        return Response::Error {
+            kind: ErrorKind::NotFound,
+            message: match instance {
+                Some(name) => format!(
+                    "no group scope or VRRP instance {name}: use all, local, foreign \
+                     (hbd runs no keepalived.conf here)"
+                ),
+                None => "hbd runs no keepalived.conf here".into(),
+            },
+        };
+    };
+    let r = if standby {
+        v.standby(instance)
+    } else {
+        v.takeover(instance)
+    };
+    match r {
+        Ok(names) => {
+            tracing::info!(standby, instances = ?names, "operator command (VRRP)");
+            Response::Done {
+                groups: names,
+                moves: Vec::new(),
+            }
+        }
+        Err(message) => Response::Error {
+            kind: ErrorKind::NotFound,
+            message,
+        },
+    }
+}
+
+/// The control socket in VRRP-only mode (keepalived.conf without ha.cf):
+/// status lists the instances; standby and takeover act on them.
+pub fn vrrp_only_answer(
+    config: &Config,
+    vrrp: &VrrpHandle,
+    started: Instant,
+    request: Request,
+) -> Response {
+    match request {
+        Request::Status => Response::Status(Box::new(Status {
+            node: config.node.clone(),
+            cluster: config.cluster.cluster.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            incarnation: 0,
+            uptime_ms: started.elapsed().as_millis() as u64,
+            keepalive_ms: 0,
+            deadtime_ms: 0,
+            nodes: Vec::new(),
+            ping_nodes: Vec::new(),
+            groups: Vec::new(),
+            disks: Vec::new(),
+            vrrp: vrrp.status(),
+            counters: Default::default(),
+        })),
+        Request::Standby { instance, .. } => vrrp_command(Some(vrrp), true, instance.as_deref()),
+        Request::Takeover { instance, .. } => vrrp_command(Some(vrrp), false, instance.as_deref()),
+        other => Response::Error {
+            kind: ErrorKind::BadRequest,
+            message: format!(
+                "{other:?}: hbd runs in VRRP mode here (keepalived.conf, no ha.cf): no nodes or groups"
+            ),
+        },
+    }
+}
+
 /// As the drbd init script at boot: start the device process of every
 /// replicated resource of this node that is not up yet (in the background;
 /// a failure is logged, and the drbddisk agent tries again when it starts).
@@ -251,6 +324,16 @@ fn bring_disks_up(config: &Config, run_dir: &std::path::Path) {
 /// Runs the daemon until SIGTERM or SIGINT. Returns after telling the peers
 /// it leaves.
 pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
+    run_with_vrrp(paths, config, None).await
+}
+
+/// [`run`], with the VRRP instances of keepalived.conf (already started)
+/// answered through the control socket: status, standby and takeover.
+pub async fn run_with_vrrp(
+    paths: Paths,
+    config: Config,
+    vrrp: Option<Arc<VrrpHandle>>,
+) -> Result<(), RuntimeError> {
     let epoch = Instant::now();
     let _pid = state::PidFile::create(&paths.run_dir)?;
     crate::agents::drbddisk::set_context(&config.node, &paths.run_dir);
@@ -318,6 +401,7 @@ pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
         incarnation,
         last_send_error_log: None,
         ping,
+        vrrp,
     };
     for w in &d.config.warnings {
         tracing::warn!(warning = %w, "configuration warning");
@@ -730,9 +814,31 @@ impl Daemon {
     }
 
     fn call(&mut self, request: Request, reply: tokio::sync::oneshot::Sender<Response>) {
+        let standby = matches!(request, Request::Standby { .. });
         let (command, wait_ms) = match request {
-            Request::Standby { scope, wait_ms } => (Command::Standby(scope), wait_ms),
-            Request::Takeover { scope, wait_ms } => (Command::Takeover(scope), wait_ms),
+            Request::Standby {
+                instance: Some(name),
+                ..
+            }
+            | Request::Takeover {
+                instance: Some(name),
+                ..
+            } => {
+                let _ = reply.send(vrrp_command(self.vrrp.as_deref(), standby, Some(&name)));
+                return;
+            }
+            Request::Standby { scope, wait_ms, .. } => {
+                if scope == Scope::All && self.vrrp.is_some() {
+                    let _ = vrrp_command(self.vrrp.as_deref(), true, None);
+                }
+                (Command::Standby(scope), wait_ms)
+            }
+            Request::Takeover { scope, wait_ms, .. } => {
+                if scope == Scope::All && self.vrrp.is_some() {
+                    let _ = vrrp_command(self.vrrp.as_deref(), false, None);
+                }
+                (Command::Takeover(scope), wait_ms)
+            }
             Request::Clear { group } => (Command::Clear(group), None),
             Request::Status if !self.disk_names().is_empty() => {
                 // The devices answer on their own sockets: asked off the loop.
@@ -845,6 +951,7 @@ impl Daemon {
             deadtime_ms: self.config.ha.deadtime.as_millis() as u64,
             nodes: m.nodes,
             disks: Vec::new(),
+            vrrp: self.vrrp.as_ref().map(|v| v.status()).unwrap_or_default(),
             ping_nodes: self.ping.tracker.status(now),
             groups: self
                 .groups
