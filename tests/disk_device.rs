@@ -133,6 +133,25 @@ fn failover_keeps_every_synced_file_and_the_old_primary_resyncs_only_changes() {
 #[test]
 fn split_brain_is_detected_not_merged_and_resolved_by_bitmap() {
     let mut d = synced_pair(64 * MIB);
+    // The notify hook (cluster.toml [notify]) must hear of the split brain.
+    let events = d.lab.dir.path().join("events");
+    for i in 1..=2 {
+        d.lab.write(
+            i,
+            "cluster.toml",
+            &format!(
+                "[notify]\ncommand = \"echo $HBD_NODE $HBD_EVENT $HBD_RESOURCE >> {}\"\n",
+                events.display()
+            ),
+        );
+        // The devices read the configuration when they start.
+        d.ok(i, DiskRequest::Secondary);
+        d.ok(i, DiskRequest::Down);
+        d.wait_exit(i);
+    }
+    d.start(1);
+    d.start(2);
+    d.wait_in_sync();
     d.ok(1, DiskRequest::Secondary);
     // The split: both disconnect, both become Primary and write.
     d.ok(1, DiskRequest::Disconnect);
@@ -153,6 +172,10 @@ fn split_brain_is_detected_not_merged_and_resolved_by_bitmap() {
             d.try_status(i)
                 .is_some_and(|s| s.connection.as_str() == "StandAlone" && s.split_brain.is_some())
         })
+    });
+    d.wait_for("the notify hook ran on both", |_| {
+        let e = fs::read_to_string(&events).unwrap_or_default();
+        e.contains("n1 split-brain drbddisk::r0") && e.contains("n2 split-brain drbddisk::r0")
     });
     let sb = d.status(2).split_brain.unwrap();
     assert!(
