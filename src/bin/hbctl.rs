@@ -1241,6 +1241,23 @@ fn check(dir: PathBuf, node: Option<String>) -> ExitCode {
         println!("warning: {w}");
     }
     match report.config {
+        Some(c) if report.errors.is_empty() && c.vrrp_only => {
+            let k = c.keepalived.as_ref();
+            println!(
+                "{}: valid for node {} (VRRP mode, keepalived.conf: {} instances: {})",
+                dir.display(),
+                c.node,
+                k.map_or(0, |k| k.instances.len()),
+                k.map(|k| k
+                    .instances
+                    .iter()
+                    .map(|i| format!("{} (vrid {} on {})", i.name, i.vrid, i.interface))
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                    .unwrap_or_default(),
+            );
+            ExitCode::from(exit::OK)
+        }
         Some(c) if report.errors.is_empty() => {
             println!(
                 "{}: valid for node {} ({} nodes: {}; media: {}; keepalive {:?}, deadtime {:?}; {} resource groups)",
