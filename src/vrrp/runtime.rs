@@ -72,6 +72,13 @@ pub struct VrrpStatus {
     /// The virtual addresses (`virtual_ipaddress`, then
     /// `virtual_ipaddress_excluded`).
     pub vips: Vec<String>,
+    /// VRRP datagrams dropped, per reason: `malformed`, `checksum`, `ttl`,
+    /// `version`, `auth_type` (undecodable on this instance's interface:
+    /// counted on each instance of the interface), and for adverts with
+    /// this VRID `vrid`, `auth_password`, `interval`, `addresses`,
+    /// `unicast_peer`, as keepalived checks them.
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
 }
 
 /// What `keepalived.conf` does not say.
@@ -82,6 +89,11 @@ pub struct VrrpOptions {
     /// Instances with a failback gate: they do not preempt until
     /// [`VrrpHandle::failback_gate`] reports it open.
     pub failback_gates: Vec<String>,
+    /// Failback gates the runtime checks itself (cluster.toml
+    /// `[vrrp.gate.INSTANCE]`): `argv` runs every `interval` (no shell, as
+    /// root), exit 0 within `timeout` opens the gate, anything else closes
+    /// it. The gate starts closed.
+    pub gate_checks: Vec<crate::config::GateResolved>,
 }
 
 /// The PATH of scripts.
@@ -116,11 +128,19 @@ struct InstanceHandle {
 
 enum Event {
     Packet(Arc<Packet>),
-    Script { name: String, ok: bool },
-    Link { name: String, up: bool },
+    Script {
+        name: String,
+        ok: bool,
+    },
+    Link {
+        name: String,
+        up: bool,
+    },
     Standby,
     Takeover,
     Gate(bool),
+    /// From the instance's `vrrp_sync_group`.
+    Sync(Input),
     Shutdown,
 }
 
@@ -294,6 +314,7 @@ impl VrrpRuntime {
                     effective_priority: cfg.priority,
                     master: None,
                     vips: vip_args.iter().map(|a| a.addr.to_string()).collect(),
+                    drops: BTreeMap::new(),
                 });
             let mut machine = Instance::new(cfg);
             // dont_track_primary: the instance's own interface does not
@@ -333,13 +354,43 @@ impl VrrpRuntime {
                 ignored_link,
                 dropped: 0,
                 send_errors: 0,
+                group: None,
+                reported: None,
             };
             // Spawned once every instance is known to start: a failed start
             // leaves nothing running.
             pending.push((task, rx, notify_rx, i.notify.clone(), tx));
         }
+        // Sync groups: one task each, between its members.
+        let mut background = Vec::new();
+        for g in &conf.sync_groups {
+            let (gtx, grx) = mpsc::unbounded_channel();
+            let mut members = Vec::new();
+            for (m, name) in g.instances.iter().enumerate() {
+                if let Some(p) = pending.iter_mut().find(|p| &p.0.name == name) {
+                    p.0.group = Some((m, gtx.clone()));
+                    members.push(p.4.clone());
+                }
+            }
+            let (ntx, nrx) = mpsc::unbounded_channel();
+            background.push(tokio::spawn(notifier(
+                Kind::Group,
+                g.name.clone(),
+                g.notify.clone(),
+                conf.global.script_user.clone(),
+                nrx,
+            )));
+            background.push(tokio::spawn(sync_group(g.name.clone(), members, grx, ntx)));
+        }
+        // Failback gates checked here.
+        for gate in &opts.gate_checks {
+            if let Some(p) = pending.iter().find(|p| p.0.name == gate.instance) {
+                background.push(tokio::spawn(run_gate(gate.clone(), p.4.clone())));
+            }
+        }
         for (mut task, rx, notify_rx, notifies, tx) in pending {
             task.notifier = Some(tokio::spawn(notifier(
+                Kind::Instance,
                 task.name.clone(),
                 notifies,
                 conf.global.script_user.clone(),
@@ -352,10 +403,22 @@ impl VrrpRuntime {
             });
         }
 
-        let mut background = Vec::new();
         for (iface, sock) in sockets {
             let r = routes.remove(&iface).unwrap_or_default();
-            background.push(tokio::spawn(receive(sock, r, opts.v3_checksum)));
+            let on_iface: Vec<usize> = conf
+                .instances
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i.interface == iface)
+                .map(|(n, _)| n)
+                .collect();
+            background.push(tokio::spawn(receive(
+                sock,
+                r,
+                opts.v3_checksum,
+                status.clone(),
+                on_iface,
+            )));
         }
         for s in &conf.scripts {
             if let Some(subs) = script_subscribers.remove(&s.name) {
@@ -531,16 +594,6 @@ pub fn unsupported(conf: &KeepalivedConf) -> Vec<ConfigError> {
             }
         }
     }
-    for g in &conf.sync_groups {
-        problems.push(err(
-            &g.at,
-            "vrrp_sync_group",
-            format!(
-                "`{}`: sync groups are not supported yet (its instances would change state independently); remove the group to run them so",
-                g.name
-            ),
-        ));
-    }
     problems
 }
 
@@ -588,7 +641,8 @@ pub fn instance_config(
     let refresh = i.garp_master_refresh(g);
     c.garp_master_refresh = (!refresh.is_zero()).then_some(refresh);
     c.garp_master_refresh_repeat = i.garp_master_refresh_repeat(g);
-    c.failback_gate = opts.failback_gates.iter().any(|n| n == &i.name);
+    c.failback_gate = opts.failback_gates.iter().any(|n| n == &i.name)
+        || opts.gate_checks.iter().any(|g| g.instance == i.name);
     c
 }
 
@@ -635,6 +689,10 @@ struct InstanceTask {
     ignored_link: Option<String>,
     dropped: u64,
     send_errors: u64,
+    /// Its `vrrp_sync_group`'s task and its index there.
+    group: Option<(usize, mpsc::UnboundedSender<(usize, State, bool)>)>,
+    /// The (state, own fault) last told to the group.
+    reported: Option<(State, bool)>,
 }
 
 impl InstanceTask {
@@ -681,6 +739,7 @@ impl InstanceTask {
                 Some(Event::Standby) => self.machine.handle(now, Input::Standby),
                 Some(Event::Takeover) => self.machine.handle(now, Input::Takeover),
                 Some(Event::Gate(open)) => self.machine.handle(now, Input::FailbackGate(open)),
+                Some(Event::Sync(input)) => self.machine.handle(now, input),
                 Some(Event::Shutdown) => self.machine.handle(now, Input::Shutdown),
             }
             self.flush().await;
@@ -702,9 +761,9 @@ impl InstanceTask {
             return None;
         }
         let why = if self.check_ttl && p.ip.ttl != packet::VRRP_TTL {
-            Some(format!("TTL {}", p.ip.ttl))
+            Some(("ttl", format!("TTL {}", p.ip.ttl)))
         } else if !self.peers.is_empty() && !self.peers.contains(&from) {
-            Some("not from a unicast_peer".to_string())
+            Some(("unicast_peer", "not from a unicast_peer".to_string()))
         } else {
             let want = Expected {
                 version: self.version,
@@ -714,10 +773,19 @@ impl InstanceTask {
                 addrs: &self.addrs,
                 skip_addr_check: self.skip_addr_check && self.machine.status().master == Some(from),
             };
-            p.advert.check(&want).err().map(|m| m.to_string())
+            p.advert
+                .check(&want)
+                .err()
+                .map(|m| (m.reason(), m.to_string()))
         };
-        if let Some(why) = why {
+        if let Some((reason, why)) = why {
             self.dropped += 1;
+            {
+                let mut all = self.status.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(s) = all.get_mut(self.index) {
+                    *s.drops.entry(reason.to_string()).or_default() += 1;
+                }
+            }
             // The first of each run at warn, as keepalived logs them.
             if self.dropped.is_power_of_two() {
                 tracing::warn!(instance = %self.name, %from, reason = %why, dropped = self.dropped, "advert dropped");
@@ -759,6 +827,13 @@ impl InstanceTask {
             }
         }
         let st = self.machine.status();
+        if let Some((member, tx)) = &self.group {
+            let now = (st.state, st.own_fault);
+            if self.reported != Some(now) {
+                self.reported = Some(now);
+                let _ = tx.send((*member, st.state, st.own_fault));
+            }
+        }
         let mut all = self.status.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = all.get_mut(self.index) {
             s.state = st.state.as_str().to_string();
@@ -869,7 +944,13 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 /// Receives on one interface and routes adverts by VRID.
-async fn receive(sock: Arc<VrrpSocket>, routes: Routes, v3: V3Checksum) {
+async fn receive(
+    sock: Arc<VrrpSocket>,
+    routes: Routes,
+    v3: V3Checksum,
+    status: Arc<Mutex<Vec<VrrpStatus>>>,
+    on_iface: Vec<usize>,
+) {
     let mut buf = vec![0u8; 65536];
     let mut bad: u64 = 0;
     loop {
@@ -896,6 +977,14 @@ async fn receive(sock: Arc<VrrpSocket>, routes: Routes, v3: V3Checksum) {
             },
             Err(e) => {
                 bad += 1;
+                {
+                    let mut all = status.lock().unwrap_or_else(|e| e.into_inner());
+                    for &i in &on_iface {
+                        if let Some(s) = all.get_mut(i) {
+                            *s.drops.entry(e.reason().to_string()).or_default() += 1;
+                        }
+                    }
+                }
                 if bad.is_power_of_two() {
                     tracing::warn!(iface = %sock.iface, error = %e, dropped = bad, "malformed VRRP datagram dropped");
                 } else {
@@ -972,8 +1061,18 @@ async fn run_script(
     }
 }
 
-/// Runs the notify scripts of one instance, one at a time, in order.
+/// Whose notify scripts: keepalived passes `INSTANCE NAME STATE PRIORITY`
+/// to an instance's `notify`, `GROUP NAME STATE` to a sync group's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Instance,
+    Group,
+}
+
+/// Runs the notify scripts of one instance or sync group, one at a time,
+/// in order.
 async fn notifier(
+    kind: Kind,
     name: String,
     n: conf::Notifies,
     script_user: Option<ScriptUser>,
@@ -993,13 +1092,79 @@ async fn notifier(
         }
         if let Some(s) = &n.notify {
             let mut argv = s.command.argv.clone();
-            argv.extend([
-                "INSTANCE".to_string(),
-                name.clone(),
-                state.as_str().to_string(),
-                priority.to_string(),
-            ]);
+            match kind {
+                Kind::Instance => argv.extend([
+                    "INSTANCE".to_string(),
+                    name.clone(),
+                    state.as_str().to_string(),
+                    priority.to_string(),
+                ]),
+                Kind::Group => argv.extend([
+                    "GROUP".to_string(),
+                    name.clone(),
+                    state.as_str().to_string(),
+                ]),
+            }
             notify_one(&name, &argv, user(s).as_ref()).await;
+        }
+    }
+}
+
+/// A `vrrp_sync_group` between its members: their state changes in,
+/// [`Event::Sync`] out, the group's own transitions to its notifier.
+async fn sync_group(
+    name: String,
+    members: Vec<mpsc::UnboundedSender<Event>>,
+    mut rx: mpsc::UnboundedReceiver<(usize, State, bool)>,
+    notify: mpsc::UnboundedSender<(State, u8)>,
+) {
+    let mut g = super::sync::SyncGroup::new(members.len());
+    while let Some((member, state, own_fault)) = rx.recv().await {
+        for a in g.update(member, state, own_fault) {
+            match a {
+                super::sync::SyncAction::Member(i, input) => {
+                    if let Some(tx) = members.get(i) {
+                        let _ = tx.send(Event::Sync(input));
+                    }
+                }
+                super::sync::SyncAction::Notify(state) => {
+                    tracing::info!(group = %name, state = state.as_str(), "({name}) Sync group entering {} state", state.as_str());
+                    let _ = notify.send((state, 0));
+                }
+            }
+        }
+    }
+}
+
+/// Runs a failback gate's command every `interval`, telling the instance
+/// whether the gate is open (exit 0 in time).
+async fn run_gate(gate: crate::config::GateResolved, tx: mpsc::UnboundedSender<Event>) {
+    let mut next = Instant::now();
+    let mut was: Option<bool> = None;
+    loop {
+        tokio::time::sleep_until(next).await;
+        next += gate.interval;
+        let open = match run_command(&gate.argv, None, gate.timeout).await {
+            Ok(0) => true,
+            Ok(code) => {
+                tracing::debug!(instance = %gate.instance, code, "failback gate check failed");
+                false
+            }
+            Err(e) => {
+                tracing::debug!(instance = %gate.instance, error = %e, "failback gate check failed");
+                false
+            }
+        };
+        if was != Some(open) {
+            tracing::info!(instance = %gate.instance, open, "failback gate {}", if open { "open" } else { "closed" });
+            was = Some(open);
+        }
+        if tx.send(Event::Gate(open)).is_err() {
+            return;
+        }
+        let now = Instant::now();
+        if next < now {
+            next = now;
         }
     }
 }
@@ -1124,7 +1289,7 @@ mod tests {
             stop: notify(&["/bin/sh", "-c", &n_stop, "sh"]),
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(notifier("DB".into(), n, None, rx));
+        let task = tokio::spawn(notifier(Kind::Instance, "DB".into(), n, None, rx));
         for (s, p) in [
             (State::Backup, 100),
             (State::Master, 150),
