@@ -282,3 +282,63 @@ fn check_reports_bad_gates_at_their_lines() {
         "unknown instance at line 6: {t}"
     );
 }
+
+fn nft_table(lab: &Lab, host: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.ns(host),
+            "nft",
+            "list",
+            "table",
+            "inet",
+            "hbd_vrrp",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// `no_accept`: the MASTER holds the VIP but drops what is addressed to it
+/// (an nftables table in its namespace only); the table goes with the VIP.
+#[test]
+fn no_accept_drops_traffic_to_the_vips_while_master() {
+    common::vrrp::ensure_nft();
+    let mut lab = Lab::new(2, 1);
+    let dirs = vrrp_dirs(&lab);
+    for i in 1..=2 {
+        let prio = if i == 1 { 150 } else { 100 };
+        let extra = if i == 1 {
+            "    advert_int 1\n    no_accept\n"
+        } else {
+            "    advert_int 1\n"
+        };
+        lab.write(
+            i,
+            "keepalived.conf",
+            &common::vrrp::instance_conf("DB", 51, prio, DB_VIP, extra, ""),
+        );
+    }
+    lab.start_all();
+    wait(
+        "n1 holds the VIP with its drop rule",
+        || holders(&lab, DB_VIP) == ["n1"] && nft_table(&lab, "n1").contains(DB_VIP),
+        || logs(&lab, &dirs),
+    );
+    stays(
+        "the VIP does not answer on n1",
+        Duration::from_secs(3),
+        || !common::vrrp::client_reaches(&lab, DB_VIP, "n1"),
+        || logs(&lab, &dirs),
+    );
+    assert!(nft_table(&lab, "n2").is_empty(), "{}", logs(&lab, &dirs));
+    // A clean stop: the rule goes with the VIP; n2 (accept) answers.
+    assert!(lab.stop(1).success(), "{}", logs(&lab, &dirs));
+    assert!(nft_table(&lab, "n1").is_empty(), "{}", logs(&lab, &dirs));
+    wait(
+        "n2 holds the VIP and answers",
+        || holders(&lab, DB_VIP) == ["n2"] && common::vrrp::client_reaches(&lab, DB_VIP, "n2"),
+        || logs(&lab, &dirs),
+    );
+}

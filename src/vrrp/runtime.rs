@@ -205,6 +205,15 @@ impl VrrpRuntime {
                 .collect::<Vec<_>>()
                 .join("; "));
         }
+        let firewall = if conf.instances.iter().any(|i| !i.accept()) {
+            let nft = find_nft().ok_or_else(|| {
+                "no_accept needs nftables' `nft` (apt-get install nftables), or remove `no_accept`"
+                    .to_string()
+            })?;
+            Some(Arc::new(Firewall::new(nft)))
+        } else {
+            None
+        };
         let (links, addrs) = ipaddr::snapshot().await.map_err(|e| e.to_string())?;
         let link = |name: &str| -> Result<&Link, String> {
             links
@@ -356,6 +365,7 @@ impl VrrpRuntime {
                 send_errors: 0,
                 group: None,
                 reported: None,
+                firewall: firewall.clone().filter(|_| !i.accept()),
             };
             // Spawned once every instance is known to start: a failed start
             // leaves nothing running.
@@ -543,16 +553,6 @@ pub fn unsupported(conf: &KeepalivedConf) -> Vec<ConfigError> {
     };
     let mut problems = Vec::new();
     for i in &conf.instances {
-        if i.accept == Some(false) {
-            problems.push(err(
-                &i.at,
-                "no_accept",
-                format!(
-                    "vrrp_instance `{}`: no_accept is not supported yet (hbd installs no firewall rules: the VIPs would answer)",
-                    i.name
-                ),
-            ));
-        }
         if i.use_vmac {
             problems.push(err(
                 &i.at,
@@ -693,6 +693,8 @@ struct InstanceTask {
     group: Option<(usize, mpsc::UnboundedSender<(usize, State, bool)>)>,
     /// The (state, own fault) last told to the group.
     reported: Option<(State, bool)>,
+    /// `no_accept`: the VIPs it holds are dropped by nftables.
+    firewall: Option<Arc<Firewall>>,
 }
 
 impl InstanceTask {
@@ -880,6 +882,13 @@ impl InstanceTask {
     }
 
     async fn add_vips(&mut self) {
+        if let Some(f) = &self.firewall {
+            // Before the addresses: never a moment where they answer.
+            let vips = self.vip_args.iter().map(|a| a.addr).collect();
+            if let Err(e) = f.set(&self.name, vips).await {
+                tracing::error!(instance = %self.name, error = %e, "no_accept: cannot install the nftables rule");
+            }
+        }
         let o = Self::agent_options();
         for a in &self.vip_args {
             if let Err(e) = ipaddr::start(a, &o).await {
@@ -893,6 +902,11 @@ impl InstanceTask {
         for a in &self.vip_args {
             if let Err(e) = ipaddr::stop(a, &o).await {
                 tracing::error!(instance = %self.name, vip = %a.addr, error = %e, "cannot remove the VIP");
+            }
+        }
+        if let Some(f) = &self.firewall {
+            if let Err(e) = f.set(&self.name, Vec::new()).await {
+                tracing::error!(instance = %self.name, error = %e, "no_accept: cannot remove the nftables rule");
             }
         }
     }
@@ -934,6 +948,85 @@ impl InstanceTask {
             }
         });
     }
+}
+
+/// The nftables table of `no_accept` (as keepalived's firewall rules):
+/// `table inet hbd_vrrp` whose input chain drops every datagram to a VIP
+/// held by a `no_accept` MASTER of this daemon (its network namespace). The
+/// table is rewritten in one transaction on each change and deleted when no
+/// VIP is held.
+pub const NFT_TABLE: &str = "hbd_vrrp";
+
+struct Firewall {
+    nft: std::path::PathBuf,
+    /// Instance → the VIPs it holds.
+    held: tokio::sync::Mutex<BTreeMap<String, Vec<Ipv4Addr>>>,
+}
+
+impl Firewall {
+    fn new(nft: std::path::PathBuf) -> Firewall {
+        Firewall {
+            nft,
+            held: tokio::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    async fn set(&self, instance: &str, vips: Vec<Ipv4Addr>) -> Result<(), String> {
+        let mut held = self.held.lock().await;
+        if vips.is_empty() {
+            held.remove(instance);
+        } else {
+            held.insert(instance.to_string(), vips);
+        }
+        let all: BTreeSet<Ipv4Addr> = held.values().flatten().copied().collect();
+        let script = nft_script(&all);
+        let mut child = tokio::process::Command::new(&self.nft)
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", self.nft.display()))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use tokio::io::AsyncWriteExt;
+            stdin
+                .write_all(script.as_bytes())
+                .await
+                .map_err(|e| format!("nft: {e}"))?;
+        }
+        let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+            .await
+            .map_err(|_| "nft: timed out".to_string())?
+            .map_err(|e| format!("nft: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "nft: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The `nft -f` input that makes the table drop `vips` (none: no table).
+fn nft_script(vips: &BTreeSet<Ipv4Addr>) -> String {
+    // Declaring the table first makes the delete succeed when it is absent.
+    let mut s = format!("table inet {NFT_TABLE} {{}}\ndelete table inet {NFT_TABLE}\n");
+    if !vips.is_empty() {
+        let list: Vec<String> = vips.iter().map(|v| v.to_string()).collect();
+        s.push_str(&format!(
+            "table inet {NFT_TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    ip daddr {{ {} }} drop\n  }}\n}}\n",
+            list.join(", ")
+        ));
+    }
+    s
+}
+
+fn find_nft() -> Option<std::path::PathBuf> {
+    PATH.split(':')
+        .map(|d| std::path::Path::new(d).join("nft"))
+        .find(|p| p.is_file())
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -1325,6 +1418,42 @@ mod tests {
             .err()
             .expect("no such interface");
         assert!(e.contains("hbdnosuch0"), "{e}");
+    }
+
+    #[test]
+    fn nft_script_drops_the_held_vips_or_removes_the_table() {
+        let none = nft_script(&BTreeSet::new());
+        assert_eq!(none, "table inet hbd_vrrp {}\ndelete table inet hbd_vrrp\n");
+        let two: BTreeSet<Ipv4Addr> = [Ipv4Addr::new(192, 0, 2, 51), Ipv4Addr::new(192, 0, 2, 50)]
+            .into_iter()
+            .collect();
+        let s = nft_script(&two);
+        assert!(s.starts_with(&none), "{s}");
+        assert!(
+            s.contains("type filter hook input priority 0; policy accept;"),
+            "{s}"
+        );
+        assert!(
+            s.contains("ip daddr { 192.0.2.50, 192.0.2.51 } drop"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn drop_reasons() {
+        use packet::{DecodeError, Mismatch};
+        assert_eq!(Mismatch::Password.reason(), "auth_password");
+        assert_eq!(Mismatch::AuthType.reason(), "auth_type");
+        assert_eq!(Mismatch::Interval { got: 1, want: 2 }.reason(), "interval");
+        assert_eq!(Mismatch::Address(Ipv4Addr::LOCALHOST).reason(), "addresses");
+        assert_eq!(DecodeError::Checksum.reason(), "checksum");
+        assert_eq!(DecodeError::Truncated(3).reason(), "malformed");
+        // Older status documents have no counters.
+        let s: VrrpStatus = serde_json::from_str(
+            r#"{"name":"DB","vrid":51,"interface":"eth0","state":"MASTER","priority":150,"effective_priority":150,"master":null,"vips":[]}"#,
+        )
+        .unwrap();
+        assert!(s.drops.is_empty());
     }
 
     #[test]
