@@ -188,6 +188,9 @@ impl VrrpSocket {
     }
 }
 
+/// To a sync group's task: (member, state, own fault).
+type GroupTx = mpsc::UnboundedSender<(usize, State, bool)>;
+
 /// Instance index → channel, per VRID, for one interface's receive task.
 type Routes = BTreeMap<u8, Vec<mpsc::UnboundedSender<Event>>>;
 
@@ -690,7 +693,7 @@ struct InstanceTask {
     dropped: u64,
     send_errors: u64,
     /// Its `vrrp_sync_group`'s task and its index there.
-    group: Option<(usize, mpsc::UnboundedSender<(usize, State, bool)>)>,
+    group: Option<(usize, GroupTx)>,
     /// The (state, own fault) last told to the group.
     reported: Option<(State, bool)>,
     /// `no_accept`: the VIPs it holds are dropped by nftables.
