@@ -554,6 +554,41 @@ fn find_key_line(text: &str, table: &str, key: &str) -> usize {
 mod tests {
     use super::*;
 
+    #[test]
+    fn vrrp_section() {
+        let text = "[vrrp]\nkeepalived_conf = \"/etc/keepalived/keepalived.conf\"\n\n[vrrp.gate.DB]\ncommand = \"sh -c 'mysql -E -e \\\"SHOW SLAVE STATUS\\\" | grep -q \\\"Seconds_Behind_Master: 0\\\"'\"\ninterval = \"1s\"\n";
+        let (c, e) = run(text);
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            c.vrrp.keepalived_conf.as_deref(),
+            Some(Path::new("/etc/keepalived/keepalived.conf"))
+        );
+        let g = c.vrrp.gate["DB"].resolve("DB").unwrap();
+        assert_eq!(
+            g.argv,
+            [
+                "sh",
+                "-c",
+                "mysql -E -e \"SHOW SLAVE STATUS\" | grep -q \"Seconds_Behind_Master: 0\""
+            ]
+        );
+        assert_eq!(g.interval, Duration::from_secs(1));
+        assert_eq!(g.timeout, DEFAULT_GATE_TIMEOUT);
+
+        let (_, e) = run("[vrrp.gate.DB]\ninterval = \"2s\"\n\n[vrrp.gate.MC]\ncommand = \"x\"\ntimeout = \"0s\"\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("cluster.toml:1: vrrp.gate.DB.command: missing"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("cluster.toml:6: vrrp.gate.MC.timeout:"),
+            "{e:?}"
+        );
+        let (_, e) = run("[vrrp]\nfoo = 1\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+    }
+
     fn run(text: &str) -> (ClusterToml, Vec<String>) {
         let (c, e) = parse(Path::new("cluster.toml"), text);
         (c, e.iter().map(ToString::to_string).collect())

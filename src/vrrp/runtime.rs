@@ -22,6 +22,12 @@
 //!   second later: a failure), feeds the result to the instances tracking it;
 //! - one link task polling `/sys/class/net/IF/{operstate,carrier}` every
 //!   100 ms for the instances' interfaces and `track_interface`s.
+//! - one task per `vrrp_sync_group`: the members report their state, the
+//!   group ([`super::sync::SyncGroup`]) tells the others to follow and runs
+//!   the group's notify scripts (`GROUP NAME STATE`);
+//! - one task per failback gate check ([`VrrpOptions::gate_checks`]);
+//! - with `no_accept`, the nftables table `inet hbd_vrrp` dropping traffic
+//!   to the VIPs a `no_accept` MASTER holds ([`NFT_TABLE`]).
 //!
 //! Scripts run as their `user`, else `script_user`, else root, with a clean
 //! environment (`PATH` only). `notify` gets keepalived's arguments
@@ -31,7 +37,7 @@
 //!
 //! [`VrrpHandle`] is the control side: [`VrrpHandle::status`] for `hbctl
 //! status`, [`VrrpHandle::standby`] / [`VrrpHandle::takeover`],
-//! [`VrrpHandle::failback_gate`] for the failback check, and
+//! [`VrrpHandle::failback_gate`] for a failback check run elsewhere, and
 //! [`VrrpHandle::shutdown`] (priority 0 adverts, VIPs removed, notify STOP).
 
 use super::conf::{self, KeepalivedConf, ScriptUser, VrrpInstance};
