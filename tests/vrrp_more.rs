@@ -1,5 +1,5 @@
 //! hbd ↔ hbd: `vrrp_sync_group` (a failing check on one member moves every
-//! VIP of the group, the group's notify gets `GROUP NAME STATE`), the
+//! VIP of the group, the group's notify gets `GROUP NAME STATE 0` as keepalived 2.2.7 passes it), the
 //! failback gate from cluster.toml (`[vrrp.gate.INSTANCE]`), and `hbctl
 //! check` with cluster.toml's `[vrrp]` keys.
 
@@ -133,7 +133,7 @@ fn sync_group_moves_every_vip_of_the_group() {
     fs::write(dirs[0].join("fail"), "").unwrap();
     wait(
         "both VIPs move to n2, the group is FAULT on n1",
-        || both("n2") && notified(&dirs[0]).contains(&"3 GROUP G FAULT".to_string()),
+        || both("n2") && notified(&dirs[0]).contains(&"4 GROUP G FAULT 0".to_string()),
         || logs(&lab, &dirs),
     );
     stays(
@@ -143,7 +143,7 @@ fn sync_group_moves_every_vip_of_the_group() {
         || logs(&lab, &dirs),
     );
     assert!(
-        notified(&dirs[1]).contains(&"3 GROUP G MASTER".to_string()),
+        notified(&dirs[1]).contains(&"4 GROUP G MASTER 0".to_string()),
         "{}",
         logs(&lab, &dirs)
     );
@@ -157,9 +157,9 @@ fn sync_group_moves_every_vip_of_the_group() {
         || logs(&lab, &dirs),
     );
     let n1 = notified(&dirs[0]);
-    let fault = n1.iter().position(|l| l == "3 GROUP G FAULT").unwrap();
+    let fault = n1.iter().rposition(|l| l == "4 GROUP G FAULT 0").unwrap();
     assert!(
-        n1[fault..].contains(&"3 GROUP G MASTER".to_string()),
+        n1[fault..].contains(&"4 GROUP G MASTER 0".to_string()),
         "{}",
         logs(&lab, &dirs)
     );
@@ -340,5 +340,69 @@ fn no_accept_drops_traffic_to_the_vips_while_master() {
         "n2 holds the VIP and answers",
         || holders(&lab, DB_VIP) == ["n2"] && common::vrrp::client_reaches(&lab, DB_VIP, "n2"),
         || logs(&lab, &dirs),
+    );
+}
+
+/// The same sync group in keepalived 2.2.7 (n1, higher priority) and hbd
+/// (n2): keepalived's group FAULT moves both VIPs to hbd, its recovery
+/// brings them back; both daemons' group notify arguments are the same.
+#[test]
+fn sync_group_with_keepalived() {
+    let mut lab = Lab::new(2, 1);
+    let dirs = vrrp_dirs(&lab);
+    let kdir = lab.dir.path().join("k-vrrp");
+    fs::create_dir_all(&kdir).unwrap();
+    fs::set_permissions(&kdir, fs::Permissions::from_mode(0o755)).unwrap();
+    let kn = notify_script(&kdir);
+    let k = common::vrrp::Keepalived::start(&lab, "n1", &sync_conf(150, &kdir, &kn));
+    let n = notify_script(&dirs[1]);
+    lab.write(2, "keepalived.conf", &sync_conf(100, &dirs[1], &n));
+    lab.start(2);
+    let all_logs = || {
+        format!(
+            "--- keepalived ---\n{}\nnotify keepalived: {:?}\n--- hbd n2 ---\n{}\nnotify hbd: {:?}",
+            k.log(),
+            notified(&kdir),
+            lab.log(2),
+            notified(&dirs[1])
+        )
+    };
+    let both = |n: &str| holders(&lab, DB_VIP) == [n] && holders(&lab, MC_VIP) == [n];
+    wait("keepalived (n1) holds both VIPs", || both("n1"), all_logs);
+    fs::write(kdir.join("fail"), "").unwrap();
+    wait(
+        "keepalived's group is FAULT, hbd holds both VIPs",
+        || both("n2") && notified(&kdir).iter().any(|l| l.contains("GROUP G FAULT")),
+        all_logs,
+    );
+    fs::remove_file(kdir.join("fail")).unwrap();
+    wait("keepalived takes both back", || both("n1"), all_logs);
+    wait(
+        "hbd's group is BACKUP again",
+        || {
+            notified(&dirs[1])
+                .last()
+                .is_some_and(|l| l.contains("GROUP G BACKUP"))
+        },
+        all_logs,
+    );
+    // The group lines keepalived wrote have the form hbd writes.
+    let group_lines = |d: &Path| -> Vec<String> {
+        notified(d)
+            .into_iter()
+            .filter(|l| l.contains(" GROUP "))
+            .collect()
+    };
+    let kl = group_lines(&kdir);
+    assert!(
+        kl.contains(&"4 GROUP G FAULT 0".to_string()),
+        "{}",
+        all_logs()
+    );
+    let hl = group_lines(&dirs[1]);
+    assert!(
+        hl.contains(&"4 GROUP G MASTER 0".to_string()),
+        "{}",
+        all_logs()
     );
 }

@@ -24,7 +24,7 @@
 //!   100 ms for the instances' interfaces and `track_interface`s.
 //! - one task per `vrrp_sync_group`: the members report their state, the
 //!   group ([`super::sync::SyncGroup`]) tells the others to follow and runs
-//!   the group's notify scripts (`GROUP NAME STATE`);
+//!   the group's notify scripts (`GROUP NAME STATE 0`, as keepalived);
 //! - one task per failback gate check ([`VrrpOptions::gate_checks`]);
 //! - with `no_accept`, the nftables table `inet hbd_vrrp` dropping traffic
 //!   to the VIPs a `no_accept` MASTER holds ([`NFT_TABLE`]).
@@ -1164,7 +1164,7 @@ async fn run_script(
 }
 
 /// Whose notify scripts: keepalived passes `INSTANCE NAME STATE PRIORITY`
-/// to an instance's `notify`, `GROUP NAME STATE` to a sync group's.
+/// to an instance's `notify`, `GROUP NAME STATE 0` to a sync group's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Instance,
@@ -1201,10 +1201,12 @@ async fn notifier(
                     state.as_str().to_string(),
                     priority.to_string(),
                 ]),
+                // keepalived 2.2.7 passes priority 0 for a group.
                 Kind::Group => argv.extend([
                     "GROUP".to_string(),
                     name.clone(),
                     state.as_str().to_string(),
+                    "0".to_string(),
                 ]),
             }
             notify_one(&name, &argv, user(s).as_ref()).await;

@@ -9,7 +9,7 @@
 //!   other MASTERs with it ([`Input::SyncBackup`]).
 //!
 //! The group's own state (for its notify scripts) is FAULT when a member is
-//! in FAULT, MASTER when all are MASTER, BACKUP when all are BACKUP (or
+//! in FAULT for its own reasons, MASTER when all are MASTER, BACKUP when all are BACKUP (or
 //! some BACKUP and the others not yet started), STOP when all stopped; it
 //! keeps its previous value while the members are on their way.
 
@@ -83,7 +83,9 @@ impl SyncGroup {
             }
         }
         let all = |st: State| self.states.iter().all(|s| *s == st);
-        let next = if self.states.contains(&State::Fault) {
+        // A member in FAULT only because of the group is on its way in or
+        // out: the group's state follows the members' own faults.
+        let next = if self.own_fault.contains(&true) {
             State::Fault
         } else if all(State::Master) {
             State::Master
@@ -190,6 +192,28 @@ mod tests {
             vec![Member(1, Input::SyncFault(false))]
         );
         assert_eq!(g.state(), State::Fault);
+    }
+
+    #[test]
+    fn a_member_following_late_does_not_notify_again() {
+        // The DB's script reports just after start; MEMCACHE hears of the
+        // fault after the DB left it.
+        let mut g = SyncGroup::new(2);
+        assert_eq!(
+            g.update(0, State::Fault, true),
+            vec![Member(1, Input::SyncFault(true)), Notify(State::Fault)]
+        );
+        assert_eq!(
+            g.update(0, State::Backup, false),
+            vec![Member(1, Input::SyncFault(false))]
+        );
+        assert_eq!(
+            g.update(1, State::Backup, false),
+            vec![Notify(State::Backup)]
+        );
+        assert_eq!(g.update(1, State::Fault, false), vec![]);
+        assert_eq!(g.update(1, State::Backup, false), vec![]);
+        assert_eq!(g.state(), State::Backup);
     }
 
     #[test]
