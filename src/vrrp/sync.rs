@@ -205,12 +205,9 @@ mod tests {
         );
         assert_eq!(
             g.update(0, State::Backup, false),
-            vec![Member(1, Input::SyncFault(false))]
+            vec![Member(1, Input::SyncFault(false)), Notify(State::Backup)]
         );
-        assert_eq!(
-            g.update(1, State::Backup, false),
-            vec![Notify(State::Backup)]
-        );
+        assert_eq!(g.update(1, State::Backup, false), vec![]);
         assert_eq!(g.update(1, State::Fault, false), vec![]);
         assert_eq!(g.update(1, State::Backup, false), vec![]);
         assert_eq!(g.state(), State::Backup);
