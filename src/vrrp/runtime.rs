@@ -403,8 +403,17 @@ impl VrrpRuntime {
         }
         // Failback gates checked here.
         for gate in &opts.gate_checks {
-            if let Some(p) = pending.iter().find(|p| p.0.name == gate.instance) {
-                background.push(tokio::spawn(run_gate(gate.clone(), p.4.clone())));
+            match pending.iter().find(|p| p.0.name == gate.instance) {
+                Some(p) => background.push(tokio::spawn(run_gate(gate.clone(), p.4.clone()))),
+                None => {
+                    for t in background {
+                        t.abort();
+                    }
+                    return Err(format!(
+                        "failback gate for `{}`: no such vrrp_instance",
+                        gate.instance
+                    ));
+                }
             }
         }
         for (mut task, rx, notify_rx, notifies, tx) in pending {
