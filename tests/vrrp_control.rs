@@ -186,3 +186,59 @@ fn standby_takeover_status_and_shutdown() {
         || logs(&lab),
     );
 }
+
+/// Dropped datagrams are counted per reason in the status: the peer's
+/// wrong PASS password, and junk sent to the VRRP group.
+#[test]
+fn drops_are_counted_per_reason() {
+    if std::env::var(HELPER_ENV).is_ok() {
+        return;
+    }
+    let mut lab = Lab::new(2, 1);
+    let auth = |p: &str| {
+        format!("    authentication {{\n        auth_type PASS\n        auth_pass {p}\n    }}\n")
+    };
+    let conf = |prio, p: &str| instance_conf("VI_1", 51, prio, &format!("{VIP}/24"), &auth(p), "");
+    lab.write(2, "keepalived.conf", &conf(100, "wrong"));
+    let mut d = Driver::start(&lab, &conf(150, "right"));
+    lab.start(2);
+    let logs = |lab: &Lab| lab.log(2);
+    // No adjacency: both MASTER, and n1 counts n2's adverts.
+    wait(
+        "both hold the VIP, n1 counts bad passwords",
+        || {
+            holders(&lab, VIP) == ["n1", "n2"]
+                && d.status()[0]
+                    .drops
+                    .get("auth_password")
+                    .copied()
+                    .unwrap_or(0)
+                    >= 2
+        },
+        || logs(&lab),
+    );
+    let py = "import socket\n\
+s=socket.socket(socket.AF_INET,socket.SOCK_RAW,112)\n\
+s.setsockopt(socket.SOL_SOCKET,25,b'eth0')\n\
+s.setsockopt(socket.IPPROTO_IP,socket.IP_MULTICAST_TTL,255)\n\
+for _ in range(3): s.sendto(b'junk',('224.0.0.18',0))\n";
+    let out = lab.exec("n2", &["python3", "-c", py]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait(
+        "n1 counts the junk as malformed",
+        || d.status()[0].drops.get("malformed").copied().unwrap_or(0) >= 3,
+        || logs(&lab),
+    );
+    let s = d.status();
+    assert_eq!(s[0].state, "MASTER", "{s:?}");
+    assert!(
+        s[0].drops
+            .keys()
+            .all(|k| k == "auth_password" || k == "malformed"),
+        "{s:?}"
+    );
+}

@@ -95,7 +95,19 @@ async fn start_vrrp(config: &config::Config) -> anyhow::Result<Option<VrrpHandle
     let Some(k) = config.keepalived.clone() else {
         return Ok(None);
     };
-    let h = VrrpRuntime::start(k, VrrpOptions::default())
+    // cluster.toml's [vrrp.gate.INSTANCE] (validated by config::check).
+    let gate_checks = config
+        .cluster
+        .vrrp
+        .gate
+        .iter()
+        .filter_map(|(name, g)| g.resolve(name).ok())
+        .collect();
+    let opts = VrrpOptions {
+        gate_checks,
+        ..VrrpOptions::default()
+    };
+    let h = VrrpRuntime::start(k, opts)
         .await
         .map_err(|e| anyhow::anyhow!("VRRP: {e}"))?;
     Ok(Some(h))

@@ -29,6 +29,69 @@ pub struct ClusterToml {
     pub notify: NotifySection,
     #[serde(default)]
     pub disk: DiskSection,
+    #[serde(default)]
+    pub vrrp: VrrpSection,
+}
+
+/// `[vrrp]`: the keepalived-compatible VRRP mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpSection {
+    /// keepalived.conf to read instead of `CONFIG_DIR/keepalived.conf`
+    /// (e.g. `/etc/keepalived/keepalived.conf`).
+    pub keepalived_conf: Option<PathBuf>,
+    /// `[vrrp.gate.INSTANCE]`: the failback gate of a `vrrp_instance`.
+    #[serde(default)]
+    pub gate: BTreeMap<String, GateToml>,
+}
+
+/// One `[vrrp.gate.INSTANCE]` table as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateToml {
+    /// Run without a shell (keepalived's quoting); exit 0 opens the gate.
+    pub command: Option<String>,
+    /// Default 2s.
+    pub interval: Option<String>,
+    /// Default 5s; a command still running then is killed (gate closed).
+    pub timeout: Option<String>,
+}
+
+/// A `[vrrp.gate.INSTANCE]` resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateResolved {
+    pub instance: String,
+    pub argv: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+pub const DEFAULT_GATE_INTERVAL: Duration = Duration::from_secs(2);
+pub const DEFAULT_GATE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl GateToml {
+    /// The gate of `instance`, or the key and message of its first problem.
+    pub fn resolve(&self, instance: &str) -> Result<GateResolved, (&'static str, String)> {
+        let command = self.command.as_deref().ok_or((
+            "command",
+            "missing: the check that opens the gate".to_string(),
+        ))?;
+        let argv = crate::vrrp::conf::split_command(command).map_err(|e| ("command", e))?;
+        let dur = |key: &'static str, v: &Option<String>, default| match v {
+            None => Ok(default),
+            Some(t) => match parse_duration(t) {
+                Ok(d) if d.is_zero() => Err((key, "must be more than 0".to_string())),
+                Ok(d) => Ok(d),
+                Err(e) => Err((key, e)),
+            },
+        };
+        Ok(GateResolved {
+            instance: instance.to_string(),
+            argv,
+            interval: dur("interval", &self.interval, DEFAULT_GATE_INTERVAL)?,
+            timeout: dur("timeout", &self.timeout, DEFAULT_GATE_TIMEOUT)?,
+        })
+    }
 }
 
 /// The replicated disk's configuration.
@@ -334,6 +397,12 @@ pub fn parse(path: &Path, text: &str) -> (ClusterToml, Vec<ConfigError>) {
             errors.push(err(line, format!("resource.{name}.{key}"), m));
         }
     }
+    for (name, g) in &ct.vrrp.gate {
+        if let Err((key, m)) = g.resolve(name) {
+            let line = vrrp_gate_line(text, name, key);
+            errors.push(err(line, format!("vrrp.gate.{name}.{key}"), m));
+        }
+    }
     (ct, errors)
 }
 
@@ -378,6 +447,28 @@ fn find_table_key_line(text: &str, name: &str, key: &str) -> usize {
         }
     }
     1
+}
+
+/// The line of `key` in `[vrrp.gate.NAME]` (its header when the key is
+/// absent); 1 if not found.
+pub fn vrrp_gate_line(text: &str, name: &str, key: &str) -> usize {
+    let mut inside = false;
+    let mut header_line = None;
+    for (idx, l) in text.lines().enumerate() {
+        let l = l.trim();
+        if let Some(h) = header(l) {
+            let h: String = h.chars().filter(|c| !matches!(c, '"' | ' ')).collect();
+            inside = h == format!("vrrp.gate.{name}");
+            if inside && header_line.is_none() {
+                header_line = Some(idx + 1);
+            }
+            continue;
+        }
+        if inside && assigned_key(l).as_deref() == Some(key) {
+            return idx + 1;
+        }
+    }
+    header_line.unwrap_or(1)
 }
 
 /// 1-based line of a byte offset.
@@ -463,6 +554,41 @@ fn find_key_line(text: &str, table: &str, key: &str) -> usize {
 mod tests {
     use super::*;
 
+    #[test]
+    fn vrrp_section() {
+        let text = "[vrrp]\nkeepalived_conf = \"/etc/keepalived/keepalived.conf\"\n\n[vrrp.gate.DB]\ncommand = \"sh -c 'mysql -E -e \\\"SHOW SLAVE STATUS\\\" | grep -q \\\"Seconds_Behind_Master: 0\\\"'\"\ninterval = \"1s\"\n";
+        let (c, e) = run(text);
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            c.vrrp.keepalived_conf.as_deref(),
+            Some(Path::new("/etc/keepalived/keepalived.conf"))
+        );
+        let g = c.vrrp.gate["DB"].resolve("DB").unwrap();
+        assert_eq!(
+            g.argv,
+            [
+                "sh",
+                "-c",
+                "mysql -E -e \"SHOW SLAVE STATUS\" | grep -q \"Seconds_Behind_Master: 0\""
+            ]
+        );
+        assert_eq!(g.interval, Duration::from_secs(1));
+        assert_eq!(g.timeout, DEFAULT_GATE_TIMEOUT);
+
+        let (_, e) = run("[vrrp.gate.DB]\ninterval = \"2s\"\n\n[vrrp.gate.MC]\ncommand = \"x\"\ntimeout = \"0s\"\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("cluster.toml:1: vrrp.gate.DB.command: missing"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("cluster.toml:6: vrrp.gate.MC.timeout:"),
+            "{e:?}"
+        );
+        let (_, e) = run("[vrrp]\nfoo = 1\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+    }
+
     fn run(text: &str) -> (ClusterToml, Vec<String>) {
         let (c, e) = parse(Path::new("cluster.toml"), text);
         (c, e.iter().map(ToString::to_string).collect())
@@ -516,7 +642,7 @@ mod tests {
         );
         assert_eq!(
             run("[cluster]\nname = \"a\"\n\n[frob]\nx = 1\n").1,
-            vec!["cluster.toml:4: frob: unknown field `frob`, expected one of `cluster`, `control`, `agents`, `resource_defaults`, `resource`, `check`, `job`, `notify`, `disk`"]
+            vec!["cluster.toml:4: frob: unknown field `frob`, expected one of `cluster`, `control`, `agents`, `resource_defaults`, `resource`, `check`, `job`, `notify`, `disk`, `vrrp`"]
         );
         assert_eq!(
             run("[cluster]\nname = 5\n").1,

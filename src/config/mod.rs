@@ -16,7 +16,8 @@ mod time;
 pub use authkeys::{parse as parse_authkeys, MAX_KEY_ID, PLACEHOLDER_SECRET};
 pub use cluster_toml::{
     parse as parse_cluster_toml, AgentsSection, CheckToml, ClusterSection, ClusterToml,
-    ControlSection, JobToml, NotifySection, ResourceOptionsToml, MAX_CLUSTER_NAME,
+    ControlSection, GateResolved, GateToml, JobToml, NotifySection, ResourceOptionsToml,
+    VrrpSection, DEFAULT_GATE_INTERVAL, DEFAULT_GATE_TIMEOUT, MAX_CLUSTER_NAME,
 };
 pub use hacf::{
     parse as parse_ha_cf, syslog_facility_code, AutoFailback, HaCf, Medium, MediumKind, PingGroup,
@@ -795,10 +796,29 @@ pub fn check(dir: &Path, node: &str) -> Report {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
 
-    // keepalived.conf: optional; with it, ha.cf and authkeys are too (VRRP
-    // mode alone).
-    let keepalived_path = dir.join("keepalived.conf");
-    let keepalived = read(&keepalived_path, "", &mut errors).map(|text| {
+    // cluster.toml: optional.
+    let toml_path = dir.join("cluster.toml");
+    let toml_text = read(&toml_path, "", &mut errors);
+    let cluster = toml_text
+        .as_ref()
+        .map(|text| {
+            let (c, mut e) = cluster_toml::parse(&toml_path, text);
+            errors.append(&mut e);
+            c
+        })
+        .unwrap_or_default();
+
+    // keepalived.conf: optional (CONFIG_DIR/keepalived.conf, or cluster.toml
+    // `[vrrp] keepalived_conf`, then required); with it, ha.cf and authkeys
+    // are too (VRRP mode alone).
+    let (keepalived_path, keepalived_needed) = match &cluster.vrrp.keepalived_conf {
+        Some(p) => (
+            dir.join(p),
+            "keepalived.conf named by cluster.toml's [vrrp] keepalived_conf",
+        ),
+        None => (dir.join("keepalived.conf"), ""),
+    };
+    let keepalived = read(&keepalived_path, keepalived_needed, &mut errors).map(|text| {
         let (k, mut e, mut w) = crate::vrrp::conf::parse(&keepalived_path, &text);
         errors.append(&mut e);
         warnings.append(&mut w);
@@ -806,6 +826,34 @@ pub fn check(dir: &Path, node: &str) -> Report {
         errors.append(&mut crate::vrrp::runtime::unsupported(&k));
         k
     });
+    // [vrrp.gate.NAME]: NAME must be a vrrp_instance.
+    for name in cluster.vrrp.gate.keys() {
+        let known = keepalived
+            .as_ref()
+            .is_some_and(|k| k.instance(name).is_some());
+        if !known {
+            let line = toml_text
+                .as_deref()
+                .map_or(1, |t| cluster_toml::vrrp_gate_line(t, name, "command"));
+            errors.push(ConfigError::Line {
+                file: toml_path.clone(),
+                line,
+                key: format!("vrrp.gate.{name}"),
+                message: match &keepalived {
+                    Some(k) => format!(
+                        "no vrrp_instance `{name}` in {} (instances: {})",
+                        keepalived_path.display(),
+                        k.instances
+                            .iter()
+                            .map(|i| i.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None => format!("no keepalived.conf: there is no vrrp_instance `{name}`"),
+                },
+            });
+        }
+    }
     let vrrp_only = keepalived.is_some() && !dir.join("ha.cf").exists();
     let needed = |what: &'static str| if vrrp_only { "" } else { what };
 
@@ -874,18 +922,6 @@ pub fn check(dir: &Path, node: &str) -> Report {
             let (h, mut e) = haresources::parse(&hares_path, &text, nodes);
             errors.append(&mut e);
             h
-        })
-        .unwrap_or_default();
-
-    // cluster.toml: optional.
-    let toml_path = dir.join("cluster.toml");
-    let toml_text = read(&toml_path, "", &mut errors);
-    let cluster = toml_text
-        .as_ref()
-        .map(|text| {
-            let (c, mut e) = cluster_toml::parse(&toml_path, text);
-            errors.append(&mut e);
-            c
         })
         .unwrap_or_default();
 

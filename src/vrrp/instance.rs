@@ -183,6 +183,14 @@ pub enum Input {
     Shutdown,
     /// The failback gate's check result.
     FailbackGate(bool),
+    /// `vrrp_sync_group`: another member is (true) or is no longer (false)
+    /// in FAULT for its own reasons: this one is in FAULT too while it is.
+    SyncFault(bool),
+    /// `vrrp_sync_group`: another member became MASTER; a BACKUP follows.
+    SyncMaster,
+    /// `vrrp_sync_group`: another member left MASTER for BACKUP; a MASTER
+    /// follows (priority 0 advert, VIPs removed).
+    SyncBackup,
 }
 
 /// Work for the runtime, in order.
@@ -222,6 +230,9 @@ pub struct Status {
     pub vips_held: bool,
     pub standby: bool,
     pub gate_open: bool,
+    /// In FAULT for its own reasons (scripts, interfaces), not only because
+    /// of its sync group.
+    pub own_fault: bool,
 }
 
 /// Where a script stands.
@@ -298,6 +309,8 @@ pub struct Instance {
     ifaces_down: BTreeSet<String>,
     standby: bool,
     gate_open: bool,
+    /// Another member of the sync group is in FAULT.
+    sync_fault: bool,
     master: Option<Ipv4Addr>,
     /// The master's priority when last heard (BACKUP).
     master_priority: Option<u8>,
@@ -333,6 +346,7 @@ impl Instance {
             scripts,
             ifaces_down: BTreeSet::new(),
             standby: false,
+            sync_fault: false,
             master: None,
             master_priority: None,
             down_at: None,
@@ -362,6 +376,7 @@ impl Instance {
             vips_held: self.vips_held,
             standby: self.standby,
             gate_open: self.gate_open,
+            own_fault: self.state == State::Fault && self.own_fault_reason().is_some(),
         }
     }
 
@@ -433,6 +448,11 @@ impl Instance {
     }
 
     fn fault_reason(&self) -> Option<&'static str> {
+        self.own_fault_reason()
+            .or_else(|| self.sync_fault.then_some("sync group member in FAULT"))
+    }
+
+    fn own_fault_reason(&self) -> Option<&'static str> {
         if !self.ifaces_down.is_empty() {
             return Some("interface down");
         }
@@ -490,6 +510,25 @@ impl Instance {
                 self.gate_open = open || !self.cfg.failback_gate;
             }
             Input::Shutdown => self.stop(),
+            Input::SyncFault(on) => {
+                self.sync_fault = on;
+                self.reevaluate(now);
+            }
+            Input::SyncMaster => {
+                // Not past standby or a closed failback gate.
+                if self.state == State::Backup && !self.standby && self.gate_open {
+                    self.master = None;
+                    self.master_priority = None;
+                    self.become_master(now, "sync group");
+                }
+            }
+            Input::SyncBackup => {
+                if self.state == State::Master {
+                    self.push(Output::SendAdvert { priority: 0 });
+                    self.master = None;
+                    self.become_backup(now, "sync group");
+                }
+            }
         }
     }
 
@@ -1197,6 +1236,50 @@ mod tests {
             i.next_deadline(),
             Some(ms(5) + Duration::from_micros(3_609_375))
         );
+    }
+
+    #[test]
+    fn sync_group_inputs() {
+        // Another member's fault holds this one in FAULT (priority 0 advert,
+        // VIPs removed), and not as its own fault.
+        let mut i = started(cfg(200));
+        master_now(&mut i, ms(3300));
+        i.handle(ms(3400), Input::SyncFault(true));
+        let out = i.take_outputs();
+        assert_eq!(out[0], Output::SendAdvert { priority: 0 });
+        assert!(out.contains(&Output::RemoveVips));
+        assert_eq!(i.state(), State::Fault);
+        assert!(!i.status().own_fault);
+        i.handle(ms(3500), Input::SyncFault(false));
+        assert_eq!(i.state(), State::Backup);
+        // A member became MASTER: this BACKUP follows at once, even below
+        // the master it hears.
+        feed(&mut i, B, 250, 4, 6);
+        i.take_outputs();
+        i.handle(ms(6100), Input::SyncMaster);
+        assert_eq!(i.state(), State::Master);
+        assert!(i.take_outputs().contains(&Output::AddVips));
+        // A member went BACKUP: this MASTER follows.
+        i.handle(ms(6200), Input::SyncBackup);
+        assert_eq!(i.state(), State::Backup);
+        let out = i.take_outputs();
+        assert_eq!(out[0], Output::SendAdvert { priority: 0 });
+        assert!(out.contains(&Output::RemoveVips));
+        // Not past standby or a closed failback gate.
+        i.handle(ms(6300), Input::Standby);
+        i.handle(ms(6400), Input::SyncMaster);
+        assert_eq!(i.state(), State::Backup);
+        let mut c = cfg(200);
+        c.failback_gate = true;
+        let mut i = started(c);
+        i.handle(ms(100), Input::SyncMaster);
+        assert_eq!(i.state(), State::Backup);
+        // Its own fault is reported as such.
+        let mut c = cfg(200);
+        c.track_interfaces = vec!["eth1".into()];
+        let mut i = started(c);
+        i.handle(ms(100), Input::InterfaceDown("eth1".into()));
+        assert!(i.status().own_fault);
     }
 
     #[test]

@@ -187,6 +187,19 @@ pub enum DecodeError {
     Checksum,
 }
 
+impl DecodeError {
+    /// The drop counter this error counts in ([`super::runtime::VrrpStatus::drops`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::IpChecksum | DecodeError::Checksum => "checksum",
+            DecodeError::Ttl(_) => "ttl",
+            DecodeError::Version(_) => "version",
+            DecodeError::AuthType(_) => "auth_type",
+            _ => "malformed",
+        }
+    }
+}
+
 /// Why an advertisement cannot be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
@@ -410,6 +423,20 @@ pub enum Mismatch {
     AddressCount { got: usize, want: usize },
     #[error("address {0} not in the advert")]
     Address(Ipv4Addr),
+}
+
+impl Mismatch {
+    /// The drop counter this mismatch counts in ([`super::runtime::VrrpStatus::drops`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Mismatch::Version { .. } => "version",
+            Mismatch::Vrid(_) => "vrid",
+            Mismatch::AuthType => "auth_type",
+            Mismatch::Password => "auth_password",
+            Mismatch::Interval { .. } => "interval",
+            Mismatch::AddressCount { .. } | Mismatch::Address(_) => "addresses",
+        }
+    }
 }
 
 impl Advert {

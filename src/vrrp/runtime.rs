@@ -22,6 +22,12 @@
 //!   second later: a failure), feeds the result to the instances tracking it;
 //! - one link task polling `/sys/class/net/IF/{operstate,carrier}` every
 //!   100 ms for the instances' interfaces and `track_interface`s.
+//! - one task per `vrrp_sync_group`: the members report their state, the
+//!   group ([`super::sync::SyncGroup`]) tells the others to follow and runs
+//!   the group's notify scripts (`GROUP NAME STATE 0`, as keepalived);
+//! - one task per failback gate check ([`VrrpOptions::gate_checks`]);
+//! - with `no_accept`, the nftables table `inet hbd_vrrp` dropping traffic
+//!   to the VIPs a `no_accept` MASTER holds ([`NFT_TABLE`]).
 //!
 //! Scripts run as their `user`, else `script_user`, else root, with a clean
 //! environment (`PATH` only). `notify` gets keepalived's arguments
@@ -31,7 +37,7 @@
 //!
 //! [`VrrpHandle`] is the control side: [`VrrpHandle::status`] for `hbctl
 //! status`, [`VrrpHandle::standby`] / [`VrrpHandle::takeover`],
-//! [`VrrpHandle::failback_gate`] for the failback check, and
+//! [`VrrpHandle::failback_gate`] for a failback check run elsewhere, and
 //! [`VrrpHandle::shutdown`] (priority 0 adverts, VIPs removed, notify STOP).
 
 use super::conf::{self, KeepalivedConf, ScriptUser, VrrpInstance};
@@ -72,6 +78,13 @@ pub struct VrrpStatus {
     /// The virtual addresses (`virtual_ipaddress`, then
     /// `virtual_ipaddress_excluded`).
     pub vips: Vec<String>,
+    /// VRRP datagrams dropped, per reason: `malformed`, `checksum`, `ttl`,
+    /// `version`, `auth_type` (undecodable on this instance's interface:
+    /// counted on each instance of the interface), and for adverts with
+    /// this VRID `vrid`, `auth_password`, `interval`, `addresses`,
+    /// `unicast_peer`, as keepalived checks them.
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
 }
 
 /// What `keepalived.conf` does not say.
@@ -82,6 +95,11 @@ pub struct VrrpOptions {
     /// Instances with a failback gate: they do not preempt until
     /// [`VrrpHandle::failback_gate`] reports it open.
     pub failback_gates: Vec<String>,
+    /// Failback gates the runtime checks itself (cluster.toml
+    /// `[vrrp.gate.INSTANCE]`): `argv` runs every `interval` (no shell, as
+    /// root), exit 0 within `timeout` opens the gate, anything else closes
+    /// it. The gate starts closed.
+    pub gate_checks: Vec<crate::config::GateResolved>,
 }
 
 /// The PATH of scripts.
@@ -116,11 +134,19 @@ struct InstanceHandle {
 
 enum Event {
     Packet(Arc<Packet>),
-    Script { name: String, ok: bool },
-    Link { name: String, up: bool },
+    Script {
+        name: String,
+        ok: bool,
+    },
+    Link {
+        name: String,
+        up: bool,
+    },
     Standby,
     Takeover,
     Gate(bool),
+    /// From the instance's `vrrp_sync_group`.
+    Sync(Input),
     Shutdown,
 }
 
@@ -168,6 +194,9 @@ impl VrrpSocket {
     }
 }
 
+/// To a sync group's task: (member, state, own fault).
+type GroupTx = mpsc::UnboundedSender<(usize, State, bool)>;
+
 /// Instance index → channel, per VRID, for one interface's receive task.
 type Routes = BTreeMap<u8, Vec<mpsc::UnboundedSender<Event>>>;
 
@@ -185,6 +214,15 @@ impl VrrpRuntime {
                 .collect::<Vec<_>>()
                 .join("; "));
         }
+        let firewall = if conf.instances.iter().any(|i| !i.accept()) {
+            let nft = find_nft().ok_or_else(|| {
+                "no_accept needs nftables' `nft` (apt-get install nftables), or remove `no_accept`"
+                    .to_string()
+            })?;
+            Some(Arc::new(Firewall::new(nft)))
+        } else {
+            None
+        };
         let (links, addrs) = ipaddr::snapshot().await.map_err(|e| e.to_string())?;
         let link = |name: &str| -> Result<&Link, String> {
             links
@@ -294,6 +332,7 @@ impl VrrpRuntime {
                     effective_priority: cfg.priority,
                     master: None,
                     vips: vip_args.iter().map(|a| a.addr.to_string()).collect(),
+                    drops: BTreeMap::new(),
                 });
             let mut machine = Instance::new(cfg);
             // dont_track_primary: the instance's own interface does not
@@ -333,13 +372,53 @@ impl VrrpRuntime {
                 ignored_link,
                 dropped: 0,
                 send_errors: 0,
+                group: None,
+                reported: None,
+                firewall: firewall.clone().filter(|_| !i.accept()),
             };
             // Spawned once every instance is known to start: a failed start
             // leaves nothing running.
             pending.push((task, rx, notify_rx, i.notify.clone(), tx));
         }
+        // Sync groups: one task each, between its members.
+        let mut background = Vec::new();
+        for g in &conf.sync_groups {
+            let (gtx, grx) = mpsc::unbounded_channel();
+            let mut members = Vec::new();
+            for (m, name) in g.instances.iter().enumerate() {
+                if let Some(p) = pending.iter_mut().find(|p| &p.0.name == name) {
+                    p.0.group = Some((m, gtx.clone()));
+                    members.push(p.4.clone());
+                }
+            }
+            let (ntx, nrx) = mpsc::unbounded_channel();
+            background.push(tokio::spawn(notifier(
+                Kind::Group,
+                g.name.clone(),
+                g.notify.clone(),
+                conf.global.script_user.clone(),
+                nrx,
+            )));
+            background.push(tokio::spawn(sync_group(g.name.clone(), members, grx, ntx)));
+        }
+        // Failback gates checked here.
+        for gate in &opts.gate_checks {
+            match pending.iter().find(|p| p.0.name == gate.instance) {
+                Some(p) => background.push(tokio::spawn(run_gate(gate.clone(), p.4.clone()))),
+                None => {
+                    for t in background {
+                        t.abort();
+                    }
+                    return Err(format!(
+                        "failback gate for `{}`: no such vrrp_instance",
+                        gate.instance
+                    ));
+                }
+            }
+        }
         for (mut task, rx, notify_rx, notifies, tx) in pending {
             task.notifier = Some(tokio::spawn(notifier(
+                Kind::Instance,
                 task.name.clone(),
                 notifies,
                 conf.global.script_user.clone(),
@@ -352,10 +431,22 @@ impl VrrpRuntime {
             });
         }
 
-        let mut background = Vec::new();
         for (iface, sock) in sockets {
             let r = routes.remove(&iface).unwrap_or_default();
-            background.push(tokio::spawn(receive(sock, r, opts.v3_checksum)));
+            let on_iface: Vec<usize> = conf
+                .instances
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i.interface == iface)
+                .map(|(n, _)| n)
+                .collect();
+            background.push(tokio::spawn(receive(
+                sock,
+                r,
+                opts.v3_checksum,
+                status.clone(),
+                on_iface,
+            )));
         }
         for s in &conf.scripts {
             if let Some(subs) = script_subscribers.remove(&s.name) {
@@ -480,16 +571,6 @@ pub fn unsupported(conf: &KeepalivedConf) -> Vec<ConfigError> {
     };
     let mut problems = Vec::new();
     for i in &conf.instances {
-        if i.accept == Some(false) {
-            problems.push(err(
-                &i.at,
-                "no_accept",
-                format!(
-                    "vrrp_instance `{}`: no_accept is not supported yet (hbd installs no firewall rules: the VIPs would answer)",
-                    i.name
-                ),
-            ));
-        }
         if i.use_vmac {
             problems.push(err(
                 &i.at,
@@ -530,16 +611,6 @@ pub fn unsupported(conf: &KeepalivedConf) -> Vec<ConfigError> {
                 ));
             }
         }
-    }
-    for g in &conf.sync_groups {
-        problems.push(err(
-            &g.at,
-            "vrrp_sync_group",
-            format!(
-                "`{}`: sync groups are not supported yet (its instances would change state independently); remove the group to run them so",
-                g.name
-            ),
-        ));
     }
     problems
 }
@@ -588,7 +659,8 @@ pub fn instance_config(
     let refresh = i.garp_master_refresh(g);
     c.garp_master_refresh = (!refresh.is_zero()).then_some(refresh);
     c.garp_master_refresh_repeat = i.garp_master_refresh_repeat(g);
-    c.failback_gate = opts.failback_gates.iter().any(|n| n == &i.name);
+    c.failback_gate = opts.failback_gates.iter().any(|n| n == &i.name)
+        || opts.gate_checks.iter().any(|g| g.instance == i.name);
     c
 }
 
@@ -635,6 +707,12 @@ struct InstanceTask {
     ignored_link: Option<String>,
     dropped: u64,
     send_errors: u64,
+    /// Its `vrrp_sync_group`'s task and its index there.
+    group: Option<(usize, GroupTx)>,
+    /// The (state, own fault) last told to the group.
+    reported: Option<(State, bool)>,
+    /// `no_accept`: the VIPs it holds are dropped by nftables.
+    firewall: Option<Arc<Firewall>>,
 }
 
 impl InstanceTask {
@@ -681,6 +759,7 @@ impl InstanceTask {
                 Some(Event::Standby) => self.machine.handle(now, Input::Standby),
                 Some(Event::Takeover) => self.machine.handle(now, Input::Takeover),
                 Some(Event::Gate(open)) => self.machine.handle(now, Input::FailbackGate(open)),
+                Some(Event::Sync(input)) => self.machine.handle(now, input),
                 Some(Event::Shutdown) => self.machine.handle(now, Input::Shutdown),
             }
             self.flush().await;
@@ -702,9 +781,9 @@ impl InstanceTask {
             return None;
         }
         let why = if self.check_ttl && p.ip.ttl != packet::VRRP_TTL {
-            Some(format!("TTL {}", p.ip.ttl))
+            Some(("ttl", format!("TTL {}", p.ip.ttl)))
         } else if !self.peers.is_empty() && !self.peers.contains(&from) {
-            Some("not from a unicast_peer".to_string())
+            Some(("unicast_peer", "not from a unicast_peer".to_string()))
         } else {
             let want = Expected {
                 version: self.version,
@@ -714,10 +793,19 @@ impl InstanceTask {
                 addrs: &self.addrs,
                 skip_addr_check: self.skip_addr_check && self.machine.status().master == Some(from),
             };
-            p.advert.check(&want).err().map(|m| m.to_string())
+            p.advert
+                .check(&want)
+                .err()
+                .map(|m| (m.reason(), m.to_string()))
         };
-        if let Some(why) = why {
+        if let Some((reason, why)) = why {
             self.dropped += 1;
+            {
+                let mut all = self.status.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(s) = all.get_mut(self.index) {
+                    *s.drops.entry(reason.to_string()).or_default() += 1;
+                }
+            }
             // The first of each run at warn, as keepalived logs them.
             if self.dropped.is_power_of_two() {
                 tracing::warn!(instance = %self.name, %from, reason = %why, dropped = self.dropped, "advert dropped");
@@ -759,6 +847,13 @@ impl InstanceTask {
             }
         }
         let st = self.machine.status();
+        if let Some((member, tx)) = &self.group {
+            let now = (st.state, st.own_fault);
+            if self.reported != Some(now) {
+                self.reported = Some(now);
+                let _ = tx.send((*member, st.state, st.own_fault));
+            }
+        }
         let mut all = self.status.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = all.get_mut(self.index) {
             s.state = st.state.as_str().to_string();
@@ -805,6 +900,13 @@ impl InstanceTask {
     }
 
     async fn add_vips(&mut self) {
+        if let Some(f) = &self.firewall {
+            // Before the addresses: never a moment where they answer.
+            let vips = self.vip_args.iter().map(|a| a.addr).collect();
+            if let Err(e) = f.set(&self.name, vips).await {
+                tracing::error!(instance = %self.name, error = %e, "no_accept: cannot install the nftables rule");
+            }
+        }
         let o = Self::agent_options();
         for a in &self.vip_args {
             if let Err(e) = ipaddr::start(a, &o).await {
@@ -818,6 +920,11 @@ impl InstanceTask {
         for a in &self.vip_args {
             if let Err(e) = ipaddr::stop(a, &o).await {
                 tracing::error!(instance = %self.name, vip = %a.addr, error = %e, "cannot remove the VIP");
+            }
+        }
+        if let Some(f) = &self.firewall {
+            if let Err(e) = f.set(&self.name, Vec::new()).await {
+                tracing::error!(instance = %self.name, error = %e, "no_accept: cannot remove the nftables rule");
             }
         }
     }
@@ -861,6 +968,85 @@ impl InstanceTask {
     }
 }
 
+/// The nftables table of `no_accept` (as keepalived's firewall rules):
+/// `table inet hbd_vrrp` whose input chain drops every datagram to a VIP
+/// held by a `no_accept` MASTER of this daemon (its network namespace). The
+/// table is rewritten in one transaction on each change and deleted when no
+/// VIP is held.
+pub const NFT_TABLE: &str = "hbd_vrrp";
+
+struct Firewall {
+    nft: std::path::PathBuf,
+    /// Instance → the VIPs it holds.
+    held: tokio::sync::Mutex<BTreeMap<String, Vec<Ipv4Addr>>>,
+}
+
+impl Firewall {
+    fn new(nft: std::path::PathBuf) -> Firewall {
+        Firewall {
+            nft,
+            held: tokio::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    async fn set(&self, instance: &str, vips: Vec<Ipv4Addr>) -> Result<(), String> {
+        let mut held = self.held.lock().await;
+        if vips.is_empty() {
+            held.remove(instance);
+        } else {
+            held.insert(instance.to_string(), vips);
+        }
+        let all: BTreeSet<Ipv4Addr> = held.values().flatten().copied().collect();
+        let script = nft_script(&all);
+        let mut child = tokio::process::Command::new(&self.nft)
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", self.nft.display()))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use tokio::io::AsyncWriteExt;
+            stdin
+                .write_all(script.as_bytes())
+                .await
+                .map_err(|e| format!("nft: {e}"))?;
+        }
+        let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+            .await
+            .map_err(|_| "nft: timed out".to_string())?
+            .map_err(|e| format!("nft: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "nft: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The `nft -f` input that makes the table drop `vips` (none: no table).
+fn nft_script(vips: &BTreeSet<Ipv4Addr>) -> String {
+    // Declaring the table first makes the delete succeed when it is absent.
+    let mut s = format!("table inet {NFT_TABLE} {{}}\ndelete table inet {NFT_TABLE}\n");
+    if !vips.is_empty() {
+        let list: Vec<String> = vips.iter().map(|v| v.to_string()).collect();
+        s.push_str(&format!(
+            "table inet {NFT_TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    ip daddr {{ {} }} drop\n  }}\n}}\n",
+            list.join(", ")
+        ));
+    }
+    s
+}
+
+fn find_nft() -> Option<std::path::PathBuf> {
+    PATH.split(':')
+        .map(|d| std::path::Path::new(d).join("nft"))
+        .find(|p| p.is_file())
+}
+
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -869,7 +1055,13 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 /// Receives on one interface and routes adverts by VRID.
-async fn receive(sock: Arc<VrrpSocket>, routes: Routes, v3: V3Checksum) {
+async fn receive(
+    sock: Arc<VrrpSocket>,
+    routes: Routes,
+    v3: V3Checksum,
+    status: Arc<Mutex<Vec<VrrpStatus>>>,
+    on_iface: Vec<usize>,
+) {
     let mut buf = vec![0u8; 65536];
     let mut bad: u64 = 0;
     loop {
@@ -896,6 +1088,14 @@ async fn receive(sock: Arc<VrrpSocket>, routes: Routes, v3: V3Checksum) {
             },
             Err(e) => {
                 bad += 1;
+                {
+                    let mut all = status.lock().unwrap_or_else(|e| e.into_inner());
+                    for &i in &on_iface {
+                        if let Some(s) = all.get_mut(i) {
+                            *s.drops.entry(e.reason().to_string()).or_default() += 1;
+                        }
+                    }
+                }
                 if bad.is_power_of_two() {
                     tracing::warn!(iface = %sock.iface, error = %e, dropped = bad, "malformed VRRP datagram dropped");
                 } else {
@@ -972,8 +1172,18 @@ async fn run_script(
     }
 }
 
-/// Runs the notify scripts of one instance, one at a time, in order.
+/// Whose notify scripts: keepalived passes `INSTANCE NAME STATE PRIORITY`
+/// to an instance's `notify`, `GROUP NAME STATE 0` to a sync group's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Instance,
+    Group,
+}
+
+/// Runs the notify scripts of one instance or sync group, one at a time,
+/// in order.
 async fn notifier(
+    kind: Kind,
     name: String,
     n: conf::Notifies,
     script_user: Option<ScriptUser>,
@@ -993,13 +1203,81 @@ async fn notifier(
         }
         if let Some(s) = &n.notify {
             let mut argv = s.command.argv.clone();
-            argv.extend([
-                "INSTANCE".to_string(),
-                name.clone(),
-                state.as_str().to_string(),
-                priority.to_string(),
-            ]);
+            match kind {
+                Kind::Instance => argv.extend([
+                    "INSTANCE".to_string(),
+                    name.clone(),
+                    state.as_str().to_string(),
+                    priority.to_string(),
+                ]),
+                // keepalived 2.2.7 passes priority 0 for a group.
+                Kind::Group => argv.extend([
+                    "GROUP".to_string(),
+                    name.clone(),
+                    state.as_str().to_string(),
+                    "0".to_string(),
+                ]),
+            }
             notify_one(&name, &argv, user(s).as_ref()).await;
+        }
+    }
+}
+
+/// A `vrrp_sync_group` between its members: their state changes in,
+/// [`Event::Sync`] out, the group's own transitions to its notifier.
+async fn sync_group(
+    name: String,
+    members: Vec<mpsc::UnboundedSender<Event>>,
+    mut rx: mpsc::UnboundedReceiver<(usize, State, bool)>,
+    notify: mpsc::UnboundedSender<(State, u8)>,
+) {
+    let mut g = super::sync::SyncGroup::new(members.len());
+    while let Some((member, state, own_fault)) = rx.recv().await {
+        for a in g.update(member, state, own_fault) {
+            match a {
+                super::sync::SyncAction::Member(i, input) => {
+                    if let Some(tx) = members.get(i) {
+                        let _ = tx.send(Event::Sync(input));
+                    }
+                }
+                super::sync::SyncAction::Notify(state) => {
+                    tracing::info!(group = %name, state = state.as_str(), "({name}) Sync group entering {} state", state.as_str());
+                    let _ = notify.send((state, 0));
+                }
+            }
+        }
+    }
+}
+
+/// Runs a failback gate's command every `interval`, telling the instance
+/// whether the gate is open (exit 0 in time).
+async fn run_gate(gate: crate::config::GateResolved, tx: mpsc::UnboundedSender<Event>) {
+    let mut next = Instant::now();
+    let mut was: Option<bool> = None;
+    loop {
+        tokio::time::sleep_until(next).await;
+        next += gate.interval;
+        let open = match run_command(&gate.argv, None, gate.timeout).await {
+            Ok(0) => true,
+            Ok(code) => {
+                tracing::debug!(instance = %gate.instance, code, "failback gate check failed");
+                false
+            }
+            Err(e) => {
+                tracing::debug!(instance = %gate.instance, error = %e, "failback gate check failed");
+                false
+            }
+        };
+        if was != Some(open) {
+            tracing::info!(instance = %gate.instance, open, "failback gate {}", if open { "open" } else { "closed" });
+            was = Some(open);
+        }
+        if tx.send(Event::Gate(open)).is_err() {
+            return;
+        }
+        let now = Instant::now();
+        if next < now {
+            next = now;
         }
     }
 }
@@ -1124,7 +1402,7 @@ mod tests {
             stop: notify(&["/bin/sh", "-c", &n_stop, "sh"]),
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(notifier("DB".into(), n, None, rx));
+        let task = tokio::spawn(notifier(Kind::Instance, "DB".into(), n, None, rx));
         for (s, p) in [
             (State::Backup, 100),
             (State::Master, 150),
@@ -1160,6 +1438,42 @@ mod tests {
             .err()
             .expect("no such interface");
         assert!(e.contains("hbdnosuch0"), "{e}");
+    }
+
+    #[test]
+    fn nft_script_drops_the_held_vips_or_removes_the_table() {
+        let none = nft_script(&BTreeSet::new());
+        assert_eq!(none, "table inet hbd_vrrp {}\ndelete table inet hbd_vrrp\n");
+        let two: BTreeSet<Ipv4Addr> = [Ipv4Addr::new(192, 0, 2, 51), Ipv4Addr::new(192, 0, 2, 50)]
+            .into_iter()
+            .collect();
+        let s = nft_script(&two);
+        assert!(s.starts_with(&none), "{s}");
+        assert!(
+            s.contains("type filter hook input priority 0; policy accept;"),
+            "{s}"
+        );
+        assert!(
+            s.contains("ip daddr { 192.0.2.50, 192.0.2.51 } drop"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn drop_reasons() {
+        use packet::{DecodeError, Mismatch};
+        assert_eq!(Mismatch::Password.reason(), "auth_password");
+        assert_eq!(Mismatch::AuthType.reason(), "auth_type");
+        assert_eq!(Mismatch::Interval { got: 1, want: 2 }.reason(), "interval");
+        assert_eq!(Mismatch::Address(Ipv4Addr::LOCALHOST).reason(), "addresses");
+        assert_eq!(DecodeError::Checksum.reason(), "checksum");
+        assert_eq!(DecodeError::Truncated(3).reason(), "malformed");
+        // Older status documents have no counters.
+        let s: VrrpStatus = serde_json::from_str(
+            r#"{"name":"DB","vrid":51,"interface":"eth0","state":"MASTER","priority":150,"effective_priority":150,"master":null,"vips":[]}"#,
+        )
+        .unwrap();
+        assert!(s.drops.is_empty());
     }
 
     #[test]

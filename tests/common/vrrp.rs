@@ -31,6 +31,22 @@ pub fn ensure_keepalived() {
     });
 }
 
+static INSTALL_NFT: Once = Once::new();
+
+/// Installs Debian's nftables when `nft` is missing (for `no_accept`).
+pub fn ensure_nft() {
+    INSTALL_NFT.call_once(|| {
+        let ok = Command::new("sh")
+            .args([
+                "-c",
+                "command -v nft >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y nftables >/dev/null",
+            ])
+            .status()
+            .expect("sh");
+        assert!(ok.success(), "cannot install nftables");
+    });
+}
+
 /// A keepalived (VRRP only) in one lab namespace.
 pub struct Keepalived {
     pub ns: String,
