@@ -35,6 +35,7 @@ pub fn require_root() {
 }
 
 pub mod disk;
+pub mod scenario;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 static GC: Once = Once::new();
