@@ -91,6 +91,16 @@ fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// `sh -c script` in node i's hbd mount namespace (where the group's
+/// filesystem is mounted).
+fn in_node_mounts(d: &DiskLab, i: usize, script: &str) -> String {
+    let out = Command::new("nsenter")
+        .args(["-t", &d.lab.pid(i).to_string(), "-m", "sh", "-c", script])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The ids stored, read through the VIP from the client namespace.
 fn stored_ids(d: &DiskLab) -> BTreeSet<u64> {
     let url = format!("http://{VIP}:{APP_PORT}/rows");
@@ -193,7 +203,8 @@ fall = 2
 /// the app) is killed and its link cut; n2 takes over with MariaDB's crash
 /// recovery and every acknowledged row is there. n1 comes back and resyncs
 /// only what changed; `hbctl standby` moves the group back without losing a
-/// row; killing mariadbd on the holder makes mon move the group.
+/// row; killing mariadbd on the holder makes mon move the group, which
+/// does not go back to n1 (even asked to leave n2) until `hbctl clear`.
 #[test]
 fn shared_storage_failover_keeps_every_acknowledged_row() {
     prerequisites();
@@ -243,6 +254,17 @@ fn shared_storage_failover_keeps_every_acknowledged_row() {
     eprintln!(
         "crash: client served again {outage:?} after the crash; {} rows acknowledged so far",
         acked_now.len()
+    );
+    // n1's MariaDB was killed, so n2's started from a crashed datadir.
+    let err_log = in_node_mounts(
+        &d,
+        2,
+        &format!("cat {}/mnt/mysql/mysqld.err", d.lab.dir.path().display()),
+    );
+    assert!(
+        err_log.contains("crash recovery"),
+        "n2's MariaDB should have run InnoDB crash recovery:\n{}",
+        tail(&err_log, 60)
     );
 
     // --- n1 comes back: its device resyncs as SyncTarget, from the bitmap.
@@ -306,18 +328,46 @@ fn shared_storage_failover_keeps_every_acknowledged_row() {
         client.wait_more(30, LONG),
         "the client does not get through after mon moved the group"
     );
-    let acked = client.finish();
-    assert_all_present(&d, &acked, "after mon moved the group");
+    let acked_now: Vec<(u64, Instant)> = client.record.lock().unwrap().acked.clone();
+    assert_all_present(&d, &acked_now, "after mon moved the group");
     eprintln!(
         "mon: group on n2 {:?} after mariadbd was killed; longest client outage {:?}",
         killed.elapsed(),
-        longest_gap(&acked[before.saturating_sub(1)..])
+        longest_gap(&acked_now[before.saturating_sub(1)..])
     );
     let s = d.lab.status(1).unwrap();
     assert!(
-        s["groups"][0]["unhealthy"].is_string()
-            || s["groups"][0]["unhealthy_on"].to_string().contains("n1"),
+        s["groups"][0]["unhealthy"].is_string(),
         "n1 should say the group is unhealthy there: {s}"
+    );
+
+    // The group does not go back to n1 until its checks pass there: asked
+    // to leave n2, it stays (n1 is the only other node, and unhealthy).
+    let out = d.lab.hbctl(2, &["standby", "--no-wait"]);
+    assert!(out.status.success(), "hbctl standby --no-wait: {out:?}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        started_on(&d, 2),
+        "the group must not go to n1 while it is unhealthy there: {}",
+        d.lab.status(2).unwrap()
+    );
+    let before = client.acked();
+    let name = format!("IPaddr2::{VIP}/24/eth0");
+    let out = d.lab.hbctl(1, &["clear", &name]);
+    assert!(out.status.success(), "hbctl clear: {out:?}");
+    // n2's standby still stands: now that n1 may run it, the group moves.
+    wait(&d, "the group back on n1 after hbctl clear", LONG, |d| {
+        started_on(d, 1)
+    });
+    assert!(
+        client.wait_more(30, LONG),
+        "the client does not get through after the group came back"
+    );
+    let acked = client.finish();
+    assert_all_present(&d, &acked, "after hbctl clear");
+    eprintln!(
+        "clear: back on n1; longest client outage {:?}",
+        longest_gap(&acked[before.saturating_sub(1)..])
     );
     eprintln!(
         "{} rows acknowledged, all present; scenario took {:?}",
