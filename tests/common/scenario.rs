@@ -24,20 +24,32 @@ pub fn netns_pids(ns: &str) -> Vec<i32> {
 /// SIGKILLs every process in `ns` (these are all the lab's: hbd, the device
 /// process, and what the agents started) and waits until they are gone.
 /// Repeats while new ones appear (an agent forking as it dies).
+///
+/// The device processes (`hbd-disk`) die first: one that hbd started shares
+/// hbd's mount namespace, and if it were the last process to leave it, its
+/// exit would unmount the ext4 on its own loop device and wait forever for
+/// the FUSE requests only it could answer (a D-state process and a loop
+/// device that never go away). Killed first, it leaves the unmount to the
+/// others, by when its FUSE connection is closed and I/O fails at once.
 pub fn kill_netns(ns: &str) {
     for _ in 0..10 {
         let pids = netns_pids(ns);
         if pids.is_empty() {
             return;
         }
-        for &p in &pids {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(p),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        for &p in &pids {
-            wait_gone(p);
+        let (devices, others): (Vec<i32>, Vec<i32>) = pids.into_iter().partition(|p| {
+            fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "hbd-disk")
+        });
+        for batch in [devices, others] {
+            for &p in &batch {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            for &p in &batch {
+                wait_gone(p);
+            }
         }
     }
 }
