@@ -29,8 +29,9 @@ pub fn netns_pids(ns: &str) -> Vec<i32> {
 /// hbd's mount namespace, and if it were the last process to leave it, its
 /// exit would unmount the ext4 on its own loop device and wait forever for
 /// the FUSE requests only it could answer (a D-state process and a loop
-/// device that never go away). Killed first, it leaves the unmount to the
-/// others, by when its FUSE connection is closed and I/O fails at once.
+/// device that never go away). Killed first, and waited for until its last
+/// thread is gone, it leaves the unmount to the others, by when its FUSE
+/// connection is closed and I/O fails at once.
 pub fn kill_netns(ns: &str) {
     for _ in 0..10 {
         let pids = netns_pids(ns);
@@ -48,9 +49,23 @@ pub fn kill_netns(ns: &str) {
                 );
             }
             for &p in &batch {
-                wait_gone(p);
+                wait_all_threads_gone(p);
             }
         }
+    }
+}
+
+/// Waits (up to 2 minutes) until every thread of `pid` has exited: a
+/// zombie leader is not enough, its other threads may still be exiting
+/// (and holding its namespaces).
+pub fn wait_all_threads_gone(pid: i32) {
+    let deadline = Instant::now() + TIMEOUT * 4;
+    while Instant::now() < deadline {
+        let threads = fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+        if threads == 0 || (threads == 1 && !alive(pid)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
