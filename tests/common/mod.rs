@@ -35,6 +35,7 @@ pub fn require_root() {
 }
 
 pub mod disk;
+pub mod scenario;
 pub mod vrrp;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
