@@ -60,6 +60,16 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
+    // A mount namespace of its own (private propagation): the filesystem
+    // that is mounted on this device elsewhere (hbd's Filesystem agent)
+    // never shows up here. Otherwise, when every process of that namespace
+    // dies and this one is the last, its exit would unmount that
+    // filesystem, whose final writes go to the loop device only this
+    // dying process serves: stuck in D state for ever. Done while the
+    // process is still single-threaded.
+    if let Err(e) = private_mounts() {
+        tracing::warn!("cannot get a mount namespace of its own: {e}");
+    }
     if let Err(e) = hbd::disk::expose::harden_process() {
         tracing::warn!(
             "{e} (continuing: memory reclaim could deadlock on this device under pressure)"
@@ -93,4 +103,16 @@ fn main() -> ExitCode {
             ExitCode::from(exit::FAILURE)
         }
     }
+}
+
+fn private_mounts() -> nix::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
 }

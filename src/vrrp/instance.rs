@@ -586,10 +586,16 @@ impl Instance {
     fn advertise(&mut self, now: Duration) {
         let priority = self.effective_priority();
         self.push(Output::SendAdvert { priority });
-        self.advert_at = Some(after(
-            now,
-            self.cfg.advert_interval.max(Duration::from_millis(1)),
-        ));
+        let interval = self.cfg.advert_interval.max(Duration::from_millis(1));
+        // From the previous deadline, not from `now`: a late wake-up must not
+        // stretch every later period (at 10 ms adverts that ate into the
+        // backup's Master_Down margin). More than one period behind (a stall,
+        // or the first advert): start again from now.
+        let next = match self.advert_at {
+            Some(due) if due <= now && now < after(due, interval) => after(due, interval),
+            _ => after(now, interval),
+        };
+        self.advert_at = Some(next);
     }
 
     fn clear_timers(&mut self) {
