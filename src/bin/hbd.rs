@@ -103,8 +103,13 @@ async fn start_vrrp(config: &config::Config) -> anyhow::Result<Option<VrrpHandle
         .iter()
         .filter_map(|(name, g)| g.resolve(name).ok())
         .collect();
+    let v3_checksum = match config.cluster.vrrp.v3_checksum.unwrap_or_default() {
+        config::V3ChecksumToml::PseudoHeader => hbd::vrrp::packet::V3Checksum::PseudoHeader,
+        config::V3ChecksumToml::Rfc9568 => hbd::vrrp::packet::V3Checksum::NoPseudoHeader,
+    };
     let opts = VrrpOptions {
         gate_checks,
+        v3_checksum,
         ..VrrpOptions::default()
     };
     let h = VrrpRuntime::start(k, opts)

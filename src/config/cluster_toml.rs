@@ -43,6 +43,18 @@ pub struct VrrpSection {
     /// `[vrrp.gate.INSTANCE]`: the failback gate of a `vrrp_instance`.
     #[serde(default)]
     pub gate: BTreeMap<String, GateToml>,
+    /// VRRPv3's IPv4 checksum: `pseudo-header` (default, keepalived 2.2.x)
+    /// or `rfc9568` (the VRRP message only, for routers that use it).
+    pub v3_checksum: Option<V3ChecksumToml>,
+}
+
+/// `[vrrp] v3_checksum`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum V3ChecksumToml {
+    #[default]
+    PseudoHeader,
+    Rfc9568,
 }
 
 /// One `[vrrp.gate.INSTANCE]` table as written.
@@ -553,6 +565,20 @@ fn find_key_line(text: &str, table: &str, key: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vrrp_v3_checksum() {
+        let (c, e) = run("[vrrp]\nv3_checksum = \"rfc9568\"\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(c.vrrp.v3_checksum, Some(V3ChecksumToml::Rfc9568));
+        let (c, _) = run("[vrrp]\nv3_checksum = \"pseudo-header\"\n");
+        assert_eq!(c.vrrp.v3_checksum, Some(V3ChecksumToml::PseudoHeader));
+        let (_, e) = run("[vrrp]\nv3_checksum = \"rfc5798\"\n");
+        assert!(
+            e[0].starts_with("cluster.toml:2: vrrp.v3_checksum: unknown variant"),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn vrrp_section() {

@@ -17,7 +17,7 @@ pub use authkeys::{parse as parse_authkeys, MAX_KEY_ID, PLACEHOLDER_SECRET};
 pub use cluster_toml::{
     parse as parse_cluster_toml, AgentsSection, CheckToml, ClusterSection, ClusterToml,
     ControlSection, GateResolved, GateToml, JobToml, NotifySection, ResourceOptionsToml,
-    VrrpSection, DEFAULT_GATE_INTERVAL, DEFAULT_GATE_TIMEOUT, MAX_CLUSTER_NAME,
+    V3ChecksumToml, VrrpSection, DEFAULT_GATE_INTERVAL, DEFAULT_GATE_TIMEOUT, MAX_CLUSTER_NAME,
 };
 pub use hacf::{
     parse as parse_ha_cf, syslog_facility_code, AutoFailback, HaCf, Medium, MediumKind, PingGroup,
