@@ -1,6 +1,8 @@
 //! Scenario 2 — master-master (seed 000), end to end with real software:
-//! two nodes in the netns lab, each with a real MariaDB (server-id 1/2,
-//! log-bin, auto_increment_increment 2 / offset 1/2) replicating to the
+//! two nodes in the netns lab, each with a real MariaDB (seed 000's my.cnf:
+//! server-id 1/2, log-bin, row format, bind-address 0.0.0.0 so that the
+//! VIP reaches it; plus auto_increment_increment 2 / offset 1/2, the usual
+//! master-master safeguard the seed leaves out) replicating to the
 //! other as the seed sets it up (CHANGE MASTER TO the other node, START
 //! SLAVE, both ways), Debian's memcached on each, and hbd in VRRP mode on
 //! both with seed 000's keepalived.conf pair: instances DB (VIP
