@@ -420,6 +420,17 @@ fn seed_000_master_master_with_real_mariadb_and_memcached() {
         |w| w.vips("n2", "n1") && w.is(1, "BACKUP", "MASTER") && w.is(2, "MASTER", "BACKUP"),
     );
 
+    assert_eq!(
+        last_gate(&w.lab.log(1)),
+        Some(false),
+        "the gate stayed closed\n{}",
+        w.logs()
+    );
+    eprintln!(
+        "[{:>6.1?}] n1 lags (SQL thread stopped): takeover held by the gate",
+        t0.elapsed()
+    );
+
     // Replication resumes and catches up: the gate opens, and takeover
     // moves the DB VIP back to n1, which has every acknowledged row.
     w.db[0].sql("START SLAVE SQL_THREAD");
