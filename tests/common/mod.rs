@@ -35,6 +35,7 @@ pub fn require_root() {
 }
 
 pub mod disk;
+pub mod mm;
 pub mod scenario;
 pub mod vrrp;
 
