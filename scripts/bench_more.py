@@ -18,7 +18,7 @@ resource (scripts/bench --only falsefail, --only stack).
    Every process (hogs, daemons, labs) is killed at the end.
 2. stack: scenario 1's full stack (scripts/demo: replicated disk, IPaddr2
    VIP with its ARP probe, drbddisk, Filesystem ext4, mysqld, the app
-   scripts/app.py via resources/daemon, mon; keepalive 500ms, deadtime 2 s),
+   scripts/app.py via resources/daemon, mon; keepalive 200ms, deadtime 2 s),
    hbd only. Each trial runs `scripts/demo` whole (it crashes the holder n1:
    every process of its namespace SIGKILLed, then its link cut) and reads
    n2's log /tmp/hbd-demo/n2/hbd.log afterwards: "node dead", each
@@ -189,7 +189,7 @@ def stack_table(args, bench):
         runs.append(stack_trial(bench, t))
         if os.environ.get("BENCH_MORE_RAW"):
             print(runs[-1], file=sys.stderr, flush=True)
-    print(f"\nScenario 1's full stack (scripts/demo: keepalive 500ms, deadtime 2 s), hbd only: "
+    print(f"\nScenario 1's full stack (scripts/demo: keepalive 200ms, deadtime 2 s), hbd only: "
           f"n1 crashed, n2 takes over; {trials} trial{'s' if trials != 1 else ''} "
           "(each a whole `scripts/demo`); from n2's log; times from the kill (median, worst "
           "over the trials):\n")
@@ -205,11 +205,15 @@ def stack_table(args, bench):
     print("|---|---|---|")
     print(f"| node dead | {mw([r['dead'] for r in runs])} | |")
     names = [n for n, _, _ in runs[0]["res"]]
+
+    def short(name):
+        kind = name.split("::")[0]
+        return "daemon (scripts/app.py)" if kind == "daemon" and "app.py" in name else kind
     for i, name in enumerate(names):
         ends = [r["res"][i][2] for r in runs if len(r["res"]) > i and r["res"][i][0] == name]
         own = [r["res"][i][1] / 1000 for r in runs
                if len(r["res"]) > i and r["res"][i][0] == name and r["res"][i][1] is not None]
-        print(f"| started: `{name}` | {mw(ends)} | {mw(own)} |")
+        print(f"| started: {short(name)} | {mw(ends)} | {mw(own)} |")
     print(f"| group started | {mw([r['started'] for r in runs])} | |")
     print(f"| the client's writes acknowledged again (the demo's figure) | "
           f"{mw([r['client'] for r in runs])} | |")
