@@ -50,25 +50,6 @@ fn with_mount(d: &DiskLab, i: usize, body: &str) -> String {
     ))
 }
 
-/// The resyncs a device log shows this node receiving: (full, bytes).
-fn resyncs(log: &str) -> Vec<(bool, u64)> {
-    log.lines()
-        .filter(|l| l.contains("resync started") && l.contains("source=false"))
-        .map(|l| {
-            let field = |k: &str| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix(k))
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            (
-                field("full=") == "true",
-                field("bytes=").parse().unwrap_or(u64::MAX),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn failover_keeps_every_synced_file_and_the_old_primary_resyncs_only_changes() {
     let mut d = synced_pair(96 * MIB);

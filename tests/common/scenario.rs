@@ -193,22 +193,3 @@ pub fn longest_gap(acked: &[(u64, Instant)]) -> Duration {
         .max()
         .unwrap_or_default()
 }
-
-/// The resyncs a device log shows this node receiving: (full, bytes).
-pub fn resyncs(log: &str) -> Vec<(bool, u64)> {
-    log.lines()
-        .filter(|l| l.contains("resync started") && l.contains("source=false"))
-        .map(|l| {
-            let field = |k: &str| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix(k))
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            (
-                field("full=") == "true",
-                field("bytes=").parse().unwrap_or(u64::MAX),
-            )
-        })
-        .collect()
-}
