@@ -26,13 +26,7 @@ pub fn spawn_in(ns: &str, args: &[String], log: &Path) -> Child {
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log);
-    // SAFETY: prctl is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    super::die_with_test(&mut cmd);
     cmd.spawn()
         .unwrap_or_else(|e| panic!("spawn {args:?} in {ns}: {e}"))
 }

@@ -27,6 +27,18 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The child gets SIGKILL if this test process dies (a killed test run
+/// leaves no daemon behind).
+pub fn die_with_test(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
 pub fn require_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
@@ -167,12 +179,7 @@ impl Lab {
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         // If this test process dies, the daemon dies with it.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        die_with_test(&mut cmd);
         let child = cmd.spawn().expect("spawn hbd");
         self.daemons[i - 1] = Some(child);
     }

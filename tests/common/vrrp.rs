@@ -6,7 +6,6 @@
 
 use super::Lab;
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Once;
@@ -83,13 +82,7 @@ impl Keepalived {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        // SAFETY: prctl is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        super::die_with_test(&mut cmd);
         let child = cmd.spawn().expect("spawn keepalived");
         Keepalived {
             ns,
