@@ -15,5 +15,7 @@ pub mod expose;
 pub mod link;
 pub mod meta;
 pub mod report;
+#[cfg(test)]
+mod sim;
 pub mod state;
 pub mod uuid;
