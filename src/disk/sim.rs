@@ -220,8 +220,12 @@ struct Live {
     met_peer: bool,
     /// Writeback: the flush sent to the peer and the AL candidates it covers.
     cooling: Option<(u64, u64, Vec<u64>)>,
-    /// Application writes and flushes completed (for the oracle).
-    events: Vec<Event>,
+    /// Source: how often each block was marked out of sync, and the count
+    /// when its resync data was read: an RsAck clears a bit only if no
+    /// newer mark came since (a write that failed here after the data was
+    /// read is still out of sync).
+    marks: BTreeMap<u64, u64>,
+    served: BTreeMap<u64, u64>,
 }
 
 struct Node {
@@ -296,7 +300,8 @@ impl Node {
             verify: None,
             met_peer: false,
             cooling: None,
-            events: Vec::new(),
+            marks: BTreeMap::new(),
+            served: BTreeMap::new(),
         });
     }
 }
@@ -332,6 +337,9 @@ pub enum Bug {
     VerifyFromHere,
     /// Finding 4: a local write error after the peer acked sets no bit.
     NoBitOnLocalError,
+    /// Found by this simulation: the source's RsAck clears a bit that a
+    /// newer local failure set after the resync data was read.
+    RsAckClearsNewer,
     /// Finding 4 on the Secondary: a failed write is acknowledged as done.
     AckLocalError,
     /// Finding 5: an extent leaves the activity log after a local flush only.
@@ -355,6 +363,8 @@ struct Sim {
     verify_resync: bool,
     /// Verify may run on both nodes at once.
     concurrent_verify: bool,
+    /// A partitioned Primary is never taken for dead (no two Primaries).
+    fenced: bool,
     log: VecDeque<String>,
     steps: u64,
     stats: Stats,
@@ -388,6 +398,7 @@ impl Sim {
             bug,
             verify_resync: false,
             concurrent_verify: false,
+            fenced: true,
             log: VecDeque::new(),
             steps: 0,
             stats: Stats::default(),
@@ -538,6 +549,7 @@ impl Sim {
 
     fn mark(&mut self, i: usize, b: u64) {
         if let Some(l) = self.nodes[i].live.as_mut() {
+            *l.marks.entry(b).or_insert(0) += 1;
             if l.bitmap.set_range(off(b), BM_BLOCK) > 0 {
                 let n = l.bitmap.count();
                 let _ = l.sm.handle(Input::BitsSet(n));
@@ -715,6 +727,7 @@ impl Sim {
                 // The Secondary writes into its page cache and acks
                 // (protocol C: a completed write, not a flushed one).
                 if self.nodes[i].store.write(b, v).is_err() {
+                    self.note(format!("n{i} peer write b{b}=v{v}: local error"));
                     // A local error on the Secondary: out of sync here, and
                     // the Primary must hear it (DRBD's P_NEG_ACK): a bit in
                     // the Secondary's memory alone dies with a crash.
@@ -773,6 +786,9 @@ impl Sim {
                     return;
                 }
                 let v = self.nodes[i].store.read(b);
+                let l = self.nodes[i].live.as_mut().expect("up");
+                let m = l.marks.get(&b).copied().unwrap_or(0);
+                l.served.insert(b, m);
                 self.send(i, Frame::RsData { b, v });
             }
             Frame::RsData { b, v } => {
@@ -812,8 +828,13 @@ impl Sim {
                 }
             }
             Frame::RsAck { b } => {
+                let bug = self.bug == Bug::RsAckClearsNewer;
                 if let Some(l) = self.nodes[i].live.as_mut() {
-                    l.bitmap.clear_range(off(b), BM_BLOCK);
+                    let served = l.served.remove(&b);
+                    let now = l.marks.get(&b).copied().unwrap_or(0);
+                    if bug || served == Some(now) {
+                        l.bitmap.clear_range(off(b), BM_BLOCK);
+                    }
                 }
             }
             Frame::RsDone => {
@@ -1009,6 +1030,7 @@ impl Sim {
         if local.is_err() {
             // on-io-error pass_on: the application gets EIO; the block is
             // out of sync here whatever the peer does.
+            self.note(format!("n{i} write b{b}=v{v}: local error (replicating {replicating})"));
             self.stats.io_errors += 1;
             if self.bug != Bug::NoBitOnLocalError {
                 self.mark(i, b);
@@ -1194,9 +1216,10 @@ impl Sim {
         if connected && l.sm.peer_role() == Role::Primary {
             return;
         }
-        // A failover promotes only when the peer looks dead to this node;
-        // during a partition that peer may still run (split brain).
-        if !connected && other_primary && !self.cut {
+        // A failover promotes only when the peer looks dead to this node.
+        // Fenced (the default): a partitioned peer is not dead, as with
+        // STONITH or a quorum; unfenced, it may still run (split brain).
+        if !connected && other_primary && (!self.cut || self.fenced) {
             return;
         }
         let disk_before = l.sm.disk();
@@ -1618,7 +1641,15 @@ fn copy_extent_bits(from: &Bitmap, to: &mut Bitmap, extent: u64) {
 
 /// Run one seeded schedule of `steps` steps, then settle.
 pub fn run_seed(seed: u64, steps: u64, bug: Bug) -> Stats {
+    run(seed, steps, bug, false)
+}
+
+/// `wild`: partitions may run two Primaries (no fencing, as hbd before
+/// split-brain avoidance) and verify may run on both nodes at once.
+fn run(seed: u64, steps: u64, bug: Bug, wild: bool) -> Stats {
     let mut s = Sim::new(seed, bug);
+    s.fenced = !wild;
+    s.concurrent_verify = wild;
     // Start as a connected pair with n0 Primary.
     for _ in 0..50 {
         s.now += 1;
@@ -1731,6 +1762,11 @@ fn catches_a_secondary_acknowledging_a_failed_write() {
 }
 
 #[test]
+fn catches_a_resync_ack_clearing_a_newer_mark() {
+    assert!(caught(Bug::RsAckClearsNewer).is_some(), "RsAck over a newer mark not caught");
+}
+
+#[test]
 fn catches_an_eviction_from_the_activity_log_before_the_peer_flushed() {
     assert!(
         caught(Bug::EvictUnflushed).is_some(),
@@ -1747,7 +1783,8 @@ fn catches_the_activity_log_cooling_on_a_local_flush() {
 }
 
 /// By hand: `HBD_SIM_SEEDS=5000 cargo test --lib disk::sim::survey -- --ignored --nocapture`
-/// runs every seed and prints each failure's first line.
+/// runs every seed and prints each failure's first line (`HBD_SIM_WILD=1`:
+/// unfenced partitions and concurrent verifies).
 #[test]
 #[ignore]
 fn survey() {
@@ -1755,7 +1792,8 @@ fn survey() {
     let mut failures = BTreeMap::<String, Vec<u64>>::new();
     for seed in 0..seeds() {
         QUIET.with(|q| q.set(true));
-        let r = std::panic::catch_unwind(|| run_seed(seed, 3000, Bug::None));
+        let wild = std::env::var("HBD_SIM_WILD").is_ok();
+        let r = std::panic::catch_unwind(|| run(seed, 3000, Bug::None, wild));
         QUIET.with(|q| q.set(false));
         if let Err(e) = r {
             let msg = e
