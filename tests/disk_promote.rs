@@ -236,4 +236,27 @@ fn fencing_resource_only_refuses_plain_primary_and_takes_force() {
     assert!(d.log(2).contains("Forced into split brain"), "{}", d.log(2));
     let out = d.hbctl_disk(2, &["secondary", RES]);
     assert!(out.status.success(), "{}", text(&out));
+
+    // n1 comes back and resyncs; after both devices restart (attached
+    // Consistent, the peer not known Outdated), meeting the peer makes the
+    // data UpToDate again, so a connected plain primary works with fencing.
+    d.lab.link("n1", 0, true);
+    d.start(1);
+    d.wait_in_sync();
+    for i in 1..=2 {
+        d.ok(i, DiskRequest::Down);
+        d.wait_exit(i);
+    }
+    d.start(1);
+    assert_eq!(d.status(1).disk.as_str(), "Consistent");
+    d.start(2);
+    d.wait_in_sync();
+    let out = d.hbctl_disk(1, &["primary", RES]);
+    assert!(
+        out.status.success(),
+        "{}
+{}",
+        text(&out),
+        d.log(1)
+    );
 }

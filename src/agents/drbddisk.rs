@@ -278,7 +278,10 @@ fn next_step(res: &str, s: &DiskStatus, w: WfcWait, waited: Duration, budget: Du
         return Next::Wait;
     }
     let why = match w.timeout {
-        None => format!("{} 0 (or unset): wait for the peer forever", w.key),
+        None => format!(
+            "{} 0 (or unset) waits for the peer forever; the start gives up before its timeout",
+            w.key
+        ),
         Some(t) => format!(
             "{} {}s is longer than what the agent's start timeout leaves",
             w.key,

@@ -695,6 +695,19 @@ impl Resource {
                     None => {
                         self.crashed_primary = false;
                         self.set_conn(ConnState::Connected);
+                        // sanitize_state: "D_CONSISTENT and D_OUTDATED
+                        // vanish when we get connected": the same data
+                        // generation on both sides (no sync) is UpToDate.
+                        // Without this, `fencing` (attach: Consistent)
+                        // would refuse every promotion after a restart.
+                        for d in [DiskState::Consistent, DiskState::Outdated] {
+                            if self.disk == d {
+                                self.set_disk(DiskState::UpToDate);
+                            }
+                            if self.peer_disk == d {
+                                self.set_peer_disk(DiskState::UpToDate);
+                            }
+                        }
                     }
                     Some(src) => self.begin_bitmap(src, h.decision.is_full()),
                 }
@@ -1297,6 +1310,53 @@ mod tests {
                 };
                 assert_eq!(r.peer_disk(), peer);
             }
+        }
+    }
+
+    /// A restart with `fencing` attaches Consistent data (the peer is not
+    /// known Outdated); meeting the peer with the same data generation makes
+    /// both UpToDate (DRBD's sanitize_state), so a connected promotion needs
+    /// no --force. Outdated data of the same generation too.
+    #[test]
+    fn consistent_and_outdated_become_up_to_date_when_connected() {
+        let fence = |lower| ResourceConfig {
+            fencing: true,
+            ..cfg(lower)
+        };
+        for (da, db) in [
+            (DiskState::Consistent, DiskState::Consistent),
+            (DiskState::Outdated, DiskState::UpToDate),
+        ] {
+            let mut a = Resource::new(
+                fence(true),
+                Some(Attached {
+                    disk: da,
+                    ..data(same())
+                }),
+            );
+            let mut b = Resource::new(
+                fence(false),
+                Some(Attached {
+                    disk: db,
+                    ..data(same())
+                }),
+            );
+            assert_eq!(
+                a.handle(Input::Promote { force: false }),
+                Err(format!("local disk {da}"))
+            );
+            connect(&mut a, &mut b);
+            assert_eq!(a.conn(), ConnState::Connected);
+            assert_eq!(
+                (a.disk(), a.peer_disk()),
+                (DiskState::UpToDate, DiskState::UpToDate)
+            );
+            assert_eq!(
+                (b.disk(), b.peer_disk()),
+                (DiskState::UpToDate, DiskState::UpToDate)
+            );
+            a.handle(Input::Promote { force: false }).unwrap();
+            assert_eq!(a.role(), Role::Primary);
         }
     }
 
