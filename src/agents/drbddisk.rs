@@ -5,7 +5,12 @@
 //!   [`client::up_async`]), then promotes it, retrying for
 //!   [`PROMOTE_RETRY`] while the device refuses (the peer is still Primary
 //!   while it finishes demoting, or the connection is still being set up),
-//!   as the script retries `drbdadm primary` for a few seconds;
+//!   as the script retries `drbdadm primary` for a few seconds. A device
+//!   that has not met its peer since it started is promoted only after it
+//!   did, or after a bounded `wfc-timeout`/`degr-wfc-timeout` ran out, as
+//!   the drbd init script waits at boot ([`wfc_wait`]); StandAlone, or an
+//!   unbounded wait (0, the default) that reaches the start timeout, fails
+//!   the start saying what is missing and what the operator can do;
 //! - **stop**: demotes (Secondary); the device answers once its loop device
 //!   is released. A device that is not up is stopped already;
 //! - **status**: `Running` iff the local role is Primary.
@@ -21,8 +26,8 @@
 
 use super::{AgentError, Options, Running};
 use crate::disk::client::{self, RequestError};
-use crate::disk::ctl::{DiskRequest, DiskResponse};
-use crate::disk::state::{ConnState, Role};
+use crate::disk::ctl::{DiskRequest, DiskResponse, DiskStatus};
+use crate::disk::state::{ConnState, DiskState, Role};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -112,6 +117,10 @@ pub async fn start(a: &DrbdArgs, o: &Options) -> Result<(), AgentError> {
     if kernel_driver(&a.config_dir) {
         return promote_kernel(a, o).await;
     }
+    let started = tokio::time::Instant::now();
+    // Our own errors must come before the caller's start timeout cuts us
+    // off with a bare "timed out".
+    let give_up = started + start_budget(o.start_timeout);
     let cx = context();
     let s = client::up_async(&a.config_dir, &cx.node, &cx.run_dir, &a.res, UP_TIMEOUT)
         .await
@@ -120,9 +129,9 @@ pub async fn start(a: &DrbdArgs, o: &Options) -> Result<(), AgentError> {
         return Ok(());
     }
     if !s.ever_connected {
-        wait_for_peer(a, &cx).await?;
+        wait_for_peer(a, &cx, &s, o, started, give_up).await?;
     }
-    let deadline = tokio::time::Instant::now() + PROMOTE_RETRY;
+    let deadline = (tokio::time::Instant::now() + PROMOTE_RETRY).min(give_up);
     loop {
         let r = client::request_async(
             &cx.run_dir,
@@ -144,13 +153,14 @@ pub async fn start(a: &DrbdArgs, o: &Options) -> Result<(), AgentError> {
                 if tokio::time::Instant::now() >= deadline {
                     return Err(AgentError::Failed(format!(
                         "{}: State change failed: {message} (still refused after {}s; \
-                         peer {}, {} {}/{})",
+                         peer {}, {} {}/{}){}",
                         a.res,
-                        PROMOTE_RETRY.as_secs(),
+                        started.elapsed().as_secs(),
                         status.peer_role,
                         status.connection,
                         status.disk,
-                        status.peer_disk
+                        status.peer_disk,
+                        refusal_hint(&a.res, &status)
                     )));
                 }
                 tracing::info!(resource = %a.res, refused = %message, "promotion refused; retrying");
@@ -160,45 +170,187 @@ pub async fn start(a: &DrbdArgs, o: &Options) -> Result<(), AgentError> {
     }
 }
 
-/// Wait when no DRBD is configured with `startup { wfc-timeout }` (0 or
-/// unset) and no `degr-wfc-timeout` either.
-pub const DEFAULT_WFC: Duration = Duration::from_secs(60);
+/// The part of the agent's start timeout the agent may use before it
+/// fails by itself: a tenth (at most 5 s) is kept for the answer.
+fn start_budget(start_timeout: Duration) -> Duration {
+    start_timeout.saturating_sub((start_timeout / 10).min(Duration::from_secs(5)))
+}
+
+/// What an operator can do about a promotion refused without a peer to
+/// compare with (the device refuses data that may be stale: Outdated,
+/// Inconsistent, Consistent without an outdated peer).
+fn refusal_hint(res: &str, s: &DiskStatus) -> String {
+    if s.connection >= ConnState::Connected || s.disk >= DiskState::UpToDate {
+        return String::new();
+    }
+    format!(
+        ": this node's data may be older than the peer's; wait for the peer to connect and \
+         resync this node, or, if the peer's data is lost for good, `hbctl disk primary \
+         --force {res}` (discards any writes only the peer has)"
+    )
+}
+
+/// Which startup timeout applies and how long it is: DRBD's
+/// `drbdsetup wait-connect` (drbd-utils `choose_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WfcWait {
+    /// `wfc-timeout` or `degr-wfc-timeout`.
+    pub key: &'static str,
+    /// `None`: wait forever.
+    pub timeout: Option<Duration>,
+}
+
+/// drbd-utils `choose_timeout`: both default to 0, and 0 waits forever;
+/// a finite `wfc-timeout` caps `degr-wfc-timeout` (a 0 or longer degr
+/// becomes wfc's); `degr-wfc-timeout` applies only to a node that went
+/// down as the Primary of a degraded cluster (`degraded`, the device's
+/// USE_DEGR_WFC_T from the metadata's primary and connected indicators).
+pub fn wfc_wait(wfc: Option<Duration>, degr: Option<Duration>, degraded: bool) -> WfcWait {
+    let wfc = wfc.unwrap_or_default();
+    let mut degr = degr.unwrap_or_default();
+    if !wfc.is_zero() && (wfc < degr || degr.is_zero()) {
+        degr = wfc;
+    }
+    let (key, t) = if degraded {
+        ("degr-wfc-timeout", degr)
+    } else {
+        ("wfc-timeout", wfc)
+    };
+    WfcWait {
+        key,
+        timeout: (!t.is_zero()).then_some(t),
+    }
+}
+
+/// What start does next while it waits for the peer (sans-IO: the device's
+/// status and the time waited in, a decision out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Next {
+    /// Keep polling.
+    Wait,
+    /// The handshake is done, or the bounded wait is over (DRBD's init
+    /// script then goes on without the peer): ask the device to promote;
+    /// it still refuses data that may be stale.
+    Promote,
+    /// Give up: what is missing and what the operator can do.
+    Fail(String),
+}
+
+/// The way out in every failure message.
+fn force_hint(res: &str) -> String {
+    format!(
+        "start the peer and let it resync this node, or, if the peer's data is lost for good, \
+         promote by hand: `hbctl disk primary --force {res}` (discards any writes only the \
+         peer has)"
+    )
+}
+
+/// One step of [`wait_for_peer`]: `waited` since the agent's start began,
+/// `budget` the part of its start timeout it may wait.
+fn next_step(res: &str, s: &DiskStatus, w: WfcWait, waited: Duration, budget: Duration) -> Next {
+    let settled = s.ever_connected
+        && !matches!(
+            s.connection,
+            ConnState::WFReportParams | ConnState::WFBitMapS | ConnState::WFBitMapT
+        );
+    if settled {
+        return Next::Promote;
+    }
+    // drbdsetup stops waiting at StandAlone (unless --wait-after-sb) and
+    // heartbeat would then promote. A device that never met its peer since
+    // it started cannot tell whether the peer wrote while this node was
+    // down, so hbd refuses instead.
+    if s.connection == ConnState::StandAlone {
+        return Next::Fail(format!(
+            "{res}: not promoting: the device is StandAlone (disconnected, or a split brain) \
+             and has not been connected to its peer since it started, so it may lack writes \
+             the peer made while this node was down; connect it (`hbctl disk connect {res}`, \
+             after a split brain `hbctl split-brain resolve {res}`) and {}",
+            force_hint(res)
+        ));
+    }
+    if let Some(t) = w.timeout {
+        if waited >= t {
+            return Next::Promote;
+        }
+    }
+    if waited < budget {
+        return Next::Wait;
+    }
+    let why = match w.timeout {
+        None => format!(
+            "{} 0 (or unset) waits for the peer forever; the start gives up before its timeout",
+            w.key
+        ),
+        Some(t) => format!(
+            "{} {}s is longer than what the agent's start timeout leaves",
+            w.key,
+            t.as_secs()
+        ),
+    };
+    Next::Fail(format!(
+        "{res}: not promoting: the peer did not connect within {}s ({why}), and this node may \
+         lack writes the peer made while this node was down ({} {}/{}); {}",
+        waited.as_secs(),
+        s.connection,
+        s.disk,
+        s.peer_disk,
+        force_hint(res)
+    ))
+}
 
 /// A device that has not met its peer since it started may hold old data
 /// (its node was down while the peer wrote): promoting it at once would
-/// make a split brain. As the drbd init script at boot, wait for the
-/// connection first (the handshake then refuses or resyncs), up to
-/// `wfc-timeout` (or `degr-wfc-timeout` when that is 0, or 60 s).
-async fn wait_for_peer(a: &DrbdArgs, cx: &Context) -> Result<(), AgentError> {
-    let wait =
-        crate::disk::device::DeviceConfig::load(&a.config_dir, &cx.node, &cx.run_dir, &a.res)
-            .ok()
-            .and_then(|c| {
-                [c.res.wfc_timeout, c.res.degr_wfc_timeout]
-                    .into_iter()
-                    .flatten()
-                    .find(|d| !d.is_zero())
-            })
-            .unwrap_or(DEFAULT_WFC);
-    tracing::info!(resource = %a.res, wait_s = wait.as_secs(), "device just started: waiting for the peer before promoting (wfc-timeout)");
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let s = client::status_async(&cx.run_dir, &a.res, Duration::from_secs(5))
-            .await
-            .map_err(|e| AgentError::Failed(e.to_string()))?;
-        let settled = s.ever_connected
-            && !matches!(
-                s.connection,
-                ConnState::WFReportParams | ConnState::WFBitMapS | ConnState::WFBitMapT
-            );
-        if settled || s.connection == ConnState::StandAlone {
-            return Ok(());
+/// make a split brain, or silently drop the peer's writes. As the drbd
+/// init script at boot (`drbdadm wait-con-int`), wait for the connection
+/// first (the handshake then refuses or resyncs), up to `wfc-timeout`
+/// (`degr-wfc-timeout` after a degraded Primary's crash; see [`wfc_wait`]),
+/// forever when that is 0 — here: until the agent's start timeout, then
+/// fail. The wait is counted from the start of the agent's start.
+async fn wait_for_peer(
+    a: &DrbdArgs,
+    cx: &Context,
+    first: &DiskStatus,
+    o: &Options,
+    started: tokio::time::Instant,
+    give_up: tokio::time::Instant,
+) -> Result<(), AgentError> {
+    let conf =
+        crate::disk::device::DeviceConfig::load(&a.config_dir, &cx.node, &cx.run_dir, &a.res);
+    let w = match &conf {
+        Ok(c) => wfc_wait(c.res.wfc_timeout, c.res.degr_wfc_timeout, first.degr_wfc),
+        Err(e) => {
+            tracing::warn!(resource = %a.res, error = %e, "cannot read the startup timeouts: waiting as with wfc-timeout 0");
+            wfc_wait(None, None, first.degr_wfc)
         }
-        if tokio::time::Instant::now() >= deadline {
-            tracing::warn!(resource = %a.res, "the peer did not connect within {}s: promoting without it", wait.as_secs());
-            return Ok(());
+    };
+    let budget = give_up.saturating_duration_since(started);
+    tracing::info!(
+        resource = %a.res,
+        timeout = w.key,
+        wait_s = w.timeout.map(|t| t.as_secs()),
+        start_timeout_s = o.start_timeout.as_secs(),
+        "device has not met its peer since it started: waiting for it before promoting"
+    );
+    if w.timeout.is_none_or(|t| t >= budget) {
+        tracing::warn!(resource = %a.res, "the agent's start timeout ends the wait first: the start fails unless the peer connects");
+    }
+    let mut s = first.clone();
+    loop {
+        match next_step(&a.res, &s, w, started.elapsed(), budget) {
+            Next::Promote => {
+                if s.connection < ConnState::Connected {
+                    tracing::warn!(resource = %a.res, "the peer did not connect within {} {}s: promoting without it, as DRBD's init script", w.key, started.elapsed().as_secs());
+                }
+                return Ok(());
+            }
+            Next::Fail(m) => return Err(AgentError::Failed(m)),
+            Next::Wait => {}
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+        s = client::status_async(&cx.run_dir, &a.res, Duration::from_secs(5))
+            .await
+            .map_err(|e| AgentError::Failed(e.to_string()))?;
     }
 }
 
@@ -332,6 +484,110 @@ mod tests {
         assert!(parse_args(&["r0", "x"], d).is_err());
         assert!(parse_args(&["a/b"], d).is_err());
         assert!(parse_args(&["all"], d).is_err());
+    }
+
+    /// drbd-utils' choose_timeout: 0 and unset wait forever; a finite
+    /// wfc-timeout caps degr-wfc-timeout; degr only after a degraded
+    /// Primary went down.
+    #[test]
+    fn wfc_wait_as_drbdsetup() {
+        let s = Duration::from_secs;
+        let forever = |key| WfcWait { key, timeout: None };
+        let wfc = |t| WfcWait {
+            key: "wfc-timeout",
+            timeout: Some(s(t)),
+        };
+        let degr = |t| WfcWait {
+            key: "degr-wfc-timeout",
+            timeout: Some(s(t)),
+        };
+        // Unset and 0: forever (the finding: hbd used to wait 60 s).
+        assert_eq!(wfc_wait(None, None, false), forever("wfc-timeout"));
+        assert_eq!(wfc_wait(Some(s(0)), None, false), forever("wfc-timeout"));
+        assert_eq!(wfc_wait(None, None, true), forever("degr-wfc-timeout"));
+        // Seed 002: wfc-timeout 0; degr-wfc-timeout 120.
+        assert_eq!(
+            wfc_wait(Some(s(0)), Some(s(120)), false),
+            forever("wfc-timeout")
+        );
+        assert_eq!(wfc_wait(Some(s(0)), Some(s(120)), true), degr(120));
+        // A finite wfc caps degr, also a 0 (forever) degr.
+        assert_eq!(wfc_wait(Some(s(30)), Some(s(120)), true), degr(30));
+        assert_eq!(wfc_wait(Some(s(30)), Some(s(0)), true), degr(30));
+        assert_eq!(wfc_wait(Some(s(30)), None, true), degr(30));
+        assert_eq!(wfc_wait(Some(s(30)), Some(s(10)), true), degr(10));
+        assert_eq!(wfc_wait(Some(s(30)), Some(s(10)), false), wfc(30));
+    }
+
+    fn disk_status(conn: ConnState, ever_connected: bool) -> DiskStatus {
+        serde_json::from_value(serde_json::json!({
+            "name": "r0", "node": "n2", "peer": "n1", "pid": 1, "role": "Secondary",
+            "peer_role": "Unknown", "disk": "UpToDate", "peer_disk": "DUnknown",
+            "connection": conn, "device": "/dev/drbd0", "loop_device": null,
+            "backing": "/tmp/x", "size_bytes": 1, "out_of_sync_bytes": 0, "sync": null,
+            "verify": null, "split_brain": null, "uuids": ["", "", "", ""],
+            "local_address": "192.0.2.12:7788", "peer_address": "192.0.2.11:7788",
+            "counters": {"ns": 0, "nr": 0, "dw": 0, "dr": 0, "al": 0, "bm": 0, "pe": 0, "ap": 0, "ep": 0},
+            "last_write_unix_ms": null, "last_error": null, "ever_connected": ever_connected
+        }))
+        .unwrap()
+    }
+
+    /// The wait's decisions: connected promotes; StandAlone never met the
+    /// peer fails at once (it used to count as settled); an unbounded wait
+    /// fails when the start's budget is used up (it used to promote after
+    /// 60 s); a bounded one promotes when it ends, as DRBD's init script.
+    #[test]
+    fn wait_decisions() {
+        let s = Duration::from_secs;
+        let forever = wfc_wait(Some(s(0)), Some(s(120)), false);
+        let bounded = wfc_wait(Some(s(0)), Some(s(3)), true);
+        let budget = s(100);
+        let step = |st: &DiskStatus, w, waited| next_step("r0", st, w, waited, budget);
+        let waiting = disk_status(ConnState::WFConnection, false);
+        assert_eq!(step(&waiting, forever, s(1)), Next::Wait);
+        assert_eq!(step(&waiting, forever, s(99)), Next::Wait);
+        let Next::Fail(m) = step(&waiting, forever, s(100)) else {
+            panic!("an unbounded wait must fail at the budget")
+        };
+        assert!(m.contains("wfc-timeout 0"), "{m}");
+        assert!(m.contains("hbctl disk primary --force r0"), "{m}");
+        assert!(m.contains("discards any writes only the peer has"), "{m}");
+        assert_eq!(step(&waiting, bounded, s(2)), Next::Wait);
+        assert_eq!(step(&waiting, bounded, s(3)), Next::Promote);
+        // A bounded wait longer than the budget fails at the budget.
+        let long = wfc_wait(Some(s(300)), None, false);
+        let Next::Fail(m) = step(&waiting, long, s(100)) else {
+            panic!("the budget ends a longer wfc-timeout")
+        };
+        assert!(m.contains("wfc-timeout 300s"), "{m}");
+        // StandAlone, never connected: fail at once, whatever the timeout.
+        let alone = disk_status(ConnState::StandAlone, false);
+        for w in [forever, bounded] {
+            let Next::Fail(m) = step(&alone, w, s(0)) else {
+                panic!("StandAlone must not count as settled")
+            };
+            assert!(
+                m.contains("StandAlone") && m.contains("hbctl disk connect r0"),
+                "{m}"
+            );
+            assert!(m.contains("--force"), "{m}");
+        }
+        // Met the peer: promote (the device decides), unless mid-handshake.
+        let connected = disk_status(ConnState::Connected, true);
+        assert_eq!(step(&connected, forever, s(0)), Next::Promote);
+        let handshake = disk_status(ConnState::WFBitMapT, true);
+        assert_eq!(step(&handshake, forever, s(0)), Next::Wait);
+        let lost_again = disk_status(ConnState::WFConnection, true);
+        assert_eq!(step(&lost_again, forever, s(0)), Next::Promote);
+    }
+
+    #[test]
+    fn start_budget_leaves_room_for_the_answer() {
+        let s = Duration::from_secs;
+        assert_eq!(start_budget(s(120)), s(115));
+        assert_eq!(start_budget(s(8)), Duration::from_millis(7200));
+        assert_eq!(start_budget(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]

@@ -1784,6 +1784,7 @@ mod tests {
             last_write_unix_ms: None,
             last_error: None,
             ever_connected: true,
+            degr_wfc: false,
         }
     }
 

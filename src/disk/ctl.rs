@@ -208,6 +208,12 @@ pub struct DiskStatus {
     /// a device it just started: as the drbd init script at boot).
     #[serde(default)]
     pub ever_connected: bool,
+    /// At attach the metadata said this node went down as the Primary of a
+    /// degraded cluster (Primary, not connected; DRBD's USE_DEGR_WFC_T):
+    /// the drbddisk agent waits `degr-wfc-timeout` instead of
+    /// `wfc-timeout` for the peer.
+    #[serde(default)]
+    pub degr_wfc: bool,
 }
 
 impl DiskStatus {

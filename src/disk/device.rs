@@ -220,6 +220,8 @@ struct Local {
     store: Arc<FileStore>,
     bitmap: Bitmap,
     al: ActivityLog,
+    /// DRBD's USE_DEGR_WFC_T, decided at attach before the flags change.
+    degr_wfc: bool,
 }
 
 impl Local {
@@ -269,6 +271,9 @@ impl Local {
         {
             state = DiskState::UpToDate;
         }
+        // drbd_adm_attach: the Primary of a degraded cluster (primary
+        // indicator set, connected indicator clear) waits degr-wfc-timeout.
+        let degr_wfc = f.primary_ind && !f.connected_ind;
         let attached = Attached {
             uuids: from_meta_uuids(meta.uuids),
             disk: state,
@@ -282,6 +287,7 @@ impl Local {
                 store,
                 bitmap,
                 al,
+                degr_wfc,
             },
             attached,
         ))
@@ -514,6 +520,7 @@ impl Core {
     /// Keep the superblock's flags in step with the states.
     fn sync_flags(&mut self) {
         let (role, disk, peer_disk) = (self.sm.role(), self.sm.disk(), self.sm.peer_disk());
+        let conn = self.sm.conn();
         let crashed = self.sm.params().crashed_primary || role == Role::Primary;
         let Some(l) = self.local.as_mut() else { return };
         if disk == DiskState::Diskless {
@@ -527,6 +534,10 @@ impl Core {
         f.was_up_to_date = disk == DiskState::UpToDate;
         f.crashed_primary = crashed;
         f.peer_outdated = peer_disk == DiskState::Outdated;
+        // __drbd_set_state: MDF_CONNECTED_IND past the handshake,
+        // MDF_PRIMARY_IND while Primary (for degr-wfc-timeout at attach).
+        f.connected_ind = conn > ConnState::WFReportParams;
+        f.primary_ind = role == Role::Primary;
         let uuids = to_meta_uuids(self.sm.uuids());
         if f != l.meta.flags || uuids != l.meta.uuids {
             l.meta.flags = f;
@@ -1737,6 +1748,7 @@ impl Device {
             last_write_unix_ms: c.last_write_ms,
             last_error: c.last_error.clone(),
             ever_connected: c.ever_connected,
+            degr_wfc: c.local.as_ref().is_some_and(|l| l.degr_wfc),
         }
     }
 
@@ -1970,9 +1982,14 @@ impl Device {
                     self.core().sm.disk()
                 ));
             }
+            let peer_disk = c.sm.peer_disk();
             if let Err(m) = self.input(&mut c, Input::Promote { force }) {
                 drop(c);
                 return self.refused(m);
+            }
+            if force && peer_disk != DiskState::Outdated && c.sm.peer_disk() == DiskState::Outdated
+            {
+                tracing::warn!(resource = %lock(&self.cfg).name, "Forced into split brain situation! (fencing: the peer is taken as Outdated)");
             }
         }
         let cfg = self.cfg();
@@ -2050,6 +2067,20 @@ impl Device {
         if new.host.address != old.host.address || new.peer_host.address != old.peer_host.address {
             notes.push("addresses changed: take effect at the next up".into());
         }
+        if new.res.fencing != old.res.fencing {
+            use super::conf::Fencing;
+            notes.push(
+                match new.res.fencing {
+                    Fencing::DontCare => "fencing dont-care",
+                    Fencing::ResourceOnly => "fencing resource-only",
+                    Fencing::ResourceAndStonith => "fencing resource-and-stonith",
+                }
+                .into(),
+            );
+        }
+        // fencing and the after-sb policies apply from the next promotion
+        // or handshake on (drbdsetup disk-options / net-options).
+        self.core().sm.set_config(new.machine_config());
         *lock(&self.cfg) = new;
         if self.core().local.is_none() {
             if let DiskResponse::Failed { message } = self.request_inner(DiskRequest::Attach) {

@@ -93,6 +93,10 @@ const F_WAS_UP_TO_DATE: u32 = 2;
 const F_CRASHED_PRIMARY: u32 = 4;
 const F_PEER_OUTDATED: u32 = 8;
 const F_AL_DISABLED: u32 = 16;
+/// DRBD's MDF_CONNECTED_IND and MDF_PRIMARY_IND (bits that older hbd left 0
+/// and ignores: metadata written by either version reads in the other).
+const F_CONNECTED_IND: u32 = 32;
+const F_PRIMARY_IND: u32 = 64;
 
 /// Errors of the metadata layer.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +135,15 @@ pub struct Flags {
     pub crashed_primary: bool,
     pub peer_outdated: bool,
     pub al_disabled: bool,
+    /// MDF_CONNECTED_IND: the device was connected to its peer (past the
+    /// handshake) when the superblock was last written.
+    pub connected_ind: bool,
+    /// MDF_PRIMARY_IND: the device was Primary when the superblock was
+    /// last written. Set with `connected_ind` clear at attach, the node
+    /// went down as the Primary of a degraded cluster: DRBD then waits
+    /// `degr-wfc-timeout` instead of `wfc-timeout` (`drbd_adm_attach`,
+    /// USE_DEGR_WFC_T).
+    pub primary_ind: bool,
 }
 
 impl Flags {
@@ -142,6 +155,8 @@ impl Flags {
             (self.crashed_primary, F_CRASHED_PRIMARY),
             (self.peer_outdated, F_PEER_OUTDATED),
             (self.al_disabled, F_AL_DISABLED),
+            (self.connected_ind, F_CONNECTED_IND),
+            (self.primary_ind, F_PRIMARY_IND),
         ] {
             if on {
                 b |= bit;
@@ -156,6 +171,8 @@ impl Flags {
             crashed_primary: b & F_CRASHED_PRIMARY != 0,
             peer_outdated: b & F_PEER_OUTDATED != 0,
             al_disabled: b & F_AL_DISABLED != 0,
+            connected_ind: b & F_CONNECTED_IND != 0,
+            primary_ind: b & F_PRIMARY_IND != 0,
         }
     }
 }
@@ -1137,6 +1154,42 @@ mod tests {
         );
         let bm = read_bitmap(&open(&p).unwrap().1, &m3.layout).unwrap();
         assert_eq!(bm.count(), 0);
+    }
+
+    /// The connected and primary indicators round-trip through the
+    /// superblock in spare bits; the older bits keep their values, so
+    /// metadata written before them reads as "neither" (wfc-timeout, the
+    /// cautious wait) and an older hbd ignores them.
+    #[test]
+    fn indicator_flags_round_trip_in_spare_bits() {
+        let all = Flags {
+            consistent: true,
+            was_up_to_date: true,
+            crashed_primary: true,
+            peer_outdated: true,
+            al_disabled: true,
+            connected_ind: true,
+            primary_ind: true,
+        };
+        assert_eq!(all.to_bits(), 0x7f);
+        assert_eq!(Flags::from_bits(0x7f), all);
+        let old = Flags::from_bits(F_CONSISTENT | F_WAS_UP_TO_DATE | F_CRASHED_PRIMARY);
+        assert!(old.consistent && old.was_up_to_date && old.crashed_primary);
+        assert!(!old.connected_ind && !old.primary_ind);
+        let (_d, p) = temp_dev(8 * MIB);
+        create(&p, false).unwrap();
+        let (mut m, f) = open(&p).unwrap();
+        for (connected_ind, primary_ind) in [(true, false), (false, true), (true, true)] {
+            m.flags = Flags {
+                consistent: true,
+                connected_ind,
+                primary_ind,
+                ..Flags::default()
+            };
+            write_superblock(&f, &m).unwrap();
+            let (m2, _) = open(&p).unwrap();
+            assert_eq!(m2.flags, m.flags);
+        }
     }
 
     #[test]

@@ -355,6 +355,7 @@ pub(crate) mod tests {
             last_write_unix_ms: None,
             last_error: None,
             ever_connected: true,
+            degr_wfc: false,
         }
     }
 

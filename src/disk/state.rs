@@ -225,6 +225,12 @@ pub enum Input {
     ResumeSync,
 }
 
+/// Why a promotion is refused under `fencing` (DRBD's SS_PRIMARY_NOP
+/// text, then what is missing and the way out).
+pub const FENCING_REFUSAL: &str = "Refusing to be Primary while peer is not outdated \
+     (fencing): the peer is not known to be Outdated and no fence-peer handler ran; \
+     use --force if you know the peer is down and outdated";
+
 /// The state machine of one resource.
 #[derive(Debug, Clone)]
 pub struct Resource {
@@ -273,6 +279,19 @@ impl Resource {
             r.crashed_primary = a.crashed_primary;
         }
         r
+    }
+
+    /// `adjust`: a changed configuration (fencing, after-sb policies)
+    /// applies from now on; the UUID generator keeps its state.
+    pub fn set_config(&mut self, cfg: ResourceConfig) {
+        self.cfg = ResourceConfig {
+            seed: self.cfg.seed,
+            ..cfg
+        };
+    }
+
+    pub fn config(&self) -> ResourceConfig {
+        self.cfg
     }
 
     pub fn role(&self) -> Role {
@@ -468,14 +487,22 @@ impl Resource {
             }
             forced = true;
         }
-        if self.cfg.fencing
+        // is_valid_state: SS_PRIMARY_NOP with fencing >= resource-only while
+        // not connected and the peer's disk is DUnknown or better. DRBD's
+        // drbd_set_role then runs the fence-peer handler; hbd has none yet,
+        // so only --force passes, as in DRBD when the handler fails: the
+        // peer is taken as Outdated ("Forced into split brain situation!").
+        let force_peer_outdated = self.cfg.fencing
             && self.conn < ConnState::Connected
-            && self.peer_disk != DiskState::Outdated
-        {
-            return Err("Refusing to be Primary while peer is not outdated".into());
+            && self.peer_disk >= DiskState::DUnknown;
+        if force_peer_outdated && !force {
+            return Err(FENCING_REFUSAL.into());
         }
         if forced {
             self.set_disk(DiskState::UpToDate);
+        }
+        if force_peer_outdated {
+            self.set_peer_disk(DiskState::Outdated);
         }
         self.set_role(Role::Primary);
         if self.disk != DiskState::Diskless {
@@ -668,6 +695,19 @@ impl Resource {
                     None => {
                         self.crashed_primary = false;
                         self.set_conn(ConnState::Connected);
+                        // sanitize_state: "D_CONSISTENT and D_OUTDATED
+                        // vanish when we get connected": the same data
+                        // generation on both sides (no sync) is UpToDate.
+                        // Without this, `fencing` (attach: Consistent)
+                        // would refuse every promotion after a restart.
+                        for d in [DiskState::Consistent, DiskState::Outdated] {
+                            if self.disk == d {
+                                self.set_disk(DiskState::UpToDate);
+                            }
+                            if self.peer_disk == d {
+                                self.set_peer_disk(DiskState::UpToDate);
+                            }
+                        }
                     }
                     Some(src) => self.begin_bitmap(src, h.decision.is_full()),
                 }
@@ -1174,8 +1214,12 @@ mod tests {
         );
     }
 
+    /// `fencing resource-only`: a disconnected promotion needs the peer
+    /// known Outdated; nothing outdates it yet (no fence-peer handler), so
+    /// only --force passes, as in DRBD when the handler fails ("Forced
+    /// into split brain situation!": the peer is then taken as Outdated).
     #[test]
-    fn fencing_refuses_promotion_unless_peer_outdated() {
+    fn fencing_refuses_promotion_unless_peer_outdated_or_forced() {
         let fcfg = ResourceConfig {
             fencing: true,
             ..cfg(false)
@@ -1184,19 +1228,160 @@ mod tests {
         a.handle(Input::Promote { force: false }).unwrap();
         pump(&mut a, &mut b);
         b.handle(Input::TransportLost).unwrap();
-        // Connected promotion would be fine; disconnected it is refused.
+        // Connected promotion would be fine; disconnected it is refused,
+        // with what is missing and the way out.
+        let refused = b.handle(Input::Promote { force: false }).unwrap_err();
+        assert_eq!(refused, FENCING_REFUSAL);
+        assert!(refused.starts_with("Refusing to be Primary while peer is not outdated"));
+        assert!(refused.contains("no fence-peer handler") && refused.contains("--force"));
+        // StandAlone too.
+        b.handle(Input::Disconnect).unwrap();
         assert_eq!(
             b.handle(Input::Promote { force: false }),
-            Err("Refusing to be Primary while peer is not outdated".into())
+            Err(FENCING_REFUSAL.into())
         );
-        assert_eq!(
-            b.handle(Input::Promote { force: true }),
-            Err("Refusing to be Primary while peer is not outdated".into())
-        );
-        b.handle(Input::PeerOutdated).unwrap();
-        assert_eq!(b.peer_disk(), DiskState::Outdated);
-        b.handle(Input::Promote { force: false }).unwrap();
+        assert_eq!(b.role(), Role::Secondary);
+        b.take_outputs();
+        b.handle(Input::Promote { force: true }).unwrap();
         assert_eq!(b.role(), Role::Primary);
+        assert_eq!(b.peer_disk(), DiskState::Outdated);
+        assert_eq!(b.disk(), DiskState::UpToDate);
+        let ev = events(&b.take_outputs());
+        assert!(ev.contains(&Event::PeerDisk(DiskState::Outdated)));
+        assert!(
+            ev.iter().any(|e| matches!(e, Event::NewCurrentUuid(_))),
+            "a new data generation: {ev:?}"
+        );
+        // Once demoted the peer stays Outdated: no --force needed again.
+        b.handle(Input::Demote).unwrap();
+        b.handle(Input::Promote { force: false }).unwrap();
+
+        // An explicitly outdated peer (the future fence-peer path).
+        let (mut a, mut c) = pair(cfg(true), fcfg);
+        a.handle(Input::TransportLost).unwrap();
+        c.handle(Input::TransportLost).unwrap();
+        c.handle(Input::PeerOutdated).unwrap();
+        assert_eq!(c.peer_disk(), DiskState::Outdated);
+        c.handle(Input::Promote { force: false }).unwrap();
+        assert_eq!(c.role(), Role::Primary);
+    }
+
+    /// Consistent data without fencing's outdated peer (attach with
+    /// `fencing` on), Outdated and Inconsistent data: never Primary without
+    /// --force while no peer is there to compare with; --force with fencing
+    /// takes both steps (disk UpToDate, peer Outdated), as drbd_set_role's
+    /// retry loop does.
+    #[test]
+    fn stale_or_unknown_data_needs_force_alone() {
+        let fcfg = ResourceConfig {
+            fencing: true,
+            ..cfg(true)
+        };
+        for disk in [
+            DiskState::Consistent,
+            DiskState::Outdated,
+            DiskState::Inconsistent,
+        ] {
+            for c in [cfg(true), fcfg] {
+                let mut r = Resource::new(
+                    c,
+                    Some(Attached {
+                        disk,
+                        ..data(same())
+                    }),
+                );
+                for conn in [false, true] {
+                    if conn {
+                        r.handle(Input::Connect).unwrap();
+                    }
+                    assert_eq!(
+                        r.handle(Input::Promote { force: false }),
+                        Err(format!("local disk {disk}")),
+                        "{disk} fencing={} connecting={conn}",
+                        c.fencing
+                    );
+                }
+                r.handle(Input::Promote { force: true }).unwrap();
+                assert_eq!((r.role(), r.disk()), (Role::Primary, DiskState::UpToDate));
+                let peer = if c.fencing {
+                    DiskState::Outdated
+                } else {
+                    DiskState::DUnknown
+                };
+                assert_eq!(r.peer_disk(), peer);
+            }
+        }
+    }
+
+    /// A restart with `fencing` attaches Consistent data (the peer is not
+    /// known Outdated); meeting the peer with the same data generation makes
+    /// both UpToDate (DRBD's sanitize_state), so a connected promotion needs
+    /// no --force. Outdated data of the same generation too.
+    #[test]
+    fn consistent_and_outdated_become_up_to_date_when_connected() {
+        let fence = |lower| ResourceConfig {
+            fencing: true,
+            ..cfg(lower)
+        };
+        for (da, db) in [
+            (DiskState::Consistent, DiskState::Consistent),
+            (DiskState::Outdated, DiskState::UpToDate),
+        ] {
+            let mut a = Resource::new(
+                fence(true),
+                Some(Attached {
+                    disk: da,
+                    ..data(same())
+                }),
+            );
+            let mut b = Resource::new(
+                fence(false),
+                Some(Attached {
+                    disk: db,
+                    ..data(same())
+                }),
+            );
+            assert_eq!(
+                a.handle(Input::Promote { force: false }),
+                Err(format!("local disk {da}"))
+            );
+            connect(&mut a, &mut b);
+            assert_eq!(a.conn(), ConnState::Connected);
+            assert_eq!(
+                (a.disk(), a.peer_disk()),
+                (DiskState::UpToDate, DiskState::UpToDate)
+            );
+            assert_eq!(
+                (b.disk(), b.peer_disk()),
+                (DiskState::UpToDate, DiskState::UpToDate)
+            );
+            a.handle(Input::Promote { force: false }).unwrap();
+            assert_eq!(a.role(), Role::Primary);
+        }
+    }
+
+    /// `adjust`: a changed `fencing` applies to the next promotion, both
+    /// ways; the UUID generator is not reseeded.
+    #[test]
+    fn set_config_applies_fencing() {
+        let mut r = Resource::new(cfg(true), Some(data(same())));
+        r.handle(Input::Connect).unwrap();
+        let fcfg = ResourceConfig {
+            fencing: true,
+            seed: 99,
+            ..cfg(true)
+        };
+        r.set_config(fcfg);
+        assert!(r.config().fencing);
+        assert_eq!(r.config().seed, cfg(true).seed);
+        assert_eq!(
+            r.handle(Input::Promote { force: false }),
+            Err(FENCING_REFUSAL.into())
+        );
+        r.set_config(cfg(true));
+        r.handle(Input::Promote { force: false }).unwrap();
+        assert_eq!(r.role(), Role::Primary);
+        assert_eq!(r.peer_disk(), DiskState::DUnknown);
     }
 
     #[test]
