@@ -103,3 +103,84 @@ fn a_filesystem_mounted_on_the_device_later_stays_out_and_a_killed_device_exits(
     assert!(!alive(pid));
     drop(m);
 }
+
+/// Children killed and reaped in `Drop`, also after a panic.
+struct Kids(Vec<std::process::Child>);
+
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The kernel behaviour that rules out `MS_SLAVE` for the device's
+/// namespace (src/bin/hbd-disk.rs): a slave copy receives what is mounted
+/// later below its shared master, and keeps it once the namespace it came
+/// from is gone (namespace teardown propagates no unmount). A device with
+/// a slave namespace would so become the last holder of the filesystem
+/// hbd (under systemd: shared mounts) mounted on it. Shown with a tmpfs.
+#[test]
+fn a_slave_namespace_would_receive_a_later_mount_and_keep_it() {
+    use std::process::Command;
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().canonicalize().unwrap();
+    fs::create_dir(t.join("m")).unwrap();
+    let wait_file = |name: &str| {
+        let p = t.join(name);
+        let start = std::time::Instant::now();
+        while !p.exists() {
+            assert!(start.elapsed() < common::TIMEOUT, "{name} never appeared");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let mut kids = Kids(Vec::new());
+    // A: hbd's namespace, its mounts shared.
+    let mut a = Command::new("unshare");
+    a.args(["--mount", "--propagation", "private", "sh", "-ec"])
+        .arg(format!(
+            "mount --bind {t} {t}; mount --make-shared {t}; touch {t}/a; exec sleep 600",
+            t = t.display()
+        ));
+    common::die_with_test(&mut a);
+    kids.0.push(a.spawn().unwrap());
+    wait_file("a");
+    let a_pid = kids.0[0].id().to_string();
+    // B: a device started from A with MS_SLAVE|MS_REC.
+    let mut b = Command::new("nsenter");
+    b.args(["-t", &a_pid, "-m", "unshare", "--mount", "--propagation"])
+        .args(["slave", "sh", "-ec"])
+        .arg(format!("touch {}/b; exec sleep 600", t.display()));
+    common::die_with_test(&mut b);
+    kids.0.push(b.spawn().unwrap());
+    wait_file("b");
+    let b_pid = kids.0[1].id() as i32;
+    let ns = |pid: &str| fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    assert_ne!(
+        ns(&a_pid),
+        ns(&b_pid.to_string()),
+        "B has a namespace of its own"
+    );
+    // A mounts something below its shared mount: B receives it.
+    let m = t.join("m");
+    let out = Command::new("nsenter")
+        .args(["-t", &a_pid, "-m", "mount", "-t", "tmpfs", "probe"])
+        .arg(&m)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let in_b = || {
+        fs::read_to_string(format!("/proc/{b_pid}/mountinfo"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(&*m.to_string_lossy()))
+    };
+    assert!(in_b(), "the later mount did not propagate to the slave");
+    // A's namespace goes: B still has the mount.
+    let _ = kids.0[0].kill();
+    let _ = kids.0[0].wait();
+    assert!(in_b(), "the slave lost the mount with its source namespace");
+}
