@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use hbd::disk::device::{Device, DeviceConfig};
+use hbd::disk::mounts;
 use hbd::exit;
 
 #[derive(Debug, Parser)]
@@ -60,15 +61,39 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
-    // A mount namespace of its own (private propagation): the filesystem
-    // that is mounted on this device elsewhere (hbd's Filesystem agent)
-    // never shows up here. Otherwise, when every process of that namespace
-    // dies and this one is the last, its exit would unmount that
-    // filesystem, whose final writes go to the loop device only this
-    // dying process serves: stuck in D state for ever. Done while the
-    // process is still single-threaded.
-    if let Err(e) = private_mounts() {
-        tracing::warn!("cannot get a mount namespace of its own: {e}");
+    // A mount namespace of its own, private propagation: the filesystem
+    // that is mounted on this device elsewhere (hbd's Filesystem agent, an
+    // admin's mount) never shows up here. Otherwise, when every process of
+    // that namespace dies and this one is the last, its exit would unmount
+    // that filesystem, whose final writes go to the loop device only this
+    // dying process serves: stuck in D state for ever. Not MS_SLAVE: a
+    // slave receives every mount made later below its masters, this
+    // device's own filesystem included whenever the caller's mounts are
+    // shared (hbd under systemd), and a mount propagated in stays when the
+    // namespace it came from dies (namespace teardown does not propagate).
+    // Done while the process is still single-threaded.
+    //
+    // The copy also holds every filesystem mounted when the device started,
+    // and an unmount outside no longer reaches it: another resource's ext4,
+    // a USB disk. So every inherited mount the device does not need is
+    // detached here, in this namespace only (`disk::mounts`).
+    match private_mounts() {
+        Ok(()) => {
+            let tried = mounts::detach_unneeded(&mounts::Needs::of(&cfg));
+            for (at, r) in &tried {
+                match r {
+                    Ok(()) => tracing::debug!(at = %at.display(), "inherited mount detached"),
+                    Err(e) => {
+                        tracing::warn!(at = %at.display(), error = %e, "cannot detach an inherited mount")
+                    }
+                }
+            }
+            tracing::info!(
+                detached = tried.iter().filter(|(_, r)| r.is_ok()).count(),
+                "inherited mounts the device does not need detached"
+            );
+        }
+        Err(e) => tracing::warn!("cannot get a mount namespace of its own: {e}"),
     }
     if let Err(e) = hbd::disk::expose::harden_process() {
         tracing::warn!(

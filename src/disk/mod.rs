@@ -14,6 +14,7 @@ pub mod device;
 pub mod expose;
 pub mod link;
 pub mod meta;
+pub mod mounts;
 pub mod report;
 #[cfg(test)]
 mod sim;

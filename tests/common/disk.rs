@@ -318,3 +318,182 @@ pub fn resyncs(log: &str) -> Vec<(bool, u64)> {
         })
         .collect()
 }
+
+/// A filesystem mounted in the test process's own mount namespace (the
+/// host's, as an admin's `mount`); lazily unmounted in `Drop` if the test
+/// did not unmount it.
+pub struct HostMount {
+    pub dir: PathBuf,
+    mounted: bool,
+}
+
+impl HostMount {
+    pub fn new(dev: &Path, dir: &Path) -> HostMount {
+        fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount").arg(dev).arg(dir).output().unwrap();
+        assert!(out.status.success(), "mount {}: {out:?}", dev.display());
+        HostMount {
+            dir: dir.to_path_buf(),
+            mounted: true,
+        }
+    }
+
+    /// A plain `umount` (not lazy); must succeed.
+    pub fn umount(&mut self) {
+        let out = Command::new("umount").arg(&self.dir).output().unwrap();
+        assert!(out.status.success(), "umount: {out:?}");
+        self.mounted = false;
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        if self.mounted {
+            lazy_umount(&self.dir);
+        }
+    }
+}
+
+/// `umount -l dir`, waiting at most [`TIMEOUT`] (the last unmount of a
+/// filesystem on a dead device fails its writes; it must not hang a test).
+pub fn lazy_umount(dir: &Path) {
+    let started = Command::new("umount").arg("-l").arg(dir).spawn();
+    if let Ok(mut c) = started {
+        if wait_child(&mut c, TIMEOUT).is_none() {
+            eprintln!("umount -l {} did not finish", dir.display());
+        }
+    }
+}
+
+/// `dir` bind-mounted onto itself with shared propagation in the test's
+/// mount namespace (as / is on a systemd host): what is mounted below it
+/// later propagates to every copy made since that is not private.
+pub struct SharedBind(PathBuf);
+
+impl SharedBind {
+    pub fn new(dir: &Path) -> SharedBind {
+        let out = Command::new("sh")
+            .arg("-ec")
+            .arg(format!(
+                "mount --bind {d} {d}; mount --make-shared {d}",
+                d = dir.display()
+            ))
+            .output()
+            .unwrap();
+        let bind = SharedBind(dir.to_path_buf());
+        assert!(out.status.success(), "shared bind: {out:?}");
+        bind
+    }
+}
+
+impl Drop for SharedBind {
+    fn drop(&mut self) {
+        lazy_umount(&self.0);
+    }
+}
+
+/// The lines of `/proc/PID/mountinfo` that mount something on `dir` or the
+/// block device `dev`.
+pub fn mounted_in(pid: i32, dir: &Path, dev: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = fs::metadata(dev).map(|m| m.rdev()).unwrap_or(u64::MAX);
+    let maj_min = format!("{}:{}", libc::major(rdev), libc::minor(rdev));
+    let dir = dir.display().to_string();
+    fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            f.get(2) == Some(&maj_min.as_str()) || f.get(4) == Some(&dir.as_str())
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// `mkfs.ext4` on `dev`; must succeed.
+pub fn mkfs_ext4(dev: &Path) {
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(dev)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mkfs: {out:?}");
+}
+
+/// A second resource on a [`DiskLab`]'s nodes (see
+/// [`DiskLab::add_resource`]). Its device processes are killed and their
+/// loop devices detached in `Drop`: declare it after the `DiskLab`, so that
+/// it goes first.
+pub struct ExtraResource {
+    pub name: String,
+    run_dirs: Vec<PathBuf>,
+}
+
+impl DiskLab {
+    /// Appends `resource NAME` to both nodes' drbd.conf (own backing files
+    /// `backing-NAME.img`, device links `drbd-NAME`, replication `port`)
+    /// and creates its metadata.
+    pub fn add_resource(&self, name: &str, port: u16) -> ExtraResource {
+        let mut hosts = String::new();
+        for i in 1..=2 {
+            hosts.push_str(&format!(
+                "  on n{i} {{ device {dev}; disk {disk}; address 192.0.2.{a}:{port}; meta-disk internal; }}\n",
+                dev = self.extra_device(i, name).display(),
+                disk = self.lab.node_dir(i).join(format!("backing-{name}.img")).display(),
+                a = 10 + i
+            ));
+        }
+        let section =
+            format!("resource {name} {{\n  protocol C;\n  syncer {{ rate 200M; }}\n{hosts}}}\n");
+        for i in 1..=2 {
+            let conf = fs::read_to_string(self.lab.config_dir(i).join("drbd.conf")).unwrap();
+            self.lab.write(i, "drbd.conf", &format!("{conf}{section}"));
+            let f =
+                fs::File::create(self.lab.node_dir(i).join(format!("backing-{name}.img"))).unwrap();
+            f.set_len(self.size).unwrap();
+            let out = self.hbctl_disk(i, &["create-md", name]);
+            assert!(out.status.success(), "create-md {name}: {out:?}");
+        }
+        ExtraResource {
+            name: name.to_string(),
+            run_dirs: (1..=2).map(|i| self.lab.run_dir(i)).collect(),
+        }
+    }
+
+    /// The device link of a resource made by [`DiskLab::add_resource`].
+    pub fn extra_device(&self, i: usize, name: &str) -> PathBuf {
+        self.lab.node_dir(i).join(format!("drbd-{name}"))
+    }
+
+    /// The pid of node i's device process of resource `res`.
+    pub fn res_pid(&self, i: usize, res: &str) -> Option<i32> {
+        read_pid(&hbd::disk::ctl::pid_path(&self.lab.run_dir(i), res))
+    }
+}
+
+impl Drop for ExtraResource {
+    fn drop(&mut self) {
+        for run in &self.run_dirs {
+            let dev = hbd::disk::client::status(run, &self.name, TIMEOUT)
+                .ok()
+                .and_then(|s| s.loop_device);
+            if let Some(p) = read_pid(&hbd::disk::ctl::pid_path(run, &self.name)) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                wait_gone(p);
+            }
+            let fuse = hbd::disk::ctl::fuse_dir(run, &self.name);
+            let record = hbd::disk::ctl::loop_record_path(run, &self.name);
+            let recorded = fs::read_to_string(record)
+                .ok()
+                .map(|s| PathBuf::from(s.trim()));
+            for dev in dev.into_iter().chain(recorded) {
+                if let Err(e) = hbd::disk::expose::detach_stale_loop(&dev, &fuse) {
+                    eprintln!("detaching {}: {e}", dev.display());
+                }
+            }
+        }
+    }
+}
