@@ -1030,7 +1030,9 @@ impl Sim {
         if local.is_err() {
             // on-io-error pass_on: the application gets EIO; the block is
             // out of sync here whatever the peer does.
-            self.note(format!("n{i} write b{b}=v{v}: local error (replicating {replicating})"));
+            self.note(format!(
+                "n{i} write b{b}=v{v}: local error (replicating {replicating})"
+            ));
             self.stats.io_errors += 1;
             if self.bug != Bug::NoBitOnLocalError {
                 self.mark(i, b);
@@ -1188,6 +1190,24 @@ impl Sim {
         }
         self.conn = None;
         self.oracle.inflight.clear();
+    }
+
+    fn partition(&mut self) {
+        if self.cut {
+            return;
+        }
+        self.note("partition".into());
+        self.cut = true;
+        if let Some(c) = self.conn.as_mut().filter(|c| !c.broken) {
+            c.broken = true;
+            for q in c.q.iter_mut() {
+                q.clear();
+            }
+            c.lost_at = [
+                Some(self.now + 1 + self.rng.below(40)),
+                Some(self.now + 1 + self.rng.below(40)),
+            ];
+        }
     }
 
     fn boot(&mut self, i: usize) {
@@ -1476,28 +1496,10 @@ impl Sim {
                 self.boot(i);
             }
             441 => self.power_cut(),
-            442..=447 => {
-                if !self.cut {
-                    self.note("partition".into());
-                    self.cut = true;
-                    if self.conn.as_ref().is_some_and(|c| !c.broken) {
-                        let c = self.conn.as_mut().expect("checked");
-                        c.broken = true;
-                        for q in c.q.iter_mut() {
-                            q.clear();
-                        }
-                        c.lost_at = [
-                            Some(self.now + 1 + self.rng.below(40)),
-                            Some(self.now + 1 + self.rng.below(40)),
-                        ];
-                    }
-                }
-            }
-            448..=469 => {
-                if self.cut {
-                    self.note("heal".into());
-                    self.cut = false;
-                }
+            442..=447 => self.partition(),
+            448..=469 if self.cut => {
+                self.note("heal".into());
+                self.cut = false;
             }
             470..=479 => {
                 let i = self.rng.below(2) as usize;
@@ -1763,7 +1765,10 @@ fn catches_a_secondary_acknowledging_a_failed_write() {
 
 #[test]
 fn catches_a_resync_ack_clearing_a_newer_mark() {
-    assert!(caught(Bug::RsAckClearsNewer).is_some(), "RsAck over a newer mark not caught");
+    assert!(
+        caught(Bug::RsAckClearsNewer).is_some(),
+        "RsAck over a newer mark not caught"
+    );
 }
 
 #[test]
