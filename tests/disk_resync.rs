@@ -89,10 +89,6 @@ fn verify_on_the_secondary_repairs_it_from_the_primary() {
         d.log(2)
     );
     // n2 was the target of a 4 KiB bitmap resync; n1 never a target.
-    assert!(
-        resyncs(&d.log(2)).contains(&(false, 4096)),
-        "{}",
-        d.log(2)
-    );
+    assert!(resyncs(&d.log(2)).contains(&(false, 4096)), "{}", d.log(2));
     assert!(resyncs(&d.log(1)).is_empty(), "{}", d.log(1));
 }

@@ -2,7 +2,8 @@
 //! (generation UUIDs and the connect-time decision), `state` (the
 //! connection state machine), `meta` (on-disk metadata, `meta-disk
 //! internal`), `expose` (a FUSE file behind a loop device), `link` (the
-//! connection between the two device processes), `device` (the device
+//! connection between the two device processes), `resync` (resync and
+//! online-verify decisions, sans-IO), `device` (the device
 //! process, `hbd-disk`), `ctl` (its control protocol), `client` (starting
 //! and asking devices: `hbctl disk`, the `drbddisk` agent, hbd's status) and
 //! `report` (/proc/drbd-style and status text).
@@ -15,5 +16,6 @@ pub mod expose;
 pub mod link;
 pub mod meta;
 pub mod report;
+pub mod resync;
 pub mod state;
 pub mod uuid;
