@@ -1525,13 +1525,13 @@ impl Device {
         let flushed = tokio::task::spawn_blocking(move || store.flush())
             .await
             .map_err(io::Error::other)?;
-        let ranges = {
-            let mut c = self.core();
-            let ranges = c.target.as_mut().map(|t| t.flushed(ticket));
-            flushed?;
-            ranges.unwrap_or_default()
-        };
-        for r in ranges {
+        // The acks are queued under the lock that `flushed` is called under:
+        // the driver's `RsDone` (after it sees no flush running) can never
+        // overtake them on the control channel.
+        let mut c = self.core();
+        let ranges = c.target.as_mut().map(|t| t.flushed(ticket));
+        flushed?;
+        for r in ranges.unwrap_or_default() {
             peer.ctrl(Frame::RsAck {
                 offset: r.offset(),
                 len: r.len(),
