@@ -223,7 +223,9 @@ impl Geometry {
                 len,
                 size: self.data_size,
             })?;
-        if offset % BM_BLOCK != 0 || (len % BM_BLOCK != 0 && end != self.data_size) {
+        if !offset.is_multiple_of(BM_BLOCK)
+            || (!len.is_multiple_of(BM_BLOCK) && end != self.data_size)
+        {
             return Err(RangeError::Unaligned { offset, len });
         }
         Ok(BlockRange { offset, len })
