@@ -92,3 +92,52 @@ fn verify_on_the_secondary_repairs_it_from_the_primary() {
     assert!(resyncs(&d.log(2)).contains(&(false, 4096)), "{}", d.log(2));
     assert!(resyncs(&d.log(1)).is_empty(), "{}", d.log(1));
 }
+
+/// The resync machine end to end with application writes running: n2 is
+/// away while n1 writes, comes back and resyncs (slowly) while n1 keeps
+/// writing over the same and other blocks. Every acknowledged write ends
+/// up on both nodes, and n1 is never a resync target.
+#[test]
+fn writes_during_a_resync_end_up_on_both_nodes() {
+    let mut d = synced_pair_with_data(32 * MIB);
+    d.ok(2, DiskRequest::Disconnect);
+    let write = |d: &DiskLab, seek_mib: u64, count_mib: u64| {
+        let out = Command::new("dd")
+            .args(["if=/dev/urandom", "bs=1M", "oflag=direct", "conv=fsync"])
+            .arg(format!("seek={seek_mib}"))
+            .arg(format!("count={count_mib}"))
+            .arg(format!("of={}", d.device(1).display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "dd: {out:?}");
+    };
+    write(&d, 4, 12);
+    assert!(d.status(1).out_of_sync_bytes >= 12 * MIB);
+    // Slow resync, so the writes below overlap it (`adjust` on the
+    // StandAlone n2 also connects it, as drbdadm adjust).
+    let conf = fs::read_to_string(d.lab.config_dir(1).join("drbd.conf")).unwrap();
+    for i in 1..=2 {
+        d.lab
+            .write(i, "drbd.conf", &conf.replace("rate 200M", "rate 4M"));
+        let out = d.hbctl_disk(i, &["adjust", RES]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    d.wait_for("n2 SyncTarget", |d| {
+        d.try_status(2)
+            .is_some_and(|s| s.connection.as_str() == "SyncTarget")
+    });
+    // Over blocks being resynced, and over blocks already in sync.
+    write(&d, 8, 6);
+    write(&d, 20, 4);
+    d.wait_in_sync();
+    assert_eq!(d.status(1).out_of_sync_bytes, 0);
+    assert_eq!(d.status(2).out_of_sync_bytes, 0);
+    assert_eq!(
+        d.data_digest(1),
+        d.data_digest(2),
+        "\n--- n1 ---\n{}\n--- n2 ---\n{}",
+        d.log(1),
+        d.log(2)
+    );
+    assert!(resyncs(&d.log(1)).is_empty(), "{}", d.log(1));
+}

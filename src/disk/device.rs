@@ -4,7 +4,8 @@
 //! It keeps the backing disk and its metadata ([`super::meta`]: generation
 //! UUIDs, flags, bitmap, activity log), talks to the peer's device over one
 //! authenticated TCP link ([`super::link`]), replicates application writes
-//! with protocol C, resyncs out-of-sync blocks, runs online verify, and while
+//! with protocol C, resyncs out-of-sync blocks and runs online verify (every
+//! decision of those two in [`super::resync`]; here only their I/O), and while
 //! Primary serves the device as a FUSE file behind a loop device
 //! ([`super::expose`]). `hbctl disk` talks to it over a Unix socket
 //! ([`super::ctl`]).
@@ -1368,24 +1369,37 @@ impl Device {
                 let store = self.target_store()?;
                 let dev = self.clone();
                 let p = peer.clone();
-                tokio::task::spawn_blocking(move || {
+                // Served off the reader (not awaited): the exclusive
+                // `io_order` waits for application writes in submission,
+                // which wait for acks only this reader can deliver.
+                drop(tokio::task::spawn_blocking(move || {
                     // range.len() <= MAX_DATA: a bounded allocation.
                     let mut buf = vec![0u8; range.len() as usize];
-                    {
+                    let r = {
                         let _order = dev.io_order.write().unwrap_or_else(|p| p.into_inner());
-                        store.read_at(&mut buf, range.offset())?;
-                        futures::executor::block_on(p.send_data(Frame::RsData {
-                            offset: range.offset(),
-                            data: buf,
-                        }));
-                    }
+                        store.read_at(&mut buf, range.offset()).map(|()| {
+                            futures::executor::block_on(p.send_data(Frame::RsData {
+                                offset: range.offset(),
+                                data: buf,
+                            }))
+                        })
+                    };
                     let mut c = dev.core();
-                    c.counters.dr += range.len() / 1024;
-                    c.counters.ns += range.len() / 1024;
-                    Ok::<(), io::Error>(())
-                })
-                .await
-                .map_err(io::Error::other)??;
+                    if let Some(s) = c.source.as_mut() {
+                        s.data_queued();
+                    }
+                    match r {
+                        Ok(()) => {
+                            c.counters.dr += range.len() / 1024;
+                            c.counters.ns += range.len() / 1024;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "reading resync data: dropping the connection");
+                            c.last_error = Some(format!("reading resync data: {e}"));
+                            p.cancel.cancel();
+                        }
+                    }
+                }));
             }
             Frame::RsData { offset, data } => {
                 let dev = self.clone();

@@ -82,6 +82,8 @@ pub const VERIFY_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 /// every [`RS_ACK_BATCH`] bytes, so it never has more than about
 /// `RS_ACK_BATCH / BM_BLOCK + RS_IN_FLIGHT` outstanding.
 pub const MAX_SERVED: usize = 2 * (RS_ACK_BATCH / BM_BLOCK) as usize + 16 * RS_IN_FLIGHT;
+/// Requests a source reads at once (each holds up to [`MAX_REQUEST`] bytes).
+pub const MAX_SERVING: usize = 2 * RS_IN_FLIGHT;
 
 /// Why a peer's frame is not acted on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -534,6 +536,8 @@ pub struct Source {
     /// Requests served and not acknowledged yet (with multiplicity).
     served: HashMap<BlockRange, u32>,
     outstanding: usize,
+    /// Accepted requests whose data is not queued yet (being read).
+    serving: usize,
 }
 
 fn is_source(conn: ConnState) -> bool {
@@ -546,6 +550,7 @@ impl Source {
             geo,
             served: HashMap::new(),
             outstanding: 0,
+            serving: 0,
         }
     }
 
@@ -554,8 +559,12 @@ impl Source {
         self.outstanding
     }
 
-    /// Accept `RsReq`: the device reads the range and sends `RsData`.
-    /// Served while SyncSource or PausedSyncS (requests sent before a pause).
+    /// Accept `RsReq`: the device reads the range, sends `RsData`, then
+    /// calls [`Source::data_queued`]. Served while SyncSource or
+    /// PausedSyncS (requests sent before a pause). At most
+    /// [`MAX_SERVING`] are read at once (a correct target has at most
+    /// [`RS_IN_FLIGHT`] requests out), so the device may serve them off the
+    /// link's reader without unbounded memory.
     pub fn on_rs_req(
         &mut self,
         conn: ConnState,
@@ -576,9 +585,21 @@ impl Source {
                 format!("more than {MAX_SERVED} requests unacknowledged"),
             ));
         }
+        if self.serving >= MAX_SERVING {
+            return Err(Reject::violation(
+                F,
+                format!("more than {MAX_SERVING} requests at once"),
+            ));
+        }
         *self.served.entry(range).or_default() += 1;
         self.outstanding += 1;
+        self.serving += 1;
         Ok(range)
+    }
+
+    /// The data of an accepted request is queued (or its read failed).
+    pub fn data_queued(&mut self) {
+        self.serving = self.serving.saturating_sub(1);
     }
 
     /// `RsAck`: the target has the range on stable storage; clear our bits
@@ -1033,8 +1054,17 @@ mod tests {
         for i in 0..MAX_SERVED as u64 {
             let off = (i * BM_BLOCK) % SIZE;
             s.on_rs_req(ConnState::PausedSyncS, off, BM_BLOCK).unwrap();
+            s.data_queued();
         }
         assert!(violation(s.on_rs_req(src, 0, BM_BLOCK)));
+        // Nor can one that floods requests faster than they are read.
+        let mut s = Source::new(g);
+        for _ in 0..MAX_SERVING {
+            s.on_rs_req(src, 0, MAX_REQUEST).unwrap();
+        }
+        assert!(violation(s.on_rs_req(src, 0, MAX_REQUEST)));
+        s.data_queued();
+        s.on_rs_req(src, 0, MAX_REQUEST).unwrap();
         // Stray frames.
         assert!(stray(g, "RsData", u64::MAX, 1, true).is_violation());
         assert!(!stray(g, "RsData", 0, 4096, true).is_violation());
