@@ -1065,6 +1065,9 @@ mod tests {
         assert!(violation(s.on_rs_req(src, 0, MAX_REQUEST)));
         s.data_queued();
         s.on_rs_req(src, 0, MAX_REQUEST).unwrap();
+        // Found by the proptest: a write at the end of u64 space.
+        let mut t = Target::new(g);
+        t.note_local_write(u64::MAX - 1, u64::MAX);
         // Stray frames.
         assert!(stray(g, "RsData", u64::MAX, 1, true).is_violation());
         assert!(!stray(g, "RsData", 0, 4096, true).is_violation());
