@@ -1527,6 +1527,48 @@ mod tests {
         }
 
         #[test]
+        fn verify_planner_windows_and_finishes_exactly_when_all_answered(
+            size_blocks in 1u64..2000,
+            picks in proptest::collection::vec((any::<usize>(), 0u64..300), 1..400),
+        ) {
+            let g = Geometry::new(size_blocks * BM_BLOCK);
+            let mut bm = Bitmap::new(size_blocks);
+            let mut v = Verify::new(g);
+            let mut now = Duration::ZERO;
+            let mut asked: Vec<BlockRange> = Vec::new();
+            let mut covered = 0u64;
+            let mut picks = picks.into_iter().cycle();
+            loop {
+                let (pick, dt) = picks.next().unwrap();
+                now += Duration::from_millis(dt);
+                match v.poll(now, 16 * MIB, ConnState::Connected) {
+                    VerifyStep::Request(r) => {
+                        prop_assert!(r.offset() == covered, "in order, no gap");
+                        covered = r.end();
+                        asked.push(r);
+                        prop_assert!(asked.len() <= RS_IN_FLIGHT);
+                        prop_assert_eq!(v.in_flight(), asked.len());
+                    }
+                    VerifyStep::Pace(at) => prop_assert!(at > now),
+                    VerifyStep::Wait => {
+                        prop_assert!(!asked.is_empty());
+                        let r = asked.remove(pick % asked.len());
+                        let diff = [(pick % r.blocks() as usize) as u32];
+                        prop_assert!(v.on_reply(now, r.offset(), r.len(), &diff, &mut bm).is_ok());
+                    }
+                    VerifyStep::Finished { mismatched } => {
+                        prop_assert!(asked.is_empty());
+                        prop_assert_eq!(covered, g.data_size());
+                        prop_assert_eq!(v.done_bytes(), g.data_size());
+                        prop_assert_eq!(mismatched, bm.count() * BM_BLOCK);
+                        break;
+                    }
+                    VerifyStep::Aborted => prop_assert!(false, "aborted"),
+                }
+            }
+        }
+
+        #[test]
         fn garbage_frames_never_panic(
             offset in any::<u64>(),
             len in any::<u64>(),
