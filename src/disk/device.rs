@@ -4,7 +4,8 @@
 //! It keeps the backing disk and its metadata ([`super::meta`]: generation
 //! UUIDs, flags, bitmap, activity log), talks to the peer's device over one
 //! authenticated TCP link ([`super::link`]), replicates application writes
-//! with protocol C, resyncs out-of-sync blocks, runs online verify, and while
+//! with protocol C, resyncs out-of-sync blocks and runs online verify (every
+//! decision of those two in [`super::resync`]; here only their I/O), and while
 //! Primary serves the device as a FUSE file behind a loop device
 //! ([`super::expose`]). `hbctl disk` talks to it over a Unix socket
 //! ([`super::ctl`]).
@@ -56,16 +57,18 @@ use super::ctl::{
     VerifyStatus,
 };
 use super::expose::{self, BlockStore, Exposed, FileStore};
-use super::link::{self, Frame, Link, MAX_DATA};
+use super::link::{self, Frame, MAX_DATA};
 use super::meta::{
     self, ActivityLog, Bitmap, Meta, MetaError, AL_EXTENT, AL_MAX_EXTENTS, BM_BLOCK,
 };
+use super::resync::{self, Geometry, Reject, TargetStep, VerifyStep};
 use super::state::{
     Attached, ConnState, DiskState, Event, Input, Output, Resource, ResourceConfig, Role,
 };
 use super::uuid::{self, SbPolicy};
 use crate::config::NotifyConfig;
 use crate::wire::{AuthKey, AuthMethod};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 /// Resync rate when drbd.conf sets none (DRBD 8.4's dynamic controller
 /// ramps up to c-max-rate, 100 MiB/s by default).
@@ -81,10 +84,6 @@ pub const CONNECT_INTERVAL: Duration = Duration::from_millis(500);
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Transfer-log entries before a write first issues a barrier.
 pub const MAX_TRANSFER_LOG: usize = 4096;
-/// Resync and verify requests in flight.
-const RS_IN_FLIGHT: u64 = 4;
-/// Resync data the target writes before it flushes and acknowledges.
-const RS_ACK_BATCH: u64 = 8 << 20;
 /// How long `secondary` waits for the device to be released.
 pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often dirty bitmap pages are written.
@@ -95,6 +94,25 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Monotonic time for the sans-IO machines' `now` (one origin per process).
+fn mono() -> Duration {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed()
+}
+
+/// A [`resync`] verdict: `Ignore` is logged and dropped, `Violation` ends
+/// the link.
+fn accept<T>(verdict: Result<T, Reject>) -> io::Result<Option<T>> {
+    match verdict {
+        Ok(v) => Ok(Some(v)),
+        Err(r @ Reject::Ignore { .. }) => {
+            tracing::warn!("{r}");
+            Ok(None)
+        }
+        Err(r) => Err(link::LinkError::Malformed(r.to_string()).into()),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -316,6 +334,26 @@ impl Local {
     }
 }
 
+/// Runs [`Device::link_lost`] when the link task ends, whichever way: a
+/// panic in a frame handler unwinds through it, so FUSE writers waiting on
+/// `Inflight` are still released and the machine still hears
+/// TransportLost (issue 12, finding 8).
+struct LinkGuard {
+    dev: Arc<Device>,
+    peer: Arc<PeerTx>,
+    err: Option<io::Error>,
+}
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("the link task panicked: dropping the connection");
+            self.err = Some(io::Error::other("the link task panicked"));
+        }
+        self.dev.link_lost(&self.peer, self.err.take());
+    }
+}
+
 /// Result of one request to the peer as seen by the blocking caller.
 type Done = std_mpsc::SyncSender<bool>;
 
@@ -425,18 +463,7 @@ struct SyncTrack {
     total_bits: u64,
     /// (when, bits left) samples for the rate.
     samples: VecDeque<(Instant, u64)>,
-    /// Target: requests in flight; the scan cursor (bit).
-    inflight: u64,
     started: Instant,
-}
-
-#[derive(Debug, Clone)]
-struct VerifyTrack {
-    running: bool,
-    total: u64,
-    done: u64,
-    mismatched: u64,
-    inflight: u64,
 }
 
 struct Core {
@@ -450,15 +477,15 @@ struct Core {
     /// Our side of a bitmap exchange is pending (sent, waiting for the peer's).
     exchanging: bool,
     sync: Option<SyncTrack>,
-    verify: Option<VerifyTrack>,
+    /// The resync decisions of this node's side ([`resync`]).
+    target: Option<resync::Target>,
+    source: Option<resync::Source>,
+    verify: Option<resync::Verify>,
     split_brain: Option<SplitBrainStatus>,
     counters: Counters,
     last_write_ms: Option<u64>,
     peer_last_write_ms: Option<u64>,
     last_error: Option<String>,
-    /// SyncTarget: resync data written but not yet flushed and acknowledged.
-    unacked: Vec<(u64, u64)>,
-    unacked_bytes: u64,
     ever_connected: bool,
     /// Notices to hand to the notify hook once the lock is released.
     notices: Vec<(String, String)>,
@@ -498,12 +525,6 @@ impl Core {
                 let n = l.bitmap.count();
                 let _ = self.sm.handle(Input::BitsSet(n));
             }
-        }
-    }
-
-    fn clear(&mut self, offset: u64, len: u64) {
-        if let Some(l) = self.local.as_mut() {
-            l.bitmap.clear_range(offset, len);
         }
     }
 
@@ -616,14 +637,14 @@ impl Device {
                 peer_bitmap: None,
                 exchanging: false,
                 sync: None,
+                target: None,
+                source: None,
                 verify: None,
                 split_brain: None,
                 counters: Counters::default(),
                 last_write_ms: last_write,
                 peer_last_write_ms: None,
                 last_error: None,
-                unacked: Vec::new(),
-                unacked_bytes: 0,
                 ever_connected: false,
                 notices: Vec::new(),
             }),
@@ -697,16 +718,18 @@ impl Device {
                 );
                 if !syncing {
                     c.sync = None;
+                    c.target = None;
+                    c.source = None;
+                }
+                if *to != ConnState::Connected {
+                    if let Some(v) = c.verify.as_mut() {
+                        v.abort();
+                    }
                 }
                 if *to < ConnState::Connected {
-                    if let Some(v) = c.verify.as_mut() {
-                        v.running = false;
-                    }
                     c.exchanging = false;
                     c.peer_bitmap = None;
                     c.bitmap_rx.clear();
-                    c.unacked.clear();
-                    c.unacked_bytes = 0;
                 }
             }
             Event::Role { from, to } => tracing::info!(resource = %name, "role( {from} -> {to} )"),
@@ -774,9 +797,16 @@ impl Device {
                     full: *full,
                     total_bits: *bits,
                     samples,
-                    inflight: 0,
                     started: Instant::now(),
                 });
+                let geo = Geometry::new(self.data_size);
+                if *source {
+                    c.source = Some(resync::Source::new(geo));
+                    c.target = None;
+                } else {
+                    c.target = Some(resync::Target::new(geo));
+                    c.source = None;
+                }
                 if !*source {
                     let dev = self.me();
                     let epoch = c.epoch;
@@ -865,6 +895,12 @@ impl Device {
     }
 
     fn app_write(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        // Resync data requested before this write must never overwrite it
+        // (unreachable while a Primary is never SyncTarget; `write_chunk`
+        // takes `io_order` after this, so data being applied lands first).
+        if let Some(t) = self.core().target.as_mut() {
+            t.note_local_write(offset, data.len() as u64);
+        }
         let mut off = offset;
         for chunk in data.chunks(MAX_DATA) {
             self.write_chunk(chunk, off)?;
@@ -1132,7 +1168,17 @@ impl Device {
     }
 
     /// Make `link` the replication link and start the handshake.
-    fn establish(&self, link: Link, peer_size: u64, peer_last_write: Option<u64>) {
+    ///
+    /// Generic over the transport (TCP in the device, an in-memory pipe in
+    /// the unit tests); authentication happened before.
+    fn establish<T>(
+        &self,
+        link: Framed<T, LengthDelimitedCodec>,
+        peer_size: u64,
+        peer_last_write: Option<u64>,
+    ) where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
         let mut c = self.core();
         if c.sm.conn() != ConnState::WFConnection || c.link.is_some() {
             return;
@@ -1175,13 +1221,15 @@ impl Device {
         let _ = self.input(&mut c, Input::TransportUp);
     }
 
-    async fn run_link(
+    async fn run_link<T>(
         self: Arc<Device>,
-        link: Link,
+        link: Framed<T, LengthDelimitedCodec>,
         peer: Arc<PeerTx>,
         mut data_rx: mpsc::Receiver<Frame>,
         mut ctrl_rx: mpsc::UnboundedReceiver<Frame>,
-    ) {
+    ) where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
         let (mut sink, mut stream) = link.split();
         let writer = async {
             let mut ping = tokio::time::interval(PING_INTERVAL);
@@ -1222,11 +1270,23 @@ impl Device {
                 self.clone().on_frame(&peer, f).await?;
             }
         };
-        let err = tokio::select! {
+        // However this task ends (also by a panic in `on_frame`, unwinding
+        // through here), the guard tears the link down.
+        let mut guard = LinkGuard {
+            dev: self.clone(),
+            peer: peer.clone(),
+            err: None,
+        };
+        guard.err = tokio::select! {
             r = writer => r.err(),
             r = reader => r.err(),
             _ = self.shutdown.cancelled() => None,
         };
+    }
+
+    /// The link task ended (`err`: why): fail every waiting writer, mark
+    /// what may not have reached the peer, tell the machine.
+    fn link_lost(&self, peer: &PeerTx, err: Option<io::Error>) {
         let ranges = peer.teardown();
         let mut c = self.core();
         for (o, l) in ranges {
@@ -1248,6 +1308,10 @@ impl Device {
     }
 
     async fn on_frame(self: Arc<Device>, peer: &Arc<PeerTx>, f: Frame) -> io::Result<()> {
+        #[cfg(test)]
+        if matches!(&f, Frame::Error { msg } if msg == tests::INJECT_PANIC) {
+            panic!("injected panic in the link task");
+        }
         match f {
             Frame::Ping => peer.ctrl(Frame::PingAck),
             Frame::PingAck => {}
@@ -1302,86 +1366,120 @@ impl Device {
                 }
             }
             Frame::RsReq { offset, len } => {
-                if !self.in_range(offset, len) {
-                    return Err(link::LinkError::Malformed("resync range".into()).into());
-                }
+                let verdict = {
+                    let mut c = self.core();
+                    let conn = c.sm.conn();
+                    match c.source.as_mut() {
+                        Some(s) => s.on_rs_req(conn, offset, len),
+                        None => Err(resync::stray(self.geometry(), "RsReq", offset, len, false)),
+                    }
+                };
+                let Some(range) = accept(verdict)? else {
+                    return Ok(());
+                };
                 let store = self.target_store()?;
                 let dev = self.clone();
                 let p = peer.clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut buf = vec![0u8; len as usize];
-                    {
+                // Served off the reader (not awaited): the exclusive
+                // `io_order` waits for application writes in submission,
+                // which wait for acks only this reader can deliver.
+                drop(tokio::task::spawn_blocking(move || {
+                    // range.len() <= MAX_DATA: a bounded allocation.
+                    let mut buf = vec![0u8; range.len() as usize];
+                    let r = {
                         let _order = dev.io_order.write().unwrap_or_else(|p| p.into_inner());
-                        store.read_at(&mut buf, offset)?;
-                        futures::executor::block_on(
-                            p.send_data(Frame::RsData { offset, data: buf }),
-                        );
-                    }
+                        store.read_at(&mut buf, range.offset()).map(|()| {
+                            futures::executor::block_on(p.send_data(Frame::RsData {
+                                offset: range.offset(),
+                                data: buf,
+                            }))
+                        })
+                    };
                     let mut c = dev.core();
-                    c.counters.dr += len / 1024;
-                    c.counters.ns += len / 1024;
-                    Ok::<(), io::Error>(())
-                })
-                .await
-                .map_err(io::Error::other)??;
+                    if let Some(s) = c.source.as_mut() {
+                        s.data_queued();
+                    }
+                    match r {
+                        Ok(()) => {
+                            c.counters.dr += range.len() / 1024;
+                            c.counters.ns += range.len() / 1024;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "reading resync data: dropping the connection");
+                            c.last_error = Some(format!("reading resync data: {e}"));
+                            p.cancel.cancel();
+                        }
+                    }
+                }));
             }
             Frame::RsData { offset, data } => {
-                let len = data.len() as u64;
-                if !self.in_range(offset, len) {
-                    return Err(link::LinkError::Malformed("resync range".into()).into());
-                }
-                let store = self.target_store()?;
-                tokio::task::spawn_blocking(move || store.write_at(&data, offset))
+                let dev = self.clone();
+                let batch = tokio::task::spawn_blocking(move || dev.apply_rs_data(offset, &data))
                     .await
                     .map_err(io::Error::other)??;
-                let batch = {
-                    let mut c = self.core();
-                    // In memory only: the bitmap writeback flushes the data
-                    // before it writes cleared bits.
-                    c.clear(offset, len);
-                    c.counters.nr += len / 1024;
-                    c.counters.dw += len / 1024;
-                    if let Some(s) = c.sync.as_mut() {
-                        s.inflight = s.inflight.saturating_sub(1);
-                    }
-                    self.progress(&mut c);
-                    c.unacked.push((offset, len));
-                    c.unacked_bytes += len;
-                    c.unacked_bytes >= RS_ACK_BATCH
-                };
                 self.wake.notify_waiters();
-                if batch {
-                    self.ack_resync(peer).await?;
+                if let Some(t) = batch {
+                    self.ack_resync(peer, t).await?;
                 }
             }
             Frame::RsAck { offset, len } => {
                 let mut c = self.core();
-                c.clear(offset, len);
-                self.progress(&mut c);
+                let conn = c.sm.conn();
+                let core = &mut *c;
+                let verdict = match (core.source.as_mut(), core.local.as_mut()) {
+                    (Some(s), Some(l)) => s.on_rs_ack(conn, offset, len, &mut l.bitmap),
+                    _ => Err(resync::stray(self.geometry(), "RsAck", offset, len, true)),
+                };
+                if accept(verdict)?.is_some() {
+                    self.progress(&mut c);
+                }
             }
             Frame::RsDone => {
                 let mut c = self.core();
-                let _ = self.input(&mut c, Input::SyncDone);
+                let conn = c.sm.conn();
+                let verdict = match c.source.as_ref() {
+                    Some(s) => s.on_rs_done(conn),
+                    None => Err(Reject::ignore("RsDone", "no resync running")),
+                };
+                if accept(verdict)?.is_some() {
+                    let _ = self.input(&mut c, Input::SyncDone);
+                }
+                drop(c);
+                self.flush_notices();
             }
             Frame::OvReq { offset, digests } => {
-                let len =
-                    (digests.len() as u64 * BM_BLOCK).min(self.data_size.saturating_sub(offset));
+                let verdict = {
+                    let c = self.core();
+                    resync::ov_request(
+                        self.geometry(),
+                        c.sm.conn(),
+                        c.sm.disk(),
+                        offset,
+                        digests.len(),
+                    )
+                };
+                let Some(range) = accept(verdict)? else {
+                    return Ok(());
+                };
                 let store = self.target_store()?;
                 let differing = tokio::task::spawn_blocking(move || {
-                    let mut buf = vec![0u8; len as usize];
-                    store.read_at(&mut buf, offset)?;
+                    // range.len() <= MAX_DATA, one digest per block.
+                    let mut buf = vec![0u8; range.len() as usize];
+                    store.read_at(&mut buf, range.offset())?;
                     Ok::<_, io::Error>(diff_blocks(&buf, &digests))
                 })
                 .await
                 .map_err(io::Error::other)??;
                 let mut c = self.core();
                 for &i in &differing {
-                    c.mark(offset + i as u64 * BM_BLOCK, BM_BLOCK);
+                    if let Ok(b) = range.block(i) {
+                        c.mark(b.offset(), b.len());
+                    }
                 }
-                c.counters.dr += len / 1024;
+                c.counters.dr += range.len() / 1024;
                 peer.ctrl(Frame::OvReply {
-                    offset,
-                    len,
+                    offset: range.offset(),
+                    len: range.len(),
                     differing,
                 });
             }
@@ -1391,13 +1489,16 @@ impl Device {
                 differing,
             } => {
                 let mut c = self.core();
-                for &i in &differing {
-                    c.mark(offset + i as u64 * BM_BLOCK, BM_BLOCK);
-                }
-                if let Some(v) = c.verify.as_mut() {
-                    v.done += len;
-                    v.mismatched += differing.len() as u64 * BM_BLOCK;
-                    v.inflight = v.inflight.saturating_sub(1);
+                let core = &mut *c;
+                let verdict = match (core.verify.as_mut(), core.local.as_mut()) {
+                    (Some(v), Some(l)) => {
+                        v.on_reply(mono(), offset, len, &differing, &mut l.bitmap)
+                    }
+                    _ => Err(resync::stray(self.geometry(), "OvReply", offset, len, true)),
+                };
+                if accept(verdict)?.is_some() {
+                    let n = c.bits();
+                    let _ = c.sm.handle(Input::BitsSet(n));
                 }
                 drop(c);
                 self.wake.notify_waiters();
@@ -1408,25 +1509,64 @@ impl Device {
         Ok(())
     }
 
-    /// SyncTarget: flush the resync data written so far, then acknowledge
-    /// it (the source clears its bits on the ack).
-    async fn ack_resync(&self, peer: &Arc<PeerTx>) -> io::Result<()> {
-        let store = self.target_store()?;
-        let ranges = {
+    /// SyncTarget: one `RsData` (blocking: holds `io_order` exclusively so
+    /// that an application write noted after the verdict lands after this
+    /// data). Returns a flush ticket when an acknowledgement batch is due.
+    fn apply_rs_data(&self, offset: u64, data: &[u8]) -> io::Result<Option<resync::FlushTicket>> {
+        let len = data.len() as u64;
+        let _order = self.io_order.write().unwrap_or_else(|p| p.into_inner());
+        let (verdict, store) = {
             let mut c = self.core();
-            c.unacked_bytes = 0;
-            std::mem::take(&mut c.unacked)
+            let (role, conn) = (c.sm.role(), c.sm.conn());
+            let core = &mut *c;
+            let verdict = match (core.target.as_mut(), core.local.as_ref()) {
+                (Some(t), Some(l)) => t.on_rs_data(role, conn, &l.bitmap, offset, len),
+                _ => Err(resync::stray(self.geometry(), "RsData", offset, len, true)),
+            };
+            (verdict, core.local.as_ref().map(|l| l.store.clone()))
         };
-        if ranges.is_empty() {
-            return Ok(());
+        let Some(acc) = accept(verdict)? else {
+            return Ok(None);
+        };
+        let store = store.ok_or_else(|| eio("no local disk"))?;
+        for w in &acc.writes {
+            store.write_at(&data[w.within(acc.request)], w.offset())?;
         }
-        tokio::task::spawn_blocking(move || store.flush())
+        let mut c = self.core();
+        let core = &mut *c;
+        if let (Some(t), Some(l)) = (core.target.as_mut(), core.local.as_mut()) {
+            t.written(&acc, &mut l.bitmap);
+        }
+        c.counters.nr += len / 1024;
+        c.counters.dw += len / 1024;
+        self.progress(&mut c);
+        Ok(c.target.as_mut().and_then(|t| t.take_flush_if_due()))
+    }
+
+    /// SyncTarget: flush the resync data a ticket covers, then acknowledge
+    /// it (the source clears its bits on the ack).
+    async fn ack_resync(&self, peer: &Arc<PeerTx>, ticket: resync::FlushTicket) -> io::Result<()> {
+        let store = self.target_store()?;
+        let flushed = tokio::task::spawn_blocking(move || store.flush())
             .await
-            .map_err(io::Error::other)??;
-        for (offset, len) in ranges {
-            peer.ctrl(Frame::RsAck { offset, len });
+            .map_err(io::Error::other)?;
+        // The acks are queued under the lock that `flushed` is called under:
+        // the driver's `RsDone` (after it sees no flush running) can never
+        // overtake them on the control channel.
+        let mut c = self.core();
+        let ranges = c.target.as_mut().map(|t| t.flushed(ticket));
+        flushed?;
+        for r in ranges.unwrap_or_default() {
+            peer.ctrl(Frame::RsAck {
+                offset: r.offset(),
+                len: r.len(),
+            });
         }
         Ok(())
+    }
+
+    fn geometry(&self) -> Geometry {
+        Geometry::new(self.data_size)
     }
 
     fn in_range(&self, offset: u64, len: u64) -> bool {
@@ -1460,172 +1600,147 @@ impl Device {
         }
     }
 
-    /// The SyncTarget's driver: requests every out-of-sync range from the
-    /// source, at most the configured rate, until none is left.
+    /// The SyncTarget's driver: carries out what [`resync::Target`] says
+    /// (requests, pacing at the configured rate, acknowledgement flushes,
+    /// the end) until it says stop.
     async fn resync_target(self: Arc<Device>, epoch: u64) {
-        enum Step {
-            Requested(u64),
-            Wait,
-            Ack(Arc<PeerTx>),
-            Stop,
-        }
-        let mut cursor = 0u64;
-        let mut next_at = tokio::time::Instant::now();
         loop {
             let rate = lock(&self.cfg).resync_rate();
-            let step = {
+            let (step, link) = {
                 let mut c = self.core();
-                let inflight = c.sync.as_ref().map_or(0, |s| s.inflight);
-                let link = c.link.clone();
-                match (c.epoch == epoch, link, c.sm.conn()) {
-                    (true, Some(_), ConnState::PausedSyncT) => Step::Wait,
-                    (true, Some(_), ConnState::SyncTarget) if inflight >= RS_IN_FLIGHT => {
-                        Step::Wait
+                let Some(link) = c.link.clone().filter(|_| c.epoch == epoch) else {
+                    return;
+                };
+                let (conn, role) = (c.sm.conn(), c.sm.role());
+                let core = &mut *c;
+                let step = match (core.target.as_mut(), core.local.as_ref()) {
+                    (Some(t), Some(l)) => t.poll(mono(), rate, conn, role, &l.bitmap),
+                    _ => TargetStep::Stop,
+                };
+                match &step {
+                    TargetStep::Request(r) => link.ctrl(Frame::RsReq {
+                        offset: r.offset(),
+                        len: r.len(),
+                    }),
+                    TargetStep::Done => {
+                        tracing::info!("resync: nothing left to request");
+                        link.ctrl(Frame::RsDone);
+                        let _ = self.input(&mut c, Input::SyncDone);
                     }
-                    (true, Some(link), ConnState::SyncTarget) => {
-                        let found = c.local.as_ref().and_then(|l| {
-                            l.bitmap
-                                .next_set_range(cursor, (MAX_DATA as u64) / BM_BLOCK)
-                        });
-                        match found {
-                            Some((off, len)) => {
-                                cursor = (off + len) / BM_BLOCK;
-                                if let Some(s) = c.sync.as_mut() {
-                                    s.inflight += 1;
-                                }
-                                c.ctrl(Frame::RsReq { offset: off, len });
-                                Step::Requested(len)
-                            }
-                            None if inflight > 0 => Step::Wait,
-                            None if c.bits() > 0 => {
-                                cursor = 0;
-                                continue;
-                            }
-                            None if !c.unacked.is_empty() => Step::Ack(link),
-                            None => {
-                                tracing::info!("resync: nothing left to request");
-                                c.ctrl(Frame::RsDone);
-                                let _ = self.input(&mut c, Input::SyncDone);
-                                Step::Stop
-                            }
-                        }
-                    }
-                    _ => return,
+                    _ => {}
                 }
+                (step, link)
             };
             match step {
-                Step::Requested(len) => {
-                    let now = tokio::time::Instant::now();
-                    next_at = next_at.max(now - Duration::from_millis(100))
-                        + Duration::from_secs_f64(len as f64 / rate as f64);
-                    if next_at > now {
-                        tokio::time::sleep_until(next_at).await;
-                    }
-                }
-                Step::Wait => {
+                TargetStep::Request(_) => {}
+                TargetStep::Pace(at) => tokio::time::sleep(at.saturating_sub(mono())).await,
+                TargetStep::Wait => {
                     tokio::select! {
                         _ = self.wake.notified() => {}
                         _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                     }
                 }
-                Step::Ack(link) => {
-                    if self.ack_resync(&link).await.is_err() {
+                TargetStep::Flush(ticket) => {
+                    if self.ack_resync(&link, ticket).await.is_err() {
                         return;
                     }
                 }
-                Step::Stop => {
+                TargetStep::Done => {
                     self.flush_notices();
                     return;
                 }
+                TargetStep::Stop => return,
             }
         }
     }
 
-    /// Online verify: send the digests of every block, mark what differs.
+    /// Online verify: carries out what [`resync::Verify`] says (read a
+    /// range, send its digests; the answers mark what differs), then starts
+    /// the resync of what was found from the side [`resync::after_verify`]
+    /// names.
     async fn verify(self: Arc<Device>, epoch: u64) {
-        let mut offset = 0u64;
-        let mut next_at = tokio::time::Instant::now();
-        let chunk = MAX_DATA as u64;
-        while offset < self.data_size {
-            let next = {
-                let c = self.core();
-                if c.epoch != epoch || c.sm.conn() != ConnState::Connected {
-                    break;
+        let found = loop {
+            let rate = lock(&self.cfg).resync_rate();
+            let (step, store, link) = {
+                let mut c = self.core();
+                let conn = c.sm.conn();
+                let same = c.epoch == epoch;
+                let Some(v) = c.verify.as_mut() else {
+                    break None;
+                };
+                if !same {
+                    v.abort();
                 }
-                if c.verify
-                    .as_ref()
-                    .is_some_and(|v| v.inflight >= RS_IN_FLIGHT)
-                {
-                    None
-                } else {
-                    match (c.local.as_ref(), c.link.clone()) {
-                        (Some(l), Some(p)) => Some((l.store.clone(), p)),
-                        _ => break,
+                let step = v.poll(mono(), rate, conn);
+                (
+                    step,
+                    c.local.as_ref().map(|l| l.store.clone()),
+                    c.link.clone(),
+                )
+            };
+            match step {
+                VerifyStep::Request(range) => {
+                    let read = match store {
+                        Some(store) => tokio::task::spawn_blocking(move || {
+                            let mut buf = vec![0u8; range.len() as usize];
+                            store
+                                .read_at(&mut buf, range.offset())
+                                .map(|()| digest_blocks(&buf))
+                        })
+                        .await
+                        .map_err(io::Error::other)
+                        .and_then(|r| r),
+                        None => Err(eio("no local disk")),
+                    };
+                    match (read, link) {
+                        (Ok(digests), Some(link)) => {
+                            self.core().counters.dr += range.len() / 1024;
+                            link.ctrl(Frame::OvReq {
+                                offset: range.offset(),
+                                digests,
+                            });
+                        }
+                        _ => {
+                            if let Some(v) = self.core().verify.as_mut() {
+                                v.abort();
+                            }
+                        }
                     }
                 }
-            };
-            let Some((store, peer)) = next else {
-                tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                VerifyStep::Pace(at) => tokio::time::sleep(at.saturating_sub(mono())).await,
+                VerifyStep::Wait => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    }
                 }
-                continue;
-            };
-            let len = chunk.min(self.data_size - offset);
-            let digests = tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; len as usize];
-                store
-                    .read_at(&mut buf, offset)
-                    .map(|()| digest_blocks(&buf))
-            })
-            .await;
-            let Ok(Ok(digests)) = digests else { break };
-            {
-                let mut c = self.core();
-                if let Some(v) = c.verify.as_mut() {
-                    v.inflight += 1;
-                }
-                c.counters.dr += len / 1024;
+                VerifyStep::Finished { mismatched } => break Some(mismatched),
+                VerifyStep::Aborted => break None,
             }
-            peer.ctrl(Frame::OvReq { offset, digests });
-            offset += len;
-            let rate = lock(&self.cfg).resync_rate();
-            let now = tokio::time::Instant::now();
-            next_at = next_at.max(now - Duration::from_millis(100))
-                + Duration::from_secs_f64(len as f64 / rate as f64);
-            if next_at > now {
-                tokio::time::sleep_until(next_at).await;
-            }
-        }
-        // Wait for the last answers.
-        for _ in 0..200 {
-            let done = self.core().verify.as_ref().is_none_or(|v| v.inflight == 0);
-            if done {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        };
         let mut c = self.core();
-        let mut found = 0;
-        if let Some(v) = c.verify.as_mut() {
-            v.running = false;
-            found = v.mismatched;
+        if let Some(v) = c.verify.as_ref() {
             tracing::info!(
-                "online verify done: {} of {} bytes checked, {} bytes out of sync",
-                v.done,
-                v.total,
-                v.mismatched
+                "online verify {}: {} of {} bytes checked, {} bytes out of sync",
+                if found.is_some() { "done" } else { "stopped" },
+                v.done_bytes(),
+                v.total_bytes(),
+                v.mismatched_bytes()
             );
         }
-        if found > 0 && c.epoch == epoch {
-            // The node that ran verify is the source, as DRBD's verify source;
-            // the blocks found are resynced at once.
-            match self.input(&mut c, Input::ResyncFromHere) {
-                Ok(()) => {
-                    tracing::info!("resyncing the {found} bytes verify found, from this node")
-                }
-                Err(e) => tracing::warn!("not resyncing what verify found: {e}"),
-            }
+        let Some(found) = found.filter(|_| c.epoch == epoch) else {
+            return;
+        };
+        // The Primary's data is what the application acknowledged: it is
+        // the source; with two Secondaries, the node that ran verify.
+        let (input, from) = match resync::after_verify(found, c.sm.role(), c.sm.peer_role()) {
+            None => return,
+            Some(resync::ResyncFrom::Here) => (Input::ResyncFromHere, "this node"),
+            Some(resync::ResyncFrom::Peer) => (Input::ResyncFromPeer, "the peer (Primary)"),
+        };
+        match self.input(&mut c, input) {
+            Ok(()) => tracing::info!("resyncing the {found} bytes verify found, from {from}"),
+            Err(e) => tracing::warn!("not resyncing what verify found: {e}"),
         }
     }
 
@@ -1730,10 +1845,10 @@ impl Device {
             out_of_sync_bytes: oos,
             sync,
             verify: c.verify.as_ref().map(|v| VerifyStatus {
-                running: v.running,
-                done_bytes: v.done,
-                total_bytes: v.total,
-                mismatched_bytes: v.mismatched,
+                running: v.running(),
+                done_bytes: v.done_bytes(),
+                total_bytes: v.total_bytes(),
+                mismatched_bytes: v.mismatched_bytes(),
             }),
             split_brain: c.split_brain.clone(),
             uuids: [
@@ -1881,17 +1996,11 @@ impl Device {
                     drop(c);
                     return self.refused("verify needs UpToDate data on both nodes");
                 }
-                if c.verify.as_ref().is_some_and(|v| v.running) {
+                if c.verify.as_ref().is_some_and(|v| v.running()) {
                     drop(c);
                     return self.done(Some("verify already running".into()));
                 }
-                c.verify = Some(VerifyTrack {
-                    running: true,
-                    total: self.data_size,
-                    done: 0,
-                    mismatched: 0,
-                    inflight: 0,
-                });
+                c.verify = Some(resync::Verify::new(self.geometry()));
                 let epoch = c.epoch;
                 drop(c);
                 let dev = self.me();
@@ -2292,4 +2401,148 @@ fn diff_blocks(buf: &[u8], theirs: &[[u8; 32]]) -> Vec<u32> {
         .filter(|(_, (a, b))| a != b)
         .map(|(i, _)| i as u32)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::conf;
+
+    /// An `Error` frame with this text makes `on_frame` panic (test builds
+    /// only): the stand-in for any bug in a frame handler.
+    pub(super) const INJECT_PANIC: &str = "hbd-test: panic in on_frame";
+
+    /// A device on a fresh 8 MiB backing file (never `run`: no sockets).
+    fn device(dir: &Path, rt: &tokio::runtime::Runtime) -> Arc<Device> {
+        let disk = dir.join("backing.img");
+        std::fs::File::create(&disk)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        meta::create(&disk, true).unwrap();
+        let text = format!(
+            "resource r0 {{\n  protocol C;\n  on n1 {{ device {d}; disk {b}; address 192.0.2.11:7788; meta-disk internal; }}\n  on n2 {{ device {d}; disk {b}; address 192.0.2.12:7788; meta-disk internal; }}\n}}\n",
+            d = dir.join("drbd0").display(),
+            b = disk.display()
+        );
+        let (c, errors, _) = conf::parse(Path::new("drbd.conf"), &text);
+        assert!(errors.is_empty(), "{errors:?}");
+        let res = c.resource("r0").unwrap().clone();
+        let cfg = DeviceConfig {
+            name: "r0".into(),
+            node: "n1".into(),
+            peer: "n2".into(),
+            config_dir: dir.to_path_buf(),
+            run_dir: dir.to_path_buf(),
+            host: res.host("n1").unwrap().clone(),
+            peer_host: res.peer("n1").unwrap().clone(),
+            res,
+            key: AuthKey {
+                id: 0,
+                method: AuthMethod::Sha256,
+                secret: b"test".to_vec(),
+            },
+            notify: None,
+            first: true,
+        };
+        Device::open(cfg, rt.handle().clone()).unwrap()
+    }
+
+    fn framed<T: tokio::io::AsyncRead + tokio::io::AsyncWrite>(
+        io: T,
+    ) -> Framed<T, LengthDelimitedCodec> {
+        Framed::new(
+            io,
+            LengthDelimitedCodec::builder()
+                .max_frame_length(link::MAX_FRAME)
+                .new_codec(),
+        )
+    }
+
+    /// Issue 12, finding 8: a panic inside the link task still tears the
+    /// link down: a writer waiting for the peer's ack is released (with
+    /// `false`: its range gets marked) and the machine hears TransportLost.
+    #[test]
+    fn a_panic_in_the_link_task_releases_waiting_writers() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dev = device(dir.path(), &rt);
+        {
+            let mut c = dev.core();
+            dev.input(&mut c, Input::Connect).unwrap();
+        }
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        dev.establish(framed(ours), dev.data_size, None);
+        let peer = dev.core().link.clone().expect("established");
+        // The fake peer: keeps the link alive with pings and reads
+        // everything, until told to panic the device's link task.
+        let (sink, mut stream) = framed(theirs).split();
+        let sink = Arc::new(tokio::sync::Mutex::new(sink));
+        let pinger = {
+            let sink = sink.clone();
+            rt.spawn(async move {
+                loop {
+                    if link::send(&mut *sink.lock().await, &Frame::Ping)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        };
+        let reader = rt.spawn(async move { while stream.next().await.is_some() {} });
+        // A writer waiting on the peer's ack (as a FUSE thread in write_chunk).
+        let wait = peer
+            .submit(
+                |seq| Frame::Write {
+                    seq,
+                    offset: 0,
+                    data: vec![7; 4096],
+                },
+                Some((0, 4096)),
+            )
+            .expect("the link is up");
+        rt.block_on(async {
+            link::send(
+                &mut *sink.lock().await,
+                &Frame::Error {
+                    msg: INJECT_PANIC.into(),
+                },
+            )
+            .await
+        })
+        .unwrap();
+        assert_eq!(
+            wait.recv_timeout(Duration::from_secs(30)),
+            Ok(false),
+            "the waiting writer was not released"
+        );
+        let start = Instant::now();
+        loop {
+            {
+                let c = dev.core();
+                if c.link.is_none() && c.sm.conn() == ConnState::WFConnection {
+                    // The unacked write's range is out of sync now.
+                    assert!(c.bits() >= 1);
+                    break;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no TransportLost"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!peer.live());
+        pinger.abort();
+        reader.abort();
+        dev.shutdown.cancel();
+        drop(rt);
+    }
 }

@@ -2,7 +2,9 @@
 //! (generation UUIDs and the connect-time decision), `state` (the
 //! connection state machine), `meta` (on-disk metadata, `meta-disk
 //! internal`), `expose` (a FUSE file behind a loop device), `link` (the
-//! connection between the two device processes), `device` (the device
+//! connection between the two device processes), `resync` (resync and
+//! online-verify decisions, sans-IO), `mounts` (what the device process's
+//! mount namespace keeps), `sim` (the seeded simulation), `device` (the device
 //! process, `hbd-disk`), `ctl` (its control protocol), `client` (starting
 //! and asking devices: `hbctl disk`, the `drbddisk` agent, hbd's status) and
 //! `report` (/proc/drbd-style and status text).
@@ -16,6 +18,7 @@ pub mod link;
 pub mod meta;
 pub mod mounts;
 pub mod report;
+pub mod resync;
 #[cfg(test)]
 mod sim;
 pub mod state;

@@ -219,8 +219,12 @@ pub enum Input {
     Invalidate,
     InvalidateRemote,
     /// Resync what the bitmaps mark, from this node (online verify found
-    /// differences; DRBD leaves that to a disconnect/connect).
+    /// differences; DRBD leaves that to a disconnect/connect). Refused when
+    /// the peer is Primary: a Primary is never SyncTarget.
     ResyncFromHere,
+    /// Resync what the bitmaps mark, from the peer (verify ran on a
+    /// Secondary whose peer is Primary). Refused on a Primary.
+    ResyncFromPeer,
     PauseSync,
     ResumeSync,
 }
@@ -441,10 +445,28 @@ impl Resource {
                 if self.disk != DiskState::UpToDate {
                     return Err("Need access to UpToDate data".into());
                 }
+                if self.peer_role == Role::Primary {
+                    return Err("peer is Primary: it must be the sync source".into());
+                }
                 self.send(Msg::BitmapResync {
                     sender_is_source: true,
                 });
                 self.begin_bitmap(true, false);
+            }
+            Input::ResyncFromPeer => {
+                if self.conn != ConnState::Connected {
+                    return Err("Need a connection to start verify or resync".into());
+                }
+                if self.role == Role::Primary {
+                    return Err(HandshakeError::TargetIsPrimary.message().into());
+                }
+                if self.peer_disk != DiskState::UpToDate || self.disk == DiskState::Diskless {
+                    return Err("Need access to UpToDate data".into());
+                }
+                self.send(Msg::BitmapResync {
+                    sender_is_source: false,
+                });
+                self.begin_bitmap(false, false);
             }
             Input::PauseSync => match self.conn {
                 ConnState::SyncSource => self.set_conn(ConnState::PausedSyncS),
@@ -532,6 +554,9 @@ impl Resource {
             if self.peer_disk != DiskState::UpToDate {
                 return Err("Need access to UpToDate data".into());
             }
+            if self.role == Role::Primary {
+                return Err(HandshakeError::TargetIsPrimary.message().into());
+            }
             self.send(Msg::FullResync {
                 sender_is_source: false,
             });
@@ -560,6 +585,9 @@ impl Resource {
         }
         if self.peer_disk == DiskState::Diskless {
             return Err("peer disk Diskless".into());
+        }
+        if self.peer_role == Role::Primary {
+            return Err("peer is Primary: a Primary is never SyncTarget".into());
         }
         self.send(Msg::FullResync {
             sender_is_source: true,
@@ -608,12 +636,12 @@ impl Resource {
             }
             Msg::FullResync { sender_is_source } => {
                 if self.conn == ConnState::Connected && self.disk != DiskState::Diskless {
-                    self.begin_bitmap(!sender_is_source, true);
+                    self.peer_starts_resync(!sender_is_source, true);
                 }
             }
             Msg::BitmapResync { sender_is_source } => {
                 if self.conn == ConnState::Connected && self.disk != DiskState::Diskless {
-                    self.begin_bitmap(!sender_is_source, false);
+                    self.peer_starts_resync(!sender_is_source, false);
                 }
             }
         }
@@ -713,6 +741,25 @@ impl Resource {
                 }
             }
         }
+    }
+
+    /// The peer started a resync with us as `source` (or target). Whatever
+    /// it sends, a Primary never becomes SyncTarget, and a Primary peer is
+    /// never made one: the connection is dropped as DRBD's rr-conflict
+    /// `disconnect` does ("I shall become SyncTarget, but I am primary!").
+    fn peer_starts_resync(&mut self, source: bool, full: bool) {
+        let target_is_primary = if source {
+            self.peer_role == Role::Primary
+        } else {
+            self.role == Role::Primary
+        };
+        if target_is_primary {
+            self.drop_connection(Event::HandshakeFailed(
+                HandshakeError::TargetIsPrimary.message().into(),
+            ));
+            return;
+        }
+        self.begin_bitmap(source, full);
     }
 
     fn begin_bitmap(&mut self, source: bool, full: bool) {
@@ -1013,6 +1060,81 @@ mod tests {
         assert_eq!(b.disk(), DiskState::UpToDate);
         a.handle(Input::Disconnect).unwrap();
         assert!(a.handle(Input::ResyncFromHere).is_err());
+    }
+
+    /// Issue 12, finding 3: a Primary never becomes SyncTarget, whatever
+    /// the peer sends or the operator asks.
+    #[test]
+    fn a_primary_is_never_sync_target() {
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        a.handle(Input::Promote { force: false }).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(b.peer_role(), Role::Primary);
+        // Local commands on either side that would make `a` the target.
+        let target_is_primary = Err(HandshakeError::TargetIsPrimary.message().to_string());
+        assert_eq!(a.handle(Input::Invalidate), target_is_primary);
+        assert_eq!(a.handle(Input::ResyncFromPeer), target_is_primary);
+        assert!(b.handle(Input::ResyncFromHere).is_err());
+        assert!(b.handle(Input::InvalidateRemote).is_err());
+        assert!(a.take_outputs().is_empty() && b.take_outputs().is_empty());
+        assert_eq!(a.conn(), ConnState::Connected);
+        assert_eq!(b.conn(), ConnState::Connected);
+        // A peer that asks anyway (as verify on a Secondary did): refused,
+        // the connection is dropped, the Primary keeps its role and data.
+        for m in [
+            Msg::BitmapResync {
+                sender_is_source: true,
+            },
+            Msg::FullResync {
+                sender_is_source: true,
+            },
+        ] {
+            let (mut a, _b) = pair(cfg(true), cfg(false));
+            a.handle(Input::Promote { force: false }).unwrap();
+            a.take_outputs();
+            a.handle(Input::Peer(m)).unwrap();
+            let out = a.take_outputs();
+            assert!(
+                !out.contains(&Output::ExchangeBitmap { full: false })
+                    && !out.contains(&Output::ExchangeBitmap { full: true }),
+                "{out:?}"
+            );
+            assert!(events(&out).contains(&Event::HandshakeFailed(
+                "I shall become SyncTarget, but I am primary!".into()
+            )));
+            assert_eq!(a.conn(), ConnState::StandAlone);
+            assert_eq!(a.role(), Role::Primary);
+            assert_eq!(a.disk(), DiskState::UpToDate);
+        }
+        // A Primary peer asking a Secondary to be its source: refused too.
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        a.handle(Input::Promote { force: false }).unwrap();
+        pump(&mut a, &mut b);
+        b.handle(Input::Peer(Msg::BitmapResync {
+            sender_is_source: false,
+        }))
+        .unwrap();
+        assert_eq!(b.conn(), ConnState::StandAlone);
+    }
+
+    /// Verify on the Secondary resyncs it from the Primary.
+    #[test]
+    fn resync_from_peer_makes_the_primary_the_source() {
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        a.handle(Input::Promote { force: false }).unwrap();
+        pump(&mut a, &mut b);
+        b.handle(Input::ResyncFromPeer).unwrap();
+        let (oa, ob) = pump(&mut a, &mut b);
+        assert_eq!(a.conn(), ConnState::WFBitMapS);
+        assert_eq!(b.conn(), ConnState::WFBitMapT);
+        assert!(oa.contains(&Output::ExchangeBitmap { full: false }));
+        assert!(ob.contains(&Output::ExchangeBitmap { full: false }));
+        resync(&mut a, &mut b, 1);
+        assert_eq!(b.conn(), ConnState::Connected);
+        assert_eq!(b.disk(), DiskState::UpToDate);
+        assert_eq!(a.role(), Role::Primary);
+        b.handle(Input::Disconnect).unwrap();
+        assert!(b.handle(Input::ResyncFromPeer).is_err());
     }
 
     #[test]

@@ -1,0 +1,1598 @@
+//! Resync and online verify: every decision, no I/O (sans-IO, as
+//! [`super::state`]).
+//!
+//! DRBD 8.4 does this in `drbd/drbd_worker.c` (`make_resync_request`,
+//! `w_e_end_rsdata_req`, `make_ov_request`, `w_e_end_ov_req`,
+//! `drbd_resync_finished`) and `drbd/drbd_receiver.c`
+//! (`receive_DataRequest`, `receive_rs_data`, `got_IsInSync`,
+//! `got_OVResult`). Here the device ([`super::device`]) does only the I/O:
+//! it reads and writes the store, sends frames and sleeps; this module
+//! says what to request, what to accept, what to write, what to
+//! acknowledge and when a resync or verify is over.
+//!
+//! # API (drivable without tokio)
+//!
+//! Everything comes in as arguments: the connection state and role (from
+//! [`super::state::Resource`]), the bitmap by reference, and `now` as a
+//! [`Duration`] since any fixed origin the caller chooses (a simulation
+//! passes its virtual clock). Nothing here reads a clock, a socket or a
+//! file, and nothing blocks.
+//!
+//! * [`Geometry`] checks every peer-supplied `(offset, len)` and turns it
+//!   into a [`BlockRange`]: aligned to [`BM_BLOCK`], non-empty, at most
+//!   [`MAX_REQUEST`] long, inside the data area, no overflow (finding 8).
+//! * [`Target`] (the SyncTarget, one per resync): call [`Target::poll`]
+//!   until it answers [`TargetStep::Done`] or [`TargetStep::Stop`]:
+//!   - `Request(r)`: send `RsReq` for `r` (already counted in flight);
+//!   - `Pace(t)` / `Wait`: sleep until `t` / until something happens;
+//!   - `Flush(ticket)`: flush the store, then [`Target::flushed`] names
+//!     the ranges to acknowledge with `RsAck` (only data written before
+//!     the flush started);
+//!   - `Done`: send `RsDone` and feed `Input::SyncDone` to the state
+//!     machine (bitmap empty, nothing in flight, everything acknowledged).
+//!
+//!   For each `RsData`, [`Target::on_rs_data`] decides which blocks to write
+//!   (or rejects it); after writing them call [`Target::written`] (clears
+//!   their bits). [`Target::note_local_write`] records an application write
+//!   so resync data requested before it never overwrites it.
+//! * [`Source`] (the SyncSource): [`Source::on_rs_req`] accepts a request
+//!   (the device then reads and sends `RsData`), [`Source::on_rs_ack`]
+//!   clears the acknowledged bits, [`Source::on_rs_done`] accepts the end.
+//! * [`Verify`] (the node that runs `verify`): [`Verify::poll`] as the
+//!   target's (`Request(r)`: read `r`, send `OvReq` with its digests),
+//!   [`Verify::on_reply`] marks what differs; at the end
+//!   [`after_verify`] says which side the blocks found are resynced from.
+//!   [`ov_request`] checks a peer's `OvReq`, [`mark_differing`] marks
+//!   the blocks the comparison found.
+//!
+//! A rejected frame is a [`Reject`]: `Ignore` for frames that may race a
+//! state change (nothing is written, the link stays), `Violation` for frames
+//! a correct peer never sends (the link is dropped).
+//!
+//! # Safety rules (issue 12, finding 3)
+//!
+//! * A Primary is never SyncTarget (also enforced in [`super::state`]):
+//!   [`Target`] refuses every `RsData` while the local role is Primary.
+//! * Only a SyncTarget accepts `RsData`, only for a range it requested and
+//!   has not received yet, and only the blocks whose bit is still set and
+//!   that no local write touched since the request.
+//! * Only a SyncSource serves `RsReq` and takes `RsAck` (for a range it
+//!   served); `OvReq` is answered only while Connected with UpToDate data.
+//! * After verify the blocks found are resynced from the Primary, if there
+//!   is one; with two Secondaries from the node that ran verify.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::link::{MAX_DATA, MAX_DIGESTS};
+use super::meta::{Bitmap, BM_BLOCK};
+use super::state::{ConnState, DiskState, Role};
+
+/// Resync and verify requests in flight (DRBD's resync window, small).
+pub const RS_IN_FLIGHT: usize = 4;
+/// Resync data the target writes before it flushes and acknowledges.
+pub const RS_ACK_BATCH: u64 = 8 << 20;
+/// Largest resync or verify request (one frame of data).
+pub const MAX_REQUEST: u64 = MAX_DATA as u64;
+/// A paced driver that fell behind may catch up by at most this much.
+pub const PACING_SLACK: Duration = Duration::from_millis(100);
+/// Verify gives up when requests in flight got no answer for this long.
+pub const VERIFY_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Served, unacknowledged requests a source keeps; a correct target acks
+/// every [`RS_ACK_BATCH`] bytes, so it never has more than about
+/// `RS_ACK_BATCH / BM_BLOCK + RS_IN_FLIGHT` outstanding.
+pub const MAX_SERVED: usize = 2 * (RS_ACK_BATCH / BM_BLOCK) as usize + 16 * RS_IN_FLIGHT;
+/// Requests a source reads at once (each holds up to [`MAX_REQUEST`] bytes).
+pub const MAX_SERVING: usize = 2 * RS_IN_FLIGHT;
+
+/// Why a peer's frame is not acted on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Reject {
+    /// May race a state change: log it, write nothing, keep the link.
+    #[error("{frame} ignored: {why}")]
+    Ignore { frame: &'static str, why: String },
+    /// A correct peer never sends this: drop the link.
+    #[error("{frame}: {why}")]
+    Violation { frame: &'static str, why: String },
+}
+
+impl Reject {
+    pub fn ignore(frame: &'static str, why: impl Into<String>) -> Reject {
+        Reject::Ignore {
+            frame,
+            why: why.into(),
+        }
+    }
+    pub fn violation(frame: &'static str, why: impl Into<String>) -> Reject {
+        Reject::Violation {
+            frame,
+            why: why.into(),
+        }
+    }
+    pub fn is_violation(&self) -> bool {
+        matches!(self, Reject::Violation { .. })
+    }
+}
+
+/// A bad peer-supplied range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error("empty range at {offset}")]
+    Empty { offset: u64 },
+    #[error("range {offset}+{len} is not aligned to {BM_BLOCK} bytes")]
+    Unaligned { offset: u64, len: u64 },
+    #[error("range {offset}+{len} is longer than {max} bytes")]
+    TooLong { offset: u64, len: u64, max: u64 },
+    #[error("range {offset}+{len} is outside the {size}-byte data area")]
+    Outside { offset: u64, len: u64, size: u64 },
+    #[error("block index {index} outside the {blocks} blocks of {offset}+{len}")]
+    BadIndex {
+        offset: u64,
+        len: u64,
+        index: u32,
+        blocks: u64,
+    },
+}
+
+impl RangeError {
+    fn reject(self, frame: &'static str) -> Reject {
+        Reject::violation(frame, self.to_string())
+    }
+}
+
+/// A checked byte range of the data area: `offset` and `len` multiples of
+/// [`BM_BLOCK`] (or `len` ending at the end of the data area), `len > 0`,
+/// `offset + len <= data_size`. Only [`Geometry`] makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockRange {
+    offset: u64,
+    len: u64,
+}
+
+impl BlockRange {
+    pub fn offset(self) -> u64 {
+        self.offset
+    }
+    pub fn len(self) -> u64 {
+        self.len
+    }
+    /// Never true (a range is non-empty); for clippy's `len_without_is_empty`.
+    pub fn is_empty(self) -> bool {
+        self.len == 0
+    }
+    pub fn end(self) -> u64 {
+        self.offset + self.len
+    }
+    /// Number of bitmap blocks (the last may be partial at the device end).
+    pub fn blocks(self) -> u64 {
+        self.len.div_ceil(BM_BLOCK)
+    }
+    fn overlaps(self, o: BlockRange) -> bool {
+        self.offset < o.end() && o.offset < self.end()
+    }
+    /// Block `index` of this range (checked: `index < blocks()`).
+    pub fn block(self, index: u32) -> Result<BlockRange, RangeError> {
+        let i = u64::from(index);
+        if i >= self.blocks() {
+            return Err(RangeError::BadIndex {
+                offset: self.offset,
+                len: self.len,
+                index,
+                blocks: self.blocks(),
+            });
+        }
+        let offset = self.offset + i * BM_BLOCK;
+        Ok(BlockRange {
+            offset,
+            len: BM_BLOCK.min(self.end() - offset),
+        })
+    }
+    /// Byte range of `self` inside a buffer holding `outer` (which contains it).
+    pub fn within(self, outer: BlockRange) -> std::ops::Range<usize> {
+        let start = (self.offset - outer.offset) as usize;
+        start..start + self.len as usize
+    }
+}
+
+/// The data area's size: the one place peer-supplied ranges are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    data_size: u64,
+}
+
+impl Geometry {
+    pub fn new(data_size: u64) -> Geometry {
+        Geometry { data_size }
+    }
+
+    pub fn data_size(self) -> u64 {
+        self.data_size
+    }
+
+    /// Check `(offset, len)` from the peer (at most `max` bytes).
+    pub fn range(self, offset: u64, len: u64, max: u64) -> Result<BlockRange, RangeError> {
+        if len == 0 {
+            return Err(RangeError::Empty { offset });
+        }
+        if len > max {
+            return Err(RangeError::TooLong { offset, len, max });
+        }
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= self.data_size)
+            .ok_or(RangeError::Outside {
+                offset,
+                len,
+                size: self.data_size,
+            })?;
+        if !offset.is_multiple_of(BM_BLOCK)
+            || (!len.is_multiple_of(BM_BLOCK) && end != self.data_size)
+        {
+            return Err(RangeError::Unaligned { offset, len });
+        }
+        Ok(BlockRange { offset, len })
+    }
+}
+
+fn duration_for(len: u64, rate: u64) -> Duration {
+    Duration::from_secs_f64(len as f64 / rate.max(1) as f64)
+}
+
+/// Merge `ranges` (sorted by offset) into runs of adjacent blocks.
+fn coalesce(ranges: impl IntoIterator<Item = BlockRange>) -> Vec<BlockRange> {
+    let mut out: Vec<BlockRange> = Vec::new();
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if last.end() == r.offset => last.len += r.len,
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+// ---- SyncTarget ----
+
+#[derive(Debug, Clone)]
+struct Requested {
+    range: BlockRange,
+    /// Its data arrived and is being written ([`Target::written`] pending).
+    applying: bool,
+    /// Blocks a local write touched after the request (never overwritten).
+    superseded: Vec<BlockRange>,
+}
+
+/// What the SyncTarget's driver does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetStep {
+    /// Send `RsReq` for this range (counted in flight already).
+    Request(BlockRange),
+    /// Rate limit: do nothing before this time.
+    Pace(Duration),
+    /// Wait for data, a flush or a state change.
+    Wait,
+    /// Flush the store, then call [`Target::flushed`].
+    Flush(FlushTicket),
+    /// Everything is written and acknowledged: send `RsDone`, feed
+    /// `Input::SyncDone`. Answered once.
+    Done,
+    /// Not (or no longer) SyncTarget: the driver ends.
+    Stop,
+}
+
+/// Resync data written (not yet flushed) when the flush was decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushTicket {
+    ranges: Vec<BlockRange>,
+}
+
+/// An accepted `RsData`: which blocks of the request to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub request: BlockRange,
+    /// Runs of blocks to write (bit still set, not superseded); may be empty.
+    pub writes: Vec<BlockRange>,
+}
+
+/// The SyncTarget's side of one resync (`make_resync_request`,
+/// `receive_rs_data`).
+#[derive(Debug, Clone)]
+pub struct Target {
+    geo: Geometry,
+    /// Scan cursor (bit). Requests in flight all lie before it, so a range
+    /// found after it is never in flight twice; it wraps only when nothing
+    /// is in flight.
+    cursor: u64,
+    inflight: Vec<Requested>,
+    /// Requests whose data is written but not yet flushed.
+    unacked: Vec<BlockRange>,
+    unacked_bytes: u64,
+    flushing: bool,
+    next_at: Duration,
+    finished: bool,
+}
+
+impl Target {
+    pub fn new(geo: Geometry) -> Target {
+        Target {
+            geo,
+            cursor: 0,
+            inflight: Vec::new(),
+            unacked: Vec::new(),
+            unacked_bytes: 0,
+            flushing: false,
+            next_at: Duration::ZERO,
+            finished: false,
+        }
+    }
+
+    /// Requests in flight (including data being written).
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// The next thing to do. `rate` is the resync rate in bytes/s.
+    pub fn poll(
+        &mut self,
+        now: Duration,
+        rate: u64,
+        conn: ConnState,
+        role: Role,
+        bm: &Bitmap,
+    ) -> TargetStep {
+        if self.finished {
+            return TargetStep::Stop;
+        }
+        match conn {
+            ConnState::SyncTarget => {}
+            ConnState::PausedSyncT => return TargetStep::Wait,
+            _ => return TargetStep::Stop,
+        }
+        if role == Role::Primary {
+            // Never drive a resync into a Primary (the state machine refuses
+            // to get here; this is the second lock on the door).
+            return TargetStep::Stop;
+        }
+        if !self.flushing && self.unacked_bytes >= RS_ACK_BATCH {
+            return TargetStep::Flush(self.take_ticket());
+        }
+        if self.inflight.len() >= RS_IN_FLIGHT {
+            return TargetStep::Wait;
+        }
+        if now < self.next_at {
+            return TargetStep::Pace(self.next_at);
+        }
+        let max_bits = (MAX_REQUEST / BM_BLOCK).max(1);
+        let mut wrapped = false;
+        loop {
+            let found = bm.next_set_range(self.cursor, max_bits);
+            match found {
+                Some((off, len)) => {
+                    let end_bit = (off + len) / BM_BLOCK;
+                    let Ok(range) = self.geo.range(off, len, MAX_REQUEST) else {
+                        // A bitmap wider than the data area: skip the tail.
+                        self.cursor = end_bit.max(self.cursor + 1);
+                        continue;
+                    };
+                    if let Some(busy) = self
+                        .inflight
+                        .iter()
+                        .map(|r| r.range)
+                        .find(|r| r.overlaps(range))
+                    {
+                        // Defensive: never two requests for one block.
+                        self.cursor = busy.end() / BM_BLOCK;
+                        continue;
+                    }
+                    self.cursor = end_bit;
+                    self.inflight.push(Requested {
+                        range,
+                        applying: false,
+                        superseded: Vec::new(),
+                    });
+                    self.next_at = self.next_at.max(now.saturating_sub(PACING_SLACK))
+                        + duration_for(len, rate);
+                    return TargetStep::Request(range);
+                }
+                None if !self.inflight.is_empty() => return TargetStep::Wait,
+                None if !wrapped && self.cursor > 0 => {
+                    // Bits set behind the cursor (re-marked, or skipped as
+                    // superseded): another pass.
+                    self.cursor = 0;
+                    wrapped = true;
+                }
+                None => break,
+            }
+        }
+        if self.flushing {
+            return TargetStep::Wait;
+        }
+        if !self.unacked.is_empty() {
+            return TargetStep::Flush(self.take_ticket());
+        }
+        self.finished = true;
+        TargetStep::Done
+    }
+
+    fn take_ticket(&mut self) -> FlushTicket {
+        self.flushing = true;
+        self.unacked_bytes = 0;
+        FlushTicket {
+            ranges: std::mem::take(&mut self.unacked),
+        }
+    }
+
+    /// A batch is due (the link reader flushes it without waiting for the
+    /// driver); `None` while another flush runs.
+    pub fn take_flush_if_due(&mut self) -> Option<FlushTicket> {
+        (!self.flushing && self.unacked_bytes >= RS_ACK_BATCH).then(|| self.take_ticket())
+    }
+
+    /// The ticket's flush completed: the ranges to acknowledge (`RsAck`).
+    pub fn flushed(&mut self, t: FlushTicket) -> Vec<BlockRange> {
+        self.flushing = false;
+        t.ranges
+    }
+
+    /// An application write on this node (`receive_rs_data` must not undo
+    /// it): blocks of requests still waiting for data that it touches are
+    /// not overwritten by that data. Call it before the write reaches the
+    /// store, with the device's write ordering lock ensuring data being
+    /// applied is written first.
+    pub fn note_local_write(&mut self, offset: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let start = offset / BM_BLOCK * BM_BLOCK;
+        let end = offset
+            .saturating_add(len)
+            .div_ceil(BM_BLOCK)
+            .saturating_mul(BM_BLOCK);
+        for r in self.inflight.iter_mut().filter(|r| !r.applying) {
+            let lo = start.max(r.range.offset);
+            let hi = end.min(r.range.end());
+            if lo < hi {
+                r.superseded.push(BlockRange {
+                    offset: lo,
+                    len: hi - lo,
+                });
+            }
+        }
+    }
+
+    /// Decide on `RsData` for `(offset, len)`.
+    pub fn on_rs_data(
+        &mut self,
+        role: Role,
+        conn: ConnState,
+        bm: &Bitmap,
+        offset: u64,
+        len: u64,
+    ) -> Result<Accepted, Reject> {
+        const F: &str = "RsData";
+        let range = self
+            .geo
+            .range(offset, len, MAX_REQUEST)
+            .map_err(|e| e.reject(F))?;
+        if role == Role::Primary {
+            return Err(Reject::violation(F, "a Primary is never SyncTarget"));
+        }
+        if !matches!(conn, ConnState::SyncTarget | ConnState::PausedSyncT) {
+            return Err(Reject::ignore(F, format!("not SyncTarget ({conn})")));
+        }
+        let Some(req) = self
+            .inflight
+            .iter_mut()
+            .find(|r| r.range == range && !r.applying)
+        else {
+            return Err(Reject::violation(
+                F,
+                format!("{offset}+{len} was not requested"),
+            ));
+        };
+        req.applying = true;
+        let superseded = &req.superseded;
+        let writes = coalesce((0..range.blocks()).filter_map(|i| {
+            let b = range.block(i as u32).ok()?;
+            let bit = b.offset / BM_BLOCK;
+            (bm.get(bit) && !superseded.iter().any(|s| s.overlaps(b))).then_some(b)
+        }));
+        Ok(Accepted {
+            request: range,
+            writes,
+        })
+    }
+
+    /// The accepted blocks are written: clear their bits (in memory: the
+    /// bitmap writeback flushes the data before it writes cleared bits),
+    /// and queue the request for acknowledgement after the next flush.
+    /// Returns the bits cleared.
+    pub fn written(&mut self, a: &Accepted, bm: &mut Bitmap) -> u64 {
+        let Some(i) = self
+            .inflight
+            .iter()
+            .position(|r| r.range == a.request && r.applying)
+        else {
+            return 0;
+        };
+        self.inflight.swap_remove(i);
+        let cleared = a
+            .writes
+            .iter()
+            .map(|w| bm.clear_range(w.offset, w.len))
+            .sum();
+        self.unacked.push(a.request);
+        self.unacked_bytes += a.request.len;
+        cleared
+    }
+}
+
+// ---- SyncSource ----
+
+/// The SyncSource's side of one resync (`receive_DataRequest`,
+/// `got_IsInSync`).
+#[derive(Debug, Clone)]
+pub struct Source {
+    geo: Geometry,
+    /// Requests served and not acknowledged yet (with multiplicity).
+    served: HashMap<BlockRange, u32>,
+    outstanding: usize,
+    /// Accepted requests whose data is not queued yet (being read).
+    serving: usize,
+}
+
+fn is_source(conn: ConnState) -> bool {
+    matches!(conn, ConnState::SyncSource | ConnState::PausedSyncS)
+}
+
+impl Source {
+    pub fn new(geo: Geometry) -> Source {
+        Source {
+            geo,
+            served: HashMap::new(),
+            outstanding: 0,
+            serving: 0,
+        }
+    }
+
+    /// Served requests waiting for their `RsAck`.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding
+    }
+
+    /// Accept `RsReq`: the device reads the range, sends `RsData`, then
+    /// calls [`Source::data_queued`]. Served while SyncSource or
+    /// PausedSyncS (requests sent before a pause). At most
+    /// [`MAX_SERVING`] are read at once (a correct target has at most
+    /// [`RS_IN_FLIGHT`] requests out), so the device may serve them off the
+    /// link's reader without unbounded memory.
+    pub fn on_rs_req(
+        &mut self,
+        conn: ConnState,
+        offset: u64,
+        len: u64,
+    ) -> Result<BlockRange, Reject> {
+        const F: &str = "RsReq";
+        let range = self
+            .geo
+            .range(offset, len, MAX_REQUEST)
+            .map_err(|e| e.reject(F))?;
+        if !is_source(conn) {
+            return Err(Reject::violation(F, format!("not SyncSource ({conn})")));
+        }
+        if self.outstanding >= MAX_SERVED {
+            return Err(Reject::violation(
+                F,
+                format!("more than {MAX_SERVED} requests unacknowledged"),
+            ));
+        }
+        if self.serving >= MAX_SERVING {
+            return Err(Reject::violation(
+                F,
+                format!("more than {MAX_SERVING} requests at once"),
+            ));
+        }
+        *self.served.entry(range).or_default() += 1;
+        self.outstanding += 1;
+        self.serving += 1;
+        Ok(range)
+    }
+
+    /// The data of an accepted request is queued (or its read failed).
+    pub fn data_queued(&mut self) {
+        self.serving = self.serving.saturating_sub(1);
+    }
+
+    /// `RsAck`: the target has the range on stable storage; clear our bits
+    /// (only for a range we served). Returns the bits cleared.
+    pub fn on_rs_ack(
+        &mut self,
+        conn: ConnState,
+        offset: u64,
+        len: u64,
+        bm: &mut Bitmap,
+    ) -> Result<u64, Reject> {
+        const F: &str = "RsAck";
+        let range = self
+            .geo
+            .range(offset, len, MAX_REQUEST)
+            .map_err(|e| e.reject(F))?;
+        if !is_source(conn) {
+            return Err(Reject::ignore(F, format!("not SyncSource ({conn})")));
+        }
+        match self.served.get_mut(&range) {
+            Some(n) => {
+                *n -= 1;
+                if *n == 0 {
+                    self.served.remove(&range);
+                }
+                self.outstanding -= 1;
+            }
+            None => {
+                return Err(Reject::violation(
+                    F,
+                    format!("{offset}+{len} was not served"),
+                ))
+            }
+        }
+        Ok(bm.clear_range(range.offset, range.len))
+    }
+
+    /// `RsDone`: accepted when every served range was acknowledged.
+    pub fn on_rs_done(&self, conn: ConnState) -> Result<(), Reject> {
+        const F: &str = "RsDone";
+        if !is_source(conn) {
+            return Err(Reject::ignore(F, format!("not SyncSource ({conn})")));
+        }
+        if self.outstanding > 0 {
+            return Err(Reject::violation(
+                F,
+                format!("{} served ranges unacknowledged", self.outstanding),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A resync frame that arrived while no resync of that side runs:
+/// malformed ones are violations, the rest `reject`.
+pub fn stray(geo: Geometry, frame: &'static str, offset: u64, len: u64, ignore: bool) -> Reject {
+    match geo.range(offset, len, MAX_REQUEST) {
+        Err(e) => e.reject(frame),
+        Ok(_) if ignore => Reject::ignore(frame, "no resync running"),
+        Ok(_) => Reject::violation(frame, "no resync running"),
+    }
+}
+
+// ---- online verify ----
+
+/// What the verify driver does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyStep {
+    /// Read this range and send `OvReq` with its digests.
+    Request(BlockRange),
+    Pace(Duration),
+    Wait,
+    /// Every block compared; `mismatched` bytes marked out of sync.
+    Finished {
+        mismatched: u64,
+    },
+    /// The connection changed or answers stopped: verify ends early.
+    Aborted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Finished,
+    Aborted,
+}
+
+/// The verifying node's side of online verify (`make_ov_request`,
+/// `got_OVResult`).
+#[derive(Debug, Clone)]
+pub struct Verify {
+    geo: Geometry,
+    cursor: u64,
+    inflight: Vec<BlockRange>,
+    next_at: Duration,
+    last_answer: Duration,
+    done: u64,
+    mismatched: u64,
+    phase: Phase,
+}
+
+impl Verify {
+    pub fn new(geo: Geometry) -> Verify {
+        Verify {
+            geo,
+            cursor: 0,
+            inflight: Vec::new(),
+            next_at: Duration::ZERO,
+            last_answer: Duration::ZERO,
+            done: 0,
+            mismatched: 0,
+            phase: Phase::Running,
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.phase == Phase::Running
+    }
+    pub fn done_bytes(&self) -> u64 {
+        self.done
+    }
+    pub fn total_bytes(&self) -> u64 {
+        self.geo.data_size
+    }
+    pub fn mismatched_bytes(&self) -> u64 {
+        self.mismatched
+    }
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// End early (the read failed, the link went away).
+    pub fn abort(&mut self) {
+        if self.phase == Phase::Running {
+            self.phase = Phase::Aborted;
+            self.inflight.clear();
+        }
+    }
+
+    pub fn poll(&mut self, now: Duration, rate: u64, conn: ConnState) -> VerifyStep {
+        match self.phase {
+            Phase::Running => {}
+            Phase::Finished => {
+                return VerifyStep::Finished {
+                    mismatched: self.mismatched,
+                }
+            }
+            Phase::Aborted => return VerifyStep::Aborted,
+        }
+        // drbd_adm_start_ov needs C_CONNECTED; a resync or disconnect ends it.
+        if conn != ConnState::Connected {
+            self.abort();
+            return VerifyStep::Aborted;
+        }
+        if !self.inflight.is_empty() && now.saturating_sub(self.last_answer) > VERIFY_ANSWER_TIMEOUT
+        {
+            self.abort();
+            return VerifyStep::Aborted;
+        }
+        if self.cursor >= self.geo.data_size {
+            if self.inflight.is_empty() {
+                self.phase = Phase::Finished;
+                return VerifyStep::Finished {
+                    mismatched: self.mismatched,
+                };
+            }
+            return VerifyStep::Wait;
+        }
+        if self.inflight.len() >= RS_IN_FLIGHT {
+            return VerifyStep::Wait;
+        }
+        if now < self.next_at {
+            return VerifyStep::Pace(self.next_at);
+        }
+        let len = MAX_REQUEST.min(self.geo.data_size - self.cursor);
+        let Ok(range) = self.geo.range(self.cursor, len, MAX_REQUEST) else {
+            self.abort();
+            return VerifyStep::Aborted;
+        };
+        if self.inflight.is_empty() {
+            self.last_answer = now;
+        }
+        self.cursor = range.end();
+        self.inflight.push(range);
+        self.next_at = self.next_at.max(now.saturating_sub(PACING_SLACK)) + duration_for(len, rate);
+        VerifyStep::Request(range)
+    }
+
+    /// `OvReply` for `(offset, len)`: mark the differing blocks. Returns the
+    /// bytes found out of sync.
+    pub fn on_reply(
+        &mut self,
+        now: Duration,
+        offset: u64,
+        len: u64,
+        differing: &[u32],
+        bm: &mut Bitmap,
+    ) -> Result<u64, Reject> {
+        const F: &str = "OvReply";
+        let range = self
+            .geo
+            .range(offset, len, MAX_REQUEST)
+            .map_err(|e| e.reject(F))?;
+        if self.phase != Phase::Running {
+            return Err(Reject::ignore(F, "verify not running"));
+        }
+        let Some(i) = self.inflight.iter().position(|r| *r == range) else {
+            return Err(Reject::violation(
+                F,
+                format!("{offset}+{len} was not asked"),
+            ));
+        };
+        let found = mark_differing(range, differing, bm).map_err(|e| e.reject(F))?;
+        self.inflight.swap_remove(i);
+        self.last_answer = now;
+        self.done = self.done.saturating_add(range.len).min(self.geo.data_size);
+        self.mismatched = self.mismatched.saturating_add(found);
+        Ok(found)
+    }
+}
+
+/// Check a peer's `OvReq` (`offset`, `digests` 4 KiB digests): answered
+/// only while Connected with UpToDate data (`receive_DataRequest`,
+/// P_OV_REQUEST needs a connected, up-to-date disk).
+pub fn ov_request(
+    geo: Geometry,
+    conn: ConnState,
+    disk: DiskState,
+    offset: u64,
+    digests: usize,
+) -> Result<BlockRange, Reject> {
+    const F: &str = "OvReq";
+    if digests == 0 || digests > MAX_DIGESTS {
+        return Err(Reject::violation(
+            F,
+            format!("{digests} digests (1 to {MAX_DIGESTS})"),
+        ));
+    }
+    // digests <= MAX_DIGESTS: no overflow.
+    let want = digests as u64 * BM_BLOCK;
+    let len = want.min(geo.data_size.saturating_sub(offset));
+    let range = geo
+        .range(offset, len, MAX_REQUEST)
+        .map_err(|e| e.reject(F))?;
+    if range.blocks() != digests as u64 {
+        return Err(Reject::violation(
+            F,
+            format!("{digests} digests for {} blocks", range.blocks()),
+        ));
+    }
+    if conn != ConnState::Connected {
+        return Err(Reject::ignore(F, format!("not Connected ({conn})")));
+    }
+    if disk != DiskState::UpToDate {
+        return Err(Reject::ignore(F, format!("local disk {disk}")));
+    }
+    Ok(range)
+}
+
+/// Mark the blocks `differing` (indexes into `range`) out of sync. Returns
+/// the bytes they cover (each counted once).
+pub fn mark_differing(
+    range: BlockRange,
+    differing: &[u32],
+    bm: &mut Bitmap,
+) -> Result<u64, RangeError> {
+    let mut idx = differing.to_vec();
+    idx.sort_unstable();
+    idx.dedup();
+    let blocks = idx
+        .iter()
+        .map(|&i| range.block(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut bytes = 0;
+    for b in blocks {
+        bm.set_range(b.offset, b.len);
+        bytes += b.len;
+    }
+    Ok(bytes)
+}
+
+/// Where the blocks verify found are resynced from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncFrom {
+    /// This node (it ran verify) is the source.
+    Here,
+    /// The peer is the source (it is Primary: its data is what the
+    /// application acknowledged).
+    Peer,
+}
+
+/// After verify found `mismatched` bytes: resync from the Primary if there
+/// is one, else from the node that ran verify. (DRBD 8.4 only marks the
+/// blocks and leaves the resync to a disconnect/connect, where the Primary's
+/// new UUID makes it the source; hbd resyncs at once with the same choice.)
+pub fn after_verify(mismatched: u64, me: Role, peer: Role) -> Option<ResyncFrom> {
+    if mismatched == 0 {
+        return None;
+    }
+    if me != Role::Primary && peer == Role::Primary {
+        Some(ResyncFrom::Peer)
+    } else {
+        Some(ResyncFrom::Here)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MIB: u64 = 1 << 20;
+    const SIZE: u64 = 32 * MIB;
+
+    fn geo() -> Geometry {
+        Geometry::new(SIZE)
+    }
+
+    fn bitmap() -> Bitmap {
+        Bitmap::new(SIZE / BM_BLOCK)
+    }
+
+    fn violation<T: std::fmt::Debug>(r: Result<T, Reject>) -> bool {
+        matches!(r, Err(Reject::Violation { .. }))
+    }
+
+    fn ignored<T: std::fmt::Debug>(r: Result<T, Reject>) -> bool {
+        matches!(r, Err(Reject::Ignore { .. }))
+    }
+
+    // ---- finding 8: peer-controlled arithmetic ----
+
+    #[test]
+    fn ranges_are_checked_without_overflow() {
+        let g = geo();
+        assert_eq!(
+            g.range(0, 0, MAX_REQUEST),
+            Err(RangeError::Empty { offset: 0 })
+        );
+        assert!(matches!(
+            g.range(1, 4096, MAX_REQUEST),
+            Err(RangeError::Unaligned { .. })
+        ));
+        assert!(matches!(
+            g.range(0, 4095, MAX_REQUEST),
+            Err(RangeError::Unaligned { .. })
+        ));
+        assert!(matches!(
+            g.range(0, SIZE, MAX_REQUEST),
+            Err(RangeError::TooLong { .. })
+        ));
+        assert!(matches!(
+            g.range(u64::MAX - 4095, 4096, MAX_REQUEST),
+            Err(RangeError::Outside { .. })
+        ));
+        assert!(matches!(
+            g.range(u64::MAX, u64::MAX, u64::MAX),
+            Err(RangeError::Outside { .. })
+        ));
+        assert!(matches!(
+            g.range(SIZE, 4096, MAX_REQUEST),
+            Err(RangeError::Outside { .. })
+        ));
+        let r = g.range(SIZE - MIB, MIB, MAX_REQUEST).unwrap();
+        assert_eq!(
+            (r.offset(), r.len(), r.end(), r.blocks()),
+            (SIZE - MIB, MIB, SIZE, 256)
+        );
+        assert!(matches!(r.block(256), Err(RangeError::BadIndex { .. })));
+        assert!(matches!(
+            r.block(u32::MAX),
+            Err(RangeError::BadIndex { .. })
+        ));
+        assert_eq!(r.block(255).unwrap().end(), SIZE);
+        // A data area that ends inside a block (not made by meta, but safe).
+        let odd = Geometry::new(10_000);
+        let last = odd.range(8192, 10_000 - 8192, MAX_REQUEST).unwrap();
+        assert_eq!(last.blocks(), 1);
+        assert_eq!(last.block(0).unwrap().len(), 10_000 - 8192);
+    }
+
+    #[test]
+    fn hostile_verify_frames_never_panic_or_allocate() {
+        let g = geo();
+        let c = ConnState::Connected;
+        let up = DiskState::UpToDate;
+        // OvReq: digest count and offset.
+        assert!(violation(ov_request(g, c, up, 0, 0)));
+        assert!(violation(ov_request(g, c, up, 0, MAX_DIGESTS + 1)));
+        assert!(violation(ov_request(g, c, up, u64::MAX - 100, 1)));
+        assert!(violation(ov_request(g, c, up, 4095, 1)));
+        assert!(violation(ov_request(g, c, up, SIZE, 1)));
+        // More digests than blocks left before the end.
+        assert!(violation(ov_request(g, c, up, SIZE - 4096, 2)));
+        let r = ov_request(g, c, up, SIZE - MIB, MAX_DIGESTS).unwrap();
+        assert_eq!(r.len(), MIB);
+        // Out of state: ignored, not answered.
+        assert!(ignored(ov_request(g, ConnState::SyncSource, up, 0, 1)));
+        assert!(ignored(ov_request(g, c, DiskState::Inconsistent, 0, 1)));
+        // OvReply: offset + index * BM_BLOCK, done += len.
+        let mut bm = bitmap();
+        let mut v = Verify::new(g);
+        let now = Duration::ZERO;
+        let VerifyStep::Request(first) = v.poll(now, u64::MAX, c) else {
+            panic!()
+        };
+        assert!(violation(v.on_reply(now, u64::MAX - 1, 1, &[0], &mut bm)));
+        assert!(violation(v.on_reply(now, 0, u64::MAX, &[0], &mut bm)));
+        assert!(violation(v.on_reply(
+            now,
+            first.offset(),
+            first.len(),
+            &[u32::MAX],
+            &mut bm
+        )));
+        assert_eq!(bm.count(), 0, "nothing marked by a rejected reply");
+        assert_eq!(
+            v.on_reply(now, first.offset(), first.len(), &[3, 3, 3, 0], &mut bm),
+            Ok(2 * BM_BLOCK),
+            "duplicates count once"
+        );
+        assert_eq!(bm.count(), 2);
+        assert_eq!(v.done_bytes(), first.len());
+        // The same answer twice: not asked any more.
+        assert!(violation(v.on_reply(
+            now,
+            first.offset(),
+            first.len(),
+            &[],
+            &mut bm
+        )));
+        // mark_differing bounds.
+        assert!(mark_differing(first, &[256], &mut bm).is_err());
+    }
+
+    #[test]
+    fn hostile_resync_requests_are_bounded() {
+        let g = geo();
+        let mut s = Source::new(g);
+        let src = ConnState::SyncSource;
+        // `len as usize` allocations: at most one frame of data.
+        assert!(violation(s.on_rs_req(src, 0, SIZE)));
+        assert!(violation(s.on_rs_req(src, 0, u64::MAX)));
+        assert!(violation(s.on_rs_req(src, u64::MAX - 4095, 4096)));
+        assert!(violation(s.on_rs_req(src, 512, 4096)));
+        assert!(violation(s.on_rs_req(src, 0, 0)));
+        // Only a SyncSource serves.
+        assert!(violation(s.on_rs_req(ConnState::Connected, 0, 4096)));
+        assert!(violation(s.on_rs_req(ConnState::SyncTarget, 0, 4096)));
+        assert_eq!(s.outstanding(), 0);
+        // A target that never acknowledges cannot grow the source's memory.
+        for i in 0..MAX_SERVED as u64 {
+            let off = (i * BM_BLOCK) % SIZE;
+            s.on_rs_req(ConnState::PausedSyncS, off, BM_BLOCK).unwrap();
+            s.data_queued();
+        }
+        assert!(violation(s.on_rs_req(src, 0, BM_BLOCK)));
+        // Nor can one that floods requests faster than they are read.
+        let mut s = Source::new(g);
+        for _ in 0..MAX_SERVING {
+            s.on_rs_req(src, 0, MAX_REQUEST).unwrap();
+        }
+        assert!(violation(s.on_rs_req(src, 0, MAX_REQUEST)));
+        s.data_queued();
+        s.on_rs_req(src, 0, MAX_REQUEST).unwrap();
+        // Found by the proptest: a write at the end of u64 space.
+        let mut t = Target::new(g);
+        t.note_local_write(u64::MAX - 1, u64::MAX);
+        // Stray frames.
+        assert!(stray(g, "RsData", u64::MAX, 1, true).is_violation());
+        assert!(!stray(g, "RsData", 0, 4096, true).is_violation());
+        assert!(stray(g, "RsReq", 0, 4096, false).is_violation());
+    }
+
+    #[test]
+    fn source_acks_only_what_it_served() {
+        let g = geo();
+        let mut s = Source::new(g);
+        let mut bm = bitmap();
+        bm.set_range(0, 3 * MIB);
+        let src = ConnState::SyncSource;
+        assert!(violation(s.on_rs_ack(src, 0, MIB, &mut bm)));
+        let r = s.on_rs_req(src, 0, MIB).unwrap();
+        assert_eq!(r.len(), MIB);
+        assert!(violation(s.on_rs_done(src)), "RsDone with a range unacked");
+        assert!(ignored(s.on_rs_ack(ConnState::Connected, 0, MIB, &mut bm)));
+        assert_eq!(s.on_rs_ack(src, 0, MIB, &mut bm), Ok(256));
+        assert!(violation(s.on_rs_ack(src, 0, MIB, &mut bm)), "acked twice");
+        assert_eq!(bm.count(), 512);
+        assert_eq!(s.on_rs_done(src), Ok(()));
+        assert!(ignored(s.on_rs_done(ConnState::Connected)));
+    }
+
+    // ---- finding 3: RsData acceptance ----
+
+    fn request(t: &mut Target, bm: &Bitmap) -> BlockRange {
+        match t.poll(
+            Duration::ZERO,
+            u64::MAX,
+            ConnState::SyncTarget,
+            Role::Secondary,
+            bm,
+        ) {
+            TargetStep::Request(r) => r,
+            s => panic!("{s:?}"),
+        }
+    }
+
+    #[test]
+    fn rs_data_only_to_a_secondary_sync_target_for_requested_set_bits() {
+        let g = geo();
+        let mut bm = bitmap();
+        bm.set_range(MIB, 8 * BM_BLOCK);
+        let mut t = Target::new(g);
+        let r = request(&mut t, &bm);
+        assert_eq!((r.offset(), r.len()), (MIB, 8 * BM_BLOCK));
+        let st = ConnState::SyncTarget;
+        let sec = Role::Secondary;
+        // A Primary never accepts resync data, whatever its state says.
+        assert!(violation(t.on_rs_data(
+            Role::Primary,
+            st,
+            &bm,
+            MIB,
+            r.len()
+        )));
+        // Not SyncTarget: nothing written.
+        assert!(ignored(t.on_rs_data(
+            sec,
+            ConnState::Connected,
+            &bm,
+            MIB,
+            r.len()
+        )));
+        assert!(ignored(t.on_rs_data(
+            sec,
+            ConnState::SyncSource,
+            &bm,
+            MIB,
+            r.len()
+        )));
+        // Not the requested range (a part, another place, out of bounds).
+        assert!(violation(t.on_rs_data(sec, st, &bm, MIB, BM_BLOCK)));
+        assert!(violation(t.on_rs_data(sec, st, &bm, 0, r.len())));
+        assert!(violation(t.on_rs_data(sec, st, &bm, u64::MAX, 1)));
+        // A bit cleared meanwhile is not written.
+        bm.clear_range(MIB + BM_BLOCK, BM_BLOCK);
+        let a = t
+            .on_rs_data(sec, ConnState::PausedSyncT, &bm, MIB, r.len())
+            .unwrap();
+        assert_eq!(
+            a.writes
+                .iter()
+                .map(|w| (w.offset(), w.len()))
+                .collect::<Vec<_>>(),
+            vec![(MIB, BM_BLOCK), (MIB + 2 * BM_BLOCK, 6 * BM_BLOCK)]
+        );
+        assert_eq!(a.writes[1].within(a.request), 8192..32768);
+        // The same data again while it is being written: not requested twice.
+        assert!(violation(t.on_rs_data(sec, st, &bm, MIB, r.len())));
+        assert_eq!(t.written(&a, &mut bm), 7);
+        assert_eq!(bm.count(), 0);
+        assert!(violation(t.on_rs_data(sec, st, &bm, MIB, r.len())));
+    }
+
+    #[test]
+    fn rs_data_never_overwrites_a_newer_local_write() {
+        let g = geo();
+        let mut bm = bitmap();
+        bm.set_range(0, 4 * BM_BLOCK);
+        let mut t = Target::new(g);
+        let r = request(&mut t, &bm);
+        // An application write after the request, partly in one block.
+        t.note_local_write(BM_BLOCK + 100, 10);
+        let a = t
+            .on_rs_data(
+                Role::Secondary,
+                ConnState::SyncTarget,
+                &bm,
+                r.offset(),
+                r.len(),
+            )
+            .unwrap();
+        assert_eq!(
+            a.writes
+                .iter()
+                .map(|w| (w.offset(), w.len()))
+                .collect::<Vec<_>>(),
+            vec![(0, BM_BLOCK), (2 * BM_BLOCK, 2 * BM_BLOCK)]
+        );
+        t.written(&a, &mut bm);
+        // The skipped block stays out of sync and is asked for again (its
+        // new data comes from the peer, which has the write).
+        assert_eq!(bm.count(), 1);
+        let again = request(&mut t, &bm);
+        assert_eq!((again.offset(), again.len()), (BM_BLOCK, BM_BLOCK));
+        // A write noted after the data was accepted does not change what
+        // is being written (the device orders it after, with io_order).
+        let a = t
+            .on_rs_data(
+                Role::Secondary,
+                ConnState::SyncTarget,
+                &bm,
+                BM_BLOCK,
+                BM_BLOCK,
+            )
+            .unwrap();
+        t.note_local_write(BM_BLOCK, 1);
+        assert_eq!(a.writes.len(), 1);
+    }
+
+    #[test]
+    fn target_stops_when_not_sync_target_and_waits_when_paused() {
+        let mut bm = bitmap();
+        bm.set_range(0, BM_BLOCK);
+        let mut t = Target::new(geo());
+        let z = Duration::ZERO;
+        assert_eq!(
+            t.poll(z, 1, ConnState::PausedSyncT, Role::Secondary, &bm),
+            TargetStep::Wait
+        );
+        assert_eq!(
+            t.poll(z, 1, ConnState::SyncTarget, Role::Primary, &bm),
+            TargetStep::Stop
+        );
+        assert_eq!(
+            t.poll(z, 1, ConnState::Connected, Role::Secondary, &bm),
+            TargetStep::Stop
+        );
+    }
+
+    #[test]
+    fn target_paces_at_the_rate() {
+        let mut bm = bitmap();
+        bm.set_all();
+        let mut t = Target::new(geo());
+        let rate = 4 * MIB; // 1 MiB requests: one per 250 ms
+        let st = ConnState::SyncTarget;
+        let sec = Role::Secondary;
+        let mut now = Duration::from_secs(10);
+        assert!(matches!(
+            t.poll(now, rate, st, sec, &bm),
+            TargetStep::Request(_)
+        ));
+        // The next one 250 ms later, less the slack an idle driver gets.
+        match t.poll(now, rate, st, sec, &bm) {
+            TargetStep::Pace(at) => {
+                assert!(at > now && at <= now + Duration::from_millis(250), "{at:?}")
+            }
+            s => panic!("{s:?}"),
+        }
+        now += Duration::from_millis(400);
+        assert!(matches!(
+            t.poll(now, rate, st, sec, &bm),
+            TargetStep::Request(_)
+        ));
+        // Behind schedule: at most the slack is caught up at once.
+        assert!(matches!(
+            t.poll(now, rate, st, sec, &bm),
+            TargetStep::Pace(_)
+        ));
+    }
+
+    // ---- verify ----
+
+    #[test]
+    fn verify_walks_the_device_in_a_window_and_finishes() {
+        let g = Geometry::new(5 * MIB + 8192);
+        let mut bm = Bitmap::new(g.data_size() / BM_BLOCK);
+        let mut v = Verify::new(g);
+        let c = ConnState::Connected;
+        let now = Duration::ZERO;
+        let mut asked = Vec::new();
+        loop {
+            match v.poll(now, u64::MAX, c) {
+                VerifyStep::Request(r) => {
+                    assert!(v.in_flight() <= RS_IN_FLIGHT);
+                    asked.push(r);
+                }
+                VerifyStep::Wait => {
+                    let r = asked.remove(0);
+                    let diff: &[u32] = if r.offset() == 0 { &[1] } else { &[] };
+                    v.on_reply(now, r.offset(), r.len(), diff, &mut bm).unwrap();
+                }
+                VerifyStep::Finished { mismatched } => {
+                    assert_eq!(mismatched, BM_BLOCK);
+                    break;
+                }
+                s => panic!("{s:?}"),
+            }
+        }
+        assert!(asked.is_empty());
+        assert!(!v.running());
+        assert_eq!(v.done_bytes(), g.data_size());
+        assert!(bm.get(1) && bm.count() == 1);
+        // Late answers after the end are ignored.
+        assert!(ignored(v.on_reply(now, 0, MIB, &[], &mut bm)));
+    }
+
+    #[test]
+    fn verify_aborts_on_state_change_or_silence() {
+        let mut v = Verify::new(geo());
+        let c = ConnState::Connected;
+        assert!(matches!(
+            v.poll(Duration::ZERO, u64::MAX, c),
+            VerifyStep::Request(_)
+        ));
+        assert_eq!(
+            v.poll(Duration::ZERO, u64::MAX, ConnState::WFBitMapS),
+            VerifyStep::Aborted
+        );
+        assert!(!v.running());
+        let mut v = Verify::new(geo());
+        assert!(matches!(
+            v.poll(Duration::ZERO, u64::MAX, c),
+            VerifyStep::Request(_)
+        ));
+        let late = VERIFY_ANSWER_TIMEOUT + Duration::from_secs(1);
+        assert_eq!(v.poll(late, u64::MAX, c), VerifyStep::Aborted);
+    }
+
+    #[test]
+    fn verify_resyncs_from_the_primary() {
+        use Role::*;
+        assert_eq!(after_verify(0, Secondary, Primary), None);
+        assert_eq!(after_verify(1, Secondary, Primary), Some(ResyncFrom::Peer));
+        assert_eq!(after_verify(1, Primary, Secondary), Some(ResyncFrom::Here));
+        assert_eq!(
+            after_verify(1, Secondary, Secondary),
+            Some(ResyncFrom::Here)
+        );
+        assert_eq!(after_verify(1, Secondary, Unknown), Some(ResyncFrom::Here));
+    }
+
+    // ---- the planner, randomized ----
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Poll(u64),
+        Reply(usize),
+        FlushDone,
+        Mark(u64, u64),
+        LocalWrite(u64, u64),
+        Pause(bool),
+    }
+
+    fn op(blocks: u64) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u64..400).prop_map(Op::Poll),
+            4 => (0usize..8).prop_map(Op::Reply),
+            2 => Just(Op::FlushDone),
+            1 => (0..blocks, 1u64..300).prop_map(|(b, n)| Op::Mark(b * BM_BLOCK, n * BM_BLOCK)),
+            1 => (0..blocks * BM_BLOCK, 1u64..20_000).prop_map(|(o, n)| Op::LocalWrite(o, n)),
+            1 => any::<bool>().prop_map(Op::Pause),
+        ]
+    }
+
+    /// The test's view of one resync, checking the machine's answers.
+    struct Model {
+        t: Target,
+        bm: Bitmap,
+        now: Duration,
+        paused: bool,
+        inflight: Vec<BlockRange>,
+        /// Requests written, not yet in a flush ticket.
+        written: Vec<BlockRange>,
+        /// The outstanding flush: the ticket and what was written before it.
+        flushing: Option<(FlushTicket, Vec<BlockRange>)>,
+        done: bool,
+    }
+
+    impl Model {
+        fn conn(&self) -> ConnState {
+            if self.paused {
+                ConnState::PausedSyncT
+            } else {
+                ConnState::SyncTarget
+            }
+        }
+
+        fn poll(&mut self) -> TargetStep {
+            let step = self
+                .t
+                .poll(self.now, 64 * MIB, self.conn(), Role::Secondary, &self.bm);
+            match &step {
+                TargetStep::Request(r) => {
+                    assert!(!self.done);
+                    for b in r.offset() / BM_BLOCK..r.end() / BM_BLOCK {
+                        assert!(self.bm.get(b), "requested a clear bit {b}");
+                    }
+                    assert!(
+                        self.inflight.iter().all(|i| !i.overlaps(*r)),
+                        "requested twice"
+                    );
+                    assert!(r.len() <= MAX_REQUEST && r.end() <= SIZE);
+                    self.inflight.push(*r);
+                    assert!(self.inflight.len() <= RS_IN_FLIGHT, "window exceeded");
+                    assert_eq!(self.t.in_flight(), self.inflight.len());
+                }
+                TargetStep::Flush(ticket) => {
+                    assert!(self.flushing.is_none(), "two flushes at once");
+                    self.flushing = Some((ticket.clone(), std::mem::take(&mut self.written)));
+                }
+                TargetStep::Done => {
+                    assert!(!self.done, "Done twice");
+                    assert_eq!(self.bm.count(), 0, "done with bits set");
+                    assert!(self.inflight.is_empty(), "done with requests in flight");
+                    assert!(
+                        self.written.is_empty() && self.flushing.is_none(),
+                        "done unacked"
+                    );
+                    self.done = true;
+                }
+                TargetStep::Stop => assert!(self.done),
+                TargetStep::Wait | TargetStep::Pace(_) => {}
+            }
+            step
+        }
+
+        fn reply(&mut self, i: usize) {
+            if self.inflight.is_empty() {
+                return;
+            }
+            let r = self.inflight.remove(i % self.inflight.len());
+            let a = self
+                .t
+                .on_rs_data(Role::Secondary, self.conn(), &self.bm, r.offset(), r.len())
+                .expect("requested data is accepted");
+            for w in &a.writes {
+                assert!(w.offset() >= r.offset() && w.end() <= r.end());
+                for b in w.offset() / BM_BLOCK..w.end() / BM_BLOCK {
+                    assert!(self.bm.get(b), "writes a block not out of sync");
+                }
+            }
+            self.t.written(&a, &mut self.bm);
+            self.written.push(r);
+            if let Some(ticket) = self.t.take_flush_if_due() {
+                assert!(self.flushing.is_none(), "two flushes at once");
+                self.flushing = Some((ticket, std::mem::take(&mut self.written)));
+            }
+        }
+
+        fn flush_done(&mut self) {
+            if let Some((ticket, before)) = self.flushing.take() {
+                let mut acks = self.t.flushed(ticket);
+                let mut before = before;
+                acks.sort();
+                before.sort();
+                assert_eq!(
+                    acks, before,
+                    "acks exactly the data written before the flush"
+                );
+            }
+        }
+
+        fn step(&mut self, op: &Op) {
+            match *op {
+                Op::Poll(ms) => {
+                    self.now += Duration::from_millis(ms);
+                    self.poll();
+                }
+                Op::Reply(i) => self.reply(i),
+                Op::FlushDone => self.flush_done(),
+                Op::Mark(o, n) if !self.done => {
+                    self.bm.set_range(o, n.min(SIZE - o));
+                }
+                Op::LocalWrite(o, n) => self.t.note_local_write(o, n),
+                Op::Pause(p) => self.paused = p,
+                Op::Mark(..) => {}
+            }
+        }
+
+        /// Deliver everything until the machine says Done.
+        fn finish(&mut self) {
+            self.paused = false;
+            for _ in 0..100_000 {
+                if self.done {
+                    return;
+                }
+                self.now += Duration::from_millis(50);
+                match self.poll() {
+                    TargetStep::Wait => {
+                        if !self.inflight.is_empty() {
+                            self.reply(0);
+                        } else {
+                            self.flush_done();
+                        }
+                    }
+                    TargetStep::Flush(_) => self.flush_done(),
+                    _ => {}
+                }
+            }
+            panic!("never finished: {} bits left", self.bm.count());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn planner_requests_set_bits_in_a_window_acks_flushed_and_finishes(
+            marks in proptest::collection::vec((0u64..SIZE / BM_BLOCK, 1u64..600), 0..12),
+            ops in proptest::collection::vec(op(SIZE / BM_BLOCK), 0..300),
+        ) {
+            let mut bm = bitmap();
+            for (b, n) in marks {
+                let o = b * BM_BLOCK;
+                bm.set_range(o, (n * BM_BLOCK).min(SIZE - o));
+            }
+            let mut m = Model {
+                t: Target::new(geo()),
+                bm,
+                now: Duration::ZERO,
+                paused: false,
+                inflight: Vec::new(),
+                written: Vec::new(),
+                flushing: None,
+                done: false,
+            };
+            for o in &ops {
+                m.step(o);
+            }
+            m.finish();
+            prop_assert_eq!(m.bm.count(), 0);
+            prop_assert_eq!(m.t.in_flight(), 0);
+        }
+
+        #[test]
+        fn verify_planner_windows_and_finishes_exactly_when_all_answered(
+            size_blocks in 1u64..2000,
+            picks in proptest::collection::vec((any::<usize>(), 0u64..300), 1..400),
+        ) {
+            let g = Geometry::new(size_blocks * BM_BLOCK);
+            let mut bm = Bitmap::new(size_blocks);
+            let mut v = Verify::new(g);
+            let mut now = Duration::ZERO;
+            let mut asked: Vec<BlockRange> = Vec::new();
+            let mut covered = 0u64;
+            let mut picks = picks.into_iter().cycle();
+            loop {
+                let (pick, dt) = picks.next().unwrap();
+                now += Duration::from_millis(dt);
+                match v.poll(now, 16 * MIB, ConnState::Connected) {
+                    VerifyStep::Request(r) => {
+                        prop_assert!(r.offset() == covered, "in order, no gap");
+                        covered = r.end();
+                        asked.push(r);
+                        prop_assert!(asked.len() <= RS_IN_FLIGHT);
+                        prop_assert_eq!(v.in_flight(), asked.len());
+                    }
+                    VerifyStep::Pace(at) => prop_assert!(at > now),
+                    VerifyStep::Wait => {
+                        prop_assert!(!asked.is_empty());
+                        let r = asked.remove(pick % asked.len());
+                        let diff = [(pick % r.blocks() as usize) as u32];
+                        prop_assert!(v.on_reply(now, r.offset(), r.len(), &diff, &mut bm).is_ok());
+                    }
+                    VerifyStep::Finished { mismatched } => {
+                        prop_assert!(asked.is_empty());
+                        prop_assert_eq!(covered, g.data_size());
+                        prop_assert_eq!(v.done_bytes(), g.data_size());
+                        prop_assert_eq!(mismatched, bm.count() * BM_BLOCK);
+                        break;
+                    }
+                    VerifyStep::Aborted => prop_assert!(false, "aborted"),
+                }
+            }
+        }
+
+        #[test]
+        fn garbage_frames_never_panic(
+            offset in any::<u64>(),
+            len in any::<u64>(),
+            idx in proptest::collection::vec(any::<u32>(), 0..8),
+            n in 0usize..600,
+        ) {
+            let g = geo();
+            let mut bm = bitmap();
+            let mut s = Source::new(g);
+            let _ = s.on_rs_req(ConnState::SyncSource, offset, len);
+            let _ = s.on_rs_ack(ConnState::SyncSource, offset, len, &mut bm);
+            let mut t = Target::new(g);
+            let _ = t.poll(Duration::ZERO, 1, ConnState::SyncTarget, Role::Secondary, &bm);
+            t.note_local_write(offset, len);
+            let _ = t.on_rs_data(Role::Secondary, ConnState::SyncTarget, &bm, offset, len);
+            let _ = ov_request(g, ConnState::Connected, DiskState::UpToDate, offset, n);
+            let mut v = Verify::new(g);
+            let _ = v.poll(Duration::ZERO, 1, ConnState::Connected);
+            let _ = v.on_reply(Duration::ZERO, offset, len, &idx, &mut bm);
+            let _ = v.on_reply(Duration::ZERO, 0, MAX_REQUEST, &idx, &mut bm);
+            if let Ok(r) = g.range(offset, len, MAX_REQUEST) {
+                prop_assert!(r.end() <= SIZE && r.len() <= MAX_REQUEST);
+                let _ = mark_differing(r, &idx, &mut bm);
+            }
+        }
+    }
+}
