@@ -1,15 +1,17 @@
 //! The replicated block device (DRBD 8.4 style): `conf` (drbd.conf), `uuid`
 //! (generation UUIDs and the connect-time decision), `state` (the
-//! connection state machine), `meta` (on-disk metadata, `meta-disk
-//! internal`), `expose` (a FUSE file behind a loop device), `link` (the
-//! connection between the two device processes), `device` (the device
-//! process, `hbd-disk`), `ctl` (its control protocol), `client` (starting
-//! and asking devices: `hbctl disk`, the `drbddisk` agent, hbd's status) and
-//! `report` (/proc/drbd-style and status text).
+//! connection state machine), `datapath` (write-path decisions: on-io-error,
+//! ko-count, activity-log retirement, metadata fail-stop), `meta` (on-disk
+//! metadata, `meta-disk internal`), `expose` (a FUSE file behind a loop
+//! device), `link` (the connection between the two device processes),
+//! `device` (the device process, `hbd-disk`), `ctl` (its control protocol),
+//! `client` (starting and asking devices: `hbctl disk`, the `drbddisk`
+//! agent, hbd's status) and `report` (/proc/drbd-style and status text).
 
 pub mod client;
 pub mod conf;
 pub mod ctl;
+pub mod datapath;
 pub mod device;
 pub mod expose;
 pub mod link;

@@ -387,7 +387,11 @@ impl hbd::disk::expose::BlockStore for FaultyStore {
         if s.hang_below.is_some_and(|l| offset < l) {
             s.hung += 1;
             while s.hang_below.is_some_and(|l| offset < l) {
-                s = self.faults.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+                s = self
+                    .faults
+                    .changed
+                    .wait(s)
+                    .unwrap_or_else(|p| p.into_inner());
             }
             s.hung -= 1;
         }
