@@ -218,3 +218,40 @@ fn a_hung_peer_disk_is_dropped_after_timeout_times_ko_count() {
     f.d.ok(1, DiskRequest::Secondary);
     assert_eq!(f.d.data_digest(1), f.d.data_digest(2));
 }
+
+#[test]
+fn call_local_io_error_on_a_secondary_runs_the_handler_detaches_and_the_primary_marks_the_block() {
+    let out = std::env::temp_dir().join(format!("hbd-lioe-{}", std::process::id()));
+    let _ = fs::remove_file(&out);
+    let conf = format!(
+        "  disk {{ on-io-error call-local-io-error; }}\n  handlers {{ local-io-error \"echo $DRBD_RESOURCE > {}\"; }}\n",
+        out.display()
+    );
+    let mut f = FaultLab::new(16 * MIB, &conf, 2);
+    primary_pair(&mut f);
+    let pat = pattern(&f);
+    f.disk.faults.fail_writes(OFF, OFF + BLOCK);
+    let dd = dd_command(&f, 1, &pat).output().unwrap();
+    // The Primary has the block: the write completes there.
+    assert!(dd.status.success(), "dd: {dd:?}\n{}", logs(&f));
+    f.d.wait_for("n2 Diskless", |d| {
+        d.try_status(2)
+            .is_some_and(|s| s.disk.as_str() == "Diskless")
+    });
+    let s1 = f.d.status(1);
+    assert!(
+        s1.out_of_sync_bytes >= BLOCK,
+        "n1 did not mark n2's failed write: {s1:?}\n{}",
+        logs(&f)
+    );
+    f.d.wait_for("the local-io-error handler", |_| out.exists());
+    let handler_out = fs::read_to_string(&out).unwrap();
+    let _ = fs::remove_file(&out);
+    assert_eq!(handler_out.trim(), RES);
+    // Repaired and attached again, n2 gets the block from n1.
+    f.disk.faults.release();
+    f.d.ok(2, DiskRequest::Attach);
+    f.d.wait_in_sync();
+    f.d.ok(1, DiskRequest::Secondary);
+    assert_eq!(f.d.data_digest(1), f.d.data_digest(2));
+}

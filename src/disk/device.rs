@@ -32,8 +32,12 @@
 //!
 //! One TCP connection instead of two (data and meta); the node listed first in
 //! drbd.conf connects, the other accepts. No diskless Primary: `detach` on a
-//! Primary is refused, and a Primary never becomes SyncTarget (demote first).
-//! Only protocol C.
+//! Primary is refused, and a Primary never becomes SyncTarget (demote first);
+//! a Primary whose disk fails (`on-io-error detach`) goes Diskless but serves
+//! no I/O through the peer (EIO) until demoted and attached again.
+//! Only protocol C. Write-path decisions (on-io-error, ko-count, when an
+//! extent leaves the activity log, metadata fail-stop) are in
+//! [`super::datapath`].
 
 use std::collections::VecDeque;
 use std::fs::File;
