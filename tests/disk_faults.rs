@@ -255,3 +255,35 @@ fn call_local_io_error_on_a_secondary_runs_the_handler_detaches_and_the_primary_
     f.d.ok(1, DiskRequest::Secondary);
     assert_eq!(f.d.data_digest(1), f.d.data_digest(2));
 }
+
+/// Finding 5: the Secondary acknowledges writes from a volatile cache; the
+/// Primary's activity log must keep their extent until the Secondary
+/// flushed it, so after a power cut of both nodes the block is resynced.
+#[test]
+fn an_extent_stays_in_the_activity_log_until_the_peer_flushed_it() {
+    let mut f = FaultLab::new(16 * MIB, "", 2);
+    primary_pair(&mut f);
+    let pat = pattern(&f);
+    // n2's disk now has a volatile write cache whose flushes never finish.
+    f.disk.faults.start_volatile();
+    f.disk.faults.hang_flushes();
+    let out = dd_command(&f, 1, &pat).output().unwrap();
+    assert!(out.status.success(), "dd: {out:?}\n{}", logs(&f));
+    // Several activity-log aging rounds (one a second) pass on n1.
+    std::thread::sleep(Duration::from_secs(4));
+    // Power cut of both: n1 stops, n2's cache is lost, n2 stops.
+    f.d.crash(1);
+    f.disk.faults.power_cut();
+    f.disk.faults.release();
+    f.d.crash(2);
+    f.d.start(1);
+    f.d.start(2);
+    f.d.wait_in_sync();
+    f.disk.faults.stop_volatile();
+    assert_eq!(
+        f.d.data_digest(1),
+        f.d.data_digest(2),
+        "the block n2 acked but never flushed differs, with no bit set\n{}",
+        logs(&f)
+    );
+}

@@ -335,6 +335,27 @@ struct FaultState {
     hang_below: Option<u64>,
     /// Writes hanging now.
     hung: usize,
+    /// Flushes hang while set.
+    hang_flushes: bool,
+    /// A volatile write cache: writes stay here until a flush (or
+    /// [`Faults::stop_volatile`]); [`Faults::power_cut`] loses them.
+    volatile: bool,
+    cache: Vec<(u64, Vec<u8>)>,
+    /// The backing file, to write the cache out.
+    file: Option<fs::File>,
+}
+
+impl FaultState {
+    fn write_out(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let cache = std::mem::take(&mut self.cache);
+        if let Some(f) = &self.file {
+            for (o, d) in cache {
+                f.write_all_at(&d, o)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Faults {
@@ -348,6 +369,27 @@ impl Faults {
         self.state.lock().unwrap().hang_below = Some(limit);
     }
 
+    pub fn hang_flushes(&self) {
+        self.state.lock().unwrap().hang_flushes = true;
+    }
+
+    /// From now on writes stay in a volatile cache until the next flush.
+    pub fn start_volatile(&self) {
+        self.state.lock().unwrap().volatile = true;
+    }
+
+    /// Write the cache out and stop caching.
+    pub fn stop_volatile(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.volatile = false;
+        s.write_out().expect("writing the cache out");
+    }
+
+    /// Power loss: what the volatile cache holds is gone.
+    pub fn power_cut(&self) {
+        self.state.lock().unwrap().cache.clear();
+    }
+
     pub fn hung(&self) -> usize {
         self.state.lock().unwrap().hung
     }
@@ -357,6 +399,7 @@ impl Faults {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.eio.clear();
         s.hang_below = None;
+        s.hang_flushes = false;
         drop(s);
         self.changed.notify_all();
     }
@@ -375,7 +418,17 @@ impl hbd::disk::expose::BlockStore for FaultyStore {
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
-        self.file.read_exact_at(buf, offset)
+        let s = self.faults.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.file.read_exact_at(buf, offset)?;
+        let end = offset + buf.len() as u64;
+        for (o, d) in &s.cache {
+            let (a, b) = ((*o).max(offset), (o + d.len() as u64).min(end));
+            if a < b {
+                buf[(a - offset) as usize..(b - offset) as usize]
+                    .copy_from_slice(&d[(a - o) as usize..(b - o) as usize]);
+            }
+        }
+        Ok(())
     }
     fn write_at(&self, data: &[u8], offset: u64) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
@@ -395,10 +448,24 @@ impl hbd::disk::expose::BlockStore for FaultyStore {
             }
             s.hung -= 1;
         }
+        if s.volatile {
+            s.cache.push((offset, data.to_vec()));
+            return Ok(());
+        }
         drop(s);
         self.file.write_all_at(data, offset)
     }
     fn flush(&self) -> std::io::Result<()> {
+        let mut s = self.faults.state.lock().unwrap_or_else(|p| p.into_inner());
+        while s.hang_flushes {
+            s = self
+                .faults
+                .changed
+                .wait(s)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        s.write_out()?;
+        drop(s);
         self.file.sync_data()
     }
 }
@@ -439,6 +506,7 @@ impl FaultLab {
             .write(true)
             .open(lab.node_dir(node).join("backing.img"))
             .unwrap();
+        faults.state.lock().unwrap().file = Some(file.try_clone().unwrap());
         let store = FaultyStore {
             file,
             size,
