@@ -72,6 +72,12 @@ pub struct ResourceConf {
     /// `startup { degr-wfc-timeout }`; zero means wait forever (as DRBD).
     pub degr_wfc_timeout: Option<Duration>,
     pub on_io_error: OnIoError,
+    /// `net { timeout }`: how long the peer may take to answer a request
+    /// (DRBD's unit: tenths of a second; default 60 = 6 s).
+    pub timeout: Duration,
+    /// `net { ko-count }`: a peer that leaves a write or flush unanswered for
+    /// `timeout` × `ko-count` is dropped; 0 never drops it (default 7).
+    pub ko_count: u32,
     pub fencing: Fencing,
     pub after_sb_0pri: AfterSb0,
     pub after_sb_1pri: AfterSb1,
@@ -125,6 +131,13 @@ const ONLY_C: &str = "only protocol C: a write completes when both nodes have it
 const MAX_DEPTH: usize = 16;
 const MAX_SECRET: usize = 64;
 
+/// DRBD 8.4's `timeout` default (drbd_limits.h: 60 tenths of a second) and range.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(6000);
+const TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 1..=600;
+/// DRBD 8.4's `ko-count` default and range.
+pub const DEFAULT_KO_COUNT: u32 = 7;
+const KO_COUNT_RANGE: std::ops::RangeInclusive<u32> = 0..=200;
+
 /// Tuning knobs hbd accepts in `startup`, `disk`, `net`, `syncer` with a warning.
 const KNOBS: &[&str] = &[
     "outdated-wfc-timeout",
@@ -133,8 +146,6 @@ const KNOBS: &[&str] = &[
     "rcvbuf-size",
     "max-buffers",
     "max-epoch-size",
-    "ko-count",
-    "timeout",
     "connect-int",
     "ping-int",
     "ping-timeout",
@@ -336,6 +347,8 @@ struct Sect {
     wfc: Opt<Duration>,
     degr: Opt<Duration>,
     on_io_error: Opt<OnIoError>,
+    timeout: Opt<Duration>,
+    ko_count: Opt<u32>,
     fencing: Opt<Fencing>,
     sb0: Opt<AfterSb0>,
     sb1: Opt<AfterSb1>,
@@ -358,6 +371,8 @@ impl Sect {
             wfc: self.wfc.or(parent.wfc),
             degr: self.degr.or(parent.degr),
             on_io_error: self.on_io_error.or(parent.on_io_error),
+            timeout: self.timeout.or(parent.timeout),
+            ko_count: self.ko_count.or(parent.ko_count),
             fencing: self.fencing.or(parent.fencing),
             sb0: self.sb0.or(parent.sb0),
             sb1: self.sb1.or(parent.sb1),
@@ -668,6 +683,15 @@ impl P {
                 );
                 self.set(&mut s.on_io_error, key, v);
             }
+            (Net, "timeout") => {
+                let t = self.ranged(st, TIMEOUT_RANGE, "tenths of a second");
+                let t = t.map(|n| Duration::from_millis(u64::from(n) * 100));
+                self.set(&mut s.timeout, key, t);
+            }
+            (Net, "ko-count") => {
+                let n = self.ranged(st, KO_COUNT_RANGE, "a count");
+                self.set(&mut s.ko_count, key, n);
+            }
             (Disk | Net, "fencing") => {
                 let v = self.choice(
                     st,
@@ -741,6 +765,29 @@ impl P {
     fn sub(&mut self, st: &Stmt, level: Level, s: &mut Sect) {
         if let Some((_, block)) = self.section(st, 0) {
             self.body(block, level, s, &mut Vec::new());
+        }
+    }
+
+    /// One whole number in `range` (`what` names the unit in the error).
+    fn ranged(
+        &mut self,
+        st: &Stmt,
+        range: std::ops::RangeInclusive<u32>,
+        what: &str,
+    ) -> Option<u32> {
+        let v = self.values(st, 1)?[0];
+        match v.text.parse::<u32>() {
+            Ok(n) if range.contains(&n) => Some(n),
+            _ => {
+                let msg = format!(
+                    "`{}`: expected {what}, {} to {}",
+                    v.text,
+                    range.start(),
+                    range.end()
+                );
+                self.err(v.line, &st.key().text, msg);
+                None
+            }
         }
     }
 
@@ -990,6 +1037,8 @@ pub fn parse(path: &Path, text: &str) -> (DrbdConf, Vec<ConfigError>, Vec<Config
             wfc_timeout: rs.wfc.map(|v| v.0),
             degr_wfc_timeout: rs.degr.map(|v| v.0),
             on_io_error: rs.on_io_error.map(|v| v.0).unwrap_or_default(),
+            timeout: rs.timeout.map_or(DEFAULT_TIMEOUT, |v| v.0),
+            ko_count: rs.ko_count.map_or(DEFAULT_KO_COUNT, |v| v.0),
             fencing: rs.fencing.map(|v| v.0).unwrap_or_default(),
             after_sb_0pri: rs.sb0.map(|v| v.0).unwrap_or_default(),
             after_sb_1pri: rs.sb1.map(|v| v.0).unwrap_or_default(),
@@ -1125,6 +1174,8 @@ resource r0 {
             wfc_timeout: Some(Duration::ZERO),
             degr_wfc_timeout: Some(Duration::from_secs(120)),
             on_io_error: OnIoError::Detach,
+            timeout: DEFAULT_TIMEOUT,
+            ko_count: DEFAULT_KO_COUNT,
             fencing: Fencing::DontCare,
             after_sb_0pri: AfterSb0::Disconnect,
             after_sb_1pri: AfterSb1::Disconnect,
@@ -1585,14 +1636,38 @@ resource data {
     }
 
     #[test]
+    fn timeout_and_ko_count() {
+        // DRBD 8.4: timeout in tenths of a second (1..=600, default 60 =
+        // 6 s), ko-count 0..=200 (default 7, 0 = never drop the peer).
+        let (c, e, w) = run(&res("net { timeout 5; ko-count 2; }"));
+        assert!(e.is_empty() && w.is_empty(), "{e:?} {w:?}");
+        assert_eq!(c.resources[0].timeout, Duration::from_millis(500));
+        assert_eq!(c.resources[0].ko_count, 2);
+        let (c, _, _) = run(&res(""));
+        assert_eq!(c.resources[0].timeout, Duration::from_secs(6));
+        assert_eq!(c.resources[0].ko_count, 7);
+        let (c, _, _) = run(&format!("common {{ net {{ ko-count 0; }} }}\n{}", res("")));
+        assert_eq!(c.resources[0].ko_count, 0);
+        assert_eq!(
+            errs(&res("net { timeout 0; }")),
+            vec!["drbd.conf:2: timeout: `0`: expected tenths of a second, 1 to 600"]
+        );
+        assert_eq!(
+            errs(&res("net { ko-count 201; }")),
+            vec!["drbd.conf:2: ko-count: `201`: expected a count, 0 to 200"]
+        );
+        assert_eq!(errs(&res("disk { timeout 5; }")).len(), 1);
+    }
+
+    #[test]
     fn knobs_are_warnings() {
         let (_, e, w) = run(&res(
             "startup { outdated-wfc-timeout 1; degr-wfc-timeout 60; }\n\
-             net { sndbuf-size 0; rcvbuf-size 0; max-buffers 8000; max-epoch-size 8000; ko-count 4; timeout 60; connect-int 10; ping-int 10; ping-timeout 5; }\n\
+             net { sndbuf-size 0; rcvbuf-size 0; max-buffers 8000; max-epoch-size 8000; connect-int 10; ping-int 10; ping-timeout 5; }\n\
              disk { al-extents 257; }\nsyncer { al-extents 257; }",
         ));
         assert!(e.is_empty(), "{e:?}");
-        assert_eq!(w.len(), 12, "{w:#?}");
+        assert_eq!(w.len(), 10, "{w:#?}");
         assert!(w[0].starts_with("drbd.conf:2: outdated-wfc-timeout: accepted, no effect in hbd"));
         assert!(w
             .iter()

@@ -33,8 +33,12 @@
 //!
 //! One TCP connection instead of two (data and meta); the node listed first in
 //! drbd.conf connects, the other accepts. No diskless Primary: `detach` on a
-//! Primary is refused, and a Primary never becomes SyncTarget (demote first).
-//! Only protocol C.
+//! Primary is refused, and a Primary never becomes SyncTarget (demote first);
+//! a Primary whose disk fails (`on-io-error detach`) goes Diskless but serves
+//! no I/O through the peer (EIO) until demoted and attached again.
+//! Only protocol C. Write-path decisions (on-io-error, ko-count, when an
+//! extent leaves the activity log, metadata fail-stop) are in
+//! [`super::datapath`].
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -56,6 +60,7 @@ use super::ctl::{
     self, Counters, DiskRequest, DiskResponse, DiskStatus, SplitBrainStatus, SyncStatus,
     VerifyStatus,
 };
+use super::datapath::{self, IoSite, KoTracker, MetaGuard, MetaWrite, PeerFlush, Retirement};
 use super::expose::{self, BlockStore, Exposed, FileStore};
 use super::link::{self, Frame, MAX_DATA};
 use super::meta::{
@@ -113,6 +118,12 @@ fn accept<T>(verdict: Result<T, Reject>) -> io::Result<Option<T>> {
         }
         Err(r) => Err(link::LinkError::Malformed(r.to_string()).into()),
     }
+}
+
+/// Milliseconds on a monotonic clock (for [`datapath`]'s `now`).
+fn mono_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -268,6 +279,8 @@ impl Local {
             bitmap.take_dirty_pages();
         }
         let mut al = ActivityLog::new(AL_MAX_EXTENTS, rec.seq + 1).map_err(err)?;
+        // Extents leave only after both nodes flushed them (`writeback`).
+        al.cool_only();
         // An empty transaction: the recovered extents are in the bitmap now.
         al.write_transaction(&file, &l).map_err(err)?;
         let store = Arc::new(
@@ -317,7 +330,52 @@ impl Local {
             return Ok(());
         }
         counters.bm += pages.len() as u64;
-        meta::write_bitmap_pages(&self.file, &self.meta.layout, &self.bitmap, &pages)
+        let r = meta::write_bitmap_pages(&self.file, &self.meta.layout, &self.bitmap, &pages);
+        if r.is_err() {
+            // Kept for the next writeback: a failed write must not lose bits.
+            self.bitmap.redirty_pages(&pages);
+        }
+        r
+    }
+
+    /// The activity-log transaction a write's `mark` asked for: the bitmap
+    /// pages of evicted extents first (all dirty pages after an earlier
+    /// failure, which may have left an evicted extent's page unwritten).
+    fn al_transaction(
+        &mut self,
+        m: &meta::AlMark,
+        counters: &mut Counters,
+        after_failure: bool,
+    ) -> Result<(), MetaError> {
+        if after_failure {
+            self.write_dirty_bitmap(counters)?;
+        }
+        let mut pages = Vec::new();
+        for e in &m.evicted {
+            pages.extend(self.meta.layout.bm_pages_for_extent(*e));
+        }
+        if !pages.is_empty() {
+            pages.sort_unstable();
+            pages.dedup();
+            meta::write_bitmap_pages(&self.file, &self.meta.layout, &self.bitmap, &pages)?;
+            counters.bm += pages.len() as u64;
+        }
+        self.al.write_transaction(&self.file, &self.meta.layout)?;
+        counters.al += 1;
+        Ok(())
+    }
+
+    /// Every extent of the activity log, as data ranges: after a failed
+    /// flush, the writes that may be lost lie in them.
+    fn hot_ranges(&self) -> Vec<(u64, u64)> {
+        let size = self.meta.layout.data_size;
+        self.al
+            .hot_extents()
+            .into_iter()
+            .map(|e| e * AL_EXTENT)
+            .filter(|&off| off < size)
+            .map(|off| (off, AL_EXTENT.min(size - off)))
+            .collect()
     }
 
     /// Clean close: bitmap, empty activity log, superblock.
@@ -361,6 +419,10 @@ struct Inflight {
     dead: bool,
     next_seq: u64,
     pending: std::collections::HashMap<u64, Done>,
+    /// Start times of `pending` (`timeout` × `ko-count`).
+    ko: KoTracker,
+    /// Why a waiter gave up on the peer (the watchdog drops the link).
+    abort: Option<String>,
     /// Writes `(seq, offset, len)` not yet covered by a barrier ack.
     transfer_log: VecDeque<(u64, u64, u64)>,
 }
@@ -399,8 +461,25 @@ impl PeerTx {
             let (done, wait) = std_mpsc::sync_channel(1);
             let seq = {
                 let mut inf = lock(&self.inflight);
+                // Bounded: a peer that answers nothing within timeout ×
+                // ko-count is dropped, which ends the wait.
+                let deadline = inf.ko.deadline(mono_ms());
                 while !inf.dead && inf.pending.len() >= MAX_IN_FLIGHT {
-                    inf = self.room.wait(inf).unwrap_or_else(|p| p.into_inner());
+                    let now = mono_ms();
+                    if deadline.is_some_and(|d| now >= d) {
+                        inf.abort.get_or_insert_with(|| {
+                            "no room for requests to the peer within timeout × ko-count".into()
+                        });
+                        return None;
+                    }
+                    let wait = deadline.map_or(Duration::from_secs(1), |d| {
+                        Duration::from_millis(d.saturating_sub(now).clamp(1, 1000))
+                    });
+                    inf = self
+                        .room
+                        .wait_timeout(inf, wait)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
                 }
                 if inf.dead {
                     return None;
@@ -408,6 +487,7 @@ impl PeerTx {
                 let seq = inf.next_seq;
                 inf.next_seq += 1;
                 inf.pending.insert(seq, done);
+                inf.ko.start(seq, mono_ms());
                 if let Some((off, len)) = range {
                     inf.transfer_log.push_back((seq, off, len));
                 }
@@ -429,6 +509,7 @@ impl PeerTx {
         let Some(done) = inf.pending.remove(&seq) else {
             return Err(link::LinkError::Malformed(format!("ack for unknown seq {seq}")).into());
         };
+        inf.ko.done(seq);
         if barrier {
             while inf.transfer_log.front().is_some_and(|&(s, _, _)| s < seq) {
                 inf.transfer_log.pop_front();
@@ -440,6 +521,56 @@ impl PeerTx {
         Ok(())
     }
 
+    /// Wait for a request's answer, at most until the peer would be dropped
+    /// (`timeout` × `ko-count`, then the watchdog in `run_link` drops it
+    /// and every waiter gets `false`). `false`: no answer.
+    fn wait_done(&self, w: std_mpsc::Receiver<bool>) -> bool {
+        loop {
+            let bound = lock(&self.inflight).ko.window();
+            let Some(bound) = bound else {
+                return w.recv().unwrap_or(false);
+            };
+            match w.recv_timeout(bound + bound / 2) {
+                Ok(v) => return v,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return false,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    self.give_up("a request to the peer was not answered within timeout × ko-count")
+                }
+            }
+        }
+    }
+
+    /// Ask the watchdog to drop this link.
+    fn give_up(&self, why: &str) {
+        lock(&self.inflight)
+            .abort
+            .get_or_insert_with(|| why.to_string());
+    }
+
+    /// Why the link must be dropped now, if it must (the watchdog's check).
+    fn overdue(&self, now: u64) -> Option<String> {
+        let inf = lock(&self.inflight);
+        if let Some(why) = &inf.abort {
+            return Some(why.clone());
+        }
+        inf.ko.overdue(now).map(|o| {
+            format!(
+                "the peer left request {} unanswered for {} ms (timeout × ko-count): dropping it",
+                o.seq, o.age
+            )
+        })
+    }
+
+    /// The peer no longer takes writes (its disk is gone): the ranges it
+    /// acknowledged but never flushed, to mark out of sync.
+    fn drain_unflushed(&self) -> Vec<(u64, u64)> {
+        lock(&self.inflight)
+            .transfer_log
+            .drain(..)
+            .map(|(_, o, l)| (o, l))
+            .collect()
+    }
+
     /// The link is gone: fail every waiter; returns the ranges that may not
     /// have reached the peer's stable storage.
     fn teardown(&self) -> Vec<(u64, u64)> {
@@ -447,6 +578,7 @@ impl PeerTx {
         inf.dead = true;
         self.dead.store(true, Ordering::Release);
         let ranges = inf.transfer_log.drain(..).map(|(_, o, l)| (o, l)).collect();
+        inf.ko = KoTracker::new(Duration::ZERO, 0);
         for (_, done) in inf.pending.drain() {
             let _ = done.send(false);
         }
@@ -489,6 +621,8 @@ struct Core {
     ever_connected: bool,
     /// Notices to hand to the notify hook once the lock is released.
     notices: Vec<(String, String)>,
+    /// Failed metadata writes: promotion is refused while any is failing.
+    meta: MetaGuard,
 }
 
 impl Core {
@@ -538,14 +672,25 @@ impl Core {
         }
     }
 
-    /// Keep the superblock's flags in step with the states.
-    fn sync_flags(&mut self) {
-        let (role, disk, peer_disk) = (self.sm.role(), self.sm.disk(), self.sm.peer_disk());
-        let conn = self.sm.conn();
-        let crashed = self.sm.params().crashed_primary || role == Role::Primary;
-        let Some(l) = self.local.as_mut() else { return };
+    /// Keep the superblock's flags in step with the states. A failed write
+    /// leaves the old (on-disk) values in memory, so the next call retries,
+    /// and is remembered in `meta` (no promotion meanwhile).
+    fn sync_flags(&mut self) -> Result<(), String> {
+        self.persist_state(None)
+    }
+
+    /// Write the superblock for the state of `sm` (default: the machine's
+    /// own), if it differs from what is on disk.
+    fn persist_state(&mut self, sm: Option<&Resource>) -> Result<(), String> {
+        let sm = sm.unwrap_or(&self.sm);
+        let (role, disk, peer_disk) = (sm.role(), sm.disk(), sm.peer_disk());
+        let conn = sm.conn();
+        let crashed = sm.params().crashed_primary || role == Role::Primary;
+        let Some(l) = self.local.as_mut() else {
+            return Ok(());
+        };
         if disk == DiskState::Diskless {
-            return;
+            return Ok(());
         }
         let mut f = l.meta.flags;
         f.consistent = matches!(
@@ -559,16 +704,27 @@ impl Core {
         // MDF_PRIMARY_IND while Primary (for degr-wfc-timeout at attach).
         f.connected_ind = conn > ConnState::WFReportParams;
         f.primary_ind = role == Role::Primary;
-        let uuids = to_meta_uuids(self.sm.uuids());
+        let uuids = to_meta_uuids(sm.uuids());
         if f != l.meta.flags || uuids != l.meta.uuids {
-            l.meta.flags = f;
-            l.meta.uuids = uuids;
-            l.meta.last_write_ms = self.last_write_ms.unwrap_or(0);
-            if let Err(e) = meta::write_superblock(&l.file, &l.meta) {
-                tracing::error!(error = %e, "writing the superblock");
-                self.last_error = Some(format!("writing the superblock: {e}"));
+            let mut m = l.meta.clone();
+            m.flags = f;
+            m.uuids = uuids;
+            m.last_write_ms = self.last_write_ms.unwrap_or(0);
+            match meta::write_superblock(&l.file, &m) {
+                Ok(()) => {
+                    l.meta = m;
+                    self.meta.written(MetaWrite::Superblock);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "writing the superblock");
+                    let msg = format!("writing the superblock: {e}");
+                    self.meta.failed(MetaWrite::Superblock, &msg);
+                    self.last_error = Some(msg.clone());
+                    return Err(msg);
+                }
             }
         }
+        Ok(())
     }
 }
 
@@ -584,6 +740,8 @@ pub struct Device {
     shutdown: CancellationToken,
     /// Wakes the resync and verify drivers.
     wake: Notify,
+    /// Starts an activity-log aging round now (the log is full).
+    wake_writeback: Notify,
     data_size: u64,
     this: std::sync::Weak<Device>,
 }
@@ -647,6 +805,7 @@ impl Device {
                 last_error: None,
                 ever_connected: false,
                 notices: Vec::new(),
+                meta: MetaGuard::default(),
             }),
             changed: Condvar::new(),
             io_order: RwLock::new(()),
@@ -654,6 +813,7 @@ impl Device {
             rt,
             shutdown: CancellationToken::new(),
             wake: Notify::new(),
+            wake_writeback: Notify::new(),
             data_size,
             this: this.clone(),
         }))
@@ -690,7 +850,10 @@ impl Device {
                 }
             }
         }
-        c.sync_flags();
+        if let Err(m) = c.sync_flags() {
+            // A metadata write error is a local I/O error (DRBD_META_IO_ERROR).
+            self.local_io_error(c, IoSite::Meta, false, &m);
+        }
         self.changed.notify_all();
     }
 
@@ -830,6 +993,75 @@ impl Device {
         }
     }
 
+    /// A local I/O error: `on-io-error` decides ([`datapath::on_io_error`]);
+    /// this carries out the disk side (detach, handler, fail-stop). Callers
+    /// mark the affected ranges out of sync first, while the disk is still
+    /// attached, and answer the application as the result says.
+    fn local_io_error(
+        &self,
+        c: &mut Core,
+        site: IoSite,
+        peer_acked: bool,
+        msg: &str,
+    ) -> datapath::IoActions {
+        let policy = lock(&self.cfg).res.on_io_error;
+        let a = datapath::on_io_error(datapath::IoError {
+            policy,
+            site,
+            primary: c.sm.role() == Role::Primary,
+            peer_up_to_date: c.sm.conn() >= ConnState::Connected
+                && c.sm.peer_disk() == DiskState::UpToDate,
+            peer_acked,
+        });
+        if c.local.is_none() {
+            return a;
+        }
+        tracing::error!(?site, ?policy, error = msg, actions = ?a, "local I/O error");
+        c.last_error = Some(format!("local I/O error ({site:?}): {msg}"));
+        if a.run_handler {
+            c.notices.push(("local-io-error".into(), msg.to_string()));
+        }
+        if a.fail_stop_meta {
+            c.meta.failed(
+                MetaWrite::Disk,
+                format!("the local disk failed and cannot be detached: {msg}"),
+            );
+        }
+        if a.detach {
+            self.detach_failed(c);
+        }
+        a
+    }
+
+    /// on-io-error detach: the local disk goes Diskless. Its metadata is
+    /// first marked not consistent (best effort: the disk is failing), with
+    /// the bitmap, so a later attach is Inconsistent and resyncs what the
+    /// bits say from the peer.
+    fn detach_failed(&self, c: &mut Core) {
+        let mut counters = c.counters.clone();
+        if let Some(l) = c.local.as_mut() {
+            let _ = l.write_dirty_bitmap(&mut counters);
+            l.meta.flags.consistent = false;
+            l.meta.flags.was_up_to_date = false;
+            if let Err(e) = meta::write_superblock(&l.file, &l.meta) {
+                tracing::error!(error = %e, "marking the failed disk inconsistent");
+            }
+        }
+        c.counters = counters;
+        match self.input(c, Input::Detach) {
+            Ok(()) => {
+                tracing::error!("Local IO failed: detached, now Diskless");
+                c.local = None;
+                self.changed.notify_all();
+            }
+            Err(m) => {
+                tracing::error!("Local IO failed, cannot detach: {m}");
+                c.meta
+                    .failed(MetaWrite::Disk, format!("cannot detach: {m}"));
+            }
+        }
+    }
+
     /// An `Arc` of this device (the device always lives in one).
     fn me(&self) -> Arc<Device> {
         self.this.upgrade().expect("the device lives in an Arc")
@@ -889,7 +1121,10 @@ impl Device {
             c.local.as_ref().map(|l| l.store.clone())
         };
         match store {
-            Some(s) => s.read_at(buf, offset),
+            Some(s) => s.read_at(buf, offset).inspect_err(|e| {
+                let mut c = self.core();
+                self.local_io_error(&mut c, IoSite::DataRead, false, &e.to_string());
+            }),
             None => Err(eio("no local disk")),
         }
     }
@@ -909,8 +1144,22 @@ impl Device {
         Ok(())
     }
 
+    /// How long a write may wait for the handshake or for room in the
+    /// activity log: until a peer that does not answer would be dropped
+    /// (`timeout` × `ko-count`, once and a half), at least 10 s.
+    fn wait_bound(&self) -> Duration {
+        let cfg = lock(&self.cfg);
+        KoTracker::new(cfg.res.timeout, cfg.res.ko_count.max(1))
+            .deadline(0)
+            .map_or(Duration::from_secs(10), |d| {
+                Duration::from_millis(d).max(Duration::from_secs(10))
+            })
+    }
+
     fn write_chunk(&self, data: &[u8], offset: u64) -> io::Result<()> {
         let len = data.len() as u64;
+        let started = Instant::now();
+        let bound = self.wait_bound();
         let (store, peer) = {
             let mut c = self.core();
             loop {
@@ -921,6 +1170,13 @@ impl Device {
                     return Err(io::Error::from_raw_os_error(libc::EROFS));
                 }
                 if c.frozen() {
+                    // I/O is frozen while the handshake runs; a handshake the
+                    // peer does not finish in time costs the connection.
+                    if started.elapsed() >= bound {
+                        if let Some(l) = &c.link {
+                            l.give_up("the handshake did not finish within timeout × ko-count");
+                        }
+                    }
                     c = self
                         .changed
                         .wait_timeout(c, Duration::from_millis(100))
@@ -929,33 +1185,33 @@ impl Device {
                     continue;
                 }
                 let core = &mut *c;
+                let after_failure = !core.meta.healthy();
                 let l = core.local.as_mut().expect("checked");
                 match l.al.mark(offset, len) {
                     Ok(m) => {
                         if m.transaction_needed {
-                            let mut pages = Vec::new();
-                            for e in &m.evicted {
-                                pages.extend(l.meta.layout.bm_pages_for_extent(*e));
+                            if let Err(e) = l.al_transaction(&m, &mut core.counters, after_failure)
+                            {
+                                // Undo the mark: a failed transaction must not
+                                // leak the slots (every later write would block).
+                                l.al.complete(offset, len);
+                                let msg = format!("activity log transaction: {e}");
+                                core.meta.failed(MetaWrite::ActivityLog, &msg);
+                                self.local_io_error(core, IoSite::Meta, false, &msg);
+                                self.changed.notify_all();
+                                return Err(eio(msg));
                             }
-                            if !pages.is_empty() {
-                                pages.sort_unstable();
-                                pages.dedup();
-                                meta::write_bitmap_pages(
-                                    &l.file,
-                                    &l.meta.layout,
-                                    &l.bitmap,
-                                    &pages,
-                                )
-                                .map_err(io::Error::other)?;
-                                core.counters.bm += pages.len() as u64;
-                            }
-                            l.al.write_transaction(&l.file, &l.meta.layout)
-                                .map_err(io::Error::other)?;
-                            core.counters.al += 1;
+                            core.meta.written(MetaWrite::ActivityLog);
                         }
                         break;
                     }
                     Err(MetaError::AlFull(_)) => {
+                        if started.elapsed() >= bound {
+                            return Err(eio(format!(
+                                "activity log full for {bound:?}: no write completed"
+                            )));
+                        }
+                        self.wake_writeback.notify_one();
                         c = self
                             .changed
                             .wait_timeout(c, Duration::from_millis(100))
@@ -973,11 +1229,11 @@ impl Device {
             let store = c.local.as_ref().expect("checked").store.clone();
             (store, peer)
         };
-        let result = match peer {
+        let (result, acked) = match peer {
             Some(p) => {
                 if lock(&p.inflight).transfer_log.len() >= MAX_TRANSFER_LOG {
                     // Bound the transfer log: a barrier covers everything before it.
-                    self.app_flush()?;
+                    let _ = self.app_flush();
                 }
                 let order = self.io_order.read().unwrap_or_else(|p| p.into_inner());
                 let wait = p.submit(
@@ -990,17 +1246,17 @@ impl Device {
                 );
                 let r = store.write_at(data, offset);
                 drop(order);
-                let acked = wait.is_some_and(|w| w.recv().unwrap_or(false));
+                let acked = wait.is_some_and(|w| p.wait_done(w));
                 if !acked {
                     self.core().mark(offset, len);
                 } else {
                     self.core().counters.ns += len / 1024;
                 }
-                r
+                (r, acked)
             }
             None => {
                 let _order = self.io_order.read().unwrap_or_else(|p| p.into_inner());
-                store.write_at(data, offset)
+                (store.write_at(data, offset), false)
             }
         };
         let mut c = self.core();
@@ -1010,6 +1266,20 @@ impl Device {
         c.counters.ap = c.counters.ap.saturating_sub(1);
         c.counters.dw += len / 1024;
         c.last_write_ms = Some(now_ms());
+        let result = match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // The local copy is stale even if the peer acked: mark it
+                // (before a detach drops the bitmap with the disk).
+                c.mark(offset, len);
+                let a = self.local_io_error(&mut c, IoSite::DataWrite, acked, &e.to_string());
+                if a.fail_app {
+                    Err(e)
+                } else {
+                    Ok(())
+                }
+            }
+        };
         self.changed.notify_all();
         result
     }
@@ -1021,13 +1291,27 @@ impl Device {
             let store = c.local.as_ref().map(|l| l.store.clone());
             (store, c.replicating())
         };
-        let wait = peer.and_then(|p| p.submit(|seq| Frame::Flush { seq }, None));
+        let wait = peer
+            .as_ref()
+            .and_then(|p| p.submit(|seq| Frame::Flush { seq }, None));
         let r = match store {
             Some(s) => s.flush(),
             None => Err(eio("no local disk")),
         };
-        if let Some(w) = wait {
-            let _ = w.recv();
+        if let (Some(p), Some(w)) = (peer, wait) {
+            // Bounded; a peer that does not answer is dropped and its
+            // unflushed writes are marked out of sync.
+            p.wait_done(w);
+        }
+        if let Err(e) = &r {
+            let mut c = self.core();
+            // Which writes the failed flush lost is unknown: every extent of
+            // the activity log may hold one.
+            let ranges = c.local.as_ref().map(|l| l.hot_ranges()).unwrap_or_default();
+            for (o, n) in ranges {
+                c.mark(o, n);
+            }
+            self.local_io_error(&mut c, IoSite::DataFlush, false, &e.to_string());
         }
         r
     }
@@ -1204,6 +1488,11 @@ impl Device {
                 dead: false,
                 next_seq: 0,
                 pending: Default::default(),
+                ko: {
+                    let cfg = lock(&self.cfg);
+                    KoTracker::new(cfg.res.timeout, cfg.res.ko_count)
+                },
+                abort: None,
                 transfer_log: VecDeque::new(),
             }),
             room: Condvar::new(),
@@ -1270,6 +1559,21 @@ impl Device {
                 self.clone().on_frame(&peer, f).await?;
             }
         };
+        // DRBD's request timer: a write or flush the peer leaves unanswered
+        // for timeout × ko-count drops it, even while its pings flow (a
+        // hung disk on the peer). Its writes are then marked out of sync.
+        let watchdog = async {
+            let tick = {
+                let cfg = lock(&self.cfg);
+                (cfg.res.timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(1))
+            };
+            loop {
+                tokio::time::sleep(tick).await;
+                if let Some(why) = peer.overdue(mono_ms()) {
+                    return io::Error::new(io::ErrorKind::TimedOut, why);
+                }
+            }
+        };
         // However this task ends (also by a panic in `on_frame`, unwinding
         // through here), the guard tears the link down.
         let mut guard = LinkGuard {
@@ -1280,6 +1584,7 @@ impl Device {
         guard.err = tokio::select! {
             r = writer => r.err(),
             r = reader => r.err(),
+            e = watchdog => Some(e),
             _ = self.shutdown.cancelled() => None,
         };
     }
@@ -1322,24 +1627,53 @@ impl Device {
                 self.flush_notices();
             }
             Frame::Write { seq, offset, data } => {
-                let store = self.target_store()?;
                 let len = data.len() as u64;
-                tokio::task::spawn_blocking(move || store.write_at(&data, offset))
-                    .await
-                    .map_err(io::Error::other)??;
+                if !self.in_range(offset, len) {
+                    return Err(link::LinkError::Malformed("write range".into()).into());
+                }
+                let store = self.core().local.as_ref().map(|l| l.store.clone());
+                let r = match store {
+                    Some(store) => {
+                        tokio::task::spawn_blocking(move || store.write_at(&data, offset))
+                            .await
+                            .map_err(io::Error::other)?
+                    }
+                    None => Err(eio("no local disk")),
+                };
                 {
                     let mut c = self.core();
-                    c.counters.nr += len / 1024;
-                    c.counters.dw += len / 1024;
-                    c.last_write_ms = Some(now_ms());
+                    match &r {
+                        Ok(()) => {
+                            c.counters.nr += len / 1024;
+                            c.counters.dw += len / 1024;
+                            c.last_write_ms = Some(now_ms());
+                        }
+                        Err(e) => {
+                            c.mark(offset, len);
+                            self.local_io_error(&mut c, IoSite::DataWrite, false, &e.to_string());
+                        }
+                    }
+                }
+                if r.is_err() {
+                    // DRBD's NegAck: the Primary has the data and marks the
+                    // block, so a resync brings it here later.
+                    peer.ctrl(Frame::OutOfSync { offset, len });
                 }
                 peer.ctrl(Frame::Ack { seq });
             }
             Frame::Flush { seq } => {
+                // Without a disk (detached) nothing acked earlier is known to
+                // be stable here: fail, and the Primary marks what this
+                // flush would have covered (its transfer log).
                 let store = self.target_store()?;
-                tokio::task::spawn_blocking(move || store.flush())
+                let r = tokio::task::spawn_blocking(move || store.flush())
                     .await
-                    .map_err(io::Error::other)??;
+                    .map_err(io::Error::other)?;
+                if let Err(e) = r {
+                    let mut c = self.core();
+                    self.local_io_error(&mut c, IoSite::DataFlush, false, &e.to_string());
+                    return Err(e);
+                }
                 peer.ctrl(Frame::FlushAck { seq });
             }
             Frame::Ack { seq } => peer.complete(seq, false)?,
@@ -1764,6 +2098,27 @@ impl Device {
                     ..Default::default()
                 },
             );
+            if event == "local-io-error" {
+                // on-io-error call-local-io-error (DRBD runs the handler as the
+                // disk fails, then detaches).
+                if let Some(cmd) = cfg.res.handlers.get("local-io-error").cloned() {
+                    let env = vec![("DRBD_RESOURCE".to_string(), cfg.name.clone())];
+                    self.rt.spawn(async move {
+                        match crate::agents::exec::run_shell(
+                            &cmd,
+                            None,
+                            &env,
+                            Duration::from_secs(60),
+                        )
+                        .await
+                        {
+                            Ok(0) => {}
+                            Ok(code) => tracing::warn!(code, "local-io-error handler failed"),
+                            Err(e) => tracing::warn!(error = %e, "local-io-error handler"),
+                        }
+                    });
+                }
+            }
             if event == "split-brain" {
                 if let Some(cmd) = cfg.res.handlers.get("split-brain").cloned() {
                     let env = vec![
@@ -1924,6 +2279,7 @@ impl Device {
                         }
                         let mut c = self.core();
                         c.local = Some(local);
+                        c.meta = MetaGuard::default();
                         let r = self.input(&mut c, Input::Attach(attached));
                         drop(c);
                         match r {
@@ -2091,11 +2447,27 @@ impl Device {
                     self.core().sm.disk()
                 ));
             }
+            if let Err(m) = c.meta.may_promote() {
+                drop(c);
+                return DiskResponse::Failed { message: m };
+            }
+            // The new role's flags and UUIDs are written before anyone (the
+            // peer, the application) sees them: a promotion whose metadata
+            // cannot be persisted does not happen (nothing rotates).
             let peer_disk = c.sm.peer_disk();
-            if let Err(m) = self.input(&mut c, Input::Promote { force }) {
+            let mut trial = c.sm.clone();
+            if let Err(m) = trial.handle(Input::Promote { force }) {
                 drop(c);
                 return self.refused(m);
             }
+            if let Err(m) = c.persist_state(Some(&trial)) {
+                let message = format!("not promoting: {m}");
+                self.local_io_error(&mut c, IoSite::Meta, false, &m);
+                drop(c);
+                return DiskResponse::Failed { message };
+            }
+            c.sm = trial;
+            self.apply(&mut c);
             if force && peer_disk != DiskState::Outdated && c.sm.peer_disk() == DiskState::Outdated
             {
                 tracing::warn!(resource = %lock(&self.cfg).name, "Forced into split brain situation! (fencing: the peer is taken as Outdated)");
@@ -2142,6 +2514,12 @@ impl Device {
             return self.done(None);
         }
         let r = self.input(&mut c, Input::Demote);
+        drop(c);
+        // The activity log is emptied below: the peer must have flushed
+        // what it acknowledged first (finding 5); one that does not answer
+        // is dropped and its unflushed writes are marked.
+        let _ = self.app_flush();
+        let mut c = self.core();
         let mut counters = c.counters.clone();
         if let Some(l) = c.local.as_mut() {
             let res = l
@@ -2155,7 +2533,9 @@ impl Device {
             }
         }
         c.counters = counters;
-        c.sync_flags();
+        if let Err(m) = c.sync_flags() {
+            self.local_io_error(&mut c, IoSite::Meta, false, &m);
+        }
         drop(c);
         match r {
             Ok(()) => self.done(None),
@@ -2334,55 +2714,117 @@ impl Device {
         let _ = conn.send(resp).await;
     }
 
-    /// Write dirty bitmap pages every second (after a flush of the data, so
-    /// a cleared bit is never durable before the data it stands for).
+    /// Every second (or when the activity log is full): an aging round of
+    /// the activity log, then the dirty bitmap pages (after a flush of the
+    /// data, so a cleared bit is never durable before the data it stands
+    /// for). An extent leaves the activity log only after both nodes
+    /// flushed its writes ([`datapath::Retirement`]), so a power cut of both
+    /// nodes cannot leave its blocks different with no bit set.
     async fn writeback(self: Arc<Device>) {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(BITMAP_WRITEBACK) => {}
+                _ = self.wake_writeback.notified() => {}
                 _ = self.shutdown.cancelled() => return,
             }
             let dev = self.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                let (store, (tick, idle)) = {
-                    let c = dev.core();
-                    let Some(l) = c.local.as_ref() else { return };
-                    (l.store.clone(), l.al.cool_candidates())
-                };
-                if store.flush().is_err() {
-                    return;
-                }
-                let mut c = dev.core();
-                let mut counters = c.counters.clone();
-                if let Some(l) = c.local.as_mut() {
-                    // Extents idle since before the flush leave the activity
-                    // log, so a crash resyncs only what was being written.
-                    let cooled = l.al.cool(tick, &idle);
-                    let r = l.write_dirty_bitmap(&mut counters).and_then(|()| {
-                        if cooled.is_empty() {
-                            return Ok(());
-                        }
-                        counters.al += 1;
-                        l.al.write_transaction(&l.file, &l.meta.layout).map(|_| ())
-                    });
-                    if let Err(e) = r {
-                        tracing::error!(error = %e, "bitmap/activity-log writeback");
-                    }
-                }
-                c.counters = counters;
-                // The last write time, for split-brain reports after a restart.
-                let lw = c.last_write_ms.unwrap_or(0);
-                if let Some(l) = c.local.as_mut() {
-                    if lw > l.meta.last_write_ms + 5000 {
-                        l.meta.last_write_ms = lw;
-                        if let Err(e) = meta::write_superblock(&l.file, &l.meta) {
-                            tracing::error!(error = %e, "writing the superblock");
-                        }
-                    }
-                }
-            })
-            .await;
+            let _ = tokio::task::spawn_blocking(move || dev.writeback_round()).await;
             self.flush_notices();
+        }
+    }
+
+    fn writeback_round(&self) {
+        let (store, mut round, peer) = {
+            let mut c = self.core();
+            let Some(l) = c.local.as_ref() else { return };
+            let store = l.store.clone();
+            let (tick, idle) = l.al.cool_candidates();
+            let (state, peer) = match (c.link.clone(), c.replicating()) {
+                _ if idle.is_empty() => (PeerFlush::NotReplicating, None),
+                (None, _) => (PeerFlush::NotReplicating, None),
+                // Torn down, its bits not yet set: next round.
+                (Some(p), _) if !p.live() => (PeerFlush::Failed, None),
+                (Some(_), Some(p)) => (PeerFlush::Pending, Some(p)),
+                (Some(p), None) => {
+                    // Connected but not replicating (the peer has no disk):
+                    // what it acked without a flush is not known stable.
+                    for (o, n) in p.drain_unflushed() {
+                        c.mark(o, n);
+                    }
+                    (PeerFlush::NotReplicating, None)
+                }
+            };
+            (store, Retirement::new(tick, idle, state), peer)
+        };
+        // The Flush goes after every write to the candidates (they were
+        // idle): its FlushAck covers them on the peer.
+        let wait = peer
+            .as_ref()
+            .filter(|_| round.needs_peer_flush())
+            .and_then(|p| p.submit(|seq| Frame::Flush { seq }, None));
+        let local = store.flush();
+        round.local_flushed(local.is_ok());
+        if round.needs_peer_flush() {
+            let acked = match (peer, wait) {
+                (Some(p), Some(w)) => p.wait_done(w),
+                _ => false,
+            };
+            round.peer_flushed(acked);
+        }
+        let mut c = self.core();
+        if let Err(e) = &local {
+            let ranges = c.local.as_ref().map(|l| l.hot_ranges()).unwrap_or_default();
+            for (o, n) in ranges {
+                c.mark(o, n);
+            }
+            self.local_io_error(&mut c, IoSite::DataFlush, false, &e.to_string());
+            return;
+        }
+        let mut counters = c.counters.clone();
+        let core = &mut *c;
+        if let Some(l) = core.local.as_mut() {
+            let cooled = l.al.cool(round.tick, round.retire());
+            let r = l.write_dirty_bitmap(&mut counters);
+            let r = match r {
+                Ok(()) => {
+                    core.meta.written(MetaWrite::Bitmap);
+                    if cooled.is_empty() && core.meta.healthy() {
+                        Ok(())
+                    } else {
+                        // The bitmap pages are durable: the extents may go.
+                        counters.al += 1;
+                        l.al.write_transaction(&l.file, &l.meta.layout)
+                            .map(|_| core.meta.written(MetaWrite::ActivityLog))
+                            .inspect_err(|e| {
+                                core.meta.failed(MetaWrite::ActivityLog, e.to_string())
+                            })
+                    }
+                }
+                Err(e) => {
+                    // The pages stay dirty; the cooled extents stay in the
+                    // on-disk activity log until a transaction succeeds.
+                    core.meta.failed(MetaWrite::Bitmap, e.to_string());
+                    Err(e)
+                }
+            };
+            if let Err(e) = r {
+                tracing::error!(error = %e, "bitmap/activity-log writeback");
+                core.counters = counters;
+                let msg = format!("bitmap/activity-log writeback: {e}");
+                self.local_io_error(core, IoSite::Meta, false, &msg);
+                return;
+            }
+        }
+        c.counters = counters;
+        // The last write time, for split-brain reports after a restart.
+        let lw = c.last_write_ms.unwrap_or(0);
+        if let Some(l) = c.local.as_mut() {
+            if lw > l.meta.last_write_ms + 5000 {
+                l.meta.last_write_ms = lw;
+                if let Err(e) = meta::write_superblock(&l.file, &l.meta) {
+                    tracing::error!(error = %e, "writing the superblock");
+                }
+            }
         }
     }
 }

@@ -725,6 +725,13 @@ impl Bitmap {
         std::mem::take(&mut self.dirty).into_iter().collect()
     }
 
+    /// Pages whose write failed: dirty again, so the next writeback retries
+    /// them (a failed bitmap write must not lose its bits).
+    pub fn redirty_pages(&mut self, pages: &[u64]) {
+        let n = self.pages();
+        self.dirty.extend(pages.iter().copied().filter(|&p| p < n));
+    }
+
     /// Page `page` in on-disk form (4 KiB, little-endian u64 words).
     pub fn page(&self, page: u64) -> Vec<u8> {
         let mut b = vec![0u8; BLOCK as usize];
@@ -879,6 +886,9 @@ pub struct ActivityLog {
     /// Extents named by the last durable transaction.
     committed: BTreeSet<u64>,
     tick: u64,
+    /// Extents leave only through [`cool`](Self::cool), never by eviction
+    /// in [`mark`](Self::mark) (see [`cool_only`](Self::cool_only)).
+    cool_only: bool,
 }
 
 impl ActivityLog {
@@ -896,7 +906,16 @@ impl ActivityLog {
             hot: HashMap::new(),
             committed: BTreeSet::new(),
             tick: 0,
+            cool_only: false,
         })
+    }
+
+    /// Never evict in [`mark`](Self::mark) (it then fails with `AlFull`):
+    /// with a peer, an extent may leave only after both nodes flushed its
+    /// writes, which the caller's aging rounds ([`cool`](Self::cool)) check
+    /// (`datapath::Retirement`); an eviction would drop it unflushed.
+    pub fn cool_only(&mut self) {
+        self.cool_only = true;
     }
 
     /// Extents covering data bytes `[offset, offset+len)`.
@@ -923,7 +942,7 @@ impl ActivityLog {
         let mut evictable: Vec<(u64, u64)> = self
             .hot
             .iter()
-            .filter(|(e, (inflight, _))| *inflight == 0 && !exts.contains(e))
+            .filter(|(e, (inflight, _))| !self.cool_only && *inflight == 0 && !exts.contains(e))
             .map(|(e, (_, t))| (*t, *e))
             .collect();
         if evictable.len() < need_room {

@@ -1,17 +1,20 @@
 //! The replicated block device (DRBD 8.4 style): `conf` (drbd.conf), `uuid`
 //! (generation UUIDs and the connect-time decision), `state` (the
-//! connection state machine), `meta` (on-disk metadata, `meta-disk
+//! connection state machine), `datapath` (write-path decisions: on-io-error,
+//! ko-count, activity-log retirement, metadata fail-stop), `resync` (resync
+//! and online-verify decisions), `meta` (on-disk metadata, `meta-disk
 //! internal`), `expose` (a FUSE file behind a loop device), `link` (the
-//! connection between the two device processes), `resync` (resync and
-//! online-verify decisions, sans-IO), `mounts` (what the device process's
-//! mount namespace keeps), `sim` (the seeded simulation), `device` (the device
-//! process, `hbd-disk`), `ctl` (its control protocol), `client` (starting
-//! and asking devices: `hbctl disk`, the `drbddisk` agent, hbd's status) and
-//! `report` (/proc/drbd-style and status text).
+//! connection between the two device processes), `mounts` (what the device
+//! process's mount namespace keeps), `device` (the device process,
+//! `hbd-disk`), `ctl` (its control protocol), `client` (starting and asking
+//! devices: `hbctl disk`, the `drbddisk` agent, hbd's status), `report`
+//! (/proc/drbd-style and status text) and `sim` (the seeded simulation of
+//! two nodes with faults, in tests).
 
 pub mod client;
 pub mod conf;
 pub mod ctl;
+pub mod datapath;
 pub mod device;
 pub mod expose;
 pub mod link;

@@ -497,3 +497,255 @@ impl Drop for ExtraResource {
         }
     }
 }
+
+/// Switches of a [`FaultyStore`]: writes that fail with EIO at chosen
+/// offsets, and data writes that hang until released.
+#[derive(Default)]
+pub struct Faults {
+    state: std::sync::Mutex<FaultState>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct FaultState {
+    /// Writes overlapping `[start, end)` fail with EIO.
+    eio: Vec<(u64, u64)>,
+    /// Writes starting below this offset hang while it is set.
+    hang_below: Option<u64>,
+    /// Writes hanging now.
+    hung: usize,
+    /// Flushes hang while set.
+    hang_flushes: bool,
+    /// A volatile write cache: writes stay here until a flush (or
+    /// [`Faults::stop_volatile`]); [`Faults::power_cut`] loses them.
+    volatile: bool,
+    cache: Vec<(u64, Vec<u8>)>,
+    /// The backing file, to write the cache out.
+    file: Option<fs::File>,
+}
+
+impl FaultState {
+    fn write_out(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let cache = std::mem::take(&mut self.cache);
+        if let Some(f) = &self.file {
+            for (o, d) in cache {
+                f.write_all_at(&d, o)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Faults {
+    pub fn fail_writes(&self, start: u64, end: u64) {
+        self.state.lock().unwrap().eio.push((start, end));
+    }
+
+    /// Hang every write that starts below `limit` (the data area: metadata
+    /// writes go on, so the device stays answerable).
+    pub fn hang_writes_below(&self, limit: u64) {
+        self.state.lock().unwrap().hang_below = Some(limit);
+    }
+
+    pub fn hang_flushes(&self) {
+        self.state.lock().unwrap().hang_flushes = true;
+    }
+
+    /// From now on writes stay in a volatile cache until the next flush.
+    pub fn start_volatile(&self) {
+        self.state.lock().unwrap().volatile = true;
+    }
+
+    /// Write the cache out and stop caching.
+    pub fn stop_volatile(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.volatile = false;
+        s.write_out().expect("writing the cache out");
+    }
+
+    /// Power loss: what the volatile cache holds is gone.
+    pub fn power_cut(&self) {
+        self.state.lock().unwrap().cache.clear();
+    }
+
+    pub fn hung(&self) -> usize {
+        self.state.lock().unwrap().hung
+    }
+
+    /// Clear every fault and let hung writes go on.
+    pub fn release(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.eio.clear();
+        s.hang_below = None;
+        s.hang_flushes = false;
+        drop(s);
+        self.changed.notify_all();
+    }
+}
+
+/// A plain file as a [`hbd::disk::expose::BlockStore`] with [`Faults`].
+pub struct FaultyStore {
+    file: fs::File,
+    size: u64,
+    pub faults: std::sync::Arc<Faults>,
+}
+
+impl hbd::disk::expose::BlockStore for FaultyStore {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let s = self.faults.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.file.read_exact_at(buf, offset)?;
+        let end = offset + buf.len() as u64;
+        for (o, d) in &s.cache {
+            let (a, b) = ((*o).max(offset), (o + d.len() as u64).min(end));
+            if a < b {
+                buf[(a - offset) as usize..(b - offset) as usize]
+                    .copy_from_slice(&d[(a - o) as usize..(b - o) as usize]);
+            }
+        }
+        Ok(())
+    }
+    fn write_at(&self, data: &[u8], offset: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let end = offset + data.len() as u64;
+        let mut s = self.faults.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.eio.iter().any(|&(a, b)| offset < b && a < end) {
+            return Err(std::io::Error::from_raw_os_error(libc::EIO));
+        }
+        if s.hang_below.is_some_and(|l| offset < l) {
+            s.hung += 1;
+            while s.hang_below.is_some_and(|l| offset < l) {
+                s = self
+                    .faults
+                    .changed
+                    .wait(s)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            s.hung -= 1;
+        }
+        if s.volatile {
+            s.cache.push((offset, data.to_vec()));
+            return Ok(());
+        }
+        drop(s);
+        self.file.write_all_at(data, offset)
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        let mut s = self.faults.state.lock().unwrap_or_else(|p| p.into_inner());
+        while s.hang_flushes {
+            s = self
+                .faults
+                .changed
+                .wait(s)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        s.write_out()?;
+        drop(s);
+        self.file.sync_data()
+    }
+}
+
+/// Node `node`'s backing disk served as a FUSE file by this test process
+/// (`expose`, which also puts a loop device on it), over a plain file, with
+/// [`Faults`]. drbd.conf names the FUSE file itself rather than the loop
+/// device: a block device's page cache would report a failed write only at
+/// the next fsync, and hold a hung one back from `hbd-disk` altogether.
+pub struct FaultyDisk {
+    pub node: usize,
+    pub path: PathBuf,
+    pub faults: std::sync::Arc<Faults>,
+    exposed: Option<hbd::disk::expose::Exposed>,
+}
+
+/// A [`DiskLab`] whose node `FaultyDisk::node` has a faulty backing disk.
+/// Dropping it releases hung writes, kills the device processes, unmounts
+/// the FUSE file (detaching its loop device), then removes the lab.
+pub struct FaultLab {
+    pub d: DiskLab,
+    pub disk: FaultyDisk,
+}
+
+impl FaultLab {
+    /// As [`DiskLab::new`], with node `node`'s backing disk faulty.
+    pub fn new(size: u64, extra_conf: &str, node: usize) -> FaultLab {
+        let lab = Lab::new(2, 1);
+        lab.configure(&ha_cf(2, "bcast eth0", "1", "3"), KEY);
+        for i in 1..=2 {
+            fs::create_dir_all(lab.node_dir(i)).unwrap();
+            let f = fs::File::create(lab.node_dir(i).join("backing.img")).unwrap();
+            f.set_len(size).unwrap();
+        }
+        let faults = std::sync::Arc::new(Faults::default());
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(lab.node_dir(node).join("backing.img"))
+            .unwrap();
+        faults.state.lock().unwrap().file = Some(file.try_clone().unwrap());
+        let store = FaultyStore {
+            file,
+            size,
+            faults: faults.clone(),
+        };
+        let mnt = lab.node_dir(node).join("faulty");
+        fs::create_dir_all(&mnt).unwrap();
+        let exposed =
+            hbd::disk::expose::expose(std::sync::Arc::new(store), &mnt, None).expect("expose");
+        let path = mnt.join(hbd::disk::expose::DEVICE_FILE);
+        let mut hosts = String::new();
+        for i in 1..=2 {
+            let disk = if i == node {
+                path.clone()
+            } else {
+                lab.node_dir(i).join("backing.img")
+            };
+            hosts.push_str(&format!(
+                "  on n{i} {{ device {dev}; disk {disk}; address 192.0.2.{a}:7788; meta-disk internal; }}\n",
+                dev = lab.node_dir(i).join("drbd0").display(),
+                disk = disk.display(),
+                a = 10 + i
+            ));
+        }
+        let conf = format!(
+            "resource {RES} {{\n  protocol C;\n  syncer {{ rate 200M; }}\n{extra_conf}{hosts}}}\n"
+        );
+        for i in 1..=2 {
+            lab.write(i, "haresources", "");
+            lab.write(i, "drbd.conf", &conf);
+        }
+        let fl = FaultLab {
+            d: DiskLab { lab, size },
+            disk: FaultyDisk {
+                node,
+                path,
+                faults,
+                exposed: Some(exposed),
+            },
+        };
+        for i in 1..=2 {
+            let out = fl.d.hbctl_disk(i, &["create-md", RES]);
+            assert!(out.status.success(), "create-md: {out:?}");
+        }
+        fl
+    }
+}
+
+impl Drop for FaultLab {
+    fn drop(&mut self) {
+        self.disk.faults.release();
+        for i in 1..=2 {
+            self.d.crash(i);
+            // Not killed twice (a stale pid may be reused by then).
+            let _ = fs::remove_file(hbd::disk::ctl::pid_path(&self.d.lab.run_dir(i), RES));
+        }
+        if let Some(mut e) = self.disk.exposed.take() {
+            if let Err(err) = e.close(Duration::from_secs(10)) {
+                eprintln!("closing the faulty disk: {err}");
+            }
+        }
+    }
+}
