@@ -654,6 +654,9 @@ impl Core {
 
     /// Mark a range out of sync locally.
     fn mark(&mut self, offset: u64, len: u64) {
+        if let Some(s) = self.source.as_mut() {
+            s.note_mark(offset, len);
+        }
         if let Some(l) = self.local.as_mut() {
             if l.bitmap.set_range(offset, len) > 0 {
                 let n = l.bitmap.count();

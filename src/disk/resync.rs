@@ -538,6 +538,10 @@ pub struct Source {
     outstanding: usize,
     /// Accepted requests whose data is not queued yet (being read).
     serving: usize,
+    /// Blocks marked out of sync again after their range was served (a
+    /// local write that failed here): the range's `RsAck` must not clear
+    /// them (found by disk::sim).
+    remarked: Vec<BlockRange>,
 }
 
 fn is_source(conn: ConnState) -> bool {
@@ -551,6 +555,31 @@ impl Source {
             served: HashMap::new(),
             outstanding: 0,
             serving: 0,
+            remarked: Vec::new(),
+        }
+    }
+
+    /// The device marked `[offset, offset+len)` out of sync (a local
+    /// failure, the peer's OutOfSync): a served range's later `RsAck`
+    /// acknowledges the data as it was read, not this newer state.
+    pub fn note_mark(&mut self, offset: u64, len: u64) {
+        if len == 0 || self.served.is_empty() {
+            return;
+        }
+        let start = offset / BM_BLOCK * BM_BLOCK;
+        let end = offset
+            .saturating_add(len)
+            .div_ceil(BM_BLOCK)
+            .saturating_mul(BM_BLOCK);
+        for r in self.served.keys() {
+            let lo = start.max(r.offset);
+            let hi = end.min(r.end());
+            if lo < hi && self.remarked.len() < MAX_SERVED {
+                self.remarked.push(BlockRange {
+                    offset: lo,
+                    len: hi - lo,
+                });
+            }
         }
     }
 
@@ -634,7 +663,27 @@ impl Source {
                 ))
             }
         }
-        Ok(bm.clear_range(range.offset, range.len))
+        // Blocks marked again since the range was served stay set (they
+        // are resynced by the next pass or handshake); they are forgotten
+        // once no serve of the range is outstanding.
+        let within = |m: &BlockRange| m.offset >= range.offset && m.end() <= range.end();
+        let mut keep: Vec<BlockRange> = self.remarked.iter().copied().filter(within).collect();
+        if !self.served.contains_key(&range) {
+            self.remarked.retain(|m| !within(m));
+        }
+        keep.sort_by_key(|m| m.offset);
+        let mut cleared = 0;
+        let mut at = range.offset;
+        for m in keep {
+            if m.offset > at {
+                cleared += bm.clear_range(at, m.offset - at);
+            }
+            at = at.max(m.end());
+        }
+        if at < range.end() {
+            cleared += bm.clear_range(at, range.end() - at);
+        }
+        Ok(cleared)
     }
 
     /// `RsDone`: accepted when every served range was acknowledged.
@@ -1091,6 +1140,27 @@ mod tests {
         assert_eq!(bm.count(), 512);
         assert_eq!(s.on_rs_done(src), Ok(()));
         assert!(ignored(s.on_rs_done(ConnState::Connected)));
+    }
+
+    /// Found by disk::sim: a block marked again after its range was served
+    /// (a local write failed on the source) keeps its bit through the RsAck.
+    #[test]
+    fn an_ack_never_clears_a_newer_mark() {
+        let g = geo();
+        let mut s = Source::new(g);
+        let mut bm = bitmap();
+        bm.set_range(0, MIB);
+        let src = ConnState::SyncSource;
+        s.on_rs_req(src, 0, MIB).unwrap();
+        s.data_queued();
+        bm.set_range(8192, 4096);
+        s.note_mark(8192, 4096);
+        assert_eq!(s.on_rs_ack(src, 0, MIB, &mut bm), Ok(255));
+        assert!(bm.get(2), "the newer mark stays");
+        assert_eq!(bm.count(), 1);
+        // Forgotten once acked: a later serve of the range clears it.
+        s.on_rs_req(src, 0, MIB).unwrap();
+        assert_eq!(s.on_rs_ack(src, 0, MIB, &mut bm), Ok(1));
     }
 
     // ---- finding 3: RsData acceptance ----

@@ -489,6 +489,18 @@ impl Resource {
         if self.peer_role == Role::Primary {
             return Err("peer is Primary".into());
         }
+        // A Primary is never SyncTarget: not while the bitmaps are being
+        // exchanged for a resync from the peer either (the disk turns
+        // Inconsistent only once they are; found by disk::sim).
+        if matches!(
+            self.conn,
+            ConnState::WFBitMapT | ConnState::SyncTarget | ConnState::PausedSyncT
+        ) {
+            return Err(format!(
+                "local disk {} (resync from the peer running)",
+                self.disk
+            ));
+        }
         let mut forced = false;
         if self.disk == DiskState::Diskless {
             // A diskless Primary needs a connected UpToDate peer.
@@ -637,11 +649,15 @@ impl Resource {
             Msg::FullResync { sender_is_source } => {
                 if self.conn == ConnState::Connected && self.disk != DiskState::Diskless {
                     self.peer_starts_resync(!sender_is_source, true);
+                } else if self.in_wf_bitmap() {
+                    self.resync_conflict(!sender_is_source, true);
                 }
             }
             Msg::BitmapResync { sender_is_source } => {
                 if self.conn == ConnState::Connected && self.disk != DiskState::Diskless {
                     self.peer_starts_resync(!sender_is_source, false);
+                } else if self.in_wf_bitmap() {
+                    self.resync_conflict(!sender_is_source, false);
                 }
             }
         }
@@ -760,6 +776,37 @@ impl Resource {
             return;
         }
         self.begin_bitmap(source, full);
+    }
+
+    /// Both nodes started a resync at once (verify or invalidate run on
+    /// both): each receives the other's request while waiting for the
+    /// bitmaps. Both as source: the Primary, else the lower node id, stays
+    /// source and the other becomes target (its bitmap is already on its
+    /// way, so only the direction changes). Both as target: nobody has the
+    /// data to send, the connection is dropped. Found by disk::sim: both
+    /// sides used to stay SyncSource (or SyncTarget) for ever.
+    fn resync_conflict(&mut self, peer_wants_me_source: bool, full: bool) {
+        let i_am_source = self.conn == ConnState::WFBitMapS;
+        self.pending_full |= full;
+        if i_am_source == peer_wants_me_source {
+            return;
+        }
+        if !i_am_source {
+            self.drop_connection(Event::HandshakeFailed(
+                "both nodes asked to become SyncTarget".into(),
+            ));
+            return;
+        }
+        let i_win = if self.role == Role::Primary {
+            true
+        } else if self.peer_role == Role::Primary {
+            false
+        } else {
+            self.cfg.i_am_lower_id
+        };
+        if !i_win {
+            self.set_conn(ConnState::WFBitMapT);
+        }
     }
 
     fn begin_bitmap(&mut self, source: bool, full: bool) {
@@ -1060,6 +1107,56 @@ mod tests {
         assert_eq!(b.disk(), DiskState::UpToDate);
         a.handle(Input::Disconnect).unwrap();
         assert!(a.handle(Input::ResyncFromHere).is_err());
+    }
+
+    /// Found by disk::sim: verify run on both Secondaries at once made both
+    /// SyncSource for ever; now the lower node id stays source.
+    #[test]
+    fn concurrent_resync_requests_agree_on_one_source() {
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        a.handle(Input::ResyncFromHere).unwrap();
+        b.handle(Input::ResyncFromHere).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(a.conn(), ConnState::WFBitMapS);
+        assert_eq!(b.conn(), ConnState::WFBitMapT);
+        resync(&mut a, &mut b, 1);
+        assert_eq!(
+            (a.conn(), b.conn()),
+            (ConnState::Connected, ConnState::Connected)
+        );
+        assert_eq!(b.disk(), DiskState::UpToDate);
+        // The Primary wins whatever its node id.
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        b.handle(Input::Promote { force: false }).unwrap();
+        pump(&mut a, &mut b);
+        a.handle(Input::ResyncFromHere).unwrap_err();
+        // Both invalidated: nobody can be the source.
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        a.handle(Input::Invalidate).unwrap();
+        b.handle(Input::Invalidate).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(
+            (a.conn(), b.conn()),
+            (ConnState::StandAlone, ConnState::StandAlone)
+        );
+    }
+
+    /// Found by disk::sim: a Secondary promoted while waiting for the
+    /// bitmaps of a resync from its peer became a Primary SyncTarget.
+    #[test]
+    fn no_promotion_while_a_resync_from_the_peer_starts() {
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        a.handle(Input::ResyncFromHere).unwrap();
+        let oa = a.take_outputs();
+        for o in oa {
+            if let Output::Send(m) = o {
+                b.handle(Input::Peer(m)).unwrap();
+            }
+        }
+        assert_eq!(b.conn(), ConnState::WFBitMapT);
+        let e = b.handle(Input::Promote { force: true }).unwrap_err();
+        assert!(e.contains("resync from the peer"), "{e}");
+        assert_eq!(b.role(), Role::Secondary);
     }
 
     /// Issue 12, finding 3: a Primary never becomes SyncTarget, whatever
