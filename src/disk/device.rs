@@ -1032,6 +1032,10 @@ impl Device {
         }
         if a.detach {
             self.detach_failed(c);
+        } else if a.mark_out_of_sync && site != IoSite::Meta {
+            // pass_on (or a Primary that cannot detach): the disk stays,
+            // its data is no longer consistent.
+            let _ = self.input(c, Input::LocalIoError);
         }
         a
     }

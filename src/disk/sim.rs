@@ -38,12 +38,16 @@
 //! A failing seed is printed; `HBD_SIM_SEED=N cargo test --lib disk::sim`
 //! replays it (`HBD_SIM_SEEDS=N` runs seeds 0..N, 300 by default).
 
+use super::conf::OnIoError;
+use super::datapath::{self, IoSite};
 use super::meta::{ActivityLog, Bitmap, MetaError, AL_EXTENT, BM_BLOCK};
+use super::resync::{self, Geometry, ResyncFrom, TargetStep};
 use super::state::{
     Attached, ConnState, DiskState, Event, Input, Msg, Output, Resource, ResourceConfig, Role,
 };
 use super::uuid::Uuids;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
 
 /// Activity-log extents of the simulated device.
 const EXTENTS: u64 = 4;
@@ -55,8 +59,6 @@ const HOT: u64 = 5;
 const AL_CAPACITY: usize = 2;
 /// Resync requests in flight (device.rs RS_IN_FLIGHT).
 const RS_WINDOW: usize = 4;
-/// Resync blocks the target writes before it flushes and acknowledges.
-const RS_ACK_BATCH: usize = 3;
 /// Writes the application keeps in flight.
 const APP_DEPTH: usize = 3;
 /// Block contents with this bit set are garbage (bit rot).
@@ -159,14 +161,16 @@ enum Frame {
         seq: u64,
     },
     RsReq {
-        b: u64,
+        offset: u64,
+        len: u64,
     },
     RsData {
-        b: u64,
-        v: u64,
+        offset: u64,
+        values: Vec<u64>,
     },
     RsAck {
-        b: u64,
+        offset: u64,
+        len: u64,
     },
     RsDone,
     OvReq {
@@ -211,21 +215,15 @@ struct Live {
     transfer_log: Vec<(u64, u64)>,
     peer_bitmap: Option<Bitmap>,
     exchanging: bool,
-    /// SyncTarget: requested blocks; written but not yet acknowledged.
-    rs_requested: BTreeSet<u64>,
-    rs_unacked: Vec<u64>,
+    /// The running resync's machines (resync.rs).
+    target: Option<resync::Target>,
+    source: Option<resync::Source>,
     /// Verify: blocks still to check, answers awaited, differences found.
     verify: Option<(VecDeque<u64>, usize, u64)>,
     /// Connected to the peer since this process started (wfc-timeout met).
     met_peer: bool,
     /// Writeback: the flush sent to the peer and the AL candidates it covers.
     cooling: Option<(u64, u64, Vec<u64>)>,
-    /// Source: how often each block was marked out of sync, and the count
-    /// when its resync data was read: an RsAck clears a bit only if no
-    /// newer mark came since (a write that failed here after the data was
-    /// read is still out of sync).
-    marks: BTreeMap<u64, u64>,
-    served: BTreeMap<u64, u64>,
 }
 
 struct Node {
@@ -295,13 +293,11 @@ impl Node {
             transfer_log: Vec::new(),
             peer_bitmap: None,
             exchanging: false,
-            rs_requested: BTreeSet::new(),
-            rs_unacked: Vec::new(),
+            target: None,
+            source: None,
             verify: None,
             met_peer: false,
             cooling: None,
-            marks: BTreeMap::new(),
-            served: BTreeMap::new(),
         });
     }
 }
@@ -365,6 +361,8 @@ struct Sim {
     concurrent_verify: bool,
     /// A partitioned Primary is never taken for dead (no two Primaries).
     fenced: bool,
+    /// Split-brain resolutions since the nodes last connected.
+    resolutions: u32,
     log: VecDeque<String>,
     steps: u64,
     stats: Stats,
@@ -382,6 +380,7 @@ pub struct Stats {
     pub crashes: u64,
     pub verifies: u64,
     pub io_errors: u64,
+    pub create_md: u64,
 }
 
 impl Sim {
@@ -399,6 +398,7 @@ impl Sim {
             verify_resync: false,
             concurrent_verify: false,
             fenced: true,
+            resolutions: 0,
             log: VecDeque::new(),
             steps: 0,
             stats: Stats::default(),
@@ -411,7 +411,7 @@ impl Sim {
     }
 
     fn note(&mut self, msg: String) {
-        if self.log.len() >= 4000 {
+        if self.log.len() >= 400 {
             self.log.pop_front();
         }
         self.log.push_back(format!("t={} {msg}", self.now));
@@ -492,14 +492,15 @@ impl Sim {
             Event::Conn { to, .. } => {
                 if *to >= ConnState::Connected {
                     self.nodes[i].live.as_mut().expect("up").met_peer = true;
+                    self.resolutions = 0;
                 }
                 if *to < ConnState::Connected {
                     self.verify_resync = false;
                     let l = self.nodes[i].live.as_mut().expect("up");
                     l.exchanging = false;
                     l.peer_bitmap = None;
-                    l.rs_requested.clear();
-                    l.rs_unacked.clear();
+                    l.target = None;
+                    l.source = None;
                     l.verify = None;
                     l.cooling = None;
                 }
@@ -510,8 +511,24 @@ impl Sim {
             Event::SplitBrain {
                 recovered: None, ..
             } => self.stats.split_brains += 1,
-            Event::SyncStarted { .. } => self.stats.resyncs += 1,
-            Event::SyncFinished { .. } => self.verify_resync = false,
+            Event::SyncStarted { source, .. } => {
+                self.stats.resyncs += 1;
+                let l = self.nodes[i].live.as_mut().expect("up");
+                let geo = Geometry::new(BITS * BM_BLOCK);
+                if *source {
+                    l.source = Some(resync::Source::new(geo));
+                    l.target = None;
+                } else {
+                    l.target = Some(resync::Target::new(geo));
+                    l.source = None;
+                }
+            }
+            Event::SyncFinished { .. } => {
+                self.verify_resync = false;
+                let l = self.nodes[i].live.as_mut().expect("up");
+                l.target = None;
+                l.source = None;
+            }
             _ => {}
         }
         self.note(format!("n{i} {e:?}"));
@@ -548,8 +565,11 @@ impl Sim {
     }
 
     fn mark(&mut self, i: usize, b: u64) {
+        let bug = self.bug == Bug::RsAckClearsNewer;
         if let Some(l) = self.nodes[i].live.as_mut() {
-            *l.marks.entry(b).or_insert(0) += 1;
+            if let Some(src) = l.source.as_mut().filter(|_| !bug) {
+                src.note_mark(off(b), BM_BLOCK);
+            }
             if l.bitmap.set_range(off(b), BM_BLOCK) > 0 {
                 let n = l.bitmap.count();
                 let _ = l.sm.handle(Input::BitsSet(n));
@@ -558,7 +578,8 @@ impl Sim {
         }
     }
 
-    /// device.rs `Core::replicating`.
+    /// device.rs `Core::replicating`: as the node sees it (a link that
+    /// broke is only known broken once the node notices).
     fn replicating(&self, i: usize) -> bool {
         let Some(l) = self.nodes[i].live.as_ref() else {
             return false;
@@ -574,7 +595,6 @@ impl Sim {
         ) && pd >= DiskState::Inconsistent
             && pd != DiskState::DUnknown
             && l.epoch.is_some()
-            && self.conn.as_ref().is_some_and(|c| !c.broken)
     }
 
     fn frozen(&self, i: usize) -> bool {
@@ -732,6 +752,7 @@ impl Sim {
                     // the Primary must hear it (DRBD's P_NEG_ACK): a bit in
                     // the Secondary's memory alone dies with a crash.
                     self.stats.io_errors += 1;
+                    self.local_io_error(i);
                     self.mark(i, b);
                     let f = if self.bug == Bug::AckLocalError {
                         Frame::Ack { seq }
@@ -778,67 +799,52 @@ impl Sim {
                     self.cool(i, tick, &cands);
                 }
             }
-            Frame::RsReq { b } => {
-                let source = self.sm(i).is_some_and(|sm| {
-                    matches!(sm.conn(), ConnState::SyncSource | ConnState::PausedSyncS)
-                });
-                if !source || b >= BITS {
-                    return;
-                }
-                let v = self.nodes[i].store.read(b);
+            Frame::RsReq { offset, len } => {
                 let l = self.nodes[i].live.as_mut().expect("up");
-                let m = l.marks.get(&b).copied().unwrap_or(0);
-                l.served.insert(b, m);
-                self.send(i, Frame::RsData { b, v });
-            }
-            Frame::RsData { b, v } => {
-                let ok = self.bug == Bug::VerifyFromHere
-                    || self.nodes[i].live.as_ref().is_some_and(|l| {
-                        l.sm.role() != Role::Primary
-                            && matches!(l.sm.conn(), ConnState::SyncTarget | ConnState::PausedSyncT)
-                            && l.rs_requested.contains(&b)
-                    });
-                if !ok || b >= BITS {
-                    return;
-                }
-                if self.nodes[i].store.write(b, v).is_err() {
-                    self.stats.io_errors += 1;
-                    let l = self.nodes[i].live.as_mut().expect("up");
-                    l.rs_requested.remove(&b);
-                    return;
-                }
-                if v & GARBAGE == 0 {
-                } else {
-                    // Rot travels with a resync the device had no way to
-                    // tell from good data, but verify found this block
-                    // differing: it must never repair a Primary from it.
-                    let primary = self.sm(i).is_some_and(|sm| sm.role() == Role::Primary);
-                    if self.verify_resync && primary {
-                        self.fail(&format!(
-                            "n{i} is Primary and verify's resync wrote the peer's rotten block {b} over its data"
-                        ));
+                let conn = l.sm.conn();
+                let served = match l.source.as_mut() {
+                    Some(src) => src.on_rs_req(conn, offset, len),
+                    None => Err(stray("RsReq", offset, len, false)),
+                };
+                match served {
+                    Ok(r) => {
+                        let values = (r.offset() / BM_BLOCK..r.end() / BM_BLOCK)
+                            .map(|b| self.nodes[i].store.read(b))
+                            .collect();
+                        let l = self.nodes[i].live.as_mut().expect("up");
+                        if let Some(src) = l.source.as_mut() {
+                            src.data_queued();
+                        }
+                        self.send(i, Frame::RsData { offset, values });
                     }
-                }
-                let l = self.nodes[i].live.as_mut().expect("up");
-                l.rs_requested.remove(&b);
-                l.bitmap.clear_range(off(b), BM_BLOCK);
-                l.rs_unacked.push(b);
-                if l.rs_unacked.len() >= RS_ACK_BATCH {
-                    self.ack_resync(i);
+                    Err(r) => self.rejected(i, r),
                 }
             }
-            Frame::RsAck { b } => {
-                let bug = self.bug == Bug::RsAckClearsNewer;
-                if let Some(l) = self.nodes[i].live.as_mut() {
-                    let served = l.served.remove(&b);
-                    let now = l.marks.get(&b).copied().unwrap_or(0);
-                    if bug || served == Some(now) {
-                        l.bitmap.clear_range(off(b), BM_BLOCK);
-                    }
+            Frame::RsData { offset, values } => self.rs_data(i, offset, values),
+            Frame::RsAck { offset, len } => {
+                let l = self.nodes[i].live.as_mut().expect("up");
+                let conn = l.sm.conn();
+                let r = match l.source.as_mut() {
+                    Some(src) => src.on_rs_ack(conn, offset, len, &mut l.bitmap).map(|_| ()),
+                    None => Err(stray("RsAck", offset, len, true)),
+                };
+                if let Err(r) = r {
+                    self.rejected(i, r);
                 }
             }
             Frame::RsDone => {
-                let _ = self.input(i, Input::SyncDone);
+                let l = self.nodes[i].live.as_mut().expect("up");
+                let conn = l.sm.conn();
+                let r = match l.source.as_ref() {
+                    Some(src) => src.on_rs_done(conn),
+                    None => Ok(()),
+                };
+                match r {
+                    Ok(()) => {
+                        let _ = self.input(i, Input::SyncDone);
+                    }
+                    Err(r) => self.rejected(i, r),
+                }
             }
             Frame::OvReq { b, v } => {
                 let differs = self.nodes[i].store.read(b) != v;
@@ -877,61 +883,146 @@ impl Sim {
         if found == 0 {
             return;
         }
-        let peer_primary = self.sm(i).is_some_and(|sm| sm.peer_role() == Role::Primary);
-        let source = if peer_primary && self.bug != Bug::VerifyFromHere {
-            1 - i
+        let (me, peer) = match self.sm(i) {
+            Some(sm) => (sm.role(), sm.peer_role()),
+            None => return,
+        };
+        let from = if self.bug == Bug::VerifyFromHere {
+            Some(ResyncFrom::Here)
         } else {
-            i
+            resync::after_verify(found, me, peer)
+        };
+        let input = match from {
+            Some(ResyncFrom::Here) => Input::ResyncFromHere,
+            Some(ResyncFrom::Peer) => Input::ResyncFromPeer,
+            None => return,
         };
         if self
-            .sm(source)
+            .sm(i)
             .is_some_and(|sm| sm.conn() == ConnState::Connected)
         {
             self.verify_resync = true;
-            let _ = self.input(source, Input::ResyncFromHere);
-        }
-    }
-
-    fn ack_resync(&mut self, i: usize) {
-        self.nodes[i].store.flush();
-        let l = self.nodes[i].live.as_mut().expect("up");
-        let acks = std::mem::take(&mut l.rs_unacked);
-        for b in acks {
-            self.send(i, Frame::RsAck { b });
-        }
-    }
-
-    /// The SyncTarget's driver (device.rs `resync_target`).
-    fn resync_driver(&mut self, i: usize) {
-        let target = self
-            .sm(i)
-            .is_some_and(|sm| sm.conn() == ConnState::SyncTarget);
-        if !target {
-            return;
-        }
-        loop {
-            let l = self.nodes[i].live.as_mut().expect("up");
-            if l.rs_requested.len() >= RS_WINDOW {
-                return;
+            if let Err(e) = self.input(i, input) {
+                self.note(format!("n{i} resync after verify refused: {e}"));
             }
-            let next = l
-                .bitmap
-                .iter_set_ranges()
-                .flat_map(|(o, n)| (o / BM_BLOCK)..((o + n) / BM_BLOCK))
-                .find(|b| !l.rs_requested.contains(b));
-            match next {
-                Some(b) => {
-                    l.rs_requested.insert(b);
-                    self.send(i, Frame::RsReq { b });
+        }
+    }
+
+    /// RsData on the SyncTarget: resync.rs decides what is written.
+    fn rs_data(&mut self, i: usize, offset: u64, values: Vec<u64>) {
+        let len = values.len() as u64 * BM_BLOCK;
+        let first = offset / BM_BLOCK;
+        let writes: Vec<(u64, u64)> = if self.bug == Bug::VerifyFromHere {
+            // The old device: written whatever the receiver's state.
+            let l = self.nodes[i].live.as_mut().expect("up");
+            l.bitmap.clear_range(offset, len);
+            (first..first + values.len() as u64)
+                .map(|b| (b, values[(b - first) as usize]))
+                .collect()
+        } else {
+            let l = self.nodes[i].live.as_mut().expect("up");
+            let (role, conn) = (l.sm.role(), l.sm.conn());
+            let verdict = match l.target.as_mut() {
+                Some(t) => t.on_rs_data(role, conn, &l.bitmap, offset, len),
+                None => Err(stray("RsData", offset, len, true)),
+            };
+            let acc = match verdict {
+                Ok(acc) => acc,
+                Err(r) => return self.rejected(i, r),
+            };
+            let blocks = acc
+                .writes
+                .iter()
+                .flat_map(|w| w.offset() / BM_BLOCK..w.end() / BM_BLOCK)
+                .map(|b| (b, values[(b - first) as usize]))
+                .collect();
+            if let Some(t) = l.target.as_mut() {
+                t.written(&acc, &mut l.bitmap);
+            }
+            blocks
+        };
+        for (b, v) in writes {
+            if self.nodes[i].store.write(b, v).is_err() {
+                // Still out of sync: requested again on the next pass.
+                self.stats.io_errors += 1;
+                self.mark(i, b);
+                continue;
+            }
+            let primary = self.sm(i).is_some_and(|sm| sm.role() == Role::Primary);
+            if v & GARBAGE != 0 && self.verify_resync && primary {
+                // Rot travels with a resync the device had no way to tell
+                // from good data, but verify found this block differing: it
+                // must never repair a Primary from it.
+                self.fail(&format!(
+                    "n{i} is Primary and verify's resync wrote the peer's rotten block {b} over its data"
+                ));
+            }
+        }
+    }
+
+    /// A local write failed: datapath.rs's `on-io-error` rule (the
+    /// simulated nodes use `pass_on`: the disk stays, its data turns
+    /// Inconsistent, as DRBD's `__drbd_chk_io_error_`).
+    fn local_io_error(&mut self, i: usize) {
+        let Some(sm) = self.sm(i) else { return };
+        let a = datapath::on_io_error(datapath::IoError {
+            policy: OnIoError::PassOn,
+            site: IoSite::DataWrite,
+            primary: sm.role() == Role::Primary,
+            peer_up_to_date: sm.conn() >= ConnState::Connected
+                && sm.peer_disk() == DiskState::UpToDate,
+            peer_acked: false,
+        });
+        if !a.mark_out_of_sync {
+            self.fail("on_io_error: a failed write must be marked out of sync");
+        }
+        if !a.detach {
+            let _ = self.input(i, Input::LocalIoError);
+        }
+    }
+
+    /// A frame resync.rs refused: a violation drops the link.
+    fn rejected(&mut self, i: usize, r: resync::Reject) {
+        self.note(format!("n{i} {r}"));
+        if r.is_violation() {
+            self.drop_link(i);
+        }
+    }
+
+    /// The SyncTarget's driver (device.rs `resync_target`) around
+    /// resync.rs's [`resync::Target`].
+    fn resync_driver(&mut self, i: usize) {
+        loop {
+            let now = Duration::from_millis(self.now);
+            let Some(l) = self.nodes[i].live.as_mut() else {
+                return;
+            };
+            let (conn, role) = (l.sm.conn(), l.sm.role());
+            let Some(t) = l.target.as_mut() else { return };
+            match t.poll(now, u64::MAX, conn, role, &l.bitmap) {
+                TargetStep::Request(r) => {
+                    let (offset, len) = (r.offset(), r.len());
+                    self.send(i, Frame::RsReq { offset, len });
                 }
-                None if !l.rs_requested.is_empty() => return,
-                None if l.bitmap.count() > 0 => return,
-                None => {
-                    self.ack_resync(i);
+                TargetStep::Flush(ticket) => {
+                    self.nodes[i].store.flush();
+                    let l = self.nodes[i].live.as_mut().expect("up");
+                    let acks = l
+                        .target
+                        .as_mut()
+                        .map(|t| t.flushed(ticket))
+                        .unwrap_or_default();
+                    for r in acks {
+                        let (offset, len) = (r.offset(), r.len());
+                        self.send(i, Frame::RsAck { offset, len });
+                    }
+                }
+                TargetStep::Done => {
                     self.send(i, Frame::RsDone);
                     let _ = self.input(i, Input::SyncDone);
                     return;
                 }
+                TargetStep::Pace(_) | TargetStep::Wait | TargetStep::Stop => return,
             }
         }
     }
@@ -1034,6 +1125,7 @@ impl Sim {
                 "n{i} write b{b}=v{v}: local error (replicating {replicating})"
             ));
             self.stats.io_errors += 1;
+            self.local_io_error(i);
             if self.bug != Bug::NoBitOnLocalError {
                 self.mark(i, b);
             }
@@ -1239,7 +1331,10 @@ impl Sim {
         // A failover promotes only when the peer looks dead to this node.
         // Fenced (the default): a partitioned peer is not dead, as with
         // STONITH or a quorum; unfenced, it may still run (split brain).
-        if !connected && other_primary && (!self.cut || self.fenced) {
+        if other_primary && (connected || !self.cut || self.fenced) {
+            // Connected: hbd's group logic never promotes both (two
+            // concurrent promotions race the State messages, which DRBD
+            // closes with a cluster-wide state change: not modelled here).
             return;
         }
         let disk_before = l.sm.disk();
@@ -1271,16 +1366,21 @@ impl Sim {
         if busy || self.sm(i).is_none_or(|sm| sm.role() != Role::Primary) {
             return;
         }
-        // device.rs demote: flush, bitmap, close the activity log.
+        // device.rs demote: flush, bitmap, close the activity log. Finding
+        // 5 once more: the log empties only once the peer flushed too, so a
+        // demotion waits for a writeback round to cool every extent first.
+        let hot = self.nodes[i]
+            .live
+            .as_ref()
+            .is_some_and(|l| !l.al.hot_extents().is_empty());
+        if hot && self.replicating(i) && self.bug != Bug::CoolOnLocalFlush {
+            self.writeback(i);
+            return;
+        }
         self.nodes[i].store.flush();
         let n = &mut self.nodes[i];
         let l = n.live.as_mut().expect("up");
         n.meta.bitmap = l.bitmap.clone();
-        let hot = l.al.hot_extents();
-        for e in hot {
-            // close(): only extents without writes in flight leave.
-            let _ = e;
-        }
         let (tick, cands) = l.al.cool_candidates();
         l.al.cool(tick, &cands);
         n.meta.al = l.al.hot_extents().into_iter().collect();
@@ -1299,11 +1399,18 @@ impl Sim {
         if !both_standalone || self.cut {
             return;
         }
-        let survivor =
-            match (0..2).find(|&i| self.sm(i).is_some_and(|sm| sm.role() == Role::Primary)) {
-                Some(p) => p,
-                None => self.rng.below(2) as usize,
-            };
+        let primary = (0..2).find(|&i| self.sm(i).is_some_and(|sm| sm.role() == Role::Primary));
+        let up_to_date: Vec<usize> = (0..2)
+            .filter(|&i| {
+                self.sm(i)
+                    .is_some_and(|sm| sm.disk() == DiskState::UpToDate)
+            })
+            .collect();
+        let survivor = match (primary, up_to_date.as_slice()) {
+            (Some(p), _) => p,
+            (None, [only]) => *only,
+            _ => self.rng.below(2) as usize,
+        };
         let victim = 1 - survivor;
         if self.nodes[victim]
             .live
@@ -1333,6 +1440,25 @@ impl Sim {
         }
         self.oracle.discarded += lost;
         self.stats.discarded += lost;
+        self.resolutions += 1;
+        if self.resolutions > 3 {
+            // Still refused (DRBD's "Unrelated data"): the operator recreates
+            // the victim's metadata (`create-md`), a full sync follows.
+            self.note(format!("operator: create-md on n{victim}"));
+            self.stats.create_md += 1;
+            let m = &mut self.nodes[victim].meta;
+            m.uuids = Uuids::created();
+            m.consistent = false;
+            m.was_up_to_date = false;
+            m.crashed_primary = false;
+            m.bitmap.set_all();
+            m.al.clear();
+            self.nodes[victim].live = None;
+            self.boot(victim);
+            self.resolutions = 0;
+            let _ = self.input(survivor, Input::Connect);
+            return;
+        }
         self.note(format!(
             "operator: split brain resolved, survivor n{survivor}, {lost} acknowledged writes discarded"
         ));
@@ -1514,11 +1640,19 @@ impl Sim {
                 }
             }
             484..=486 => {
-                // A block that fails to write on one node, for a while.
+                // A block that fails to write on one node, for a while
+                // (one failing disk at a time: two are a double fault no
+                // replication survives).
                 let i = self.rng.below(2) as usize;
-                let blocks: Vec<u64> = app_blocks().collect();
-                let b = blocks[self.rng.below(blocks.len() as u64) as usize];
-                self.nodes[i].store.failing.insert(b);
+                let other_ok = self.nodes[1 - i].store.failing.is_empty()
+                    && self
+                        .sm(1 - i)
+                        .is_some_and(|sm| sm.disk() == DiskState::UpToDate);
+                if other_ok {
+                    let blocks: Vec<u64> = app_blocks().collect();
+                    let b = blocks[self.rng.below(blocks.len() as u64) as usize];
+                    self.nodes[i].store.failing.insert(b);
+                }
             }
             487..=499 => {
                 let i = self.rng.below(2) as usize;
@@ -1581,7 +1715,7 @@ impl Sim {
             for i in 0..2 {
                 let stuck = self.nodes[i].live.as_ref().is_some_and(|l| {
                     l.sm.conn() == ConnState::Connected
-                        && l.bitmap.count() > 0
+                        && (l.bitmap.count() > 0 || l.sm.disk() != DiskState::UpToDate)
                         && l.pending.is_empty()
                         && l.sm.peer_disk() == DiskState::UpToDate
                 });
@@ -1628,6 +1762,10 @@ impl Sim {
             self.one_sided_rot()
         ));
     }
+}
+
+fn stray(frame: &'static str, offset: u64, len: u64, ignore: bool) -> resync::Reject {
+    resync::stray(Geometry::new(BITS * BM_BLOCK), frame, offset, len, ignore)
 }
 
 fn copy_extent_bits(from: &Bitmap, to: &mut Bitmap, extent: u64) {
@@ -1699,6 +1837,7 @@ fn random_schedules() {
                 total.crashes += st.crashes;
                 total.verifies += st.verifies;
                 total.io_errors += st.io_errors;
+                total.create_md += st.create_md;
             }
             Err(e) => {
                 eprintln!("failing seed: HBD_SIM_SEED={seed} cargo test --lib disk::sim");

@@ -227,6 +227,11 @@ pub enum Input {
     ResyncFromPeer,
     PauseSync,
     ResumeSync,
+    /// A local write failed and the disk stays attached (`on-io-error
+    /// pass_on`): on a Secondary the data is no longer consistent (DRBD's
+    /// `__drbd_chk_io_error_` sets D_INCONSISTENT), so it is never promoted
+    /// or taken as a sync source until a resync from the peer repairs it.
+    LocalIoError,
 }
 
 /// Why a promotion is refused under `fencing` (DRBD's SS_PRIMARY_NOP
@@ -467,6 +472,14 @@ impl Resource {
                     sender_is_source: false,
                 });
                 self.begin_bitmap(false, false);
+            }
+            Input::LocalIoError => {
+                // A Primary keeps serving (its application got the error);
+                // the bit set for the block says what the peer must resync.
+                if self.role != Role::Primary && self.disk > DiskState::Inconsistent {
+                    self.set_disk(DiskState::Inconsistent);
+                    self.send_state();
+                }
             }
             Input::PauseSync => match self.conn {
                 ConnState::SyncSource => self.set_conn(ConnState::PausedSyncS),
@@ -810,6 +823,14 @@ impl Resource {
     }
 
     fn begin_bitmap(&mut self, source: bool, full: bool) {
+        if !source && self.role == Role::Primary {
+            // The last lock on the door, whatever path got here (handshake,
+            // peer request, command): a Primary is never SyncTarget.
+            self.drop_connection(Event::HandshakeFailed(
+                "I shall become SyncTarget, but I am primary!".into(),
+            ));
+            return;
+        }
         self.pending_full = full;
         self.set_conn(if source {
             ConnState::WFBitMapS
@@ -1139,6 +1160,18 @@ mod tests {
             (a.conn(), b.conn()),
             (ConnState::StandAlone, ConnState::StandAlone)
         );
+    }
+
+    /// A failed local write with pass_on: the data is Inconsistent, and a
+    /// Secondary in that state is not promoted without --force.
+    #[test]
+    fn a_local_write_error_makes_the_data_inconsistent() {
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        b.handle(Input::LocalIoError).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(b.disk(), DiskState::Inconsistent);
+        assert_eq!(a.peer_disk(), DiskState::Inconsistent);
+        assert!(b.handle(Input::Promote { force: false }).is_err());
     }
 
     /// Found by disk::sim: a Secondary promoted while waiting for the
