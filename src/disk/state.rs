@@ -514,6 +514,16 @@ impl Resource {
                 self.disk
             ));
         }
+        // DRBD's SS_IN_TRANSIENT_STATE: the params of the handshake are on
+        // their way; a new current UUID now would make the two sides decide
+        // on different UUIDs (both became SyncSource: found by disk::sim).
+        // The device waits for the handshake and tries again.
+        if matches!(self.conn, ConnState::WFReportParams | ConnState::WFBitMapS) {
+            return Err(format!(
+                "In transient state, retry after next state change ({})",
+                self.conn
+            ));
+        }
         let mut forced = false;
         if self.disk == DiskState::Diskless {
             // A diskless Primary needs a connected UpToDate peer.
@@ -904,13 +914,27 @@ impl Resource {
         self.set_peer_role(Role::Unknown);
         self.set_peer_disk(DiskState::DUnknown);
         self.peer_uuids = None;
-        if had_peer_data
-            && self.role == Role::Primary
-            && self.uuids.bitmap == 0
-            && self.disk == DiskState::UpToDate
-        {
-            self.new_current();
-            self.persist();
+        let was_source = matches!(self.conn, ConnState::SyncSource | ConnState::PausedSyncS);
+        if had_peer_data && self.role == Role::Primary && self.disk == DiskState::UpToDate {
+            if self.uuids.bitmap == 0 {
+                self.new_current();
+                self.persist();
+            } else if was_source {
+                // A SyncSource Primary loses its target. DRBD keeps its
+                // current UUID here (the bitmap UUID tracks the changes),
+                // but the target may have finished its side of the resync,
+                // or never started it (still UpToDate in WFBitMapT), and be
+                // promoted later: its new generation then descends from our
+                // current UUID and our lone writes are discarded without a
+                // split brain being seen (found by disk::sim). A new current
+                // UUID, the old one kept in the history and the bitmap (sync)
+                // UUID kept as it is, makes that a detected split brain while
+                // an Inconsistent target still resumes by bitmap (rule 50).
+                let fresh = self.fresh();
+                self.uuids.new_current_keeping_bitmap(fresh, true);
+                self.event(Event::NewCurrentUuid(self.uuids.current));
+                self.persist();
+            }
         }
     }
 

@@ -59,6 +59,14 @@ impl Uuids {
         self.history[1] = self.history[0];
     }
 
+    /// A new current UUID while the bitmap UUID stays (a SyncSource
+    /// Primary that lost its target): the old current goes to history.
+    pub fn new_current_keeping_bitmap(&mut self, fresh: u64, primary: bool) {
+        self.move_history();
+        self.history[0] = self.current & !1;
+        self.set_current(fresh, primary);
+    }
+
     /// `__drbd_uuid_set(UI_CURRENT, val)`: the low bit says Primary.
     pub fn set_current(&mut self, val: u64, primary: bool) {
         self.current = if primary { val | 1 } else { val & !1 };
