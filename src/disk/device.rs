@@ -60,7 +60,9 @@ use super::ctl::{
     self, Counters, DiskRequest, DiskResponse, DiskStatus, SplitBrainStatus, SyncStatus,
     VerifyStatus,
 };
-use super::datapath::{self, IoSite, KoTracker, MetaGuard, MetaWrite, PeerFlush, Retirement};
+use super::datapath::{
+    self, IoSite, KoTracker, MetaGuard, MetaWrite, PeerFlush, Retirement, TransferLog,
+};
 use super::expose::{self, BlockStore, Exposed, FileStore};
 use super::link::{self, Frame, MAX_DATA};
 use super::meta::{
@@ -85,10 +87,7 @@ pub const PING_INTERVAL: Duration = Duration::from_millis(500);
 pub const LINK_TIMEOUT: Duration = Duration::from_secs(3);
 /// Between connection attempts (DRBD's connect-int).
 pub const CONNECT_INTERVAL: Duration = Duration::from_millis(500);
-/// Writes and flushes in flight to the peer.
-pub const MAX_IN_FLIGHT: usize = 64;
-/// Transfer-log entries before a write first issues a barrier.
-pub const MAX_TRANSFER_LOG: usize = 4096;
+pub use super::datapath::{MAX_IN_FLIGHT, MAX_TRANSFER_LOG};
 /// How long `secondary` waits for the device to be released.
 pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often dirty bitmap pages are written.
@@ -416,15 +415,14 @@ impl Drop for LinkGuard {
 type Done = std_mpsc::SyncSender<bool>;
 
 struct Inflight {
-    dead: bool,
-    next_seq: u64,
-    pending: std::collections::HashMap<u64, Done>,
-    /// Start times of `pending` (`timeout` × `ko-count`).
+    /// Every decision about sequence numbers, acks and barriers.
+    tl: TransferLog,
+    /// The blocked callers of the requests in `tl`, by seq.
+    waiters: std::collections::HashMap<u64, Done>,
+    /// Start times of the requests in flight (`timeout` × `ko-count`).
     ko: KoTracker,
     /// Why a waiter gave up on the peer (the watchdog drops the link).
     abort: Option<String>,
-    /// Writes `(seq, offset, len)` not yet covered by a barrier ack.
-    transfer_log: VecDeque<(u64, u64, u64)>,
 }
 
 /// The sending side of one established link.
@@ -464,7 +462,7 @@ impl PeerTx {
                 // Bounded: a peer that answers nothing within timeout ×
                 // ko-count is dropped, which ends the wait.
                 let deadline = inf.ko.deadline(mono_ms());
-                while !inf.dead && inf.pending.len() >= MAX_IN_FLIGHT {
+                while !inf.tl.is_dead() && !inf.tl.has_room() {
                     let now = mono_ms();
                     if deadline.is_some_and(|d| now >= d) {
                         inf.abort.get_or_insert_with(|| {
@@ -481,16 +479,12 @@ impl PeerTx {
                         .unwrap_or_else(|p| p.into_inner())
                         .0;
                 }
-                if inf.dead {
-                    return None;
-                }
-                let seq = inf.next_seq;
-                inf.next_seq += 1;
-                inf.pending.insert(seq, done);
+                let seq = match range {
+                    Some((off, len)) => inf.tl.write(off, len),
+                    None => inf.tl.flush(),
+                }?;
+                inf.waiters.insert(seq, done);
                 inf.ko.start(seq, mono_ms());
-                if let Some((off, len)) = range {
-                    inf.transfer_log.push_back((seq, off, len));
-                }
                 seq
             };
             let _ = tx.send(make(seq)).await;
@@ -506,18 +500,23 @@ impl PeerTx {
 
     fn complete(&self, seq: u64, barrier: bool) -> io::Result<()> {
         let mut inf = lock(&self.inflight);
-        let Some(done) = inf.pending.remove(&seq) else {
-            return Err(link::LinkError::Malformed(format!("ack for unknown seq {seq}")).into());
+        let answered = if barrier {
+            inf.tl.flush_ack(seq)
+        } else {
+            inf.tl.ack(seq)
         };
-        inf.ko.done(seq);
-        if barrier {
-            while inf.transfer_log.front().is_some_and(|&(s, _, _)| s < seq) {
-                inf.transfer_log.pop_front();
-            }
+        if let Err(e) = answered {
+            return Err(link::LinkError::Malformed(e.to_string()).into());
         }
+        // `tl` and `waiters` change under one lock: a request in flight
+        // has its waiter.
+        let done = inf.waiters.remove(&seq);
+        inf.ko.done(seq);
         drop(inf);
         self.room.notify_all();
-        let _ = done.send(true);
+        if let Some(done) = done {
+            let _ = done.send(true);
+        }
         Ok(())
     }
 
@@ -564,22 +563,17 @@ impl PeerTx {
     /// The peer no longer takes writes (its disk is gone): the ranges it
     /// acknowledged but never flushed, to mark out of sync.
     fn drain_unflushed(&self) -> Vec<(u64, u64)> {
-        lock(&self.inflight)
-            .transfer_log
-            .drain(..)
-            .map(|(_, o, l)| (o, l))
-            .collect()
+        lock(&self.inflight).tl.drain_unflushed()
     }
 
     /// The link is gone: fail every waiter; returns the ranges that may not
     /// have reached the peer's stable storage.
     fn teardown(&self) -> Vec<(u64, u64)> {
         let mut inf = lock(&self.inflight);
-        inf.dead = true;
         self.dead.store(true, Ordering::Release);
-        let ranges = inf.transfer_log.drain(..).map(|(_, o, l)| (o, l)).collect();
+        let ranges = inf.tl.teardown();
         inf.ko = KoTracker::new(Duration::ZERO, 0);
-        for (_, done) in inf.pending.drain() {
+        for (_, done) in inf.waiters.drain() {
             let _ = done.send(false);
         }
         drop(inf);
@@ -1238,7 +1232,7 @@ impl Device {
         };
         let (result, acked) = match peer {
             Some(p) => {
-                if lock(&p.inflight).transfer_log.len() >= MAX_TRANSFER_LOG {
+                if lock(&p.inflight).tl.needs_barrier() {
                     // Bound the transfer log: a barrier covers everything before it.
                     let _ = self.app_flush();
                 }
@@ -1492,15 +1486,13 @@ impl Device {
             data_tx: tokio::sync::Mutex::new(data_tx),
             ctrl_tx,
             inflight: Mutex::new(Inflight {
-                dead: false,
-                next_seq: 0,
-                pending: Default::default(),
+                tl: TransferLog::default(),
+                waiters: Default::default(),
                 ko: {
                     let cfg = lock(&self.cfg);
                     KoTracker::new(cfg.res.timeout, cfg.res.ko_count)
                 },
                 abort: None,
-                transfer_log: VecDeque::new(),
             }),
             room: Condvar::new(),
             dead: AtomicBool::new(false),
@@ -2188,7 +2180,7 @@ impl Device {
         });
         let mut counters = c.counters.clone();
         if let Some(l) = &c.link {
-            counters.pe = lock(&l.inflight).pending.len() as u64;
+            counters.pe = lock(&l.inflight).tl.in_flight() as u64;
         }
         DiskStatus {
             name: cfg.name.clone(),
