@@ -1,7 +1,9 @@
 //! Sans-IO decisions of the write path (issue 12, findings 4-6): what to do
 //! about a local I/O error (`on-io-error`), when a peer that does not answer
 //! is dropped (`timeout` × `ko-count`), when an extent may leave the activity
-//! log, and what may go on after a failed metadata write. Inputs in, actions
+//! log, what may go on after a failed metadata write, and which writes the
+//! peer may not have on stable storage (the transfer log and its barriers).
+//! Inputs in, actions
 //! out: no clock reads (`now` is passed in, in milliseconds of any monotonic
 //! clock), no I/O, no tokio. [`super::device`] does the I/O and calls these.
 //!
@@ -15,10 +17,16 @@
 //! - [`Retirement`]: one activity-log aging round: `new(tick, candidates,
 //!   peer)`, `local_flushed(ok)`, `peer_flushed(acked)`, `retire()` gives the
 //!   extents that may leave (none until both sides flushed).
+//! - [`TransferLog`]: per link, `write(offset, len)` / `flush()` give the
+//!   seq of a request to send (`None` once torn down), `has_room()` bounds
+//!   the requests in flight, `needs_barrier()` says a write must first
+//!   flush, `ack(seq)` / `flush_ack(seq)` (the barrier: retires the writes
+//!   before it), `teardown()` gives the ranges the peer may not have on
+//!   stable storage (mark them out of sync).
 //! - [`MetaGuard`]: `failed(what, msg)` / `written(what)` after each metadata
 //!   write, `may_promote()` vetoes promotion while metadata is unwritable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use super::conf::OnIoError;
@@ -246,6 +254,155 @@ impl Retirement {
     }
 }
 
+// ---------------------------------------------------------------- transfer log
+
+/// Writes and flushes in flight to the peer (DRBD's `max-buffers`, small).
+pub const MAX_IN_FLIGHT: usize = 64;
+/// Transfer-log entries before a write first issues a barrier.
+pub const MAX_TRANSFER_LOG: usize = 4096;
+
+/// The peer answered a sequence number that is not in flight (a protocol
+/// error: the link is dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("ack for unknown seq {seq}")]
+pub struct UnknownSeq {
+    pub seq: u64,
+}
+
+/// DRBD 8.4's transfer log (`drbd_req.c`, `tl_release`/`tl_clear`) for one
+/// established link: requests sent to the peer by sequence number, and the
+/// writes the peer may not yet have on stable storage.
+///
+/// Protocol C: an `Ack` says the peer wrote the data, not that it is stable
+/// there; a `FlushAck` for the barrier `seq` N says every write sent before
+/// it (seq < N) is. A write leaves the log only under a barrier ack, so when
+/// the link is lost, [`TransferLog::teardown`] names exactly the writes that
+/// may be lost on the peer (the caller marks them out of sync). The log is
+/// bounded: once it holds [`MAX_TRANSFER_LOG`] writes, the next write first
+/// issues a barrier ([`TransferLog::needs_barrier`]).
+#[derive(Debug, Clone)]
+pub struct TransferLog {
+    next_seq: u64,
+    /// Sent and not yet answered: writes and barriers.
+    open: BTreeSet<u64>,
+    /// Writes `(seq, offset, len)` in seq order, not yet covered by a
+    /// barrier ack.
+    writes: VecDeque<(u64, u64, u64)>,
+    dead: bool,
+    max_in_flight: usize,
+    max_log: usize,
+}
+
+impl Default for TransferLog {
+    fn default() -> Self {
+        TransferLog::new(MAX_IN_FLIGHT, MAX_TRANSFER_LOG)
+    }
+}
+
+impl TransferLog {
+    pub fn new(max_in_flight: usize, max_log: usize) -> TransferLog {
+        TransferLog {
+            next_seq: 0,
+            open: BTreeSet::new(),
+            writes: VecDeque::new(),
+            dead: false,
+            max_in_flight,
+            max_log,
+        }
+    }
+
+    /// The link is gone: nothing more is sent on it.
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// Requests sent and not answered.
+    pub fn in_flight(&self) -> usize {
+        self.open.len()
+    }
+
+    /// A new request may be sent now (else wait for an answer).
+    pub fn has_room(&self) -> bool {
+        !self.dead && self.open.len() < self.max_in_flight
+    }
+
+    /// Writes not yet covered by a barrier ack.
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// The log is full: issue a barrier before the next write.
+    pub fn needs_barrier(&self) -> bool {
+        self.writes.len() >= self.max_log
+    }
+
+    fn next(&mut self) -> Option<u64> {
+        if self.dead {
+            return None;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.open.insert(seq);
+        Some(seq)
+    }
+
+    /// A write of `len` bytes at `offset` is sent: its seq (`None` once torn
+    /// down). Does not check the room: the caller waits for it.
+    pub fn write(&mut self, offset: u64, len: u64) -> Option<u64> {
+        let seq = self.next()?;
+        self.writes.push_back((seq, offset, len));
+        Some(seq)
+    }
+
+    /// A barrier (flush) is sent: its seq (`None` once torn down).
+    pub fn flush(&mut self) -> Option<u64> {
+        self.next()
+    }
+
+    fn answer(&mut self, seq: u64) -> Result<(), UnknownSeq> {
+        if self.open.remove(&seq) {
+            Ok(())
+        } else {
+            Err(UnknownSeq { seq })
+        }
+    }
+
+    /// `Ack { seq }`: the request is answered; its write stays in the log
+    /// (written on the peer, maybe not stable).
+    pub fn ack(&mut self, seq: u64) -> Result<(), UnknownSeq> {
+        self.answer(seq)
+    }
+
+    /// `FlushAck { seq }`: the barrier's rule, every write with a smaller seq
+    /// is on the peer's stable storage and leaves the log.
+    pub fn flush_ack(&mut self, seq: u64) -> Result<(), UnknownSeq> {
+        self.answer(seq)?;
+        while self.writes.front().is_some_and(|&(s, _, _)| s < seq) {
+            self.writes.pop_front();
+        }
+        Ok(())
+    }
+
+    /// The peer no longer takes writes (its disk is gone) but the link
+    /// stays: the ranges `(offset, len)` it may not have on stable storage.
+    pub fn drain_unflushed(&mut self) -> Vec<(u64, u64)> {
+        self.writes.drain(..).map(|(_, o, l)| (o, l)).collect()
+    }
+
+    /// The link is gone: every open request stays unanswered (the caller
+    /// fails its waiters), and the returned ranges `(offset, len)` may not
+    /// be on the peer's stable storage.
+    pub fn teardown(&mut self) -> Vec<(u64, u64)> {
+        self.dead = true;
+        self.open.clear();
+        self.drain_unflushed()
+    }
+}
+
 // ---------------------------------------------------------------- metadata
 
 /// A metadata write.
@@ -296,6 +453,121 @@ impl MetaGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_flush_ack_retires_only_the_writes_before_it() {
+        let mut tl = TransferLog::new(8, 100);
+        let w0 = tl.write(0, 4096).unwrap();
+        let w1 = tl.write(8192, 4096).unwrap();
+        let f = tl.flush().unwrap();
+        let w3 = tl.write(16384, 512).unwrap();
+        assert_eq!((w0, w1, f, w3), (0, 1, 2, 3));
+        assert_eq!(tl.in_flight(), 4);
+        tl.ack(w0).unwrap();
+        tl.ack(w1).unwrap();
+        tl.ack(w3).unwrap();
+        // Acked but not flushed: still in the log.
+        assert_eq!(tl.len(), 3);
+        tl.flush_ack(f).unwrap();
+        assert_eq!(tl.len(), 1);
+        assert_eq!(tl.in_flight(), 0);
+        assert_eq!(tl.teardown(), vec![(16384, 512)]);
+        assert!(tl.is_dead());
+        assert_eq!(tl.write(0, 1), None);
+        assert_eq!(tl.flush(), None);
+    }
+
+    #[test]
+    fn unknown_or_repeated_acks_are_errors() {
+        let mut tl = TransferLog::default();
+        assert_eq!(tl.ack(0), Err(UnknownSeq { seq: 0 }));
+        let s = tl.write(0, 1).unwrap();
+        tl.ack(s).unwrap();
+        assert_eq!(tl.ack(s), Err(UnknownSeq { seq: s }));
+        assert_eq!(tl.flush_ack(s), Err(UnknownSeq { seq: s }));
+        // A rejected flush ack retires nothing.
+        assert_eq!(tl.len(), 1);
+    }
+
+    #[test]
+    fn the_log_and_the_requests_in_flight_are_bounded() {
+        let mut tl = TransferLog::new(2, 3);
+        let a = tl.write(0, 1).unwrap();
+        assert!(tl.has_room());
+        let b = tl.write(1, 1).unwrap();
+        assert!(!tl.has_room());
+        tl.ack(a).unwrap();
+        tl.ack(b).unwrap();
+        assert!(tl.has_room() && !tl.needs_barrier());
+        let c = tl.write(2, 1).unwrap();
+        tl.ack(c).unwrap();
+        assert!(tl.needs_barrier());
+        let f = tl.flush().unwrap();
+        tl.flush_ack(f).unwrap();
+        assert!(!tl.needs_barrier() && tl.is_empty());
+        assert_eq!(tl.drain_unflushed(), vec![]);
+        assert!(!tl.is_dead());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Write(u64),
+        Flush,
+        /// Answer the n-th open request (mod their number); a write gets an
+        /// `Ack`, a barrier a `FlushAck`.
+        Answer(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u64..64).prop_map(Op::Write),
+            1 => Just(Op::Flush),
+            4 => any::<usize>().prop_map(Op::Answer),
+        ]
+    }
+
+    proptest! {
+        /// After any writes, acks, flush acks and a teardown: every write
+        /// not covered by a FlushAck (of a barrier sent after it) is in the
+        /// teardown ranges, and no covered write is.
+        #[test]
+        fn teardown_names_exactly_the_writes_no_barrier_covered(
+            ops in proptest::collection::vec(op(), 0..200)
+        ) {
+            let mut tl = TransferLog::new(usize::MAX, usize::MAX);
+            // Offsets are unique: block b of write i at (i << 8) | b.
+            let mut writes: Vec<(u64, u64)> = Vec::new(); // (seq, offset)
+            let mut open: Vec<(u64, bool)> = Vec::new(); // (seq, is_barrier)
+            let mut acked_barriers: Vec<u64> = Vec::new();
+            for (i, o) in ops.into_iter().enumerate() {
+                match o {
+                    Op::Write(b) => {
+                        let off = ((i as u64) << 8) | b;
+                        let s = tl.write(off, 512).unwrap();
+                        writes.push((s, off));
+                        open.push((s, false));
+                    }
+                    Op::Flush => open.push((tl.flush().unwrap(), true)),
+                    Op::Answer(n) if !open.is_empty() => {
+                        let (s, barrier) = open.remove(n % open.len());
+                        if barrier {
+                            tl.flush_ack(s).unwrap();
+                            acked_barriers.push(s);
+                        } else {
+                            tl.ack(s).unwrap();
+                        }
+                    }
+                    Op::Answer(_) => {}
+                }
+            }
+            let lost: BTreeSet<u64> = tl.teardown().into_iter().map(|(o, _)| o).collect();
+            for (s, off) in writes {
+                let covered = acked_barriers.iter().any(|&b| s < b);
+                prop_assert_eq!(lost.contains(&off), !covered, "write seq {} at {}", s, off);
+            }
+        }
+    }
 
     fn err(policy: OnIoError, site: IoSite, primary: bool, up: bool, acked: bool) -> IoActions {
         on_io_error(IoError {

@@ -6,7 +6,7 @@
 //! internal`), `expose` (a FUSE file behind a loop device), `link` (the
 //! connection between the two device processes), `mounts` (what the device
 //! process's mount namespace keeps), `device` (the device process,
-//! `hbd-disk`), `ctl` (its control protocol), `client` (starting and asking
+//! `hbd-disk`: only I/O, in files by purpose), `ctl` (its control protocol), `client` (starting and asking
 //! devices: `hbctl disk`, the `drbddisk` agent, hbd's status), `report`
 //! (/proc/drbd-style and status text) and `sim` (the seeded simulation of
 //! two nodes with faults, in tests).

@@ -1,0 +1,559 @@
+//! The link: listening, accepting and connecting, the `Join` handshake,
+//! establishing a [`PeerTx`], the link task (`run_link`, keepalive and the
+//! ko-count watchdog), losing the link ([`LinkGuard`]) and every received
+//! frame ([`Device::on_frame`]).
+
+use super::resync_io::diff_blocks;
+use super::*;
+
+/// Runs [`Device::link_lost`] when the link task ends, whichever way: a
+/// panic in a frame handler unwinds through it, so FUSE writers waiting on
+/// `Inflight` are still released and the machine still hears
+/// TransportLost (issue 12, finding 8).
+pub(super) struct LinkGuard {
+    pub(super) dev: Arc<Device>,
+    pub(super) peer: Arc<PeerTx>,
+    pub(super) err: Option<io::Error>,
+}
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("the link task panicked: dropping the connection");
+            self.err = Some(io::Error::other("the link task panicked"));
+        }
+        self.dev.link_lost(&self.peer, self.err.take());
+    }
+}
+
+impl Device {
+    /// Accept connections on the replication address: the peer's `Join`
+    /// (when this node is the acceptor) and admin requests.
+    pub(super) async fn listen(self: Arc<Device>, listener: TcpListener) {
+        loop {
+            let (stream, from) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                _ = self.shutdown.cancelled() => return,
+            };
+            let dev = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = dev.clone().on_accept(stream).await {
+                    tracing::debug!(%from, error = %e, "incoming connection");
+                }
+            });
+        }
+    }
+
+    pub(super) async fn on_accept(
+        self: Arc<Device>,
+        stream: tokio::net::TcpStream,
+    ) -> io::Result<()> {
+        let cfg = self.cfg();
+        let mut link = link::accept(stream, &cfg.key).await?;
+        match tokio::time::timeout(LINK_TIMEOUT, link::recv(&mut link)).await {
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no request")),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(Frame::Admin { resource, json })) => {
+                let resp = if resource != cfg.name {
+                    DiskResponse::Failed {
+                        message: format!("no resource {resource} here"),
+                    }
+                } else {
+                    match serde_json::from_str::<DiskRequest>(&json) {
+                        Ok(DiskRequest::Remote { .. }) => DiskResponse::Failed {
+                            message: "a forwarded request cannot be forwarded again".into(),
+                        },
+                        Ok(req) => {
+                            let dev = self.clone();
+                            tokio::task::spawn_blocking(move || dev.request(req))
+                                .await
+                                .unwrap_or_else(|e| DiskResponse::Failed {
+                                    message: e.to_string(),
+                                })
+                        }
+                        Err(e) => DiskResponse::Failed {
+                            message: format!("bad request: {e}"),
+                        },
+                    }
+                };
+                let json = serde_json::to_string(&resp).unwrap_or_default();
+                link::send(&mut link, &Frame::AdminReply { json }).await
+            }
+            Ok(Ok(Frame::Join {
+                resource,
+                node,
+                data_size,
+                last_write_ms,
+            })) => {
+                let refuse = if resource != cfg.name || node != cfg.peer {
+                    Some(format!("{node}/{resource} is not my peer"))
+                } else if cfg.first {
+                    Some("I connect to you, not the other way".into())
+                } else {
+                    let c = self.core();
+                    (c.sm.conn() != ConnState::WFConnection || c.link.is_some())
+                        .then(|| format!("not accepting a connection ({})", c.sm.conn()))
+                };
+                if let Some(msg) = refuse {
+                    let _ = link::send(&mut link, &Frame::error(msg.clone())).await;
+                    return Err(io::Error::other(msg));
+                }
+                link::send(&mut link, &self.join_frame()).await?;
+                self.establish(link, data_size, last_write_ms);
+                Ok(())
+            }
+            Ok(Ok(f)) => Err(link::unexpected(f, "Join or Admin")),
+        }
+    }
+
+    pub(super) fn join_frame(&self) -> Frame {
+        let cfg = lock(&self.cfg);
+        Frame::Join {
+            resource: cfg.name.clone(),
+            node: cfg.node.clone(),
+            data_size: self.data_size,
+            last_write_ms: self.core().last_write_ms,
+        }
+    }
+
+    /// The first node keeps trying to connect while WFConnection.
+    pub(super) async fn connector(self: Arc<Device>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(CONNECT_INTERVAL) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            let want = {
+                let c = self.core();
+                c.sm.conn() == ConnState::WFConnection && c.link.is_none()
+            };
+            if !want {
+                continue;
+            }
+            let cfg = self.cfg();
+            match self.clone().try_connect(&cfg).await {
+                Ok(()) => {}
+                Err(e) => tracing::debug!(error = %e, "connecting to {}", cfg.peer_addr()),
+            }
+        }
+    }
+
+    pub(super) async fn try_connect(self: Arc<Device>, cfg: &DeviceConfig) -> io::Result<()> {
+        let mut link = link::connect(cfg.peer_addr(), &cfg.key, LINK_TIMEOUT).await?;
+        link::send(&mut link, &self.join_frame()).await?;
+        match tokio::time::timeout(LINK_TIMEOUT, link::recv(&mut link)).await {
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no answer to Join")),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(Frame::Join {
+                data_size,
+                last_write_ms,
+                ..
+            })) => {
+                self.establish(link, data_size, last_write_ms);
+                Ok(())
+            }
+            Ok(Ok(f)) => Err(link::unexpected(f, "Join")),
+        }
+    }
+
+    /// Make `link` the replication link and start the handshake.
+    ///
+    /// Generic over the transport (TCP in the device, an in-memory pipe in
+    /// the unit tests); authentication happened before.
+    pub(super) fn establish<T>(
+        &self,
+        link: Framed<T, LengthDelimitedCodec>,
+        peer_size: u64,
+        peer_last_write: Option<u64>,
+    ) where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let mut c = self.core();
+        if c.sm.conn() != ConnState::WFConnection || c.link.is_some() {
+            return;
+        }
+        if peer_size != self.data_size {
+            let msg = format!(
+                "the peer's disk size differs ({peer_size} bytes, mine {} bytes): not connecting",
+                self.data_size
+            );
+            tracing::error!("{msg}");
+            c.last_error = Some(msg);
+            let _ = self.input(&mut c, Input::Disconnect);
+            return;
+        }
+        c.epoch += 1;
+        let (data_tx, data_rx) = mpsc::channel(MAX_IN_FLIGHT);
+        let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
+        let peer = Arc::new(PeerTx {
+            epoch: c.epoch,
+            data_tx: tokio::sync::Mutex::new(data_tx),
+            ctrl_tx,
+            inflight: Mutex::new(Inflight {
+                tl: TransferLog::default(),
+                waiters: Default::default(),
+                ko: {
+                    let cfg = lock(&self.cfg);
+                    KoTracker::new(cfg.res.timeout, cfg.res.ko_count)
+                },
+                abort: None,
+            }),
+            room: Condvar::new(),
+            dead: AtomicBool::new(false),
+            cancel: CancellationToken::new(),
+        });
+        c.link = Some(peer.clone());
+        c.peer_last_write_ms = peer_last_write;
+        c.bitmap_rx.clear();
+        c.peer_bitmap = None;
+        c.exchanging = false;
+        let dev = self.me();
+        self.rt
+            .spawn(async move { dev.run_link(link, peer, data_rx, ctrl_rx).await });
+        let _ = self.input(&mut c, Input::TransportUp);
+    }
+
+    pub(super) async fn run_link<T>(
+        self: Arc<Device>,
+        link: Framed<T, LengthDelimitedCodec>,
+        peer: Arc<PeerTx>,
+        mut data_rx: mpsc::Receiver<Frame>,
+        mut ctrl_rx: mpsc::UnboundedReceiver<Frame>,
+    ) where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let (mut sink, mut stream) = link.split();
+        let writer = async {
+            let mut ping = tokio::time::interval(PING_INTERVAL);
+            loop {
+                let f = tokio::select! {
+                    biased;
+                    _ = peer.cancel.cancelled() => {
+                        // Dropped on purpose (disconnect, a failed handshake):
+                        // what was queued still goes out, so the peer sees our
+                        // last state (and detects a split brain itself).
+                        while let Ok(f) = ctrl_rx.try_recv() {
+                            link::send(&mut sink, &f).await?;
+                        }
+                        let _ = sink.close().await;
+                        return Ok(());
+                    }
+                    f = ctrl_rx.recv() => f,
+                    f = data_rx.recv() => f,
+                    _ = ping.tick() => Some(Frame::Ping),
+                };
+                let Some(f) = f else {
+                    return Ok::<(), io::Error>(());
+                };
+                link::send(&mut sink, &f).await?;
+            }
+        };
+        let reader = async {
+            loop {
+                let f = match tokio::time::timeout(LINK_TIMEOUT, link::recv(&mut stream)).await {
+                    Ok(f) => f?,
+                    Err(_) => {
+                        return Err::<(), io::Error>(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("the peer sent nothing for {LINK_TIMEOUT:?}"),
+                        ))
+                    }
+                };
+                self.clone().on_frame(&peer, f).await?;
+            }
+        };
+        // DRBD's request timer: a write or flush the peer leaves unanswered
+        // for timeout × ko-count drops it, even while its pings flow (a
+        // hung disk on the peer). Its writes are then marked out of sync.
+        let watchdog = async {
+            let tick = {
+                let cfg = lock(&self.cfg);
+                (cfg.res.timeout / 2).clamp(Duration::from_millis(50), Duration::from_secs(1))
+            };
+            loop {
+                tokio::time::sleep(tick).await;
+                if let Some(why) = peer.overdue(mono_ms()) {
+                    return io::Error::new(io::ErrorKind::TimedOut, why);
+                }
+            }
+        };
+        // However this task ends (also by a panic in `on_frame`, unwinding
+        // through here), the guard tears the link down.
+        let mut guard = LinkGuard {
+            dev: self.clone(),
+            peer: peer.clone(),
+            err: None,
+        };
+        guard.err = tokio::select! {
+            r = writer => r.err(),
+            r = reader => r.err(),
+            e = watchdog => Some(e),
+            _ = self.shutdown.cancelled() => None,
+        };
+    }
+
+    /// The link task ended (`err`: why): fail every waiting writer, mark
+    /// what may not have reached the peer, tell the machine.
+    pub(super) fn link_lost(&self, peer: &PeerTx, err: Option<io::Error>) {
+        let ranges = peer.teardown();
+        let mut c = self.core();
+        for (o, l) in ranges {
+            c.mark(o, l);
+        }
+        if let Some(e) = &err {
+            tracing::warn!(error = %e, "connection to the peer lost");
+        }
+        if c.link.as_ref().is_some_and(|l| l.epoch == peer.epoch) {
+            c.link = None;
+            if let Some(e) = err {
+                c.last_error = Some(format!("link: {e}"));
+            }
+            let _ = self.input(&mut c, Input::TransportLost);
+        }
+        self.wake.notify_waiters();
+        drop(c);
+        self.flush_notices();
+    }
+
+    pub(super) async fn on_frame(
+        self: Arc<Device>,
+        peer: &Arc<PeerTx>,
+        f: Frame,
+    ) -> io::Result<()> {
+        #[cfg(test)]
+        if matches!(&f, Frame::Error { msg } if msg == tests::INJECT_PANIC) {
+            panic!("injected panic in the link task");
+        }
+        match f {
+            Frame::Ping => peer.ctrl(Frame::PingAck),
+            Frame::PingAck => {}
+            Frame::Ctrl(m) => {
+                let mut c = self.core();
+                let _ = self.input(&mut c, Input::Peer(m));
+                drop(c);
+                self.flush_notices();
+            }
+            Frame::Write { seq, offset, data } => {
+                let len = data.len() as u64;
+                if !self.in_range(offset, len) {
+                    return Err(link::LinkError::Malformed("write range".into()).into());
+                }
+                let store = self.core().local.as_ref().map(|l| l.store.clone());
+                let r = match store {
+                    Some(store) => {
+                        tokio::task::spawn_blocking(move || store.write_at(&data, offset))
+                            .await
+                            .map_err(io::Error::other)?
+                    }
+                    None => Err(eio("no local disk")),
+                };
+                {
+                    let mut c = self.core();
+                    match &r {
+                        Ok(()) => {
+                            c.counters.nr += len / 1024;
+                            c.counters.dw += len / 1024;
+                            c.last_write_ms = Some(now_ms());
+                        }
+                        Err(e) => {
+                            c.mark(offset, len);
+                            self.local_io_error(&mut c, IoSite::DataWrite, false, &e.to_string());
+                        }
+                    }
+                }
+                if r.is_err() {
+                    // DRBD's NegAck: the Primary has the data and marks the
+                    // block, so a resync brings it here later.
+                    peer.ctrl(Frame::OutOfSync { offset, len });
+                }
+                peer.ctrl(Frame::Ack { seq });
+            }
+            Frame::Flush { seq } => {
+                // Without a disk (detached) nothing acked earlier is known to
+                // be stable here: fail, and the Primary marks what this
+                // flush would have covered (its transfer log).
+                let store = self.target_store()?;
+                let r = tokio::task::spawn_blocking(move || store.flush())
+                    .await
+                    .map_err(io::Error::other)?;
+                if let Err(e) = r {
+                    let mut c = self.core();
+                    self.local_io_error(&mut c, IoSite::DataFlush, false, &e.to_string());
+                    return Err(e);
+                }
+                peer.ctrl(Frame::FlushAck { seq });
+            }
+            Frame::Ack { seq } => peer.complete(seq, false)?,
+            Frame::FlushAck { seq } => peer.complete(seq, true)?,
+            Frame::Bitmap { data, last } => {
+                let mut c = self.core();
+                if c.bitmap_rx.len() + data.len() > (self.data_size / BM_BLOCK / 8 + 8192) as usize
+                {
+                    return Err(link::LinkError::Malformed("bitmap too long".into()).into());
+                }
+                c.bitmap_rx.extend_from_slice(&data);
+                if last {
+                    let bits = self.data_size / BM_BLOCK;
+                    let pages = std::mem::take(&mut c.bitmap_rx);
+                    let bm = Bitmap::from_pages(bits, &pages)
+                        .map_err(|e| link::LinkError::Malformed(e.to_string()))?;
+                    c.peer_bitmap = Some(bm);
+                    self.finish_exchange(&mut c);
+                }
+            }
+            Frame::OutOfSync { offset, len } => {
+                if self.in_range(offset, len) {
+                    self.core().mark(offset, len);
+                }
+            }
+            Frame::RsReq { offset, len } => {
+                let verdict = {
+                    let mut c = self.core();
+                    let conn = c.sm.conn();
+                    match c.source.as_mut() {
+                        Some(s) => s.on_rs_req(conn, offset, len),
+                        None => Err(resync::stray(self.geometry(), "RsReq", offset, len, false)),
+                    }
+                };
+                let Some(range) = accept(verdict)? else {
+                    return Ok(());
+                };
+                let store = self.target_store()?;
+                let dev = self.clone();
+                let p = peer.clone();
+                // Served off the reader (not awaited): the exclusive
+                // `io_order` waits for application writes in submission,
+                // which wait for acks only this reader can deliver.
+                drop(tokio::task::spawn_blocking(move || {
+                    // range.len() <= MAX_DATA: a bounded allocation.
+                    let mut buf = vec![0u8; range.len() as usize];
+                    let r = {
+                        let _order = dev.io_order.write().unwrap_or_else(|p| p.into_inner());
+                        store.read_at(&mut buf, range.offset()).map(|()| {
+                            futures::executor::block_on(p.send_data(Frame::RsData {
+                                offset: range.offset(),
+                                data: buf,
+                            }))
+                        })
+                    };
+                    let mut c = dev.core();
+                    if let Some(s) = c.source.as_mut() {
+                        s.data_queued();
+                    }
+                    match r {
+                        Ok(()) => {
+                            c.counters.dr += range.len() / 1024;
+                            c.counters.ns += range.len() / 1024;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "reading resync data: dropping the connection");
+                            c.last_error = Some(format!("reading resync data: {e}"));
+                            p.cancel.cancel();
+                        }
+                    }
+                }));
+            }
+            Frame::RsData { offset, data } => {
+                let dev = self.clone();
+                let batch = tokio::task::spawn_blocking(move || dev.apply_rs_data(offset, &data))
+                    .await
+                    .map_err(io::Error::other)??;
+                self.wake.notify_waiters();
+                if let Some(t) = batch {
+                    self.ack_resync(peer, t).await?;
+                }
+            }
+            Frame::RsAck { offset, len } => {
+                let mut c = self.core();
+                let conn = c.sm.conn();
+                let core = &mut *c;
+                let verdict = match (core.source.as_mut(), core.local.as_mut()) {
+                    (Some(s), Some(l)) => s.on_rs_ack(conn, offset, len, &mut l.bitmap),
+                    _ => Err(resync::stray(self.geometry(), "RsAck", offset, len, true)),
+                };
+                if accept(verdict)?.is_some() {
+                    self.progress(&mut c);
+                }
+            }
+            Frame::RsDone => {
+                let mut c = self.core();
+                let conn = c.sm.conn();
+                let verdict = match c.source.as_ref() {
+                    Some(s) => s.on_rs_done(conn),
+                    None => Err(Reject::ignore("RsDone", "no resync running")),
+                };
+                if accept(verdict)?.is_some() {
+                    let _ = self.input(&mut c, Input::SyncDone);
+                }
+                drop(c);
+                self.flush_notices();
+            }
+            Frame::OvReq { offset, digests } => {
+                let verdict = {
+                    let c = self.core();
+                    resync::ov_request(
+                        self.geometry(),
+                        c.sm.conn(),
+                        c.sm.disk(),
+                        offset,
+                        digests.len(),
+                    )
+                };
+                let Some(range) = accept(verdict)? else {
+                    return Ok(());
+                };
+                let store = self.target_store()?;
+                let differing = tokio::task::spawn_blocking(move || {
+                    // range.len() <= MAX_DATA, one digest per block.
+                    let mut buf = vec![0u8; range.len() as usize];
+                    store.read_at(&mut buf, range.offset())?;
+                    Ok::<_, io::Error>(diff_blocks(&buf, &digests))
+                })
+                .await
+                .map_err(io::Error::other)??;
+                let mut c = self.core();
+                for &i in &differing {
+                    if let Ok(b) = range.block(i) {
+                        c.mark(b.offset(), b.len());
+                    }
+                }
+                c.counters.dr += range.len() / 1024;
+                peer.ctrl(Frame::OvReply {
+                    offset: range.offset(),
+                    len: range.len(),
+                    differing,
+                });
+            }
+            Frame::OvReply {
+                offset,
+                len,
+                differing,
+            } => {
+                let mut c = self.core();
+                let core = &mut *c;
+                let verdict = match (core.verify.as_mut(), core.local.as_mut()) {
+                    (Some(v), Some(l)) => {
+                        v.on_reply(mono(), offset, len, &differing, &mut l.bitmap)
+                    }
+                    _ => Err(resync::stray(self.geometry(), "OvReply", offset, len, true)),
+                };
+                if accept(verdict)?.is_some() {
+                    let n = c.bits();
+                    let _ = c.sm.handle(Input::BitsSet(n));
+                }
+                drop(c);
+                self.wake.notify_waiters();
+            }
+            Frame::Error { msg } => return Err(link::LinkError::Peer(msg).into()),
+            f => return Err(link::unexpected(f, "a link frame")),
+        }
+        Ok(())
+    }
+}

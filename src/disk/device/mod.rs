@@ -1,0 +1,1156 @@
+//! The device process of one resource (`hbd-disk RES`): the connection
+//! state machine ([`super::state`]) driven by real I/O.
+//!
+//! It keeps the backing disk and its metadata ([`super::meta`]: generation
+//! UUIDs, flags, bitmap, activity log), talks to the peer's device over one
+//! authenticated TCP link ([`super::link`]), replicates application writes
+//! with protocol C, resyncs out-of-sync blocks and runs online verify (every
+//! decision of those two in [`super::resync`]; here only their I/O), and while
+//! Primary serves the device as a FUSE file behind a loop device
+//! ([`super::expose`]). `hbctl disk` talks to it over a Unix socket
+//! ([`super::ctl`]).
+//!
+//! # Files
+//!
+//! - `mod.rs`: [`DeviceConfig`], [`Device`] (open, feeding the state machine
+//!   and executing its outputs, the bitmap exchange), [`Device::run`] and
+//!   the activity-log/bitmap writeback.
+//! - `local.rs`: the attached backing disk and its metadata I/O.
+//! - `write_path.rs`: the FUSE side (application reads, writes, flushes)
+//!   and `PeerTx`, a link's sending side (channels, waiters; its bookkeeping
+//!   is [`super::datapath::TransferLog`]).
+//! - `link_task.rs`: listen/accept/connect, establishing a link, the link
+//!   task and its watchdog, every received frame.
+//! - `resync_io.rs`: the SyncTarget and verify drivers, resync data.
+//! - `requests.rs`: status and requests (promote, demote, attach, detach,
+//!   adjust, forwarded to the peer).
+//!
+//! # Threads and locks
+//!
+//! FUSE server threads call [`Device::app_write`] and friends (blocking).
+//! Everything else runs on a small tokio runtime. One mutex (`core`) guards
+//! the state machine, the metadata and the bitmap; it is never held across
+//! network waits or while exposing/closing the device (whose I/O comes back
+//! through FUSE into this process). Lock order: `core`, then a link's
+//! `inflight`.
+//!
+//! # Ordering
+//!
+//! Application writes and resync data from the same node share one ordered
+//! channel, and the receiver applies frames strictly in order. A resync read
+//! holds `io_order` exclusively and application writes hold it shared from
+//! submission to local completion, so the peer can never apply resync data
+//! older than a write it already applied. While the handshake runs
+//! (WFReportParams, WFBitMapS/T) application writes wait, as DRBD freezes I/O,
+//! so no write can fall between the two bitmaps.
+//!
+//! # Differences from DRBD 8.4
+//!
+//! One TCP connection instead of two (data and meta); the node listed first in
+//! drbd.conf connects, the other accepts. No diskless Primary: `detach` on a
+//! Primary is refused, and a Primary never becomes SyncTarget (demote first);
+//! a Primary whose disk fails (`on-io-error detach`) goes Diskless but serves
+//! no I/O through the peer (EIO) until demoted and attached again.
+//! Only protocol C. Write-path decisions (on-io-error, ko-count, when an
+//! extent leaves the activity log, metadata fail-stop) are in
+//! [`super::datapath`].
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::{SinkExt, StreamExt};
+use sha2::Digest;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::conf::{HostConf, ResourceConf};
+use super::ctl::{
+    self, Counters, DiskRequest, DiskResponse, DiskStatus, SplitBrainStatus, SyncStatus,
+    VerifyStatus,
+};
+use super::datapath::{
+    self, IoSite, KoTracker, MetaGuard, MetaWrite, PeerFlush, Retirement, TransferLog,
+};
+use super::expose::{self, BlockStore, Exposed, FileStore};
+use super::link::{self, Frame, MAX_DATA};
+use super::meta::{
+    self, ActivityLog, Bitmap, Meta, MetaError, AL_EXTENT, AL_MAX_EXTENTS, BM_BLOCK,
+};
+use super::resync::{self, Geometry, Reject, TargetStep, VerifyStep};
+use super::state::{
+    Attached, ConnState, DiskState, Event, Input, Output, Resource, ResourceConfig, Role,
+};
+use super::uuid::{self, SbPolicy};
+use crate::config::NotifyConfig;
+use crate::wire::{AuthKey, AuthMethod};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+mod link_task;
+mod local;
+mod requests;
+mod resync_io;
+mod write_path;
+
+use local::Local;
+use write_path::{Inflight, PeerTx};
+
+/// Resync rate when drbd.conf sets none (DRBD 8.4's dynamic controller
+/// ramps up to c-max-rate, 100 MiB/s by default).
+pub const DEFAULT_RESYNC_RATE: u64 = 100 << 20;
+/// Keepalive on an idle link (DRBD's ping-int, shorter: failover waits on it).
+pub const PING_INTERVAL: Duration = Duration::from_millis(500);
+/// A link that delivered nothing for this long is dead (DRBD's
+/// ping-timeout and timeout, together).
+pub const LINK_TIMEOUT: Duration = Duration::from_secs(3);
+/// Between connection attempts (DRBD's connect-int).
+pub const CONNECT_INTERVAL: Duration = Duration::from_millis(500);
+pub use super::datapath::{MAX_IN_FLIGHT, MAX_TRANSFER_LOG};
+/// How long `secondary` waits for the device to be released.
+pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often dirty bitmap pages are written.
+const BITMAP_WRITEBACK: Duration = Duration::from_secs(1);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Monotonic time for the sans-IO machines' `now` (one origin per process).
+fn mono() -> Duration {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed()
+}
+
+/// A [`resync`] verdict: `Ignore` is logged and dropped, `Violation` ends
+/// the link.
+fn accept<T>(verdict: Result<T, Reject>) -> io::Result<Option<T>> {
+    match verdict {
+        Ok(v) => Ok(Some(v)),
+        Err(r @ Reject::Ignore { .. }) => {
+            tracing::warn!("{r}");
+            Ok(None)
+        }
+        Err(r) => Err(link::LinkError::Malformed(r.to_string()).into()),
+    }
+}
+
+/// Milliseconds on a monotonic clock (for [`datapath`]'s `now`).
+fn mono_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Everything the device needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    pub name: String,
+    pub node: String,
+    pub peer: String,
+    pub config_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub res: ResourceConf,
+    pub host: HostConf,
+    pub peer_host: HostConf,
+    pub key: AuthKey,
+    pub notify: Option<NotifyConfig>,
+    /// This node's `on` section comes first in drbd.conf: it connects, and
+    /// wins ties (DRBD's lower node id).
+    pub first: bool,
+}
+
+impl DeviceConfig {
+    /// Load `dir`'s configuration (as hbd does) and pick resource `res`.
+    pub fn load(dir: &Path, node: &str, run_dir: &Path, res: &str) -> Result<DeviceConfig, String> {
+        let c = crate::config::load(dir, node).map_err(|e| e.to_string())?;
+        let drbd = c.drbd.as_ref().ok_or_else(|| {
+            format!(
+                "no drbd.conf in {} (nor [disk] drbd_conf in cluster.toml)",
+                dir.display()
+            )
+        })?;
+        let r = drbd.resource(res).ok_or_else(|| {
+            let names: Vec<&str> = drbd.resources.iter().map(|r| r.name.as_str()).collect();
+            format!("no resource {res} (resources: {})", names.join(", "))
+        })?;
+        let host = r
+            .host(node)
+            .ok_or_else(|| format!("{res}: no `on {node}` section"))?;
+        let peer_host = r
+            .peer(node)
+            .ok_or_else(|| format!("{res}: no `on` section for a peer of {node}"))?;
+        let key = match &r.shared_secret {
+            Some(s) => AuthKey {
+                id: 0,
+                method: AuthMethod::Sha256,
+                secret: s.as_bytes().to_vec(),
+            },
+            None => c
+                .authkeys
+                .keys
+                .iter()
+                .find(|k| k.id == c.authkeys.active)
+                .cloned()
+                .ok_or_else(|| "authkeys has no active key".to_string())?,
+        };
+        let first = r.hosts.first().is_some_and(|h| h.name == node);
+        Ok(DeviceConfig {
+            name: res.to_string(),
+            node: node.to_string(),
+            peer: peer_host.name.clone(),
+            config_dir: dir.to_path_buf(),
+            run_dir: run_dir.to_path_buf(),
+            res: r.clone(),
+            host: host.clone(),
+            peer_host: peer_host.clone(),
+            key,
+            notify: c.notify.clone(),
+            first,
+        })
+    }
+
+    pub fn resync_rate(&self) -> u64 {
+        self.res
+            .resync_rate
+            .filter(|&r| r > 0)
+            .unwrap_or(DEFAULT_RESYNC_RATE)
+    }
+
+    fn machine_config(&self) -> ResourceConfig {
+        ResourceConfig {
+            policy: SbPolicy {
+                after_sb_0pri: self.res.after_sb_0pri,
+                after_sb_1pri: self.res.after_sb_1pri,
+                after_sb_2pri: self.res.after_sb_2pri,
+                always_asbp: false,
+            },
+            i_am_lower_id: self.first,
+            fencing: self.res.fencing != super::conf::Fencing::DontCare,
+            seed: meta::random_u64(),
+        }
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        SocketAddr::V4(self.host.address)
+    }
+    fn peer_addr(&self) -> SocketAddr {
+        SocketAddr::V4(self.peer_host.address)
+    }
+}
+
+fn to_meta_uuids(u: uuid::Uuids) -> meta::Uuids {
+    meta::Uuids {
+        current: u.current,
+        bitmap: u.bitmap,
+        history: u.history,
+    }
+}
+fn from_meta_uuids(u: meta::Uuids) -> uuid::Uuids {
+    uuid::Uuids {
+        current: u.current,
+        bitmap: u.bitmap,
+        history: u.history,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SyncTrack {
+    source: bool,
+    full: bool,
+    total_bits: u64,
+    /// (when, bits left) samples for the rate.
+    samples: VecDeque<(Instant, u64)>,
+    started: Instant,
+}
+
+struct Core {
+    sm: Resource,
+    local: Option<Local>,
+    link: Option<Arc<PeerTx>>,
+    epoch: u64,
+    /// The peer's bitmap as received (chunks, then whole).
+    bitmap_rx: Vec<u8>,
+    peer_bitmap: Option<Bitmap>,
+    /// Our side of a bitmap exchange is pending (sent, waiting for the peer's).
+    exchanging: bool,
+    sync: Option<SyncTrack>,
+    /// The resync decisions of this node's side ([`resync`]).
+    target: Option<resync::Target>,
+    source: Option<resync::Source>,
+    verify: Option<resync::Verify>,
+    split_brain: Option<SplitBrainStatus>,
+    counters: Counters,
+    last_write_ms: Option<u64>,
+    peer_last_write_ms: Option<u64>,
+    last_error: Option<String>,
+    ever_connected: bool,
+    /// Notices to hand to the notify hook once the lock is released.
+    notices: Vec<(String, String)>,
+    /// Failed metadata writes: promotion is refused while any is failing.
+    meta: MetaGuard,
+}
+
+impl Core {
+    fn frozen(&self) -> bool {
+        matches!(
+            self.sm.conn(),
+            ConnState::WFReportParams | ConnState::WFBitMapS | ConnState::WFBitMapT
+        )
+    }
+
+    /// The link application writes are replicated on, if any.
+    fn replicating(&self) -> Option<Arc<PeerTx>> {
+        let peer_disk = self.sm.peer_disk();
+        let ok = matches!(
+            self.sm.conn(),
+            ConnState::Connected
+                | ConnState::SyncSource
+                | ConnState::PausedSyncS
+                | ConnState::SyncTarget
+                | ConnState::PausedSyncT
+        ) && peer_disk >= DiskState::Inconsistent
+            && peer_disk != DiskState::DUnknown;
+        if ok {
+            self.link.clone().filter(|l| l.live())
+        } else {
+            None
+        }
+    }
+
+    /// Mark a range out of sync locally.
+    fn mark(&mut self, offset: u64, len: u64) {
+        if let Some(s) = self.source.as_mut() {
+            s.note_mark(offset, len);
+        }
+        if let Some(l) = self.local.as_mut() {
+            if l.bitmap.set_range(offset, len) > 0 {
+                let n = l.bitmap.count();
+                let _ = self.sm.handle(Input::BitsSet(n));
+            }
+        }
+    }
+
+    fn bits(&self) -> u64 {
+        self.local.as_ref().map_or(0, |l| l.bitmap.count())
+    }
+
+    fn ctrl(&self, f: Frame) {
+        if let Some(l) = &self.link {
+            l.ctrl(f);
+        }
+    }
+
+    /// Keep the superblock's flags in step with the states. A failed write
+    /// leaves the old (on-disk) values in memory, so the next call retries,
+    /// and is remembered in `meta` (no promotion meanwhile).
+    fn sync_flags(&mut self) -> Result<(), String> {
+        self.persist_state(None)
+    }
+
+    /// Write the superblock for the state of `sm` (default: the machine's
+    /// own), if it differs from what is on disk.
+    fn persist_state(&mut self, sm: Option<&Resource>) -> Result<(), String> {
+        let sm = sm.unwrap_or(&self.sm);
+        let (role, disk, peer_disk) = (sm.role(), sm.disk(), sm.peer_disk());
+        let conn = sm.conn();
+        let crashed = sm.params().crashed_primary || role == Role::Primary;
+        let Some(l) = self.local.as_mut() else {
+            return Ok(());
+        };
+        if disk == DiskState::Diskless {
+            return Ok(());
+        }
+        let mut f = l.meta.flags;
+        f.consistent = matches!(
+            disk,
+            DiskState::Outdated | DiskState::Consistent | DiskState::UpToDate
+        );
+        f.was_up_to_date = disk == DiskState::UpToDate;
+        f.crashed_primary = crashed;
+        f.peer_outdated = peer_disk == DiskState::Outdated;
+        // __drbd_set_state: MDF_CONNECTED_IND past the handshake,
+        // MDF_PRIMARY_IND while Primary (for degr-wfc-timeout at attach).
+        f.connected_ind = conn > ConnState::WFReportParams;
+        f.primary_ind = role == Role::Primary;
+        let uuids = to_meta_uuids(sm.uuids());
+        if f != l.meta.flags || uuids != l.meta.uuids {
+            let mut m = l.meta.clone();
+            m.flags = f;
+            m.uuids = uuids;
+            m.last_write_ms = self.last_write_ms.unwrap_or(0);
+            match meta::write_superblock(&l.file, &m) {
+                Ok(()) => {
+                    l.meta = m;
+                    self.meta.written(MetaWrite::Superblock);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "writing the superblock");
+                    let msg = format!("writing the superblock: {e}");
+                    self.meta.failed(MetaWrite::Superblock, &msg);
+                    self.last_error = Some(msg.clone());
+                    return Err(msg);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One resource's device.
+pub struct Device {
+    cfg: Mutex<DeviceConfig>,
+    core: Mutex<Core>,
+    /// Signalled when the connection state or the activity log changes.
+    changed: Condvar,
+    io_order: RwLock<()>,
+    exposed: Mutex<Option<Exposed>>,
+    rt: tokio::runtime::Handle,
+    shutdown: CancellationToken,
+    /// Wakes the resync and verify drivers.
+    wake: Notify,
+    /// Starts an activity-log aging round now (the log is full).
+    wake_writeback: Notify,
+    data_size: u64,
+    this: std::sync::Weak<Device>,
+}
+
+/// The FUSE side of the device.
+struct DevStore(Arc<Device>);
+
+impl BlockStore for DevStore {
+    fn size(&self) -> u64 {
+        self.0.data_size
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.app_read(buf, offset)
+    }
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        self.0.app_write(data, offset)
+    }
+    fn flush(&self) -> io::Result<()> {
+        self.0.app_flush()
+    }
+}
+
+fn eio(msg: impl Into<String>) -> io::Error {
+    io::Error::other(msg.into())
+}
+
+impl Device {
+    /// Attach the backing disk (refusing corrupt or missing metadata). The
+    /// device is Secondary and StandAlone until [`Device::run`].
+    pub fn open(cfg: DeviceConfig, rt: tokio::runtime::Handle) -> Result<Arc<Device>, String> {
+        let (local, attached) = Local::open(&cfg)?;
+        let data_size = local.meta.layout.data_size;
+        tracing::info!(
+            resource = %cfg.name,
+            disk = %attached.disk,
+            uuids = ?attached.uuids,
+            out_of_sync = attached.bits_set * BM_BLOCK,
+            "attached {}",
+            cfg.host.disk.display()
+        );
+        let last_write = (local.meta.last_write_ms > 0).then_some(local.meta.last_write_ms);
+        let sm = Resource::new(cfg.machine_config(), Some(attached));
+        Ok(Arc::new_cyclic(|this| Device {
+            cfg: Mutex::new(cfg),
+            core: Mutex::new(Core {
+                sm,
+                local: Some(local),
+                link: None,
+                epoch: 0,
+                bitmap_rx: Vec::new(),
+                peer_bitmap: None,
+                exchanging: false,
+                sync: None,
+                target: None,
+                source: None,
+                verify: None,
+                split_brain: None,
+                counters: Counters::default(),
+                last_write_ms: last_write,
+                peer_last_write_ms: None,
+                last_error: None,
+                ever_connected: false,
+                notices: Vec::new(),
+                meta: MetaGuard::default(),
+            }),
+            changed: Condvar::new(),
+            io_order: RwLock::new(()),
+            exposed: Mutex::new(None),
+            rt,
+            shutdown: CancellationToken::new(),
+            wake: Notify::new(),
+            wake_writeback: Notify::new(),
+            data_size,
+            this: this.clone(),
+        }))
+    }
+
+    fn cfg(&self) -> DeviceConfig {
+        lock(&self.cfg).clone()
+    }
+
+    fn core(&self) -> MutexGuard<'_, Core> {
+        lock(&self.core)
+    }
+
+    /// Feed one input and carry out the machine's outputs.
+    fn input(&self, c: &mut Core, i: Input) -> Result<(), String> {
+        let r = c.sm.handle(i);
+        self.apply(c);
+        r
+    }
+
+    /// Drain the state machine's outputs.
+    fn apply(&self, c: &mut Core) {
+        loop {
+            let outs = c.sm.take_outputs();
+            if outs.is_empty() {
+                break;
+            }
+            for o in outs {
+                match o {
+                    Output::Send(m) => c.ctrl(Frame::Ctrl(m)),
+                    Output::PersistUuids(_) => {}
+                    Output::ExchangeBitmap { full } => self.start_exchange(c, full),
+                    Output::Event(e) => self.on_event(c, e),
+                }
+            }
+        }
+        if let Err(m) = c.sync_flags() {
+            // A metadata write error is a local I/O error (DRBD_META_IO_ERROR).
+            self.local_io_error(c, IoSite::Meta, false, &m);
+        }
+        self.changed.notify_all();
+    }
+
+    fn on_event(&self, c: &mut Core, e: Event) {
+        let name = lock(&self.cfg).name.clone();
+        match &e {
+            Event::Conn { from, to } => {
+                tracing::info!(resource = %name, "conn( {from} -> {to} )");
+                if *to == ConnState::StandAlone {
+                    if let Some(l) = c.link.take() {
+                        l.cancel.cancel();
+                    }
+                }
+                if *to >= ConnState::Connected {
+                    c.split_brain = None;
+                    c.last_error = None;
+                    c.ever_connected = true;
+                }
+                let syncing = matches!(
+                    to,
+                    ConnState::SyncSource
+                        | ConnState::SyncTarget
+                        | ConnState::PausedSyncS
+                        | ConnState::PausedSyncT
+                );
+                if !syncing {
+                    c.sync = None;
+                    c.target = None;
+                    c.source = None;
+                }
+                if *to != ConnState::Connected {
+                    if let Some(v) = c.verify.as_mut() {
+                        v.abort();
+                    }
+                }
+                if *to < ConnState::Connected {
+                    c.exchanging = false;
+                    c.peer_bitmap = None;
+                    c.bitmap_rx.clear();
+                }
+            }
+            Event::Role { from, to } => tracing::info!(resource = %name, "role( {from} -> {to} )"),
+            Event::Disk { from, to } => tracing::info!(resource = %name, "disk( {from} -> {to} )"),
+            Event::PeerRole(r) => tracing::info!(resource = %name, "peer( {r} )"),
+            Event::PeerDisk(d) => tracing::info!(resource = %name, "pdsk( {d} )"),
+            Event::NewCurrentUuid(u) => {
+                tracing::info!(resource = %name, "new current UUID {u:016X}")
+            }
+            Event::Handshake { rule, decision } => {
+                tracing::info!(resource = %name, "uuid_compare()={decision:?} by rule {rule}")
+            }
+            Event::SplitBrain {
+                my_changes,
+                peer_changes,
+                recovered,
+            } => match recovered {
+                Some(how) => {
+                    if *how == uuid::SbRecovery::Manual {
+                        tracing::warn!(resource = %name, "Split-Brain detected, manually solved (discard-my-data)");
+                    } else {
+                        tracing::warn!(resource = %name, "Split-Brain detected, automatically solved: {how:?}");
+                    }
+                    c.notices.push((
+                        "split-brain-recovered".into(),
+                        format!("recovered by after-sb policy: {how:?}"),
+                    ));
+                }
+                None => {
+                    tracing::error!(
+                        resource = %name,
+                        my_changes, peer_changes,
+                        "Split-Brain detected, dropping connection!"
+                    );
+                    let peer = lock(&self.cfg).peer.clone();
+                    c.split_brain = Some(SplitBrainStatus {
+                        detected_unix_ms: now_ms(),
+                        peer,
+                        my_changes_bytes: my_changes * BM_BLOCK,
+                        peer_changes_bytes: peer_changes * BM_BLOCK,
+                        my_last_write_unix_ms: c.last_write_ms,
+                        peer_last_write_unix_ms: c.peer_last_write_ms,
+                    });
+                    c.notices.push((
+                        "split-brain".into(),
+                        format!(
+                            "split brain: this node changed {} bytes, the peer {} bytes; \
+                             resolve with hbctl split-brain resolve {name} --survivor NODE",
+                            my_changes * BM_BLOCK,
+                            peer_changes * BM_BLOCK
+                        ),
+                    ));
+                }
+            },
+            Event::HandshakeFailed(why) => {
+                tracing::error!(resource = %name, "handshake failed: {why}");
+                c.last_error = Some(why.clone());
+            }
+            Event::SyncStarted { source, full, bits } => {
+                tracing::info!(resource = %name, source, full, bytes = bits * BM_BLOCK, "resync started");
+                let mut samples = VecDeque::new();
+                samples.push_back((Instant::now(), *bits));
+                c.sync = Some(SyncTrack {
+                    source: *source,
+                    full: *full,
+                    total_bits: *bits,
+                    samples,
+                    started: Instant::now(),
+                });
+                let geo = Geometry::new(self.data_size);
+                if *source {
+                    c.source = Some(resync::Source::new(geo));
+                    c.target = None;
+                } else {
+                    c.target = Some(resync::Target::new(geo));
+                    c.source = None;
+                }
+                if !*source {
+                    let dev = self.me();
+                    let epoch = c.epoch;
+                    self.rt.spawn(async move { dev.resync_target(epoch).await });
+                }
+            }
+            Event::SyncProgress { .. } => {}
+            Event::SyncFinished { source } => {
+                let secs = c
+                    .sync
+                    .as_ref()
+                    .map_or(0.0, |s| s.started.elapsed().as_secs_f64());
+                tracing::info!(resource = %name, source, secs, "resync done");
+                c.sync = None;
+                if let Some(l) = c.local.as_mut() {
+                    if let Err(e) = l.write_dirty_bitmap(&mut c.counters) {
+                        tracing::error!(error = %e, "writing the bitmap");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A local I/O error: `on-io-error` decides ([`datapath::on_io_error`]);
+    /// this carries out the disk side (detach, handler, fail-stop). Callers
+    /// mark the affected ranges out of sync first, while the disk is still
+    /// attached, and answer the application as the result says.
+    fn local_io_error(
+        &self,
+        c: &mut Core,
+        site: IoSite,
+        peer_acked: bool,
+        msg: &str,
+    ) -> datapath::IoActions {
+        let policy = lock(&self.cfg).res.on_io_error;
+        let a = datapath::on_io_error(datapath::IoError {
+            policy,
+            site,
+            primary: c.sm.role() == Role::Primary,
+            peer_up_to_date: c.sm.conn() >= ConnState::Connected
+                && c.sm.peer_disk() == DiskState::UpToDate,
+            peer_acked,
+        });
+        if c.local.is_none() {
+            return a;
+        }
+        tracing::error!(?site, ?policy, error = msg, actions = ?a, "local I/O error");
+        c.last_error = Some(format!("local I/O error ({site:?}): {msg}"));
+        if a.run_handler {
+            c.notices.push(("local-io-error".into(), msg.to_string()));
+        }
+        if a.fail_stop_meta {
+            c.meta.failed(
+                MetaWrite::Disk,
+                format!("the local disk failed and cannot be detached: {msg}"),
+            );
+        }
+        if a.detach {
+            self.detach_failed(c);
+        } else if a.mark_out_of_sync && site != IoSite::Meta {
+            // pass_on (or a Primary that cannot detach): the disk stays,
+            // its data is no longer consistent.
+            let _ = self.input(c, Input::LocalIoError);
+        }
+        a
+    }
+
+    /// on-io-error detach: the local disk goes Diskless. Its metadata is
+    /// first marked not consistent (best effort: the disk is failing), with
+    /// the bitmap, so a later attach is Inconsistent and resyncs what the
+    /// bits say from the peer.
+    fn detach_failed(&self, c: &mut Core) {
+        let mut counters = c.counters.clone();
+        if let Some(l) = c.local.as_mut() {
+            let _ = l.write_dirty_bitmap(&mut counters);
+            l.meta.flags.consistent = false;
+            l.meta.flags.was_up_to_date = false;
+            if let Err(e) = meta::write_superblock(&l.file, &l.meta) {
+                tracing::error!(error = %e, "marking the failed disk inconsistent");
+            }
+        }
+        c.counters = counters;
+        match self.input(c, Input::Detach) {
+            Ok(()) => {
+                tracing::error!("Local IO failed: detached, now Diskless");
+                c.local = None;
+                self.changed.notify_all();
+            }
+            Err(m) => {
+                tracing::error!("Local IO failed, cannot detach: {m}");
+                c.meta
+                    .failed(MetaWrite::Disk, format!("cannot detach: {m}"));
+            }
+        }
+    }
+
+    /// An `Arc` of this device (the device always lives in one).
+    fn me(&self) -> Arc<Device> {
+        self.this.upgrade().expect("the device lives in an Arc")
+    }
+
+    fn start_exchange(&self, c: &mut Core, full: bool) {
+        let Some(l) = c.local.as_mut() else { return };
+        if full {
+            l.bitmap.set_all();
+        }
+        let pages = l.bitmap.to_pages();
+        let chunks: Vec<&[u8]> = pages.chunks(MAX_DATA).collect();
+        let n = chunks.len();
+        for (i, ch) in chunks.into_iter().enumerate() {
+            c.ctrl(Frame::Bitmap {
+                data: ch.to_vec(),
+                last: i + 1 == n,
+            });
+        }
+        if n == 0 {
+            c.ctrl(Frame::Bitmap {
+                data: vec![],
+                last: true,
+            });
+        }
+        c.exchanging = true;
+        self.finish_exchange(c);
+    }
+
+    fn finish_exchange(&self, c: &mut Core) {
+        if !c.exchanging || c.peer_bitmap.is_none() {
+            return;
+        }
+        let pb = c.peer_bitmap.take().expect("checked");
+        c.exchanging = false;
+        let Some(l) = c.local.as_mut() else { return };
+        if let Err(e) = l.bitmap.merge(&pb) {
+            c.last_error = Some(e.to_string());
+            let _ = self.input(c, Input::Disconnect);
+            return;
+        }
+        if let Err(e) = meta::write_bitmap(&l.file, &l.meta.layout, &l.bitmap) {
+            tracing::error!(error = %e, "writing the bitmap");
+        }
+        l.bitmap.take_dirty_pages();
+        c.counters.bm += l.bitmap.pages();
+        let bits = l.bitmap.count();
+        let _ = self.input(c, Input::BitmapExchanged { bits });
+    }
+}
+
+impl Device {
+    // ---- the process ----
+
+    /// Run until `down` or a signal: the control socket, the listener, the
+    /// connector, the bitmap writeback.
+    pub async fn run(self: Arc<Device>) -> io::Result<()> {
+        let cfg = self.cfg();
+        let sock = ctl::socket_path(&cfg.run_dir, &cfg.name);
+        std::fs::create_dir_all(ctl::disk_dir(&cfg.run_dir))?;
+        let listener = TcpListener::bind(cfg.local_addr()).await.map_err(|e| {
+            io::Error::new(e.kind(), format!("listening on {}: {e}", cfg.local_addr()))
+        })?;
+        let _ = std::fs::remove_file(&sock);
+        let record = ctl::loop_record_path(&cfg.run_dir, &cfg.name);
+        if let Ok(dev) = std::fs::read_to_string(&record) {
+            match expose::detach_stale_loop(
+                Path::new(dev.trim()),
+                &ctl::fuse_dir(&cfg.run_dir, &cfg.name),
+            ) {
+                Ok(true) => tracing::warn!(
+                    "detached {} left behind by a crashed device process",
+                    dev.trim()
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "detaching the stale {}", dev.trim()),
+            }
+            let _ = std::fs::remove_file(&record);
+        }
+        let ctl_listener = UnixListener::bind(&sock)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
+        }
+        std::fs::write(
+            ctl::pid_path(&cfg.run_dir, &cfg.name),
+            format!("{}\n", std::process::id()),
+        )?;
+        {
+            let mut c = self.core();
+            let _ = self.input(&mut c, Input::Connect);
+        }
+        tokio::spawn(self.clone().listen(listener));
+        if cfg.first {
+            tokio::spawn(self.clone().connector());
+        }
+        tokio::spawn(self.clone().writeback());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        loop {
+            tokio::select! {
+                r = ctl_listener.accept() => {
+                    if let Ok((s, _)) = r {
+                        tokio::spawn(self.clone().serve_ctl(s));
+                    }
+                }
+                _ = term.recv() => self.clone().signal_down().await,
+                _ = int.recv() => self.clone().signal_down().await,
+                _ = self.shutdown.cancelled() => break,
+            }
+        }
+        // Let the last answer go out.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = std::fs::remove_file(&sock);
+        let _ = std::fs::remove_file(ctl::pid_path(&cfg.run_dir, &cfg.name));
+        Ok(())
+    }
+
+    async fn signal_down(self: Arc<Device>) {
+        tracing::info!("signal: going down");
+        let dev = self.clone();
+        let r = tokio::task::spawn_blocking(move || dev.request(DiskRequest::Down)).await;
+        if let Ok(DiskResponse::Refused { message, .. }) = r {
+            tracing::warn!("not going down: {message}");
+        }
+    }
+
+    async fn serve_ctl(self: Arc<Device>, s: tokio::net::UnixStream) {
+        let mut conn: crate::ctl::Connection<DiskRequest, DiskResponse> = crate::ctl::frame(s);
+        let req = match conn.next().await {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                let _ = conn
+                    .send(DiskResponse::Failed {
+                        message: format!("bad request: {e}"),
+                    })
+                    .await;
+                return;
+            }
+            None => return,
+        };
+        let dev = self.clone();
+        let resp = tokio::task::spawn_blocking(move || dev.request(req))
+            .await
+            .unwrap_or_else(|e| DiskResponse::Failed {
+                message: e.to_string(),
+            });
+        let _ = conn.send(resp).await;
+    }
+
+    /// Every second (or when the activity log is full): an aging round of
+    /// the activity log, then the dirty bitmap pages (after a flush of the
+    /// data, so a cleared bit is never durable before the data it stands
+    /// for). An extent leaves the activity log only after both nodes
+    /// flushed its writes ([`datapath::Retirement`]), so a power cut of both
+    /// nodes cannot leave its blocks different with no bit set.
+    async fn writeback(self: Arc<Device>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(BITMAP_WRITEBACK) => {}
+                _ = self.wake_writeback.notified() => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            let dev = self.clone();
+            let _ = tokio::task::spawn_blocking(move || dev.writeback_round()).await;
+            self.flush_notices();
+        }
+    }
+
+    fn writeback_round(&self) {
+        let (store, mut round, peer) = {
+            let mut c = self.core();
+            let Some(l) = c.local.as_ref() else { return };
+            let store = l.store.clone();
+            let (tick, idle) = l.al.cool_candidates();
+            let (state, peer) = match (c.link.clone(), c.replicating()) {
+                _ if idle.is_empty() => (PeerFlush::NotReplicating, None),
+                (None, _) => (PeerFlush::NotReplicating, None),
+                // Torn down, its bits not yet set: next round.
+                (Some(p), _) if !p.live() => (PeerFlush::Failed, None),
+                (Some(_), Some(p)) => (PeerFlush::Pending, Some(p)),
+                (Some(p), None) => {
+                    // Connected but not replicating (the peer has no disk):
+                    // what it acked without a flush is not known stable.
+                    for (o, n) in p.drain_unflushed() {
+                        c.mark(o, n);
+                    }
+                    (PeerFlush::NotReplicating, None)
+                }
+            };
+            (store, Retirement::new(tick, idle, state), peer)
+        };
+        // The Flush goes after every write to the candidates (they were
+        // idle): its FlushAck covers them on the peer.
+        let wait = peer
+            .as_ref()
+            .filter(|_| round.needs_peer_flush())
+            .and_then(|p| p.submit(|seq| Frame::Flush { seq }, None));
+        let local = store.flush();
+        round.local_flushed(local.is_ok());
+        if round.needs_peer_flush() {
+            let acked = match (peer, wait) {
+                (Some(p), Some(w)) => p.wait_done(w),
+                _ => false,
+            };
+            round.peer_flushed(acked);
+        }
+        let mut c = self.core();
+        if let Err(e) = &local {
+            let ranges = c.local.as_ref().map(|l| l.hot_ranges()).unwrap_or_default();
+            for (o, n) in ranges {
+                c.mark(o, n);
+            }
+            self.local_io_error(&mut c, IoSite::DataFlush, false, &e.to_string());
+            return;
+        }
+        let mut counters = c.counters.clone();
+        let core = &mut *c;
+        if let Some(l) = core.local.as_mut() {
+            let cooled = l.al.cool(round.tick, round.retire());
+            let r = l.write_dirty_bitmap(&mut counters);
+            let r = match r {
+                Ok(()) => {
+                    core.meta.written(MetaWrite::Bitmap);
+                    if cooled.is_empty() && core.meta.healthy() {
+                        Ok(())
+                    } else {
+                        // The bitmap pages are durable: the extents may go.
+                        counters.al += 1;
+                        l.al.write_transaction(&l.file, &l.meta.layout)
+                            .map(|_| core.meta.written(MetaWrite::ActivityLog))
+                            .inspect_err(|e| {
+                                core.meta.failed(MetaWrite::ActivityLog, e.to_string())
+                            })
+                    }
+                }
+                Err(e) => {
+                    // The pages stay dirty; the cooled extents stay in the
+                    // on-disk activity log until a transaction succeeds.
+                    core.meta.failed(MetaWrite::Bitmap, e.to_string());
+                    Err(e)
+                }
+            };
+            if let Err(e) = r {
+                tracing::error!(error = %e, "bitmap/activity-log writeback");
+                core.counters = counters;
+                let msg = format!("bitmap/activity-log writeback: {e}");
+                self.local_io_error(core, IoSite::Meta, false, &msg);
+                return;
+            }
+        }
+        c.counters = counters;
+        // The last write time, for split-brain reports after a restart.
+        let lw = c.last_write_ms.unwrap_or(0);
+        if let Some(l) = c.local.as_mut() {
+            if lw > l.meta.last_write_ms + 5000 {
+                l.meta.last_write_ms = lw;
+                if let Err(e) = meta::write_superblock(&l.file, &l.meta) {
+                    tracing::error!(error = %e, "writing the superblock");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::conf;
+
+    /// An `Error` frame with this text makes `on_frame` panic (test builds
+    /// only): the stand-in for any bug in a frame handler.
+    pub(super) const INJECT_PANIC: &str = "hbd-test: panic in on_frame";
+
+    /// A device on a fresh 8 MiB backing file (never `run`: no sockets).
+    fn device(dir: &Path, rt: &tokio::runtime::Runtime) -> Arc<Device> {
+        let disk = dir.join("backing.img");
+        std::fs::File::create(&disk)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        meta::create(&disk, true).unwrap();
+        let text = format!(
+            "resource r0 {{\n  protocol C;\n  on n1 {{ device {d}; disk {b}; address 192.0.2.11:7788; meta-disk internal; }}\n  on n2 {{ device {d}; disk {b}; address 192.0.2.12:7788; meta-disk internal; }}\n}}\n",
+            d = dir.join("drbd0").display(),
+            b = disk.display()
+        );
+        let (c, errors, _) = conf::parse(Path::new("drbd.conf"), &text);
+        assert!(errors.is_empty(), "{errors:?}");
+        let res = c.resource("r0").unwrap().clone();
+        let cfg = DeviceConfig {
+            name: "r0".into(),
+            node: "n1".into(),
+            peer: "n2".into(),
+            config_dir: dir.to_path_buf(),
+            run_dir: dir.to_path_buf(),
+            host: res.host("n1").unwrap().clone(),
+            peer_host: res.peer("n1").unwrap().clone(),
+            res,
+            key: AuthKey {
+                id: 0,
+                method: AuthMethod::Sha256,
+                secret: b"test".to_vec(),
+            },
+            notify: None,
+            first: true,
+        };
+        Device::open(cfg, rt.handle().clone()).unwrap()
+    }
+
+    fn framed<T: tokio::io::AsyncRead + tokio::io::AsyncWrite>(
+        io: T,
+    ) -> Framed<T, LengthDelimitedCodec> {
+        Framed::new(
+            io,
+            LengthDelimitedCodec::builder()
+                .max_frame_length(link::MAX_FRAME)
+                .new_codec(),
+        )
+    }
+
+    /// Issue 12, finding 8: a panic inside the link task still tears the
+    /// link down: a writer waiting for the peer's ack is released (with
+    /// `false`: its range gets marked) and the machine hears TransportLost.
+    #[test]
+    fn a_panic_in_the_link_task_releases_waiting_writers() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dev = device(dir.path(), &rt);
+        {
+            let mut c = dev.core();
+            dev.input(&mut c, Input::Connect).unwrap();
+        }
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        dev.establish(framed(ours), dev.data_size, None);
+        let peer = dev.core().link.clone().expect("established");
+        // The fake peer: keeps the link alive with pings and reads
+        // everything, until told to panic the device's link task.
+        let (sink, mut stream) = framed(theirs).split();
+        let sink = Arc::new(tokio::sync::Mutex::new(sink));
+        let pinger = {
+            let sink = sink.clone();
+            rt.spawn(async move {
+                loop {
+                    if link::send(&mut *sink.lock().await, &Frame::Ping)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        };
+        let reader = rt.spawn(async move { while stream.next().await.is_some() {} });
+        // A writer waiting on the peer's ack (as a FUSE thread in write_chunk).
+        let wait = peer
+            .submit(
+                |seq| Frame::Write {
+                    seq,
+                    offset: 0,
+                    data: vec![7; 4096],
+                },
+                Some((0, 4096)),
+            )
+            .expect("the link is up");
+        rt.block_on(async {
+            link::send(
+                &mut *sink.lock().await,
+                &Frame::Error {
+                    msg: INJECT_PANIC.into(),
+                },
+            )
+            .await
+        })
+        .unwrap();
+        assert_eq!(
+            wait.recv_timeout(Duration::from_secs(30)),
+            Ok(false),
+            "the waiting writer was not released"
+        );
+        let start = Instant::now();
+        loop {
+            {
+                let c = dev.core();
+                if c.link.is_none() && c.sm.conn() == ConnState::WFConnection {
+                    // The unacked write's range is out of sync now.
+                    assert!(c.bits() >= 1);
+                    break;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no TransportLost"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!peer.live());
+        pinger.abort();
+        reader.abort();
+        dev.shutdown.cancel();
+        drop(rt);
+    }
+}
