@@ -1785,11 +1785,11 @@ pub fn run_seed(seed: u64, steps: u64, bug: Bug) -> Stats {
 }
 
 /// `wild`: partitions may run two Primaries (no fencing, as hbd before
-/// split-brain avoidance) and verify may run on both nodes at once.
+/// split-brain avoidance). Verify may run on both nodes at once always.
 fn run(seed: u64, steps: u64, bug: Bug, wild: bool) -> Stats {
     let mut s = Sim::new(seed, bug);
     s.fenced = !wild;
-    s.concurrent_verify = wild;
+    s.concurrent_verify = true;
     // Start as a connected pair with n0 Primary.
     for _ in 0..50 {
         s.now += 1;
@@ -1928,7 +1928,7 @@ fn catches_the_activity_log_cooling_on_a_local_flush() {
 
 /// By hand: `HBD_SIM_SEEDS=5000 cargo test --lib disk::sim::survey -- --ignored --nocapture`
 /// runs every seed and prints each failure's first line (`HBD_SIM_WILD=1`:
-/// unfenced partitions and concurrent verifies).
+/// unfenced partitions).
 #[test]
 #[ignore]
 fn survey() {

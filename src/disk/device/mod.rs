@@ -112,6 +112,8 @@ pub const LINK_TIMEOUT: Duration = Duration::from_secs(3);
 /// Between connection attempts (DRBD's connect-int).
 pub const CONNECT_INTERVAL: Duration = Duration::from_millis(500);
 pub use super::datapath::{MAX_IN_FLIGHT, MAX_TRANSFER_LOG};
+/// How long a promotion waits for a running handshake to decide.
+pub const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
 /// How long `secondary` waits for the device to be released.
 pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often dirty bitmap pages are written.

@@ -287,6 +287,20 @@ impl Device {
     pub(super) fn promote(&self, force: bool) -> DiskResponse {
         {
             let mut c = self.core();
+            // drbd_set_role retries on SS_IN_TRANSIENT_STATE: a promotion
+            // waits (bounded) for a running handshake to decide.
+            let until = Instant::now() + HANDSHAKE_WAIT;
+            while matches!(
+                c.sm.conn(),
+                ConnState::WFReportParams | ConnState::WFBitMapS
+            ) && Instant::now() < until
+            {
+                c = self
+                    .changed
+                    .wait_timeout(c, Duration::from_millis(100))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
             if c.sm.role() == Role::Primary && lock(&self.exposed).is_some() {
                 drop(c);
                 return self.done(Some("already Primary".into()));
