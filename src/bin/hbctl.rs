@@ -206,7 +206,8 @@ enum DiskVerb {
     },
     /// Mark the local data Outdated (Secondary only), as drbdadm outdate.
     Outdate { res: String },
-    /// Online verify: compare both sides, mark differences out of sync.
+    /// Online verify: compare both sides, mark differences out of sync and
+    /// resync them from the Primary (from this node if both are Secondary).
     Verify { res: String },
     /// Resync the whole local disk from the peer.
     Invalidate { res: String },
