@@ -73,16 +73,20 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
 /// mountinfo writes space, tab, newline and backslash as `\ooo`.
 fn unescape(s: &str) -> PathBuf {
     use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(unescape_octal(s)))
+}
+
+/// Undoes the kernel's `\ooo` escapes in a /proc/self/mountinfo field
+/// (also used by the Filesystem agent).
+pub fn unescape_octal(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
             let oct = &b[i + 1..i + 4];
             if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
-                let v = u32::from(oct[0] - b'0') * 64
-                    + u32::from(oct[1] - b'0') * 8
-                    + u32::from(oct[2] - b'0');
+                let v = oct.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
                 if let Ok(v) = u8::try_from(v) {
                     out.push(v);
                     i += 4;
@@ -93,7 +97,7 @@ fn unescape(s: &str) -> PathBuf {
         out.push(b[i]);
         i += 1;
     }
-    PathBuf::from(std::ffi::OsString::from_vec(out))
+    out
 }
 
 /// What a device process needs from the file system tree.
@@ -375,6 +379,8 @@ mod tests {
         assert_eq!(usb.parent, 27);
         assert!(parse_mountinfo("garbage\n1 x\n\n").is_empty());
         assert_eq!(unescape("a\\134b\\0"), Path::new("a\\b\\0"));
+        // An escape that ends the field (the old copy missed it).
+        assert_eq!(unescape("/mnt/a\\040"), Path::new("/mnt/a "));
     }
 
     fn points(p: Vec<MountEntry>) -> Vec<PathBuf> {

@@ -388,8 +388,6 @@ struct Sim {
     bug: Bug,
     /// The running resync was started by verify.
     verify_resync: bool,
-    /// Verify may run on both nodes at once.
-    concurrent_verify: bool,
     /// A partitioned Primary is never taken for dead (no two Primaries).
     fenced: bool,
     /// Split-brain resolutions since the nodes last connected.
@@ -428,7 +426,6 @@ impl Sim {
             oracle: Oracle::default(),
             bug,
             verify_resync: false,
-            concurrent_verify: false,
             fenced: true,
             resolutions: 0,
             log: VecDeque::new(),
@@ -1529,12 +1526,10 @@ impl Sim {
                 && sm.disk() == DiskState::UpToDate
                 && sm.peer_disk() == DiskState::UpToDate
         });
-        let peer_verifying = self.nodes[1 - i]
-            .live
-            .as_ref()
-            .is_some_and(|l| l.verify.is_some());
+        // Verify may run on both nodes at once (state.rs settles the
+        // resyncs they both start).
         let l = self.nodes[i].live.as_mut().expect("up");
-        if !ok || l.verify.is_some() || (peer_verifying && !self.concurrent_verify) {
+        if !ok || l.verify.is_some() {
             return;
         }
         l.verify = Some((app_blocks().collect(), 0, 0));
@@ -1913,7 +1908,6 @@ pub fn run_seed(seed: u64, steps: u64, bug: Bug) -> Stats {
 fn run(seed: u64, steps: u64, bug: Bug, wild: bool) -> Stats {
     let mut s = Sim::new(seed, bug);
     s.fenced = !wild;
-    s.concurrent_verify = true;
     // Start as a connected pair with n0 Primary.
     for _ in 0..50 {
         s.now += 1;

@@ -268,50 +268,33 @@ impl Device {
                     ..Default::default()
                 },
             );
-            if event == "local-io-error" {
-                // on-io-error call-local-io-error (DRBD runs the handler as the
-                // disk fails, then detaches).
-                if let Some(cmd) = cfg.res.handlers.get("local-io-error").cloned() {
-                    let env = vec![("DRBD_RESOURCE".to_string(), cfg.name.clone())];
-                    self.rt.spawn(async move {
-                        match crate::agents::exec::run_shell(
-                            &cmd,
-                            None,
-                            &env,
-                            Duration::from_secs(60),
-                        )
-                        .await
-                        {
-                            Ok(0) => {}
-                            Ok(code) => tracing::warn!(code, "local-io-error handler failed"),
-                            Err(e) => tracing::warn!(error = %e, "local-io-error handler"),
-                        }
-                    });
-                }
-            }
-            if event == "split-brain" {
-                if let Some(cmd) = cfg.res.handlers.get("split-brain").cloned() {
-                    let env = vec![
-                        ("DRBD_RESOURCE".to_string(), cfg.name.clone()),
-                        ("DRBD_PEER".to_string(), cfg.peer.clone()),
-                    ];
-                    self.rt.spawn(async move {
-                        match crate::agents::exec::run_shell(
-                            &cmd,
-                            None,
-                            &env,
-                            Duration::from_secs(60),
-                        )
-                        .await
-                        {
-                            Ok(0) => {}
-                            Ok(code) => tracing::warn!(code, "split-brain handler failed"),
-                            Err(e) => tracing::warn!(error = %e, "split-brain handler"),
-                        }
-                    });
-                }
+            // drbd.conf `handlers`: on-io-error call-local-io-error runs
+            // `local-io-error` as the disk fails (then detaches); a split
+            // brain runs `split-brain`.
+            if matches!(event.as_str(), "local-io-error" | "split-brain") {
+                self.run_handler(&cfg, &event);
             }
         }
+    }
+
+    /// Run drbd.conf's handler `name` in the background (60 s limit), with
+    /// DRBD's environment.
+    fn run_handler(&self, cfg: &DeviceConfig, name: &str) {
+        let Some(cmd) = cfg.res.handlers.get(name).cloned() else {
+            return;
+        };
+        let env = vec![
+            ("DRBD_RESOURCE".to_string(), cfg.name.clone()),
+            ("DRBD_PEER".to_string(), cfg.peer.clone()),
+        ];
+        let name = name.to_string();
+        self.rt.spawn(async move {
+            match crate::agents::exec::run_shell(&cmd, None, &env, Duration::from_secs(60)).await {
+                Ok(0) => {}
+                Ok(code) => tracing::warn!(code, handler = %name, "handler failed"),
+                Err(e) => tracing::warn!(error = %e, handler = %name, "handler"),
+            }
+        });
     }
 }
 
