@@ -573,6 +573,17 @@ impl Resource {
                 if self.conn >= ConnState::Connected {
                     self.send(Msg::Uuids(self.uuids));
                 }
+            } else if self.conn < ConnState::Connected && self.uuids.bitmap != 0 {
+                // Promoted alone while a bitmap UUID is set (the peer was
+                // lost during a resync): the peer may have moved on from our
+                // current UUID meanwhile, so our lone writes get a generation
+                // of their own and a later handshake sees a split brain
+                // instead of discarding them (found by disk::sim, seed 2195
+                // of 3000). The bitmap UUID stays: a peer still at it
+                // resyncs by bitmap.
+                let fresh = self.fresh();
+                self.uuids.new_current_keeping_bitmap(fresh, true);
+                self.event(Event::NewCurrentUuid(self.uuids.current));
             }
             self.uuids.set_current(self.uuids.current, true);
             self.persist();
