@@ -15,6 +15,7 @@
 //! | `agents/`     | resource agents: lookup as heartbeat, built-in IPaddr/IPaddr2/Filesystem/mon, script agents (heartbeat, LSB, OCF) |
 //! | `monitor/`    | service checks (tcp, http, process, exec, mysql) and their scheduler (no I/O): fall/rise, restart, move |
 //! | `disk/`       | the replicated disk in progress: drbd.conf, DRBD 8.4 UUIDs and states (no I/O), metadata, protocol C replication, FUSE + loop exposure |
+//! | `fence/`      | STONITH: `stonith_host` lines as fence-agents devices (heartbeat plugin names translated), running an agent |
 //! | `jobs/`       | cron schedules and the job scheduler (no I/O): jobs run where their group runs, once per scheduled time |
 //! | `ctl/`        | the control-socket protocol shared by `hbd` and `hbctl`, and the status document |
 //! | `runtime/`    | the daemon's I/O: media sockets, timers, control server, signals, logging, state dir |
@@ -30,6 +31,7 @@ pub mod agents;
 pub mod config;
 pub mod ctl;
 pub mod disk;
+pub mod fence;
 pub mod groups;
 pub mod jobs;
 pub mod membership;

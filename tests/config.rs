@@ -360,3 +360,116 @@ fn disk_create_md_and_dump_md() {
         "{out:?}"
     );
 }
+
+/// Runs `hbctl check --witness` (or `hbd --witness`, in an empty network
+/// namespace) for `node`.
+fn witness(d: &Dir, node: &str, daemon: bool) -> Output {
+    if daemon {
+        common::require_root();
+        Command::new("unshare")
+            .args(["--net", "--", HBD, "--witness", "--config"])
+            .arg(d.path())
+            .args(["--node", node, "--run-dir"])
+            .arg(d.path().join("run"))
+            .arg("--state-dir")
+            .arg(d.path().join("state"))
+            .output()
+            .unwrap()
+    } else {
+        Command::new(HBCTL)
+            .args(["check", "--witness", "--config"])
+            .arg(d.path())
+            .args(["--node", node])
+            .output()
+            .unwrap()
+    }
+}
+
+#[test]
+fn quorum_witness_is_checked() {
+    let d = Dir::new(Some(GOOD), Some(KEY));
+    d.write("cluster.toml", "[quorum]\nwitness = \"w1\"\n", 0o644);
+    let out = d.check("n1");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = witness(&d, "w1", false);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("valid for the quorum witness w1"),
+        "{out:?}"
+    );
+    // The witness under another name: file:line and key, exit 2, from both.
+    let toml = d.path().join("cluster.toml");
+    let expect = format!(
+        "{}:2: quorum.witness: the witness is `w1`, but this witness runs as `w2`",
+        toml.display()
+    );
+    for daemon in [false, true] {
+        let out = witness(&d, "w2", daemon);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&expect), "{err}");
+    }
+    assert!(!d.path().join("run").exists(), "hbd created its run dir");
+    // A witness that is also an ha.cf node.
+    d.write(
+        "cluster.toml",
+        "[cluster]\nname = \"c\"\n[quorum]\nwitness = \"n2\"\n",
+        0o644,
+    );
+    let expect = format!(
+        "{}:4: quorum.witness: `n2` is an ha.cf node",
+        toml.display()
+    );
+    assert_refused(&d, "n1", &[&expect]);
+}
+
+#[test]
+fn split_brain_settings_name_file_line_and_key() {
+    let d = Dir::new(Some(GOOD), Some(KEY));
+    d.write(
+        "cluster.toml",
+        "[tiebreaker]\nping = true\nsettle = \"soon\"\n\n[groups]\nfailure_timeout = \"1x\"\n\n\
+         [fencing]\naction = \"off\"\ntimeout = \"0\"\n",
+        0o644,
+    );
+    let f = d.path().join("cluster.toml");
+    let f = f.display();
+    assert_refused(
+        &d,
+        "n1",
+        &[
+            &format!("{f}:2: tiebreaker.ping: no `ping` or `ping_group` nodes in ha.cf"),
+            &format!("{f}:3: tiebreaker.settle: `soon`"),
+            &format!("{f}:6: groups.failure_timeout: `1x`"),
+            &format!("{f}:10: fencing.timeout: must be more than 0"),
+        ],
+    );
+}
+
+/// Issue 13's safe defaults: a two-node cluster with a replicated disk and
+/// no protection is valid but warned about; any protection silences it.
+#[test]
+fn unprotected_two_node_disk_is_warned_about() {
+    let d = Dir::new(Some(GOOD), Some(KEY));
+    d.write("haresources", "n1 192.0.2.50 drbddisk::r0\n", 0o644);
+    let out = d.check("n1");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("haresources:1: 192.0.2.50: two nodes share a replicated disk with no split-brain protection"),
+        "{stdout}"
+    );
+    // heartbeat's ipfail line (not installed here) selects the built-in
+    // tiebreaker; with a ping node that is protection.
+    d.write(
+        "ha.cf",
+        &format!("{GOOD}ping 192.0.2.1\nrespawn hacluster /usr/lib/heartbeat/ipfail\n"),
+        0o644,
+    );
+    let out = d.check("n1");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("split-brain"),
+        "{out:?}"
+    );
+}

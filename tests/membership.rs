@@ -253,7 +253,7 @@ for i in range(4000):
     n = random.choice([0, 1, 7, 8, 9, 40, 200, 1472, 1473, 4000, 65000])
     b = os.urandom(n)
     if i % 2 and n >= 8:
-        b = b"hbd\x01\x01\x04" + b[6:]
+        b = b"hbd\x02\x01\x04" + b[6:]
     for dst in ("192.0.2.255", "192.0.2.11"):
         try:
             s.sendto(b, (dst, 694))

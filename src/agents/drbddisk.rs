@@ -376,6 +376,69 @@ pub async fn stop(a: &DrbdArgs, o: &Options) -> Result<(), AgentError> {
     }
 }
 
+/// Before the group starts: refuse when the peer stays Primary for
+/// [`PROMOTE_RETRY`] (the start would be refused as long and roll back). A
+/// peer that is only finishing its demotion (a hand-over) passes once it
+/// did. A device that is not up, or does not answer, says nothing: the
+/// start itself decides.
+pub async fn preflight(a: &DrbdArgs) -> Result<(), AgentError> {
+    // An Outdated disk (the peer's outdater marked it: it lacks the peer's
+    // last writes) is never promoted without --force: say so before the
+    // group's addresses are added.
+    if local_outdated(a).await {
+        return Err(AgentError::Failed(format!(
+            "{}: this node's disk is Outdated (it lacks the peer's latest writes): \
+             not starting; if the peer is gone for good, `hbctl disk primary {} --force` \
+             takes this data as it is",
+            a.res, a.res
+        )));
+    }
+    let deadline = tokio::time::Instant::now() + PROMOTE_RETRY;
+    loop {
+        if !peer_primary(a).await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AgentError::Failed(format!(
+                "{}: the peer is Primary: it still runs this disk",
+                a.res
+            )));
+        }
+        tracing::info!(resource = %a.res, "the peer is Primary; waiting before anything starts");
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+}
+
+/// This node's disk is Outdated and not Primary, as the device says now.
+async fn local_outdated(a: &DrbdArgs) -> bool {
+    if kernel_driver(&a.config_dir) {
+        return match drbdadm(&["dstate", &a.res], STATUS_TIMEOUT).await {
+            Ok(out) => out.trim().split('/').next() == Some("Outdated"),
+            Err(_) => false,
+        };
+    }
+    let cx = context();
+    match client::status_async(&cx.run_dir, &a.res, STATUS_TIMEOUT).await {
+        Ok(s) => s.disk == DiskState::Outdated && s.role != Role::Primary,
+        Err(_) => false,
+    }
+}
+
+/// The peer is Primary and connected to this node, as the device says now.
+async fn peer_primary(a: &DrbdArgs) -> bool {
+    if kernel_driver(&a.config_dir) {
+        return match drbdadm(&["role", &a.res], STATUS_TIMEOUT).await {
+            Ok(out) => out.trim().split('/').nth(1) == Some("Primary"),
+            Err(_) => false,
+        };
+    }
+    let cx = context();
+    match client::status_async(&cx.run_dir, &a.res, STATUS_TIMEOUT).await {
+        Ok(s) => s.peer_role == Role::Primary && s.connection >= ConnState::Connected,
+        Err(_) => false,
+    }
+}
+
 pub async fn status(a: &DrbdArgs) -> Result<Running, AgentError> {
     if kernel_driver(&a.config_dir) {
         let out = drbdadm(&["role", &a.res], STATUS_TIMEOUT).await?;

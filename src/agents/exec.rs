@@ -479,6 +479,7 @@ pub async fn run_shell(
         Action::Start,
         timeout,
         user.as_ref(),
+        None,
     )
     .await
     {
@@ -503,7 +504,27 @@ async fn execute(
     action: Action,
     timeout: Duration,
 ) -> Result<Output, AgentError> {
-    execute_as(path, args, env, action, timeout, None).await
+    execute_as(path, args, env, action, timeout, None, None).await
+}
+
+/// Runs `path` with `input` written to its stdin (then closed), for fence
+/// agents (`key=value` lines): clean environment, own process group, output
+/// logged in the current span, killed with its group at `timeout`. `Ok` is
+/// the exit code and the last output lines; `Err` says why it did not run or
+/// did not finish.
+pub async fn run_with_input(
+    path: &Path,
+    input: &[u8],
+    timeout: Duration,
+) -> Result<(i32, String), String> {
+    match execute_as(path, &[], &[], Action::Start, timeout, None, Some(input)).await {
+        Ok(out) => Ok((out.code, out.message())),
+        Err(AgentError::Timeout { timeout, .. }) => Err(format!(
+            "timed out after {}: killed",
+            crate::config::format_duration(timeout)
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 async fn execute_as(
@@ -513,6 +534,7 @@ async fn execute_as(
     action: Action,
     timeout: Duration,
     user: Option<&nix::unistd::User>,
+    input: Option<&[u8]>,
 ) -> Result<Output, AgentError> {
     if !is_executable(path) {
         return Err(AgentError::Failed(format!(
@@ -527,7 +549,11 @@ async fn execute_as(
         .env("PATH", PATH)
         .envs(std::env::vars().filter(|(k, _)| k.starts_with("HBD_")))
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -558,6 +584,15 @@ async fn execute_as(
         }
     };
     let mut guard = GroupGuard(child.id().map(|id| Pid::from_raw(id as i32)));
+    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
+        // Written from a task: an agent that does not read its stdin must
+        // not block the call (a pipe holds only so much).
+        let input = input.to_vec();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = stdin.write_all(&input).await;
+        });
+    }
     let mut out = Stream::new(child.stdout.take(), false);
     let mut err = Stream::new(child.stderr.take(), true);
     let mut sink = Sink::default();

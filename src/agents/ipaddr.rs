@@ -316,6 +316,46 @@ pub async fn snapshot() -> Result<(Vec<Link>, Vec<HostAddr>), AgentError> {
     Netlink::open()?.snapshot().await
 }
 
+/// Sends the gratuitous ARPs of a started address again (`arp_count`,
+/// `arp_interval` apart), when the address is on an interface here: after a
+/// healed partition, clients may still have another node's MAC cached.
+/// Returns false when the address is not here. The burst is registered like
+/// `start`'s, so `stop` ends it, and each ARP goes out only while the
+/// address is still here: a node that gives the address up never announces
+/// it afterwards (the next holder's duplicate-address probe would see it).
+pub async fn reannounce(a: &IpAddrArgs, o: &Options) -> Result<bool, AgentError> {
+    let (links, addrs) = snapshot().await?;
+    let Ok(plan) = plan_start(a, &links, &addrs) else {
+        return Ok(false);
+    };
+    let (true, true, Some(mac)) = (plan.present, plan.link.arp, plan.link.mac) else {
+        return Ok(false);
+    };
+    let sock = ArpSocket::open(plan.link.index)
+        .map_err(|e| AgentError::Failed(format!("announcing {}: {e}", a.addr)))?;
+    let ip = a.addr;
+    let (a, count, interval) = (a.clone(), o.arp_count.max(1), o.arp_interval);
+    let task = tokio::spawn(async move {
+        for n in 0..count {
+            if n > 0 {
+                tokio::time::sleep(interval).await;
+            }
+            let still_here = match snapshot().await {
+                Ok((links, addrs)) => plan_start(&a, &links, &addrs).is_ok_and(|p| p.present),
+                Err(_) => false,
+            };
+            if !still_here {
+                return;
+            }
+            if let Err(e) = arp::announce(&sock, mac, a.addr) {
+                tracing::warn!(ip = %a.addr, error = %e, "gratuitous ARP failed");
+            }
+        }
+    });
+    replace_announcer(ip, Some(task.abort_handle()));
+    Ok(true)
+}
+
 pub async fn start(a: &IpAddrArgs, o: &Options) -> Result<(), AgentError> {
     let ip = a.addr;
     let nl = Netlink::open()?;

@@ -234,6 +234,24 @@ impl Resource {
         }
     }
 
+    /// Before a group starts: whether this resource can already tell that
+    /// its start would fail (a replicated disk whose peer is Primary), so
+    /// that the resources before it are not started for nothing. `Ok` when
+    /// it cannot tell.
+    pub async fn preflight(&self) -> Result<(), AgentError> {
+        match &self.kind {
+            AgentKind::Drbddisk(a) => {
+                with_timeout(
+                    Action::Start,
+                    self.options.start_timeout,
+                    drbddisk::preflight(a),
+                )
+                .await
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Asks whether the resource runs here.
     pub async fn status(&self) -> Result<Running, AgentError> {
         let timeout = self.options.status_timeout;

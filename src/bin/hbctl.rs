@@ -69,6 +69,10 @@ enum Command {
         /// The node to check for [default: uname -n].
         #[arg(long, value_name = "NAME")]
         node: Option<String>,
+        /// Check for the quorum witness (`hbd --witness`): the node is
+        /// cluster.toml's `[quorum] witness`.
+        #[arg(long)]
+        witness: bool,
     },
     /// Give resource groups up to the other node (hb_standby); waits until
     /// they run there.
@@ -101,6 +105,9 @@ enum Command {
         /// The group: its first resource as in haresources (see status).
         group: String,
     },
+    /// Fence NODE now with this node's stonith_host devices (power it off or
+    /// reboot it, per cluster.toml [fencing] action); waits for the agent.
+    Fence { node: String },
     /// The replicated disk, drbdadm's way (works without hbd running):
     /// `hbctl disk VERB RES|all`, and `hbctl disk proc`.
     Disk {
@@ -217,6 +224,10 @@ enum DiskVerb {
     PauseSync { res: String },
     /// Resume a paused resync.
     ResumeSync { res: String },
+    /// Thaw I/O frozen by `fencing resource-and-stonith` (the peer was lost
+    /// and the fence-peer handler has not fenced it), as drbdadm resume-io:
+    /// only when you know the peer is down or outdated.
+    ResumeIo { res: String },
     /// Apply drbd.conf's changes to a running device (starts it when down).
     Adjust { res: String },
     /// /proc/drbd-style lines for every device that is up.
@@ -246,6 +257,7 @@ impl DiskVerb {
             | DiskVerb::InvalidateRemote { res }
             | DiskVerb::PauseSync { res }
             | DiskVerb::ResumeSync { res }
+            | DiskVerb::ResumeIo { res }
             | DiskVerb::Adjust { res } => res,
             DiskVerb::Status { res, .. } => res.as_deref().unwrap_or("all"),
             DiskVerb::Proc => "all",
@@ -271,6 +283,7 @@ impl DiskVerb {
             DiskVerb::InvalidateRemote { .. } => DiskRequest::InvalidateRemote,
             DiskVerb::PauseSync { .. } => DiskRequest::PauseSync,
             DiskVerb::ResumeSync { .. } => DiskRequest::ResumeSync,
+            DiskVerb::ResumeIo { .. } => DiskRequest::ResumeIo,
             DiskVerb::Adjust { .. } => DiskRequest::Adjust,
             _ => return None,
         })
@@ -1052,7 +1065,11 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or_else(|| ctl::socket_path(&cli.run_dir));
     let request = match cli.command {
-        Command::Check { config, node } => return check(config, node),
+        Command::Check {
+            config,
+            node,
+            witness,
+        } => return check(config, node, witness),
         Command::Resource {
             config,
             node,
@@ -1106,6 +1123,7 @@ fn main() -> ExitCode {
         Command::Clear { ref group } => Request::Clear {
             group: group.clone(),
         },
+        Command::Fence { ref node } => Request::Fence { node: node.clone() },
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -1148,6 +1166,10 @@ fn main() -> ExitCode {
                     (_, Some(to)) => println!("{}: {} on {to}", m.group, m.state.as_str()),
                 }
             }
+            ExitCode::from(exit::OK)
+        }
+        (Command::Fence { .. }, Response::Fenced { node, message }) => {
+            println!("{node} fenced: {message}");
             ExitCode::from(exit::OK)
         }
         (Command::Jobs { json: true }, Response::Status(s)) => {
@@ -1226,7 +1248,7 @@ fn print_json<T: serde::Serialize>(v: &T) -> ExitCode {
     }
 }
 
-fn check(dir: PathBuf, node: Option<String>) -> ExitCode {
+fn check(dir: PathBuf, node: Option<String>, witness: bool) -> ExitCode {
     let node = match node {
         Some(n) => n,
         None => match nix::unistd::gethostname() {
@@ -1237,7 +1259,11 @@ fn check(dir: PathBuf, node: Option<String>) -> ExitCode {
             }
         },
     };
-    let report = config::check(&dir, &node);
+    let report = if witness {
+        config::check_witness(&dir, &node)
+    } else {
+        config::check(&dir, &node)
+    };
     for w in &report.warnings {
         println!("warning: {w}");
     }
@@ -1256,6 +1282,20 @@ fn check(dir: PathBuf, node: Option<String>) -> ExitCode {
                     .collect::<Vec<_>>()
                     .join(", "))
                     .unwrap_or_default(),
+            );
+            ExitCode::from(exit::OK)
+        }
+        Some(c) if report.errors.is_empty() && c.is_witness => {
+            println!(
+                "{}: valid for the quorum witness {} of nodes {} (media: {})",
+                dir.display(),
+                c.node,
+                c.ha.nodes.join(", "),
+                c.ha.media
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             );
             ExitCode::from(exit::OK)
         }
@@ -1377,6 +1417,90 @@ fn target_of(target: &str) -> (ctl::Scope, Option<String>) {
     }
 }
 
+/// The split-brain avoidance part of status: quorum, witness, ping
+/// tiebreaker, failure timeout, fencing.
+fn render_protection(p: &ctl::ProtectionStatus, nodes: &[hbd::membership::NodeStatus]) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("\nSplit-brain protection:\n");
+    let q = &p.quorum;
+    if q.protected {
+        let _ = writeln!(
+            out,
+            "  quorum:          {} ({} of {} votes needed{}){}",
+            if q.has { "yes" } else { "NO" },
+            q.votes,
+            q.needed,
+            if p.wait_for_all { ", wait_for_all" } else { "" },
+            if q.why.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", q.why)
+            }
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  quorum:          no quorum protection: a partition can run groups on both nodes"
+        );
+    }
+    if let Some(w) = &p.witness {
+        let state = if p.is_witness {
+            "this node".to_string()
+        } else {
+            nodes
+                .iter()
+                .find(|n| n.name == *w)
+                .map_or("unknown", |n| match n.state {
+                    NodeState::Up => "reachable",
+                    NodeState::Dead => "UNREACHABLE",
+                    NodeState::Unknown => "not heard yet",
+                })
+                .to_string()
+        };
+        let _ = writeln!(out, "  witness:         {w} ({state})");
+    }
+    match &p.tiebreaker {
+        Some(t) => {
+            let settled = t
+                .settled
+                .map_or("not settled yet".to_string(), |n| format!("settled {n}"));
+            let _ = writeln!(
+                out,
+                "  ping tiebreaker: this node reaches {} of {} ping nodes ({settled}, settle {})",
+                t.reached,
+                t.ping_nodes,
+                ms(t.settle_ms)
+            );
+            for (node, n) in &t.nodes {
+                let _ = writeln!(out, "    {node}: reaches {n}");
+            }
+        }
+        None if !p.is_witness => {
+            let _ = writeln!(out, "  ping tiebreaker: off");
+        }
+        None => {}
+    }
+    if !p.is_witness {
+        let _ = writeln!(
+            out,
+            "  failure timeout: {}",
+            p.failure_timeout_ms
+                .map_or("none (only hbctl clear)".to_string(), ms)
+        );
+        let _ = writeln!(
+            out,
+            "  fencing:         {}{}",
+            if p.fencing { "stonith" } else { "none" },
+            if p.builtin_outdater {
+                "; peer outdater built in (dopd)"
+            } else {
+                ""
+            }
+        );
+    }
+    out
+}
+
 fn render_status(s: &Status) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -1432,6 +1556,9 @@ fn render_status(s: &Status) -> String {
                 width = width
             );
         }
+    }
+    if let Some(p) = &s.protection {
+        out.push_str(&render_protection(p, &s.nodes));
     }
     if !s.groups.is_empty() {
         let _ = writeln!(out, "\nResource groups:");
@@ -1721,6 +1848,7 @@ mod tests {
             ("invalidate-remote", DiskRequest::InvalidateRemote),
             ("pause-sync", DiskRequest::PauseSync),
             ("resume-sync", DiskRequest::ResumeSync),
+            ("resume-io", DiskRequest::ResumeIo),
             ("adjust", DiskRequest::Adjust),
         ] {
             let v = verb(&["disk", words, "r0"]);
@@ -1786,6 +1914,8 @@ mod tests {
             last_error: None,
             ever_connected: true,
             degr_wfc: false,
+            suspended: false,
+            fence_peer: None,
         }
     }
 
@@ -1806,6 +1936,59 @@ mod tests {
         assert_eq!(
             render_disk(&d),
             "r1  Unknown/Unknown  DUnknown/DUnknown  Unconfigured  (not up)"
+        );
+    }
+
+    #[test]
+    fn protection_lines() {
+        let mut p = ctl::ProtectionStatus {
+            is_witness: false,
+            witness: None,
+            wait_for_all: false,
+            quorum: hbd::groups::QuorumView {
+                protected: false,
+                has: true,
+                votes: 1,
+                needed: 1,
+                why: String::new(),
+            },
+            tiebreaker: None,
+            failure_timeout_ms: Some(60_000),
+            fencing: false,
+            builtin_outdater: true,
+        };
+        assert_eq!(
+            render_protection(&p, &[]),
+            "\nSplit-brain protection:\n\
+             \x20 quorum:          no quorum protection: a partition can run groups on both nodes\n\
+             \x20 ping tiebreaker: off\n\
+             \x20 failure timeout: 60.0s\n\
+             \x20 fencing:         none; peer outdater built in (dopd)\n"
+        );
+        p.witness = Some("w1".into());
+        p.wait_for_all = true;
+        p.quorum = hbd::groups::QuorumView {
+            protected: true,
+            has: false,
+            votes: 1,
+            needed: 2,
+            why: "peer n2 and witness w1 unreachable".into(),
+        };
+        p.tiebreaker = Some(ctl::TiebreakerStatus {
+            settle_ms: 3000,
+            ping_nodes: 2,
+            reached: 1,
+            settled: None,
+            nodes: Default::default(),
+        });
+        p.failure_timeout_ms = None;
+        let out = render_protection(&p, &[]);
+        assert!(out.contains("  quorum:          NO (1 of 2 votes needed, wait_for_all): peer n2 and witness w1 unreachable\n"), "{out}");
+        assert!(out.contains("  witness:         w1 (unknown)\n"), "{out}");
+        assert!(out.contains("  ping tiebreaker: this node reaches 1 of 2 ping nodes (not settled yet, settle 3000ms)\n"), "{out}");
+        assert!(
+            out.contains("  failure timeout: none (only hbctl clear)\n"),
+            "{out}"
         );
     }
 

@@ -33,6 +33,12 @@ struct Args {
     /// Directory for persisted state (the incarnation number).
     #[arg(long, value_name = "DIR", default_value = "/var/lib/hbd")]
     state_dir: PathBuf,
+    /// Run as the quorum witness of a two-node cluster: the same
+    /// configuration files, --node must be cluster.toml's `[quorum] witness`;
+    /// exchanges keepalives and group reports, runs no resources, disks,
+    /// checks or jobs.
+    #[arg(long)]
+    witness: bool,
 }
 
 fn main() -> ExitCode {
@@ -44,7 +50,12 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    let config = match config::load(&args.config, &node) {
+    let load = if args.witness {
+        config::load_witness
+    } else {
+        config::load
+    };
+    let config = match load(&args.config, &node) {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("hbd: the configuration is invalid; nothing was started:");
@@ -76,7 +87,10 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    let result = if config.vrrp_only {
+    let result = if config.is_witness {
+        // The witness runs no VRRP instances either.
+        rt.block_on(async { runtime::run(paths, config).await.map_err(Into::into) })
+    } else if config.vrrp_only {
         rt.block_on(run_vrrp_only(paths, config))
     } else {
         rt.block_on(run_both(paths, config))

@@ -31,6 +31,75 @@ pub struct ClusterToml {
     pub disk: DiskSection,
     #[serde(default)]
     pub vrrp: VrrpSection,
+    #[serde(default)]
+    pub quorum: QuorumSection,
+    #[serde(default)]
+    pub tiebreaker: TiebreakerSection,
+    #[serde(default)]
+    pub groups: GroupsSection,
+    #[serde(default)]
+    pub fencing: FencingSection,
+}
+
+/// `[quorum]`: a witness (`hbd --witness`) as the third vote of a two-node
+/// cluster (corosync-qnetd's, DRBD's diskless tiebreaker's job).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuorumSection {
+    /// The witness's node name; not an ha.cf `node`.
+    pub witness: Option<String>,
+    /// votequorum's wait_for_all (default true with a witness).
+    pub wait_for_all: Option<bool>,
+}
+
+/// `[tiebreaker]`: the ping tiebreaker (heartbeat's ipfail, built in).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TiebreakerSection {
+    /// Default: on when ha.cf has `ping` or `ping_group` nodes.
+    pub ping: Option<bool>,
+    /// How long the count of reached ping nodes must stay unchanged before
+    /// it counts (default: deadtime).
+    pub settle: Option<String>,
+}
+
+/// `[groups]`: resource group settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsSection {
+    /// Pacemaker's failure-timeout: a group that failed to start here may be
+    /// tried here again this long after (default 60s; `0`: only after
+    /// `hbctl clear`).
+    pub failure_timeout: Option<String>,
+}
+
+/// `[fencing]`: what the fence agents of ha.cf's `stonith_host` lines do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FencingSection {
+    /// `reboot` (default) or `off`.
+    pub action: Option<FenceAction>,
+    /// A fence agent still running after this long failed (default 60s).
+    pub timeout: Option<String>,
+}
+
+/// `[fencing] action`: the fence-agents `action=` word.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FenceAction {
+    #[default]
+    Reboot,
+    Off,
+}
+
+impl FenceAction {
+    /// The word fence agents read (`action=reboot`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FenceAction::Reboot => "reboot",
+            FenceAction::Off => "off",
+        }
+    }
 }
 
 /// `[vrrp]`: the keepalived-compatible VRRP mode.
@@ -409,6 +478,45 @@ pub fn parse(path: &Path, text: &str) -> (ClusterToml, Vec<ConfigError>) {
             errors.push(err(line, format!("resource.{name}.{key}"), m));
         }
     }
+    // Durations of the split-brain sections; "0" is meaningful only for
+    // failure_timeout (never retry by itself).
+    let durations: [(&str, &str, &Option<String>, bool); 3] = [
+        ("tiebreaker", "settle", &ct.tiebreaker.settle, true),
+        (
+            "groups",
+            "failure_timeout",
+            &ct.groups.failure_timeout,
+            true,
+        ),
+        ("fencing", "timeout", &ct.fencing.timeout, false),
+    ];
+    for (table, key, value, zero_ok) in durations {
+        let Some(v) = value else { continue };
+        let problem = match parse_duration(v) {
+            Err(m) => Some(m),
+            Ok(d) if d.is_zero() && !zero_ok => Some("must be more than 0".to_string()),
+            Ok(_) => None,
+        };
+        if let Some(m) = problem {
+            let line = find_key_line(text, table, key);
+            errors.push(err(line, format!("{table}.{key}"), m));
+        }
+    }
+    if let Some(w) = &ct.quorum.witness {
+        let problem = if w.is_empty() {
+            Some("must not be empty".to_string())
+        } else if w.len() > super::MAX_NODE_NAME {
+            Some(format!("longer than {} bytes", super::MAX_NODE_NAME))
+        } else if w.chars().any(char::is_whitespace) {
+            Some(format!("`{w}`: must not contain white space"))
+        } else {
+            None
+        };
+        if let Some(m) = problem {
+            let line = find_key_line(text, "quorum", "witness");
+            errors.push(err(line, "quorum.witness".into(), m));
+        }
+    }
     for (name, g) in &ct.vrrp.gate {
         if let Err((key, m)) = g.resolve(name) {
             let line = vrrp_gate_line(text, name, key);
@@ -545,7 +653,7 @@ fn qualify(table: &str, key: &str) -> String {
 
 /// The line setting `table.key` (`key = ` under `[table]`, or a dotted
 /// `table.key = ` at the root); 1 if not found.
-fn find_key_line(text: &str, table: &str, key: &str) -> usize {
+pub fn find_key_line(text: &str, table: &str, key: &str) -> usize {
     let mut current = String::new();
     for (idx, l) in text.lines().enumerate() {
         let l = l.trim();
@@ -615,6 +723,38 @@ mod tests {
         assert_eq!(e.len(), 1, "{e:?}");
     }
 
+    #[test]
+    fn split_brain_sections() {
+        let (c, e) = run("[quorum]\nwitness = \"w1\"\nwait_for_all = false\n\n[tiebreaker]\nping = true\nsettle = \"3s\"\n\n[groups]\nfailure_timeout = \"0\"\n\n[fencing]\naction = \"off\"\ntimeout = \"30s\"\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(c.quorum.witness.as_deref(), Some("w1"));
+        assert_eq!(c.quorum.wait_for_all, Some(false));
+        assert_eq!(c.tiebreaker.ping, Some(true));
+        assert_eq!(c.tiebreaker.settle.as_deref(), Some("3s"));
+        assert_eq!(c.groups.failure_timeout.as_deref(), Some("0"));
+        assert_eq!(c.fencing.action, Some(FenceAction::Off));
+        assert_eq!(FenceAction::Off.as_str(), "off");
+        assert_eq!(
+            run("[tiebreaker]\nsettle = \"soon\"\n").1[0],
+            "cluster.toml:2: tiebreaker.settle: `soon`: not a time; expected seconds (`2`, `0.5`) \
+             or a value with a unit (`500ms`, `200000us`, `2s`, `10m`, `1h`)"
+        );
+        assert_eq!(
+            run("[fencing]\n\ntimeout = \"0s\"\n").1,
+            vec!["cluster.toml:3: fencing.timeout: must be more than 0"]
+        );
+        assert!(run("[fencing]\naction = \"cycle\"\n").1[0]
+            .starts_with("cluster.toml:2: fencing.action: unknown variant `cycle`"));
+        assert_eq!(
+            run("[quorum]\nwitness = \"w 1\"\n").1,
+            vec!["cluster.toml:2: quorum.witness: `w 1`: must not contain white space"]
+        );
+        assert!(run("[quorum]\nvotes = 3\n").1[0]
+            .starts_with("cluster.toml:2: quorum.votes: unknown field `votes`"));
+        assert!(run("[groups]\nfailure_timeout = \"-1\"\n").1[0]
+            .starts_with("cluster.toml:2: groups.failure_timeout: `-1`: negative time"));
+    }
+
     fn run(text: &str) -> (ClusterToml, Vec<String>) {
         let (c, e) = parse(Path::new("cluster.toml"), text);
         (c, e.iter().map(ToString::to_string).collect())
@@ -668,7 +808,7 @@ mod tests {
         );
         assert_eq!(
             run("[cluster]\nname = \"a\"\n\n[frob]\nx = 1\n").1,
-            vec!["cluster.toml:4: frob: unknown field `frob`, expected one of `cluster`, `control`, `agents`, `resource_defaults`, `resource`, `check`, `job`, `notify`, `disk`, `vrrp`"]
+            vec!["cluster.toml:4: frob: unknown field `frob`, expected one of `cluster`, `control`, `agents`, `resource_defaults`, `resource`, `check`, `job`, `notify`, `disk`, `vrrp`, `quorum`, `tiebreaker`, `groups`, `fencing`"]
         );
         assert_eq!(
             run("[cluster]\nname = 5\n").1,

@@ -65,6 +65,49 @@ pub struct Respawn {
     /// The program and its arguments, as written.
     pub command: String,
     pub at: Location,
+    /// A heartbeat helper whose job hbd does itself: not spawned.
+    pub builtin: Option<BuiltinHelper>,
+}
+
+/// heartbeat helpers, usually started by `respawn` lines, that hbd has built
+/// in: such lines keep working and start nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinHelper {
+    /// `ipfail`: the ping tiebreaker (cluster.toml `[tiebreaker]`).
+    Ipfail,
+    /// `dopd`: the peer outdater for DRBD's `fence-peer` handler.
+    Dopd,
+    /// `ifcheckd`: interface watching; hbd's link tracking does it.
+    Ifcheckd,
+}
+
+impl BuiltinHelper {
+    /// The helper of a `respawn` program path, by its file name.
+    pub fn of_program(program: &str) -> Option<BuiltinHelper> {
+        match program.rsplit('/').next()? {
+            "ipfail" => Some(BuiltinHelper::Ipfail),
+            "dopd" => Some(BuiltinHelper::Dopd),
+            "ifcheckd" => Some(BuiltinHelper::Ifcheckd),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BuiltinHelper::Ipfail => "ipfail",
+            BuiltinHelper::Dopd => "dopd",
+            BuiltinHelper::Ifcheckd => "ifcheckd",
+        }
+    }
+
+    /// What hbd does instead, for the log.
+    pub fn replacement(self) -> &'static str {
+        match self {
+            BuiltinHelper::Ipfail => "ping tiebreaker",
+            BuiltinHelper::Dopd => "peer outdater",
+            BuiltinHelper::Ifcheckd => "link tracking of every medium",
+        }
+    }
 }
 
 /// The parsed `ha.cf`.
@@ -92,6 +135,10 @@ pub struct HaCf {
     pub ping_groups: Vec<PingGroup>,
     pub deadping: Duration,
     pub respawn: Vec<Respawn>,
+    /// `stonith_host` lines, translated to fence-agents devices, in file order.
+    pub stonith_hosts: Vec<(crate::fence::FenceDevice, Location)>,
+    /// `watchdog DEVICE`: the kernel watchdog hbd feeds while its loop runs.
+    pub watchdog: Option<(PathBuf, Location)>,
     /// `debug N` level (0 = off).
     pub debug: u32,
 }
@@ -295,9 +342,6 @@ const INERT: &[(&str, ValueCheck, &str)] = &[
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("serial", "serial links are not supported: hbd heartbeats over UDP only (bcast, mcast, ucast); use a crossover Ethernet link instead"),
     ("baud", "serial links are not supported: hbd heartbeats over UDP only (bcast, mcast, ucast); drop the line"),
-    ("watchdog", "hbd does not drive a watchdog device; drop the line (a hardware watchdog can be run by systemd or watchdogd)"),
-    ("stonith", "hbd does no STONITH (fencing); drop the line and rely on redundant heartbeat media"),
-    ("stonith_host", "hbd does no STONITH (fencing); drop the line and rely on redundant heartbeat media"),
     ("apiauth", "hbd has no heartbeat API clients; control-socket access is granted by `group` in cluster.toml's [control]"),
     ("compression", "hbd datagrams are small and never compressed; drop the line"),
     ("compression_threshold", "hbd datagrams are small and never compressed; drop the line"),
@@ -508,6 +552,8 @@ pub(crate) fn parse_full(path: &Path, text: &str) -> Parsed {
     let mut ping: Vec<(Ipv4Addr, Location)> = Vec::new();
     let mut ping_groups: Vec<PingGroup> = Vec::new();
     let mut respawn = Vec::new();
+    let mut stonith_hosts: Vec<(crate::fence::FenceDevice, Location)> = Vec::new();
+    let mut watchdog = None;
     let mut debug = 0;
 
     for (idx, raw) in text.lines().enumerate() {
@@ -923,6 +969,18 @@ pub(crate) fn parse_full(path: &Path, text: &str) -> Parsed {
                     );
                     continue;
                 };
+                // ipfail, dopd, ifcheckd: built in, never spawned, so neither
+                // the user nor the program need exist on this machine.
+                if let Some(builtin) = BuiltinHelper::of_program(program) {
+                    let rest = content.trim_start()[key.len()..].trim_start();
+                    respawn.push(Respawn {
+                        user: user.to_string(),
+                        command: rest[user.len()..].trim().to_string(),
+                        at: p.loc(line),
+                        builtin: Some(builtin),
+                    });
+                    continue;
+                }
                 let mut ok = true;
                 match nix::unistd::User::from_name(user) {
                     Ok(Some(_)) => {}
@@ -960,8 +1018,41 @@ pub(crate) fn parse_full(path: &Path, text: &str) -> Parsed {
                         user: user.to_string(),
                         command,
                         at: p.loc(line),
+                        builtin: None,
                     });
                 }
+            }
+            "stonith_host" => match crate::fence::parse_stonith_host(&args) {
+                Ok(d) => {
+                    let dirs =
+                        crate::fence::run::agent_dirs(&crate::agents::default_resources_dirs());
+                    if crate::fence::run::find_agent(&d.agent, &dirs).is_none() {
+                        p.warn(
+                            line,
+                            key,
+                            format!(
+                                "`{}` not found (PATH, /usr/sbin, hbd's resources/fence): \
+                                 install fence-agents; fencing through this line fails until then",
+                                d.agent
+                            ),
+                        );
+                    }
+                    stonith_hosts.push((d, p.loc(line)));
+                }
+                Err(m) => p.err(line, key, m),
+            },
+            "stonith" => p.err(
+                line,
+                key,
+                "heartbeat's device-file form is not supported: write the device on a \
+                 `stonith_host` line (`stonith_host * TYPE PARAMS...`, TYPE a fence-agents \
+                 program such as fence_ipmilan with key=value options)",
+            ),
+            "watchdog" => {
+                watchdog = p
+                    .path(line, key, &args)
+                    .map(|d| (d, p.loc(line)))
+                    .or(watchdog);
             }
             "crm" => {
                 if !p.once(line, key) {
@@ -1107,6 +1198,23 @@ pub(crate) fn parse_full(path: &Path, text: &str) -> Parsed {
         }
     }
 
+    // stonith_host FROM must be a node (node lines may come later).
+    for (d, at) in &stonith_hosts {
+        let unknown = d
+            .from
+            .iter()
+            .chain(d.targets.iter().map(|t| &t.node))
+            .find(|n| !node_lines.contains_key(*n));
+        if let (Some(n), false) = (unknown, node_lines.is_empty()) {
+            p.errors.push(ConfigError::Line {
+                file: path.to_path_buf(),
+                line: at.line,
+                key: "stonith_host".to_string(),
+                message: format!("`{n}` is not a node (node lines: {})", nodes.join(" ")),
+            });
+        }
+    }
+
     p.errors.sort_by_key(|e| e.line());
     p.warnings.sort_by_key(|w| w.line);
     Parsed {
@@ -1128,6 +1236,8 @@ pub(crate) fn parse_full(path: &Path, text: &str) -> Parsed {
             ping_groups,
             deadping: dp,
             respawn,
+            stonith_hosts,
+            watchdog,
             debug,
         },
         first_node_line,
@@ -1285,11 +1395,8 @@ node        l1
             "ha.cf:3: serial: not supported: serial links are not supported: hbd heartbeats \
              over UDP only (bcast, mcast, ucast); use a crossover Ethernet link instead"
         );
-        assert_eq!(
-            one_err("stonith_host * null n1\n"),
-            "ha.cf:3: stonith_host: not supported: hbd does no STONITH (fencing); drop the \
-             line and rely on redundant heartbeat media"
-        );
+        assert!(one_err("stonith_host * null n1\n")
+            .starts_with("ha.cf:3: stonith_host: `null`: null reports success without fencing"));
         for (name, _) in UNSUPPORTED {
             let e = one_err(&format!("{name} x\n"));
             assert!(
@@ -1740,8 +1847,23 @@ node        l1
                     file: "ha.cf".into(),
                     line: 3
                 },
+                builtin: None,
             }]
         );
+        // heartbeat's helpers: built in, accepted even when not installed.
+        let h = ok("respawn hacluster /usr/lib/heartbeat/ipfail\n\
+                    respawn hacluster /usr/lib64/heartbeat/dopd\n\
+                    respawn root /usr/lib/heartbeat/ifcheckd -x\n");
+        let b: Vec<_> = h.respawn.iter().map(|r| r.builtin).collect();
+        assert_eq!(
+            b,
+            [
+                Some(BuiltinHelper::Ipfail),
+                Some(BuiltinHelper::Dopd),
+                Some(BuiltinHelper::Ifcheckd)
+            ]
+        );
+        assert_eq!(h.respawn[2].command, "/usr/lib/heartbeat/ifcheckd -x");
         assert_eq!(
             one_err("respawn no_such_user_hbd /bin/sh\n"),
             "ha.cf:3: respawn: user `no_such_user_hbd` does not exist"
@@ -1784,5 +1906,55 @@ node        l1
             lines,
             vec!["ha.cf:1", "ha.cf:2", "ha.cf:3", "ha.cf:4", "ha.cf:6", "ha.cf:7"]
         );
+    }
+
+    #[test]
+    fn stonith_host_and_watchdog() {
+        let h = ok("stonith_host * fence_hbd_lab lab=x\n\
+                    stonith_host a external/ipmi b 192.0.2.12 admin pw lanplus\n\
+                    watchdog /dev/watchdog\n");
+        assert_eq!(h.stonith_hosts.len(), 2);
+        assert_eq!(h.stonith_hosts[0].0.agent, "fence_hbd_lab");
+        assert_eq!(h.stonith_hosts[0].1.line, 3);
+        assert_eq!(h.stonith_hosts[1].0.agent, "fence_ipmilan");
+        assert_eq!(h.stonith_hosts[1].0.from.as_deref(), Some("a"));
+        let (dev, at) = h.watchdog.unwrap();
+        assert_eq!(dev, PathBuf::from("/dev/watchdog"));
+        assert_eq!(at.line, 5);
+        assert_eq!(ok("").watchdog, None);
+        let w = warns("stonith_host * fence_hbd_no_such_agent a=b\n");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with(
+            "ha.cf:3: stonith_host: `fence_hbd_no_such_agent` not found (PATH, /usr/sbin, \
+             hbd's resources/fence): install fence-agents"
+        ));
+
+        assert_eq!(
+            one_err("stonith_host * external/ssh a b\n"),
+            "ha.cf:3: stonith_host: `external/ssh`: ssh is not fencing: a hung or cut-off \
+             node does not answer ssh, which is exactly when fencing is needed; use a power \
+             or management-board agent (fence_ipmilan, fence_apc_snmp, fence_virsh...) or \
+             the `watchdog` directive"
+        );
+        assert_eq!(
+            one_err("stonith_host c fence_x a=b\n"),
+            "ha.cf:3: stonith_host: `c` is not a node (node lines: a b)"
+        );
+        assert_eq!(
+            one_err("stonith_host a external/ipmi z 192.0.2.1 u p\n"),
+            "ha.cf:3: stonith_host: `z` is not a node (node lines: a b)"
+        );
+        assert!(one_err("stonith /etc/ha.d/stonith.cfg\n").starts_with(
+            "ha.cf:3: stonith: heartbeat's device-file form is not supported: \
+                          write the device on a `stonith_host` line"
+        ));
+        assert_eq!(
+            one_err("watchdog dev/watchdog\n"),
+            "ha.cf:3: watchdog: `dev/watchdog`: must be an absolute path"
+        );
+        assert!(one_err("watchdog /dev/a\nwatchdog /dev/b\n")
+            .starts_with("ha.cf:4: watchdog: given twice"));
+        // Exit 2 follows from any error (config::load); the full load is
+        // tested in tests/config.rs.
     }
 }

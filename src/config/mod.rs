@@ -16,13 +16,14 @@ mod time;
 pub use authkeys::{parse as parse_authkeys, MAX_KEY_ID, PLACEHOLDER_SECRET};
 pub use cluster_toml::{
     parse as parse_cluster_toml, AgentsSection, CheckToml, ClusterSection, ClusterToml,
-    ControlSection, GateResolved, GateToml, JobToml, NotifySection, ResourceOptionsToml,
-    V3ChecksumToml, VrrpSection, DEFAULT_GATE_INTERVAL, DEFAULT_GATE_TIMEOUT, MAX_CLUSTER_NAME,
+    ControlSection, FenceAction, GateResolved, GateToml, JobToml, NotifySection,
+    ResourceOptionsToml, V3ChecksumToml, VrrpSection, DEFAULT_GATE_INTERVAL, DEFAULT_GATE_TIMEOUT,
+    MAX_CLUSTER_NAME,
 };
 pub use hacf::{
-    parse as parse_ha_cf, syslog_facility_code, AutoFailback, HaCf, Medium, MediumKind, PingGroup,
-    Respawn, DEFAULT_DEADTIME, DEFAULT_HOPFUDGE, DEFAULT_KEEPALIVE, DEFAULT_UDPPORT, MAX_NODE_NAME,
-    SYSLOG_FACILITIES,
+    parse as parse_ha_cf, syslog_facility_code, AutoFailback, BuiltinHelper, HaCf, Medium,
+    MediumKind, PingGroup, Respawn, DEFAULT_DEADTIME, DEFAULT_HOPFUDGE, DEFAULT_KEEPALIVE,
+    DEFAULT_UDPPORT, MAX_NODE_NAME, SYSLOG_FACILITIES,
 };
 pub use haresources::{parse as parse_haresources, Haresources, ResourceGroupLine};
 pub use time::{format_duration, parse_duration};
@@ -125,10 +126,70 @@ pub struct Config {
     pub drbd: Option<crate::disk::conf::DrbdConf>,
     /// `CONFIG_DIR/keepalived.conf`, when present (VRRP mode).
     pub keepalived: Option<crate::vrrp::conf::KeepalivedConf>,
+    /// cluster.toml `[quorum]`, resolved.
+    pub quorum: QuorumSettings,
+    /// cluster.toml `[tiebreaker]` (and ha.cf's `respawn ... ipfail`), resolved.
+    pub tiebreaker: TiebreakerSettings,
+    /// cluster.toml `[groups] failure_timeout`; `None`: only `hbctl clear`.
+    pub failure_timeout: Option<std::time::Duration>,
+    /// cluster.toml `[fencing]`, resolved (the fence agents are ha.cf's
+    /// `stonith_host` lines).
+    pub fencing: FencingSettings,
+    /// ha.cf has `respawn ... dopd`: drbd.conf's `fence-peer` handler is the
+    /// built-in peer outdater.
+    pub builtin_outdater: bool,
+    /// This process is the quorum witness (`hbd --witness`): `node` is
+    /// `quorum.witness`, not an ha.cf node.
+    pub is_witness: bool,
     /// No `ha.cf`, only `keepalived.conf`: VRRP mode alone, no membership;
     /// `ha` holds heartbeat's defaults and `authkeys` no key.
     pub vrrp_only: bool,
     pub warnings: Vec<ConfigWarning>,
+}
+
+/// cluster.toml `[quorum]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuorumSettings {
+    /// The witness's node name; `None`: no quorum protection (heartbeat's
+    /// behaviour).
+    pub witness: Option<String>,
+    /// votequorum's wait_for_all (only with a witness; default true).
+    pub wait_for_all: bool,
+}
+
+/// The ping tiebreaker (heartbeat's ipfail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TiebreakerSettings {
+    /// On: groups follow the node that reaches more ping nodes.
+    pub ping: bool,
+    /// The count of reached ping nodes counts once unchanged this long.
+    pub settle: std::time::Duration,
+}
+
+/// cluster.toml `[fencing]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FencingSettings {
+    pub action: FenceAction,
+    /// A fence agent still running after this long failed.
+    pub timeout: std::time::Duration,
+}
+
+/// `[groups] failure_timeout` default (Pacemaker has none; 60 s lets a
+/// transient failure heal without an operator).
+pub const DEFAULT_FAILURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// `[fencing] timeout` default.
+pub const DEFAULT_FENCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Config {
+    /// The members of the heartbeat membership: ha.cf's nodes, and the
+    /// witness, which exchanges keepalives too.
+    pub fn members(&self) -> Vec<String> {
+        let mut v = self.ha.nodes.clone();
+        if let Some(w) = &self.quorum.witness {
+            v.push(w.clone());
+        }
+        v
+    }
 }
 
 /// One service check.
@@ -269,6 +330,7 @@ fn report_fits(
                     }),
                     pref: Pref::Want(u32::MAX),
                     unhealthy: true,
+                    served: u64::MAX,
                 })
                 .collect(),
             marks: jobs
@@ -279,15 +341,19 @@ fn report_fits(
                 })
                 .collect(),
             no: u64::MAX,
+            // Every member, the witness too.
             heard: ha
                 .nodes
                 .iter()
+                .chain(cluster.quorum.witness.iter())
                 .map(|_| crate::wire::Heard {
                     node: longest.clone(),
                     incarnation: u64::MAX,
                     no: u64::MAX,
                 })
                 .collect(),
+            witness: true,
+            ping: Some(u16::MAX),
         }),
     };
     match crate::wire::encode(&msg, keys) {
@@ -793,6 +859,210 @@ fn read(path: &Path, required: &str, errors: &mut Vec<ConfigError>) -> Option<St
 /// Like [`load`], but returns the warnings too, and every error and warning
 /// even when the configuration is invalid.
 pub fn check(dir: &Path, node: &str) -> Report {
+    check_as(dir, node, false)
+}
+
+/// [`load`] for the quorum witness (`hbd --witness`): the same files, and
+/// `node` must be cluster.toml's `[quorum] witness` instead of an ha.cf node.
+pub fn load_witness(dir: &Path, node: &str) -> Result<Config, ConfigErrors> {
+    let report = check_witness(dir, node);
+    match report.config {
+        Some(c) => Ok(c),
+        None => Err(ConfigErrors(report.errors)),
+    }
+}
+
+/// [`check`] for the quorum witness.
+pub fn check_witness(dir: &Path, node: &str) -> Report {
+    check_as(dir, node, true)
+}
+
+/// The `[quorum]`, `[tiebreaker]`, `[groups]` and `[fencing]` settings
+/// against ha.cf (and, for the witness, this node's name).
+struct SplitBrain {
+    quorum: QuorumSettings,
+    tiebreaker: TiebreakerSettings,
+    failure_timeout: Option<std::time::Duration>,
+    fencing: FencingSettings,
+    builtin_outdater: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resolve_split_brain(
+    cluster: &ClusterToml,
+    ha: Option<&HaCf>,
+    toml: Option<(&Path, &str)>,
+    node: &str,
+    is_witness: bool,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> SplitBrain {
+    let (toml_path, toml_text) = toml.unwrap_or((Path::new("cluster.toml"), ""));
+    let at = |table: &str, key: &str| cluster_toml::find_key_line(toml_text, table, key);
+    let line_err = |table: &str, key: &str, message: String| ConfigError::Line {
+        file: toml_path.to_path_buf(),
+        line: at(table, key),
+        key: format!("{table}.{key}"),
+        message,
+    };
+    let dur = |v: &Option<String>| v.as_deref().and_then(|t| parse_duration(t).ok());
+    let nodes: &[String] = ha.map_or(&[], |h| &h.nodes);
+    let deadtime = ha.map_or(DEFAULT_DEADTIME, |h| h.deadtime);
+    let builtin =
+        |b: BuiltinHelper| ha.and_then(|h| h.respawn.iter().find(|r| r.builtin == Some(b)));
+
+    // [quorum]
+    let witness = cluster.quorum.witness.clone().map(|w| w.to_lowercase());
+    if let Some(w) = &witness {
+        if nodes.contains(w) {
+            errors.push(line_err(
+                "quorum",
+                "witness",
+                format!(
+                    "`{w}` is an ha.cf node: the witness is a third machine running `hbd --witness`, \
+                     not a node of the cluster"
+                ),
+            ));
+        }
+    }
+    if is_witness {
+        match &witness {
+            None => errors.push(ConfigError::File {
+                file: toml_path.to_path_buf(),
+                message: "no `[quorum] witness`: name the witness there to run `hbd --witness`"
+                    .into(),
+            }),
+            Some(w) if w != node => errors.push(line_err(
+                "quorum",
+                "witness",
+                format!(
+                    "the witness is `{w}`, but this witness runs as `{node}` (--node or `uname -n`)"
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    if witness.is_none() && cluster.quorum.wait_for_all.is_some() {
+        warnings.push(ConfigWarning {
+            file: toml_path.to_path_buf(),
+            line: at("quorum", "wait_for_all"),
+            key: "quorum.wait_for_all".into(),
+            message: "no effect without `witness`".into(),
+        });
+    }
+    let quorum = QuorumSettings {
+        wait_for_all: witness.is_some() && cluster.quorum.wait_for_all.unwrap_or(true),
+        witness,
+    };
+
+    // [tiebreaker]
+    let has_ping = ha.is_some_and(|h| !h.ping.is_empty() || !h.ping_groups.is_empty());
+    let ipfail = builtin(BuiltinHelper::Ipfail);
+    if let Some(r) = ipfail {
+        if !has_ping {
+            warnings.push(ConfigWarning {
+                file: r.at.file.clone(),
+                line: r.at.line,
+                key: "respawn".into(),
+                message:
+                    "ipfail is built into hbd (the ping tiebreaker), but there are no `ping` or \
+                          `ping_group` nodes: it does nothing"
+                        .into(),
+            });
+        } else if cluster.tiebreaker.ping == Some(false) {
+            warnings.push(ConfigWarning {
+                file: r.at.file.clone(),
+                line: r.at.line,
+                key: "respawn".into(),
+                message:
+                    "ipfail: the ping tiebreaker is off (cluster.toml `[tiebreaker] ping = false`)"
+                        .into(),
+            });
+        }
+    }
+    if cluster.tiebreaker.ping == Some(true) && !has_ping && ha.is_some() {
+        errors.push(line_err(
+            "tiebreaker",
+            "ping",
+            "no `ping` or `ping_group` nodes in ha.cf: the tiebreaker needs addresses to \
+             reach (a router both nodes use)"
+                .into(),
+        ));
+    }
+    let tiebreaker = TiebreakerSettings {
+        ping: has_ping && cluster.tiebreaker.ping.unwrap_or(true),
+        settle: dur(&cluster.tiebreaker.settle).unwrap_or(deadtime),
+    };
+
+    // [groups]
+    let failure_timeout = match dur(&cluster.groups.failure_timeout) {
+        None => Some(DEFAULT_FAILURE_TIMEOUT),
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+    };
+    let fencing = FencingSettings {
+        action: cluster.fencing.action.unwrap_or_default(),
+        timeout: dur(&cluster.fencing.timeout).unwrap_or(DEFAULT_FENCE_TIMEOUT),
+    };
+    SplitBrain {
+        quorum,
+        tiebreaker,
+        failure_timeout,
+        fencing,
+        builtin_outdater: builtin(BuiltinHelper::Dopd).is_some(),
+    }
+}
+
+/// `hbctl check`'s safe-defaults warning: a two-node cluster with a
+/// replicated disk in its groups and nothing that keeps a partition from
+/// running the group on both nodes (issue 13: the seeds' "both masters
+/// active").
+fn unprotected_warning(
+    ha: &HaCf,
+    groups: &[GroupConfig],
+    drbd: Option<&crate::disk::conf::DrbdConf>,
+    sb: &SplitBrain,
+    fencing_configured: bool,
+) -> Option<ConfigWarning> {
+    use crate::disk::conf::Fencing;
+    if ha.nodes.len() != 2 {
+        return None;
+    }
+    let disk = groups.iter().flat_map(|g| {
+        g.resources
+            .iter()
+            .filter(|r| matches!(r.kind, crate::agents::AgentKind::Drbddisk(_)))
+            .map(move |r| (g, r))
+    });
+    let (group, _) = disk.clone().next()?;
+    let resource_fencing = drbd.is_some_and(|d| {
+        d.resources.iter().all(|r| {
+            r.fencing != Fencing::DontCare
+                && (r.handlers.contains_key("fence-peer") || sb.builtin_outdater)
+        }) && !d.resources.is_empty()
+    });
+    if resource_fencing || sb.tiebreaker.ping || sb.quorum.witness.is_some() || fencing_configured {
+        return None;
+    }
+    Some(ConfigWarning {
+        file: group.at.file.clone(),
+        line: group.at.line,
+        key: group.id.clone(),
+        message: "two nodes share a replicated disk with no split-brain protection: a partition \
+                  can run this group on both nodes, and one side's writes are discarded later. Add \
+                  one or more of: drbd.conf `fencing resource-only` with the built-in outdater, \
+                  ha.cf `ping` nodes (the ping tiebreaker), a cluster.toml `[quorum] witness`, \
+                  ha.cf `stonith_host` (see docs/CONFIG.md, Split-brain avoidance)"
+            .into(),
+    })
+}
+
+/// Whether ha.cf configures fence agents (`stonith_host` lines).
+pub fn fencing_configured(ha: &HaCf) -> bool {
+    !ha.stonith_hosts.is_empty()
+}
+
+fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
 
@@ -900,7 +1170,7 @@ pub fn check(dir: &Path, node: &str) -> Report {
     // configuration!"); names compare ignoring case, as heartbeat lowercases them.
     let node = node.to_lowercase();
     if let Some((ha, Some(first_node_line))) = &ha {
-        if !ha.nodes.contains(&node) {
+        if !is_witness && !ha.nodes.contains(&node) {
             errors.push(ConfigError::Line {
                 file: hacf_path.clone(),
                 line: *first_node_line,
@@ -925,7 +1195,13 @@ pub fn check(dir: &Path, node: &str) -> Report {
         })
         .unwrap_or_default();
 
-    let groups = resolve_groups(dir, &haresources, &cluster, &mut errors);
+    // The witness runs no resource: their agents (init scripts, OCF agents)
+    // need not be installed on its machine, and the nodes check them.
+    let groups = if is_witness {
+        resolve_groups(dir, &haresources, &cluster, &mut Vec::new())
+    } else {
+        resolve_groups(dir, &haresources, &cluster, &mut errors)
+    };
     let (checks, jobs, notify) = resolve_monitoring(
         &groups,
         &cluster,
@@ -944,7 +1220,7 @@ pub fn check(dir: &Path, node: &str) -> Report {
         errors.append(&mut e);
         warnings.append(&mut w);
         for r in &c.resources {
-            if r.hosts.len() == 2 && r.host(&node).is_none() {
+            if !is_witness && r.hosts.len() == 2 && r.host(&node).is_none() {
                 errors.push(ConfigError::Line {
                     file: r.at.file.clone(),
                     line: r.at.line,
@@ -962,6 +1238,24 @@ pub fn check(dir: &Path, node: &str) -> Report {
         }
         c
     });
+    let split_brain = resolve_split_brain(
+        &cluster,
+        ha.as_ref().map(|(h, _)| h),
+        toml_text.as_deref().map(|t| (toml_path.as_path(), t)),
+        &node,
+        is_witness,
+        &mut errors,
+        &mut warnings,
+    );
+    if let Some((ha, _)) = &ha {
+        warnings.extend(unprotected_warning(
+            ha,
+            &groups,
+            drbd.as_ref(),
+            &split_brain,
+            fencing_configured(ha),
+        ));
+    }
     if let (Some((ha, _)), Some(keys), Some(last)) = (&ha, &authkeys, groups.last()) {
         if let Some(e) = report_fits(&groups, &jobs, ha, keys, &cluster, last) {
             errors.push(e);
@@ -996,6 +1290,12 @@ pub fn check(dir: &Path, node: &str) -> Report {
             drbd,
             keepalived,
             vrrp_only,
+            quorum: split_brain.quorum,
+            tiebreaker: split_brain.tiebreaker,
+            failure_timeout: split_brain.failure_timeout,
+            fencing: split_brain.fencing,
+            builtin_outdater: split_brain.builtin_outdater,
+            is_witness,
             warnings: warnings.clone(),
         }),
         _ => None,
@@ -1188,10 +1488,180 @@ mod tests {
             crate::agents::AgentKind::Drbddisk(_)
         ));
         assert_eq!(c.cluster, ClusterToml::default());
-        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        // hopfudge, and a two-node drbddisk group with no split-brain
+        // protection (issue 13's safe defaults).
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
         assert_eq!(c.warnings[0].key, "hopfudge");
+        assert!(c.warnings[1].message.contains("no split-brain protection"));
+        assert_eq!(c.quorum, QuorumSettings::default());
+        assert!(!c.tiebreaker.ping);
+        assert_eq!(c.tiebreaker.settle, c.ha.deadtime);
+        assert_eq!(c.failure_timeout, Some(DEFAULT_FAILURE_TIMEOUT));
+        assert_eq!(c.fencing.action, FenceAction::Reboot);
+        assert!(!c.builtin_outdater && !c.is_witness);
         // Node names compare ignoring case, as in heartbeat.
         assert_eq!(load(d.path(), "L1").unwrap().node, "l1");
+    }
+
+    fn warnings(dir: &Path, node: &str) -> Vec<String> {
+        check(dir, node)
+            .warnings
+            .iter()
+            .map(|e| e.to_string().replace(&format!("{}/", dir.display()), ""))
+            .collect()
+    }
+
+    #[test]
+    fn quorum_witness() {
+        let d = seed_dir();
+        write(
+            d.path(),
+            "cluster.toml",
+            "[cluster]\nname = \"c\"\n\n[quorum]\nwitness = \"W1\"\n",
+            0o644,
+        );
+        let c = load(d.path(), "l0").unwrap();
+        assert_eq!(c.quorum.witness.as_deref(), Some("w1"));
+        assert!(c.quorum.wait_for_all, "default with a witness");
+        assert_eq!(c.members(), ["l0", "l1", "w1"]);
+        // A witness is protection: no safe-defaults warning.
+        assert!(
+            !warnings(d.path(), "l0")
+                .iter()
+                .any(|w| w.contains("split-brain")),
+            "{:?}",
+            warnings(d.path(), "l0")
+        );
+        // The witness itself: same files, its own name, and the agents
+        // need not be installed on its machine.
+        let scripts = d.path().join("resource.d");
+        std::fs::rename(&scripts, d.path().join("elsewhere")).unwrap();
+        let w = load_witness(d.path(), "w1").unwrap();
+        assert_eq!(w.groups.len(), 1);
+        std::fs::rename(d.path().join("elsewhere"), &scripts).unwrap();
+        assert!(w.is_witness);
+        assert_eq!(w.node, "w1");
+        assert_eq!(
+            errors_witness(d.path(), "w2"),
+            [
+                "cluster.toml:5: quorum.witness: the witness is `w1`, but this witness runs as \
+              `w2` (--node or `uname -n`)"
+            ]
+        );
+        // A node cannot start as the witness, nor the witness as a node.
+        assert!(load_witness(d.path(), "l0").is_err());
+        assert!(errors(d.path(), "w1")[0].contains("this node `w1` is not in the node list"));
+        // The witness must not be an ha.cf node.
+        write(
+            d.path(),
+            "cluster.toml",
+            "[quorum]\nwitness = \"l1\"\n",
+            0o644,
+        );
+        assert_eq!(
+            errors(d.path(), "l0"),
+            [
+                "cluster.toml:2: quorum.witness: `l1` is an ha.cf node: the witness is a third \
+              machine running `hbd --witness`, not a node of the cluster"
+            ]
+        );
+        // No witness configured.
+        write(
+            d.path(),
+            "cluster.toml",
+            "[quorum]\nwait_for_all = false\n",
+            0o644,
+        );
+        assert_eq!(
+            errors_witness(d.path(), "w1"),
+            ["cluster.toml: no `[quorum] witness`: name the witness there to run `hbd --witness`"]
+        );
+        assert!(warnings(d.path(), "l0")
+            .contains(&"cluster.toml:2: quorum.wait_for_all: no effect without `witness`".into()));
+        write(
+            d.path(),
+            "cluster.toml",
+            "[quorum]\nwitness = \"w1\"\nwait_for_all = false\n",
+            0o644,
+        );
+        assert!(!load(d.path(), "l0").unwrap().quorum.wait_for_all);
+    }
+
+    fn errors_witness(dir: &Path, node: &str) -> Vec<String> {
+        load_witness(dir, node)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.to_string().replace(&format!("{}/", dir.display()), ""))
+            .collect()
+    }
+
+    #[test]
+    fn tiebreaker_and_builtin_helpers() {
+        let d = seed_dir();
+        // ping nodes turn the tiebreaker on; settle defaults to deadtime.
+        let ha = format!("{SEED_002_HA_CF}ping 192.0.2.1\n");
+        write(d.path(), "ha.cf", &ha, 0o644);
+        let c = load(d.path(), "l0").unwrap();
+        assert!(c.tiebreaker.ping);
+        assert_eq!(c.tiebreaker.settle, std::time::Duration::from_secs(3));
+        assert!(!warnings(d.path(), "l0")
+            .iter()
+            .any(|w| w.contains("split-brain")));
+        write(
+            d.path(),
+            "cluster.toml",
+            "[tiebreaker]\nping = false\n\n[groups]\nfailure_timeout = \"0\"\n",
+            0o644,
+        );
+        let c = load(d.path(), "l0").unwrap();
+        assert!(!c.tiebreaker.ping);
+        assert_eq!(c.failure_timeout, None);
+        // ipfail (not installed here) is accepted, built in, and warns when
+        // the tiebreaker is off.
+        write(
+            d.path(),
+            "ha.cf",
+            &format!("{ha}respawn hacluster /usr/lib/heartbeat/ipfail\n"),
+            0o644,
+        );
+        assert!(warnings(d.path(), "l0").contains(
+            &"ha.cf:12: respawn: ipfail: the ping tiebreaker is off (cluster.toml `[tiebreaker] \
+              ping = false`)"
+                .into()
+        ));
+        // ping = true without ping nodes is an error at its line.
+        write(d.path(), "ha.cf", SEED_002_HA_CF, 0o644);
+        write(
+            d.path(),
+            "cluster.toml",
+            "[tiebreaker]\nsettle = \"2s\"\nping = true\n",
+            0o644,
+        );
+        assert_eq!(
+            errors(d.path(), "l0"),
+            [
+                "cluster.toml:3: tiebreaker.ping: no `ping` or `ping_group` nodes in ha.cf: the \
+              tiebreaker needs addresses to reach (a router both nodes use)"
+            ]
+        );
+        // dopd selects the built-in outdater; ipfail without ping nodes warns.
+        std::fs::remove_file(d.path().join("cluster.toml")).unwrap();
+        write(
+            d.path(),
+            "ha.cf",
+            &format!(
+                "{SEED_002_HA_CF}respawn hacluster /usr/lib/heartbeat/dopd\n\
+                 respawn hacluster /usr/lib/heartbeat/ipfail\n"
+            ),
+            0o644,
+        );
+        let c = load(d.path(), "l0").unwrap();
+        assert!(c.builtin_outdater);
+        assert!(!c.tiebreaker.ping);
+        assert!(warnings(d.path(), "l0")
+            .iter()
+            .any(|w| w.starts_with("ha.cf:12: respawn: ipfail is built into hbd")));
     }
 
     #[test]

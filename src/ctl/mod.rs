@@ -61,6 +61,21 @@ pub enum Request {
     Clear {
         group: String,
     },
+    /// The built-in peer outdater (heartbeat's dopd; asked by a local
+    /// device's `fence-peer` handler): ask the peer's hbd, over every
+    /// heartbeat medium, to mark its copy of `resource` Outdated. Answered
+    /// with [`Response::Outdate`] carrying DRBD's fence-peer exit code.
+    OutdatePeer {
+        resource: String,
+        /// Give up (code 5, peer unreachable) after this long.
+        timeout_ms: u64,
+    },
+    /// Fence `node` now with this node's `stonith_host` devices (the
+    /// operator's stonith_admin --fence); answered with [`Response::Fenced`]
+    /// when an agent succeeded, an error when every one failed.
+    Fence {
+        node: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +94,18 @@ pub enum Response {
     },
     Error {
         kind: ErrorKind,
+        message: String,
+    },
+    /// The outcome of [`Request::OutdatePeer`] as a DRBD 8.4 fence-peer exit
+    /// code: 3 peer's disk is Inconsistent (or older), 4 peer outdated, 5
+    /// peer unreachable, 6 peer is Primary (outdate yourself), 7 peer fenced.
+    Outdate {
+        code: u8,
+        message: String,
+    },
+    /// [`Request::Fence`] succeeded: which agent fenced `node`.
+    Fenced {
+        node: String,
         message: String,
     },
 }
@@ -128,6 +155,49 @@ pub struct Status {
     #[serde(default)]
     pub vrrp: Vec<crate::vrrp::runtime::VrrpStatus>,
     pub counters: Counters,
+    /// Split-brain avoidance as this node sees it: quorum, witness, ping
+    /// tiebreaker, failure timeout. `None` from a daemon that predates it
+    /// (and in VRRP mode).
+    #[serde(default)]
+    pub protection: Option<ProtectionStatus>,
+}
+
+/// Split-brain avoidance in the status document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectionStatus {
+    /// This node is the quorum witness (`hbd --witness`).
+    pub is_witness: bool,
+    /// cluster.toml `[quorum] witness`; it is also listed in `nodes`.
+    pub witness: Option<String>,
+    pub wait_for_all: bool,
+    /// Quorum as the group machine counts it.
+    pub quorum: crate::groups::QuorumView,
+    /// The ping tiebreaker, when on.
+    pub tiebreaker: Option<TiebreakerStatus>,
+    /// `[groups] failure_timeout`; `None`: only `hbctl clear`.
+    pub failure_timeout_ms: Option<u64>,
+    /// ha.cf `stonith_host` lines: nodes are fenced.
+    pub fencing: bool,
+    /// ha.cf `respawn ... dopd`: drbd.conf's fence-peer handler is the
+    /// built-in peer outdater.
+    pub builtin_outdater: bool,
+}
+
+/// The ping tiebreaker in the status document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TiebreakerStatus {
+    pub settle_ms: u64,
+    /// How many ping nodes (ping groups count once) there are.
+    pub ping_nodes: u16,
+    /// How many this node reaches now, and the settled count the group
+    /// machine uses (`None` until a count has held for `settle`).
+    pub reached: u16,
+    pub settled: Option<u16>,
+    /// The settled count of each node as this node knows it (this node's
+    /// own, and the peers' from their reports when the group machine
+    /// shares them).
+    #[serde(default)]
+    pub nodes: BTreeMap<String, u16>,
 }
 
 /// One replicated disk in the status document (`hbctl status --json`).

@@ -68,6 +68,15 @@ pub enum DiskRequest {
     Secondary,
     /// Mark the local data Outdated (`drbdadm outdate`; Secondary only).
     Outdate,
+    /// The peer's fence-peer handler asks (through both hbds: the built-in
+    /// outdater, heartbeat's dopd) to outdate the local data. Refused on a
+    /// Primary (the asker then outdates itself, code 6); done on an
+    /// UpToDate or Consistent disk, also while still connected (the asker
+    /// lost the link already); persistent.
+    OutdateForPeer,
+    /// Thaw I/O frozen by `fencing resource-and-stonith` although the peer
+    /// is not known fenced (`drbdadm resume-io`).
+    ResumeIo,
     /// Online verify against the peer.
     Verify,
     /// Full resync of the local disk from the peer.
@@ -214,6 +223,14 @@ pub struct DiskStatus {
     /// `wfc-timeout` for the peer.
     #[serde(default)]
     pub degr_wfc: bool,
+    /// I/O is frozen (`fencing resource-and-stonith`: the peer was lost
+    /// while Primary and the fence-peer handler has not fenced it yet):
+    /// writes are held, not failed. `hbctl disk resume-io` thaws.
+    #[serde(default)]
+    pub suspended: bool,
+    /// The outcome of the last fence-peer handler, if one ran.
+    #[serde(default)]
+    pub fence_peer: Option<String>,
 }
 
 impl DiskStatus {

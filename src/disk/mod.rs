@@ -17,6 +17,7 @@ pub mod ctl;
 pub mod datapath;
 pub mod device;
 pub mod expose;
+pub mod fence;
 pub mod link;
 pub mod meta;
 pub mod mounts;

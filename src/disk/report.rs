@@ -7,7 +7,7 @@
 //! - [`split_brain_text`]: what each side changed since a split brain.
 
 use super::ctl::{DiskStatus, SplitBrainStatus, SyncStatus};
-use super::state::ConnState;
+use super::state::{ConnState, DiskState};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -56,13 +56,15 @@ fn proc_device(out: &mut String, minor: u32, s: &DiskStatus) {
     let _ = writeln!(
         out,
         // r (running), then aftr_isp, peer_isp, user_isp, susp_fen, susp_nod.
-        "{minor:2}: cs:{} ro:{}/{} ds:{}/{} C r--{}--",
+        "{minor:2}: cs:{} ro:{}/{} ds:{}/{} C {}--{}{}-",
         s.connection,
         s.role,
         s.peer_role,
         s.disk,
         s.peer_disk,
+        if s.suspended { 's' } else { 'r' },
         if user_paused { 'u' } else { '-' },
+        if s.suspended { 'f' } else { '-' },
     );
     let c = &s.counters;
     let _ = writeln!(
@@ -208,7 +210,13 @@ pub fn status_text(s: &DiskStatus) -> String {
     let _ = writeln!(out, "{disk}");
     let peer = if s.peer.is_empty() { "peer" } else { &s.peer };
     if s.connection < ConnState::Connected {
-        let _ = writeln!(out, "  {peer} connection:{}", s.connection);
+        let mut line = format!("  {peer} connection:{}", s.connection);
+        // A peer known Outdated (or Inconsistent) while disconnected: the
+        // fence-peer handler outdated it, promotion needs no handler.
+        if matches!(s.peer_disk, DiskState::Outdated | DiskState::Inconsistent) {
+            let _ = write!(line, " peer-disk:{}", s.peer_disk);
+        }
+        let _ = writeln!(out, "{line}");
     } else {
         let _ = writeln!(out, "  {peer} role:{}", s.peer_role);
         let mut line = format!(
@@ -262,6 +270,17 @@ pub fn status_text(s: &DiskStatus) -> String {
             s.name
         );
     }
+    if s.suspended {
+        let _ = writeln!(
+            out,
+            "  I/O SUSPENDED (fencing resource-and-stonith): writes are held until the peer \
+             is fenced or the link is back (hbctl disk resume-io {} thaws by hand)",
+            s.name
+        );
+    }
+    if let Some(f) = &s.fence_peer {
+        let _ = writeln!(out, "  fence-peer: {f}");
+    }
     if let Some(e) = &s.last_error {
         let _ = writeln!(out, "  last error: {e}");
     }
@@ -304,10 +323,37 @@ pub fn split_brain_text(s: &DiskStatus, sb: &SplitBrainStatus) -> String {
         sb.peer_changes_bytes,
         last(sb.peer_last_write_unix_ms)
     );
+    // The side that served clients wrote more since the split (its
+    // bitmap); on a tie, the side that wrote last.
+    let mine = (sb.my_changes_bytes, sb.my_last_write_unix_ms.unwrap_or(0));
+    let theirs = (
+        sb.peer_changes_bytes,
+        sb.peer_last_write_unix_ms.unwrap_or(0),
+    );
+    let (served, victim, victim_bytes) = if mine >= theirs {
+        (&s.node, &sb.peer, sb.peer_changes_bytes)
+    } else {
+        (&sb.peer, &s.node, sb.my_changes_bytes)
+    };
+    if mine == (0, 0) && theirs == (0, 0) {
+        let _ = writeln!(out, "  served clients: neither side wrote since the split");
+    } else {
+        let _ = writeln!(
+            out,
+            "  served clients: {served} (it changed more since the split{})",
+            if sb.my_changes_bytes == sb.peer_changes_bytes {
+                " or wrote last"
+            } else {
+                ""
+            }
+        );
+    }
     let _ = writeln!(
         out,
-        "  resolve: hbctl split-brain resolve {} --survivor NODE (the other node's changes are discarded)",
-        s.name
+        "  resolve: hbctl split-brain resolve {} --survivor {served} (discards {victim}'s {} ({victim_bytes} bytes, {} blocks of 4KiB) of changes)",
+        s.name,
+        bytes(victim_bytes),
+        victim_bytes.div_ceil(4096),
     );
     out
 }
@@ -316,7 +362,7 @@ pub fn split_brain_text(s: &DiskStatus, sb: &SplitBrainStatus) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::disk::ctl::Counters;
-    use crate::disk::state::{DiskState, Role};
+    use crate::disk::state::Role;
     use std::path::PathBuf;
 
     pub(crate) fn status() -> DiskStatus {
@@ -356,6 +402,8 @@ pub(crate) mod tests {
             last_error: None,
             ever_connected: true,
             degr_wfc: false,
+            suspended: false,
+            fence_peer: None,
         }
     }
 
@@ -513,12 +561,38 @@ pub(crate) mod tests {
             "{t}"
         );
         assert!(t.contains("SPLIT BRAIN detected"), "{t}");
+        assert!(!t.contains("SUSPENDED"), "{t}");
+        let mut f = s.clone();
+        f.peer_disk = DiskState::Outdated;
+        f.suspended = true;
+        f.fence_peer = Some("peer was fenced (outdated) (exit code 4)".into());
+        let t = status_text(&f);
+        assert!(
+            t.contains("  b connection:StandAlone peer-disk:Outdated\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("I/O SUSPENDED") && t.contains("resume-io r0"),
+            "{t}"
+        );
+        assert!(
+            t.contains("fence-peer: peer was fenced (outdated) (exit code 4)"),
+            "{t}"
+        );
+        assert!(proc_lines(&[f]).contains(" C s---f-\n"));
         assert!(t.contains("resolve r0 --survivor NODE"), "{t}");
         let sb = s.split_brain.clone().unwrap();
         let t = split_brain_text(&s, &sb);
         assert!(t.contains("changed 4.0KiB (4096 bytes)"), "{t}");
         assert!(
             t.contains("changed 8.0KiB (8192 bytes), last write unknown"),
+            "{t}"
+        );
+        // The side that wrote more served the clients: it is recommended,
+        // and what the other side loses is named.
+        assert!(t.contains("served clients: b"), "{t}");
+        assert!(
+            t.contains("--survivor b (discards a's 4.0KiB (4096 bytes, 1 blocks of 4KiB)"),
             "{t}"
         );
     }

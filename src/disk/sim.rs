@@ -39,11 +39,24 @@
 //!   nodes: the newest one covered by a completed flush), unless an
 //!   operator discarded it in a split-brain resolution, which is counted.
 //!
+//! With resource-level fencing in the model (drbd.conf `fencing`, a third
+//! of the seeds each: off, resource-only, resource-and-stonith), a
+//! partition cuts the replication link only or the heartbeat media too;
+//! the fence-peer handler is the built-in outdater, which reaches the
+//! peer only over the heartbeat media (answers 4, 6 or 3 from the peer,
+//! 5 when the peer is down or cut off). Then also:
+//! - **an Outdated disk is never promoted** without `--force` (a node the
+//!   handler outdated never serves stale data after its peer died);
+//! - **resource-and-stonith loses no acknowledged write to a failover**:
+//!   unless the heartbeat media were cut too since the last sync point, a
+//!   promoted node holds every acknowledged write (a lone Primary
+//!   acknowledges nothing its peer lacks until the handler fenced it).
+//!
 //! At the end of every schedule the faults stop, the operator resolves any
 //! split brain, and the cluster must reach a sync point.
 //!
 //! A failing seed is printed; `HBD_SIM_SEED=N cargo test --lib disk::sim`
-//! replays it (`HBD_SIM_SEEDS=N` runs seeds 0..N, 300 by default).
+//! replays it (`HBD_SIM_LOG=N`: the last N events, 400 by default) (`HBD_SIM_SEEDS=N` runs seeds 0..N, 300 by default).
 
 use super::conf::OnIoError;
 use super::datapath::{self, IoSite};
@@ -246,6 +259,11 @@ struct Live {
     met_peer: bool,
     /// Writeback: the flush sent to the peer and the AL candidates it covers.
     cooling: Option<(u64, u64, Vec<u64>)>,
+    /// Writes done locally whose acknowledgement waits for frozen I/O to
+    /// thaw (resource-and-stonith).
+    held_acks: Vec<(u64, u64)>,
+    /// The fence-peer handler answers at this time.
+    fence_at: Option<u64>,
 }
 
 struct Node {
@@ -277,7 +295,7 @@ impl Node {
     }
 
     /// Start the device process: attach as `Local::open` does.
-    fn boot(&mut self, id: usize, seed: u64) {
+    fn boot(&mut self, id: usize, seed: u64, fencing: Fencing) {
         let mut bitmap = self.meta.bitmap.clone();
         for &e in &self.meta.al {
             bitmap.set_range(e * AL_EXTENT, AL_EXTENT);
@@ -287,7 +305,11 @@ impl Node {
         let disk = if !self.meta.consistent {
             DiskState::Inconsistent
         } else if self.meta.was_up_to_date {
-            DiskState::UpToDate
+            if fencing == Fencing::Off || self.meta.peer_outdated {
+                DiskState::UpToDate
+            } else {
+                DiskState::Consistent
+            }
         } else {
             DiskState::Outdated
         };
@@ -296,10 +318,13 @@ impl Node {
             disk,
             bits_set: bitmap.count(),
             crashed_primary: self.meta.crashed_primary,
+            peer_outdated: self.meta.peer_outdated,
         };
         let cfg = ResourceConfig {
             i_am_lower_id: id == 0,
             seed,
+            fencing: fencing != Fencing::Off,
+            stonith: fencing == Fencing::Stonith,
             ..ResourceConfig::default()
         };
         let mut sm = Resource::new(cfg, Some(attached));
@@ -323,6 +348,8 @@ impl Node {
             verify: None,
             met_peer: false,
             cooling: None,
+            held_acks: Vec::new(),
+            fence_at: None,
         });
     }
 }
@@ -374,10 +401,27 @@ pub enum Bug {
     /// Finding 5, the other way out: a write evicts a hot extent whose
     /// writes the peer has not flushed.
     EvictUnflushed,
+    /// Issue 13: resource-and-stonith that does not hold writes (acks
+    /// what the peer lacks while the handler runs, as resource-only).
+    AckWhileFrozen,
+}
+
+/// drbd.conf `fencing` of the simulated pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fencing {
+    Off,
+    ResourceOnly,
+    Stonith,
 }
 
 struct Sim {
     rng: Rng,
+    fencing: Fencing,
+    /// The partition cuts the heartbeat media too (the built-in outdater
+    /// cannot reach the peer).
+    hb_cut: bool,
+    /// A full partition happened since the last sync point.
+    full_cut_seen: bool,
     now: u64,
     nodes: [Node; 2],
     conn: Option<Conn>,
@@ -411,12 +455,29 @@ pub struct Stats {
     pub io_errors: u64,
     pub create_md: u64,
     pub ko_drops: u64,
+    /// Fence-peer handler runs, and of those the peer outdated (code 4).
+    pub fence_runs: u64,
+    pub peers_outdated: u64,
+    /// Promotions refused because the local disk was Outdated.
+    pub outdated_refusals: u64,
 }
 
 impl Sim {
     fn new(seed: u64, bug: Bug) -> Sim {
+        let fencing = match if std::env::var("HBD_SIM_NOFENCE").is_ok() {
+            0
+        } else {
+            seed % 3
+        } {
+            0 => Fencing::Off,
+            1 => Fencing::ResourceOnly,
+            _ => Fencing::Stonith,
+        };
         let mut s = Sim {
             rng: Rng::new(seed),
+            fencing,
+            hb_cut: false,
+            full_cut_seen: false,
             now: 0,
             nodes: [Node::new(), Node::new()],
             conn: None,
@@ -434,13 +495,13 @@ impl Sim {
         };
         for i in 0..2 {
             let seed = s.rng.below(u64::MAX);
-            s.nodes[i].boot(i, seed);
+            s.nodes[i].boot(i, seed, fencing);
         }
         s
     }
 
     fn note(&mut self, msg: String) {
-        if self.log.len() >= 400 {
+        if self.log.len() >= log_lines() {
             self.log.pop_front();
         }
         self.log.push_back(format!("t={} {msg}", self.now));
@@ -518,10 +579,85 @@ impl Sim {
                         self.finish_exchange(i);
                     }
                     Output::Event(e) => self.on_event(i, e),
+                    Output::FencePeer => {
+                        let at = self.now + 1 + self.rng.below(30);
+                        self.nodes[i].live.as_mut().expect("up").fence_at = Some(at);
+                    }
                 }
             }
         }
         self.sync_flags(i);
+    }
+
+    /// The built-in outdater of node `i`: over the heartbeat media (cut in
+    /// a full partition) the peer's device outdates itself unless Primary.
+    fn fence_peer_code(&mut self, i: usize) -> u8 {
+        let j = 1 - i;
+        if self.hb_cut || !self.up(j) {
+            return 5;
+        }
+        let sm = self.sm(j).expect("up");
+        if sm.role() == Role::Primary {
+            return 6;
+        }
+        if sm.conn() >= ConnState::Connected {
+            // device.rs `outdate_for_peer` waits (bounded) for its side of
+            // the link to break; a live link (reconnected) answers 5.
+            return if self.conn.as_ref().is_some_and(|c| c.broken) {
+                0
+            } else {
+                5
+            };
+        }
+        match sm.disk() {
+            DiskState::Outdated => 4,
+            DiskState::Consistent | DiskState::UpToDate => {
+                let _ = self.input(j, Input::Outdate);
+                self.note(format!("n{j} outdated by its peer's fence-peer handler"));
+                4
+            }
+            _ => 3,
+        }
+    }
+
+    fn fence_peer_done(&mut self, i: usize) {
+        let code = self.fence_peer_code(i);
+        if code == 0 {
+            // The peer has not noticed the broken link yet: ask again soon.
+            let at = self.now + 1 + self.rng.below(10);
+            if let Some(l) = self.nodes[i].live.as_mut() {
+                l.fence_at = Some(at);
+            }
+            return;
+        }
+        self.note(format!("n{i} fence-peer handler returned {code}"));
+        self.stats.fence_runs += 1;
+        if code == 4 {
+            self.stats.peers_outdated += 1;
+        }
+        if let Some(l) = self.nodes[i].live.as_mut() {
+            l.fence_at = None;
+        }
+        let _ = self.input(i, Input::FencePeerDone { code: Some(code) });
+    }
+
+    /// Handler answers that are due, and acknowledgements thawed I/O lets go.
+    fn fence_driver(&mut self, i: usize) {
+        let due = self.nodes[i]
+            .live
+            .as_ref()
+            .and_then(|l| l.fence_at)
+            .is_some_and(|t| t <= self.now);
+        if due {
+            self.fence_peer_done(i);
+        }
+        let thawed = self.sm(i).is_some_and(|sm| !sm.suspended());
+        if thawed {
+            let held = std::mem::take(&mut self.nodes[i].live.as_mut().expect("up").held_acks);
+            for (b, v) in held {
+                self.complete_write(i, b, v);
+            }
+        }
     }
 
     fn on_event(&mut self, i: usize, e: Event) {
@@ -581,7 +717,7 @@ impl Sim {
             disk,
             DiskState::Outdated | DiskState::Consistent | DiskState::UpToDate
         );
-        m.was_up_to_date = disk == DiskState::UpToDate;
+        m.was_up_to_date = matches!(disk, DiskState::UpToDate | DiskState::Consistent);
         m.crashed_primary = l.sm.params().crashed_primary || role == Role::Primary;
         m.peer_outdated = peer_disk == DiskState::Outdated;
         m.uuids = l.sm.uuids();
@@ -680,20 +816,33 @@ impl Sim {
         for (_, b) in tl {
             self.mark(i, b);
         }
-        for (_, p) in pending {
-            match p {
-                Pending::Write { b, v } => {
-                    self.mark(i, b);
-                    self.complete_write(i, b, v);
-                }
-                Pending::Flush { acked_before } => self.complete_flush(acked_before),
+        for p in pending.values() {
+            if let Pending::Write { b, .. } = p {
+                self.mark(i, *b);
             }
         }
+        // device.rs `link_lost`: the machine learns of the loss before the
+        // writers are answered, so under resource-and-stonith they are held.
         if self
             .sm(i)
             .is_some_and(|sm| sm.conn() > ConnState::WFConnection)
         {
             let _ = self.input(i, Input::TransportLost);
+        }
+        for p in pending.into_values() {
+            match p {
+                Pending::Write { b, v } => {
+                    if self.sm(i).is_some_and(|sm| sm.suspended())
+                        && self.bug != Bug::AckWhileFrozen
+                    {
+                        let l = self.nodes[i].live.as_mut().expect("up");
+                        l.held_acks.push((b, v));
+                    } else {
+                        self.complete_write(i, b, v);
+                    }
+                }
+                Pending::Flush { acked_before } => self.complete_flush(acked_before),
+            }
         }
     }
 
@@ -1121,7 +1270,8 @@ impl Sim {
     }
 
     fn app_write(&mut self, i: usize) {
-        if self.frozen(i) {
+        let frozen_io = self.bug != Bug::AckWhileFrozen;
+        if self.frozen(i) || (frozen_io && self.sm(i).is_some_and(|sm| sm.suspended())) {
             return;
         }
         let blocks: Vec<u64> = app_blocks()
@@ -1317,6 +1467,9 @@ impl Sim {
                     self.oracle.inflight.remove(b);
                 }
             }
+            for (b, _) in &l.held_acks {
+                self.oracle.inflight.remove(b);
+            }
         }
         self.nodes[i].store.power_loss();
     }
@@ -1339,8 +1492,17 @@ impl Sim {
         if self.cut {
             return;
         }
-        self.note("partition".into());
         self.cut = true;
+        self.hb_cut = self.rng.chance(500);
+        self.full_cut_seen |= self.hb_cut;
+        self.note(format!(
+            "partition ({})",
+            if self.hb_cut {
+                "full"
+            } else {
+                "replication link only"
+            }
+        ));
         if let Some(c) = self.conn.as_mut().filter(|c| !c.broken) {
             c.broken = true;
             for q in c.q.iter_mut() {
@@ -1359,7 +1521,8 @@ impl Sim {
         }
         self.note(format!("n{i} boots"));
         let seed = self.rng.below(u64::MAX);
-        self.nodes[i].boot(i, seed);
+        let fencing = self.fencing;
+        self.nodes[i].boot(i, seed, fencing);
         self.sync_flags(i);
     }
 
@@ -1390,11 +1553,40 @@ impl Sim {
             // closes with a cluster-wide state change: not modelled here).
             return;
         }
+        // device.rs `promote`: fencing, the peer not known Outdated: the
+        // fence-peer handler first (drbd_set_role).
+        if l.sm.promotion_needs_fencing()
+            && matches!(l.sm.disk(), DiskState::UpToDate | DiskState::Consistent)
+        {
+            self.fence_peer_done(i);
+        }
+        let Some(l) = self.nodes[i].live.as_ref() else {
+            return;
+        };
         let disk_before = l.sm.disk();
+        let meta_before = self.nodes[i].meta.clone();
         match self.input(i, Input::Promote { force: false }) {
             Ok(()) => {
-                if disk_before != DiskState::UpToDate {
+                // Consistent data becomes UpToDate once the handler
+                // outdated the peer (sanitize_state); Outdated never.
+                let consistent_fenced =
+                    disk_before == DiskState::Consistent && self.fencing != Fencing::Off;
+                if disk_before != DiskState::UpToDate && !consistent_fenced {
                     self.fail(&format!("n{i} promoted {disk_before} data without --force"));
+                }
+                if meta_before.consistent && !meta_before.was_up_to_date {
+                    self.fail(&format!("n{i} promoted data its metadata says is Outdated"));
+                }
+                if self.fencing == Fencing::Stonith && !self.full_cut_seen {
+                    for b in app_blocks() {
+                        let a = self.oracle.acked.get(&b).copied().unwrap_or(0);
+                        let v = self.nodes[i].store.read(b);
+                        if v < a && !self.rotten(i, b) {
+                            self.fail(&format!(
+                                "resource-and-stonith: n{i} promoted without acknowledged write v{a} of block {b} (holds v{v})"
+                            ));
+                        }
+                    }
                 }
                 for (&b, &a) in &self.oracle.promise[i] {
                     let v = self.nodes[i].store.read(b);
@@ -1406,15 +1598,23 @@ impl Sim {
                 }
                 self.note(format!("n{i} promoted"));
             }
-            Err(e) => self.note(format!("n{i} promote refused: {e}")),
+            Err(e) => {
+                if e == "local disk Outdated" {
+                    self.stats.outdated_refusals += 1;
+                }
+                self.note(format!("n{i} promote refused: {e}"))
+            }
         }
     }
 
     fn demote(&mut self, i: usize) {
+        // Writes held by frozen I/O keep the device open (device.rs
+        // `demote` waits for its release).
         let busy = self.nodes[i].live.as_ref().is_some_and(|l| {
-            l.pending
-                .values()
-                .any(|p| matches!(p, Pending::Write { .. }))
+            !l.held_acks.is_empty()
+                || l.pending
+                    .values()
+                    .any(|p| matches!(p, Pending::Write { .. }))
         });
         if busy || self.sm(i).is_none_or(|sm| sm.role() != Role::Primary) {
             return;
@@ -1453,16 +1653,15 @@ impl Sim {
             return;
         }
         let primary = (0..2).find(|&i| self.sm(i).is_some_and(|sm| sm.role() == Role::Primary));
-        let up_to_date: Vec<usize> = (0..2)
-            .filter(|&i| {
-                self.sm(i)
-                    .is_some_and(|sm| sm.disk() == DiskState::UpToDate)
-            })
-            .collect();
-        let survivor = match (primary, up_to_date.as_slice()) {
-            (Some(p), _) => p,
-            (None, [only]) => *only,
-            _ => self.rng.below(2) as usize,
+        // The better data survives: UpToDate, else Consistent (attached
+        // under `fencing`, peer unknown), else Outdated, never Inconsistent
+        // over one of those.
+        let disk = |i: usize| self.sm(i).map_or(DiskState::Diskless, |sm| sm.disk());
+        let survivor = match primary {
+            Some(p) => p,
+            None if disk(0) > disk(1) => 0,
+            None if disk(1) > disk(0) => 1,
+            None => self.rng.below(2) as usize,
         };
         let victim = 1 - survivor;
         if self.nodes[victim]
@@ -1617,6 +1816,7 @@ impl Sim {
 
     fn check_sync_point(&mut self) {
         self.stats.sync_points += 1;
+        self.full_cut_seen = self.hb_cut;
         for b in app_blocks() {
             let rotten = |i: usize| self.rotten(i, b);
             let (a, c) = (self.nodes[0].store.read(b), self.nodes[1].store.read(b));
@@ -1690,6 +1890,7 @@ impl Sim {
             448..=469 if self.cut => {
                 self.note("heal".into());
                 self.cut = false;
+                self.hb_cut = false;
             }
             470..=479 => {
                 let i = self.rng.below(2) as usize;
@@ -1755,6 +1956,7 @@ impl Sim {
         for i in 0..2 {
             if self.up(i) {
                 self.release_held(i);
+                self.fence_driver(i);
                 self.ko_watchdog(i);
                 self.resync_driver(i);
                 self.verify_driver(i);
@@ -1802,6 +2004,7 @@ impl Sim {
     fn settle(&mut self) {
         self.note("--- faults stop".into());
         self.cut = false;
+        self.hb_cut = false;
         for i in 0..2 {
             self.nodes[i].store.failing.clear();
             self.nodes[i].store.stalled = false;
@@ -1922,6 +2125,17 @@ fn run(seed: u64, steps: u64, bug: Bug, wild: bool) -> Stats {
     s.stats
 }
 
+/// Events kept for a failure's report (`HBD_SIM_LOG=N`, 400 by default).
+fn log_lines() -> usize {
+    thread_local! {
+        static N: usize = std::env::var("HBD_SIM_LOG")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(400);
+    }
+    N.with(|n| *n)
+}
+
 fn seeds() -> u64 {
     std::env::var("HBD_SIM_SEEDS")
         .ok()
@@ -1957,6 +2171,9 @@ fn random_schedules() {
                 total.io_errors += st.io_errors;
                 total.create_md += st.create_md;
                 total.ko_drops += st.ko_drops;
+                total.fence_runs += st.fence_runs;
+                total.peers_outdated += st.peers_outdated;
+                total.outdated_refusals += st.outdated_refusals;
             }
             Err(e) => {
                 eprintln!("failing seed: HBD_SIM_SEED={seed} cargo test --lib disk::sim");
@@ -1966,6 +2183,7 @@ fn random_schedules() {
     }
     eprintln!("disk sim: {} seeds: {total:?}", seeds());
     assert!(total.writes_acked > 0 && total.sync_points > 0 && total.resyncs > 0);
+    assert!(total.fence_runs > 0 && total.peers_outdated > 0 && total.outdated_refusals > 0);
 }
 
 /// The mutation checks: every planted bug is caught within the seeds.
@@ -2055,6 +2273,14 @@ fn catches_the_activity_log_cooling_on_a_local_flush() {
     assert!(
         caught(Bug::CoolOnLocalFlush).is_some(),
         "finding 5 not caught"
+    );
+}
+
+#[test]
+fn catches_resource_and_stonith_acknowledging_while_frozen() {
+    assert!(
+        caught(Bug::AckWhileFrozen).is_some(),
+        "writes acknowledged while frozen not caught"
     );
 }
 

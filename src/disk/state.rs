@@ -77,8 +77,13 @@ pub struct ResourceConfig {
     /// DRBD's `RESOLVE_CONFLICTS`).
     pub i_am_lower_id: bool,
     /// `fencing resource-only` / `resource-and-stonith`: no promotion while
-    /// disconnected unless the peer is known Outdated.
+    /// disconnected unless the peer is known Outdated; a Primary that loses
+    /// its peer's up-to-date copy runs the fence-peer handler.
     pub fencing: bool,
+    /// `fencing resource-and-stonith`: I/O is frozen (DRBD's `susp_fen`)
+    /// from the loss of the peer until the handler outdated or fenced it.
+    #[serde(default)]
+    pub stonith: bool,
     /// Seed of the generator of new UUIDs (the runtime seeds it randomly).
     pub seed: u64,
 }
@@ -90,6 +95,10 @@ pub struct Attached {
     pub disk: DiskState,
     pub bits_set: u64,
     pub crashed_primary: bool,
+    /// MDF_PEER_OUT_DATED: the peer's copy was known Outdated when the
+    /// metadata was last written (a fence-peer handler outdated it): a
+    /// restart keeps it, so promoting after a crash needs no handler.
+    pub peer_outdated: bool,
 }
 
 /// What a node reports at connect (DRBD's P_UUIDS + P_STATE + P_SIZES).
@@ -166,6 +175,68 @@ pub enum Event {
     SyncFinished {
         source: bool,
     },
+    /// The fence-peer handler returned `code` ([`FenceOutcome`]); `resumed`:
+    /// frozen I/O thawed.
+    FencePeer {
+        code: Option<u8>,
+        outcome: FenceOutcome,
+        resumed: bool,
+    },
+    /// I/O frozen (`resource-and-stonith`: the peer was lost while this
+    /// node is Primary) or thawed.
+    Suspended(bool),
+}
+
+/// What a fence-peer handler's exit code means (DRBD 8.4
+/// `conn_try_outdate_peer`, drbd_nl.c).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FenceOutcome {
+    /// 3: the peer's disk is Inconsistent or worse.
+    PeerInconsistent,
+    /// 4: the peer got outdated (or already was).
+    PeerOutdated,
+    /// 5 with UpToDate data here: the peer is unreachable, assumed dead.
+    PeerDeadAssumed,
+    /// 5 without UpToDate data here: nothing is changed.
+    PeerUnreachable,
+    /// 6: the peer is Primary: this node outdates itself.
+    PeerPrimary,
+    /// 7: the peer was STONITHed.
+    PeerFenced,
+    /// Any other code, or the handler could not run: nothing is known;
+    /// frozen I/O stays frozen (`hbctl disk resume-io` thaws it).
+    Failed,
+}
+
+impl FenceOutcome {
+    /// The meaning of a fence-peer exit code; `up_to_date`: this node's
+    /// disk is UpToDate (decides 5). `None`: the handler did not run.
+    pub fn of(code: Option<u8>, up_to_date: bool) -> FenceOutcome {
+        match code {
+            Some(3) => FenceOutcome::PeerInconsistent,
+            Some(4) => FenceOutcome::PeerOutdated,
+            Some(5) if up_to_date => FenceOutcome::PeerDeadAssumed,
+            Some(5) => FenceOutcome::PeerUnreachable,
+            Some(6) => FenceOutcome::PeerPrimary,
+            Some(7) => FenceOutcome::PeerFenced,
+            _ => FenceOutcome::Failed,
+        }
+    }
+
+    /// DRBD's log text for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FenceOutcome::PeerInconsistent => "peer is inconsistent or worse",
+            FenceOutcome::PeerOutdated => "peer was fenced (outdated)",
+            FenceOutcome::PeerDeadAssumed => "peer is unreachable, assumed to be dead",
+            FenceOutcome::PeerUnreachable => {
+                "peer unreachable, doing nothing since disk != UpToDate"
+            }
+            FenceOutcome::PeerPrimary => "peer is active (Primary): outdating myself",
+            FenceOutcome::PeerFenced => "peer was stonithed",
+            FenceOutcome::Failed => "fence-peer helper failed",
+        }
+    }
 }
 
 /// What the runtime must do.
@@ -180,6 +251,9 @@ pub enum Output {
     },
     /// Write the UUIDs to the metadata.
     PersistUuids(Uuids),
+    /// Run the fence-peer handler (or the built-in outdater), then feed
+    /// [`Input::FencePeerDone`] with its exit code.
+    FencePeer,
 }
 
 /// Inputs: transport happenings, peer messages, resync progress, commands.
@@ -205,6 +279,13 @@ pub enum Input {
     BitsSet(u64),
     /// The fence-peer handler (or an operator) outdated the peer.
     PeerOutdated,
+    /// The fence-peer handler returned (`None`: it could not be run).
+    FencePeerDone {
+        code: Option<u8>,
+    },
+    /// `hbctl disk resume-io` (drbdadm resume-io): thaw I/O frozen by
+    /// `resource-and-stonith` although the peer is not known outdated.
+    ResumeIo,
     Promote {
         force: bool,
     },
@@ -240,6 +321,9 @@ pub const FENCING_REFUSAL: &str = "Refusing to be Primary while peer is not outd
      (fencing): the peer is not known to be Outdated and no fence-peer handler ran; \
      use --force if you know the peer is down and outdated";
 
+/// DRBD's SS_CONNECTED_OUTDATES.
+pub const OUTDATE_CONNECTED: &str = "Refusing to be Outdated while Connected";
+
 /// The state machine of one resource.
 #[derive(Debug, Clone)]
 pub struct Resource {
@@ -255,6 +339,10 @@ pub struct Resource {
     bits_set: u64,
     crashed_primary: bool,
     discard_my_data: bool,
+    /// I/O frozen until the peer is fenced (DRBD's `susp_fen`).
+    suspended: bool,
+    /// A fence-peer handler runs (one at a time, as DRBD).
+    fence_running: bool,
     sync_total: u64,
     pending_full: bool,
     rng: crate::rng::SplitMix64,
@@ -276,6 +364,8 @@ impl Resource {
             bits_set: 0,
             crashed_primary: false,
             discard_my_data: false,
+            suspended: false,
+            fence_running: false,
             sync_total: 0,
             pending_full: false,
             rng: crate::rng::SplitMix64::new(cfg.seed),
@@ -286,6 +376,9 @@ impl Resource {
             r.disk = a.disk;
             r.bits_set = a.bits_set;
             r.crashed_primary = a.crashed_primary;
+            if a.peer_outdated {
+                r.peer_disk = DiskState::Outdated;
+            }
         }
         r
     }
@@ -326,6 +419,17 @@ impl Resource {
     }
     pub fn discard_my_data(&self) -> bool {
         self.discard_my_data
+    }
+    /// I/O is frozen (`resource-and-stonith`, the peer not yet fenced).
+    pub fn suspended(&self) -> bool {
+        self.suspended
+    }
+    /// A promotion now needs the fence-peer handler first (DRBD's
+    /// SS_PRIMARY_NOP, which `drbd_set_role` answers by running it).
+    pub fn promotion_needs_fencing(&self) -> bool {
+        self.cfg.fencing
+            && self.conn < ConnState::Connected
+            && self.peer_disk >= DiskState::DUnknown
     }
 
     pub fn take_outputs(&mut self) -> Vec<Output> {
@@ -388,11 +492,16 @@ impl Resource {
             Input::PeerOutdated => {
                 if self.conn < ConnState::Connected {
                     self.set_peer_disk(DiskState::Outdated);
+                    self.set_suspended(false);
                 }
             }
+            Input::FencePeerDone { code } => self.fence_peer_done(code)?,
+            Input::ResumeIo => self.set_suspended(false),
             Input::Promote { force } => self.promote(force)?,
             Input::Demote => {
                 if self.role == Role::Primary {
+                    // Frozen I/O stays frozen: writes held since the loss
+                    // are acknowledged only once the peer is fenced.
                     self.set_role(Role::Secondary);
                     self.uuids.set_current(self.uuids.current, false);
                     self.persist();
@@ -407,6 +516,9 @@ impl Resource {
                 self.bits_set = a.bits_set;
                 self.crashed_primary = a.crashed_primary;
                 self.set_disk(a.disk);
+                if a.peer_outdated && self.conn < ConnState::Connected {
+                    self.set_peer_disk(DiskState::Outdated);
+                }
                 if self.conn >= ConnState::Connected {
                     // Re-handshake with the data we now have.
                     self.set_conn(ConnState::WFReportParams);
@@ -432,6 +544,14 @@ impl Resource {
             Input::Outdate => {
                 if self.role == Role::Primary {
                     return Err("Refusing to outdate a Primary".into());
+                }
+                // SS_CONNECTED_OUTDATES: a connected peer would go on
+                // replicating to an Outdated disk, and a later loss keeps
+                // it Outdated with no new data generation on the Primary:
+                // the next handshake would see equal UUIDs and resync
+                // nothing (found by disk::sim with fencing).
+                if self.conn >= ConnState::Connected && self.disk != DiskState::Outdated {
+                    return Err(OUTDATE_CONNECTED.into());
                 }
                 if self.disk < DiskState::Outdated {
                     return Err(format!("local disk {}", self.disk));
@@ -546,12 +666,12 @@ impl Resource {
         }
         // is_valid_state: SS_PRIMARY_NOP with fencing >= resource-only while
         // not connected and the peer's disk is DUnknown or better. DRBD's
-        // drbd_set_role then runs the fence-peer handler; hbd has none yet,
-        // so only --force passes, as in DRBD when the handler fails: the
-        // peer is taken as Outdated ("Forced into split brain situation!").
-        let force_peer_outdated = self.cfg.fencing
-            && self.conn < ConnState::Connected
-            && self.peer_disk >= DiskState::DUnknown;
+        // drbd_set_role then runs the fence-peer handler (the device does:
+        // [`Resource::promotion_needs_fencing`], then `FencePeerDone`, then
+        // promotes again); when it did not outdate the peer only --force
+        // passes: the peer is taken as Outdated ("Forced into split brain
+        // situation!").
+        let force_peer_outdated = self.promotion_needs_fencing();
         if force_peer_outdated && !force {
             return Err(FENCING_REFUSAL.into());
         }
@@ -918,12 +1038,28 @@ impl Resource {
     /// The connection is gone (or dropped): forget the peer; a Primary with
     /// UpToDate data and no bitmap UUID starts a new data generation
     /// (`after_state_ch`, "lost contact to peer's copy of the data").
+    /// The peer's disk becomes DUnknown unless it was Inconsistent or
+    /// Outdated (sanitize_state: those stay known, so a fenced peer stays
+    /// fenced); a Primary under `fencing` that lost a peer which may hold
+    /// up-to-date data runs the fence-peer handler (conn_disconnect:
+    /// `pdsk >= D_UNKNOWN`), freezing I/O first under resource-and-stonith.
     fn lose_peer(&mut self) {
         let had_peer_data = self.peer_disk >= DiskState::Inconsistent
             && self.peer_disk != DiskState::DUnknown
             && self.peer_disk != DiskState::Outdated;
         self.set_peer_role(Role::Unknown);
-        self.set_peer_disk(DiskState::DUnknown);
+        if !matches!(
+            self.peer_disk,
+            DiskState::Inconsistent | DiskState::Outdated
+        ) {
+            self.set_peer_disk(DiskState::DUnknown);
+        }
+        if self.cfg.fencing && self.role == Role::Primary && self.peer_disk >= DiskState::DUnknown {
+            if self.cfg.stonith {
+                self.set_suspended(true);
+            }
+            self.start_fence();
+        }
         self.peer_uuids = None;
         let was_source = matches!(self.conn, ConnState::SyncSource | ConnState::PausedSyncS);
         if had_peer_data && self.role == Role::Primary && self.disk == DiskState::UpToDate {
@@ -961,6 +1097,73 @@ impl Resource {
         self.event(why);
         self.lose_peer();
         self.set_conn(ConnState::StandAlone);
+    }
+
+    /// Ask the runtime for the fence-peer handler, unless one runs.
+    fn start_fence(&mut self) {
+        if !self.fence_running {
+            self.fence_running = true;
+            self.outputs.push(Output::FencePeer);
+        }
+    }
+
+    /// The fence-peer handler's exit code, as DRBD 8.4's
+    /// `conn_try_outdate_peer`. A result that arrives after the peer came
+    /// back changes nothing (the handshake knows better).
+    fn fence_peer_done(&mut self, code: Option<u8>) -> Result<(), String> {
+        self.fence_running = false;
+        let outcome = FenceOutcome::of(code, self.disk == DiskState::UpToDate);
+        if self.conn >= ConnState::WFReportParams {
+            self.event(Event::FencePeer {
+                code,
+                outcome,
+                resumed: false,
+            });
+            return Ok(());
+        }
+        let mut result = Ok(());
+        match outcome {
+            FenceOutcome::PeerInconsistent => self.set_peer_disk(DiskState::Inconsistent),
+            FenceOutcome::PeerOutdated
+            | FenceOutcome::PeerDeadAssumed
+            | FenceOutcome::PeerFenced => self.set_peer_disk(DiskState::Outdated),
+            FenceOutcome::PeerUnreachable | FenceOutcome::Failed => {}
+            FenceOutcome::PeerPrimary => {
+                // "Peer is primary, outdating myself." A Primary cannot be
+                // outdated (DRBD's state change fails the same way).
+                if self.role == Role::Primary {
+                    result = Err("the fence-peer handler says the peer is Primary too".into());
+                } else if self.disk > DiskState::Outdated {
+                    self.set_disk(DiskState::Outdated);
+                }
+            }
+        }
+        let fenced = matches!(
+            self.peer_disk,
+            DiskState::Inconsistent | DiskState::Outdated
+        );
+        // sanitize_state: Consistent data whose peer is Outdated is the
+        // newest there is (as Local::open decides at attach).
+        if self.peer_disk == DiskState::Outdated && self.disk == DiskState::Consistent {
+            self.set_disk(DiskState::UpToDate);
+        }
+        let resumed = self.suspended && fenced;
+        if resumed {
+            self.set_suspended(false);
+        }
+        self.event(Event::FencePeer {
+            code,
+            outcome,
+            resumed,
+        });
+        result
+    }
+
+    fn set_suspended(&mut self, to: bool) {
+        if self.suspended != to {
+            self.suspended = to;
+            self.event(Event::Suspended(to));
+        }
     }
 
     fn new_current(&mut self) {
@@ -1020,6 +1223,22 @@ impl Resource {
             let from = self.conn;
             self.conn = to;
             self.event(Event::Conn { from, to });
+            self.resume_if_peer_has_it();
+        }
+    }
+
+    /// after_state_ch "the connection was established again" (DRBD then
+    /// resends the frozen requests): frozen I/O resumes once the peer
+    /// holds what was written meanwhile, i.e. Connected to an UpToDate
+    /// peer (after the handshake, or after the resync from here). Earlier
+    /// the peer, still UpToDate while waiting for the bitmaps, could be
+    /// promoted without writes acknowledged here (found by disk::sim).
+    fn resume_if_peer_has_it(&mut self) {
+        if self.suspended
+            && self.conn == ConnState::Connected
+            && self.peer_disk == DiskState::UpToDate
+        {
+            self.set_suspended(false);
         }
     }
 
@@ -1050,6 +1269,7 @@ impl Resource {
         if self.peer_disk != to {
             self.peer_disk = to;
             self.event(Event::PeerDisk(to));
+            self.resume_if_peer_has_it();
         }
     }
 }
@@ -1076,6 +1296,7 @@ mod tests {
             disk: DiskState::UpToDate,
             bits_set: 0,
             crashed_primary: false,
+            peer_outdated: false,
         }
     }
 
@@ -1376,6 +1597,7 @@ mod tests {
             disk: DiskState::Inconsistent,
             bits_set: 0,
             crashed_primary: false,
+            peer_outdated: false,
         };
         let mut a = Resource::new(cfg(true), Some(created));
         let mut b = Resource::new(cfg(false), Some(created));
@@ -1862,5 +2084,223 @@ mod tests {
             ConnState::WFBitMapT,
             "a made a new generation on disconnect"
         );
+    }
+
+    fn fenced_cfg(lower: bool, stonith: bool) -> ResourceConfig {
+        ResourceConfig {
+            fencing: true,
+            stonith,
+            ..cfg(lower)
+        }
+    }
+
+    /// A connected pair under `fencing`, `a` Primary.
+    fn fenced_pair(stonith: bool) -> (Resource, Resource) {
+        let (mut a, mut b) = pair(fenced_cfg(true, stonith), fenced_cfg(false, stonith));
+        a.handle(Input::Promote { force: false }).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(b.peer_role(), Role::Primary);
+        (a, b)
+    }
+
+    fn fence_asked(o: &[Output]) -> bool {
+        o.contains(&Output::FencePeer)
+    }
+
+    /// DRBD 8.4 conn_disconnect: a Primary under fencing that loses a peer
+    /// which may hold UpToDate data runs the fence-peer handler once;
+    /// resource-only goes on writing, resource-and-stonith freezes I/O
+    /// until the handler outdated (4) or fenced (7) the peer.
+    #[test]
+    fn losing_the_peer_runs_the_handler_and_stonith_freezes_io() {
+        for stonith in [false, true] {
+            let (mut a, mut b) = fenced_pair(stonith);
+            a.handle(Input::TransportLost).unwrap();
+            b.handle(Input::TransportLost).unwrap();
+            let out = a.take_outputs();
+            assert!(fence_asked(&out), "stonith={stonith}: {out:?}");
+            assert_eq!(a.suspended(), stonith);
+            // The Secondary runs nothing.
+            assert!(!fence_asked(&b.take_outputs()));
+            // One handler at a time.
+            a.handle(Input::Disconnect).unwrap();
+            assert!(!fence_asked(&a.take_outputs()));
+            a.handle(Input::FencePeerDone { code: Some(4) }).unwrap();
+            assert_eq!(a.peer_disk(), DiskState::Outdated);
+            assert!(!a.suspended());
+            let ev = events(&a.take_outputs());
+            assert!(ev.contains(&Event::FencePeer {
+                code: Some(4),
+                outcome: FenceOutcome::PeerOutdated,
+                resumed: stonith,
+            }));
+        }
+        // Without fencing nothing runs.
+        let (mut a, _) = pair(cfg(true), cfg(false));
+        a.handle(Input::Promote { force: false }).unwrap();
+        a.take_outputs();
+        a.handle(Input::TransportLost).unwrap();
+        assert!(!fence_asked(&a.take_outputs()) && !a.suspended());
+    }
+
+    /// Every exit code as DRBD 8.4's conn_try_outdate_peer reads it.
+    #[test]
+    fn handler_exit_codes() {
+        let cases: [(Option<u8>, DiskState, bool); 8] = [
+            (Some(3), DiskState::Inconsistent, false),
+            (Some(4), DiskState::Outdated, false),
+            (Some(5), DiskState::Outdated, false), // UpToDate here: assumed dead
+            (Some(7), DiskState::Outdated, false),
+            (Some(0), DiskState::DUnknown, true),
+            (Some(1), DiskState::DUnknown, true),
+            (Some(42), DiskState::DUnknown, true),
+            (None, DiskState::DUnknown, true),
+        ];
+        for (code, peer_disk, still_frozen) in cases {
+            let (mut a, _) = fenced_pair(true);
+            a.handle(Input::TransportLost).unwrap();
+            a.handle(Input::FencePeerDone { code }).unwrap();
+            assert_eq!(a.peer_disk(), peer_disk, "code {code:?}");
+            assert_eq!(a.suspended(), still_frozen, "code {code:?}");
+            if still_frozen {
+                // hbctl disk resume-io thaws by hand.
+                a.handle(Input::ResumeIo).unwrap();
+                assert!(!a.suspended());
+            }
+        }
+        // 5 without UpToDate data changes nothing; 6 outdates a Secondary.
+        assert_eq!(
+            FenceOutcome::of(Some(5), false),
+            FenceOutcome::PeerUnreachable
+        );
+        let mut s = Resource::new(fenced_cfg(false, false), Some(data(same())));
+        s.handle(Input::Connect).unwrap();
+        s.handle(Input::FencePeerDone { code: Some(6) }).unwrap();
+        assert_eq!(s.disk(), DiskState::Outdated);
+        assert_eq!(
+            s.handle(Input::Promote { force: false }),
+            Err("local disk Outdated".into())
+        );
+        // 6 on a Primary: an error, nothing changes.
+        let (mut a, _) = fenced_pair(false);
+        a.handle(Input::TransportLost).unwrap();
+        assert!(a.handle(Input::FencePeerDone { code: Some(6) }).is_err());
+        assert_eq!(a.disk(), DiskState::UpToDate);
+        assert_eq!(a.role(), Role::Primary);
+    }
+
+    /// A handler answer that arrives after the link came back changes
+    /// nothing; a reconnect thaws frozen I/O once the peer is UpToDate
+    /// again (after the resync from here).
+    #[test]
+    fn stale_handler_answers_are_ignored_and_reconnect_thaws() {
+        let (mut a, mut b) = fenced_pair(true);
+        a.handle(Input::TransportLost).unwrap();
+        b.handle(Input::TransportLost).unwrap();
+        assert!(a.suspended());
+        connect(&mut a, &mut b);
+        // The new data generation of the lone Primary: a resync from it.
+        assert_eq!(a.conn(), ConnState::WFBitMapS);
+        // Still frozen: the peer, UpToDate while waiting for the bitmaps,
+        // lacks what was written since the loss until the resync is done.
+        assert!(a.suspended());
+        let before = a.peer_disk();
+        a.handle(Input::FencePeerDone { code: Some(4) }).unwrap();
+        assert_eq!(a.peer_disk(), before);
+        assert_ne!(a.peer_disk(), DiskState::Outdated);
+        resync(&mut a, &mut b, 1);
+        assert_eq!(a.conn(), ConnState::Connected);
+        assert!(!a.suspended());
+    }
+
+    /// The peer side: never outdated while Connected (DRBD's
+    /// SS_CONNECTED_OUTDATES), nor while Primary.
+    #[test]
+    fn outdate_refused_while_connected_or_primary() {
+        let (mut a, mut b) = fenced_pair(false);
+        assert_eq!(b.handle(Input::Outdate), Err(OUTDATE_CONNECTED.into()));
+        assert_eq!(
+            a.handle(Input::Outdate),
+            Err("Refusing to outdate a Primary".into())
+        );
+        b.handle(Input::TransportLost).unwrap();
+        b.handle(Input::Outdate).unwrap();
+        assert_eq!(b.disk(), DiskState::Outdated);
+    }
+
+    /// The scenario of issue 13: replication link cut, the Primary's
+    /// handler outdates the Secondary, the Primary dies: the Secondary
+    /// refuses to promote, also after a restart (Outdated is in the
+    /// metadata); the Primary, restarted after a crash, finds its peer
+    /// outdated (MDF_PEER_OUT_DATED) and promotes without a handler.
+    #[test]
+    fn outdated_peer_is_remembered_and_an_outdated_disk_never_promotes() {
+        let (mut a, mut b) = fenced_pair(false);
+        a.handle(Input::TransportLost).unwrap();
+        b.handle(Input::TransportLost).unwrap();
+        b.handle(Input::Outdate).unwrap();
+        a.handle(Input::FencePeerDone { code: Some(4) }).unwrap();
+        // Kept over a disconnect (sanitize_state keeps Outdated).
+        a.handle(Input::Disconnect).unwrap();
+        assert_eq!(a.peer_disk(), DiskState::Outdated);
+        // b: refused, before and after a restart (the device attaches
+        // Outdated from the flags).
+        b.handle(Input::Disconnect).unwrap();
+        assert_eq!(
+            b.handle(Input::Promote { force: false }),
+            Err("local disk Outdated".into())
+        );
+        let b2 = Resource::new(
+            fenced_cfg(false, false),
+            Some(Attached {
+                disk: DiskState::Outdated,
+                ..data(b.uuids())
+            }),
+        );
+        let mut b2 = b2;
+        assert_eq!(
+            b2.handle(Input::Promote { force: false }),
+            Err("local disk Outdated".into())
+        );
+        // a restarts (crash): Consistent + peer outdated = UpToDate at
+        // attach (Local::open), and no handler is needed to promote.
+        let mut a2 = Resource::new(
+            fenced_cfg(true, false),
+            Some(Attached {
+                peer_outdated: true,
+                ..data(a.uuids())
+            }),
+        );
+        assert_eq!(a2.peer_disk(), DiskState::Outdated);
+        assert!(!a2.promotion_needs_fencing());
+        a2.handle(Input::Connect).unwrap();
+        a2.handle(Input::Promote { force: false }).unwrap();
+        // Without the flag the handler must run first.
+        let mut a3 = Resource::new(fenced_cfg(true, false), Some(data(a.uuids())));
+        assert!(a3.promotion_needs_fencing());
+        assert_eq!(
+            a3.handle(Input::Promote { force: false }),
+            Err(FENCING_REFUSAL.into())
+        );
+        // The handler says the peer is unreachable: with UpToDate data it
+        // is assumed dead (DRBD), and the promotion goes on.
+        a3.handle(Input::FencePeerDone { code: Some(5) }).unwrap();
+        a3.handle(Input::Promote { force: false }).unwrap();
+        // Consistent data (restart, peer unknown) is made UpToDate by a 4.
+        let mut c = Resource::new(
+            fenced_cfg(true, false),
+            Some(Attached {
+                disk: DiskState::Consistent,
+                ..data(same())
+            }),
+        );
+        c.handle(Input::FencePeerDone { code: Some(5) }).unwrap();
+        assert_eq!(
+            c.handle(Input::Promote { force: false }),
+            Err("local disk Consistent".into())
+        );
+        c.handle(Input::FencePeerDone { code: Some(4) }).unwrap();
+        assert_eq!(c.disk(), DiskState::UpToDate);
+        c.handle(Input::Promote { force: false }).unwrap();
     }
 }

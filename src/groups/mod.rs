@@ -2,22 +2,26 @@
 //!
 //! Inputs: membership events (a node up with its incarnation, a node dead),
 //! group reports from peers, results of the runtime's work (probes, starts,
-//! stops), operator commands and the passage of time. Outputs: the report to
-//! broadcast, work for the runtime (probe, start or stop a group) and events
-//! to log.
+//! stops, fences), operator commands, how many ping nodes this node reaches,
+//! how much data clients wrote here without a peer, and the passage of time.
+//! Outputs: the report to broadcast, work for the runtime (probe, start or
+//! stop a group, announce its addresses again, fence a node), quorum changes
+//! and events to log.
 //!
 //! # Protocol
 //!
 //! Every node broadcasts a [`GroupReport`]: for each group its local state,
-//! its claim, its grant and the operator's preference. Each node computes the
-//! *desired owner* of every group from the same inputs (see
-//! [`Groups::desired`]), so nodes that hear each other agree on it.
+//! its claim, its grant, the operator's preference and the data it served;
+//! for the node, the ping nodes it reaches and whether it is the witness.
+//! Each node computes the *desired owner* of every group from the same
+//! inputs (see [`Groups::desired`]), so nodes that hear each other agree on
+//! it.
 //!
 //! Safety rests on claims and grants: a node starts a group only when
 //! - it is the desired owner and claims the group (claim number `c`), and
-//! - every other node that is not dead has reported, from its current
-//!   incarnation, that it does not run the group and grants it to exactly this
-//!   node, incarnation and claim `c`.
+//! - every other node that is not dead (the witness included) has reported,
+//!   from its current incarnation, that it does not run the group and grants
+//!   it to exactly this node, incarnation and claim `c`.
 //!
 //! A node grants a group to one node at a time and keeps that grant while the
 //! grantee is up and still claims it (or runs it); it withdraws it only after
@@ -29,19 +33,88 @@
 //! or dead (initdead), nothing starts: two nodes booting together never both
 //! start a group.
 //!
-//! A node that is declared dead loses its grants at once: the survivors take
-//! over (heartbeat's behaviour; fencing comes with the disk layer). When a
-//! partition heals and two nodes run a group, the *keeper* is the group's home
-//! node if it is one of them, else the node first in ha.cf's node list; the
-//! other stops it.
+//! Without a witness or fencing, a node that is declared dead loses its
+//! grants at once and the survivors take over (heartbeat's behaviour): in a
+//! full partition both sides run the group. The protections below close
+//! that gap (issue 13).
+//!
+//! # Quorum and the witness
+//!
+//! With a witness (cluster.toml `[quorum] witness`, a node running
+//! `hbd --witness`) every node and the witness have one vote, and a node
+//! needs a majority (2 of 3 in a two-node cluster). It counts itself, and
+//! each peer and the witness whose latest report says it heard one of this
+//! node's reports sent less than half a deadtime ago (the vote's lease).
+//! That peer declares this node dead no earlier than a deadtime after it
+//! heard that report, so a node cut off loses quorum, and stops every group
+//! it runs, half a deadtime before the other side may act on its death; the
+//! other half is its time to stop them. A node starts (and claims) a group
+//! only with quorum. The witness ([`GroupsConfig::is_witness`]) runs no
+//! group and is never a desired owner; it grants each group to one claimant
+//! at a time exactly as a peer does, so in a partition only the side it
+//! grants to can start, and when only the link between the nodes fails
+//! (both still hear it) it keeps granting to the node that runs the group.
+//! With `wait_for_all` (votequorum's), nothing starts until every node has
+//! been up once since this node started. Every change of quorum (has,
+//! votes) is an [`Output::Quorum`]. Without a witness [`Groups::quorum`]
+//! says the cluster is unprotected.
+//!
+//! # Ping tiebreaker (heartbeat's ipfail)
+//!
+//! With the tiebreaker on, each report carries how many ping nodes its
+//! sender reaches (settled by the runtime, [`Groups::set_ping`]). Among the
+//! nodes that could run a group, one that reaches fewer ping nodes than
+//! another is not eligible: its groups move to the peer. Equal counts change
+//! nothing (no ping-pong). A node that hears no peer and reaches none of its
+//! ping nodes is *isolated*: the cut is on its side, so it takes nothing
+//! over and stops what it runs.
+//!
+//! # Fencing
+//!
+//! With fencing configured, a peer declared dead by timeout (not one that
+//! left cleanly) may still run what it ran, or have started something in a
+//! partition: it is fenced ([`Output::Fence`], answered by
+//! [`Groups::on_fenced`]) before anything starts here, and until the fence
+//! succeeds its deadness does not count as agreement ("waiting for fencing
+//! of n2" in status); a failed fence is asked again every 5 s. A peer that
+//! reports a group stop-failed, or left with one, is fenced too (Pacemaker's
+//! rule), and once it is off its groups are no longer blocked; so is one
+//! that left while its last report still showed a group that may run (the
+//! report saying it stopped may have been lost). A fenced
+//! incarnation never counts as up again (what still arrives from it was
+//! sent before the fence). With a witness, only a node with quorum fences.
+//! A peer never heard at start-up (initdead) is fenced like a dead one.
+//!
+//! # After a partition
+//!
+//! When a partition heals and two nodes run a group, the *keeper* is the one
+//! that served clients: the larger `served` ([`Groups::set_served`], bytes
+//! written to the group's disks while they had no peer), since the other
+//! side's writes are the ones a split-brain resolution discards; equal: the
+//! group's home node if it is one of them, else the node first in ha.cf's
+//! node list; the other stops it. A node that keeps a group another node
+//! also ran, or starts one whose last holder was declared dead (and may
+//! still have answered for its addresses), sends its gratuitous ARPs again
+//! ([`Output::Reannounce`]) at once and a second later, and again when the
+//! other holder has stopped it.
+//!
+//! # Failures
+//!
+//! A start that failed here (rolled back) keeps the group off this node
+//! until `hbctl clear`, until `failure_timeout` has passed (Pacemaker's), or
+//! until the node that ran the group before is gone (dead, left or fenced):
+//! a start that failed because that node still held an address is retried
+//! once the cause is gone.
 //!
 //! # Desired owner (in order)
 //! 1. a node where the group is `stop-failed` (it may still run there:
-//!    nobody else may start it);
+//!    nobody else may start it), unless fenced;
 //! 2. with two holders (a healed partition), the keeper;
 //! 3. the node with the newest `hbctl takeover` for it;
 //! 4. among the eligible nodes (up, ready, not leaving, not failed for the
-//!    group) preferring those without an `hbctl standby` for it: the home node
+//!    group, this node only with quorum and not isolated; healthy ones
+//!    first; with the tiebreaker, those reaching the most ping nodes)
+//!    preferring those without an `hbctl standby` for it: the home node
 //!    with `auto_failback on`; else the current holder; else the home node;
 //!    else the first in node-list order.
 
@@ -75,6 +148,29 @@ pub struct GroupsConfig {
     /// Membership's deadtime: a peer that has not heard this node for this
     /// long may declare it dead and withdraw its grants.
     pub deadtime: Duration,
+    /// The quorum witness's node name (cluster.toml `[quorum] witness`):
+    /// with one, a node starts or keeps a group only while it has quorum
+    /// (itself and a peer, or itself and the witness). `None`: heartbeat's
+    /// behaviour, no quorum protection.
+    pub witness: Option<String>,
+    /// This machine is the witness (`hbd --witness`): it runs no group and
+    /// grants each group to one claimant at a time, as a peer does.
+    pub is_witness: bool,
+    /// votequorum's wait_for_all: with a witness, no group starts until every
+    /// node has been seen up once since this node started.
+    pub wait_for_all: bool,
+    /// The ping tiebreaker (ipfail's job) is on: reports carry how many ping
+    /// nodes each node reaches (see [`Groups::set_ping`]).
+    pub ping_tiebreak: bool,
+    /// Fencing is configured: a peer declared dead by timeout must be fenced
+    /// ([`Output::Fence`], [`Groups::on_fenced`]) before its groups start
+    /// elsewhere, and a peer whose stop failed is fenced instead of blocking
+    /// the group.
+    pub fencing: bool,
+    /// A group that failed to start here may be tried here again this long
+    /// after the failure (Pacemaker's failure-timeout); `None`: only after
+    /// `hbctl clear` (or when the cause changes: see the module docs).
+    pub failure_timeout: Option<Duration>,
 }
 
 /// Which groups `hbctl standby` / `takeover` act on (hb_standby's words).
@@ -134,7 +230,31 @@ pub enum Output {
     Start(usize),
     /// Stop group `i` (right to left), then call [`Groups::on_done`].
     Stop(usize),
+    /// Send the gratuitous ARPs of group `i`'s addresses again: this node
+    /// keeps (or regained) a group that another node also ran, so clients may
+    /// still have the other node's MAC address cached.
+    Reannounce(usize),
+    /// Fence `node` (run the fence agent: power it off or reboot it), then
+    /// call [`Groups::on_fenced`].
+    Fence(String),
+    /// Quorum was gained or lost (for the log and the disks).
+    Quorum(QuorumView),
     Event(GroupEvent),
+}
+
+/// This node's quorum, for status and the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumView {
+    /// A witness is configured: groups run only with quorum.
+    pub protected: bool,
+    /// This node has quorum now (always true without protection).
+    pub has: bool,
+    /// Votes this node counts now (itself, peers and witness it hears within
+    /// their leases) and votes needed.
+    pub votes: u32,
+    pub needed: u32,
+    /// Why (e.g. "peer n2 and witness w1 unreachable", "waiting for all nodes").
+    pub why: String,
 }
 
 /// A local state change, with why.
@@ -161,6 +281,35 @@ struct Peer {
     life: Life,
     /// The latest report of its current incarnation.
     report: Option<GroupReport>,
+    /// It is the quorum witness: it votes and grants, it runs nothing.
+    witness: bool,
+    /// Seen up at least once since this node started (wait_for_all).
+    ever_up: bool,
+    /// Its latest incarnation heard (0 when never heard).
+    last_inc: u64,
+    /// It is dead because it said it was leaving (not by deadtime).
+    left: bool,
+    /// It left, but its last report did not show every group stopped
+    /// (that report may have been lost or overtaken by `Leaving`): with
+    /// fencing it is fenced like a dead node.
+    left_unclean: bool,
+    /// A fence of it was asked for and has not answered yet.
+    fence_asked: bool,
+    /// A fence failed: it is asked again at this time.
+    fence_retry: Option<Duration>,
+    /// The incarnation a fence powered off: that incarnation is gone for
+    /// good and never counts as up again.
+    fenced: Option<u64>,
+    /// Declared dead and heard again: its first report decides whether
+    /// this node announces its groups' addresses (see `Groups::rejoined`).
+    rejoined: bool,
+}
+
+impl Peer {
+    /// A fence powered its current (or last) incarnation off.
+    fn fenced_off(&self) -> bool {
+        self.fenced == Some(self.last_inc)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -175,6 +324,19 @@ struct Local {
     probe_pending: bool,
     /// Its checks failed here (why): it runs here only if no healthy node can.
     unhealthy: Option<String>,
+    /// Bytes clients wrote to its disks here while they had no peer.
+    served: u64,
+    /// When its start failed here (for `failure_timeout`), and the node
+    /// that had run it before (a start that failed because that node still
+    /// held an address is tried again once that node is gone).
+    failed_at: Option<Duration>,
+    failed_holder: Option<String>,
+    /// The last other node seen running it that has not been seen to stop
+    /// it (a node declared dead may still hold its addresses).
+    prev_holder: Option<String>,
+    /// This node keeps it while another node also runs it (a healed
+    /// partition): the addresses are announced again when the other stops.
+    two_holders: bool,
 }
 
 /// The state of one group as seen from here, for status.
@@ -235,7 +397,18 @@ pub struct Groups {
     sent_at: std::collections::VecDeque<(u64, Duration)>,
     /// The latest `now` the machine was given.
     latest: Duration,
+    /// Ping nodes this node reaches (settled), `None` without ping nodes.
+    ping: Option<u16>,
+    /// Gratuitous ARPs to send again later: (group, when).
+    reannounce: Vec<(usize, Duration)>,
+    /// The quorum last announced with [`Output::Quorum`]: (has, votes).
+    last_quorum: Option<(bool, u32)>,
 }
+
+/// How much later a group's addresses are announced a second time.
+const REANNOUNCE_AGAIN: Duration = Duration::from_secs(1);
+/// How long after a failed fence it is tried again.
+const FENCE_RETRY: Duration = Duration::from_secs(5);
 
 /// How many recent reports' send times are kept for leases.
 const SENT_REMEMBERED: usize = 256;
@@ -244,14 +417,25 @@ impl Groups {
     /// A machine for a node that started at `now`. It asks for a probe of
     /// every group first and takes part once they are all answered.
     pub fn new(cfg: GroupsConfig, incarnation: u64, now: Duration) -> Groups {
+        let witness = cfg.witness.iter().filter(|w| !cfg.nodes.contains(w));
         let peers = cfg
             .nodes
             .iter()
+            .chain(witness)
             .filter(|n| **n != cfg.node)
             .map(|n| Peer {
                 name: n.clone(),
                 life: Life::Unknown,
                 report: None,
+                witness: cfg.witness.as_ref() == Some(n),
+                ever_up: false,
+                last_inc: 0,
+                left: false,
+                left_unclean: false,
+                fence_asked: false,
+                fence_retry: None,
+                fenced: None,
+                rejoined: false,
             })
             .collect();
         let local = cfg
@@ -263,13 +447,20 @@ impl Groups {
                 grant: None,
                 pref: Pref::None,
                 blocked_by: None,
-                probe_pending: true,
+                // The witness has no resources to probe.
+                probe_pending: !cfg.is_witness,
                 unhealthy: None,
+                served: 0,
+                failed_at: None,
+                failed_holder: None,
+                prev_holder: None,
+                two_holders: false,
             })
             .collect();
+        let probes = if cfg.is_witness { 0 } else { cfg.groups.len() };
         let mut g = Groups {
-            probes_pending: cfg.groups.len(),
-            outputs: (0..cfg.groups.len()).map(Output::Probe).collect(),
+            probes_pending: probes,
+            outputs: (0..probes).map(Output::Probe).collect(),
             cfg,
             incarnation,
             peers,
@@ -282,6 +473,9 @@ impl Groups {
             report_no: 0,
             sent_at: std::collections::VecDeque::new(),
             latest: now,
+            ping: None,
+            reannounce: Vec::new(),
+            last_quorum: None,
         };
         g.decide(now);
         g
@@ -305,9 +499,20 @@ impl Groups {
         self.cfg.groups.iter().position(|g| g.id == id)
     }
 
-    /// When [`Groups::tick`] next has work: the next periodic report.
+    /// When [`Groups::tick`] next has work: the next periodic report, a
+    /// quorum vote's lease running out, a fence to retry, a failure
+    /// timeout, a second announcement of addresses.
     pub fn next_deadline(&self) -> Duration {
-        self.next_resend
+        let leases = self.peers.iter().filter_map(|p| self.vote_expiry(p));
+        let fences = self.peers.iter().filter_map(|p| p.fence_retry);
+        let failures = self.local.iter().filter_map(|l| self.failure_expiry(l));
+        let again = self.reannounce.iter().map(|&(_, t)| t);
+        leases
+            .chain(fences)
+            .chain(failures)
+            .chain(again)
+            .filter(|t| *t > self.latest)
+            .fold(self.next_resend, Duration::min)
     }
 
     /// Time passes: resends the report when due.
@@ -316,14 +521,39 @@ impl Groups {
     }
 
     /// Membership says `node` is up with `incarnation` (first heard, or restarted).
+    /// An incarnation that a fence powered off is not believed: what still
+    /// arrives from it was sent before the fence.
     pub fn on_node_up(&mut self, node: &str, incarnation: u64, now: Duration) {
         if let Some(p) = self.peers.iter_mut().find(|p| p.name == node) {
-            if p.life != Life::Up(incarnation) {
+            if p.life != Life::Up(incarnation) && p.fenced != Some(incarnation) {
+                p.rejoined |= p.life == Life::Dead;
                 p.life = Life::Up(incarnation);
                 p.report = None;
+                p.ever_up = true;
+                p.left = false;
+                p.last_inc = incarnation;
+                // Back before it was fenced: the grants decide again. A fence
+                // already under way still reports (see `on_fenced`).
+                p.fence_retry = None;
             }
         }
         self.decide(now);
+    }
+
+    /// A node declared dead is back (its first report arrived): a
+    /// partition may have healed, and clients on its side still send this
+    /// node's addresses to it (it may have run our groups, and stopped them
+    /// before any report of it reached us). Every group this node runs and
+    /// keeps is announced again.
+    fn rejoined(&mut self, now: Duration) {
+        let me = self.cfg.node.clone();
+        for i in 0..self.local.len() {
+            if self.local[i].state == GroupState::Started
+                && self.desired(i).0.as_deref() == Some(me.as_str())
+            {
+                self.announce(i, now);
+            }
+        }
     }
 
     /// Membership says `node` is dead; `left` when it said so itself.
@@ -333,7 +563,15 @@ impl Groups {
         };
         let last = self.peers[pi].report.take();
         self.peers[pi].life = Life::Dead;
-        if left {
+        self.peers[pi].left = left;
+        self.peers[pi].left_unclean = left
+            && last
+                .as_ref()
+                .is_none_or(|r| r.groups.iter().any(|e| e.state.may_run()));
+        // The witness never starts a group, so it needs no block: the
+        // nodes' own blocks keep the group from starting, and `hbctl clear`
+        // on them is enough.
+        if left && !self.cfg.is_witness {
             // It may have left with a group it could not stop.
             if let Some(r) = last {
                 for e in r
@@ -347,6 +585,13 @@ impl Groups {
                 }
             }
         }
+        for i in 0..self.local.len() {
+            // It stopped what it ran before it left.
+            if left && self.local[i].prev_holder.as_deref() == Some(node) {
+                self.local[i].prev_holder = None;
+            }
+            self.gone(i, node);
+        }
         self.decide(now);
     }
 
@@ -355,15 +600,27 @@ impl Groups {
         let Some(p) = self.peers.iter_mut().find(|p| p.name == node) else {
             return;
         };
+        if p.fenced == Some(incarnation) {
+            return;
+        }
+        p.rejoined |= p.life == Life::Dead;
         match p.life {
             Life::Up(i) if i == incarnation => {}
             Life::Up(i) if i > incarnation => return,
             _ => {
                 p.life = Life::Up(incarnation);
+                p.ever_up = true;
+                p.left = false;
+                p.last_inc = incarnation;
+                p.fence_retry = None;
             }
         }
         p.report = Some(report);
+        let rejoined = std::mem::take(&mut p.rejoined);
         self.decide(now);
+        if rejoined {
+            self.rejoined(now);
+        }
     }
 
     /// The probe of group `i` at start-up.
@@ -403,7 +660,13 @@ impl Groups {
             (GroupState::Starting, OpResult::Started) => (GroupState::Started, "started"),
             (GroupState::Starting, OpResult::StartFailed { rolled_back: true }) => (
                 GroupState::Failed,
-                "start failed and was rolled back: hbctl clear to allow it here again",
+                match self.cfg.failure_timeout.filter(|t| !t.is_zero()) {
+                    Some(_) => {
+                        "start failed and was rolled back: tried here again after \
+                         failure_timeout, or at once with hbctl clear"
+                    }
+                    None => "start failed and was rolled back: hbctl clear to allow it here again",
+                },
             ),
             (GroupState::Starting, OpResult::StartFailed { rolled_back: false }) => (
                 GroupState::StopFailed,
@@ -418,8 +681,53 @@ impl Groups {
         };
         self.local[i].claim = 0;
         self.local[i].grant = None;
+        if to == GroupState::Failed {
+            self.local[i].failed_at = Some(now);
+            self.local[i].failed_holder = self.local[i].prev_holder.clone();
+        }
+        if to == GroupState::Started {
+            // Another node ran it and may still answer for its addresses
+            // (it was declared dead, not seen to stop it): clients learn the
+            // new holder only from announcements sent after that.
+            if self.local[i].prev_holder.take().is_some() {
+                self.announce(i, now);
+            }
+        }
         self.transition(i, to, why.into());
         self.decide(now);
+    }
+
+    /// Sends group `i`'s gratuitous ARPs now and once more a little later.
+    fn announce(&mut self, i: usize, now: Duration) {
+        self.outputs.push(Output::Reannounce(i));
+        self.reannounce.retain(|&(g, _)| g != i);
+        self.reannounce
+            .push((i, now.saturating_add(REANNOUNCE_AGAIN)));
+    }
+
+    /// `node` is gone (dead, left or fenced): a start of group `i` that
+    /// failed here while it held the group is tried again at once (the
+    /// likely cause, its address still up there, is gone with it).
+    fn gone(&mut self, i: usize, node: &str) {
+        let l = &self.local[i];
+        if l.state == GroupState::Failed && l.failed_holder.as_deref() == Some(node) {
+            self.local[i].failed_at = None;
+            self.local[i].failed_holder = None;
+            self.transition(
+                i,
+                GroupState::Stopped,
+                format!("{node}, which held it when its start failed here, is gone: trying again"),
+            );
+        }
+    }
+
+    /// When a failure of group `l` here may be forgotten.
+    fn failure_expiry(&self, l: &Local) -> Option<Duration> {
+        let t = self.cfg.failure_timeout.filter(|t| !t.is_zero())?;
+        if l.state != GroupState::Failed {
+            return None;
+        }
+        l.failed_at.map(|f| f.saturating_add(t))
     }
 
     /// The group's checks failed here (`Some(why)`) or pass again (`None`).
@@ -436,6 +744,233 @@ impl Groups {
 
     pub fn unhealthy(&self, i: usize) -> Option<&str> {
         self.local.get(i).and_then(|l| l.unhealthy.as_deref())
+    }
+
+    /// How many ping nodes (ping lines and ping groups) this node reaches,
+    /// already settled by the runtime; `None` without ping nodes. With the
+    /// tiebreaker on, a node that reaches fewer than its peer gives its
+    /// groups to the peer, and a node that reaches neither peer nor ping
+    /// node stops its groups and takes none over.
+    pub fn set_ping(&mut self, reachable: Option<u16>, now: Duration) {
+        if self.ping != reachable {
+            self.ping = reachable;
+            self.decide(now);
+        }
+    }
+
+    /// Ping nodes this node reaches, as last set.
+    pub fn ping(&self) -> Option<u16> {
+        self.ping
+    }
+
+    /// How much data clients wrote to group `i`'s disks here while the
+    /// disks had no peer (the devices' writes since the split): after a
+    /// healed partition the node with the data keeps the group.
+    pub fn set_served(&mut self, i: usize, served: u64, now: Duration) {
+        if let Some(l) = self.local.get_mut(i) {
+            if l.served != served {
+                l.served = served;
+                self.decide(now);
+            }
+        }
+    }
+
+    /// The fence agent for `node` ended: `ok` when the node is off.
+    /// A fence that answers after the node came back with a new
+    /// incarnation changes nothing (that incarnation did not exist when the
+    /// fence was asked for).
+    pub fn on_fenced(&mut self, node: &str, ok: bool, now: Duration) {
+        let Some(pi) = self.peers.iter().position(|p| p.name == node) else {
+            return;
+        };
+        let p = &mut self.peers[pi];
+        if !p.fence_asked {
+            return;
+        }
+        p.fence_asked = false;
+        if !ok {
+            p.fence_retry = Some(now.saturating_add(FENCE_RETRY));
+            self.decide(now);
+            return;
+        }
+        p.fence_retry = None;
+        p.fenced = Some(p.last_inc);
+        // It is off: dead, whatever membership still believes.
+        p.life = Life::Dead;
+        p.report = None;
+        for i in 0..self.local.len() {
+            if self.local[i].blocked_by.as_deref() == Some(node) {
+                self.local[i].blocked_by = None;
+            }
+            self.gone(i, node);
+        }
+        self.decide(now);
+    }
+
+    /// Whether `p` must be fenced before this node starts anything (see
+    /// the module docs): it was declared dead by timeout (it may still run
+    /// what it ran, or have started something in a partition), it left with
+    /// a group stop-failed, or it reports a group stop-failed.
+    fn needs_fence(&self, p: &Peer) -> bool {
+        if !self.cfg.fencing
+            || self.cfg.is_witness
+            || p.witness
+            || p.fenced_off()
+            || self.cfg.groups.is_empty()
+        {
+            return false;
+        }
+        match p.life {
+            Life::Unknown => false,
+            Life::Dead if !p.left || p.left_unclean => true,
+            Life::Dead => self
+                .local
+                .iter()
+                .any(|l| l.blocked_by.as_deref() == Some(p.name.as_str())),
+            Life::Up(_) => p
+                .report
+                .as_ref()
+                .is_some_and(|r| r.groups.iter().any(|e| e.state == GroupState::StopFailed)),
+        }
+    }
+
+    /// The peers whose fence a start here waits for.
+    fn fence_waits(&self) -> Vec<String> {
+        self.peers
+            .iter()
+            .filter(|p| matches!(p.life, Life::Dead) && self.needs_fence(p))
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    /// When `p`'s vote runs out: the send time of this node's latest report
+    /// that `p` says it heard, plus half a deadtime. `p` declares this node
+    /// dead no earlier than a deadtime after it heard that report, so a
+    /// node cut off loses quorum (and stops its groups) half a deadtime
+    /// before the other side may act on its death.
+    fn vote_expiry(&self, p: &Peer) -> Option<Duration> {
+        if !matches!(p.life, Life::Up(_)) || p.fenced_off() {
+            return None;
+        }
+        let r = p.report.as_ref()?;
+        let h = r
+            .heard
+            .iter()
+            .find(|h| h.node == self.cfg.node && h.incarnation == self.incarnation)?;
+        let &(_, sent) = self.sent_at.iter().find(|(no, _)| *no == h.no)?;
+        Some(sent.saturating_add(self.cfg.deadtime / 2))
+    }
+
+    /// Votes counted now (this node, and each peer and the witness within
+    /// its lease) and the names of those that do not count.
+    fn votes(&self) -> (u32, Vec<&str>) {
+        let mut votes = 1;
+        let mut missing = Vec::new();
+        for p in &self.peers {
+            if self.vote_expiry(p).is_some_and(|t| self.latest < t) {
+                votes += 1;
+            } else {
+                missing.push(p.name.as_str());
+            }
+        }
+        (votes, missing)
+    }
+
+    /// Quorum as this node sees it now.
+    pub fn quorum(&self) -> QuorumView {
+        if self.cfg.witness.is_none() {
+            return QuorumView {
+                protected: false,
+                has: true,
+                votes: 1,
+                needed: 1,
+                why: "no witness configured: no quorum protection".into(),
+            };
+        }
+        // Every node and the witness have a vote: a majority of them is
+        // needed (2 of 3 in a two-node cluster).
+        let total = self.cfg.nodes.len() as u32 + 1;
+        let needed = total / 2 + 1;
+        let (votes, missing) = self.votes();
+        let unseen: Vec<&str> = self
+            .peers
+            .iter()
+            .filter(|p| !p.witness && !p.ever_up)
+            .map(|p| p.name.as_str())
+            .collect();
+        let (has, why) = if votes < needed {
+            (
+                false,
+                format!(
+                    "{} unreachable: {votes} of {needed} votes",
+                    missing.join(" and ")
+                ),
+            )
+        } else if self.cfg.wait_for_all && !unseen.is_empty() {
+            (
+                false,
+                format!(
+                    "waiting for all nodes (wait_for_all): {} not seen yet",
+                    unseen.join(", ")
+                ),
+            )
+        } else {
+            (true, format!("{votes} of {total} votes, {needed} needed"))
+        };
+        QuorumView {
+            protected: true,
+            has,
+            votes,
+            needed,
+            why,
+        }
+    }
+
+    /// Why this node may not run any group now (it stops what it runs):
+    /// it is the witness, it lost its quorum votes, or the ping tiebreaker
+    /// finds it isolated.
+    fn hold_blocker(&self) -> Option<String> {
+        if self.cfg.is_witness {
+            return Some("this node is the quorum witness: it runs no group".into());
+        }
+        if self.cfg.witness.is_some() {
+            let q = self.quorum();
+            if q.votes < q.needed {
+                return Some(format!("no quorum: {}", q.why));
+            }
+        }
+        if self.isolated() {
+            return Some(
+                "isolated: no peer and none of the ping nodes reachable (ping tiebreaker)".into(),
+            );
+        }
+        None
+    }
+
+    /// Why this node may not start a group now, when it may hold one: the
+    /// blockers above, wait_for_all, fences still to be done.
+    fn start_blocker(&self) -> Option<String> {
+        if let Some(b) = self.hold_blocker() {
+            return Some(b);
+        }
+        let q = self.quorum();
+        if !q.has {
+            return Some(q.why);
+        }
+        let fences = self.fence_waits();
+        if !fences.is_empty() {
+            return Some(format!("waiting for fencing of {}", fences.join(", ")));
+        }
+        None
+    }
+
+    /// The ping tiebreaker's isolated node: ping nodes configured, none
+    /// reached, and no peer heard. It is the side cut off: it takes nothing
+    /// over and stops what it runs.
+    fn isolated(&self) -> bool {
+        self.cfg.ping_tiebreak
+            && self.ping == Some(0)
+            && self.peers.iter().all(|p| !matches!(p.life, Life::Up(_)))
     }
 
     /// The job marks to carry in the report (see [`crate::wire::JobMark`]).
@@ -518,16 +1053,17 @@ impl Groups {
         let up: Vec<&Peer> = self
             .peers
             .iter()
-            .filter(|p| matches!(p.life, Life::Up(_)))
+            .filter(|p| matches!(p.life, Life::Up(_)) && !p.witness)
             .collect();
         if up.is_empty() {
-            return Err(if self.peers.is_empty() {
+            return Err(if self.peers.iter().all(|p| p.witness) {
                 "no other node in the cluster".to_string()
             } else {
                 format!(
                     "no other node is up ({}): nothing can move",
                     self.peers
                         .iter()
+                        .filter(|p| !p.witness)
                         .map(|p| p.name.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -632,6 +1168,8 @@ impl Groups {
             ));
         };
         let l = &mut self.local[i];
+        l.failed_at = None;
+        l.failed_holder = None;
         let was_blocked = l.blocked_by.take().is_some();
         let was_unhealthy = l.unhealthy.take().is_some();
         match l.state {
@@ -736,11 +1274,20 @@ impl Groups {
                         .collect(),
                     note: if owner.is_none() && desired.is_none() {
                         Some(match &self.local[i].blocked_by {
+                            Some(n) if self.cfg.fencing => {
+                                format!(
+                                    "stop failed on {n}, which left: waiting for fencing of {n}"
+                                )
+                            }
                             Some(n) => format!(
                                 "stop failed on {n}, which left: hbctl clear when it is cleaned up"
                             ),
-                            None => why.to_string(),
+                            None => self.hold_blocker().unwrap_or_else(|| why.to_string()),
                         })
+                    } else if owner.is_none() && desired.as_deref() == Some(self.cfg.node.as_str())
+                    {
+                        // It should start here: say what it waits for.
+                        self.start_blocker()
                     } else {
                         None
                     },
@@ -777,6 +1324,9 @@ impl Groups {
                     leaving: self.leaving,
                     known: true,
                     unhealthy: self.local[i].unhealthy.is_some(),
+                    barred: self.hold_blocker().is_some(),
+                    ping: self.ping,
+                    served: self.local[i].served,
                 });
                 continue;
             }
@@ -786,7 +1336,8 @@ impl Groups {
             if !matches!(p.life, Life::Up(_)) {
                 continue;
             }
-            let Some(r) = p.report.as_ref().filter(|r| r.ready) else {
+            // A witness never runs a group, whatever it reports.
+            let Some(r) = p.report.as_ref().filter(|r| r.ready && !r.witness) else {
                 continue;
             };
             match r.groups.iter().find(|e| e.id == *id) {
@@ -798,6 +1349,9 @@ impl Groups {
                     leaving: r.leaving,
                     known: true,
                     unhealthy: e.unhealthy,
+                    barred: false,
+                    ping: r.ping,
+                    served: e.served,
                 }),
                 // A peer configured without this group never runs it.
                 None => v.push(View {
@@ -808,6 +1362,9 @@ impl Groups {
                     leaving: r.leaving,
                     known: false,
                     unhealthy: false,
+                    barred: false,
+                    ping: r.ping,
+                    served: 0,
                 }),
             }
         }
@@ -829,21 +1386,41 @@ impl Groups {
             .filter(|v| matches!(v.state, GroupState::Starting | GroupState::Started))
             .collect();
         if holders.len() > 1 {
+            // The keeper follows the data: the holder whose disks clients
+            // wrote to while they had no peer, the one that wrote more (the
+            // other side's writes are the ones a split-brain resolution
+            // discards). Equal: the home node, then node order.
             let keeper = holders
                 .iter()
-                .find(|v| v.node == *home)
+                .max_by_key(|v| (v.served, v.node == *home, std::cmp::Reverse(v.order)))
                 .unwrap_or(&holders[0]);
-            return (Some(keeper.node.clone()), "two nodes run it: the keeper");
+            return (
+                Some(keeper.node.clone()),
+                if holders.iter().any(|v| v.served != keeper.served) {
+                    "two nodes run it: the keeper is the one that served clients"
+                } else {
+                    "two nodes run it: the keeper"
+                },
+            );
         }
         let eligible: Vec<&View> = views
             .iter()
-            .filter(|v| v.known && !v.leaving && v.state != GroupState::Failed)
+            .filter(|v| v.known && !v.leaving && !v.barred && v.state != GroupState::Failed)
             .collect();
         // Healthy nodes first; when every node is unhealthy the group stays
         // where it runs (no ping-pong between two sick nodes).
         let healthy: Vec<&View> = eligible.iter().copied().filter(|v| !v.unhealthy).collect();
         let all_sick = healthy.is_empty();
-        let eligible = if all_sick { eligible } else { healthy };
+        let mut eligible = if all_sick { eligible } else { healthy };
+        // The ping tiebreaker (ipfail): a node that reaches fewer ping nodes
+        // than another eligible node is not eligible. Equal counts change
+        // nothing (no ping-pong); a node whose count is not known yet is
+        // not judged.
+        if self.cfg.ping_tiebreak {
+            if let Some(best) = eligible.iter().filter_map(|v| v.ping).max() {
+                eligible.retain(|v| v.ping.is_none_or(|p| p >= best));
+            }
+        }
         // The newest operator command wins (its version is one more than any
         // seen): a takeover names the node, a standby the node to avoid.
         // Older preferences on other nodes no longer count.
@@ -911,9 +1488,22 @@ impl Groups {
     /// and the report when it changed or is due.
     fn decide(&mut self, now: Duration) {
         self.latest = self.latest.max(now);
+        let now = self.latest;
+        self.decide_quorum();
+        self.decide_fences(now);
         if self.ready() {
             for i in 0..self.local.len() {
+                self.expire_failure(i, now);
+                self.track_holders(i, now);
                 self.decide_group(i);
+            }
+        }
+        // Second announcements that are due, for groups still running here.
+        let (due, later): (Vec<_>, Vec<_>) = self.reannounce.iter().partition(|&&(_, t)| t <= now);
+        self.reannounce = later;
+        for (i, _) in due {
+            if self.local[i].state == GroupState::Started {
+                self.outputs.push(Output::Reannounce(i));
             }
         }
         // `no` and `heard` change with every report: they are refreshed on
@@ -946,6 +1536,89 @@ impl Groups {
         }
     }
 
+    /// Announces a change of quorum (has, votes).
+    fn decide_quorum(&mut self) {
+        if self.cfg.witness.is_none() {
+            return;
+        }
+        let q = self.quorum();
+        if self.last_quorum != Some((q.has, q.votes)) {
+            self.last_quorum = Some((q.has, q.votes));
+            self.outputs.push(Output::Quorum(q));
+        }
+    }
+
+    /// Asks for the fences needed (once each; again after a failure, every
+    /// [`FENCE_RETRY`]). With a witness only a node with quorum fences (the
+    /// side cut off never shoots the side that goes on).
+    fn decide_fences(&mut self, now: Duration) {
+        if !self.cfg.fencing {
+            return;
+        }
+        if self.cfg.witness.is_some() {
+            let q = self.quorum();
+            if q.votes < q.needed {
+                return;
+            }
+        }
+        for pi in 0..self.peers.len() {
+            let p = &self.peers[pi];
+            if p.fence_asked || p.fence_retry.is_some_and(|t| t > now) || !self.needs_fence(p) {
+                continue;
+            }
+            let p = &mut self.peers[pi];
+            p.fence_asked = true;
+            p.fence_retry = None;
+            self.outputs.push(Output::Fence(p.name.clone()));
+        }
+    }
+
+    /// Forgets a failure of group `i` here once `failure_timeout` passed.
+    fn expire_failure(&mut self, i: usize, now: Duration) {
+        if self
+            .failure_expiry(&self.local[i])
+            .is_some_and(|t| t <= now)
+        {
+            self.local[i].failed_at = None;
+            self.local[i].failed_holder = None;
+            self.transition(
+                i,
+                GroupState::Stopped,
+                "failure_timeout passed: it may start here again".into(),
+            );
+        }
+    }
+
+    /// Follows who else runs group `i`, for the announcements: the last
+    /// other holder, and two holders at once (this node the keeper).
+    fn track_holders(&mut self, i: usize, now: Duration) {
+        let me = self.cfg.node.clone();
+        let views = self.views(i);
+        for v in views.iter().filter(|v| v.node != me) {
+            if v.state.may_run() {
+                self.local[i].prev_holder = Some(v.node.clone());
+            } else if self.local[i].prev_holder.as_ref() == Some(&v.node) {
+                self.local[i].prev_holder = None;
+            }
+        }
+        let others = views
+            .iter()
+            .any(|v| v.node != me && matches!(v.state, GroupState::Starting | GroupState::Started));
+        let here = self.local[i].state == GroupState::Started;
+        let keeper = self.desired(i).0.as_deref() == Some(me.as_str());
+        if here && others && keeper && !self.local[i].two_holders {
+            // A healed partition: this node keeps it. Announce now, and
+            // again once the other node stopped it.
+            self.local[i].two_holders = true;
+            self.announce(i, now);
+        } else if self.local[i].two_holders && (!here || !others) {
+            self.local[i].two_holders = false;
+            if here {
+                self.announce(i, now);
+            }
+        }
+    }
+
     /// Whether `p` heard this node recently enough that it cannot have
     /// declared it dead (and withdrawn its grants) by now, with a keepalive
     /// to spare: it heard report `no`, sent at `t`, so it declares this node
@@ -969,12 +1642,15 @@ impl Groups {
         let me = self.cfg.node.clone();
         let (desired, why) = self.desired(i);
         let me_desired = desired.as_deref() == Some(me.as_str());
+        let barred = self.hold_blocker();
         match self.local[i].state {
             GroupState::Started => {
                 let elsewhere = desired.as_ref().is_some_and(|d| *d != me);
-                if elsewhere || self.leaving {
+                if elsewhere || self.leaving || barred.is_some() {
                     let reason = if self.leaving {
                         "shutting down".to_string()
+                    } else if let Some(b) = barred {
+                        b
                     } else {
                         format!(
                             "it should run on {} ({why})",
@@ -991,7 +1667,13 @@ impl Groups {
             GroupState::Stopped | GroupState::Failed => {}
         }
         let state = self.local[i].state;
-        let claimable = me_desired && state == GroupState::Stopped && !self.leaving;
+        // Without quorum (or all nodes seen once, with wait_for_all) this
+        // node does not even claim: its claim could not be used.
+        let claimable = me_desired
+            && state == GroupState::Stopped
+            && !self.leaving
+            && barred.is_none()
+            && self.quorum().has;
         // Keep or withdraw the grant.
         let keep = match &self.local[i].grant {
             Some(g) if g.node == me => claimable && g.claim == self.local[i].claim && g.claim != 0,
@@ -1021,7 +1703,19 @@ impl Groups {
                 });
             } else {
                 self.local[i].claim = 0;
-                if let Some(d) = desired.as_ref().filter(|d| **d != me) {
+                // Never while another node this one hears may run it: the
+                // claimant may believe that node dead, this one knows better
+                // (the witness's whole point: found by the sim, a witness
+                // that booted after the holder started granted a takeover
+                // to the other side of a partition).
+                let runs_elsewhere = |d: &str| {
+                    self.peers.iter().any(|q| {
+                        q.name != d
+                            && matches!(q.life, Life::Up(_))
+                            && self.peer_entry(q, i).is_some_and(|e| e.state.may_run())
+                    })
+                };
+                if let Some(d) = desired.as_ref().filter(|d| **d != me && !runs_elsewhere(d)) {
                     if let Some(p) = self.peers.iter().find(|p| p.name == *d) {
                         if let (Life::Up(inc), Some(e)) = (p.life, self.peer_entry(p, i)) {
                             if e.claim != 0 && !e.state.may_run() {
@@ -1046,10 +1740,12 @@ impl Groups {
             claim: self.local[i].claim,
         };
         let all_granted = self.peers.iter().all(|p| match p.life {
-            Life::Dead => true,
+            // A dead peer agrees only once fenced, when fencing is on.
+            Life::Dead => !self.needs_fence(p),
             Life::Unknown => false,
             // A ready peer configured without the group never runs it.
             // Its grant counts only within its lease (see `lease_valid`).
+            Life::Up(_) if p.fenced_off() => true,
             Life::Up(_) => {
                 p.report
                     .as_ref()
@@ -1065,7 +1761,18 @@ impl Groups {
             if matches!(self.local[i].pref, Pref::Refuse(_)) {
                 self.local[i].pref = Pref::None;
             }
-            self.transition(i, GroupState::Starting, format!("starting here ({why})"));
+            let fenced: Vec<&str> = self
+                .peers
+                .iter()
+                .filter(|p| p.fenced_off() && p.life == Life::Dead)
+                .map(|p| p.name.as_str())
+                .collect();
+            let reason = if fenced.is_empty() {
+                format!("starting here ({why})")
+            } else {
+                format!("starting here ({why}; fenced: {})", fenced.join(", "))
+            };
+            self.transition(i, GroupState::Starting, reason);
             self.outputs.push(Output::Start(i));
         }
     }
@@ -1091,11 +1798,14 @@ impl Groups {
                     grant: l.grant.clone(),
                     pref: l.pref,
                     unhealthy: l.unhealthy.is_some(),
+                    served: l.served,
                 })
                 .collect(),
             marks: self.marks.clone(),
             no: 0,
             heard: Vec::new(),
+            witness: self.cfg.is_witness,
+            ping: self.ping,
         }
     }
 }
@@ -1111,6 +1821,10 @@ struct View {
     /// The node has this group in its configuration.
     known: bool,
     unhealthy: bool,
+    /// This node may not hold groups now (no quorum, isolated, witness).
+    barred: bool,
+    ping: Option<u16>,
+    served: u64,
 }
 
 fn scope_word(scope: Scope) -> &'static str {

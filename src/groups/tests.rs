@@ -220,3 +220,447 @@ fn standby_back_and_forth_moves_every_time() {
         assert_eq!(c.holders(0), vec![format!("n{}", holder + 1)]);
     }
 }
+
+// Issue 13: never two holders. Each test below is a finding of the
+// partition campaign, on the simulated cluster (see `sim`).
+
+use super::sim::Protect;
+
+fn witness() -> Protect {
+    Protect {
+        witness: true,
+        ..Protect::default()
+    }
+}
+
+/// Campaign finding: after a healed full partition the keeper rule gave the
+/// group back to the home node, whose data was stale, and nobody announced
+/// the address again. The keeper must be the side that served clients, and
+/// it re-announces (at once and again a second later).
+#[test]
+fn after_a_healed_partition_the_node_that_served_clients_keeps_the_group() {
+    let mut c = Cluster::new(2, &[("a", 0)], false, 20);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    c.isolate(0, true);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1", "n2"]);
+    // Clients were on n2's side: its disks took the writes.
+    c.set_served(1, 0, 4096);
+    let healed = c.now;
+    c.isolate(0, false);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"], "the data's side keeps it");
+    let again: Vec<Duration> = c
+        .reannounces
+        .iter()
+        .filter(|(n, g, t)| n == "n2" && g == "a" && *t >= healed)
+        .map(|&(_, _, t)| t)
+        .collect();
+    assert!(again.len() >= 2, "{:?}", c.reannounces);
+    assert!(again[again.len() - 1] >= again[0] + Duration::from_secs(1));
+    assert!(c.reannounces.iter().all(|(n, _, _)| n == "n2"));
+    c.check_converged();
+}
+
+/// CI finding: after a heal the old holder may be seen only once it has
+/// stopped the group (its stop is quick, its reports are a keepalive
+/// apart): the keeper must announce anyway, because clients on the other
+/// side still hold that node's MAC for the address.
+#[test]
+fn the_keeper_announces_after_a_heal_whatever_it_saw_of_the_other_holder() {
+    for seed in 0..40 {
+        let mut c = Cluster::new(2, &[("a", 0)], false, 300 + seed);
+        settle(&mut c);
+        c.isolate(0, true);
+        settle(&mut c);
+        assert_eq!(c.holders(0), vec!["n1", "n2"]);
+        let healed = c.now;
+        c.isolate(0, false);
+        // n2 stops at once; n1 hears nothing of n2 until it has stopped.
+        c.cut[1][0] = true;
+        c.run_for(Duration::from_millis(1500));
+        assert_eq!(c.holders(0), vec!["n1"], "seed {seed}");
+        c.cut[1][0] = false;
+        settle(&mut c);
+        let n1: Vec<Duration> = c
+            .reannounces
+            .iter()
+            .filter(|(n, g, t)| n == "n1" && g == "a" && *t >= healed)
+            .map(|&(_, _, t)| t)
+            .collect();
+        assert!(n1.len() >= 2, "seed {seed}: {:?}", c.reannounces);
+        assert!(n1[n1.len() - 1] >= n1[0] + Duration::from_secs(1));
+        c.check_converged();
+    }
+}
+
+#[test]
+fn equal_served_data_keeps_the_old_rule() {
+    let mut c = Cluster::new(2, &[("a", 1)], false, 21);
+    settle(&mut c);
+    c.isolate(0, true);
+    settle(&mut c);
+    c.set_served(0, 0, 10);
+    c.set_served(1, 0, 10);
+    c.isolate(0, false);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"], "the home node");
+}
+
+/// A node that took a group over from a node declared dead (which may
+/// still hold the address) announces it again a second later.
+#[test]
+fn a_takeover_from_a_dead_holder_is_announced_again() {
+    let mut c = Cluster::new(2, &[("a", 0)], false, 22);
+    settle(&mut c);
+    c.crash(0, true);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    let n2: Vec<Duration> = c
+        .reannounces
+        .iter()
+        .filter(|(n, _, _)| n == "n2")
+        .map(|&(_, _, t)| t)
+        .collect();
+    assert_eq!(n2.len(), 2, "{:?}", c.reannounces);
+    assert_eq!(n2[1] - n2[0], Duration::from_secs(1));
+}
+
+/// With a witness, the node cut off from peer and witness stops its group
+/// (it lost quorum) before the other side takes it over.
+#[test]
+fn a_node_without_quorum_stops_its_group() {
+    let mut c = Cluster::with(2, &[("a", 0)], false, 23, witness());
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    let q = c.nodes[0].machine.as_ref().unwrap().quorum();
+    assert!(
+        q.protected && q.has && q.votes == 3 && q.needed == 2,
+        "{q:?}"
+    );
+    c.isolate(0, true);
+    settle(&mut c);
+    // The strict invariant (checked at every start) held; n2 took over.
+    assert_eq!(c.holders(0), vec!["n2"]);
+    assert_eq!(c.state(0, 0), Some(GroupState::Stopped));
+    let q = c.nodes[0].machine.as_ref().unwrap().quorum();
+    assert!(!q.has && q.votes == 1, "{q:?}");
+    assert!(q.why.contains("n2") && q.why.contains("w1"), "{}", q.why);
+    assert!(c
+        .trace
+        .iter()
+        .any(|l| l.contains("n1 a: started -> stopping (no quorum")));
+    assert!(c.quorums.iter().any(|(n, q)| n == "n1" && !q.has));
+    // Healed: n1 has quorum again, the group stays on n2.
+    c.isolate(0, false);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    assert!(c.nodes[0].machine.as_ref().unwrap().quorum().has);
+    c.check_converged();
+}
+
+/// Only the replication/heartbeat link between the nodes is cut, both
+/// still hear the witness: both have quorum, but the witness keeps
+/// granting the group to the node that runs it, so the other cannot start.
+#[test]
+fn the_witness_grants_to_one_side_only() {
+    let mut c = Cluster::with(2, &[("a", 0)], false, 24, witness());
+    settle(&mut c);
+    c.cut[0][1] = true;
+    c.cut[1][0] = true;
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    assert_eq!(c.state(1, 0), Some(GroupState::Stopped));
+    let w = c.witness.unwrap();
+    assert_eq!(c.nodes[w].name, "w1");
+    assert_eq!(c.state(w, 0), Some(GroupState::Stopped), "it runs nothing");
+    // The witness sided with n2 (n1 isolated from both): n2 runs it.
+    c.isolate(0, true);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+}
+
+/// Witness lost, then a partition: nobody has quorum, nothing runs
+/// (rather than two holders); the group comes back once the nodes hear
+/// each other again.
+#[test]
+fn witness_loss_then_partition_stops_both_sides() {
+    let mut c = Cluster::with(2, &[("a", 0)], false, 25, witness());
+    settle(&mut c);
+    let w = c.witness.unwrap();
+    c.crash(w, true);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"], "2 of 3 votes: it goes on");
+    c.cut[0][1] = true;
+    c.cut[1][0] = true;
+    settle(&mut c);
+    assert!(c.holders(0).is_empty());
+    let v = &c.nodes[1].machine.as_ref().unwrap().status()[0];
+    assert!(
+        v.note.as_deref().is_some_and(|n| n.contains("no quorum")),
+        "{v:?}"
+    );
+    c.cut[0][1] = false;
+    c.cut[1][0] = false;
+    settle(&mut c);
+    assert_eq!(c.holders(0).len(), 1);
+}
+
+/// votequorum's wait_for_all: with a witness, nothing starts until every
+/// node has been up once, even with the witness's vote.
+#[test]
+fn wait_for_all_holds_starts_until_every_node_was_seen() {
+    let p = Protect {
+        wait_for_all: true,
+        ..witness()
+    };
+    let mut c = Cluster::with(2, &[("a", 0)], false, 26, p);
+    c.crash(1, true);
+    c.drop_in_flight();
+    c.run_for(secs(10));
+    assert!(c.holders(0).is_empty());
+    let q = c.nodes[0].machine.as_ref().unwrap().quorum();
+    assert!(!q.has && q.votes == 2, "{q:?}");
+    assert!(q.why.contains("wait_for_all"), "{}", q.why);
+    c.boot(1);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    // Seen once is enough: n2 crashing later does not stop n1.
+    c.crash(1, true);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+}
+
+/// Campaign finding: n1 lost its ping node and kept the group while n2
+/// still reached it. With the tiebreaker the node reaching fewer ping
+/// nodes hands over; equal counts move nothing.
+#[test]
+fn the_node_with_fewer_ping_nodes_hands_over() {
+    let p = Protect {
+        ping: true,
+        ..Protect::default()
+    };
+    let mut c = Cluster::with(2, &[("a", 0)], true, 27, p);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    c.set_reach(0, Some(1));
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"], "auto_failback does not beat ping");
+    // n1 reaches as many as n2 again: back home (auto_failback on).
+    c.set_reach(0, Some(2));
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    // Both lose one, n2 first (had n1 lost it first, the group would have
+    // moved: n2 reached more then): equal, nothing moves.
+    let starts = c.starts.len();
+    c.set_reach(1, Some(1));
+    c.run_for(secs(1));
+    c.set_reach(0, Some(1));
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    assert_eq!(c.starts.len(), starts);
+    c.check_converged();
+}
+
+/// A node that hears no peer and no ping node is the isolated side: it
+/// stops what it runs and takes nothing over.
+#[test]
+fn an_isolated_node_stops_and_takes_nothing_over() {
+    let p = Protect {
+        ping: true,
+        ..Protect::default()
+    };
+    let mut c = Cluster::with(2, &[("a", 0), ("b", 1)], false, 28, p);
+    settle(&mut c);
+    c.isolate(0, true);
+    // Once n1 hears no peer, its ping nodes go too: the cut is on its side.
+    c.run_for(secs(1));
+    assert_eq!(c.holders(1), vec!["n1", "n2"]);
+    c.set_reach(0, Some(0));
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    assert_eq!(c.holders(1), vec!["n2"]);
+    assert_eq!(c.state(0, 0), Some(GroupState::Stopped));
+    assert!(
+        c.trace
+            .iter()
+            .any(|l| l.contains("n1 a: started -> stopping (isolated")),
+        "{}",
+        c.trace.join("\n")
+    );
+    // Still reaching a ping node: not isolated (heartbeat's behaviour).
+    let mut c = Cluster::with(2, &[("a", 0)], false, 29, p);
+    settle(&mut c);
+    c.isolate(0, true);
+    c.set_reach(0, Some(1));
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1", "n2"]);
+}
+
+/// Campaign finding: n2's start failed while n1 (cut off) still held the
+/// address, and n2 stayed `failed`: a real crash of n1 later did not fail
+/// over. The failure clears when the node that held the group is gone.
+#[test]
+fn a_failed_start_is_retried_when_the_old_holder_dies() {
+    let mut c = Cluster::new(2, &[("a", 0)], false, 30);
+    settle(&mut c);
+    c.faults.start_fail = 1000;
+    c.isolate(0, true);
+    settle(&mut c);
+    assert_eq!(c.state(1, 0), Some(GroupState::Failed));
+    c.faults = Faults::none();
+    c.isolate(0, false);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    assert_eq!(c.state(1, 0), Some(GroupState::Failed));
+    c.crash(0, true);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    assert!(c.trace.iter().any(|l| l.contains("is gone: trying again")));
+}
+
+/// Pacemaker's failure-timeout: a failed start here may be tried here
+/// again after it; without one only `hbctl clear` does.
+#[test]
+fn a_failed_start_is_retried_after_failure_timeout() {
+    for timeout in [Some(secs(3)), None] {
+        let p = Protect {
+            failure_timeout: timeout,
+            ..Protect::default()
+        };
+        let mut c = Cluster::with(2, &[("a", 0)], false, 31, p);
+        c.faults.start_fail = 1000;
+        while c.state(0, 0) != Some(GroupState::Failed) {
+            c.step();
+        }
+        c.faults = Faults::none();
+        settle(&mut c);
+        assert_eq!(c.holders(0), vec!["n2"]);
+        let expect = if timeout.is_some() {
+            GroupState::Stopped
+        } else {
+            GroupState::Failed
+        };
+        assert_eq!(c.state(0, 0), Some(expect), "{timeout:?}");
+        c.crash(1, true);
+        settle(&mut c);
+        let expect: Vec<&str> = if timeout.is_some() {
+            vec!["n1"]
+        } else {
+            vec![]
+        };
+        assert_eq!(c.holders(0), expect, "{timeout:?}");
+    }
+}
+
+fn fencing() -> Protect {
+    Protect {
+        fencing: true,
+        ..Protect::default()
+    }
+}
+
+/// A peer declared dead is fenced before its groups start here; while the
+/// fence fails nothing starts (retried every 5 s), and the status says why.
+#[test]
+fn a_dead_peer_is_fenced_before_its_groups_start_and_a_failed_fence_blocks() {
+    let mut c = Cluster::with(2, &[("a", 0)], false, 32, fencing());
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    c.faults.fence_fail = 1000;
+    // The daemon hangs or dies; the resources still run on the machine.
+    c.crash(0, false);
+    c.run_for(secs(12));
+    assert!(c.holders(0).is_empty());
+    assert!(c.nodes[0].physical[0], "still running on n1");
+    let asked = c
+        .fences
+        .iter()
+        .filter(|(f, t)| f == "n2" && t == "n1")
+        .count();
+    assert!(asked >= 2, "retried: {:?}", c.fences);
+    let v = &c.nodes[1].machine.as_ref().unwrap().status()[0];
+    assert_eq!(
+        v.note.as_deref(),
+        Some("waiting for fencing of n1"),
+        "{v:?}"
+    );
+    c.faults.fence_fail = 0;
+    c.run_for(secs(8));
+    assert!(!c.nodes[0].physical[0], "fenced: off");
+    assert_eq!(c.holders(0), vec!["n2"]);
+    assert!(c
+        .trace
+        .iter()
+        .any(|l| l.contains("starting here") && l.contains("fenced: n1")));
+}
+
+/// A clean leave needs no fence.
+#[test]
+fn a_peer_that_left_cleanly_is_not_fenced() {
+    let mut c = Cluster::with(2, &[("a", 0)], false, 33, fencing());
+    settle(&mut c);
+    c.shutdown(0);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    assert!(c.fences.is_empty(), "{:?}", c.fences);
+}
+
+/// Pacemaker's rule: a failed stop fences the node rather than blocking
+/// the group forever.
+#[test]
+fn a_stop_failed_peer_is_fenced_and_the_group_moves() {
+    let mut c = Cluster::with(2, &[("a", 0)], false, 34, fencing());
+    settle(&mut c);
+    c.faults.stop_fail = 1000;
+    c.command(0, Command::Standby(Scope::All)).unwrap();
+    c.run_for(secs(2));
+    c.faults = Faults::none();
+    settle(&mut c);
+    assert!(c.fences.iter().any(|(f, t)| f == "n2" && t == "n1"));
+    assert_eq!(c.holders(0), vec!["n2"]);
+    // n1 was powered off; it comes back clean and does not take it back.
+    c.boot(0);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    c.check_converged();
+}
+
+/// A node that left with a stop-failed group is fenced too, and then the
+/// group is no longer blocked.
+#[test]
+fn a_peer_that_left_stop_failed_is_fenced() {
+    let mut c = Cluster::with(2, &[("a", 0)], false, 35, fencing());
+    settle(&mut c);
+    c.faults.stop_fail = 1000;
+    c.shutdown(0);
+    c.run_for(secs(2));
+    c.faults = Faults::none();
+    settle(&mut c);
+    assert!(c.fences.iter().any(|(f, t)| f == "n2" && t == "n1"));
+    assert_eq!(c.holders(0), vec!["n2"]);
+}
+
+/// Sim seed 426: a witness that booted after the holder had started (so it
+/// never granted anything to it) granted a takeover to the other side of a
+/// partition. A node never grants a group while another node it hears runs
+/// it.
+#[test]
+fn a_witness_that_booted_late_does_not_grant_a_running_group_away() {
+    let mut c = Cluster::with(2, &[("a", 0)], false, 36, witness());
+    let w = c.witness.unwrap();
+    c.crash(w, true);
+    c.drop_in_flight();
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"], "n1 and n2: 2 of 3 votes");
+    c.boot(w);
+    settle(&mut c);
+    c.cut[0][1] = true;
+    c.cut[1][0] = true;
+    settle(&mut c);
+    c.command(1, Command::Takeover(Scope::All)).unwrap();
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    assert_eq!(c.state(1, 0), Some(GroupState::Stopped));
+}

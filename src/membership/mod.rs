@@ -133,6 +133,12 @@ pub enum Event {
         incarnation: u64,
         report: crate::wire::GroupReport,
     },
+    /// A built-in outdater message (request or answer) from `node`, one
+    /// per medium that carried it: handling it is idempotent.
+    Outdate {
+        node: String,
+        outdate: crate::wire::Outdate,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -553,6 +559,10 @@ impl Membership {
                     }
                 }
             }
+            Body::Outdate(outdate) => events.push(Event::Outdate {
+                node: peer.name.clone(),
+                outdate,
+            }),
             Body::Leaving => {
                 peer.left_incarnation = Some(msg.incarnation);
                 for (i, link) in peer.links.iter_mut().enumerate() {

@@ -602,6 +602,8 @@ fn reports_are_delivered_once_and_in_order() {
             marks: Vec::new(),
             no: 1,
             heard: Vec::new(),
+            witness: false,
+            ping: None,
         })
     };
     let t = ms(10);

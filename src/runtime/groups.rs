@@ -12,7 +12,7 @@
 //! Every agent call runs in a `resource` span naming the group, the resource
 //! and the action, so a script's output lands in the log under it.
 
-use crate::agents::{Action, Running};
+use crate::agents::{Action, AgentKind, Running};
 use crate::config::GroupConfig;
 use crate::ctl::ResourceStatus;
 use crate::groups::{OpResult, Probe};
@@ -108,6 +108,27 @@ impl Runner {
         });
     }
 
+    /// Sends the gratuitous ARPs of group `i`'s addresses again (off the
+    /// loop): clients that cached another node's MAC for them learn ours.
+    pub fn reannounce(&self, i: usize) {
+        let group = self.groups[i].clone();
+        tokio::spawn(async move {
+            for r in &group.resources {
+                if let AgentKind::IpAddr(a) = &r.kind {
+                    match reannounce(a, &r.options).await {
+                        Ok(true) => {
+                            tracing::info!(group = %group.id, ip = %a.addr, "announcing the address again (gratuitous ARPs)")
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(group = %group.id, ip = %a.addr, error = %e, "gratuitous ARPs not sent")
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     pub fn stop(&self, i: usize) {
         let (t, done) = (self.task(i), self.done.clone());
         tokio::spawn(async move {
@@ -115,6 +136,16 @@ impl Runner {
             let _ = done.send(Done::Op(t.index, r));
         });
     }
+}
+
+/// The group's address `a` announced again (see [`crate::agents::ipaddr::reannounce`]).
+async fn reannounce(
+    a: &crate::agents::ipaddr::IpAddrArgs,
+    o: &crate::agents::Options,
+) -> Result<bool, String> {
+    crate::agents::ipaddr::reannounce(a, o)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 struct Task {
@@ -179,6 +210,22 @@ impl Task {
 
     async fn start(&self) -> OpResult {
         let n = self.group.resources.len();
+        // Resources that can know they will not start are asked first, so
+        // that no earlier resource (the address) starts for a start that
+        // would roll back (issue 13: the VIP on both nodes for 10 s while
+        // drbddisk was refused because the peer was Primary).
+        for r in 0..n {
+            let res = &self.group.resources[r];
+            if let Err(e) = res
+                .preflight()
+                .instrument(self.span(r, Action::Start))
+                .await
+            {
+                tracing::error!(group = %self.group.id, resource = %res.spec, error = %e, "resource will not start: nothing started");
+                self.set(r, GroupState::Failed, Some(e.to_string()));
+                return OpResult::StartFailed { rolled_back: true };
+            }
+        }
         for r in 0..n {
             let res = &self.group.resources[r];
             if let Ok(Running::Running) = self.status(r).await {

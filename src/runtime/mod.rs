@@ -16,14 +16,18 @@
 //! receive tasks and the control server only move bytes and requests.
 
 pub mod control;
+pub mod fence;
 pub mod groups;
 pub mod jobs;
 pub mod logging;
 pub mod monitor;
 pub mod net;
+pub mod outdate;
 pub mod ping;
 pub mod respawn;
+pub mod served;
 pub mod state;
+pub mod watchdog;
 
 use crate::config::{self, Config, ConfigErrors, Medium};
 use crate::ctl::{ErrorKind, GroupStatus, Request, Response, Scope, Status};
@@ -67,6 +71,8 @@ pub enum RuntimeError {
     Signals(std::io::Error),
     #[error("ping nodes: cannot open an ICMP socket: {0}")]
     Ping(std::io::Error),
+    #[error(transparent)]
+    Watchdog(#[from] watchdog::WatchdogError),
 }
 
 /// Datagrams waiting for the loop; beyond this they are dropped at the socket.
@@ -81,7 +87,8 @@ pub fn membership_config(c: &Config) -> MembershipConfig {
     MembershipConfig {
         cluster: c.cluster.cluster.name.clone(),
         node: c.node.clone(),
-        nodes: c.ha.nodes.clone(),
+        // The witness exchanges keepalives like a node.
+        nodes: c.members(),
         media: c.ha.media.iter().map(Medium::name).collect(),
         keepalive: c.ha.keepalive,
         deadtime: c.ha.deadtime,
@@ -106,6 +113,20 @@ pub fn groups_config(c: &Config) -> GroupsConfig {
         auto_failback: c.ha.auto_failback != config::AutoFailback::Off,
         resend: c.ha.keepalive,
         deadtime: c.ha.deadtime,
+        witness: c.quorum.witness.clone(),
+        is_witness: c.is_witness,
+        wait_for_all: c.quorum.wait_for_all,
+        ping_tiebreak: c.tiebreaker.ping && !c.is_witness,
+        fencing: fence::FenceRt::configured(c),
+        failure_timeout: c.failure_timeout,
+    }
+}
+
+/// cluster.toml `[fencing]` for the fence runtime.
+fn fence_settings(f: &config::FencingSettings) -> crate::fence::FencingSettings {
+    crate::fence::FencingSettings {
+        action: f.action,
+        timeout: f.timeout,
     }
 }
 
@@ -138,14 +159,22 @@ struct Daemon {
     /// Rate limit for send-error logs.
     last_send_error_log: Option<Instant>,
     ping: Ping,
+    /// What the served-data poller last reported, per group.
+    served: Vec<u64>,
     /// keepalived.conf's instances, when hbd runs them too.
     vrrp: Option<Arc<VrrpHandle>>,
+    /// stonith_host devices and the fencings in flight.
+    fence: fence::FenceRt,
+    /// The built-in peer outdater (heartbeat's dopd).
+    outdater: outdate::Outdater,
 }
 
 /// Ping nodes: the tracker, the socket (shared with its receive task) and
 /// when the next echo round is due.
 struct Ping {
     tracker: ping::PingTracker,
+    /// The tiebreaker's settled count; `None` when the tiebreaker is off.
+    settle: Option<ping::PingSettle>,
     socket: Option<Arc<ping::PingSocket>>,
     next_send: Duration,
     _receiver: Option<AbortOnDrop>,
@@ -171,10 +200,19 @@ impl Ping {
                 .iter()
                 .map(|g| (g.name.clone(), g.addrs.clone()))
                 .collect();
+        // The witness runs no ping nodes: it takes no group over.
+        let (nodes, groups) = if c.is_witness {
+            (Vec::new(), Vec::new())
+        } else {
+            (nodes, groups)
+        };
         let tracker = ping::PingTracker::new(&nodes, &groups, c.ha.deadping, now);
+        let settle = (c.tiebreaker.ping && !c.is_witness)
+            .then(|| ping::PingSettle::new(c.tiebreaker.settle));
         if tracker.is_empty() {
             return Ok(Ping {
                 tracker,
+                settle,
                 socket: None,
                 next_send: Duration::MAX,
                 _receiver: None,
@@ -199,6 +237,7 @@ impl Ping {
         }));
         Ok(Ping {
             tracker,
+            settle,
             socket: Some(socket),
             next_send: now,
             _receiver: Some(receiver),
@@ -210,6 +249,19 @@ impl Ping {
             .next_deadline()
             .unwrap_or(Duration::MAX)
             .min(self.next_send)
+            .min(
+                self.settle
+                    .as_ref()
+                    .and_then(ping::PingSettle::next_deadline)
+                    .unwrap_or(Duration::MAX),
+            )
+    }
+
+    /// Feeds the tiebreaker the count of reached ping nodes; the settled
+    /// count when it changed.
+    fn settled_change(&mut self, now: Duration) -> Option<u16> {
+        let count = self.tracker.reachable();
+        self.settle.as_mut()?.observe(count, now)
     }
 }
 
@@ -276,6 +328,7 @@ pub fn vrrp_only_answer(
             disks: Vec::new(),
             vrrp: vrrp.status(),
             counters: Default::default(),
+            protection: None,
         })),
         Request::Standby { instance, .. } => vrrp_command(Some(vrrp), true, instance.as_deref()),
         Request::Takeover { instance, .. } => vrrp_command(Some(vrrp), false, instance.as_deref()),
@@ -337,7 +390,9 @@ pub async fn run_with_vrrp(
     let epoch = Instant::now();
     let _pid = state::PidFile::create(&paths.run_dir)?;
     crate::agents::drbddisk::set_context(&config.node, &paths.run_dir);
-    bring_disks_up(&config, &paths.run_dir);
+    if !config.is_witness {
+        bring_disks_up(&config, &paths.run_dir);
+    }
     let unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -362,14 +417,34 @@ pub async fn run_with_vrrp(
     )?;
     let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(RuntimeError::Signals)?;
-    let _respawn = respawn::start(&config.ha.respawn);
+    let _respawn = respawn::start(if config.is_witness {
+        &[]
+    } else {
+        &config.ha.respawn
+    });
 
     let (ping_tx, mut ping_replies) = mpsc::channel(RECEIVE_QUEUE);
     let ping = Ping::new(&config, Duration::ZERO, &ping_tx)?;
     let membership = Membership::new(membership_config(&config), incarnation, Duration::ZERO);
     let (done_tx, mut done) = mpsc::unbounded_channel();
     let runner = groups::Runner::new(config.groups.clone(), done_tx);
-    let groups = Groups::new(groups_config(&config), incarnation, Duration::ZERO);
+    let mut groups = Groups::new(groups_config(&config), incarnation, Duration::ZERO);
+    // Without the tiebreaker the machine sees no ping count at all.
+    if ping.settle.is_none() {
+        groups.set_ping(None, Duration::ZERO);
+    }
+    let (served_tx, mut served_rx) = mpsc::channel(1);
+    let _served = (!config.is_witness)
+        .then(|| {
+            served::start(
+                served::disks_of(&config.groups),
+                paths.run_dir.clone(),
+                config.cluster.disk.driver.unwrap_or_default().is_kernel(),
+                served_tx,
+            )
+        })
+        .flatten()
+        .map(AbortOnDrop);
     let (check_tx, mut check_results) = mpsc::unbounded_channel();
     let has_mon = config
         .groups
@@ -380,10 +455,38 @@ pub async fn run_with_vrrp(
                 .any(|r| r.kind == crate::agents::AgentKind::Mon)
         })
         .collect();
-    let monitor = monitor::MonitorRt::new(&config.checks, has_mon, check_tx);
+    // The witness runs no checks and no jobs.
+    let (checks, job_list) = if config.is_witness {
+        (Vec::new(), Vec::new())
+    } else {
+        (config.checks.clone(), config.jobs.clone())
+    };
+    let monitor = monitor::MonitorRt::new(&checks, has_mon, check_tx);
     let (job_tx, mut job_results) = mpsc::unbounded_channel();
-    let jobs = jobs::JobsRt::new(&config.jobs, config.groups.len(), job_tx);
+    let jobs = jobs::JobsRt::new(&job_list, config.groups.len(), job_tx);
+    let (fence_tx, mut fence_results) = mpsc::channel(fence::RESULT_QUEUE);
+    let fence = fence::FenceRt::new(&config, fence_settings(&config.fencing), fence_tx);
+    // Self-fencing: fed while this loop turns (see runtime::watchdog).
+    let watchdog = match &config.ha.watchdog {
+        Some((device, _)) => Some(watchdog::Watchdog::open(
+            device,
+            config.ha.deadtime + Duration::from_secs(1),
+            config.ha.deadtime,
+        )?),
+        None => None,
+    };
+    // Test hook: while this file exists the loop hangs (the thread blocks),
+    // as a stuck hbd would; tests/fencing.rs checks the watchdog stops.
+    let stall_hook = std::env::var_os("HBD_TEST_LOOP_STALL").map(PathBuf::from);
+    let (outdate_tx, mut outdate_done) = mpsc::unbounded_channel();
+    let outdater = outdate::Outdater::new(
+        &config.node,
+        paths.run_dir.clone(),
+        paths.config_dir.clone(),
+        outdate_tx,
+    );
     let mut d = Daemon {
+        fence,
         events: vec![Default::default(); config.groups.len()],
         monitor,
         jobs,
@@ -401,7 +504,9 @@ pub async fn run_with_vrrp(
         incarnation,
         last_send_error_log: None,
         ping,
+        served: Vec::new(),
         vrrp,
+        outdater,
     };
     for w in &d.config.warnings {
         tracing::warn!(warning = %w, "configuration warning");
@@ -412,11 +517,35 @@ pub async fn run_with_vrrp(
         media = ?d.media.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
         keepalive_ms = d.config.ha.keepalive.as_millis() as u64,
         deadtime_ms = d.config.ha.deadtime.as_millis() as u64,
+        witness = d.config.is_witness,
         "hbd started"
     );
+    let q = d.groups.quorum();
+    if q.protected {
+        tracing::info!(witness = ?d.config.quorum.witness, wait_for_all = d.config.quorum.wait_for_all, "quorum protection: groups run only with quorum");
+    } else {
+        tracing::warn!("no quorum protection: a partition can run groups on both nodes (cluster.toml [quorum] witness)");
+    }
+    if d.ping.settle.is_some() {
+        tracing::info!(
+            settle_ms = d.config.tiebreaker.settle.as_millis() as u64,
+            "ping tiebreaker on"
+        );
+    }
 
     loop {
-        let deadline = d.epoch + d.next_deadline();
+        if let Some(w) = &watchdog {
+            w.alive();
+        }
+        if let Some(p) = &stall_hook {
+            while p.exists() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let mut deadline = d.epoch + d.next_deadline();
+        if let Some(w) = &watchdog {
+            deadline = deadline.min(Instant::now() + w.interval);
+        }
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {}
             Some(r) = rx.recv() => {
@@ -430,6 +559,9 @@ pub async fn run_with_vrrp(
                 for e in d.ping.tracker.on_reply(from, now) {
                     log_ping_event(&e);
                 }
+            }
+            Some(served) = served_rx.recv() => {
+                d.on_served(served);
             }
             Some(done) = done.recv() => {
                 let now = d.now();
@@ -445,11 +577,20 @@ pub async fn run_with_vrrp(
                 let now = d.now();
                 d.monitor.machine.on_result(check, result, now);
             }
+            Some(o) = fence_results.recv() => {
+                let now = d.now();
+                d.fence.done(&o);
+                d.groups.on_fenced(&o.node, o.ok, now);
+            }
             Some((job, ok, summary)) = job_results.recv() => {
                 d.jobs.machine.on_done(job, ok, summary, jobs::unix_now());
             }
             Some((request, reply)) = calls.recv() => {
                 d.call(request, reply);
+            }
+            Some(done) = outdate_done.recv() => {
+                let body = d.outdater.on_done(done);
+                d.membership.broadcast(body);
             }
             Some(sig) = signals.next() => match sig {
                 SIGHUP => d.reload(&ping_tx),
@@ -501,6 +642,9 @@ pub async fn run_with_vrrp(
             d.send(b);
         }
     }
+    if let Some(w) = watchdog {
+        w.close();
+    }
     tracing::info!("hbd stopped");
     Ok(())
 }
@@ -524,6 +668,11 @@ impl Daemon {
             .min(self.monitor.machine.next_deadline())
             .min(self.jobs.next_deadline(self.now()))
             .min(waits)
+            .min(
+                self.outdater
+                    .next_deadline()
+                    .map_or(Duration::MAX, |t| t.saturating_duration_since(self.epoch)),
+            )
     }
 
     fn tick(&mut self) {
@@ -542,6 +691,14 @@ impl Daemon {
         for e in self.ping.tracker.tick(now) {
             log_ping_event(&e);
         }
+        if let Some(n) = self.ping.settled_change(now) {
+            tracing::info!(
+                reached = n,
+                of = self.ping.tracker.status(now).len(),
+                "ping tiebreaker: settled count of reached ping nodes"
+            );
+            self.groups.set_ping(Some(n), now);
+        }
         if now >= self.groups.next_deadline() {
             self.groups.tick(now);
         }
@@ -550,6 +707,9 @@ impl Daemon {
         }
         if now >= self.jobs.next_deadline(now) {
             self.jobs.machine.tick(jobs::unix_now());
+        }
+        for body in self.outdater.tick(self.config.ha.keepalive) {
+            self.membership.broadcast(body);
         }
     }
 
@@ -576,8 +736,21 @@ impl Daemon {
                                 self.groups.on_node_up(&node, new, now)
                             }
                             Event::NodeDead { node, reason, .. } => {
+                                self.outdater.peer_dead(&node);
                                 self.groups
                                     .on_node_dead(&node, reason == DeadReason::Left, now)
+                            }
+                            Event::Outdate { node, outdate } => {
+                                let drbd = self.config.drbd.as_ref();
+                                let me = self.config.node.as_str();
+                                let mine = |res: &str| {
+                                    drbd.and_then(|d| d.resource(res))
+                                        .and_then(|r| r.peer(me))
+                                        .is_some_and(|p| p.name == node)
+                                };
+                                if let Some(body) = self.outdater.on_message(&node, outdate, mine) {
+                                    self.membership.broadcast(body);
+                                }
                             }
                             Event::Report {
                                 node,
@@ -601,10 +774,36 @@ impl Daemon {
                 idle = false;
                 match out {
                     grp::Output::Send(report) => self.membership.broadcast(Body::Groups(report)),
+                    // The witness runs nothing: every group is stopped there.
+                    grp::Output::Probe(i) if self.config.is_witness => {
+                        let now = self.now();
+                        self.groups.on_probe(i, grp::Probe::Stopped, now)
+                    }
+                    grp::Output::Start(i) if self.config.is_witness => {
+                        tracing::error!(group = %self.config.groups[i].id, "the witness runs no resources: start refused");
+                        let now = self.now();
+                        self.groups.on_done(
+                            i,
+                            grp::OpResult::StartFailed { rolled_back: true },
+                            now,
+                        )
+                    }
+                    grp::Output::Stop(i) if self.config.is_witness => {
+                        let now = self.now();
+                        self.groups.on_done(i, grp::OpResult::Stopped, now)
+                    }
                     grp::Output::Probe(i) => self.runner.probe(i),
                     grp::Output::Start(i) => self.runner.start(i),
                     grp::Output::Stop(i) => self.runner.stop(i),
                     grp::Output::Event(e) => log_group_event(&e),
+                    grp::Output::Reannounce(i) => {
+                        tracing::info!(group = %self.config.groups[i].id, "announcing the group's addresses again");
+                        if !self.config.is_witness {
+                            self.runner.reannounce(i);
+                        }
+                    }
+                    grp::Output::Fence(node) => self.fence(node),
+                    grp::Output::Quorum(q) => log_quorum(&q),
                 }
             }
             let now = self.now();
@@ -649,6 +848,27 @@ impl Daemon {
                 return;
             }
         }
+    }
+
+    /// What the served-data poller found: each group's bytes written here
+    /// while its disks had no peer; changes go to the group machine.
+    fn on_served(&mut self, served: Vec<u64>) {
+        let now = self.now();
+        for (i, &bytes) in served.iter().enumerate() {
+            if self.served.get(i) != Some(&bytes) {
+                if bytes > 0 || self.served.get(i).is_some_and(|&b| b > 0) {
+                    tracing::info!(group = %self.config.groups[i].id, bytes, "served without a peer");
+                }
+                self.groups.set_served(i, bytes, now);
+            }
+        }
+        self.served = served;
+    }
+
+    /// Fences `node` (the fence agents of ha.cf's `stonith_host` lines);
+    /// the fencing work of issue 13 fills this in.
+    fn fence(&mut self, node: String) {
+        self.fence.fence(&node, None);
     }
 
     /// Logs a monitoring notice, keeps it for status and runs the notify hook.
@@ -840,6 +1060,28 @@ impl Daemon {
                 (Command::Takeover(scope), wait_ms)
             }
             Request::Clear { group } => (Command::Clear(group), None),
+            Request::Fence { node } => {
+                if !self.config.ha.nodes.contains(&node) {
+                    let _ = reply.send(Response::Error {
+                        kind: ErrorKind::NotFound,
+                        message: format!(
+                            "no node {node} in the node list ({})",
+                            self.config.ha.nodes.join(", ")
+                        ),
+                    });
+                    return;
+                }
+                tracing::warn!(%node, "operator command: fence");
+                self.fence.fence(&node, Some(reply));
+                return;
+            }
+            Request::OutdatePeer {
+                resource,
+                timeout_ms,
+            } => {
+                self.outdate_peer(resource, timeout_ms, reply);
+                return;
+            }
             Request::Status if !self.disk_names().is_empty() => {
                 // The devices answer on their own sockets: asked off the loop.
                 let mut status = self.status();
@@ -889,6 +1131,44 @@ impl Daemon {
                     }
                 }
             }
+        }
+    }
+
+    /// [`Request::OutdatePeer`]: a local device's fence-peer handler asks
+    /// the built-in outdater to outdate its peer's copy.
+    fn outdate_peer(
+        &mut self,
+        resource: String,
+        timeout_ms: u64,
+        reply: tokio::sync::oneshot::Sender<Response>,
+    ) {
+        let peer = self
+            .config
+            .drbd
+            .as_ref()
+            .and_then(|d| d.resource(&resource))
+            .and_then(|r| r.peer(&self.config.node))
+            .map(|h| h.name.clone());
+        let Some(peer) = peer else {
+            let _ = reply.send(Response::Error {
+                kind: ErrorKind::NotFound,
+                message: format!(
+                    "no drbd.conf resource {resource} on {} with a peer",
+                    self.config.node
+                ),
+            });
+            return;
+        };
+        let now = self.now();
+        let peer_up = self
+            .membership
+            .status(now)
+            .nodes
+            .iter()
+            .any(|n| n.name == peer && n.state == crate::membership::NodeState::Up);
+        let timeout = Duration::from_millis(timeout_ms.clamp(100, 3_600_000));
+        if let Some(body) = self.outdater.ask(resource, peer, peer_up, timeout, reply) {
+            self.membership.broadcast(body);
         }
     }
 
@@ -981,6 +1261,33 @@ impl Daemon {
                 })
                 .collect(),
             counters,
+            protection: Some(self.protection(now)),
+        }
+    }
+
+    fn protection(&self, now: Duration) -> crate::ctl::ProtectionStatus {
+        let tiebreaker = self.ping.settle.as_ref().map(|t| {
+            let settled = t.settled();
+            crate::ctl::TiebreakerStatus {
+                settle_ms: self.config.tiebreaker.settle.as_millis() as u64,
+                ping_nodes: u16::try_from(self.ping.tracker.status(now).len()).unwrap_or(u16::MAX),
+                reached: self.ping.tracker.reachable(),
+                settled,
+                nodes: settled
+                    .map(|n| (self.config.node.clone(), n))
+                    .into_iter()
+                    .collect(),
+            }
+        });
+        crate::ctl::ProtectionStatus {
+            is_witness: self.config.is_witness,
+            witness: self.config.quorum.witness.clone(),
+            wait_for_all: self.config.quorum.wait_for_all,
+            quorum: self.groups.quorum(),
+            tiebreaker,
+            failure_timeout_ms: self.config.failure_timeout.map(|d| d.as_millis() as u64),
+            fencing: fence::FenceRt::configured(&self.config),
+            builtin_outdater: self.config.builtin_outdater,
         }
     }
 
@@ -990,12 +1297,14 @@ impl Daemon {
             Request::ListNodes => Response::Nodes {
                 nodes: self.config.ha.nodes.clone(),
             },
-            Request::Standby { .. } | Request::Takeover { .. } | Request::Clear { .. } => {
-                Response::Error {
-                    kind: ErrorKind::BadRequest,
-                    message: "not answered here".into(),
-                }
-            }
+            Request::Standby { .. }
+            | Request::Takeover { .. }
+            | Request::Clear { .. }
+            | Request::Fence { .. }
+            | Request::OutdatePeer { .. } => Response::Error {
+                kind: ErrorKind::BadRequest,
+                message: "not answered here".into(),
+            },
             Request::NodeStatus { node } => {
                 match self.status().nodes.into_iter().find(|n| n.name == node) {
                     Some(n) => Response::NodeStatus(n),
@@ -1014,7 +1323,12 @@ impl Daemon {
     /// SIGHUP: load the configuration again; keep the running one when the new
     /// one is invalid or its media cannot be opened.
     fn reload(&mut self, ping_replies: &mpsc::Sender<std::net::Ipv4Addr>) {
-        let new = match config::load(&self.paths.config_dir, &self.config.node) {
+        let load = if self.config.is_witness {
+            config::load_witness
+        } else {
+            config::load
+        };
+        let new = match load(&self.paths.config_dir, &self.config.node) {
             Ok(c) => c,
             Err(ConfigErrors(errors)) => {
                 for e in &errors {
@@ -1082,8 +1396,25 @@ impl Daemon {
             new.checks = self.config.checks.clone();
             new.jobs = self.config.jobs.clone();
         }
+        if new.quorum != self.config.quorum
+            || new.tiebreaker != self.config.tiebreaker
+            || new.failure_timeout != self.config.failure_timeout
+            || new.fencing != self.config.fencing
+        {
+            tracing::warn!(
+                "[quorum], [tiebreaker], [groups] or [fencing] changed: they take effect at the next start"
+            );
+            new.quorum = self.config.quorum.clone();
+            new.tiebreaker = self.config.tiebreaker.clone();
+            new.failure_timeout = self.config.failure_timeout;
+            new.fencing = self.config.fencing.clone();
+        }
         *self.access.write().unwrap_or_else(|e| e.into_inner()) =
             Access::from_group(new.cluster.control.group.as_deref());
+        if new.ha.watchdog != self.config.ha.watchdog {
+            tracing::warn!("watchdog changed: it takes effect at the next start");
+        }
+        self.fence.reconfigure(&new);
         let now = self.now();
         self.membership.reconfigure(membership_config(&new), now);
         self.config = new;
@@ -1103,6 +1434,14 @@ fn log_group_event(e: &grp::GroupEvent) {
         }
         GroupState::Failed => tracing::error!(group = %e.group, from, to, reason, "group failed"),
         _ => tracing::info!(group = %e.group, from, to, reason, "group"),
+    }
+}
+
+fn log_quorum(q: &grp::QuorumView) {
+    if q.has {
+        tracing::info!(votes = q.votes, needed = q.needed, why = %q.why, "quorum");
+    } else {
+        tracing::warn!(votes = q.votes, needed = q.needed, why = %q.why, "NO QUORUM: groups stop here");
     }
 }
 
@@ -1154,7 +1493,7 @@ fn log_event(media: &[net::OpenMedium], e: &Event) {
             gap_ms = gap.as_millis() as u64,
             "late heartbeat"
         ),
-        Event::Report { .. } => {}
+        Event::Report { .. } | Event::Outdate { .. } => {}
         Event::DuplicateNode { incarnation } => tracing::error!(
             incarnation,
             "another daemon sends under this node's name: check --node and uname -n on every node"

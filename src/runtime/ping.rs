@@ -130,6 +130,17 @@ impl PingTracker {
         events
     }
 
+    /// How many ping nodes and groups are up now (the ping tiebreaker's
+    /// count: a ping group counts once).
+    pub fn reachable(&self) -> u16 {
+        let n = self
+            .targets
+            .iter()
+            .filter(|t| t.state == PingState::Up)
+            .count();
+        u16::try_from(n).unwrap_or(u16::MAX)
+    }
+
     /// When `tick` next may change something.
     pub fn next_deadline(&self) -> Option<Duration> {
         self.targets
@@ -256,6 +267,59 @@ fn checksum(b: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+/// The ping tiebreaker's count, settled: a count of reached ping nodes
+/// counts once it has stayed unchanged for `settle`, so a flapping ping node
+/// does not move groups back and forth (ipfail's "wait and see").
+#[derive(Debug)]
+pub struct PingSettle {
+    settle: Duration,
+    /// The latest count and since when it is unchanged.
+    current: Option<(u16, Duration)>,
+    settled: Option<u16>,
+}
+
+impl PingSettle {
+    pub fn new(settle: Duration) -> PingSettle {
+        PingSettle {
+            settle,
+            current: None,
+            settled: None,
+        }
+    }
+
+    /// The count seen now; returns the new settled count when it changes.
+    pub fn observe(&mut self, count: u16, now: Duration) -> Option<u16> {
+        match self.current {
+            Some((c, _)) if c == count => {}
+            _ => self.current = Some((count, now)),
+        }
+        let (c, since) = self.current?;
+        if self.settled != Some(c) && now.saturating_sub(since) >= self.settle {
+            self.settled = Some(c);
+            return Some(c);
+        }
+        None
+    }
+
+    /// The settled count; `None` until one has settled.
+    pub fn settled(&self) -> Option<u16> {
+        self.settled
+    }
+
+    /// The latest count, settled or not.
+    pub fn current(&self) -> Option<u16> {
+        self.current.map(|(c, _)| c)
+    }
+
+    /// When [`observe`](Self::observe) may settle a count.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        match self.current {
+            Some((c, since)) if self.settled != Some(c) => Some(since + self.settle),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,5 +416,47 @@ mod tests {
             None,
             "IHL beyond the data"
         );
+    }
+
+    #[test]
+    fn settle_waits_for_a_stable_count() {
+        let s = Duration::from_secs;
+        let mut p = PingSettle::new(s(5));
+        assert_eq!(p.observe(0, s(0)), None);
+        assert_eq!(p.next_deadline(), Some(s(5)));
+        // A change restarts the wait.
+        assert_eq!(p.observe(1, s(3)), None);
+        assert_eq!(p.observe(1, s(7)), None);
+        assert_eq!(p.observe(1, s(8)), Some(1));
+        assert_eq!(p.settled(), Some(1));
+        assert_eq!(p.next_deadline(), None);
+        // A flap shorter than settle changes nothing.
+        assert_eq!(p.observe(0, s(9)), None);
+        assert_eq!(p.observe(1, s(10)), None);
+        assert_eq!(p.observe(1, s(20)), None);
+        assert_eq!(p.settled(), Some(1));
+        assert_eq!(p.observe(0, s(21)), None);
+        assert_eq!(p.observe(0, s(26)), Some(0));
+        // settle 0: at once.
+        let mut p = PingSettle::new(Duration::ZERO);
+        assert_eq!(p.observe(2, s(1)), Some(2));
+    }
+
+    #[test]
+    fn reachable_counts_up_targets() {
+        let a = |x| Ipv4Addr::new(192, 0, 2, x);
+        let mut t = PingTracker::new(
+            &[a(1)],
+            &[("g".into(), vec![a(2), a(3)])],
+            Duration::from_secs(2),
+            Duration::ZERO,
+        );
+        assert_eq!(t.reachable(), 0);
+        t.on_reply(a(3), Duration::from_millis(10));
+        assert_eq!(t.reachable(), 1);
+        t.on_reply(a(1), Duration::from_millis(20));
+        assert_eq!(t.reachable(), 2);
+        t.tick(Duration::from_secs(3));
+        assert_eq!(t.reachable(), 0);
     }
 }

@@ -27,10 +27,24 @@ impl Drop for Respawner {
     }
 }
 
+/// Starts the `respawn` programs, except heartbeat's helpers that hbd has
+/// built in (ipfail, dopd, ifcheckd): those are logged, not spawned.
 pub fn start(programs: &[Respawn]) -> Respawner {
+    for r in programs {
+        if let Some(b) = r.builtin {
+            tracing::info!(
+                command = %r.command,
+                at = %r.at,
+                "{}: built into hbd: {}",
+                b.name(),
+                b.replacement()
+            );
+        }
+    }
     Respawner {
         tasks: programs
             .iter()
+            .filter(|r| r.builtin.is_none())
             .cloned()
             .map(|r| tokio::spawn(supervise(r)))
             .collect(),

@@ -35,8 +35,10 @@ pub const MAX_DATAGRAM: usize = 1472;
 pub const HEADER_LEN: usize = 8;
 /// First three bytes of every datagram.
 pub const MAGIC: [u8; 3] = *b"hbd";
-/// Wire version carried in byte 3.
-pub const VERSION: u8 = 1;
+/// Wire version carried in byte 3. Version 2 (issue 13) added the group
+/// report's `witness` and `ping` and the entry's `served`: a node of
+/// version 1 and one of version 2 drop each other's datagrams as malformed.
+pub const VERSION: u8 = 2;
 /// Longest node or cluster name on the wire (heartbeat allows 100; hostnames stop at 64).
 pub const MAX_NAME: usize = 64;
 
@@ -66,6 +68,33 @@ pub enum Body {
     /// The sender's view of the resource groups (see `groups`): sent when it
     /// changes and every keepalive.
     Groups(GroupReport),
+    /// The built-in peer outdater (heartbeat's dopd; DRBD resource-level
+    /// fencing): asks node `to` to outdate its copy of a replicated
+    /// resource, or answers such a request. Sent on every medium, repeated
+    /// until answered; answering is idempotent.
+    Outdate(Outdate),
+}
+
+/// A request of the built-in outdater, or its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outdate {
+    /// The node asked (a request) or the node that asked (an answer).
+    pub to: String,
+    /// The drbd.conf resource.
+    pub resource: String,
+    /// Chosen by the asker (per incarnation); the answer repeats it.
+    pub id: u64,
+    /// `None`: a request. `Some`: the answer.
+    pub answer: Option<OutdateAnswer>,
+}
+
+/// The asked node's answer: a DRBD 8.4 fence-peer exit code (3 the disk
+/// is Inconsistent, 4 it is Outdated now, 5 it could not be outdated, 6 it
+/// is Primary) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutdateAnswer {
+    pub code: u8,
+    pub message: String,
 }
 
 /// One node's resource-group report.
@@ -86,6 +115,13 @@ pub struct GroupReport {
     /// claimant uses a grant only while it knows the granter heard it less
     /// than a deadtime ago (the grant's lease).
     pub heard: Vec<Heard>,
+    /// The sender is a quorum witness (`hbd --witness`): it runs no group,
+    /// it only grants and votes.
+    pub witness: bool,
+    /// How many ping nodes (ha.cf `ping`, `ping_group`) the sender reaches,
+    /// settled; `None` without ping nodes. The ping tiebreaker prefers the
+    /// node that reaches more.
+    pub ping: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +151,10 @@ pub struct GroupEntry {
     /// The group's checks failed on the sender: it runs the group only when
     /// no healthy node can.
     pub unhealthy: bool,
+    /// Bytes clients wrote to the group's disks on the sender while the
+    /// disks had no peer: after a healed partition the holder that served
+    /// clients keeps the group (its data is the newer).
+    pub served: u64,
 }
 
 /// "You may start this group": answers one claim of one incarnation.

@@ -64,10 +64,10 @@ fn golden_sha256() {
     let bytes = encode(&sample(), &sha256_keys()).unwrap();
     let expected = hex(&format!(
         "{}{}{}",
-        // 'h' 'b' 'd', version 1, key id 1, method 4 (sha256), body length 20
-        "6862640101040014",
+        // 'h' 'b' 'd', version 2, key id 1, method 4 (sha256), body length 20
+        "6862640201040014",
         GOLDEN_BODY,
-        "364c76fb685da80c730bf83177474d2c36c330ab19c83262c41d1350bbf40108"
+        "bfb067ef005573211b257564e6d6239de5fd9514dd1fd59ac460672240d68403"
     ));
     assert_eq!(bytes, expected);
     assert_eq!(bytes.len(), HEADER_LEN + 20 + 32);
@@ -79,7 +79,7 @@ fn golden_crc() {
     let keys = AuthKeys::single(2, AuthMethod::Crc, b"");
     let bytes = encode(&sample(), &keys).unwrap();
     // key id 2, method 1 (crc), CRC32 of header + body, big endian
-    let expected = hex(&format!("6862640102010014{GOLDEN_BODY}49b3baff"));
+    let expected = hex(&format!("6862640202010014{GOLDEN_BODY}7c5e0cac"));
     assert_eq!(bytes, expected);
     assert_eq!(decode(&expected, &keys).unwrap(), sample());
 }
@@ -90,14 +90,14 @@ fn golden_md5_and_sha1() {
     assert_eq!(
         encode(&sample(), &keys).unwrap(),
         hex(&format!(
-            "6862640103020014{GOLDEN_BODY}b2f26872a8c3645741fd9f77c61d9c3e"
+            "6862640203020014{GOLDEN_BODY}eadfe0bab7182c5712a57eb539c1d450"
         ))
     );
     let keys = AuthKeys::single(4, AuthMethod::Sha1, b"secret");
     assert_eq!(
         encode(&sample(), &keys).unwrap(),
         hex(&format!(
-            "6862640104030014{GOLDEN_BODY}579af4b411828a38d960a0919cf83ee5d21ce67d"
+            "6862640204030014{GOLDEN_BODY}a9bd7b75f9f7fb92700c1a8d41efdf895df05ba2"
         ))
     );
 }
@@ -111,8 +111,127 @@ fn golden_leaving_body() {
     };
     let bytes = encode(&msg, &sha256_keys()).unwrap();
     // seq 1, then variant index 1 and no fields
-    assert_eq!(&bytes[..8], &hex("686264010104000c")[..]);
+    assert_eq!(&bytes[..8], &hex("686264020104000c")[..]);
     assert_eq!(&bytes[8..20], &hex("02686105616c706861070101")[..]);
+}
+
+/// A version-2 group report, field by field: the fields issue 13 added
+/// (`served`, `witness`, `ping`) sit at the end of their structs.
+#[test]
+fn golden_group_report_body() {
+    let msg = Message {
+        body: Body::Groups(GroupReport {
+            ready: true,
+            leaving: false,
+            groups: vec![GroupEntry {
+                id: "a".into(),
+                state: GroupState::Started,
+                claim: 0,
+                grant: None,
+                pref: Pref::None,
+                unhealthy: false,
+                served: 300,
+            }],
+            marks: Vec::new(),
+            no: 5,
+            heard: Vec::new(),
+            witness: true,
+            ping: Some(2),
+        }),
+        ..sample()
+    };
+    let body = concat!(
+        "02686105616c70686107fb2c01", // cluster, from, incarnation, seq
+        "02",                         // Body::Groups
+        "0100",                       // ready, leaving
+        "01",                         // one entry:
+        "0161",                       //   id "a"
+        "02",                         //   state Started
+        "00",                         //   claim 0
+        "00",                         //   grant None
+        "00",                         //   pref None
+        "00",                         //   unhealthy false
+        "fb2c01",                     //   served 300
+        "00",                         // no marks
+        "05",                         // no 5
+        "00",                         // heard: none
+        "01",                         // witness
+        "0102",                       // ping Some(2)
+    );
+    let bytes = encode(&msg, &sha256_keys()).unwrap();
+    assert_eq!(&bytes[..3], b"hbd");
+    assert_eq!(bytes[3], 2, "wire version");
+    assert_eq!(&bytes[HEADER_LEN..bytes.len() - 32], &hex(body)[..]);
+    assert_eq!(decode(&bytes, &sha256_keys()).unwrap(), msg);
+    // A version-1 datagram is refused before its MAC is looked at.
+    let mut old = bytes.clone();
+    old[3] = 1;
+    assert!(matches!(
+        decode(&old, &sha256_keys()),
+        Err(WireError::Malformed(_))
+    ));
+}
+
+/// Body::Outdate, the built-in outdater's request and answer: variant
+/// index 3 after Keepalive, Leaving and Groups.
+#[test]
+fn golden_outdate_body() {
+    let keys = AuthKeys::single(2, AuthMethod::Crc, b"");
+    let request = Message {
+        body: Body::Outdate(Outdate {
+            to: "n2".into(),
+            resource: "r0".into(),
+            id: 5,
+            answer: None,
+        }),
+        ..sample()
+    };
+    let body = body_options().serialize(&request).unwrap();
+    // ... seq, then 03 (Outdate), "n2", "r0", id 5, 00 (no answer)
+    assert_eq!(
+        body,
+        hex("02686105616c70686107fb2c0103026e3202723005" /* to, resource, id */)
+            .into_iter()
+            .chain([0x00])
+            .collect::<Vec<u8>>()
+    );
+    let bytes = encode(&request, &keys).unwrap();
+    assert_eq!(decode(&bytes, &keys).unwrap(), request);
+    let answer = Message {
+        body: Body::Outdate(Outdate {
+            to: "alpha".into(),
+            resource: "r0".into(),
+            id: 5,
+            answer: Some(OutdateAnswer {
+                code: 4,
+                message: "ok".into(),
+            }),
+        }),
+        ..sample()
+    };
+    let body = body_options().serialize(&answer).unwrap();
+    assert!(body.ends_with(&hex("050104026f6b")), "{body:02x?}");
+    let bytes = encode(&answer, &keys).unwrap();
+    assert_eq!(decode(&bytes, &keys).unwrap(), answer);
+    // Truncated anywhere (and re-signed): an error, never a panic.
+    for cut in 0..body.len() {
+        let raw = sign_raw(&body[..cut], &keys.keys[0]);
+        assert!(decode(&raw, &keys).is_err(), "cut at {cut}");
+    }
+    // A message too long for a datagram is refused when encoding.
+    let huge = Message {
+        body: Body::Outdate(Outdate {
+            to: "n2".into(),
+            resource: "r".repeat(MAX_DATAGRAM),
+            id: 1,
+            answer: None,
+        }),
+        ..sample()
+    };
+    assert!(matches!(
+        encode(&huge, &keys),
+        Err(WireError::Oversize { .. })
+    ));
 }
 
 #[test]
@@ -263,7 +382,7 @@ fn decode_errors() {
     bad[0] = b'H';
     assert_eq!(decode(&bad, &keys), Err(WireError::Malformed("bad magic")));
     let mut bad = good.clone();
-    bad[3] = 2;
+    bad[3] = VERSION + 1;
     assert_eq!(
         decode(&bad, &keys),
         Err(WireError::Malformed("unsupported version"))
@@ -406,34 +525,44 @@ fn any_report() -> impl Strategy<Value = GroupReport> {
         grant,
         pref,
         any::<bool>(),
+        any::<u64>(),
     )
-        .prop_map(|(id, state, claim, grant, pref, unhealthy)| GroupEntry {
-            id,
-            state,
-            claim,
-            grant,
-            pref,
-            unhealthy,
-        });
+        .prop_map(
+            |(id, state, claim, grant, pref, unhealthy, served)| GroupEntry {
+                id,
+                state,
+                claim,
+                grant,
+                pref,
+                unhealthy,
+                served,
+            },
+        );
     let mark = ("[a-z]{1,12}", any::<i64>()).prop_map(|(job, last)| JobMark { job, last });
     (
         any::<bool>(),
         any::<bool>(),
         proptest::collection::vec(entry, 0..4),
         proptest::collection::vec(mark, 0..3),
+        any::<bool>(),
+        proptest::option::of(any::<u16>()),
     )
-        .prop_map(|(ready, leaving, groups, marks)| GroupReport {
-            ready,
-            leaving,
-            groups,
-            marks,
-            no: 7,
-            heard: vec![Heard {
-                node: "n2".into(),
-                incarnation: 3,
-                no: 9,
-            }],
-        })
+        .prop_map(
+            |(ready, leaving, groups, marks, witness, ping)| GroupReport {
+                ready,
+                leaving,
+                groups,
+                marks,
+                no: 7,
+                heard: vec![Heard {
+                    node: "n2".into(),
+                    incarnation: 3,
+                    no: 9,
+                }],
+                witness,
+                ping,
+            },
+        )
 }
 
 fn any_message() -> impl Strategy<Value = Message> {
@@ -449,6 +578,18 @@ fn any_message() -> impl Strategy<Value = Message> {
             })),
             Just(Body::Leaving),
             any_report().prop_map(Body::Groups),
+            (
+                "[a-z0-9]{0,12}",
+                "[a-z0-9]{0,12}",
+                any::<u64>(),
+                proptest::option::of((any::<u8>(), "[ -~]{0,40}")),
+            )
+                .prop_map(|(to, resource, id, answer)| Body::Outdate(Outdate {
+                    to,
+                    resource,
+                    id,
+                    answer: answer.map(|(code, message)| OutdateAnswer { code, message }),
+                })),
         ],
     )
         .prop_map(|(cluster, from, incarnation, seq, body)| Message {

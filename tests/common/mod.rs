@@ -48,6 +48,7 @@ pub fn require_root() {
 
 pub mod disk;
 pub mod mm;
+pub mod partition;
 pub mod scenario;
 pub mod vrrp;
 

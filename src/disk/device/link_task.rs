@@ -302,8 +302,12 @@ impl Device {
     /// The link task ended (`err`: why): fail every waiting writer, mark
     /// what may not have reached the peer, tell the machine.
     pub(super) fn link_lost(&self, peer: &PeerTx, err: Option<io::Error>) {
-        let ranges = peer.teardown();
+        // `core` first (the lock order allows `inflight` under it): the
+        // writers that teardown wakes see the machine after the loss, so
+        // under resource-and-stonith none acknowledges a write the peer
+        // may lack before I/O is frozen.
         let mut c = self.core();
+        let ranges = peer.teardown();
         for (o, l) in ranges {
             c.mark(o, l);
         }

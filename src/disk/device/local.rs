@@ -72,6 +72,7 @@ impl Local {
             disk: state,
             bits_set: bitmap.count(),
             crashed_primary: f.crashed_primary,
+            peer_outdated: f.peer_outdated,
         };
         Ok((
             Local {

@@ -92,6 +92,7 @@ use crate::config::NotifyConfig;
 use crate::wire::{AuthKey, AuthMethod};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
+mod fence_io;
 mod link_task;
 mod local;
 mod requests;
@@ -171,9 +172,28 @@ pub struct DeviceConfig {
     /// This node's `on` section comes first in drbd.conf: it connects, and
     /// wins ties (DRBD's lower node id).
     pub first: bool,
+    /// ha.cf respawns heartbeat's dopd: with no `fence-peer` handler the
+    /// built-in outdater fences the peer ([`super::fence::handler`]).
+    pub dopd: bool,
+    /// drbd.conf's path (DRBD_CONF of the handlers).
+    pub drbd_conf: PathBuf,
 }
 
 impl DeviceConfig {
+    /// The environment drbd.conf's handlers run with (DRBD's own).
+    pub(super) fn handler_env(&self) -> Vec<(String, String)> {
+        super::fence::HandlerEnv {
+            resource: &self.name,
+            peer: &self.peer,
+            device: &self.host.device,
+            backing: &self.host.disk,
+            conf: &self.drbd_conf,
+            my_address: self.host.address,
+            peer_address: self.peer_host.address,
+        }
+        .vars()
+    }
+
     /// Load `dir`'s configuration (as hbd does) and pick resource `res`.
     pub fn load(dir: &Path, node: &str, run_dir: &Path, res: &str) -> Result<DeviceConfig, String> {
         let c = crate::config::load(dir, node).map_err(|e| e.to_string())?;
@@ -208,6 +228,16 @@ impl DeviceConfig {
                 .ok_or_else(|| "authkeys has no active key".to_string())?,
         };
         let first = r.hosts.first().is_some_and(|h| h.name == node);
+        let dopd =
+            c.ha.respawn
+                .iter()
+                .any(|r| super::fence::is_dopd(&r.command));
+        let drbd_conf = c
+            .cluster
+            .disk
+            .drbd_conf
+            .clone()
+            .unwrap_or_else(|| dir.join("drbd.conf"));
         Ok(DeviceConfig {
             name: res.to_string(),
             node: node.to_string(),
@@ -220,6 +250,8 @@ impl DeviceConfig {
             key,
             notify: c.notify.clone(),
             first,
+            dopd,
+            drbd_conf,
         })
     }
 
@@ -240,6 +272,7 @@ impl DeviceConfig {
             },
             i_am_lower_id: self.first,
             fencing: self.res.fencing != super::conf::Fencing::DontCare,
+            stonith: self.res.fencing == super::conf::Fencing::ResourceAndStonith,
             seed: meta::random_u64(),
         }
     }
@@ -302,6 +335,8 @@ struct Core {
     notices: Vec<(String, String)>,
     /// Failed metadata writes: promotion is refused while any is failing.
     meta: MetaGuard,
+    /// What the last fence-peer handler said, for status.
+    last_fence: Option<String>,
 }
 
 impl Core {
@@ -379,7 +414,11 @@ impl Core {
             disk,
             DiskState::Outdated | DiskState::Consistent | DiskState::UpToDate
         );
-        f.was_up_to_date = disk == DiskState::UpToDate;
+        // Consistent is UpToDate data whose peer is not known Outdated
+        // (attach under `fencing`): it stays "was UpToDate", or a restart
+        // before the peer is met would make it Outdated (found by disk::sim
+        // with fencing: a power cut during the handshake after one).
+        f.was_up_to_date = matches!(disk, DiskState::UpToDate | DiskState::Consistent);
         f.crashed_primary = crashed;
         f.peer_outdated = peer_disk == DiskState::Outdated;
         // __drbd_set_state: MDF_CONNECTED_IND past the handshake,
@@ -488,6 +527,7 @@ impl Device {
                 ever_connected: false,
                 notices: Vec::new(),
                 meta: MetaGuard::default(),
+                last_fence: None,
             }),
             changed: Condvar::new(),
             io_order: RwLock::new(()),
@@ -528,6 +568,7 @@ impl Device {
                     Output::Send(m) => c.ctrl(Frame::Ctrl(m)),
                     Output::PersistUuids(_) => {}
                     Output::ExchangeBitmap { full } => self.start_exchange(c, full),
+                    Output::FencePeer => self.fence_peer_async(),
                     Output::Event(e) => self.on_event(c, e),
                 }
             }
@@ -659,6 +700,30 @@ impl Device {
                 }
             }
             Event::SyncProgress { .. } => {}
+            Event::FencePeer {
+                code,
+                outcome,
+                resumed,
+            } => {
+                let code = code.map_or("none".to_string(), |c| c.to_string());
+                if *outcome == super::state::FenceOutcome::Failed {
+                    tracing::error!(resource = %name, %code, resumed, "fence-peer helper broken, returned {code}: {}", outcome.as_str());
+                    c.last_error = Some(format!(
+                        "fence-peer: {} (exit code {code})",
+                        outcome.as_str()
+                    ));
+                } else {
+                    tracing::info!(resource = %name, %code, resumed, "fence-peer helper returned {code} ({})", outcome.as_str());
+                }
+                c.last_fence = Some(format!("{} (exit code {code})", outcome.as_str()));
+            }
+            Event::Suspended(on) => {
+                if *on {
+                    tracing::warn!(resource = %name, "susp( 0 -> 1 ): I/O frozen until the peer is fenced (fencing resource-and-stonith)");
+                } else {
+                    tracing::info!(resource = %name, "susp( 1 -> 0 ): I/O resumed");
+                }
+            }
             Event::SyncFinished { source } => {
                 let secs = c
                     .sync
@@ -666,6 +731,11 @@ impl Device {
                     .map_or(0.0, |s| s.started.elapsed().as_secs_f64());
                 tracing::info!(resource = %name, source, secs, "resync done");
                 c.sync = None;
+                // drbd.conf `handlers { after-resync-target "..."; }` (e.g.
+                // Pacemaker's crm-unfence-peer.sh), on the target, as DRBD.
+                if !*source {
+                    self.run_handler(&self.cfg(), "after-resync-target");
+                }
                 if let Some(l) = c.local.as_mut() {
                     if let Err(e) = l.write_dirty_bitmap(&mut c.counters) {
                         tracing::error!(error = %e, "writing the bitmap");
@@ -1013,6 +1083,46 @@ impl Device {
     }
 }
 
+/// The built-in outdater's request while no device process runs for
+/// `res` (its disk cannot be in use): mark the metadata Outdated directly,
+/// as `drbdmeta outdate` does for an unconfigured DRBD device. Returns a
+/// fence-peer code (4 outdated, 3 Inconsistent, 5 failed) and a message.
+pub fn outdate_offline(config_dir: &Path, node: &str, run_dir: &Path, res: &str) -> (u8, String) {
+    use super::fence::{PEER_INCONSISTENT, PEER_OUTDATED, PEER_UNREACHABLE};
+    let cfg = match DeviceConfig::load(config_dir, node, run_dir, res) {
+        Ok(c) => c,
+        Err(e) => return (PEER_UNREACHABLE, e),
+    };
+    let disk = &cfg.host.disk;
+    let (mut m, file) = match meta::open(disk) {
+        Ok(x) => x,
+        Err(e) => return (PEER_UNREACHABLE, format!("{}: {e}", disk.display())),
+    };
+    if !m.flags.consistent {
+        return (
+            PEER_INCONSISTENT,
+            "the peer's disk is Inconsistent (device down)".into(),
+        );
+    }
+    if !m.flags.was_up_to_date {
+        return (
+            PEER_OUTDATED,
+            "the peer's disk is Outdated (device down)".into(),
+        );
+    }
+    m.flags.was_up_to_date = false;
+    match meta::write_superblock(&file, &m) {
+        Ok(()) => {
+            tracing::warn!(resource = %res, "the peer asked to outdate this disk: marked Outdated in the metadata (no device process runs)");
+            (
+                PEER_OUTDATED,
+                "the peer's disk is Outdated now (device down)".into(),
+            )
+        }
+        Err(e) => (PEER_UNREACHABLE, format!("writing the superblock: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1054,6 +1164,8 @@ mod tests {
             },
             notify: None,
             first: true,
+            dopd: false,
+            drbd_conf: dir.join("drbd.conf"),
         };
         Device::open(cfg, rt.handle().clone()).unwrap()
     }

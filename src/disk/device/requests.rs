@@ -77,6 +77,8 @@ impl Device {
             last_error: c.last_error.clone(),
             ever_connected: c.ever_connected,
             degr_wfc: c.local.as_ref().is_some_and(|l| l.degr_wfc),
+            suspended: c.sm.suspended(),
+            fence_peer: c.last_fence.clone(),
         }
     }
 
@@ -198,6 +200,15 @@ impl Device {
             }
             DiskRequest::Disconnect => self.simple(Input::Disconnect),
             DiskRequest::Outdate => self.simple(Input::Outdate),
+            DiskRequest::OutdateForPeer => self.outdate_for_peer(),
+            DiskRequest::ResumeIo => {
+                let was = self.core().sm.suspended();
+                let r = self.simple(Input::ResumeIo);
+                if was {
+                    tracing::warn!(resource = %lock(&self.cfg).name, "resume-io: I/O thawed by hand, the peer is not known fenced");
+                }
+                r
+            }
             DiskRequest::Primary { force } => self.promote(force),
             DiskRequest::Secondary => self.demote(),
             DiskRequest::Verify => {
@@ -323,6 +334,30 @@ impl Device {
                 drop(c);
                 return DiskResponse::Failed { message: m };
             }
+            // drbd_set_role: SS_PRIMARY_NOP (fencing, the peer's disk not
+            // known Outdated) runs the fence-peer handler, then tries again.
+            let mut fenced = None;
+            // No handler configured (and no dopd): nothing can outdate the
+            // peer; the refusal says so (FENCING_REFUSAL), as before.
+            let has_handler = {
+                let cfg = lock(&self.cfg);
+                super::super::fence::handler(
+                    cfg.res.handlers.get("fence-peer").map(String::as_str),
+                    cfg.dopd,
+                ) != super::super::fence::FenceHandler::Missing
+            };
+            if !force
+                && has_handler
+                && c.sm.promotion_needs_fencing()
+                && matches!(c.sm.disk(), DiskState::UpToDate | DiskState::Consistent)
+            {
+                drop(c);
+                tracing::info!(resource = %lock(&self.cfg).name, "promotion: the peer is not known Outdated (fencing): running the fence-peer handler");
+                let code = self.rt.block_on(self.run_fence_handler());
+                c = self.core();
+                let _ = self.input(&mut c, Input::FencePeerDone { code });
+                fenced = Some(code);
+            }
             // The new role's flags and UUIDs are written before anyone (the
             // peer, the application) sees them: a promotion whose metadata
             // cannot be persisted does not happen (nothing rotates).
@@ -330,7 +365,8 @@ impl Device {
             let mut trial = c.sm.clone();
             if let Err(m) = trial.handle(Input::Promote { force }) {
                 drop(c);
-                return self.refused(m);
+                let fencing = lock(&self.cfg).res.fencing != super::super::conf::Fencing::DontCare;
+                return self.refused(promotion_refusal(m, fenced, fencing));
             }
             if let Err(m) = c.persist_state(Some(&trial)) {
                 let message = format!("not promoting: {m}");
@@ -486,5 +522,82 @@ impl Device {
                 message: format!("peer {peer} unreachable: {e}"),
             },
         }
+    }
+}
+
+/// A refused promotion's message, saying what the fence-peer handler did.
+fn promotion_refusal(m: String, fenced: Option<Option<u8>>, fencing: bool) -> String {
+    use super::super::fence::code_meaning;
+    use super::super::state::FENCING_REFUSAL;
+    let ran = match fenced {
+        Some(Some(code)) => format!(
+            "the fence-peer handler returned {code} ({})",
+            code_meaning(code)
+        ),
+        Some(None) => "the fence-peer handler failed".to_string(),
+        None => String::new(),
+    };
+    if m == FENCING_REFUSAL && !ran.is_empty() {
+        return format!(
+            "Refusing to be Primary while peer is not outdated (fencing): {ran}; \
+             use --force if you know the peer is down and outdated"
+        );
+    }
+    if m == "local disk Outdated" && fencing {
+        let why = if fenced == Some(Some(super::super::fence::PEER_PRIMARY)) {
+            "the peer is Primary (the fence-peer handler said so)"
+        } else {
+            "the peer outdated this copy when it lost the replication link: its data is newer"
+        };
+        return format!(
+            "local disk Outdated: {why}; promote the peer, or use --force to serve this older data"
+        );
+    }
+    m
+}
+
+impl Device {
+    /// [`DiskRequest::OutdateForPeer`]: the built-in outdater of the peer
+    /// asks. A Primary refuses; an Outdated, Inconsistent or Diskless disk
+    /// is left as it is (the answer says which); an UpToDate or Consistent
+    /// one becomes Outdated, persistently. The asker lost the link already;
+    /// this side may not have noticed yet: it waits (bounded by the link
+    /// timeout) for that, since DRBD never outdates a connected disk
+    /// (SS_CONNECTED_OUTDATES). Still connected after that: refused (the
+    /// asker is connected again, and ignores the answer).
+    pub(super) fn outdate_for_peer(&self) -> DiskResponse {
+        let mut c = self.core();
+        let name = lock(&self.cfg).name.clone();
+        let until = Instant::now() + LINK_TIMEOUT + Duration::from_secs(2);
+        while c.sm.conn() >= ConnState::Connected
+            && c.sm.role() != Role::Primary
+            && Instant::now() < until
+        {
+            c = self
+                .changed
+                .wait_timeout(c, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        if c.sm.role() == Role::Primary {
+            drop(c);
+            tracing::warn!(resource = %name, "the peer asks to outdate this disk: refused, this node is Primary");
+            return self.refused("Refusing to outdate a Primary");
+        }
+        if c.sm.disk() > DiskState::Outdated && c.sm.disk() != DiskState::DUnknown {
+            tracing::warn!(resource = %name, "the peer asks to outdate this disk (its fence-peer handler): outdating");
+            if let Err(m) = self.input(&mut c, Input::Outdate) {
+                drop(c);
+                return self.refused(m);
+            }
+            if c.sm.disk() != DiskState::Outdated || c.meta.may_promote().is_err() {
+                drop(c);
+                return DiskResponse::Failed {
+                    message: "the Outdated flag could not be written".into(),
+                };
+            }
+        }
+        drop(c);
+        self.done(None)
     }
 }

@@ -279,14 +279,11 @@ impl Device {
 
     /// Run drbd.conf's handler `name` in the background (60 s limit), with
     /// DRBD's environment.
-    fn run_handler(&self, cfg: &DeviceConfig, name: &str) {
+    pub(super) fn run_handler(&self, cfg: &DeviceConfig, name: &str) {
         let Some(cmd) = cfg.res.handlers.get(name).cloned() else {
             return;
         };
-        let env = vec![
-            ("DRBD_RESOURCE".to_string(), cfg.name.clone()),
-            ("DRBD_PEER".to_string(), cfg.peer.clone()),
-        ];
+        let env = cfg.handler_env();
         let name = name.to_string();
         self.rt.spawn(async move {
             match crate::agents::exec::run_shell(&cmd, None, &env, Duration::from_secs(60)).await {

@@ -232,6 +232,16 @@ impl Device {
                 if c.sm.role() != Role::Primary {
                     return Err(io::Error::from_raw_os_error(libc::EROFS));
                 }
+                if c.sm.suspended() {
+                    // resource-and-stonith: held, not failed, until the
+                    // peer is fenced, the link is back, or `resume-io`.
+                    c = self
+                        .changed
+                        .wait_timeout(c, Duration::from_millis(100))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                    continue;
+                }
                 if c.frozen() {
                     // I/O is frozen while the handshake runs; a handshake the
                     // peer does not finish in time costs the connection.
@@ -323,6 +333,16 @@ impl Device {
             }
         };
         let mut c = self.core();
+        // resource-and-stonith: a write the peer did not acknowledge is
+        // not acknowledged here either until the peer is fenced (DRBD
+        // keeps such requests in the transfer log while `susp_fen`).
+        while !acked && c.sm.suspended() {
+            c = self
+                .changed
+                .wait_timeout(c, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
         if let Some(l) = c.local.as_mut() {
             l.al.complete(offset, len);
         }
