@@ -357,3 +357,112 @@ fn drop_cleans_up_also_on_panic() {
         "link left behind"
     );
 }
+
+/// The child half of `a_killed_server_holding_its_own_file_exits`: exposes
+/// a store, opens the FUSE file itself (as `expose` does while it attaches
+/// the loop device), prints the loop device and waits to be killed.
+#[test]
+#[ignore = "run by a_killed_server_holding_its_own_file_exits as its child"]
+fn child_holding_its_own_fuse_file() {
+    let Ok(dir) = std::env::var("HBD_TEST_FUSE_CHILD") else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let data = 8 * MIB;
+    let store = Arc::new(FileStore::open(&dir.join("backing.img"), data).unwrap());
+    let exposed = expose(store, &dir.join("fuse"), None).unwrap();
+    let own = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("fuse").join(DEVICE_FILE))
+        .unwrap();
+    println!("LOOP {}", exposed.loop_dev.display());
+    use std::io::Write;
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+    drop(own);
+}
+
+/// Campaign finding (issue 13): a device process killed while it held its
+/// own FUSE file open hung forever in its exit (D state, `fuse_flush`: the
+/// kernel's FLUSH on close waits uninterruptibly for the server, which is
+/// the dying process itself). The file is opened without FLUSH, so the
+/// kill always ends the process.
+#[test]
+fn a_killed_server_holding_its_own_file_exits() {
+    let tmp = tempfile::tempdir().unwrap();
+    backing(tmp.path(), 8 * MIB, MIB);
+    let fuse_dir = tmp.path().join("fuse");
+    std::fs::create_dir(&fuse_dir).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_holding_its_own_fuse_file",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("HBD_TEST_FUSE_CHILD", tmp.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut out = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while !seen.contains("LOOP ") || !seen[seen.find("LOOP ").unwrap()..].contains('\n') {
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "child ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let line = &seen[seen.find("LOOP ").unwrap() + 5..];
+    let loop_dev = PathBuf::from(line.lines().next().unwrap().trim());
+    child.kill().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut exited = false;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            exited = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stack: String = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("stack")).ok())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    // Clean up whatever happened: abort a hung connection (that ends a
+    // process stuck in FLUSH), unmount, detach.
+    if !exited {
+        let _ = Command::new("mount")
+            .args(["-t", "fusectl", "none", "/sys/fs/fuse/connections"])
+            .status();
+        // Never stat the mount (that would hang on the dead server too):
+        // its connection number is the minor in mountinfo.
+        if let Some(minor) = fuse_minor(&fuse_dir) {
+            let _ = std::fs::write(format!("/sys/fs/fuse/connections/{minor}/abort"), "1");
+        }
+        let _ = child.wait();
+    }
+    let _ = Command::new("umount").arg("-l").arg(&fuse_dir).status();
+    let _ = Command::new("losetup").arg("-d").arg(&loop_dev).status();
+    assert!(
+        exited,
+        "the killed FUSE server did not exit in 30 s: {stack}"
+    );
+}
+
+/// The minor device number of the FUSE mount at `dir` (its fusectl
+/// connection), read from mountinfo without touching the mount.
+fn fuse_minor(dir: &Path) -> Option<u32> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = dir.to_str()?;
+    info.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.get(4) == Some(&want)).then(|| f[2].split(':').nth(1)?.parse().ok())?
+    })
+}

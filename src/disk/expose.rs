@@ -28,10 +28,13 @@
 //!   arrives as one `WRITE` and two `FSYNC`s. Answered by
 //!   [`BlockStore::flush`]. There is no FUA bit on a FUSE `WRITE`; durability
 //!   of a single write is always signalled by a following `FSYNC`.
-//! * `FLUSH` (the `close(2)` hook) never comes from the loop driver, only when
-//!   a process that opened the FUSE file itself closes it (here: once, when
-//!   [`expose`] closes its own descriptor after attaching); answered by
-//!   [`BlockStore::flush`] as well.
+//! * `FLUSH` (the `close(2)` hook) never comes: the file is opened with
+//!   `FOPEN_NOFLUSH`. It would come only when a process that opened the FUSE
+//!   file itself closes it (here: [`expose`], after attaching), and the
+//!   kernel waits for its answer uninterruptibly: a server killed while it
+//!   held its own file open hung forever in its exit. Durability never
+//!   depended on it (`close(2)` promises none); if one arrives anyway it is
+//!   answered by [`BlockStore::flush`].
 //! * `LOOKUP`, `GETATTR`, `OPEN`, `RELEASE`, `GETXATTR` (answered `ENODATA`)
 //!   around attaching and detaching.
 //!
@@ -263,7 +266,15 @@ impl Filesystem for DeviceFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         if ino == FILE {
-            reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO);
+            // FOPEN_NOFLUSH: no FLUSH on close. The kernel waits for a
+            // FLUSH's answer uninterruptibly, and the only process that
+            // opens the file is this server itself: killed with the file
+            // open (while `expose` attaches the loop device), it hung
+            // forever in its own exit (issue 13 campaign).
+            reply.opened(
+                FileHandle(0),
+                FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_NOFLUSH,
+            );
         } else {
             reply.error(Errno::EISDIR);
         }

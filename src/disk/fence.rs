@@ -164,6 +164,13 @@ pub fn outdate_answer(r: &DiskResponse) -> (u8, String) {
         DiskResponse::Refused { message, status } => {
             if status.role == Role::Primary {
                 (PEER_PRIMARY, format!("the peer is Primary: {message}"))
+            } else if message == crate::disk::state::REFUSE_OUTDATE_NEWER {
+                // As a Primary: the peer's data is the newer one, so the
+                // asker outdates itself (code 6) instead of promoting.
+                (
+                    PEER_PRIMARY,
+                    format!("the peer's disk holds writes made without this node: {message}"),
+                )
             } else {
                 let (code, m) = from_status(status);
                 (code, format!("{m} ({message})"))

@@ -611,6 +611,10 @@ impl Sim {
         }
         match sm.disk() {
             DiskState::Outdated => 4,
+            // `outdate_for_peer`: writes made without the peer (a Primary
+            // that lost it started a new generation): the asker is the
+            // older copy and outdates itself.
+            DiskState::Consistent | DiskState::UpToDate if sm.uuids().wrote_without_peer() => 6,
             DiskState::Consistent | DiskState::UpToDate => {
                 let _ = self.input(j, Input::Outdate);
                 self.note(format!("n{j} outdated by its peer's fence-peer handler"));

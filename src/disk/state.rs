@@ -187,6 +187,12 @@ pub enum Event {
     Suspended(bool),
 }
 
+/// [`Resource::outdate_refusal`] of a Primary.
+pub const REFUSE_OUTDATE_PRIMARY: &str = "Refusing to outdate a Primary";
+/// [`Resource::outdate_refusal`] of a copy with writes made without the peer.
+pub const REFUSE_OUTDATE_NEWER: &str =
+    "Refusing to be Outdated: this disk holds writes made without the peer";
+
 /// What a fence-peer handler's exit code means (DRBD 8.4
 /// `conn_try_outdate_peer`, drbd_nl.c).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -413,6 +419,21 @@ impl Resource {
     }
     pub fn uuids(&self) -> Uuids {
         self.uuids
+    }
+
+    /// Why this copy refuses to be outdated at its peer's request (the
+    /// peer's fence-peer handler, heartbeat's dopd), if it does: a Primary
+    /// never is (DRBD's rule); nor, since the issue 13 campaign (seed
+    /// 2201), a copy holding writes made without the peer, which the peer
+    /// would otherwise promote over (its own copy is the older one).
+    pub fn outdate_refusal(&self) -> Option<&'static str> {
+        if self.role == Role::Primary {
+            Some(REFUSE_OUTDATE_PRIMARY)
+        } else if self.disk >= DiskState::Consistent && self.uuids.wrote_without_peer() {
+            Some(REFUSE_OUTDATE_NEWER)
+        } else {
+            None
+        }
     }
     pub fn bits_set(&self) -> u64 {
         self.bits_set
@@ -1624,6 +1645,35 @@ mod tests {
         assert_eq!(b.disk(), DiskState::UpToDate);
         assert_eq!(a.peer_disk(), DiskState::UpToDate);
         assert_eq!(a.uuids().current & !1, b.uuids().current);
+    }
+
+    /// Campaign finding (issue 13, seed 2201): the Primary of a partition
+    /// stopped (demoted) and was then outdated by its peer, which promoted
+    /// its older data: the writes made during the partition were lost.
+    #[test]
+    fn a_copy_with_writes_made_without_the_peer_refuses_to_be_outdated() {
+        let (mut a, mut b) = pair(cfg(true), cfg(false));
+        assert_eq!(a.outdate_refusal(), None);
+        a.handle(Input::Promote { force: false }).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(a.outdate_refusal(), Some(REFUSE_OUTDATE_PRIMARY));
+        a.handle(Input::TransportLost).unwrap();
+        b.handle(Input::TransportLost).unwrap();
+        a.handle(Input::Demote).unwrap();
+        assert_eq!(a.role(), Role::Secondary);
+        assert_eq!(a.outdate_refusal(), Some(REFUSE_OUTDATE_NEWER));
+        // The Secondary of the partition wrote nothing: it may be outdated.
+        assert_eq!(b.outdate_refusal(), None);
+        b.handle(Input::Outdate).unwrap();
+        assert_eq!(b.disk(), DiskState::Outdated);
+        // Reconnected, a's writes reach b and a's bitmap UUID goes.
+        connect(&mut a, &mut b);
+        pump(&mut a, &mut b);
+        assert!(
+            matches!(b.conn(), ConnState::WFBitMapT | ConnState::SyncTarget),
+            "{:?}",
+            b.conn()
+        );
     }
 
     #[test]

@@ -54,6 +54,15 @@ impl Uuids {
         }
     }
 
+    /// This copy started a data generation without its peer (a Primary
+    /// that lost the peer, or a promotion while disconnected: the bitmap
+    /// UUID holds the generation they shared) and may hold acknowledged
+    /// writes the peer lacks. Such a copy refuses to be outdated by the
+    /// peer's fence-peer handler (see `Resource::outdate_refusal`).
+    pub fn wrote_without_peer(&self) -> bool {
+        self.bitmap != 0
+    }
+
     /// `drbd_uuid_move_history`: history[1] = history[0].
     fn move_history(&mut self) {
         self.history[1] = self.history[0];

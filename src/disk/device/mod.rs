@@ -1110,6 +1110,17 @@ pub fn outdate_offline(config_dir: &Path, node: &str, run_dir: &Path, res: &str)
             "the peer's disk is Outdated (device down)".into(),
         );
     }
+    if m.uuids.bitmap != 0 {
+        // As `Device::outdate_for_peer`: writes made without the peer.
+        tracing::warn!(resource = %res, "the peer asked to outdate this disk: refused, it holds writes made without the peer (device down)");
+        return (
+            super::fence::PEER_PRIMARY,
+            format!(
+                "the peer's disk holds writes made without this node (device down): {}",
+                crate::disk::state::REFUSE_OUTDATE_NEWER
+            ),
+        );
+    }
     m.flags.was_up_to_date = false;
     match meta::write_superblock(&file, &m) {
         Ok(()) => {

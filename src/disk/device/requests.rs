@@ -579,10 +579,10 @@ impl Device {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        if c.sm.role() == Role::Primary {
+        if let Some(why) = c.sm.outdate_refusal() {
             drop(c);
-            tracing::warn!(resource = %name, "the peer asks to outdate this disk: refused, this node is Primary");
-            return self.refused("Refusing to outdate a Primary");
+            tracing::warn!(resource = %name, why, "the peer asks to outdate this disk: refused");
+            return self.refused(why);
         }
         if c.sm.disk() > DiskState::Outdated && c.sm.disk() != DiskState::DUnknown {
             tracing::warn!(resource = %name, "the peer asks to outdate this disk (its fence-peer handler): outdating");
