@@ -394,20 +394,22 @@ fn a_killed_server_holding_its_own_file_exits() {
     backing(tmp.path(), 8 * MIB, MIB);
     let fuse_dir = tmp.path().join("fuse");
     std::fs::create_dir(&fuse_dir).unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_holding_its_own_fuse_file",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("HBD_TEST_FUSE_CHILD", tmp.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut out = child.stdout.take().unwrap();
+    let mut child = Reap(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_holding_its_own_fuse_file",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("HBD_TEST_FUSE_CHILD", tmp.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    let mut out = child.0.stdout.take().unwrap();
     let mut seen = String::new();
     let mut buf = [0u8; 256];
     while !seen.contains("LOOP ") || !seen[seen.find("LOOP ").unwrap()..].contains('\n') {
@@ -417,11 +419,11 @@ fn a_killed_server_holding_its_own_file_exits() {
     }
     let line = &seen[seen.find("LOOP ").unwrap() + 5..];
     let loop_dev = PathBuf::from(line.lines().next().unwrap().trim());
-    child.kill().unwrap();
+    child.0.kill().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut exited = false;
     while std::time::Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
+        if child.0.try_wait().unwrap().is_some() {
             exited = true;
             break;
         }
@@ -446,7 +448,7 @@ fn a_killed_server_holding_its_own_file_exits() {
         if let Some(minor) = fuse_minor(&fuse_dir) {
             let _ = std::fs::write(format!("/sys/fs/fuse/connections/{minor}/abort"), "1");
         }
-        let _ = child.wait();
+        let _ = child.0.wait();
     }
     let _ = Command::new("umount").arg("-l").arg(&fuse_dir).status();
     let _ = Command::new("losetup").arg("-d").arg(&loop_dev).status();
