@@ -1287,7 +1287,18 @@ impl Groups {
                     } else if owner.is_none() && desired.as_deref() == Some(self.cfg.node.as_str())
                     {
                         // It should start here: say what it waits for.
-                        self.start_blocker()
+                        self.start_blocker().or_else(|| {
+                            let l = &self.local[i];
+                            let mine = Grant {
+                                node: self.cfg.node.clone(),
+                                incarnation: self.incarnation,
+                                claim: l.claim,
+                            };
+                            let missing = self.missing_grants(i, &mine);
+                            (l.state == GroupState::Stopped && !missing.is_empty()).then(|| {
+                                format!("waiting for the agreement of {}", missing.join(", "))
+                            })
+                        })
                     } else {
                         None
                     },
@@ -1715,7 +1726,39 @@ impl Groups {
                             && self.peer_entry(q, i).is_some_and(|e| e.state.may_run())
                     })
                 };
-                if let Some(d) = desired.as_ref().filter(|d| **d != me && !runs_elsewhere(d)) {
+                // The witness does not place groups, it arbitrates: its own
+                // configuration (a witness may run without haresources, or
+                // with other settings) must never pick a node the nodes do
+                // not want (campaign finding: a witness without the ping
+                // tiebreaker granted only the home node, which did not
+                // claim, and the node the tiebreaker chose never started).
+                // It grants the claimant its own view prefers, else the
+                // first claimant; never two (the grant is kept above).
+                let target = if self.cfg.is_witness {
+                    let claimants: Vec<&str> = self
+                        .cfg
+                        .nodes
+                        .iter()
+                        .filter(|n| {
+                            self.peers.iter().any(|p| {
+                                p.name == **n
+                                    && matches!(p.life, Life::Up(_))
+                                    && self
+                                        .peer_entry(p, i)
+                                        .is_some_and(|e| e.claim != 0 && !e.state.may_run())
+                            })
+                        })
+                        .map(String::as_str)
+                        .collect();
+                    desired
+                        .as_deref()
+                        .filter(|d| claimants.contains(d))
+                        .or(claimants.first().copied())
+                        .map(str::to_string)
+                } else {
+                    desired.clone()
+                };
+                if let Some(d) = target.as_ref().filter(|d| **d != me && !runs_elsewhere(d)) {
                     if let Some(p) = self.peers.iter().find(|p| p.name == *d) {
                         if let (Life::Up(inc), Some(e)) = (p.life, self.peer_entry(p, i)) {
                             if e.claim != 0 && !e.state.may_run() {
@@ -1739,23 +1782,7 @@ impl Groups {
             incarnation: self.incarnation,
             claim: self.local[i].claim,
         };
-        let all_granted = self.peers.iter().all(|p| match p.life {
-            // A dead peer agrees only once fenced, when fencing is on.
-            Life::Dead => !self.needs_fence(p),
-            Life::Unknown => false,
-            // A ready peer configured without the group never runs it.
-            // Its grant counts only within its lease (see `lease_valid`).
-            Life::Up(_) if p.fenced_off() => true,
-            Life::Up(_) => {
-                p.report
-                    .as_ref()
-                    .is_some_and(|r| r.ready && self.lease_valid(r))
-                    && self
-                        .peer_entry(p, i)
-                        .is_none_or(|e| e.grant.as_ref() == Some(&mine) && !e.state.may_run())
-            }
-        });
-        if all_granted {
+        if self.missing_grants(i, &mine).is_empty() {
             // A standby ends when this node has to run the group after all
             // (its peer died): it does not push the group away again later.
             if matches!(self.local[i].pref, Pref::Refuse(_)) {
@@ -1775,6 +1802,36 @@ impl Groups {
             self.transition(i, GroupState::Starting, reason);
             self.outputs.push(Output::Start(i));
         }
+    }
+
+    /// The peers whose agreement to claim `mine` of group `i` is missing,
+    /// each with why; empty: the group may start here.
+    fn missing_grants(&self, i: usize, mine: &Grant) -> Vec<String> {
+        let mut missing = Vec::new();
+        for p in &self.peers {
+            let why = match p.life {
+                // A dead peer agrees only once fenced, when fencing is on.
+                Life::Dead if self.needs_fence(p) => "dead, not fenced yet",
+                Life::Dead => continue,
+                Life::Unknown => "not heard yet",
+                // A ready peer configured without the group never runs it.
+                Life::Up(_) if p.fenced_off() => continue,
+                Life::Up(_) => match p.report.as_ref() {
+                    None => "no report yet",
+                    Some(r) if !r.ready => "still probing",
+                    // Its grant counts only within its lease (see `lease_valid`).
+                    Some(r) if !self.lease_valid(r) => "its lease ran out",
+                    Some(_) => match self.peer_entry(p, i) {
+                        None => continue,
+                        Some(e) if e.state.may_run() => "it may run the group",
+                        Some(e) if e.grant.as_ref() == Some(mine) => continue,
+                        Some(_) => "no grant",
+                    },
+                },
+            };
+            missing.push(format!("{} ({why})", p.name));
+        }
+        missing
     }
 
     /// The report as it stands.

@@ -360,6 +360,13 @@ impl Cluster {
         let mut cfg = self.cfg.clone();
         cfg.node = node.name.clone();
         cfg.is_witness = Some(i) == self.witness;
+        if cfg.is_witness {
+            // The witness's own placement settings never matter (it
+            // arbitrates claims, see `decide_group`): give it other ones,
+            // as a third machine's minimal ha.cf would have.
+            cfg.ping_tiebreak = false;
+            cfg.auto_failback = !cfg.auto_failback;
+        }
         if self.protect.broken {
             cfg.fencing = false;
             cfg.witness = None;

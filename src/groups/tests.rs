@@ -463,6 +463,32 @@ fn the_node_with_fewer_ping_nodes_hands_over() {
     c.check_converged();
 }
 
+/// Campaign finding (client_cut, protected): with the witness as well, the
+/// node that lost its ping node stopped ("it should run on n2") and n2
+/// never started.
+#[test]
+fn the_ping_tiebreaker_hands_over_with_a_witness_and_fencing() {
+    for seed in 0..10 {
+        let p = Protect {
+            ping: true,
+            witness: true,
+            wait_for_all: true,
+            fencing: true,
+            ..Protect::default()
+        };
+        let mut c = Cluster::with(2, &[("a", 0)], true, 400 + seed, p);
+        settle(&mut c);
+        assert_eq!(c.holders(0), vec!["n1"]);
+        c.set_reach(0, Some(0));
+        settle(&mut c);
+        assert_eq!(c.holders(0), vec!["n2"], "seed {seed}");
+        c.set_reach(0, Some(2));
+        settle(&mut c);
+        assert_eq!(c.holders(0), vec!["n1"], "seed {seed}");
+        c.check_converged();
+    }
+}
+
 /// A node that hears no peer and no ping node is the isolated side: it
 /// stops what it runs and takes nothing over.
 #[test]

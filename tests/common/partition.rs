@@ -1168,6 +1168,23 @@ pub fn run(scenario: Scenario, protect: bool, seed: u64) -> Outcome {
     );
     std::thread::sleep(between(&mut rng, 500, 2500));
     inject(&mut c, scenario, &mut rng, &sampler, t0);
+    // What each node thought of the group at the end of the fault (the
+    // log only: why a node did not take over).
+    for i in 1..=2 {
+        if let Some(st) = c.d.lab.status(i) {
+            for g in st["groups"].as_array().into_iter().flatten() {
+                println!(
+                    "before heal n{i}: local={} desired={} note={} nodes={} quorum={} ping={}",
+                    g["local"],
+                    g["desired"],
+                    g["note"],
+                    g["nodes"],
+                    st["protection"]["quorum"],
+                    st["ping_nodes"]
+                );
+            }
+        }
+    }
     sampler.note(t0, "heal");
     c.heal();
     let settled = c.settle();
