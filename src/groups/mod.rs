@@ -324,6 +324,9 @@ struct Local {
     probe_pending: bool,
     /// Its checks failed here (why): it runs here only if no healthy node can.
     unhealthy: Option<String>,
+    /// This node's copy of the group's disks is catching up with the peer
+    /// (see [`Groups::set_disk_wait`]): it counts as unhealthy.
+    disk_wait: Option<String>,
     /// Bytes clients wrote to its disks here while they had no peer.
     served: u64,
     /// When its start failed here (for `failure_timeout`), and the node
@@ -450,6 +453,7 @@ impl Groups {
                 // The witness has no resources to probe.
                 probe_pending: !cfg.is_witness,
                 unhealthy: None,
+                disk_wait: None,
                 served: 0,
                 failed_at: None,
                 failed_holder: None,
@@ -770,6 +774,21 @@ impl Groups {
         if let Some(l) = self.local.get_mut(i) {
             if l.served != served {
                 l.served = served;
+                self.decide(now);
+            }
+        }
+    }
+
+    /// Whether this node's copy of group `i`'s replicated disks is behind
+    /// the peer's and catching up (a resync from the peer, or Outdated or
+    /// Inconsistent data while connected to an UpToDate peer); `why` says
+    /// which. Such a node counts as unhealthy: no group moves to it while a
+    /// healthy node can run it (auto_failback waits for the resync), yet it
+    /// still takes over when nothing else can (the disk then decides).
+    pub fn set_disk_wait(&mut self, i: usize, why: Option<String>, now: Duration) {
+        if let Some(l) = self.local.get_mut(i) {
+            if l.disk_wait != why {
+                l.disk_wait = why;
                 self.decide(now);
             }
         }
@@ -1334,7 +1353,8 @@ impl Groups {
                     pref: self.local[i].pref,
                     leaving: self.leaving,
                     known: true,
-                    unhealthy: self.local[i].unhealthy.is_some(),
+                    unhealthy: self.local[i].unhealthy.is_some()
+                        || self.local[i].disk_wait.is_some(),
                     barred: self.hold_blocker().is_some(),
                     ping: self.ping,
                     served: self.local[i].served,
@@ -1854,7 +1874,7 @@ impl Groups {
                     },
                     grant: l.grant.clone(),
                     pref: l.pref,
-                    unhealthy: l.unhealthy.is_some(),
+                    unhealthy: l.unhealthy.is_some() || l.disk_wait.is_some(),
                     served: l.served,
                 })
                 .collect(),

@@ -313,6 +313,16 @@ impl Cluster {
         self.drain(i);
     }
 
+    /// Node `i`'s copy of group `g`'s disks is catching up (`Some`) or not.
+    pub fn set_disk_wait(&mut self, i: usize, g: usize, why: Option<&str>) {
+        let now = self.now;
+        if let Some(m) = self.nodes[i].machine.as_mut() {
+            m.set_disk_wait(g, why.map(str::to_string), now);
+        }
+        self.log(format!("n{} disk of group {g} catching up: {why:?}", i + 1));
+        self.drain(i);
+    }
+
     /// Clients wrote `bytes` to group `g`'s disks on node `i` with no peer.
     pub fn set_served(&mut self, i: usize, g: usize, bytes: u64) {
         let now = self.now;

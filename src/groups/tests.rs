@@ -489,6 +489,37 @@ fn the_ping_tiebreaker_hands_over_with_a_witness_and_fencing() {
     }
 }
 
+/// Campaign finding (issue 13): auto_failback handed the group back to the
+/// rebooted home node while its disk was still resyncing from the peer
+/// (its promotion is refused until then). The hand-back waits for the
+/// resync; with no other node, the catching-up node still takes over.
+#[test]
+fn auto_failback_waits_until_the_home_nodes_disk_caught_up() {
+    let mut c = Cluster::new(2, &[("a", 0)], true, 41);
+    settle(&mut c);
+    c.crash(0, true);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    c.boot(0);
+    c.set_disk_wait(0, 0, Some("disk r0 is Inconsistent (10% synced from n2)"));
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"], "no hand-back during the resync");
+    c.set_disk_wait(0, 0, None);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"], "home again once caught up");
+    // Catching up, but the only node left: it takes over (the disk decides).
+    c.crash(0, true);
+    settle(&mut c);
+    c.boot(0);
+    c.set_disk_wait(0, 0, Some("disk r0 is Outdated"));
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    c.crash(1, true);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    c.check_converged();
+}
+
 /// A node that hears no peer and no ping node is the isolated side: it
 /// stops what it runs and takes nothing over.
 #[test]

@@ -160,7 +160,7 @@ struct Daemon {
     last_send_error_log: Option<Instant>,
     ping: Ping,
     /// What the served-data poller last reported, per group.
-    served: Vec<u64>,
+    served: Vec<served::GroupDisks>,
     /// keepalived.conf's instances, when hbd runs them too.
     vrrp: Option<Arc<VrrpHandle>>,
     /// stonith_host devices and the fencings in flight.
@@ -852,14 +852,24 @@ impl Daemon {
 
     /// What the served-data poller found: each group's bytes written here
     /// while its disks had no peer; changes go to the group machine.
-    fn on_served(&mut self, served: Vec<u64>) {
+    fn on_served(&mut self, served: Vec<served::GroupDisks>) {
         let now = self.now();
-        for (i, &bytes) in served.iter().enumerate() {
-            if self.served.get(i) != Some(&bytes) {
-                if bytes > 0 || self.served.get(i).is_some_and(|&b| b > 0) {
-                    tracing::info!(group = %self.config.groups[i].id, bytes, "served without a peer");
+        for (i, g) in served.iter().enumerate() {
+            let old = self.served.get(i).cloned().unwrap_or_default();
+            if old.served != g.served {
+                if g.served > 0 || old.served > 0 {
+                    tracing::info!(group = %self.config.groups[i].id, bytes = g.served, "served without a peer");
                 }
-                self.groups.set_served(i, bytes, now);
+                self.groups.set_served(i, g.served, now);
+            }
+            if old.catching_up != g.catching_up {
+                match &g.catching_up {
+                    Some(why) => {
+                        tracing::info!(group = %self.config.groups[i].id, why, "disk catching up here: the group does not move here meanwhile")
+                    }
+                    None => tracing::info!(group = %self.config.groups[i].id, "disk caught up"),
+                }
+                self.groups.set_disk_wait(i, g.catching_up.clone(), now);
             }
         }
         self.served = served;

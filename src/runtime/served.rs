@@ -1,11 +1,15 @@
-//! Served data: how much clients wrote to each group's replicated disks here
+//! Served data and catching-up disks. How much clients wrote to each group's replicated disks here
 //! while the disks had no peer (`out_of_sync_bytes` while not Connected). After
 //! a healed partition the group machine keeps a group on the side whose disks
 //! served the clients, not on its home node ([`crate::groups::Groups::set_served`]).
+//! And whether a group's disks here are behind the peer's and resyncing: no
+//! group moves to such a node while another can run it
+//! ([`crate::groups::Groups::set_disk_wait`]: auto_failback waits for the
+//! resync instead of handing back to a disk that cannot be promoted).
 //!
 //! ```text
-//!   poller task ──(Vec<u64> per group, every POLL, bounded 1)──▶ daemon loop
-//!   (asks each drbddisk device on its control socket)            set_served
+//!   poller task ──(GroupDisks per group, every POLL, bounded 1)──▶ daemon loop
+//!   (asks each drbddisk device on its control socket)   set_served, set_disk_wait
 //! ```
 //!
 //! The devices answer on their own sockets, so the asking runs off the loop;
@@ -49,13 +53,46 @@ pub fn served_bytes(s: &crate::disk::ctl::DiskStatus) -> u64 {
     }
 }
 
+/// Why this copy of a disk is behind its peer's and catching up, if it is:
+/// connected to an UpToDate peer while this disk is not UpToDate (a resync
+/// from the peer, or Outdated/Inconsistent data waiting for one). A
+/// Primary is never behind (it is the source).
+pub fn catching_up(s: &crate::disk::ctl::DiskStatus) -> Option<String> {
+    use crate::disk::state::{DiskState, Role};
+    if s.role == Role::Primary
+        || s.connection < ConnState::Connected
+        || s.peer_disk != DiskState::UpToDate
+        || s.disk == DiskState::UpToDate
+    {
+        return None;
+    }
+    Some(match s.sync_percent() {
+        Some(p) => format!(
+            "disk {} is {} ({p:.0}% synced from {})",
+            s.name, s.disk, s.peer
+        ),
+        None => format!(
+            "disk {} is {} (its peer {} is UpToDate)",
+            s.name, s.disk, s.peer
+        ),
+    })
+}
+
+/// One poll: per group, the bytes served without a peer and why its disks
+/// are catching up here (see [`catching_up`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupDisks {
+    pub served: u64,
+    pub catching_up: Option<String>,
+}
+
 /// Starts the poller when some group has a disk of hbd's own device (the
 /// kernel module's disks are not asked: `None`).
 pub fn start(
     disks: Vec<Vec<String>>,
     run_dir: PathBuf,
     kernel: bool,
-    tx: mpsc::Sender<Vec<u64>>,
+    tx: mpsc::Sender<Vec<GroupDisks>>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     if kernel || disks.iter().all(Vec::is_empty) {
         return None;
@@ -73,13 +110,11 @@ pub fn start(
                         .map(|res| crate::disk::client::status_async(&run_dir, res, ASK_TIMEOUT)),
                 )
                 .await;
-                out.push(
-                    answers
-                        .iter()
-                        .filter_map(|a| a.as_ref().ok())
-                        .map(served_bytes)
-                        .sum(),
-                );
+                let ok: Vec<_> = answers.iter().filter_map(|a| a.as_ref().ok()).collect();
+                out.push(GroupDisks {
+                    served: ok.iter().map(|s| served_bytes(s)).sum(),
+                    catching_up: ok.iter().find_map(|s| catching_up(s)),
+                });
             }
             if tx.send(out).await.is_err() {
                 return;
@@ -117,6 +152,31 @@ mod tests {
                 line: 1,
             },
         }
+    }
+
+    #[test]
+    fn catching_up_only_behind_a_connected_up_to_date_peer() {
+        use crate::disk::state::{DiskState, Role};
+        let mut s = crate::disk::report::tests::status();
+        s.role = Role::Secondary;
+        s.connection = ConnState::SyncTarget;
+        s.disk = DiskState::Inconsistent;
+        s.peer_disk = DiskState::UpToDate;
+        let why = catching_up(&s).unwrap();
+        assert!(why.contains("disk r0 is Inconsistent"), "{why}");
+        s.connection = ConnState::Connected;
+        s.disk = DiskState::Outdated;
+        assert!(catching_up(&s).is_some());
+        // Caught up; or no peer to catch up from (the start decides then).
+        s.disk = DiskState::UpToDate;
+        assert_eq!(catching_up(&s), None);
+        s.disk = DiskState::Outdated;
+        s.connection = ConnState::WFConnection;
+        assert_eq!(catching_up(&s), None);
+        // A Primary is the source, never behind.
+        s.connection = ConnState::Connected;
+        s.role = Role::Primary;
+        assert_eq!(catching_up(&s), None);
     }
 
     #[test]
