@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{Lab, KEY};
-use serde_json::Value;
+use common::{actions, group, wait_started_on, Lab, KEY};
 use std::os::unix::fs::PermissionsExt;
 
 const VIP: &str = "192.0.2.50";
@@ -61,37 +60,6 @@ fn lab(haresources: &str, auto_failback: &str, deadtime: &str) -> Lab {
         install_agent(&lab, i, "rec", &recorder(&lab, i, false));
     }
     lab
-}
-
-fn actions(lab: &Lab) -> Vec<String> {
-    std::fs::read_to_string(lab.dir.path().join("actions.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(String::from)
-        .collect()
-}
-
-fn group<'a>(s: &'a Value, id: &str) -> Option<&'a Value> {
-    s["groups"].as_array()?.iter().find(|g| g["id"] == id)
-}
-
-/// (owner, state) of group `id` as node i sees it.
-fn owner(lab: &Lab, i: usize, id: &str) -> Option<(String, String)> {
-    let s = lab.status(i)?;
-    let g = group(&s, id)?;
-    Some((
-        g["owner"].as_str().unwrap_or("").to_string(),
-        g["state"].as_str()?.to_string(),
-    ))
-}
-
-/// Waits until every node of `observers` sees group `id` started on `node`.
-fn wait_started_on(lab: &Lab, observers: &[usize], id: &str, node: &str) {
-    lab.wait_for(&format!("{id} started on {node}"), || {
-        observers
-            .iter()
-            .all(|&i| owner(lab, i, id) == Some((node.to_string(), "started".to_string())))
-    });
 }
 
 fn mac(lab: &Lab, host: &str) -> String {

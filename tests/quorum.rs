@@ -10,8 +10,7 @@
 
 mod common;
 
-use common::{die_with_test, Lab, HBD, KEY};
-use serde_json::Value;
+use common::{actions, die_with_test, group, local, wait_started_on, Lab, HBD, KEY};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -107,42 +106,6 @@ impl Drop for Witness {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-fn group<'a>(s: &'a Value, id: &str) -> Option<&'a Value> {
-    s["groups"].as_array()?.iter().find(|g| g["id"] == id)
-}
-
-/// (owner, state) of group `id` as node i sees it.
-fn owner(lab: &Lab, i: usize, id: &str) -> Option<(String, String)> {
-    let s = lab.status(i)?;
-    let g = group(&s, id)?;
-    Some((
-        g["owner"].as_str().unwrap_or("").to_string(),
-        g["state"].as_str()?.to_string(),
-    ))
-}
-
-/// This node's own state of group `id`.
-fn local(lab: &Lab, i: usize, id: &str) -> Option<String> {
-    let s = lab.status(i)?;
-    group(&s, id)?["local"].as_str().map(String::from)
-}
-
-fn wait_started_on(lab: &Lab, observers: &[usize], id: &str, node: &str) {
-    lab.wait_for(&format!("{id} started on {node}"), || {
-        observers
-            .iter()
-            .all(|&i| owner(lab, i, id) == Some((node.to_string(), "started".to_string())))
-    });
-}
-
-fn actions(lab: &Lab) -> Vec<String> {
-    std::fs::read_to_string(lab.dir.path().join("actions.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(String::from)
-        .collect()
 }
 
 fn has_quorum(lab: &Lab, i: usize) -> Option<bool> {

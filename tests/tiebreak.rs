@@ -10,8 +10,7 @@
 
 mod common;
 
-use common::{Lab, KEY};
-use serde_json::Value;
+use common::{local, wait_started_on, Lab, KEY};
 use std::os::unix::fs::PermissionsExt;
 
 /// The lab's client namespace answers pings: the ping node.
@@ -61,32 +60,6 @@ fn lab(haresources: &str) -> Lab {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     lab
-}
-
-fn group<'a>(s: &'a Value, id: &str) -> Option<&'a Value> {
-    s["groups"].as_array()?.iter().find(|g| g["id"] == id)
-}
-
-fn owner(lab: &Lab, i: usize, id: &str) -> Option<(String, String)> {
-    let s = lab.status(i)?;
-    let g = group(&s, id)?;
-    Some((
-        g["owner"].as_str().unwrap_or("").to_string(),
-        g["state"].as_str()?.to_string(),
-    ))
-}
-
-fn local(lab: &Lab, i: usize, id: &str) -> Option<String> {
-    let s = lab.status(i)?;
-    group(&s, id)?["local"].as_str().map(String::from)
-}
-
-fn wait_started_on(lab: &Lab, observers: &[usize], id: &str, node: &str) {
-    lab.wait_for(&format!("{id} started on {node}"), || {
-        observers
-            .iter()
-            .all(|&i| owner(lab, i, id) == Some((node.to_string(), "started".to_string())))
-    });
 }
 
 /// Node i's settled count of reached ping nodes.

@@ -238,7 +238,7 @@ impl FenceOutcome {
             FenceOutcome::PeerUnreachable => {
                 "peer unreachable, doing nothing since disk != UpToDate"
             }
-            FenceOutcome::PeerPrimary => "peer is active (Primary): outdating myself",
+            FenceOutcome::PeerPrimary => "peer is Primary or holds newer writes: outdating myself",
             FenceOutcome::PeerFenced => "peer was stonithed",
             FenceOutcome::Failed => "fence-peer helper failed",
         }

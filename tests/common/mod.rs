@@ -403,3 +403,42 @@ pub fn pids_with_arg(arg: &str) -> Vec<i32> {
     }
     pids
 }
+
+/// The lines of the lab's `actions.log` (the recording agents write it).
+pub fn actions(lab: &Lab) -> Vec<String> {
+    std::fs::read_to_string(lab.dir.path().join("actions.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Group `id` in a status document.
+pub fn group<'a>(s: &'a Value, id: &str) -> Option<&'a Value> {
+    s["groups"].as_array()?.iter().find(|g| g["id"] == id)
+}
+
+/// (owner, state) of group `id` as node i sees it.
+pub fn owner(lab: &Lab, i: usize, id: &str) -> Option<(String, String)> {
+    let s = lab.status(i)?;
+    let g = group(&s, id)?;
+    Some((
+        g["owner"].as_str().unwrap_or("").to_string(),
+        g["state"].as_str()?.to_string(),
+    ))
+}
+
+/// Node i's own state of group `id`.
+pub fn local(lab: &Lab, i: usize, id: &str) -> Option<String> {
+    let s = lab.status(i)?;
+    group(&s, id)?["local"].as_str().map(String::from)
+}
+
+/// Waits until every node of `observers` sees group `id` started on `node`.
+pub fn wait_started_on(lab: &Lab, observers: &[usize], id: &str, node: &str) {
+    lab.wait_for(&format!("{id} started on {node}"), || {
+        observers
+            .iter()
+            .all(|&i| owner(lab, i, id) == Some((node.to_string(), "started".to_string())))
+    });
+}
