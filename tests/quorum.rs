@@ -10,9 +10,9 @@
 
 mod common;
 
-use common::{actions, die_with_test, group, local, wait_started_on, Lab, HBD, KEY};
+use common::{actions, group, local, wait_started_on, Lab, KEY};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const HA_CF: &str =
@@ -71,27 +71,7 @@ struct Witness(Option<Child>);
 
 impl Witness {
     fn start(lab: &Lab) -> Witness {
-        std::fs::create_dir_all(lab.node_dir(3)).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(lab.log_path(3))
-            .unwrap();
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &lab.ns("n3"), HBD, "--witness"])
-            .arg("--config")
-            .arg(lab.config_dir(3))
-            .args(["--node", "w1"])
-            .arg("--run-dir")
-            .arg(lab.run_dir(3))
-            .arg("--state-dir")
-            .arg(lab.node_dir(3).join("state"))
-            .env("HBD_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        die_with_test(&mut cmd);
-        Witness(Some(cmd.spawn().expect("spawn hbd --witness")))
+        Witness(Some(lab.spawn_witness(3, "w1")))
     }
 
     fn kill(&mut self) {

@@ -442,3 +442,37 @@ pub fn wait_started_on(lab: &Lab, observers: &[usize], id: &str, node: &str) {
             .all(|&i| owner(lab, i, id) == Some((node.to_string(), "started".to_string())))
     });
 }
+
+impl Lab {
+    /// `hbd --witness --node NAME` in node i's namespace, with node i's
+    /// directories, logging to its log; dies with the test process.
+    pub fn spawn_witness(&self, i: usize, name: &str) -> Child {
+        fs::create_dir_all(self.node_dir(i)).unwrap();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))
+            .unwrap();
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &self.ns(&format!("n{i}")),
+            HBD,
+            "--witness",
+        ])
+        .arg("--config")
+        .arg(self.config_dir(i))
+        .args(["--node", name])
+        .arg("--run-dir")
+        .arg(self.run_dir(i))
+        .arg("--state-dir")
+        .arg(self.node_dir(i).join("state"))
+        .env("HBD_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+        die_with_test(&mut cmd);
+        cmd.spawn().expect("spawn hbd --witness")
+    }
+}

@@ -591,28 +591,7 @@ impl Cluster {
     }
 
     pub fn start_witness(&mut self) {
-        let lab = &self.d.lab;
-        fs::create_dir_all(lab.node_dir(3)).unwrap();
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(lab.log_path(3))
-            .unwrap();
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &lab.ns("n3"), HBD, "--witness"])
-            .arg("--config")
-            .arg(lab.config_dir(3))
-            .args(["--node", "n3"])
-            .arg("--run-dir")
-            .arg(lab.run_dir(3))
-            .arg("--state-dir")
-            .arg(lab.node_dir(3).join("state"))
-            .env("HBD_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        die_with_test(&mut cmd);
-        self.witness = Some(cmd.spawn().expect("spawn hbd --witness"));
+        self.witness = Some(self.d.lab.spawn_witness(3, "n3"));
     }
 
     pub fn witness_alive(&mut self) -> bool {
