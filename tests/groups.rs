@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{actions, group, wait_started_on, Lab, KEY};
+use common::{actions, group, recorder, wait_started_on, Lab, KEY};
 use std::os::unix::fs::PermissionsExt;
 
 const VIP: &str = "192.0.2.50";
@@ -13,28 +13,6 @@ fn ha_cf(keepalive: &str, deadtime: &str, auto_failback: &str) -> String {
     format!(
         "keepalive {keepalive}\ndeadtime {deadtime}\ninitdead {deadtime}\nudpport 694\n\
          bcast eth0\nbcast eth1\nauto_failback {auto_failback}\nnode n1 n2\n"
-    )
-}
-
-/// A heartbeat-style agent that records `NODE NAME ACTION` in the lab's
-/// shared log and keeps its state in a per-node file. `fail_start` makes
-/// start fail on that node.
-fn recorder(lab: &Lab, node: usize, fail_start: bool) -> String {
-    let log = lab.dir.path().join("actions.log");
-    let state = lab.node_dir(node).join("rec-state");
-    format!(
-        "#!/bin/sh\n\
-         name=\"$1\"; action=\"$2\"\n\
-         mkdir -p {state}\n\
-         case \"$action\" in\n\
-         start) echo \"n{node} $name start\" >> {log}; {fail} touch {state}/\"$name\" ;;\n\
-         stop) echo \"n{node} $name stop\" >> {log}; rm -f {state}/\"$name\" ;;\n\
-         status) if [ -e {state}/\"$name\" ]; then echo running; else echo stopped; fi ;;\n\
-         esac\n\
-         exit 0\n",
-        state = state.display(),
-        log = log.display(),
-        fail = if fail_start { "exit 1;" } else { "" },
     )
 }
 

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{actions, group, local, wait_started_on, Lab, KEY};
+use common::{actions, group, local, recorder, wait_started_on, Lab, KEY};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -18,26 +18,6 @@ use std::time::{Duration, Instant};
 const HA_CF: &str =
     "keepalive 100ms\ndeadtime 1\ninitdead 1\nudpport 694\nbcast eth0\nbcast eth1\n\
                      auto_failback on\nnode n1 n2\n";
-
-/// A heartbeat-style agent that records `NODE NAME ACTION` in the lab's
-/// shared log and keeps its state in a per-node file.
-fn recorder(lab: &Lab, node: usize) -> String {
-    let log = lab.dir.path().join("actions.log");
-    let state = lab.node_dir(node).join("rec-state");
-    format!(
-        "#!/bin/sh\n\
-         name=\"$1\"; action=\"$2\"\n\
-         mkdir -p {state}\n\
-         case \"$action\" in\n\
-         start) echo \"n{node} $name start\" >> {log}; touch {state}/\"$name\" ;;\n\
-         stop) echo \"n{node} $name stop\" >> {log}; rm -f {state}/\"$name\" ;;\n\
-         status) if [ -e {state}/\"$name\" ]; then echo running; else echo stopped; fi ;;\n\
-         esac\n\
-         exit 0\n",
-        state = state.display(),
-        log = log.display(),
-    )
-}
 
 /// n1, n2 and the witness's machine (n3) with the same files; the agent is
 /// installed on the nodes only (the witness needs none).
@@ -59,7 +39,7 @@ fn lab(haresources: &str, cluster_toml: &str) -> Lab {
         let dir = lab.config_dir(i).join("resource.d");
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("rec");
-        std::fs::write(&p, recorder(&lab, i)).unwrap();
+        std::fs::write(&p, recorder(&lab, i, false)).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     lab

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{local, wait_started_on, Lab, KEY};
+use common::{local, recorder, wait_started_on, Lab, KEY};
 use std::os::unix::fs::PermissionsExt;
 
 /// The lab's client namespace answers pings: the ping node.
@@ -21,24 +21,6 @@ fn ha_cf() -> String {
         "keepalive 100ms\ndeadtime 1\ninitdead 1\nudpport 694\nbcast eth0\nbcast eth1\n\
          auto_failback off\nnode n1 n2\nping {PING_NODE}\ndeadping 1\n\
          respawn hacluster /usr/lib/heartbeat/ipfail\n"
-    )
-}
-
-fn recorder(lab: &Lab, node: usize) -> String {
-    let log = lab.dir.path().join("actions.log");
-    let state = lab.node_dir(node).join("rec-state");
-    format!(
-        "#!/bin/sh\n\
-         name=\"$1\"; action=\"$2\"\n\
-         mkdir -p {state}\n\
-         case \"$action\" in\n\
-         start) echo \"n{node} $name start\" >> {log}; touch {state}/\"$name\" ;;\n\
-         stop) echo \"n{node} $name stop\" >> {log}; rm -f {state}/\"$name\" ;;\n\
-         status) if [ -e {state}/\"$name\" ]; then echo running; else echo stopped; fi ;;\n\
-         esac\n\
-         exit 0\n",
-        state = state.display(),
-        log = log.display(),
     )
 }
 
@@ -56,7 +38,7 @@ fn lab(haresources: &str) -> Lab {
         let dir = lab.config_dir(i).join("resource.d");
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("rec");
-        std::fs::write(&p, recorder(&lab, i)).unwrap();
+        std::fs::write(&p, recorder(&lab, i, false)).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     lab

@@ -476,3 +476,25 @@ impl Lab {
         cmd.spawn().expect("spawn hbd --witness")
     }
 }
+
+/// A heartbeat-style agent that records `NODE NAME ACTION` in the lab's
+/// shared log and keeps its state in a per-node file. `fail_start` makes
+/// start fail on that node.
+pub fn recorder(lab: &Lab, node: usize, fail_start: bool) -> String {
+    let log = lab.dir.path().join("actions.log");
+    let state = lab.node_dir(node).join("rec-state");
+    format!(
+        "#!/bin/sh\n\
+         name=\"$1\"; action=\"$2\"\n\
+         mkdir -p {state}\n\
+         case \"$action\" in\n\
+         start) echo \"n{node} $name start\" >> {log}; {fail} touch {state}/\"$name\" ;;\n\
+         stop) echo \"n{node} $name stop\" >> {log}; rm -f {state}/\"$name\" ;;\n\
+         status) if [ -e {state}/\"$name\" ]; then echo running; else echo stopped; fi ;;\n\
+         esac\n\
+         exit 0\n",
+        state = state.display(),
+        log = log.display(),
+        fail = if fail_start { "exit 1;" } else { "" },
+    )
+}
