@@ -1075,14 +1075,23 @@ impl Resource {
         ) {
             self.set_peer_disk(DiskState::DUnknown);
         }
-        if self.cfg.fencing && self.role == Role::Primary && self.peer_disk >= DiskState::DUnknown {
+        let was_source = matches!(self.conn, ConnState::SyncSource | ConnState::PausedSyncS);
+        // A SyncSource's target may have finished its side of the resync
+        // (UpToDate there) before this node heard of it: it may hold
+        // up-to-date data although it is known Inconsistent here, so it is
+        // fenced too (DRBD looks at pdsk alone; found by disk::sim seed
+        // 1274 of 3000: the target, never outdated, was promoted after this
+        // Primary crashed and lacked the writes acknowledged meanwhile).
+        if self.cfg.fencing
+            && self.role == Role::Primary
+            && (self.peer_disk >= DiskState::DUnknown || was_source)
+        {
             if self.cfg.stonith {
                 self.set_suspended(true);
             }
             self.start_fence();
         }
         self.peer_uuids = None;
-        let was_source = matches!(self.conn, ConnState::SyncSource | ConnState::PausedSyncS);
         if had_peer_data && self.role == Role::Primary && self.disk == DiskState::UpToDate {
             if self.uuids.bitmap == 0 {
                 self.new_current();
@@ -2191,6 +2200,34 @@ mod tests {
         a.take_outputs();
         a.handle(Input::TransportLost).unwrap();
         assert!(!fence_asked(&a.take_outputs()) && !a.suspended());
+    }
+
+    /// disk::sim seed 1274 of 3000: a SyncSource Primary lost the link
+    /// right after its target finished the resync (UpToDate there, still
+    /// Inconsistent here); it did not fence and acknowledged writes alone,
+    /// then crashed, and the target was promoted without them. Losing a
+    /// SyncTarget runs the handler (and freezes I/O with stonith) too.
+    #[test]
+    fn losing_a_sync_target_runs_the_handler() {
+        let (mut a, mut b) = fenced_pair(true);
+        a.handle(Input::TransportLost).unwrap();
+        b.handle(Input::TransportLost).unwrap();
+        a.handle(Input::FencePeerDone { code: Some(4) }).unwrap();
+        a.handle(Input::BitsSet(7)).unwrap();
+        connect(&mut a, &mut b);
+        a.handle(Input::BitmapExchanged { bits: 7 }).unwrap();
+        b.handle(Input::BitmapExchanged { bits: 7 }).unwrap();
+        pump(&mut a, &mut b);
+        assert_eq!(a.conn(), ConnState::SyncSource);
+        assert_eq!(a.peer_disk(), DiskState::Inconsistent);
+        a.take_outputs();
+        // The target finished; the link breaks before the source heard it.
+        b.handle(Input::SyncDone).unwrap();
+        b.take_outputs();
+        a.handle(Input::TransportLost).unwrap();
+        b.handle(Input::TransportLost).unwrap();
+        assert!(fence_asked(&a.take_outputs()));
+        assert!(a.suspended());
     }
 
     /// Every exit code as DRBD 8.4's conn_try_outdate_peer reads it.

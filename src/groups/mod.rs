@@ -986,10 +986,16 @@ impl Groups {
     /// The ping tiebreaker's isolated node: ping nodes configured, none
     /// reached, and no peer heard. It is the side cut off: it takes nothing
     /// over and stops what it runs.
+    ///
+    /// Peers that all left cleanly are no other side: the node alone is not
+    /// isolated then (its ping nodes may simply be down; found by the
+    /// protected group simulation, seed 1464: the peer shut down and the
+    /// survivor, reaching no ping node, ran nothing).
     fn isolated(&self) -> bool {
         self.cfg.ping_tiebreak
             && self.ping == Some(0)
             && self.peers.iter().all(|p| !matches!(p.life, Life::Up(_)))
+            && self.peers.iter().any(|p| !(p.life == Life::Dead && p.left))
     }
 
     /// The job marks to carry in the report (see [`crate::wire::JobMark`]).

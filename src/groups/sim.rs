@@ -879,8 +879,18 @@ impl Cluster {
             let all_failed = states
                 .values()
                 .all(|s| matches!(s, GroupState::Failed | GroupState::StopFailed));
+            // Every member is held back from running groups (isolated by
+            // the ping tiebreaker, or without quorum): nothing runs, rightly
+            // (found at seed 1464 of the protected schedules: n1 shut down,
+            // n2 reached no ping node).
+            let held_back = self.nodes[self.members()].iter().all(|n| {
+                n.machine
+                    .as_ref()
+                    .is_none_or(|m| m.hold_blocker().is_some())
+            });
             let ok = !busy
-                && (started == 1 || (started == 0 && (blocked || all_failed || states.is_empty())));
+                && (started == 1
+                    || (started == 0 && (blocked || all_failed || held_back || states.is_empty())));
             if !ok {
                 for n in &self.nodes {
                     if let Some(m) = &n.machine {

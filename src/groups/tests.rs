@@ -553,6 +553,14 @@ fn an_isolated_node_stops_and_takes_nothing_over() {
     c.set_reach(0, Some(1));
     settle(&mut c);
     assert_eq!(c.holders(0), vec!["n1", "n2"]);
+    // The peer shut down cleanly: no other side, so reaching no ping node
+    // (they may simply be down) isolates nothing (sim seed 1464).
+    let mut c = Cluster::with(2, &[("a", 1)], false, 30, p);
+    settle(&mut c);
+    c.shutdown(1);
+    c.set_reach(0, Some(0));
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
 }
 
 /// Campaign finding: n2's start failed while n1 (cut off) still held the
