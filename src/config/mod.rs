@@ -1074,6 +1074,21 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
         .map(|text| {
             let (c, mut e) = cluster_toml::parse(&toml_path, text);
             errors.append(&mut e);
+            // A check's password is a secret: its file must be private
+            // (issue 14, finding 3).
+            if c.check.iter().any(|k| k.password.is_some()) {
+                if let Some(mode) = open_mode(&toml_path) {
+                    errors.push(ConfigError::Line {
+                        file: toml_path.clone(),
+                        line: cluster_toml::find_key_line(text, "check", "password"),
+                        key: "check.password".into(),
+                        message: format!(
+                            "cluster.toml is readable by group/other (mode {mode:04o}) and \
+                             holds a check's password; chmod 600 it"
+                        ),
+                    });
+                }
+            }
             c
         })
         .unwrap_or_default();
@@ -1140,6 +1155,13 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
         warnings.append(&mut p.warnings);
         (p.ha, p.first_node_line)
     });
+
+    /// The mode of `path` when group or other may read or write it.
+    fn open_mode(path: &Path) -> Option<u32> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
 
     // authkeys: the permission check is heartbeat's (it refuses a keyfile
     // group or other can read); hbd refuses any group/other bit.
@@ -1219,6 +1241,22 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
         let (c, mut e, mut w) = crate::disk::conf::parse(&drbd_path, &text);
         errors.append(&mut e);
         warnings.append(&mut w);
+        // A shared-secret is a key, as authkeys' are: its file must not be
+        // readable by group or other (issue 14, finding 3).
+        if let Some(at) = c.resources.iter().find_map(|r| r.shared_secret_at.as_ref()) {
+            if let Some(mode) = open_mode(&drbd_path) {
+                errors.push(ConfigError::Line {
+                    file: at.file.clone(),
+                    line: at.line,
+                    key: "shared-secret".into(),
+                    message: format!(
+                        "{} is readable by group/other (mode {mode:04o}) and holds the \
+                         replication link's secret; chmod 600 it",
+                        drbd_path.display()
+                    ),
+                });
+            }
+        }
         for r in &c.resources {
             if !is_witness && r.hosts.len() == 2 && r.host(&node).is_none() {
                 errors.push(ConfigError::Line {
@@ -1697,6 +1735,45 @@ mod tests {
         )
         .unwrap();
         assert!(load(d.path(), "l0").is_ok());
+    }
+
+    /// Issue 14, finding 3: drbd.conf's shared-secret and cluster.toml's
+    /// check passwords are secrets too; their files must be private.
+    #[test]
+    fn refuses_readable_files_with_secrets() {
+        let d = seed_dir();
+        let drbd = "resource r0 {\n  protocol C;\n  net { shared-secret \"s3cret\"; }\n  \
+                    on l0 { device /dev/drbd0; disk /dev/loop7; address 192.0.2.1:7788; meta-disk internal; }\n  \
+                    on l1 { device /dev/drbd0; disk /dev/loop7; address 192.0.2.2:7788; meta-disk internal; }\n}\n";
+        write(d.path(), "drbd.conf", drbd, 0o644);
+        let e = errors(d.path(), "l0");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("drbd.conf:3: shared-secret: ")
+                && e[0].ends_with("is readable by group/other (mode 0644) and holds the replication link's secret; chmod 600 it"),
+            "{e:?}"
+        );
+        write(d.path(), "drbd.conf", drbd, 0o600);
+        assert!(load(d.path(), "l0").is_ok());
+        // Without a secret the file may stay readable (drbdadm's default).
+        write(
+            d.path(),
+            "drbd.conf",
+            &drbd.replace("net { shared-secret \"s3cret\"; }", ""),
+            0o644,
+        );
+        assert!(load(d.path(), "l0").is_ok());
+
+        let toml = "[cluster]\nname = \"db\"\n\n[[check]]\nname = \"db\"\ntype = \"mysql\"\nuser = \"mon\"\npassword = \"pw\"\n";
+        write(d.path(), "cluster.toml", toml, 0o644);
+        let e = errors(d.path(), "l0");
+        assert!(
+            e.iter().any(|e| e == "cluster.toml:8: check.password: cluster.toml is readable by group/other (mode 0644) and holds a check's password; chmod 600 it"),
+            "{e:?}"
+        );
+        write(d.path(), "cluster.toml", toml, 0o600);
+        let e = errors(d.path(), "l0");
+        assert!(!e.iter().any(|e| e.contains("check.password")), "{e:?}");
     }
 
     /// The example configuration in etc/ha.d loads, once its placeholder

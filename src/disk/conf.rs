@@ -83,6 +83,9 @@ pub struct ResourceConf {
     pub after_sb_1pri: AfterSb1,
     pub after_sb_2pri: AfterSb2,
     pub shared_secret: Option<String>,
+    /// Where `shared-secret` was set (its file must be private, see
+    /// `config::load`).
+    pub shared_secret_at: Option<Location>,
     /// `handlers { name "command"; }`, common's overridden by the resource's.
     pub handlers: BTreeMap<String, String>,
     /// The `on` hosts that have device, disk and address (two when valid).
@@ -1043,6 +1046,7 @@ pub fn parse(path: &Path, text: &str) -> (DrbdConf, Vec<ConfigError>, Vec<Config
             after_sb_0pri: rs.sb0.map(|v| v.0).unwrap_or_default(),
             after_sb_1pri: rs.sb1.map(|v| v.0).unwrap_or_default(),
             after_sb_2pri: rs.sb2.map(|v| v.0).unwrap_or_default(),
+            shared_secret_at: rs.secret.as_ref().map(|v| p.at(v.1)),
             shared_secret: rs.secret.map(|v| v.0),
             handlers: rs.handlers.into_iter().map(|(k, v)| (k, v.0)).collect(),
             hosts,
@@ -1181,6 +1185,7 @@ resource r0 {
             after_sb_1pri: AfterSb1::Disconnect,
             after_sb_2pri: AfterSb2::Disconnect,
             shared_secret: None,
+            shared_secret_at: None,
             handlers: BTreeMap::new(),
             hosts: vec![
                 host("l0", [192, 168, 1, 2], 39),
