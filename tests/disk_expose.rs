@@ -440,15 +440,24 @@ fn a_killed_server_holding_its_own_file_exits() {
     // Clean up whatever happened: abort a hung connection (that ends a
     // process stuck in FLUSH), unmount, detach.
     if !exited {
-        let _ = Command::new("mount")
-            .args(["-t", "fusectl", "none", "/sys/fs/fuse/connections"])
-            .status();
+        // fusectl, mounted only for this and unmounted again.
+        let ctl = "/sys/fs/fuse/connections";
+        let had_ctl = std::fs::read_to_string("/proc/self/mountinfo")
+            .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(ctl)));
+        if !had_ctl {
+            let _ = Command::new("mount")
+                .args(["-t", "fusectl", "none", ctl])
+                .status();
+        }
         // Never stat the mount (that would hang on the dead server too):
         // its connection number is the minor in mountinfo.
         if let Some(minor) = fuse_minor(&fuse_dir) {
-            let _ = std::fs::write(format!("/sys/fs/fuse/connections/{minor}/abort"), "1");
+            let _ = std::fs::write(format!("{ctl}/{minor}/abort"), "1");
         }
         let _ = child.0.wait();
+        if !had_ctl {
+            let _ = Command::new("umount").arg(ctl).status();
+        }
     }
     let _ = Command::new("umount").arg("-l").arg(&fuse_dir).status();
     let _ = Command::new("losetup").arg("-d").arg(&loop_dev).status();

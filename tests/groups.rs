@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{actions, group, recorder, wait_started_on, Lab, KEY};
+use common::{actions, group, install_agent, recorder, wait_started_on, Lab, KEY};
 use std::os::unix::fs::PermissionsExt;
 
 const VIP: &str = "192.0.2.50";
@@ -14,14 +14,6 @@ fn ha_cf(keepalive: &str, deadtime: &str, auto_failback: &str) -> String {
         "keepalive {keepalive}\ndeadtime {deadtime}\ninitdead {deadtime}\nudpport 694\n\
          bcast eth0\nbcast eth1\nauto_failback {auto_failback}\nnode n1 n2\n"
     )
-}
-
-fn install_agent(lab: &Lab, node: usize, name: &str, text: &str) {
-    let dir = lab.config_dir(node).join("resource.d");
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// A two-node lab with `haresources` and the recorder agent on both nodes.

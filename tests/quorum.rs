@@ -10,8 +10,7 @@
 
 mod common;
 
-use common::{actions, group, local, recorder, wait_started_on, Lab, KEY};
-use std::os::unix::fs::PermissionsExt;
+use common::{actions, group, install_agent, local, recorder, wait_started_on, Lab, KEY};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -36,11 +35,7 @@ fn lab(haresources: &str, cluster_toml: &str) -> Lab {
         );
     }
     for i in 1..=2 {
-        let dir = lab.config_dir(i).join("resource.d");
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("rec");
-        std::fs::write(&p, recorder(&lab, i, false)).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        install_agent(&lab, i, "rec", &recorder(&lab, i, false));
     }
     lab
 }

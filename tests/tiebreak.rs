@@ -10,8 +10,7 @@
 
 mod common;
 
-use common::{local, recorder, wait_started_on, Lab, KEY};
-use std::os::unix::fs::PermissionsExt;
+use common::{install_agent, local, recorder, wait_started_on, Lab, KEY};
 
 /// The lab's client namespace answers pings: the ping node.
 const PING_NODE: &str = "192.0.2.100";
@@ -35,11 +34,7 @@ fn lab(haresources: &str) -> Lab {
             "[tiebreaker]\nsettle = \"1s\"\n\n\
              [resource_defaults]\nstart_timeout = \"20s\"\nstop_timeout = \"20s\"\n",
         );
-        let dir = lab.config_dir(i).join("resource.d");
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("rec");
-        std::fs::write(&p, recorder(&lab, i, false)).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        install_agent(&lab, i, "rec", &recorder(&lab, i, false));
     }
     lab
 }

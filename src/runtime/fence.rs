@@ -41,14 +41,7 @@ impl FenceRt {
         let resources = crate::config::agent_lookup(&config.dir, &config.cluster).resources_dirs;
         FenceRt {
             me: config.node.clone(),
-            devices: Arc::new(
-                config
-                    .ha
-                    .stonith_hosts
-                    .iter()
-                    .map(|(d, _)| d.clone())
-                    .collect(),
-            ),
+            devices: Arc::new(devices_of(config)),
             dirs: Arc::new(fence::run::agent_dirs(&resources)),
             settings,
             tx,
@@ -59,12 +52,7 @@ impl FenceRt {
     /// Whether this node can fence every other node: the groups machine
     /// then waits for fencing before taking a dead node's groups over.
     pub fn configured(config: &Config) -> bool {
-        let devices: Vec<FenceDevice> = config
-            .ha
-            .stonith_hosts
-            .iter()
-            .map(|(d, _)| d.clone())
-            .collect();
+        let devices = devices_of(config);
         !devices.is_empty()
             && config
                 .ha
@@ -77,14 +65,7 @@ impl FenceRt {
     /// Takes a reloaded configuration's devices (calls in flight go on
     /// with the old ones).
     pub fn reconfigure(&mut self, config: &Config) {
-        self.devices = Arc::new(
-            config
-                .ha
-                .stonith_hosts
-                .iter()
-                .map(|(d, _)| d.clone())
-                .collect(),
-        );
+        self.devices = Arc::new(devices_of(config));
     }
 
     /// Starts fencing `node` (or joins the run in flight); `reply`: an
@@ -155,4 +136,14 @@ impl FenceRt {
             });
         }
     }
+}
+
+/// The fence devices of ha.cf's `stonith_host` lines.
+fn devices_of(config: &Config) -> Vec<FenceDevice> {
+    config
+        .ha
+        .stonith_hosts
+        .iter()
+        .map(|(d, _)| d.clone())
+        .collect()
 }

@@ -498,3 +498,12 @@ pub fn recorder(lab: &Lab, node: usize, fail_start: bool) -> String {
         fail = if fail_start { "exit 1;" } else { "" },
     )
 }
+
+/// Installs agent `name` (text `text`, executable) in node i's resource.d.
+pub fn install_agent(lab: &Lab, node: usize, name: &str, text: &str) {
+    let dir = lab.config_dir(node).join("resource.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
