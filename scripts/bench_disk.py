@@ -73,7 +73,7 @@ def workloads(dev, runtime):
 class Pair:
     """Two hbd-disk processes in a two-node lab."""
 
-    def __init__(self, lab, hbctl, hbd_disk, size, lab_up, lab_down):
+    def __init__(self, lab, hbctl, hbd_disk, size, lab_up, lab_down, tls=True):
         self.lab, self.hbctl, self.bin, self.size = lab, hbctl, hbd_disk, size
         self.lab_down = lab_down
         self.dir = tempfile.mkdtemp(prefix=lab + "-", dir="/var/tmp")
@@ -90,7 +90,9 @@ class Pair:
             for name, text in (("ha.cf", "keepalive 1\ndeadtime 3\nbcast eth0\nnode n1 n2\n"),
                                ("authkeys", key), ("haresources", ""),
                                ("drbd.conf", "resource r0 {\n  protocol C;\n"
-                                             "  syncer { rate 4000M; }\n" + hosts + "}\n")):
+                                             "  syncer { rate 4000M; }\n"
+                                             + ("" if tls else "  net { tls no; }\n")
+                                             + hosts + "}\n")):
                 with open(f"{d}/{name}", "w") as f:
                     f.write(text)
             os.chmod(f"{d}/authkeys", 0o600)
@@ -178,7 +180,8 @@ def disk_tables(args, lab, hbctl, hbd_disk, lab_up, lab_down):
         p.wait(lambda: p.status(2)["disk"] == "UpToDate" and p.status(2)["connection"] == "Connected")
         resync_s = time.time() - t0
         st = p.status(1)
-        rows["hbd-disk, replicated (protocol C)"] = workloads(st["loop_device"], runtime)
+        rows["hbd-disk, replicated (protocol C, sealed: tls yes, the default)"] = workloads(
+            st["loop_device"], runtime)
 
         # failover path: demote here, promote + mount ext4 there
         subprocess.run(["mkfs.ext4", "-q", "-F", st["loop_device"]], check=True)
@@ -200,6 +203,22 @@ def disk_tables(args, lab, hbctl, hbd_disk, lab_up, lab_down):
     finally:
         p.close()
 
+    # The same replicated device with the link left plain (tls no): the
+    # cost of sealing every frame (AES-256-GCM) in one run.
+    p = Pair(lab, hbctl, hbd_disk, size, lab_up, lab_down, tls=False)
+    try:
+        p.start(1)
+        ok(p.run(1), "r0", {"request": "primary", "force": True})
+        t0 = time.time()
+        p.start(2)
+        p.wait(lambda: p.status(2)["disk"] == "UpToDate" and p.status(2)["connection"] == "Connected")
+        resync_plain_s = time.time() - t0
+        st = p.status(1)
+        rows["hbd-disk, replicated (protocol C, plain: tls no)"] = workloads(
+            st["loop_device"], runtime)
+    finally:
+        p.close()
+
     print("### Replicated disk (hbd-disk) vs the plain loop device\n")
     print(f"1 GiB backing files on the machine's disk; fio, direct I/O on the block device, "
           f"{runtime} s per workload.\n")
@@ -211,7 +230,15 @@ def disk_tables(args, lab, hbctl, hbd_disk, lab_up, lab_down):
               f"{r['rand_iops']:.0f} ({r['rand_iops'] / base['rand_iops']:.2f}×) | "
               f"{r['fsync_ms']:.2f} / {r['fsync_p99_ms']:.2f} |")
     print(f"\nFull initial sync of {size // MIB} MiB (fresh peer, rate limit 4000M): "
-          f"{resync_s:.1f} s = {size / MIB / resync_s:.0f} MiB/s\n")
+          f"{resync_s:.1f} s = {size / MIB / resync_s:.0f} MiB/s sealed, "
+          f"{resync_plain_s:.1f} s = {size / MIB / resync_plain_s:.0f} MiB/s plain\n")
+    sealed = rows["hbd-disk, replicated (protocol C, sealed: tls yes, the default)"]
+    plain = rows["hbd-disk, replicated (protocol C, plain: tls no)"]
+    print(f"Sealing's cost (sealed ÷ plain, same run): seq writes "
+          f"{sealed['seq_mib_s'] / plain['seq_mib_s']:.2f}×, random writes "
+          f"{sealed['rand_iops'] / plain['rand_iops']:.2f}×, write+fsync latency "
+          f"{sealed['fsync_ms'] / plain['fsync_ms']:.2f}×, full sync "
+          f"{resync_plain_s / resync_s:.2f}×\n")
     pro = [a * 1000 for a, _ in times]
     mnt = [b * 1000 for _, b in times]
     print(f"Switch of Primary ({len(times)} runs): promote median {statistics.median(pro):.0f} ms "

@@ -83,6 +83,10 @@ pub struct ResourceConf {
     pub after_sb_1pri: AfterSb1,
     pub after_sb_2pri: AfterSb2,
     pub shared_secret: Option<String>,
+    /// `net { tls yes|no; }` (DRBD 9.2's keyword): seal every replication
+    /// frame after the handshake. hbd's default is yes (DRBD's is no); both
+    /// nodes must agree.
+    pub tls: bool,
     /// Where `shared-secret` was set (its file must be private, see
     /// `config::load`).
     pub shared_secret_at: Option<Location>,
@@ -153,6 +157,11 @@ const KNOBS: &[&str] = &[
     "ping-int",
     "ping-timeout",
     "cram-hmac-alg",
+    // DRBD 9.2's TLS certificates: hbd seals with keys derived from the
+    // shared secret instead.
+    "tls-keyring",
+    "tls-privkey",
+    "tls-certificate",
 ];
 
 /// DRBD's handler names.
@@ -357,6 +366,7 @@ struct Sect {
     sb1: Opt<AfterSb1>,
     sb2: Opt<AfterSb2>,
     secret: Opt<String>,
+    tls: Opt<bool>,
     handlers: BTreeMap<String, (String, usize)>,
     device: Opt<(PathBuf, Option<u32>)>,
     disk: Opt<PathBuf>,
@@ -381,6 +391,7 @@ impl Sect {
             sb1: self.sb1.or(parent.sb1),
             sb2: self.sb2.or(parent.sb2),
             secret: self.secret.or_else(|| parent.secret.clone()),
+            tls: self.tls.or(parent.tls),
             handlers,
             device: self.device.or_else(|| parent.device.clone()),
             disk: self.disk.or_else(|| parent.disk.clone()),
@@ -734,6 +745,10 @@ impl P {
                 let v = self.choice(st, &[("disconnect", AfterSb2::Disconnect)]);
                 self.set(&mut s.sb2, key, v);
             }
+            (Net, "tls") => {
+                let v = self.choice(st, &[("yes", true), ("no", false)]);
+                self.set(&mut s.tls, key, v);
+            }
             (Net, "shared-secret") => {
                 let Some(v) = self.values(st, 1) else { return };
                 let t = &v[0].text;
@@ -1046,6 +1061,7 @@ pub fn parse(path: &Path, text: &str) -> (DrbdConf, Vec<ConfigError>, Vec<Config
             after_sb_0pri: rs.sb0.map(|v| v.0).unwrap_or_default(),
             after_sb_1pri: rs.sb1.map(|v| v.0).unwrap_or_default(),
             after_sb_2pri: rs.sb2.map(|v| v.0).unwrap_or_default(),
+            tls: rs.tls.is_none_or(|v| v.0),
             shared_secret_at: rs.secret.as_ref().map(|v| p.at(v.1)),
             shared_secret: rs.secret.map(|v| v.0),
             handlers: rs.handlers.into_iter().map(|(k, v)| (k, v.0)).collect(),
@@ -1185,6 +1201,7 @@ resource r0 {
             after_sb_1pri: AfterSb1::Disconnect,
             after_sb_2pri: AfterSb2::Disconnect,
             shared_secret: None,
+            tls: true,
             shared_secret_at: None,
             handlers: BTreeMap::new(),
             hosts: vec![
@@ -1662,6 +1679,29 @@ resource data {
             vec!["drbd.conf:2: ko-count: `201`: expected a count, 0 to 200"]
         );
         assert_eq!(errs(&res("disk { timeout 5; }")).len(), 1);
+    }
+
+    /// DRBD 9.2's `tls`: hbd seals the link unless both say `tls no`.
+    #[test]
+    fn tls_is_on_unless_turned_off() {
+        let (c, e, w) = run(&res(""));
+        assert!(e.is_empty() && w.is_empty(), "{e:?} {w:?}");
+        assert!(c.resources[0].tls);
+        let (c, e, _) = run(&format!("common {{ net {{ tls no; }} }}\n{}", res("")));
+        assert!(e.is_empty(), "{e:?}");
+        assert!(!c.resources[0].tls);
+        let (c, _, _) = run(&format!(
+            "common {{ net {{ tls no; }} }}\n{}",
+            res("net { tls yes; }")
+        ));
+        assert!(c.resources[0].tls);
+        assert_eq!(
+            errs(&res("net { tls maybe; }")),
+            vec!["drbd.conf:2: tls: `maybe`: not supported by hbd; expected `yes`, `no`"]
+        );
+        let (_, e, w) = run(&res("net { tls-privkey /etc/k; tls-certificate /etc/c; }"));
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(w.len(), 2, "{w:?}");
     }
 
     #[test]

@@ -14,22 +14,37 @@
 //! so a hostile length prefix never allocates more than one frame, and every
 //! variable-length field is checked against its own bound after decoding.
 //!
-//! Mutual challenge–response with the cluster key before anything else:
+//! Mutual challenge–response before anything else, then every frame sealed
+//! (AES-256-GCM) with per-connection, per-direction keys:
 //!
 //! ```text
 //!  Initiator                                Acceptor
-//!    Hello{ni}  ───────────────────────────▶
-//!              ◀─────────────────────────── Hello{na}
-//!              ◀─────────────────────────── Auth{mac(key, ni || "acceptor")}
-//!    Auth{mac(key, na || "initiator")} ────▶  (verified before anything else is read)
+//!    Hello{v, ni, tls}  ───────────────────▶
+//!              ◀─────────────────────────── Hello{v, na, tls}
+//!              ◀─────────────────────────── Auth{mac(Kh, "acceptor" ni na tls tls)}
+//!    Auth{mac(Kh, "initiator" ni na tls tls)} ▶  (verified before anything else is read)
+//!    ═══════ sealed from here on (unless both say tls no) ═══════
 //!    Join{..} | Admin{..} ─────────────────▶
 //! ```
 //!
-//! The role is inside the MAC so neither side's answer can be reflected
-//! back. `Join` turns the connection into the resource's replication link;
-//! `Admin` carries one `hbctl` request for the acceptor's device
-//! ([`crate::disk::ctl::DiskRequest::Remote`]) and gets one `AdminReply`.
-//! Any malformed, unexpected or unauthenticated frame closes the connection.
+//! `Kh` is the secret's handshake key and every MAC input starts with the
+//! handshake label ([`crate::wire::auth::Purpose`]): a tag given to a
+//! stranger is worth nothing as a heartbeat datagram, and it covers both
+//! nonces, so it answers one connection only. The role is inside the MAC so
+//! neither side's answer can be reflected back. The session keys are
+//! HKDF-SHA256(salt = ni || na, the secret's session key), one per
+//! direction, with frame numbers as nonces and a new key every
+//! [`REKEY_FRAMES`] frames ([`LinkCodec`]): a relay in the path can neither
+//! read the disk's data nor inject, replay, drop-and-continue or reorder a
+//! frame.
+//!
+//! Before authentication a frame is at most [`MAX_HANDSHAKE_FRAME`] bytes
+//! and the whole exchange has [`HANDSHAKE_TIMEOUT`]. `Join` turns the
+//! connection into the resource's replication link; `Admin` carries one
+//! `hbctl` request for the acceptor's device
+//! ([`crate::disk::ctl::DiskRequest::Remote`], limited to what split-brain
+//! resolution needs) and gets one `AdminReply`. Any malformed, unexpected,
+//! unauthenticated or forged frame closes the connection.
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -42,8 +57,13 @@ use tokio::net::TcpStream;
 use tokio_util::bytes::Bytes;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::Aes256Gcm;
+use tokio_util::bytes::{BufMut, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
 use super::state::Msg;
-use crate::wire::auth::{mac, verify};
+use crate::wire::auth::{self, mac, verify, Purpose};
 use crate::wire::AuthKey;
 
 /// Largest data payload of one frame (writes, resync data, bitmap chunks).
@@ -55,13 +75,20 @@ pub const MAX_DIGESTS: usize = MAX_DATA / 4096;
 /// Largest admin request or answer (JSON).
 pub const MAX_JSON: usize = 256 << 10;
 /// Time allowed for the whole authentication exchange.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest frame before both sides are authenticated (a Hello, an Auth or
+/// an Error).
+pub const MAX_HANDSHAKE_FRAME: usize = 512;
+/// The link protocol's version, in Hello: 3 is the sealed link of issue 14.
+pub const PROTOCOL: u8 = 3;
+/// Frames per direction under one key; then both sides derive the next key.
+pub const REKEY_FRAMES: u64 = 1 << 20;
+/// AES-GCM's tag, appended to every sealed frame.
+pub const TAG_LEN: usize = 16;
 const NONCE_LEN: usize = 32;
 const MAX_MAC: usize = 64;
 const MAX_MSG: usize = 256;
 const MAX_NAME: usize = 255;
-const ROLE_INITIATOR: &[u8] = b"initiator";
-const ROLE_ACCEPTOR: &[u8] = b"acceptor";
 
 /// Why a link failed (carried inside an `io::Error`).
 #[derive(Debug, thiserror::Error)]
@@ -81,12 +108,23 @@ pub enum LinkError {
     Peer(String),
     #[error("authentication timed out")]
     Timeout,
+    #[error(
+        "a frame failed its integrity check (forged, replayed or reordered): dropping the link"
+    )]
+    Forged,
+    #[error("the peer speaks link protocol {0}, this node {PROTOCOL}: run the same hbd version on both nodes")]
+    Version(u8),
+    #[error("the peer has `tls {peer}` in drbd.conf and this node `tls {mine}`: set the same on both nodes")]
+    Tls {
+        mine: &'static str,
+        peer: &'static str,
+    },
 }
 
 impl From<LinkError> for io::Error {
     fn from(e: LinkError) -> io::Error {
         let kind = match e {
-            LinkError::AuthFailed => io::ErrorKind::PermissionDenied,
+            LinkError::AuthFailed | LinkError::Forged => io::ErrorKind::PermissionDenied,
             LinkError::Closed => io::ErrorKind::UnexpectedEof,
             LinkError::Timeout => io::ErrorKind::TimedOut,
             _ => io::ErrorKind::InvalidData,
@@ -99,7 +137,12 @@ impl From<LinkError> for io::Error {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Frame {
     Hello {
+        /// [`PROTOCOL`].
+        version: u8,
         nonce: [u8; NONCE_LEN],
+        /// The sender seals the link (drbd.conf `net { tls yes; }`, the
+        /// default): both sides must agree.
+        tls: bool,
     },
     Auth {
         mac: Vec<u8>,
@@ -270,13 +313,155 @@ pub fn decode(body: &[u8]) -> Result<Frame, LinkError> {
     }
 }
 
-pub type Link = Framed<TcpStream, LengthDelimitedCodec>;
+pub type Link = Framed<TcpStream, LinkCodec>;
+
+/// One direction's AES-256-GCM state: the key, and the frame number that is
+/// the next nonce (never reused: the key changes every [`REKEY_FRAMES`]).
+struct Seal {
+    key: [u8; 32],
+    aead: Aes256Gcm,
+    frame: u64,
+    rekey_every: u64,
+}
+
+impl Seal {
+    fn new(key: [u8; 32], rekey_every: u64) -> Seal {
+        Seal {
+            aead: Aes256Gcm::new(&key.into()),
+            key,
+            frame: 0,
+            rekey_every: rekey_every.max(1),
+        }
+    }
+
+    fn nonce(&self) -> aes_gcm::Nonce<aes_gcm::aead::consts::U12> {
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&self.frame.to_be_bytes());
+        n.into()
+    }
+
+    /// Past one frame: the next nonce, and the next key when it is due.
+    fn advance(&mut self) {
+        self.frame += 1;
+        if self.frame.is_multiple_of(self.rekey_every) {
+            let mut next = [0u8; 32];
+            hkdf::Hkdf::<sha2::Sha256>::from_prk(&self.key)
+                .expect("a 32-byte key is a valid PRK")
+                .expand(b"hbd v3 disk rekey", &mut next)
+                .expect("32 bytes is a valid HKDF-SHA256 output length");
+            *self = Seal {
+                frame: self.frame,
+                ..Seal::new(next, self.rekey_every)
+            };
+        }
+    }
+}
+
+/// The link's codec: length-delimited frames, sealed in each direction once
+/// [`LinkCodec::seal`] has run (after the handshake). Until then a frame is
+/// at most [`MAX_HANDSHAKE_FRAME`] bytes.
+pub struct LinkCodec {
+    frames: LengthDelimitedCodec,
+    tx: Option<Seal>,
+    rx: Option<Seal>,
+}
+
+impl LinkCodec {
+    /// A codec before authentication: plain and small.
+    pub fn handshake() -> LinkCodec {
+        LinkCodec {
+            frames: LengthDelimitedCodec::builder()
+                .max_frame_length(MAX_HANDSHAKE_FRAME)
+                .new_codec(),
+            tx: None,
+            rx: None,
+        }
+    }
+
+    /// A plain codec for authenticated frames (`tls no`; tests).
+    pub fn plain() -> LinkCodec {
+        let mut c = LinkCodec::handshake();
+        c.frames.set_max_frame_length(MAX_FRAME + TAG_LEN);
+        c
+    }
+
+    /// Authenticated: full-size frames, sealed with `tx` and `rx` when
+    /// given.
+    fn open(&mut self, keys: Option<([u8; 32], [u8; 32])>, rekey_every: u64) {
+        self.frames.set_max_frame_length(MAX_FRAME + TAG_LEN);
+        if let Some((tx, rx)) = keys {
+            self.tx = Some(Seal::new(tx, rekey_every));
+            self.rx = Some(Seal::new(rx, rekey_every));
+        }
+    }
+
+    /// Frames are sealed both ways.
+    pub fn sealed(&self) -> bool {
+        self.tx.is_some() && self.rx.is_some()
+    }
+}
+
+impl std::fmt::Debug for LinkCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the keys.
+        f.debug_struct("LinkCodec")
+            .field("sealed", &self.sealed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Encoder<Bytes> for LinkCodec {
+    type Error = io::Error;
+
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> io::Result<()> {
+        let Some(seal) = self.tx.as_mut() else {
+            return self.frames.encode(item, dst);
+        };
+        let len = item.len() + TAG_LEN;
+        if len > self.frames.max_frame_length() {
+            return Err(LinkError::Malformed(format!("frame of {len} bytes too long")).into());
+        }
+        dst.reserve(4 + len);
+        dst.put_u32(len as u32);
+        let start = dst.len();
+        dst.extend_from_slice(&item);
+        let tag = seal
+            .aead
+            .encrypt_inout_detached(&seal.nonce(), &[], (&mut dst[start..]).into())
+            .map_err(|_| LinkError::Malformed("frame too long to seal".into()))?;
+        dst.extend_from_slice(&tag);
+        seal.advance();
+        Ok(())
+    }
+}
+
+impl Decoder for LinkCodec {
+    type Item = BytesMut;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+        let Some(mut frame) = self.frames.decode(src)? else {
+            return Ok(None);
+        };
+        let Some(seal) = self.rx.as_mut() else {
+            return Ok(Some(frame));
+        };
+        let Some(body_len) = frame.len().checked_sub(TAG_LEN) else {
+            return Err(LinkError::Forged.into());
+        };
+        let tag = frame.split_off(body_len);
+        let tag = aes_gcm::Tag::<aes_gcm::aead::consts::U16>::try_from(&tag[..])
+            .map_err(|_| LinkError::Forged)?;
+        seal.aead
+            .decrypt_inout_detached(&seal.nonce(), &[], (&mut frame[..]).into(), &tag)
+            .map_err(|_| LinkError::Forged)?;
+        seal.advance();
+        Ok(Some(frame))
+    }
+}
 
 fn framed(stream: TcpStream) -> Link {
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_FRAME)
-        .new_codec();
-    Framed::new(stream, codec)
+    Framed::new(stream, LinkCodec::handshake())
 }
 
 pub async fn send<S>(sink: &mut S, f: &Frame) -> io::Result<()>
@@ -315,75 +500,200 @@ fn nonce() -> io::Result<[u8; NONCE_LEN]> {
     Ok(n)
 }
 
-fn challenge(nonce: &[u8; NONCE_LEN], role: &[u8]) -> Vec<u8> {
-    let mut d = nonce.to_vec();
-    d.extend_from_slice(role);
-    d
+/// What one handshake binds: both nonces and both `tls` settings, in the
+/// initiator's order.
+struct Transcript {
+    ni: [u8; NONCE_LEN],
+    na: [u8; NONCE_LEN],
+    tls_i: bool,
+    tls_a: bool,
 }
 
-/// Connect to `addr` and authenticate both ways with `key`.
-pub async fn connect(addr: SocketAddr, key: &AuthKey, timeout: Duration) -> io::Result<Link> {
+const ROLE_INITIATOR: &[u8] = b"initiator\0";
+const ROLE_ACCEPTOR: &[u8] = b"acceptor\0";
+
+impl Transcript {
+    /// The MAC input of `role`'s Auth (after the handshake label, which
+    /// [`mac`] puts first): role, protocol, both nonces, both settings.
+    fn input(&self, role: &[u8]) -> Vec<u8> {
+        let mut d = role.to_vec();
+        d.push(PROTOCOL);
+        d.extend_from_slice(&self.ni);
+        d.extend_from_slice(&self.na);
+        d.push(self.tls_i as u8);
+        d.push(self.tls_a as u8);
+        d
+    }
+
+    /// The two directions' session keys (initiator→acceptor,
+    /// acceptor→initiator), or `None` when the link stays plain.
+    fn session_keys(&self, key: &AuthKey) -> Option<([u8; 32], [u8; 32])> {
+        if !(self.tls_i && self.tls_a) {
+            return None;
+        }
+        let base = auth::derive(key, Purpose::DiskSession);
+        let mut salt = self.ni.to_vec();
+        salt.extend_from_slice(&self.na);
+        let kdf = hkdf::Hkdf::<sha2::Sha256>::new(Some(&salt), &base);
+        let (mut i2a, mut a2i) = ([0u8; 32], [0u8; 32]);
+        kdf.expand(b"hbd v3 disk initiator to acceptor", &mut i2a)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        kdf.expand(b"hbd v3 disk acceptor to initiator", &mut a2i)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        Some((i2a, a2i))
+    }
+
+    /// Both sides said the same `tls` (`initiator`: this side's role).
+    fn agree(&self, initiator: bool) -> Result<(), LinkError> {
+        let word = |b: bool| if b { "yes" } else { "no" };
+        let (mine, peer) = if initiator {
+            (self.tls_i, self.tls_a)
+        } else {
+            (self.tls_a, self.tls_i)
+        };
+        if mine != peer {
+            return Err(LinkError::Tls {
+                mine: word(mine),
+                peer: word(peer),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// How a link authenticates and seals.
+#[derive(Debug, Clone)]
+pub struct LinkSecurity {
+    pub key: AuthKey,
+    /// Seal every frame after the handshake (drbd.conf `tls`, default yes).
+    pub tls: bool,
+    /// Frames per key ([`REKEY_FRAMES`]; smaller in tests).
+    pub rekey_every: u64,
+}
+
+impl LinkSecurity {
+    pub fn new(key: AuthKey, tls: bool) -> LinkSecurity {
+        LinkSecurity {
+            key,
+            tls,
+            rekey_every: REKEY_FRAMES,
+        }
+    }
+}
+
+/// Connect to `addr` and authenticate both ways.
+pub async fn connect(addr: SocketAddr, sec: &LinkSecurity, timeout: Duration) -> io::Result<Link> {
     let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
     stream.set_nodelay(true)?;
     let mut link = framed(stream);
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, initiator_handshake(&mut link, key))
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, initiator_handshake(&mut link, sec))
         .await
         .map_err(|_| LinkError::Timeout)??;
     Ok(link)
 }
 
-async fn initiator_handshake(link: &mut Link, key: &AuthKey) -> io::Result<()> {
+fn hello(frame: Frame) -> io::Result<([u8; NONCE_LEN], bool)> {
+    match frame {
+        Frame::Hello {
+            version: PROTOCOL,
+            nonce,
+            tls,
+        } => Ok((nonce, tls)),
+        Frame::Hello { version, .. } => Err(LinkError::Version(version).into()),
+        f => Err(unexpected(f, "Hello")),
+    }
+}
+
+async fn initiator_handshake(link: &mut Link, sec: &LinkSecurity) -> io::Result<()> {
     let ni = nonce()?;
-    send(link, &Frame::Hello { nonce: ni }).await?;
-    let na = match recv(link).await? {
-        Frame::Hello { nonce } => nonce,
-        f => return Err(unexpected(f, "Hello")),
+    let hi = Frame::Hello {
+        version: PROTOCOL,
+        nonce: ni,
+        tls: sec.tls,
     };
+    send(link, &hi).await?;
+    let (na, tls_a) = hello(recv(link).await?)?;
+    let t = Transcript {
+        ni,
+        na,
+        tls_i: sec.tls,
+        tls_a,
+    };
+    let key = &sec.key;
     match recv(link).await? {
-        Frame::Auth { mac: m } if verify(key, &challenge(&ni, ROLE_ACCEPTOR), &m) => {}
+        Frame::Auth { mac: m }
+            if verify(key, Purpose::DiskHandshake, &t.input(ROLE_ACCEPTOR), &m) => {}
         Frame::Auth { .. } => return Err(LinkError::AuthFailed.into()),
         f => return Err(unexpected(f, "Auth")),
     }
-    let m = mac(key, &challenge(&na, ROLE_INITIATOR));
-    send(link, &Frame::Auth { mac: m }).await
+    let m = mac(key, Purpose::DiskHandshake, &t.input(ROLE_INITIATOR));
+    send(link, &Frame::Auth { mac: m }).await?;
+    // Both authenticated; a settings mismatch is said in the clear.
+    t.agree(true)?;
+    link.codec_mut().open(t.session_keys(key), sec.rekey_every);
+    Ok(())
 }
 
-/// Authenticate an accepted connection (both ways) with `key`.
-pub async fn accept(stream: TcpStream, key: &AuthKey) -> io::Result<Link> {
+/// Authenticate an accepted connection (both ways).
+pub async fn accept(stream: TcpStream, sec: &LinkSecurity) -> io::Result<Link> {
     stream.set_nodelay(true)?;
     let mut link = framed(stream);
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor_handshake(&mut link, key))
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor_handshake(&mut link, sec))
         .await
         .map_err(|_| LinkError::Timeout)??;
     Ok(link)
 }
 
-async fn acceptor_handshake(link: &mut Link, key: &AuthKey) -> io::Result<()> {
-    let ni = match recv(link).await? {
-        Frame::Hello { nonce } => nonce,
-        f => return Err(unexpected(f, "Hello")),
+async fn acceptor_handshake(link: &mut Link, sec: &LinkSecurity) -> io::Result<()> {
+    let (ni, tls_i) = match hello(recv(link).await?) {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = send(link, &Frame::error(e.to_string())).await;
+            return Err(e);
+        }
     };
     let na = nonce()?;
-    send(link, &Frame::Hello { nonce: na }).await?;
-    let m = mac(key, &challenge(&ni, ROLE_ACCEPTOR));
+    let ha = Frame::Hello {
+        version: PROTOCOL,
+        nonce: na,
+        tls: sec.tls,
+    };
+    send(link, &ha).await?;
+    let t = Transcript {
+        ni,
+        na,
+        tls_i,
+        tls_a: sec.tls,
+    };
+    let key = &sec.key;
+    let m = mac(key, Purpose::DiskHandshake, &t.input(ROLE_ACCEPTOR));
     send(link, &Frame::Auth { mac: m }).await?;
     match recv(link).await? {
-        Frame::Auth { mac: m } if verify(key, &challenge(&na, ROLE_INITIATOR), &m) => Ok(()),
+        Frame::Auth { mac: m }
+            if verify(key, Purpose::DiskHandshake, &t.input(ROLE_INITIATOR), &m) => {}
         Frame::Auth { .. } => {
             let _ = send(link, &Frame::error("authentication failed")).await;
-            Err(LinkError::AuthFailed.into())
+            return Err(LinkError::AuthFailed.into());
         }
-        f => Err(unexpected(f, "Auth")),
+        f => return Err(unexpected(f, "Auth")),
     }
+    if let Err(e) = t.agree(false) {
+        let _ = send(link, &Frame::error(e.to_string())).await;
+        return Err(e.into());
+    }
+    let keys = t.session_keys(key).map(|(i2a, a2i)| (a2i, i2a));
+    link.codec_mut().open(keys, sec.rekey_every);
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::AuthMethod;
+    use crate::wire::{AuthKeys, AuthMethod, WireError};
     use proptest::prelude::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     fn key(secret: &[u8]) -> AuthKey {
@@ -394,34 +704,55 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn both_sides_authenticate_and_frames_flow() {
+    fn sec(secret: &[u8], tls: bool) -> LinkSecurity {
+        LinkSecurity::new(key(secret), tls)
+    }
+
+    /// An acceptor on a free port that authenticates one connection with
+    /// `s` and then hands the link to `then`.
+    async fn acceptor<F, Fut, T>(
+        s: LinkSecurity,
+        then: F,
+    ) -> (SocketAddr, tokio::task::JoinHandle<io::Result<T>>)
+    where
+        F: FnOnce(Link) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = io::Result<T>> + Send,
+        T: Send + 'static,
+    {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            let mut link = accept(s, &key(b"k")).await.unwrap();
-            let f = recv(&mut link).await.unwrap();
-            send(&mut link, &Frame::PingAck).await.unwrap();
-            f
+        let h = tokio::spawn(async move {
+            let (st, _) = l.accept().await?;
+            let link = accept(st, &s).await?;
+            then(link).await
         });
-        let mut link = connect(addr, &key(b"k"), Duration::from_secs(5))
-            .await
-            .unwrap();
-        send(&mut link, &Frame::Ping).await.unwrap();
-        assert_eq!(recv(&mut link).await.unwrap(), Frame::PingAck);
-        assert_eq!(server.await.unwrap(), Frame::Ping);
+        (addr, h)
+    }
+
+    #[tokio::test]
+    async fn both_sides_authenticate_and_frames_flow_sealed_or_plain() {
+        for tls in [true, false] {
+            let (addr, server) = acceptor(sec(b"k", tls), move |mut link| async move {
+                assert_eq!(link.codec().sealed(), tls);
+                let f = recv(&mut link).await?;
+                send(&mut link, &Frame::PingAck).await?;
+                Ok(f)
+            })
+            .await;
+            let mut link = connect(addr, &sec(b"k", tls), Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(link.codec().sealed(), tls);
+            send(&mut link, &Frame::Ping).await.unwrap();
+            assert_eq!(recv(&mut link).await.unwrap(), Frame::PingAck);
+            assert_eq!(server.await.unwrap().unwrap(), Frame::Ping);
+        }
     }
 
     #[tokio::test]
     async fn a_wrong_key_is_refused_on_both_sides() {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            accept(s, &key(b"right")).await.map(|_| ())
-        });
-        let e = connect(addr, &key(b"wrong"), Duration::from_secs(5))
+        let (addr, server) = acceptor(sec(b"right", true), |_| async { Ok(()) }).await;
+        let e = connect(addr, &sec(b"wrong", true), Duration::from_secs(5))
             .await
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
@@ -433,6 +764,285 @@ mod tests {
             ),
             "{e}"
         );
+    }
+
+    /// Issue 14, finding 1: the acceptor answers a stranger's nonce before
+    /// checking anything. On the old link that answer was
+    /// HMAC(key, nonce || "acceptor") with the heartbeat key: a nonce
+    /// shaped as a datagram header and body start made it a valid
+    /// heartbeat datagram. Now it is a handshake-key MAC over a label,
+    /// both nonces and the settings: worthless as a datagram.
+    #[tokio::test]
+    async fn a_strangers_nonce_never_buys_a_valid_datagram() {
+        let k = key(b"cluster secret");
+        let keys = AuthKeys {
+            active: 1,
+            keys: vec![k.clone()],
+        };
+        let (addr, _server) = acceptor(LinkSecurity::new(k, true), |_| async { Ok(()) }).await;
+        // The stranger's nonce: a datagram header (magic, version, key 1,
+        // sha256, body of 32 bytes) and the first 24 bytes of a body whose
+        // last 8 would be the role the old acceptor appended.
+        let mut ni = [0u8; NONCE_LEN];
+        ni[..8].copy_from_slice(&[b'h', b'b', b'd', crate::wire::VERSION, 1, 4, 0, 32]);
+        // cluster "ha", from "n2", incarnation 2^64-1, seq 0, Body::Groups...
+        ni[8..].copy_from_slice(&[
+            2, b'h', b'a', 2, b'n', b'2', 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0,
+            2, 1, 0, 0, 0, 0, 1, 2,
+        ]);
+        let st = TcpStream::connect(addr).await.unwrap();
+        let mut link = framed(st);
+        send(
+            &mut link,
+            &Frame::Hello {
+                version: PROTOCOL,
+                nonce: ni,
+                tls: true,
+            },
+        )
+        .await
+        .unwrap();
+        let Frame::Hello { .. } = recv(&mut link).await.unwrap() else {
+            panic!("no Hello")
+        };
+        let Frame::Auth { mac: tag } = recv(&mut link).await.unwrap() else {
+            panic!("no Auth")
+        };
+        // Whatever the acceptor may have appended to the nonce, its tag
+        // signs no datagram.
+        for tail in [&b"acceptor"[..], b"acceptor\0", b""] {
+            let mut dgram = ni.to_vec();
+            dgram.extend_from_slice(tail);
+            dgram[7] = (dgram.len() - 8) as u8;
+            dgram.extend_from_slice(&tag);
+            assert!(
+                matches!(crate::wire::decode(&dgram, &keys), Err(WireError::BadMac)),
+                "the acceptor's answer verified as a datagram ({tail:?})"
+            );
+        }
+    }
+
+    /// A relay between two authenticated ends: records what crosses and
+    /// lets a test inject bytes towards the acceptor.
+    struct Relay {
+        addr: SocketAddr,
+        seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+        inject: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    }
+
+    async fn relay(to: SocketAddr) -> Relay {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (inject, mut injected) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let s = seen.clone();
+        tokio::spawn(async move {
+            let (a, _) = l.accept().await.unwrap();
+            let b = TcpStream::connect(to).await.unwrap();
+            let (mut ar, mut aw) = a.into_split();
+            let (mut br, mut bw) = b.into_split();
+            let s2 = s.clone();
+            let up = async move {
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    tokio::select! {
+                        n = ar.read(&mut buf) => {
+                            let n = match n { Ok(0) | Err(_) => return, Ok(n) => n };
+                            s.lock().unwrap().extend_from_slice(&buf[..n]);
+                            if bw.write_all(&buf[..n]).await.is_err() { return }
+                        }
+                        Some(bytes) = injected.recv() => {
+                            if bw.write_all(&bytes).await.is_err() { return }
+                        }
+                    }
+                }
+            };
+            let down = async move {
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let n = match br.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    s2.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if aw.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            tokio::join!(up, down);
+        });
+        Relay { addr, seen, inject }
+    }
+
+    fn frame_bytes(f: &Frame) -> Vec<u8> {
+        let body = encode(f).unwrap();
+        let mut v = (body.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(&body);
+        v
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// Issue 14, finding 2: after the handshake a relay saw every frame in
+    /// the clear and could inject its own (an Admin request, a Write).
+    /// Sealed: the data never shows, and an injected or replayed frame
+    /// drops the link before it is decoded.
+    #[tokio::test]
+    async fn a_relay_reads_nothing_and_injects_nothing() {
+        const MARK: &[u8] = b"THE-DATA-WRITTEN-TO-THE-DISK";
+        for tls in [false, true] {
+            let (addr, server) = acceptor(sec(b"k", tls), |mut link| async move {
+                let mut got = Vec::new();
+                loop {
+                    match recv(&mut link).await {
+                        Ok(f) => got.push(f),
+                        Err(e) => return Ok((got, e)),
+                    }
+                }
+            })
+            .await;
+            let r = relay(addr).await;
+            let mut link = connect(r.addr, &sec(b"k", tls), Duration::from_secs(5))
+                .await
+                .unwrap();
+            let write = Frame::Write {
+                seq: 1,
+                offset: 0,
+                data: MARK.repeat(8),
+            };
+            send(&mut link, &write).await.unwrap();
+            send(&mut link, &Frame::Ping).await.unwrap();
+            // The relay's own frame, and a replay of everything it saw.
+            let forged = Frame::Admin {
+                resource: "r0".into(),
+                json: r#"{"request":"primary","force":true}"#.into(),
+            };
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            r.inject.send(frame_bytes(&forged)).unwrap();
+            let seen = r.seen.lock().unwrap().clone();
+            r.inject.send(seen.clone()).unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop(link);
+            let (got, err) = tokio::time::timeout(Duration::from_secs(10), server)
+                .await
+                .expect("the acceptor ended")
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                contains(&seen, MARK),
+                !tls,
+                "tls {tls}: the data in the clear?"
+            );
+            assert_eq!(got[..2], [write.clone(), Frame::Ping], "tls {tls}");
+            if tls {
+                assert_eq!(
+                    got.len(),
+                    2,
+                    "an injected frame got through: {:?}",
+                    &got[2..]
+                );
+                assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+            } else {
+                assert!(
+                    got.contains(&forged),
+                    "the plain link takes injected frames"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_roll_over_in_step_on_both_sides() {
+        let mut s = sec(b"k", true);
+        s.rekey_every = 3;
+        let s2 = s.clone();
+        let (addr, server) = acceptor(s2, |mut link| async move {
+            for i in 0..20u64 {
+                assert_eq!(recv(&mut link).await?, Frame::Ack { seq: i });
+                send(&mut link, &Frame::FlushAck { seq: i }).await?;
+            }
+            Ok(())
+        })
+        .await;
+        let mut link = connect(addr, &s, Duration::from_secs(5)).await.unwrap();
+        for i in 0..20u64 {
+            send(&mut link, &Frame::Ack { seq: i }).await.unwrap();
+            assert_eq!(recv(&mut link).await.unwrap(), Frame::FlushAck { seq: i });
+        }
+        server.await.unwrap().unwrap();
+        // Keys actually change: frame 3 under the rolled key is not frame 3
+        // under the first one.
+        let mut a = Seal::new([7; 32], 3);
+        let mut b = Seal::new([7; 32], u64::MAX);
+        for _ in 0..3 {
+            a.advance();
+            b.advance();
+        }
+        assert_ne!(a.key, b.key);
+        assert_eq!(a.nonce(), b.nonce());
+    }
+
+    #[tokio::test]
+    async fn different_tls_settings_are_named_on_both_sides() {
+        let (addr, server) = acceptor(sec(b"k", true), |_| async { Ok(()) }).await;
+        let e = connect(addr, &sec(b"k", false), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("`tls yes`") && e.to_string().contains("this node `tls no`"),
+            "{e}"
+        );
+        let e = server.await.unwrap().unwrap_err();
+        assert!(e.to_string().contains("the peer has `tls no`"), "{e}");
+    }
+
+    /// Issue 14, finding 5: before authentication a frame may not be
+    /// larger than a handshake frame, and a silent stranger is dropped
+    /// after HANDSHAKE_TIMEOUT.
+    #[tokio::test]
+    async fn strangers_get_small_frames_and_little_time() {
+        let (addr, server) = acceptor(sec(b"k", true), |_| async { Ok(()) }).await;
+        let mut st = TcpStream::connect(addr).await.unwrap();
+        st.write_all(&((MAX_FRAME as u32).to_be_bytes()))
+            .await
+            .unwrap();
+        st.write_all(&[0u8; 1024]).await.unwrap();
+        let e = tokio::time::timeout(Duration::from_secs(2), server)
+            .await
+            .expect("a long frame before authentication is refused at once")
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+
+        let (addr, server) = acceptor(sec(b"k", true), |_| async { Ok(()) }).await;
+        let _st = TcpStream::connect(addr).await.unwrap();
+        let e = server.await.unwrap().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+    }
+
+    #[tokio::test]
+    async fn another_protocol_version_is_named() {
+        let (addr, server) = acceptor(sec(b"k", true), |_| async { Ok(()) }).await;
+        let mut link = framed(TcpStream::connect(addr).await.unwrap());
+        send(
+            &mut link,
+            &Frame::Hello {
+                version: 2,
+                nonce: [0; NONCE_LEN],
+                tls: true,
+            },
+        )
+        .await
+        .unwrap();
+        let e = server.await.unwrap().unwrap_err();
+        assert!(e.to_string().contains("link protocol 2"), "{e}");
+        match recv(&mut link).await.unwrap() {
+            Frame::Error { msg } => assert!(msg.contains("same hbd version"), "{msg}"),
+            f => panic!("{f:?}"),
+        }
     }
 
     #[test]
@@ -459,6 +1069,17 @@ mod tests {
         #[test]
         fn decode_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = decode(&body);
+        }
+
+        /// Garbage into a sealed codec: an error, never a panic or a frame.
+        #[test]
+        fn sealed_decode_never_panics_nor_accepts(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut c = LinkCodec::handshake();
+            c.open(Some(([1; 32], [2; 32])), REKEY_FRAMES);
+            let mut src = BytesMut::new();
+            src.put_u32(body.len() as u32);
+            src.extend_from_slice(&body);
+            prop_assert!(c.decode(&mut src).is_err());
         }
     }
 }

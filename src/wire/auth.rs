@@ -93,33 +93,88 @@ impl AuthKeys {
     }
 }
 
-/// MAC of `data` under `key`: `method.mac_len()` bytes.
-///
-/// `crc` is the CRC32 of `data`, big-endian, without the secret: it only
-/// catches corruption. The others are HMACs keyed with the secret.
-pub fn mac(key: &AuthKey, data: &[u8]) -> Vec<u8> {
-    match key.method {
-        AuthMethod::Crc => crc32fast::hash(data).to_be_bytes().to_vec(),
-        AuthMethod::Md5 => hmac_tag::<md5::Md5>(&key.secret, data),
-        AuthMethod::Sha1 => hmac_tag::<sha1::Sha1>(&key.secret, data),
-        AuthMethod::Sha256 => hmac_tag::<sha2::Sha256>(&key.secret, data),
+/// What a key protects. Each purpose has its own key, derived from the
+/// configured secret with HKDF-SHA256 and the purpose's label, and its
+/// label first in every MAC input: a tag made for one protocol (a disk
+/// handshake answer to a stranger's nonce, say) never verifies in another
+/// (as a heartbeat datagram), whatever bytes an attacker chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The cluster datagram (keepalives, group reports, outdate requests).
+    Datagram,
+    /// The challenge–response of the replication link (`disk::link`).
+    DiskHandshake,
+    /// The base of the replication link's per-connection session keys.
+    DiskSession,
+}
+
+impl Purpose {
+    /// The fixed label: the HKDF `info` of the purpose's key and the first
+    /// bytes of every MAC input. NUL-terminated, so no label is a prefix
+    /// of another.
+    pub fn label(self) -> &'static [u8] {
+        match self {
+            Purpose::Datagram => b"hbd v3 datagram\0",
+            Purpose::DiskHandshake => b"hbd v3 disk handshake\0",
+            Purpose::DiskSession => b"hbd v3 disk session\0",
+        }
     }
 }
 
-/// Constant-time check of `tag` against the MAC of `data` under `key`.
-pub fn verify(key: &AuthKey, data: &[u8], tag: &[u8]) -> bool {
+/// HKDF salt of every derived key: fixed, so one secret gives the same keys
+/// on every node.
+const KDF_SALT: &[u8] = b"hbd key derivation";
+
+/// The 32-byte key of `purpose`, derived from the configured secret
+/// (HKDF-SHA256: extract with a fixed salt, expand with the purpose's label).
+pub fn derive(key: &AuthKey, purpose: Purpose) -> [u8; 32] {
+    let mut okm = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(KDF_SALT), &key.secret)
+        .expand(purpose.label(), &mut okm)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    okm
+}
+
+/// MAC of `data` for `purpose` under `key`: `method.mac_len()` bytes over
+/// `label(purpose) || data`, with the purpose's derived key.
+///
+/// `crc` is the CRC32 of the same input, big-endian, without the secret: it
+/// only catches corruption. The others are HMACs.
+pub fn mac(key: &AuthKey, purpose: Purpose, data: &[u8]) -> Vec<u8> {
+    let k = derive(key, purpose);
+    let parts = [purpose.label(), data];
+    match key.method {
+        AuthMethod::Crc => crc(&parts).to_be_bytes().to_vec(),
+        AuthMethod::Md5 => hmac_tag::<md5::Md5>(&k, &parts),
+        AuthMethod::Sha1 => hmac_tag::<sha1::Sha1>(&k, &parts),
+        AuthMethod::Sha256 => hmac_tag::<sha2::Sha256>(&k, &parts),
+    }
+}
+
+/// Constant-time check of `tag` against [`mac`] of `data` for `purpose`.
+pub fn verify(key: &AuthKey, purpose: Purpose, data: &[u8], tag: &[u8]) -> bool {
+    let k = derive(key, purpose);
+    let parts = [purpose.label(), data];
     match key.method {
         AuthMethod::Crc => {
             // No secret, so nothing to leak through timing; compare anyway
             // without an early exit.
-            let want = crc32fast::hash(data).to_be_bytes();
+            let want = crc(&parts).to_be_bytes();
             tag.len() == want.len()
                 && want.iter().zip(tag).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
         }
-        AuthMethod::Md5 => hmac_verify::<md5::Md5>(&key.secret, data, tag),
-        AuthMethod::Sha1 => hmac_verify::<sha1::Sha1>(&key.secret, data, tag),
-        AuthMethod::Sha256 => hmac_verify::<sha2::Sha256>(&key.secret, data, tag),
+        AuthMethod::Md5 => hmac_verify::<md5::Md5>(&k, &parts, tag),
+        AuthMethod::Sha1 => hmac_verify::<sha1::Sha1>(&k, &parts, tag),
+        AuthMethod::Sha256 => hmac_verify::<sha2::Sha256>(&k, &parts, tag),
     }
+}
+
+fn crc(parts: &[&[u8]]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize()
 }
 
 fn hmac_new<D: EagerHash>(secret: &[u8]) -> Hmac<D> {
@@ -127,14 +182,18 @@ fn hmac_new<D: EagerHash>(secret: &[u8]) -> Hmac<D> {
     <Hmac<D> as KeyInit>::new_from_slice(secret).expect("HMAC accepts any key length")
 }
 
-fn hmac_tag<D: EagerHash>(secret: &[u8], data: &[u8]) -> Vec<u8> {
+fn hmac_tag<D: EagerHash>(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut m = hmac_new::<D>(secret);
-    m.update(data);
+    for p in parts {
+        m.update(p);
+    }
     m.finalize().into_bytes().to_vec()
 }
 
-fn hmac_verify<D: EagerHash>(secret: &[u8], data: &[u8], tag: &[u8]) -> bool {
+fn hmac_verify<D: EagerHash>(secret: &[u8], parts: &[&[u8]], tag: &[u8]) -> bool {
     let mut m = hmac_new::<D>(secret);
-    m.update(data);
+    for p in parts {
+        m.update(p);
+    }
     m.verify_slice(tag).is_ok()
 }

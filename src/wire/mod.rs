@@ -10,11 +10,14 @@
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! |                 body (bincode `Message`) ...                  |
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-//! |       MAC over header + body (length fixed by method) ...     |
+//! |  MAC over label + header + body (length fixed by method) ...  |
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! ```
 //!
-//! Body length is big-endian. The datagram's length must equal
+//! The MAC's input starts with the fixed label `"hbd v3 datagram\0"` and
+//! its key is derived from the authkeys secret for datagrams alone
+//! ([`auth::Purpose::Datagram`]), so no tag hbd makes for another protocol
+//! is ever a valid datagram. Body length is big-endian. The datagram's length must equal
 //! `8 + body length + MAC length` exactly. The MAC is checked before the body is
 //! decoded, so unauthenticated bytes never reach bincode.
 
@@ -36,9 +39,11 @@ pub const HEADER_LEN: usize = 8;
 /// First three bytes of every datagram.
 pub const MAGIC: [u8; 3] = *b"hbd";
 /// Wire version carried in byte 3. Version 2 (issue 13) added the group
-/// report's `witness` and `ping` and the entry's `served`: a node of
-/// version 1 and one of version 2 drop each other's datagrams as malformed.
-pub const VERSION: u8 = 2;
+/// report's `witness` and `ping` and the entry's `served`; version 3
+/// (issue 14) MACs `"hbd v3 datagram\0" || header || body` with a key
+/// derived from the secret for datagrams alone ([`auth::Purpose`]). Nodes
+/// of different versions drop each other's datagrams as malformed.
+pub const VERSION: u8 = 3;
 /// Longest node or cluster name on the wire (heartbeat allows 100; hostnames stop at 64).
 pub const MAX_NAME: usize = 64;
 

@@ -1,6 +1,6 @@
 //! Encoding and decoding of the datagram drawn in the module docs.
 
-use super::auth::{mac, verify};
+use super::auth::{mac, verify, Purpose};
 use super::{AuthKeys, Message, WireError, HEADER_LEN, MAGIC, MAX_DATAGRAM, MAX_NAME, VERSION};
 use bincode::Options;
 
@@ -45,7 +45,7 @@ pub fn encode(msg: &Message, keys: &AuthKeys) -> Result<Vec<u8>, WireError> {
     out.push(key.method.wire_id());
     out.extend_from_slice(&body_len.to_be_bytes());
     out.extend_from_slice(&body);
-    let tag = mac(key, &out);
+    let tag = mac(key, Purpose::Datagram, &out);
     out.extend_from_slice(&tag);
     debug_assert_eq!(out.len(), len);
     Ok(out)
@@ -85,7 +85,7 @@ pub fn decode(bytes: &[u8], keys: &AuthKeys) -> Result<Message, WireError> {
         return Err(WireError::Malformed("length does not match the header"));
     }
     let (signed, tag) = bytes.split_at(HEADER_LEN + body_len);
-    if !verify(key, signed, tag) {
+    if !verify(key, Purpose::Datagram, signed, tag) {
         return Err(WireError::BadMac);
     }
     let msg: Message = body_options()

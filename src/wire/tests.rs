@@ -1,7 +1,9 @@
 //! Tests of the datagram codec: golden bytes, round trips, key rollover, every
 //! error, and property tests that no input makes `decode` panic.
 
-use super::auth::{mac, verify};
+use super::auth::{mac, verify, Purpose};
+
+const D: Purpose = Purpose::Datagram;
 use super::*;
 use bincode::Options;
 use proptest::prelude::*;
@@ -43,7 +45,7 @@ fn sign_raw(body: &[u8], key: &AuthKey) -> Vec<u8> {
     out.push(key.method.wire_id());
     out.extend_from_slice(&(body.len() as u16).to_be_bytes());
     out.extend_from_slice(body);
-    let tag = mac(key, &out);
+    let tag = mac(key, Purpose::Datagram, &out);
     out.extend_from_slice(&tag);
     out
 }
@@ -56,7 +58,8 @@ fn sign_raw(body: &[u8], key: &AuthKey) -> Vec<u8> {
 //   00                         Body::Keepalive, variant index 0
 //   fb e8 03                   keepalive_ms 1000
 //   fb 10 27                   deadtime_ms 10000
-// 20 bytes = 0x0014. The MACs were checked against Python's hmac/zlib.
+// 20 bytes = 0x0014. The MACs were checked against Python's hmac/zlib (HKDF written out
+// with hmac: PRK = HMAC("hbd key derivation", secret), key = HMAC(PRK, label || 1)).
 const GOLDEN_BODY: &str = "02686105616c70686107fb2c0100fbe803fb1027";
 
 #[test]
@@ -64,10 +67,10 @@ fn golden_sha256() {
     let bytes = encode(&sample(), &sha256_keys()).unwrap();
     let expected = hex(&format!(
         "{}{}{}",
-        // 'h' 'b' 'd', version 2, key id 1, method 4 (sha256), body length 20
-        "6862640201040014",
+        // 'h' 'b' 'd', version 3, key id 1, method 4 (sha256), body length 20
+        "6862640301040014",
         GOLDEN_BODY,
-        "bfb067ef005573211b257564e6d6239de5fd9514dd1fd59ac460672240d68403"
+        "bfb8d54eaf4a0d23f9e7bb88d7736675c44a45ffe09d61efb97bd3a4bada3929"
     ));
     assert_eq!(bytes, expected);
     assert_eq!(bytes.len(), HEADER_LEN + 20 + 32);
@@ -78,8 +81,8 @@ fn golden_sha256() {
 fn golden_crc() {
     let keys = AuthKeys::single(2, AuthMethod::Crc, b"");
     let bytes = encode(&sample(), &keys).unwrap();
-    // key id 2, method 1 (crc), CRC32 of header + body, big endian
-    let expected = hex(&format!("6862640202010014{GOLDEN_BODY}7c5e0cac"));
+    // key id 2, method 1 (crc), CRC32 of label + header + body, big endian
+    let expected = hex(&format!("6862640302010014{GOLDEN_BODY}f64fa539"));
     assert_eq!(bytes, expected);
     assert_eq!(decode(&expected, &keys).unwrap(), sample());
 }
@@ -90,14 +93,14 @@ fn golden_md5_and_sha1() {
     assert_eq!(
         encode(&sample(), &keys).unwrap(),
         hex(&format!(
-            "6862640203020014{GOLDEN_BODY}eadfe0bab7182c5712a57eb539c1d450"
+            "6862640303020014{GOLDEN_BODY}9d5016816a68b505adea36bb375687ed"
         ))
     );
     let keys = AuthKeys::single(4, AuthMethod::Sha1, b"secret");
     assert_eq!(
         encode(&sample(), &keys).unwrap(),
         hex(&format!(
-            "6862640204030014{GOLDEN_BODY}a9bd7b75f9f7fb92700c1a8d41efdf895df05ba2"
+            "6862640304030014{GOLDEN_BODY}4dbd060053184e065c153494cc845fbd08f886e2"
         ))
     );
 }
@@ -111,7 +114,7 @@ fn golden_leaving_body() {
     };
     let bytes = encode(&msg, &sha256_keys()).unwrap();
     // seq 1, then variant index 1 and no fields
-    assert_eq!(&bytes[..8], &hex("686264020104000c")[..]);
+    assert_eq!(&bytes[..8], &hex("686264030104000c")[..]);
     assert_eq!(&bytes[8..20], &hex("02686105616c706861070101")[..]);
 }
 
@@ -160,7 +163,7 @@ fn golden_group_report_body() {
     );
     let bytes = encode(&msg, &sha256_keys()).unwrap();
     assert_eq!(&bytes[..3], b"hbd");
-    assert_eq!(bytes[3], 2, "wire version");
+    assert_eq!(bytes[3], 3, "wire version");
     assert_eq!(&bytes[HEADER_LEN..bytes.len() - 32], &hex(body)[..]);
     assert_eq!(decode(&bytes, &sha256_keys()).unwrap(), msg);
     // A version-1 datagram is refused before its MAC is looked at.
@@ -281,15 +284,15 @@ fn mac_lengths_and_verify() {
             method,
             secret: b"k".to_vec(),
         };
-        let tag = mac(&key, b"data");
+        let tag = mac(&key, D, b"data");
         assert_eq!(tag.len(), method.mac_len());
-        assert!(verify(&key, b"data", &tag));
-        assert!(!verify(&key, b"datb", &tag));
-        assert!(!verify(&key, b"data", &tag[1..]));
-        assert!(!verify(&key, b"data", &[]));
+        assert!(verify(&key, D, b"data", &tag));
+        assert!(!verify(&key, D, b"datb", &tag));
+        assert!(!verify(&key, D, b"data", &tag[1..]));
+        assert!(!verify(&key, D, b"data", &[]));
         let mut bad = tag.clone();
         bad[0] ^= 1;
-        assert!(!verify(&key, b"data", &bad));
+        assert!(!verify(&key, D, b"data", &bad));
     }
     // CRC ignores the secret; the HMACs do not.
     let key = |method, secret: &[u8]| AuthKey {
@@ -298,11 +301,20 @@ fn mac_lengths_and_verify() {
         secret: secret.to_vec(),
     };
     assert_eq!(
-        mac(&key(AuthMethod::Crc, b"a"), b"x"),
-        mac(&key(AuthMethod::Crc, b"b"), b"x")
+        mac(&key(AuthMethod::Crc, b"a"), D, b"x"),
+        mac(&key(AuthMethod::Crc, b"b"), D, b"x")
     );
     let (a, b) = (key(AuthMethod::Sha256, b"a"), key(AuthMethod::Sha256, b"b"));
-    assert_ne!(mac(&a, b"x"), mac(&b, b"x"));
+    assert_ne!(mac(&a, D, b"x"), mac(&b, D, b"x"));
+    // One secret, two purposes: different keys and labels, different tags.
+    for method in [AuthMethod::Crc, AuthMethod::Md5, AuthMethod::Sha256] {
+        let k = key(method, b"a");
+        let tag = mac(&k, D, b"x");
+        assert!(
+            !verify(&k, Purpose::DiskHandshake, b"x", &tag),
+            "{method:?}"
+        );
+    }
 }
 
 #[test]

@@ -26,10 +26,46 @@ impl Drop for LinkGuard {
     }
 }
 
+/// Control frames queued for the peer at most (acks, state messages,
+/// bitmap parts): far more than a reading peer ever lets pile up.
+pub(super) const CTRL_QUEUE: usize = 4096;
+/// How long one send to the peer may block.
+pub(super) const SEND_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// Unauthenticated connections handled at once on the replication port.
+pub(super) const MAX_UNAUTHENTICATED: usize = 4;
+
+/// What the peer's device may ask of this one over an admin connection:
+/// what `hbctl split-brain resolve` needs (issue 14, finding 2). A
+/// forwarded request is never forwarded again.
+fn peer_may_ask(req: &DiskRequest) -> bool {
+    matches!(
+        req,
+        DiskRequest::Status
+            | DiskRequest::Secondary
+            | DiskRequest::Disconnect
+            | DiskRequest::Connect { .. }
+    )
+}
+
+/// A request's name as hbctl spells it.
+fn request_name(req: &DiskRequest) -> String {
+    serde_json::to_value(req)
+        .ok()
+        .and_then(|v| v.get("request")?.as_str().map(|s| s.replace('_', "-")))
+        .unwrap_or_else(|| "this request".into())
+}
+
 impl Device {
     /// Accept connections on the replication address: the peer's `Join`
     /// (when this node is the acceptor) and admin requests.
     pub(super) async fn listen(self: Arc<Device>, listener: TcpListener) {
+        // Connections not yet authenticated: a few at a time, each bounded
+        // in size and time by the handshake (issue 14, finding 5). One more
+        // is closed at once, so a flood of strangers costs nothing but
+        // accepts, and the peer's next try gets in.
+        let pending = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
+        let mut refused = 0u64;
         loop {
             let (stream, from) = tokio::select! {
                 r = listener.accept() => match r {
@@ -42,10 +78,23 @@ impl Device {
                 },
                 _ = self.shutdown.cancelled() => return,
             };
+            let Ok(permit) = pending.clone().try_acquire_owned() else {
+                refused += 1;
+                if refused.is_power_of_two() {
+                    tracing::warn!(%from, refused, "too many unauthenticated connections: closing");
+                }
+                continue;
+            };
             let dev = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = dev.clone().on_accept(stream).await {
-                    tracing::debug!(%from, error = %e, "incoming connection");
+                match dev.clone().on_accept(stream, from, permit).await {
+                    Ok(()) => {}
+                    // A wrong key, a forged or replayed frame: someone
+                    // other than the peer.
+                    Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                        tracing::warn!(%from, error = %e, "incoming connection refused");
+                    }
+                    Err(e) => tracing::debug!(%from, error = %e, "incoming connection"),
                 }
             });
         }
@@ -54,9 +103,12 @@ impl Device {
     pub(super) async fn on_accept(
         self: Arc<Device>,
         stream: tokio::net::TcpStream,
+        from: std::net::SocketAddr,
+        permit: tokio::sync::OwnedSemaphorePermit,
     ) -> io::Result<()> {
         let cfg = self.cfg();
-        let mut link = link::accept(stream, &cfg.key).await?;
+        let mut link = link::accept(stream, &cfg.link_security()).await?;
+        drop(permit);
         match tokio::time::timeout(LINK_TIMEOUT, link::recv(&mut link)).await {
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no request")),
             Ok(Err(e)) => Err(e),
@@ -67,10 +119,20 @@ impl Device {
                     }
                 } else {
                     match serde_json::from_str::<DiskRequest>(&json) {
-                        Ok(DiskRequest::Remote { .. }) => DiskResponse::Failed {
-                            message: "a forwarded request cannot be forwarded again".into(),
-                        },
+                        Ok(req) if !peer_may_ask(&req) => {
+                            tracing::warn!(%from, request = ?req, "refused an admin request from the peer: not one split-brain resolution needs");
+                            DiskResponse::Failed {
+                                message: format!(
+                                    "{}: not allowed from the peer (only status, secondary, disconnect and connect are): run it on {}",
+                                    request_name(&req),
+                                    cfg.node
+                                ),
+                            }
+                        }
                         Ok(req) => {
+                            if !matches!(req, DiskRequest::Status) {
+                                tracing::info!(%from, request = ?req, "admin request from the peer");
+                            }
                             let dev = self.clone();
                             tokio::task::spawn_blocking(move || dev.request(req))
                                 .await
@@ -146,7 +208,7 @@ impl Device {
     }
 
     pub(super) async fn try_connect(self: Arc<Device>, cfg: &DeviceConfig) -> io::Result<()> {
-        let mut link = link::connect(cfg.peer_addr(), &cfg.key, LINK_TIMEOUT).await?;
+        let mut link = link::connect(cfg.peer_addr(), &cfg.link_security(), LINK_TIMEOUT).await?;
         link::send(&mut link, &self.join_frame()).await?;
         match tokio::time::timeout(LINK_TIMEOUT, link::recv(&mut link)).await {
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no answer to Join")),
@@ -169,7 +231,7 @@ impl Device {
     /// the unit tests); authentication happened before.
     pub(super) fn establish<T>(
         &self,
-        link: Framed<T, LengthDelimitedCodec>,
+        link: Framed<T, link::LinkCodec>,
         peer_size: u64,
         peer_last_write: Option<u64>,
     ) where
@@ -191,11 +253,12 @@ impl Device {
         }
         c.epoch += 1;
         let (data_tx, data_rx) = mpsc::channel(MAX_IN_FLIGHT);
-        let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
+        let (ctrl_tx, ctrl_rx) = mpsc::channel(CTRL_QUEUE);
         let peer = Arc::new(PeerTx {
             epoch: c.epoch,
             data_tx: tokio::sync::Mutex::new(data_tx),
             ctrl_tx,
+            overflow: AtomicBool::new(false),
             inflight: Mutex::new(Inflight {
                 tl: TransferLog::default(),
                 waiters: Default::default(),
@@ -222,27 +285,47 @@ impl Device {
 
     pub(super) async fn run_link<T>(
         self: Arc<Device>,
-        link: Framed<T, LengthDelimitedCodec>,
+        link: Framed<T, link::LinkCodec>,
         peer: Arc<PeerTx>,
         mut data_rx: mpsc::Receiver<Frame>,
-        mut ctrl_rx: mpsc::UnboundedReceiver<Frame>,
+        mut ctrl_rx: mpsc::Receiver<Frame>,
     ) where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
         let (mut sink, mut stream) = link.split();
+        // A peer that stops reading blocks our sends: it is dropped after
+        // SEND_TIMEOUT (it would drop us for silence sooner).
+        async fn put<S>(sink: &mut S, f: &Frame) -> io::Result<()>
+        where
+            S: futures::Sink<tokio_util::bytes::Bytes, Error = io::Error> + Unpin,
+        {
+            tokio::time::timeout(SEND_TIMEOUT, link::send(sink, f))
+                .await
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the peer read nothing for {SEND_TIMEOUT:?}"),
+                    )
+                })?
+        }
         let writer = async {
             let mut ping = tokio::time::interval(PING_INTERVAL);
             loop {
                 let f = tokio::select! {
                     biased;
                     _ = peer.cancel.cancelled() => {
+                        if peer.overflow.load(Ordering::Acquire) {
+                            return Err(io::Error::other(format!(
+                                "the peer does not read: {CTRL_QUEUE} control frames queued"
+                            )));
+                        }
                         // Dropped on purpose (disconnect, a failed handshake):
                         // what was queued still goes out, so the peer sees our
                         // last state (and detects a split brain itself).
                         while let Ok(f) = ctrl_rx.try_recv() {
-                            link::send(&mut sink, &f).await?;
+                            put(&mut sink, &f).await?;
                         }
-                        let _ = sink.close().await;
+                        let _ = tokio::time::timeout(SEND_TIMEOUT, sink.close()).await;
                         return Ok(());
                     }
                     f = ctrl_rx.recv() => f,
@@ -252,7 +335,7 @@ impl Device {
                 let Some(f) = f else {
                     return Ok::<(), io::Error>(());
                 };
-                link::send(&mut sink, &f).await?;
+                put(&mut sink, &f).await?;
             }
         };
         let reader = async {

@@ -90,7 +90,7 @@ use super::state::{
 use super::uuid::{self, SbPolicy};
 use crate::config::NotifyConfig;
 use crate::wire::{AuthKey, AuthMethod};
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::Framed;
 
 mod fence_io;
 mod link_task;
@@ -180,6 +180,11 @@ pub struct DeviceConfig {
 }
 
 impl DeviceConfig {
+    /// How the replication link authenticates and seals.
+    pub fn link_security(&self) -> link::LinkSecurity {
+        link::LinkSecurity::new(self.key.clone(), self.res.tls)
+    }
+
     /// The environment drbd.conf's handlers run with (DRBD's own).
     pub(super) fn handler_env(&self) -> Vec<(String, String)> {
         super::fence::HandlerEnv {
@@ -227,6 +232,13 @@ impl DeviceConfig {
                 .cloned()
                 .ok_or_else(|| "authkeys has no active key".to_string())?,
         };
+        if key.method == AuthMethod::Crc {
+            return Err(format!(
+                "{res}: the replication link needs a secret, and authkeys' active key \
+                 is `crc` (no secret): set `net {{ shared-secret \"...\"; }}` in drbd.conf \
+                 or use sha256 in authkeys"
+            ));
+        }
         let first = r.hosts.first().is_some_and(|h| h.name == node);
         let dopd =
             c.ha.respawn
@@ -1183,13 +1195,8 @@ mod tests {
 
     fn framed<T: tokio::io::AsyncRead + tokio::io::AsyncWrite>(
         io: T,
-    ) -> Framed<T, LengthDelimitedCodec> {
-        Framed::new(
-            io,
-            LengthDelimitedCodec::builder()
-                .max_frame_length(link::MAX_FRAME)
-                .new_codec(),
-        )
+    ) -> Framed<T, link::LinkCodec> {
+        Framed::new(io, link::LinkCodec::plain())
     }
 
     /// Issue 12, finding 8: a panic inside the link task still tears the

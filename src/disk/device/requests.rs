@@ -496,7 +496,8 @@ impl Device {
     pub(super) fn remote(&self, req: DiskRequest) -> DiskResponse {
         let cfg = self.cfg();
         let fut = async move {
-            let mut link = link::connect(cfg.peer_addr(), &cfg.key, LINK_TIMEOUT).await?;
+            let mut link =
+                link::connect(cfg.peer_addr(), &cfg.link_security(), LINK_TIMEOUT).await?;
             let json = serde_json::to_string(&req).map_err(io::Error::other)?;
             link::send(
                 &mut link,

@@ -24,8 +24,12 @@ pub(super) struct PeerTx {
     pub(super) epoch: u64,
     /// Writes, barriers and resync data: one ordered, bounded channel.
     pub(super) data_tx: tokio::sync::Mutex<mpsc::Sender<Frame>>,
-    /// Everything else (acks, state messages, bitmaps): never blocks.
-    pub(super) ctrl_tx: mpsc::UnboundedSender<Frame>,
+    /// Everything else (acks, state messages, bitmaps): never blocks;
+    /// bounded ([`CTRL_QUEUE`]): a peer that stops reading while it keeps
+    /// sending is dropped instead of growing it.
+    pub(super) ctrl_tx: mpsc::Sender<Frame>,
+    /// The control queue overflowed: why the link was dropped.
+    pub(super) overflow: AtomicBool,
     pub(super) inflight: Mutex<Inflight>,
     pub(super) room: Condvar,
     pub(super) dead: AtomicBool,
@@ -38,7 +42,11 @@ impl PeerTx {
     }
 
     pub(super) fn ctrl(&self, f: Frame) {
-        let _ = self.ctrl_tx.send(f);
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.ctrl_tx.try_send(f) {
+            if !self.overflow.swap(true, Ordering::AcqRel) {
+                self.cancel.cancel();
+            }
+        }
     }
 
     /// Register a write or barrier and queue its frame; `None` if the link
