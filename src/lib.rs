@@ -32,6 +32,8 @@ pub mod config;
 pub mod ctl;
 pub mod disk;
 pub mod fence;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod groups;
 pub mod jobs;
 pub mod membership;

@@ -215,3 +215,60 @@ fn a_relay_reads_no_data_and_gets_no_request_or_write_through() {
     assert_eq!(d.data_digest(1), d.data_digest(2));
     assert_eq!(d.status(2).role.as_str(), "Secondary");
 }
+
+/// Finding 5: strangers that open connections and say nothing hold at most
+/// a few slots, each for the handshake's time, and never keep the peer
+/// (which has slots of its own) from connecting.
+#[test]
+fn strangers_holding_connections_do_not_keep_the_peer_out() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let mut d = DiskLab::new(16 * MIB, "");
+    d.start(2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let ns = d.lab.ns("n2");
+    let flood = {
+        let (stop, closed) = (stop.clone(), closed.clone());
+        std::thread::spawn(move || {
+            let f = fs::File::open(format!("/run/netns/{ns}")).unwrap();
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            // From n2's own address: not the peer's.
+            let mut held: Vec<TcpStream> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                held.retain_mut(|s| {
+                    let mut b = [0u8; 64];
+                    match s.read(&mut b) {
+                        Ok(0) => {
+                            closed.fetch_add(1, Ordering::Relaxed);
+                            false
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+                        _ => false,
+                    }
+                });
+                while held.len() < 32 {
+                    match TcpStream::connect("192.0.2.12:7788") {
+                        Ok(s) => {
+                            s.set_nonblocking(true).unwrap();
+                            held.push(s);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    d.start(1);
+    d.wait_connected();
+    let pid = d.pid(2).expect("n2's device runs");
+    let fds = fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    assert!(
+        closed.load(Ordering::Relaxed) > 32,
+        "the strangers' extra connections were not closed"
+    );
+    assert!(fds < 64, "n2 holds {fds} descriptors under the flood");
+}

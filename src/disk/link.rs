@@ -395,6 +395,16 @@ impl LinkCodec {
         }
     }
 
+    /// Two ends of a sealed link without a handshake (`tx` of the first
+    /// is `rx` of the second): for the fuzz targets and tests.
+    #[doc(hidden)]
+    pub fn sealed_pair(a2b: [u8; 32], b2a: [u8; 32], rekey_every: u64) -> (LinkCodec, LinkCodec) {
+        let (mut a, mut b) = (LinkCodec::handshake(), LinkCodec::handshake());
+        a.open(Some((a2b, b2a)), rekey_every);
+        b.open(Some((b2a, a2b)), rekey_every);
+        (a, b)
+    }
+
     /// Frames are sealed both ways.
     pub fn sealed(&self) -> bool {
         self.tx.is_some() && self.rx.is_some()

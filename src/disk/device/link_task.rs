@@ -32,8 +32,11 @@ pub(super) const CTRL_QUEUE: usize = 4096;
 /// How long one send to the peer may block.
 pub(super) const SEND_TIMEOUT: Duration = Duration::from_secs(6);
 
-/// Unauthenticated connections handled at once on the replication port.
+/// Unauthenticated connections handled at once on the replication port,
+/// from addresses other than the peer's.
 pub(super) const MAX_UNAUTHENTICATED: usize = 4;
+/// The same from the peer's address (drbd.conf): its own slots.
+pub(super) const PEER_UNAUTHENTICATED: usize = 2;
 
 /// What the peer's device may ask of this one over an admin connection:
 /// what `hbctl split-brain resolve` needs (issue 14, finding 2). A
@@ -64,7 +67,11 @@ impl Device {
         // in size and time by the handshake (issue 14, finding 5). One more
         // is closed at once, so a flood of strangers costs nothing but
         // accepts, and the peer's next try gets in.
-        let pending = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
+        // The peer's address has slots of its own: strangers filling theirs
+        // never keep the peer out.
+        let strangers = Arc::new(tokio::sync::Semaphore::new(MAX_UNAUTHENTICATED));
+        let peer_slots = Arc::new(tokio::sync::Semaphore::new(PEER_UNAUTHENTICATED));
+        let peer_ip = *self.cfg().peer_host.address.ip();
         let mut refused = 0u64;
         loop {
             let (stream, from) = tokio::select! {
@@ -77,6 +84,11 @@ impl Device {
                     }
                 },
                 _ = self.shutdown.cancelled() => return,
+            };
+            let pending = if from.ip() == peer_ip {
+                &peer_slots
+            } else {
+                &strangers
             };
             let Ok(permit) = pending.clone().try_acquire_owned() else {
                 refused += 1;
