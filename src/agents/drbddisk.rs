@@ -492,22 +492,33 @@ fn drbdadm_bin() -> PathBuf {
 
 /// Runs drbdadm; its stdout on success.
 async fn drbdadm(args: &[&str], timeout: Duration) -> Result<String, AgentError> {
-    let bin = drbdadm_bin();
-    let mut cmd = tokio::process::Command::new(&bin);
+    run_drbdadm(&drbdadm_bin(), args, timeout).await
+}
+
+/// As agents are run (`exec::clean_command`: no environment of hbd's but
+/// PATH, no descriptors, its own process group, killed with it at `timeout`).
+async fn run_drbdadm(bin: &Path, args: &[&str], timeout: Duration) -> Result<String, AgentError> {
+    let mut cmd = super::exec::clean_command(bin, None);
     cmd.args(args)
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
     let what = format!("drbdadm {}", args.join(" "));
-    let out = match tokio::time::timeout(timeout, cmd.output()).await {
+    let child = cmd
+        .spawn()
+        .map_err(|e| AgentError::Failed(format!("{what}: {e}")))?;
+    let group = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
+    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Err(_) => {
+            // drbdadm itself is gone (kill_on_drop); drbdsetup and the
+            // handlers it started are in its group.
+            if let Some(g) = group {
+                let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
+            }
             return Err(AgentError::Failed(format!(
                 "{what}: no answer within {}s",
                 timeout.as_secs()
-            )))
+            )));
         }
         Ok(Err(e)) => return Err(AgentError::Failed(format!("{what}: {e}"))),
         Ok(Ok(out)) => out,
@@ -746,5 +757,66 @@ mod tests {
             std::fs::read_to_string(&log).unwrap(),
             "primary r0\nprimary r0\nrole r0\nsecondary r0\n"
         );
+    }
+
+    /// drbdadm starts as agents do: hbd's environment, descriptors and
+    /// process group stay behind (issue 14, finding 9).
+    #[tokio::test]
+    async fn drbdadm_starts_clean() {
+        let t = tempfile::tempdir().unwrap();
+        let fake = t.path().join("drbdadm");
+        // A child that outlives the call, for a look at what it was given.
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nsleep 600 </dev/null >/dev/null 2>&1 &\necho \"$$ $!\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A descriptor without close-on-exec, as hbd may inherit one.
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let leaked = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_DUPFD(100)).unwrap();
+        let out = run_drbdadm(&fake, &["role", "r0"], Duration::from_secs(30)).await;
+        nix::unistd::close(leaked).unwrap();
+        let out = out.unwrap();
+        let (shell, child) = out.trim().split_once(' ').unwrap();
+        let (shell, child): (i32, i32) = (shell.parse().unwrap(), child.parse().unwrap());
+        struct Kill(i32);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(self.0),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let _k = Kill(child);
+        let environ = std::fs::read(format!("/proc/{child}/environ")).unwrap();
+        for v in environ.split(|&b| b == 0).filter(|v| !v.is_empty()) {
+            let v = String::from_utf8_lossy(v);
+            let key = v.split('=').next().unwrap();
+            // PWD, SHLVL and _ are the shell's own.
+            assert!(
+                ["PATH", "PWD", "OLDPWD", "SHLVL", "_"].contains(&key),
+                "hbd's environment leaked: {v}"
+            );
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap();
+        let pgrp: i32 = stat
+            .rsplit_once(") ")
+            .unwrap()
+            .1
+            .split(' ')
+            .nth(2)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(pgrp, shell, "drbdadm is not in a process group of its own");
+        let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{child}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        fds.sort();
+        assert_eq!(fds, vec![0, 1, 2], "descriptors leaked");
     }
 }

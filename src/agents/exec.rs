@@ -1,9 +1,10 @@
 //! Script agents: heartbeat-style (`resource.d`), LSB init scripts and OCF
 //! agents, each run with a timeout, its output logged line by line.
 //!
-//! Every call runs the script with stdin from `/dev/null`, in its own process
-//! group, with a clean environment: `PATH`, hbd's own `HBD_*` variables (agent
-//! tuning such as `HBD_STOP_GRACE`) and, for OCF, the `OCF_*` variables. Output
+//! Every call runs the script from [`clean_command`] (stdin from `/dev/null`,
+//! its own process group, no descriptor of hbd's but 0, 1 and 2) with a clean
+//! environment: `PATH`, hbd's own `HBD_*` variables (agent tuning such as
+//! `HBD_STOP_GRACE`) and, for OCF, the `OCF_*` variables. Output
 //! lines are logged in the caller's span (stdout at info, stderr at warn),
 //! each cut at [`MAX_LINE`] bytes; the last [`TAIL_LINES`] lines make the
 //! message of a failure.
@@ -16,10 +17,15 @@
 //!
 //! On timeout the whole process group is KILLed, as it is when the call is
 //! dropped before the script exited.
+//!
+//! Every other program hbd starts (respawned programs, drbdadm, fsck, mount
+//! helpers, VRRP scripts) starts from [`clean_command`] too, and every
+//! account lookup that picks the user to run one as goes through [`lookup`],
+//! off the daemon's loop.
 
 use super::{Action, AgentError, AgentKind, Running};
 use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use nix::unistd::{Pid, User};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -37,7 +43,157 @@ const DRAIN: Duration = Duration::from_millis(100);
 /// Status output kept for heartbeat's pattern match.
 const MAX_STATUS_OUTPUT: usize = 64 * 1024;
 
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The only `PATH` a program started by hbd gets.
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How long a caller waits for one account lookup (getpwnam, getgrnam,
+/// getpwuid) before it gives up.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Account lookups running at once. A stalled one keeps its thread until
+/// NSS answers; when all are stalled, later callers wait for a thread within
+/// their own timeout instead of piling up threads.
+const LOOKUP_THREADS: usize = 4;
+static LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LOOKUP_THREADS);
+
+/// The start every program hbd runs gets (agents, fence agents, jobs,
+/// hooks, respawned programs, drbdadm, fsck, mount helpers, VRRP scripts):
+///
+/// - an environment of `PATH` alone (with `user`, also its `HOME`, `USER`
+///   and `LOGNAME`): nothing of hbd's own environment, which the caller adds
+///   to only with what the program needs;
+/// - stdin from `/dev/null`;
+/// - a process group of its own: a signal to hbd's group (a terminal's
+///   Ctrl-C, a supervisor killing the group) does not reach it, and its own
+///   group can be killed as one;
+/// - no descriptor of hbd's but 0, 1 and 2: Rust and tokio open theirs
+///   close-on-exec, but hbd may have inherited some that are not, so every
+///   descriptor above 2 is marked close-on-exec in the child before exec;
+/// - with `user`: its uid and primary gid (std drops root's supplementary
+///   groups) and its home as working directory (`/` when it has none).
+///
+/// The user is looked up by the caller, off the loop ([`user_by_name`]);
+/// nothing in the child between fork and exec looks anything up.
+pub fn clean_command(
+    program: impl AsRef<std::ffi::OsStr>,
+    user: Option<&User>,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.env_clear()
+        .env("PATH", PATH)
+        .stdin(Stdio::null())
+        .process_group(0);
+    if let Some(u) = user {
+        cmd.uid(u.uid.as_raw())
+            .gid(u.gid.as_raw())
+            .env("HOME", &u.dir)
+            .env("USER", &u.name)
+            .env("LOGNAME", &u.name)
+            .current_dir(if u.dir.is_dir() {
+                u.dir.as_path()
+            } else {
+                Path::new("/")
+            });
+    }
+    // SAFETY: the closure makes only async-signal-safe system calls and
+    // allocates nothing.
+    unsafe {
+        cmd.pre_exec(close_on_exec_above_stderr);
+    }
+    cmd
+}
+
+/// In the child, between fork and exec: every descriptor above 2 becomes
+/// close-on-exec (close_range(2), Linux 5.11; one fcntl(2) per possible
+/// descriptor before that). Marked rather than closed, so that std's own
+/// close-on-exec pipe still reports a failed exec. Async-signal-safe: for
+/// `pre_exec` of commands not made by [`clean_command`].
+pub fn close_on_exec_above_stderr() -> std::io::Result<()> {
+    // SAFETY: system calls on plain integers.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) == 0
+        {
+            return Ok(());
+        }
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        let max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur.min(1 << 20) as libc::c_int
+        } else {
+            1024
+        };
+        for fd in 3..max {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f`, an account lookup (NSS: `files`, but also LDAP or sssd, which
+/// stall for as long as their server does), on a thread of its own and never
+/// on the daemon's loop: a lookup hanging there for `deadtime` would stop the
+/// keepalives, and the peer would take the groups over while they still run
+/// here. Waits at most [`LOOKUP_TIMEOUT`]; a lookup still running then is
+/// left to finish on its thread, its answer dropped.
+pub async fn lookup<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    lookup_within(what, LOOKUP_TIMEOUT, f).await
+}
+
+async fn lookup_within<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let gave_up = || {
+        format!(
+            "{what}: no answer within {} (a stalled LDAP or sssd?)",
+            crate::config::format_duration(limit)
+        )
+    };
+    let deadline = Instant::now() + limit;
+    let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, LOOKUPS.acquire()).await else {
+        return Err(gave_up());
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("hbd-lookup".into())
+        .spawn(move || {
+            let _permit = permit;
+            let _ = tx.send(f());
+        })
+        .map_err(|e| format!("{what}: cannot start a thread: {e}"))?;
+    match tokio::time::timeout_at(deadline, rx).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(_)) => Err(format!("{what}: the lookup failed")),
+        Err(_) => Err(gave_up()),
+    }
+}
+
+/// User `name` (getpwnam), looked up off the loop ([`lookup`]).
+pub async fn user_by_name(name: &str) -> Result<User, String> {
+    let n = name.to_string();
+    match lookup(&format!("looking up user `{name}`"), move || {
+        User::from_name(&n)
+    })
+    .await?
+    {
+        Ok(Some(u)) => Ok(u),
+        Ok(None) => Err(format!("no user `{name}`")),
+        Err(e) => Err(format!("cannot look up user `{name}`: {e}")),
+    }
+}
 
 /// Runs `action` of a script agent (`kind` is Heartbeat, Lsb or Ocf). For
 /// [`Action::Status`] the answer is whether it runs; for start and stop,
@@ -465,11 +621,7 @@ pub async fn run_shell(
 ) -> Result<i32, String> {
     let user = match user {
         None => None,
-        Some(name) => match nix::unistd::User::from_name(name) {
-            Ok(Some(u)) => Some(u),
-            Ok(None) => return Err(format!("no user `{name}`")),
-            Err(e) => return Err(format!("cannot look up user `{name}`: {e}")),
-        },
+        Some(name) => Some(user_by_name(name).await?),
     };
     let args = vec!["-c".to_string(), command.to_string()];
     match execute_as(
@@ -533,7 +685,7 @@ async fn execute_as(
     env: &[(String, String)],
     action: Action,
     timeout: Duration,
-    user: Option<&nix::unistd::User>,
+    user: Option<&User>,
     input: Option<&[u8]>,
 ) -> Result<Output, AgentError> {
     if !is_executable(path) {
@@ -543,31 +695,14 @@ async fn execute_as(
         )));
     }
     tracing::debug!(path = %path.display(), ?args, "running agent");
-    let mut cmd = tokio::process::Command::new(path);
+    let mut cmd = clean_command(path, user);
     cmd.args(args)
-        .env_clear()
-        .env("PATH", PATH)
         .envs(std::env::vars().filter(|(k, _)| k.starts_with("HBD_")))
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    if let Some(u) = user {
-        cmd.uid(u.uid.as_raw())
-            .gid(u.gid.as_raw())
-            .env("HOME", &u.dir)
-            .env("USER", &u.name)
-            .env("LOGNAME", &u.name)
-            .current_dir(if u.dir.is_dir() {
-                u.dir.as_path()
-            } else {
-                Path::new("/")
-            });
+        .stderr(Stdio::piped());
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
     }
     let deadline = Instant::now() + timeout;
     let mut child = loop {
@@ -694,6 +829,36 @@ mod tests {
     }
 
     const T: Duration = Duration::from_secs(30);
+
+    /// A lookup that hangs (a stalled LDAP or sssd) neither blocks the
+    /// thread the caller runs on nor keeps the caller waiting past its limit.
+    #[tokio::test]
+    async fn a_stalled_lookup_never_blocks_the_loop() {
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let t = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                t.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let (release, stalled) = std::sync::mpsc::channel::<()>();
+        let r = lookup_within(
+            "looking up user `x`",
+            Duration::from_millis(300),
+            move || {
+                let _ = stalled.recv();
+                7
+            },
+        )
+        .await;
+        let _ = release.send(());
+        ticker.abort();
+        let e = r.unwrap_err();
+        assert!(e.contains("no answer within 300ms"), "{e}");
+        assert!(ticks.load(std::sync::atomic::Ordering::SeqCst) > 1);
+        assert_eq!(lookup("root", || 1).await, Ok(1));
+    }
 
     #[test]
     fn heartbeat_status_patterns() {

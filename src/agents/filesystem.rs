@@ -510,7 +510,7 @@ fn fsck_needed(mode: Fsck, fstype: Option<&str>, journal: Option<bool>) -> bool 
 /// 4 and above: errors left, operational error, cancelled.
 async fn run_fsck(a: &FsArgs, dev: &Path, fstype: Option<&str>) -> Result<(), AgentError> {
     let fsck = find_tool("fsck");
-    let mut cmd = tokio::process::Command::new(&fsck);
+    let mut cmd = super::exec::clean_command(&fsck, None);
     cmd.args(["-a", "-T"]);
     if let Some(t) = fstype {
         cmd.args(["-t", t]);
@@ -734,7 +734,7 @@ async fn mount_other(
         .await
         .map_err(|e| failed(a, format!("cannot create {}: {e}", dir.display())))?;
     if let Some(helper) = mount_helper(&fstype) {
-        let mut cmd = tokio::process::Command::new(&helper);
+        let mut cmd = super::exec::clean_command(&helper, None);
         cmd.arg(src).arg(dir);
         if let Some(o) = &a.options {
             cmd.args(["-o", o]);

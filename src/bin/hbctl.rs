@@ -29,6 +29,11 @@ struct Cli {
     /// The control socket itself (overrides --run-dir).
     #[arg(long, global = true, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// Longest wait for hbd's answer, in seconds [default: 10; standby and
+    /// takeover wait their --timeout on top; fence: 600].
+    #[arg(long, global = true, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    call_timeout: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -1129,7 +1134,8 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let response = match rt.block_on(ctl::call(&socket, request)) {
+    let limit = call_limit(cli.call_timeout, &cli.command);
+    let response = match rt.block_on(ctl::call_within(&socket, request, limit)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hbctl: {e}");
@@ -1377,6 +1383,24 @@ fn render_jobs(s: &Status) -> String {
         out.push_str("no jobs ([[job]] in cluster.toml)\n");
     }
     out
+}
+
+/// How long hbctl waits for hbd by default: it answers queries at once.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// `fence` waits for the fence agents (each up to `[fencing] timeout`).
+const FENCE_CALL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `--call-timeout` (or its default) for `command`; standby and takeover
+/// wait for the groups to move on top of it.
+fn call_limit(seconds: Option<u64>, command: &Command) -> Duration {
+    let given = seconds.map(Duration::from_secs);
+    match command {
+        Command::Standby { wait, .. } | Command::Takeover { wait, .. } => {
+            given.unwrap_or(CALL_TIMEOUT) + Duration::from_millis(wait.wait_ms().unwrap_or(0))
+        }
+        Command::Fence { .. } => given.unwrap_or(FENCE_CALL_TIMEOUT),
+        _ => given.unwrap_or(CALL_TIMEOUT),
+    }
 }
 
 /// The single-threaded runtime hbctl's calls run on.
@@ -1746,6 +1770,23 @@ mod tests {
             Command::Disk { verb, .. } => verb,
             c => panic!("{c:?}"),
         }
+    }
+
+    #[test]
+    fn call_timeouts() {
+        let limit = |args: &[&str]| {
+            let cli = parse(args);
+            call_limit(cli.call_timeout, &cli.command)
+        };
+        let s = Duration::from_secs;
+        assert_eq!(limit(&["status"]), CALL_TIMEOUT);
+        assert_eq!(limit(&["status", "--call-timeout", "3"]), s(3));
+        assert_eq!(limit(&["--call-timeout", "3", "listnodes"]), s(3));
+        assert_eq!(limit(&["standby", "--timeout", "60"]), CALL_TIMEOUT + s(60));
+        assert_eq!(limit(&["takeover", "--no-wait"]), CALL_TIMEOUT);
+        assert_eq!(limit(&["fence", "n2"]), FENCE_CALL_TIMEOUT);
+        assert_eq!(limit(&["fence", "n2", "--call-timeout", "30"]), s(30));
+        assert!(Cli::try_parse_from(["hbctl", "--call-timeout", "0", "status"]).is_err());
     }
 
     #[test]

@@ -95,6 +95,9 @@ fn main() -> ExitCode {
     } else {
         rt.block_on(run_both(paths, config))
     };
+    // A blocking task still running (an account lookup stalled on LDAP or
+    // sssd...) must not keep hbd from exiting.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {

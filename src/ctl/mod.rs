@@ -6,7 +6,9 @@
 //! of another version still gets a readable answer or a clear error.
 //!
 //! Who may connect is checked with `SO_PEERCRED`: root, the daemon's own user,
-//! and members of `cluster.toml` `[control] group`.
+//! and members of `cluster.toml` `[control] group`. The daemon waits at most
+//! a second for the request ([`crate::runtime::control`]); callers bound the
+//! whole call with [`call_within`].
 
 pub use crate::groups::{Move, Scope};
 use crate::membership::{Counters, NodeStatus};
@@ -16,6 +18,7 @@ use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::net::UnixStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
@@ -346,6 +349,34 @@ pub enum CallError {
     },
     #[error("control socket {}: the daemon closed the connection without answering", path.display())]
     NoAnswer { path: PathBuf },
+    #[error("control socket {}: hbd did not answer within {} s", path.display(), seconds(*after))]
+    Timeout { path: PathBuf, after: Duration },
+}
+
+/// `10`, `0.5`: seconds as an operator would write them.
+fn seconds(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{}", d.as_secs_f64())
+    }
+}
+
+/// [`call`], giving up after `limit`: connecting, sending and waiting for
+/// the answer together (a hung daemon, or one whose every connection is
+/// taken, never hangs the caller).
+pub async fn call_within(
+    path: &Path,
+    request: Request,
+    limit: Duration,
+) -> Result<Response, CallError> {
+    match tokio::time::timeout(limit, call(path, request)).await {
+        Ok(r) => r,
+        Err(_) => Err(CallError::Timeout {
+            path: path.to_path_buf(),
+            after: limit,
+        }),
+    }
 }
 
 /// Sends one request and waits for its answer.

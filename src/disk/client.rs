@@ -267,13 +267,16 @@ async fn up_with(
             .stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(err);
-        // SAFETY: setsid is async-signal-safe; nothing else runs in the
-        // child between fork and exec.
+        // SAFETY: setsid and close_range are async-signal-safe; nothing
+        // else runs in the child between fork and exec.
         unsafe {
             use std::os::unix::process::CommandExt;
             cmd.pre_exec(|| {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
-                Ok(())
+                // It outlives its caller: none of the caller's descriptors
+                // stay open in it. (Its environment does: it is hbd's own
+                // binary and reads HBD_LOG.)
+                crate::agents::exec::close_on_exec_above_stderr()
             });
         }
         child = Some(

@@ -585,6 +585,7 @@ async fn check_exec(command: &str, user: Option<&str>) -> Result<(), String> {
     let account = match user {
         Some(u) => {
             let name = u.to_string();
+            // NSS, off the loop (the blocking pool), within the check's timeout.
             let found = blocking(move || nix::unistd::User::from_name(&name))
                 .await?
                 .map_err(|e| format!("user {u}: {}", lower_first(e.desc())))?;
@@ -1221,6 +1222,7 @@ async fn check_mysql(kind: &CheckKind) -> Result<(), String> {
             }
             None => ClientOptions::default(),
         };
+        // NSS, off the loop: this closure runs on the blocking pool.
         let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
             .ok()
             .flatten()

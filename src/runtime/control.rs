@@ -1,71 +1,153 @@
 //! The control socket server: accepts `hbctl` connections, checks who is
 //! calling with `SO_PEERCRED`, and forwards each request to the daemon's loop,
 //! which answers from its state machines.
+//!
+//! Any local user can connect (the socket is mode 666 so that a refused
+//! caller gets a clear answer), so nothing a caller does may starve root or
+//! the loop:
+//!
+//! - every connection is accepted at once and judged by its credentials
+//!   before it takes a slot: root and hbd's own user at once, a refused
+//!   caller answered at once (at most [`REFUSING`] answers in flight; more
+//!   are closed unanswered);
+//! - `[control] group` membership needs an account lookup (NSS, which may
+//!   stall on LDAP or sssd): it runs off the loop
+//!   ([`crate::agents::exec::lookup`]), at most [`CHECKING`] at once;
+//! - [`SHARED_SLOTS`] slots serve anyone allowed, [`ROOT_SLOTS`] more only
+//!   uid 0, so users let in by the group can never lock root out; a caller
+//!   finding no slot is told hbd is busy (root waits for one a while);
+//! - a caller has [`REQUEST_TIMEOUT`] from connecting to a complete request,
+//!   and [`ANSWER_TIMEOUT`] to take the answer.
 
+use crate::agents::exec;
 use crate::ctl::{self, ErrorKind, Request, Response};
 use futures::{SinkExt, StreamExt};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 /// A request on its way to the daemon's loop, with the way back.
 pub type Call = (Request, oneshot::Sender<Response>);
 
-/// Connections served at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 16;
-/// A client has this long to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once for any allowed caller.
+pub const SHARED_SLOTS: usize = 12;
+/// Connections served at once beyond [`SHARED_SLOTS`], for root only.
+pub const ROOT_SLOTS: usize = 4;
+/// Group-membership checks (account lookups) in flight at once.
+pub const CHECKING: usize = 8;
+/// Refusals being written at once.
+pub const REFUSING: usize = 16;
+/// From connecting to a complete request: hbctl sends it at once.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// For writing one answer (a caller that does not read it loses it).
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long root waits for a slot when every one is taken.
+pub const ROOT_SLOT_WAIT: Duration = Duration::from_secs(5);
 
 /// Who may use the socket besides root and the daemon's own user.
 #[derive(Debug, Clone, Default)]
 pub struct Access {
-    /// `cluster.toml` `[control] group`: its name, gid and listed members.
-    pub group: Option<(String, u32, Vec<String>)>,
+    /// `cluster.toml` `[control] group`. Resolved for each caller that needs
+    /// it, off the loop: setting it looks nothing up.
+    pub group: Option<String>,
+}
+
+/// What the credentials alone say about a caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Allowed,
+    Refused(String),
+    /// Allowed if a member of this group (an account lookup decides).
+    Check(String),
 }
 
 impl Access {
-    /// Resolves the configured group (the config loader has checked it exists).
+    /// The configured group (the config loader has checked it exists).
     pub fn from_group(name: Option<&str>) -> Access {
-        let group = name.and_then(|n| {
-            nix::unistd::Group::from_name(n)
-                .ok()
-                .flatten()
-                .map(|g| (n.to_string(), g.gid.as_raw(), g.mem))
-        });
-        Access { group }
+        Access {
+            group: name.map(str::to_string),
+        }
     }
 
-    /// Root, our own uid, or a member of the group (primary or listed).
-    pub fn allows(&self, uid: u32, gid: u32) -> bool {
+    /// Root and our own uid at once; others only through the group.
+    fn verdict(&self, uid: u32) -> Verdict {
         if uid == 0 || uid == nix::unistd::geteuid().as_raw() {
-            return true;
+            return Verdict::Allowed;
         }
-        let Some((_, group_gid, members)) = &self.group else {
-            return false;
-        };
-        if gid == *group_gid {
-            return true;
+        match &self.group {
+            Some(g) => Verdict::Check(g.clone()),
+            None => Verdict::Refused(refusal(uid, None)),
         }
-        match nix::unistd::User::from_uid(uid.into()) {
-            Ok(Some(user)) => user.gid.as_raw() == *group_gid || members.contains(&user.name),
-            _ => false,
+    }
+}
+
+fn refusal(uid: u32, group: Option<&str>) -> String {
+    match group {
+        Some(name) => format!(
+            "permission denied: uid {uid} is neither root nor in group {name} (cluster.toml [control] group)"
+        ),
+        None => format!(
+            "permission denied: uid {uid} is not root; set [control] group in cluster.toml to let a group in"
+        ),
+    }
+}
+
+/// Whether the caller (`uid`, its `gid` from `SO_PEERCRED`) is in `group`:
+/// its gid, its primary group, or listed as a member. NSS: call it only
+/// through [`exec::lookup`].
+fn member_of(uid: u32, gid: u32, group: &str) -> Result<bool, String> {
+    use nix::unistd::{Group, User};
+    let g = Group::from_name(group)
+        .map_err(|e| format!("cannot look up group {group}: {e}"))?
+        .ok_or_else(|| format!("no group {group}"))?;
+    if gid == g.gid.as_raw() {
+        return Ok(true);
+    }
+    match User::from_uid(uid.into()) {
+        Ok(Some(u)) => Ok(u.gid == g.gid || g.mem.contains(&u.name)),
+        Ok(None) => Ok(false),
+        Err(e) => Err(format!("cannot look up uid {uid}: {e}")),
+    }
+}
+
+/// The serving slots: shared ones, then (root only) the reserve.
+#[derive(Clone)]
+struct Slots {
+    shared: Arc<Semaphore>,
+    root: Arc<Semaphore>,
+}
+
+impl Slots {
+    fn new(shared: usize, root: usize) -> Slots {
+        Slots {
+            shared: Arc::new(Semaphore::new(shared)),
+            root: Arc::new(Semaphore::new(root)),
         }
     }
 
-    fn refusal(&self, uid: u32) -> String {
-        match &self.group {
-            Some((name, _, _)) => format!(
-                "permission denied: uid {uid} is neither root nor in group {name} (cluster.toml [control] group)"
-            ),
-            None => format!(
-                "permission denied: uid {uid} is not root; set [control] group in cluster.toml to let a group in"
-            ),
+    /// The first slot root can take; `None` once closed (never).
+    async fn wait_root(&self) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            s = self.shared.clone().acquire_owned() => s.ok(),
+            s = self.root.clone().acquire_owned() => s.ok(),
         }
+    }
+
+    fn take(&self, uid: u32) -> Option<OwnedSemaphorePermit> {
+        self.shared
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .or_else(|| match uid {
+                0 => self.root.clone().try_acquire_owned().ok(),
+                _ => None,
+            })
     }
 }
 
@@ -105,16 +187,32 @@ impl ControlServer {
     }
 }
 
+/// What every connection shares.
+#[derive(Clone)]
+struct Server {
+    calls: mpsc::Sender<Call>,
+    slots: Slots,
+    checking: Arc<Semaphore>,
+    refusing: Arc<Semaphore>,
+    /// When a refusal was last logged at warn (ms since `epoch`, 0: never).
+    warned: Arc<AtomicU64>,
+    epoch: std::time::Instant,
+}
+
 async fn accept_loop(
     listener: UnixListener,
     access: Arc<std::sync::RwLock<Access>>,
     calls: mpsc::Sender<Call>,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let server = Server {
+        calls,
+        slots: Slots::new(SHARED_SLOTS, ROOT_SLOTS),
+        checking: Arc::new(Semaphore::new(CHECKING)),
+        refusing: Arc::new(Semaphore::new(REFUSING)),
+        warned: Arc::new(AtomicU64::new(0)),
+        epoch: std::time::Instant::now(),
+    };
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
             Err(e) => {
@@ -123,66 +221,236 @@ async fn accept_loop(
                 continue;
             }
         };
-        let access = access.clone();
-        let calls = calls.clone();
+        let cred = match stream.peer_cred() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "control connection without credentials");
+                continue;
+            }
+        };
+        let (uid, gid) = (cred.uid(), cred.gid());
+        let verdict = access
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .verdict(uid);
+        match verdict {
+            Verdict::Allowed => server.admit(stream, uid),
+            Verdict::Refused(message) => {
+                server.log_refusal(uid, "not root");
+                server.refuse(stream, ErrorKind::PermissionDenied, message);
+            }
+            Verdict::Check(group) => {
+                let Ok(permit) = server.checking.clone().try_acquire_owned() else {
+                    server.log_refusal(uid, "too many callers being checked");
+                    server.refuse(stream, ErrorKind::Refused, busy());
+                    continue;
+                };
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let g = group.clone();
+                    let what = format!("checking whether uid {uid} is in group {group}");
+                    let member = exec::lookup(&what, move || member_of(uid, gid, &g)).await;
+                    drop(permit);
+                    match member {
+                        Ok(Ok(true)) => server.admit(stream, uid),
+                        Ok(Ok(false)) => {
+                            server.log_refusal(uid, "not in the group");
+                            server.refuse(
+                                stream,
+                                ErrorKind::PermissionDenied,
+                                refusal(uid, Some(&group)),
+                            );
+                        }
+                        Ok(Err(e)) | Err(e) => {
+                            server.log_refusal(uid, &e);
+                            server.refuse(
+                                stream,
+                                ErrorKind::PermissionDenied,
+                                format!("permission denied: {e}"),
+                            );
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn busy() -> String {
+    format!(
+        "hbd is busy: all {SHARED_SLOTS} control connections are in use; try again (root has {ROOT_SLOTS} more)"
+    )
+}
+
+impl Server {
+    /// At warn at most once a second, so that a flood of callers cannot
+    /// flood the log; the others at debug.
+    fn log_refusal(&self, uid: u32, reason: &str) {
+        let now = (self.epoch.elapsed().as_millis() as u64).max(1);
+        let last = self.warned.load(Ordering::Relaxed);
+        if (last == 0 || now >= last + 1000)
+            && self
+                .warned
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(uid, reason, "control connection refused");
+        } else {
+            tracing::debug!(uid, reason, "control connection refused");
+        }
+    }
+
+    /// Serves an allowed caller in a slot. With none free, root waits for
+    /// one (a while: its callers, hbctl and the disks' fence-peer, do not
+    /// flood); anyone else is told at once that hbd is busy.
+    fn admit(&self, stream: UnixStream, uid: u32) {
+        let slot = self.slots.take(uid);
+        if slot.is_none() && uid != 0 {
+            self.log_refusal(uid, "every slot in use");
+            self.refuse(stream, ErrorKind::Refused, busy());
+            return;
+        }
+        let server = self.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(e) = serve(stream, access, calls).await {
+            let slot = match slot {
+                Some(s) => s,
+                None => {
+                    match tokio::time::timeout(ROOT_SLOT_WAIT, server.slots.wait_root()).await {
+                        Ok(Some(s)) => s,
+                        _ => {
+                            server.log_refusal(uid, "every slot in use");
+                            server.refuse(stream, ErrorKind::Refused, busy());
+                            return;
+                        }
+                    }
+                }
+            };
+            let _slot = slot;
+            if let Err(e) = serve(stream, server.calls.clone()).await {
                 tracing::debug!(error = %e, "control connection ended with an error");
             }
         });
     }
+
+    /// Answers `message` without reading the request (hbctl still reads the
+    /// answer when its request could not be written) and closes.
+    fn refuse(&self, stream: UnixStream, kind: ErrorKind, message: String) {
+        let Ok(permit) = self.refusing.clone().try_acquire_owned() else {
+            return; // dropped: closed unanswered
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut conn: ctl::Connection<Request, Response> = ctl::frame(stream);
+            let _ = tokio::time::timeout(
+                REQUEST_TIMEOUT,
+                conn.send(Response::Error { kind, message }),
+            )
+            .await;
+        });
+    }
 }
 
-async fn serve(
-    stream: UnixStream,
-    access: Arc<std::sync::RwLock<Access>>,
-    calls: mpsc::Sender<Call>,
-) -> io::Result<()> {
-    let cred = stream.peer_cred()?;
+async fn serve(stream: UnixStream, calls: mpsc::Sender<Call>) -> io::Result<()> {
     let mut conn: ctl::Connection<Request, Response> = ctl::frame(stream);
-    // Read the request before answering, refusals included: a client whose
-    // request is still being written when we answer and close would see
-    // EPIPE instead of the answer.
     let request = match tokio::time::timeout(REQUEST_TIMEOUT, conn.next()).await {
-        Ok(Some(Ok(r))) => Ok(r),
-        Ok(Some(Err(e))) => Err(format!("cannot decode the request: {e}")),
-        Ok(None) | Err(_) => return Ok(()),
-    };
-    let refusal = {
-        let access = access.read().unwrap_or_else(|e| e.into_inner());
-        (!access.allows(cred.uid(), cred.gid())).then(|| access.refusal(cred.uid()))
-    };
-    if let Some(message) = refusal {
-        tracing::warn!(
-            uid = cred.uid(),
-            pid = cred.pid(),
-            "control connection refused"
-        );
-        return conn
-            .send(Response::Error {
-                kind: ErrorKind::PermissionDenied,
-                message,
-            })
-            .await;
-    }
-    let request = match request {
-        Ok(r) => r,
-        Err(message) => {
-            return conn
-                .send(Response::Error {
-                    kind: ErrorKind::BadRequest,
-                    message,
-                })
-                .await;
+        Ok(Some(Ok(r))) => r,
+        Ok(Some(Err(e))) => {
+            let answer = Response::Error {
+                kind: ErrorKind::BadRequest,
+                message: format!("cannot decode the request: {e}"),
+            };
+            let _ = tokio::time::timeout(ANSWER_TIMEOUT, conn.send(answer)).await;
+            return Ok(());
         }
+        Ok(None) | Err(_) => return Ok(()),
     };
     let (tx, rx) = oneshot::channel();
     if calls.send((request, tx)).await.is_err() {
         return Ok(()); // shutting down
     }
     if let Ok(response) = rx.await {
-        conn.send(response).await?;
+        match tokio::time::timeout(ANSWER_TIMEOUT, conn.send(response)).await {
+            Ok(r) => r?,
+            Err(_) => tracing::debug!("control caller did not take its answer"),
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_keeps_slots_nobody_else_can_take() {
+        let slots = Slots::new(2, 1);
+        let a = slots.take(1000);
+        let b = slots.take(1000);
+        assert!(a.is_some() && b.is_some());
+        assert!(slots.take(1000).is_none(), "shared slots exhausted");
+        let r = slots.take(0);
+        assert!(r.is_some(), "root takes the reserve");
+        assert!(slots.take(0).is_none());
+        drop(a);
+        assert!(slots.take(0).is_some(), "root uses shared slots too");
+    }
+
+    #[test]
+    fn verdicts_need_no_lookup_for_root_or_refusal() {
+        let none = Access::from_group(None);
+        assert_eq!(none.verdict(0), Verdict::Allowed);
+        assert!(matches!(none.verdict(65534), Verdict::Refused(m) if m.contains("uid 65534")));
+        let group = Access::from_group(Some("haclient"));
+        assert_eq!(group.verdict(65534), Verdict::Check("haclient".into()));
+        assert_eq!(
+            group.verdict(nix::unistd::geteuid().as_raw()),
+            Verdict::Allowed
+        );
+    }
+
+    /// A caller that connects and never sends a request loses its slot
+    /// quickly; root still gets answers meanwhile.
+    #[tokio::test]
+    async fn idle_callers_do_not_keep_root_out() {
+        let t = tempfile::tempdir().unwrap();
+        let access = Arc::new(std::sync::RwLock::new(Access::default()));
+        let (tx, mut rx) = mpsc::channel::<Call>(4);
+        let _server = ControlServer::start(t.path(), access, tx).unwrap();
+        tokio::spawn(async move {
+            while let Some((_, reply)) = rx.recv().await {
+                let _ = reply.send(Response::Nodes { nodes: vec![] });
+            }
+        });
+        let path = ctl::socket_path(t.path());
+        // More idle connections than there are slots (these are root's too).
+        let mut idle = Vec::new();
+        for _ in 0..(SHARED_SLOTS + ROOT_SLOTS) {
+            idle.push(UnixStream::connect(&path).await.unwrap());
+        }
+        let answer = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                match ctl::call(&path, Request::ListNodes).await {
+                    Ok(Response::Nodes { .. }) => return,
+                    // Busy until the idle ones time out.
+                    Ok(Response::Error {
+                        kind: ErrorKind::Refused,
+                        ..
+                    }) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    other => panic!("{other:?}"),
+                }
+            }
+        })
+        .await;
+        assert!(answer.is_ok(), "never answered");
+        // Each idle one was closed.
+        for mut s in idle {
+            use tokio::io::AsyncReadExt;
+            let mut b = [0u8; 1];
+            let n = tokio::time::timeout(Duration::from_secs(60), s.read(&mut b))
+                .await
+                .expect("an idle connection stays open")
+                .unwrap_or(0);
+            assert_eq!(n, 0);
+        }
+    }
 }

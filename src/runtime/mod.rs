@@ -267,6 +267,39 @@ impl Ping {
 
 use control::Access;
 
+/// SIGHUP: reads the configuration again on a thread of its own, the result
+/// to `loaded`. Never on the loop: the loader looks users and groups up
+/// (respawn users, `[control] group`, job users), and NSS can stall on LDAP
+/// or sssd for longer than deadtime, which would stop the keepalives.
+/// `true` while the load runs.
+fn load_off_loop(
+    paths: &Paths,
+    running: &Config,
+    loaded: &mpsc::Sender<Result<Config, ConfigErrors>>,
+) -> bool {
+    let load = if running.is_witness {
+        config::load_witness
+    } else {
+        config::load
+    };
+    let (dir, node, tx) = (
+        paths.config_dir.clone(),
+        running.node.clone(),
+        loaded.clone(),
+    );
+    match std::thread::Builder::new()
+        .name("hbd-reload".into())
+        .spawn(move || {
+            let _ = tx.blocking_send(load(&dir, &node));
+        }) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "reload refused: cannot start a thread to load the configuration");
+            false
+        }
+    }
+}
+
 /// How long status waits for each replicated disk's device.
 const DISK_STATUS_TIMEOUT: Duration = Duration::from_millis(1000);
 
@@ -424,6 +457,9 @@ pub async fn run_with_vrrp(
     });
 
     let (ping_tx, mut ping_replies) = mpsc::channel(RECEIVE_QUEUE);
+    // SIGHUP's configuration, loaded off the loop (see load_off_loop).
+    let (loaded_tx, mut loaded) = mpsc::channel(1);
+    let mut loading = false;
     let ping = Ping::new(&config, Duration::ZERO, &ping_tx)?;
     let membership = Membership::new(membership_config(&config), incarnation, Duration::ZERO);
     let (done_tx, mut done) = mpsc::unbounded_channel();
@@ -592,8 +628,15 @@ pub async fn run_with_vrrp(
                 let body = d.outdater.on_done(done);
                 d.membership.broadcast(body);
             }
+            Some(new) = loaded.recv() => {
+                loading = false;
+                d.reload(new, &ping_tx);
+            }
             Some(sig) = signals.next() => match sig {
-                SIGHUP => d.reload(&ping_tx),
+                SIGHUP if loading => {
+                    tracing::warn!("SIGHUP ignored: the configuration is still loading (a stalled user or group lookup?)");
+                }
+                SIGHUP => loading = load_off_loop(&d.paths, &d.config, &loaded_tx),
                 _ if d.leaving => {
                     tracing::warn!(signal = sig, "second signal: leaving now, without waiting for the groups to stop");
                     break;
@@ -1330,15 +1373,15 @@ impl Daemon {
         }
     }
 
-    /// SIGHUP: load the configuration again; keep the running one when the new
-    /// one is invalid or its media cannot be opened.
-    fn reload(&mut self, ping_replies: &mpsc::Sender<std::net::Ipv4Addr>) {
-        let load = if self.config.is_witness {
-            config::load_witness
-        } else {
-            config::load
-        };
-        let new = match load(&self.paths.config_dir, &self.config.node) {
+    /// SIGHUP, once [`load_off_loop`] has read the configuration again:
+    /// apply it; keep the running one when the new one is invalid or its
+    /// media cannot be opened.
+    fn reload(
+        &mut self,
+        new: Result<Config, ConfigErrors>,
+        ping_replies: &mpsc::Sender<std::net::Ipv4Addr>,
+    ) {
+        let new = match new {
             Ok(c) => c,
             Err(ConfigErrors(errors)) => {
                 for e in &errors {

@@ -1,10 +1,15 @@
 //! `ha.cf` `respawn USER PROGRAM [ARGS]`: heartbeat starts the program as
 //! USER and starts it again whenever it exits, except when it exits with
 //! status 100 (heartbeat's "do not respawn me").
+//!
+//! Each start looks USER up again off the loop and starts the program as
+//! agents start ([`crate::agents::exec::clean_command`]): none of hbd's
+//! environment or descriptors (but stdout and stderr, hbd's log), its own
+//! process group.
 
+use crate::agents::exec;
 use crate::config::Respawn;
 use std::time::Duration;
-use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 /// Exit status that stops respawning (heartbeat's convention).
@@ -78,14 +83,11 @@ async fn run_once(r: &Respawn) -> std::io::Result<std::process::ExitStatus> {
     let program = words
         .next()
         .ok_or_else(|| std::io::Error::other("empty command"))?;
-    let user = nix::unistd::User::from_name(&r.user)
-        .map_err(std::io::Error::from)?
-        .ok_or_else(|| std::io::Error::other(format!("no user {}", r.user)))?;
-    let mut cmd = Command::new(program);
-    cmd.args(words)
-        .uid(user.uid.as_raw())
-        .gid(user.gid.as_raw())
-        .kill_on_drop(true);
+    let user = exec::user_by_name(&r.user)
+        .await
+        .map_err(std::io::Error::other)?;
+    let mut cmd = exec::clean_command(program, Some(&user));
+    cmd.args(words).kill_on_drop(true);
     let mut child = cmd.spawn()?;
     tracing::info!(pid = child.id(), "respawned program started");
     child.wait().await

@@ -998,7 +998,7 @@ impl Firewall {
         }
         let all: BTreeSet<Ipv4Addr> = held.values().flatten().copied().collect();
         let script = nft_script(&all);
-        let mut child = tokio::process::Command::new(&self.nft)
+        let mut child = crate::agents::exec::clean_command(&self.nft, None)
             .args(["-f", "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -1299,38 +1299,30 @@ pub async fn run_command(
     timeout: Duration,
 ) -> Result<i32, String> {
     use nix::sys::signal::{killpg, Signal};
-    use nix::unistd::{Group, Pid, User};
+    use nix::unistd::Pid;
     let Some(prog) = argv.first() else {
         return Err("empty command".into());
     };
-    let mut cmd = tokio::process::Command::new(prog);
+    // Looked up off the loop: a stalled NSS must not stop the adverts.
+    let account = match user {
+        Some(u) => {
+            let (name, group) = (u.user.clone(), u.group.clone());
+            let what = format!("looking up user `{}`", u.user);
+            Some(
+                crate::agents::exec::lookup(&what, move || account(&name, group.as_deref()))
+                    .await??,
+            )
+        }
+        None => None,
+    };
+    let mut cmd = crate::agents::exec::clean_command(prog, account.as_ref().map(|(u, _)| u));
+    if let Some((_, gid)) = &account {
+        cmd.gid(gid.as_raw());
+    }
     cmd.args(&argv[1..])
-        .env_clear()
-        .env("PATH", PATH)
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .process_group(0)
         .kill_on_drop(true);
-    if let Some(u) = user {
-        let pw = User::from_name(&u.user)
-            .map_err(|e| format!("cannot look up user `{}`: {e}", u.user))?
-            .ok_or_else(|| format!("no user `{}`", u.user))?;
-        let gid = match &u.group {
-            Some(g) => {
-                Group::from_name(g)
-                    .map_err(|e| format!("cannot look up group `{g}`: {e}"))?
-                    .ok_or_else(|| format!("no group `{g}`"))?
-                    .gid
-            }
-            None => pw.gid,
-        };
-        cmd.uid(pw.uid.as_raw())
-            .gid(gid.as_raw())
-            .env("HOME", &pw.dir)
-            .env("USER", &pw.name)
-            .env("LOGNAME", &pw.name);
-    }
     let mut child = cmd.spawn().map_err(|e| format!("{prog}: {e}"))?;
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
     let status = match tokio::time::timeout(timeout, child.wait()).await {
@@ -1363,6 +1355,29 @@ pub async fn run_command(
         (None, Some(s)) => Err(format!("{prog}: killed by signal {s}")),
         _ => Err(format!("{prog}: ended without a status")),
     }
+}
+
+/// The account a script runs as: `user`, with `group`'s gid when given
+/// (else the user's own). NSS: call it only through
+/// [`crate::agents::exec::lookup`].
+fn account(
+    user: &str,
+    group: Option<&str>,
+) -> Result<(nix::unistd::User, nix::unistd::Gid), String> {
+    use nix::unistd::{Group, User};
+    let pw = User::from_name(user)
+        .map_err(|e| format!("cannot look up user `{user}`: {e}"))?
+        .ok_or_else(|| format!("no user `{user}`"))?;
+    let gid = match group {
+        Some(g) => {
+            Group::from_name(g)
+                .map_err(|e| format!("cannot look up group `{g}`: {e}"))?
+                .ok_or_else(|| format!("no group `{g}`"))?
+                .gid
+        }
+        None => pw.gid,
+    };
+    Ok((pw, gid))
 }
 
 #[cfg(test)]
