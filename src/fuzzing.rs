@@ -195,14 +195,22 @@ mod tests {
         put("cluster_toml", "example", &file("etc/ha.d/cluster.toml"));
         for e in std::fs::read_dir(root.join("tests/data/keepalived")).unwrap() {
             let e = e.unwrap();
-            put("keepalived_conf", &e.file_name().to_string_lossy(), &std::fs::read(e.path()).unwrap());
+            put(
+                "keepalived_conf",
+                &e.file_name().to_string_lossy(),
+                &std::fs::read(e.path()).unwrap(),
+            );
         }
         for e in std::fs::read_dir(root.join("tests/data/vrrp")).unwrap() {
             let e = e.unwrap();
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(stem) = name.strip_suffix(".hex") {
                 let text = std::fs::read_to_string(e.path()).unwrap();
-                for (i, line) in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).enumerate() {
+                for (i, line) in text
+                    .lines()
+                    .filter(|l| !l.starts_with('#') && !l.is_empty())
+                    .enumerate()
+                {
                     let bytes: Vec<u8> = (0..line.len() / 2)
                         .map(|k| u8::from_str_radix(&line[2 * k..2 * k + 2], 16).unwrap())
                         .collect();
@@ -228,16 +236,59 @@ mod tests {
                 deadtime_ms: 10000,
             }),
         };
-        put("datagram", "keepalive", &crate::wire::encode(&msg, &keys).unwrap());
-        let leaving = Message { body: Body::Leaving, ..msg };
-        put("datagram", "leaving", &crate::wire::encode(&leaving, &keys).unwrap());
+        put(
+            "datagram",
+            "keepalive",
+            &crate::wire::encode(&msg, &keys).unwrap(),
+        );
+        let leaving = Message {
+            body: Body::Leaving,
+            ..msg
+        };
+        put(
+            "datagram",
+            "leaving",
+            &crate::wire::encode(&leaving, &keys).unwrap(),
+        );
         use link::Frame;
         for (name, f) in [
-            ("hello", Frame::Hello { version: link::PROTOCOL, nonce: [1; 32], tls: true }),
-            ("write", Frame::Write { seq: 1, offset: 4096, data: vec![7; 64] }),
-            ("rsreq", Frame::RsReq { offset: 0, len: 4096 }),
-            ("ovreq", Frame::OvReq { offset: 0, digests: vec![[1; 32]; 2] }),
-            ("admin", Frame::Admin { resource: "r0".into(), json: r#"{"request":"status"}"#.into() }),
+            (
+                "hello",
+                Frame::Hello {
+                    version: link::PROTOCOL,
+                    nonce: [1; 32],
+                    tls: true,
+                },
+            ),
+            (
+                "write",
+                Frame::Write {
+                    seq: 1,
+                    offset: 4096,
+                    data: vec![7; 64],
+                },
+            ),
+            (
+                "rsreq",
+                Frame::RsReq {
+                    offset: 0,
+                    len: 4096,
+                },
+            ),
+            (
+                "ovreq",
+                Frame::OvReq {
+                    offset: 0,
+                    digests: vec![[1; 32]; 2],
+                },
+            ),
+            (
+                "admin",
+                Frame::Admin {
+                    resource: "r0".into(),
+                    json: r#"{"request":"status"}"#.into(),
+                },
+            ),
         ] {
             let body = link::encode(&f).unwrap();
             let mut framed = (body.len() as u32).to_be_bytes().to_vec();
@@ -246,8 +297,14 @@ mod tests {
         }
         for (name, json) in [
             ("status", r#"{"request":"status"}"#),
-            ("standby", r#"{"request":"standby","scope":"all","wait_ms":null}"#),
-            ("disk-connect", r#"{"request":"connect","discard_my_data":true}"#),
+            (
+                "standby",
+                r#"{"request":"standby","scope":"all","wait_ms":null}"#,
+            ),
+            (
+                "disk-connect",
+                r#"{"request":"connect","discard_my_data":true}"#,
+            ),
         ] {
             put("control", name, json.as_bytes());
         }
