@@ -1153,6 +1153,29 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
         let mut p = hacf::parse_full(&hacf_path, &text);
         errors.append(&mut p.errors);
         warnings.append(&mut p.warnings);
+        // A fence device's password in a readable ha.cf (issue 14, finding
+        // 3): a warning, not an error, because heartbeat's ha.cf is
+        // world-readable by convention and refusing it would stop a
+        // cutover; the fix is one chmod.
+        let secret = |k: &str| matches!(k, "password" | "passwd" | "community") || k.ends_with("_passwd");
+        if let Some((_, at)) = p
+            .ha
+            .stonith_hosts
+            .iter()
+            .find(|(d, _)| d.options.iter().any(|(k, _)| secret(k)))
+        {
+            if let Some(mode) = open_mode(&hacf_path) {
+                warnings.push(ConfigWarning {
+                    file: at.file.clone(),
+                    line: at.line,
+                    key: "stonith_host".into(),
+                    message: format!(
+                        "ha.cf is readable by group/other (mode {mode:04o}) and holds a fence \
+                         device's password: any local user can power nodes off; chmod 600 it"
+                    ),
+                });
+            }
+        }
         (p.ha, p.first_node_line)
     });
 
@@ -1774,6 +1797,19 @@ mod tests {
         write(d.path(), "cluster.toml", toml, 0o600);
         let e = errors(d.path(), "l0");
         assert!(!e.iter().any(|e| e.contains("check.password")), "{e:?}");
+
+        // A fence password in a readable ha.cf: warned at its line.
+        let hacf = std::fs::read_to_string(d.path().join("ha.cf")).unwrap();
+        let with_fence = format!("{hacf}stonith_host * external/ipmi l1 192.0.2.12 admin pw lanplus\n");
+        write(d.path(), "ha.cf", &with_fence, 0o644);
+        let w: Vec<String> = check(d.path(), "l0").warnings.iter().map(|w| w.to_string()).collect();
+        assert!(
+            w.iter().any(|w| w.contains("stonith_host: ha.cf is readable by group/other (mode 0644) and holds a fence device's password")),
+            "{w:?}"
+        );
+        write(d.path(), "ha.cf", &with_fence, 0o600);
+        let w: Vec<String> = check(d.path(), "l0").warnings.iter().map(|w| w.to_string()).collect();
+        assert!(!w.iter().any(|w| w.contains("fence device's password")), "{w:?}");
     }
 
     /// The example configuration in etc/ha.d loads, once its placeholder
