@@ -13,7 +13,10 @@ mod hacf;
 mod haresources;
 mod time;
 
-pub use authkeys::{parse as parse_authkeys, MAX_KEY_ID, PLACEHOLDER_SECRET};
+pub use authkeys::{
+    parse as parse_authkeys, receive_keys, strength as auth_strength, weaker_keys, MAX_KEY_ID,
+    PLACEHOLDER_SECRET,
+};
 pub use cluster_toml::{
     parse as parse_cluster_toml, AgentsSection, CheckToml, ClusterSection, ClusterToml,
     ControlSection, FenceAction, GateResolved, GateToml, JobToml, NotifySection,
@@ -1187,6 +1190,33 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
         warnings.append(&mut w);
         keys
     });
+    if cluster.cluster.accept_weaker_keys {
+        let weaker: Vec<String> = authkeys
+            .as_ref()
+            .map(|k| {
+                authkeys::weaker_keys(k)
+                    .iter()
+                    .map(|k| format!("{} ({})", k.id, k.method.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        warnings.push(ConfigWarning {
+            file: toml_path.clone(),
+            line: toml_text.as_deref().map_or(1, |t| {
+                cluster_toml::find_key_line(t, "cluster", "accept_weaker_keys")
+            }),
+            key: "cluster.accept_weaker_keys".into(),
+            message: if weaker.is_empty() {
+                "no effect: no authkeys key is weaker than the signing key".into()
+            } else {
+                format!(
+                    "datagrams signed with keys weaker than the signing key are accepted \
+                     (key {}): keep this only for a rollover",
+                    weaker.join(", key ")
+                )
+            },
+        });
+    }
 
     // This node must be listed (heartbeat: "Current node [x] not in
     // configuration!"); names compare ignoring case, as heartbeat lowercases them.
@@ -1841,7 +1871,7 @@ mod tests {
             vec![
                 "authkeys: readable by group/other (mode 0640); chmod 600 it",
                 "authkeys:1: auth: key 2 is not listed in this file (keys: 1)",
-                "cluster.toml:2: cluster.nom: unknown field `nom`, expected `name`",
+                "cluster.toml:2: cluster.nom: unknown field `nom`, expected `name` or `accept_weaker_keys`",
                 "ha.cf:1: frobnicate: unknown directive",
                 "ha.cf:12: serial: not supported: serial links are not supported: hbd heartbeats over UDP only (bcast, mcast, ucast); use a crossover Ethernet link instead",
                 "haresources:2: l7: not a node of ha.cf (nodes: l0, l1); a line starts with its preferred node",
