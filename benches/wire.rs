@@ -107,6 +107,7 @@ fn main() {
         warntime: Duration::from_millis(250),
         initdead: Duration::from_secs(1),
         keys: k.clone(),
+        accept_weaker_keys: false,
     };
     let datagrams: Vec<Vec<u8>> = (1..=u64::from(iters) * ROUNDS as u64 + 1)
         .map(|s| wire::encode(&message(s), &k).expect("encode"))

@@ -18,8 +18,11 @@ use crate::disk::link::{self, LinkCodec};
 use crate::wire::auth::{self, Purpose};
 use crate::wire::{AuthKeys, AuthMethod};
 
+/// A fuzz target: bytes in, nothing out, no panic.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (the names of `fuzz/fuzz_targets/*.rs`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("datagram", datagram),
     ("link_frames", link_frames),
     ("vrrp_packet", vrrp_packet),

@@ -473,3 +473,43 @@ fn unprotected_two_node_disk_is_warned_about() {
         "{out:?}"
     );
 }
+
+/// Issue 14, finding 8: `hbctl check` warns about a crc key, about every
+/// key weaker than the signing key (its datagrams are dropped), and about
+/// `[cluster] accept_weaker_keys` letting them in.
+#[test]
+fn check_warns_about_weaker_keys() {
+    let keys = "auth 1\n1 sha256 0123456789abcdef0123456789abcdef\n2 crc\n";
+    let d = Dir::new(Some(GOOD), Some(keys));
+    let out = d.check("n1");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("authkeys:3: key 2: crc authenticates nothing"),
+        "{text}"
+    );
+    assert!(
+        text.contains("authkeys:3: key 2: crc is weaker than the signing key's sha256: datagrams signed with it are dropped"),
+        "{text}"
+    );
+    d.write(
+        "cluster.toml",
+        "[cluster]\naccept_weaker_keys = true\n",
+        0o644,
+    );
+    let out = d.check("n1");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("cluster.toml:2: cluster.accept_weaker_keys: datagrams signed with keys weaker than the signing key are accepted (key 2 (crc))"),
+        "{text}"
+    );
+}

@@ -6,7 +6,7 @@
 //! wraps in a correct header and CRC, so the fuzzer reaches bincode and the
 //! membership rules instead of stopping at the MAC.
 //!
-//! Run: `cargo +nightly fuzz run decode` from the repository root.
+//! Run: `scripts/fuzz decode` (or `cargo +nightly fuzz run decode`).
 
 #![no_main]
 
@@ -46,6 +46,8 @@ fn machine() -> Membership {
             warntime: Duration::from_millis(300),
             initdead: Duration::from_millis(1000),
             keys: keys(),
+            // Signed with crc: every key is at least as strong anyway.
+            accept_weaker_keys: false,
         },
         7,
         Duration::ZERO,
@@ -60,7 +62,7 @@ fn wrap(body: &[u8], key: &AuthKey) -> Vec<u8> {
     out.push(key.method.wire_id());
     out.extend_from_slice(&(body.len().min(u16::MAX as usize) as u16).to_be_bytes());
     out.extend_from_slice(body);
-    let tag = auth::mac(key, &out);
+    let tag = auth::mac(key, auth::Purpose::Datagram, &out);
     out.extend_from_slice(&tag);
     out
 }

@@ -6,8 +6,11 @@
 //! 2 sha1 old-secret
 //! ```
 //!
-//! `auth N` names the key that signs; every listed key is accepted on
-//! receive. Secrets never appear in errors or warnings.
+//! `auth N` names the key that signs; every listed key at least as strong
+//! as the signing key's method is accepted on receive (crc < md5 < sha1 <
+//! sha256), weaker ones only with cluster.toml's `[cluster]
+//! accept_weaker_keys` (see [`receive_keys`]). Secrets never appear in
+//! errors or warnings.
 
 use super::{ConfigError, ConfigWarning};
 use crate::wire::{AuthKey, AuthKeys, AuthMethod};
@@ -34,6 +37,46 @@ fn method_from(s: &str) -> Option<AuthMethod> {
         "sha256" => Some(AuthMethod::Sha256),
         _ => None,
     }
+}
+
+/// How much a method protects: crc (nothing: anyone can compute it) < md5
+/// < sha1 < sha256.
+pub fn strength(method: AuthMethod) -> u8 {
+    match method {
+        AuthMethod::Crc => 0,
+        AuthMethod::Md5 => 1,
+        AuthMethod::Sha1 => 2,
+        AuthMethod::Sha256 => 3,
+    }
+}
+
+/// The keys whose datagrams are accepted on receive: those at least as
+/// strong as the signing key's method, or every key with `accept_weaker`
+/// (cluster.toml `[cluster] accept_weaker_keys`, for a rollover to a
+/// stronger method one node at a time). Without the rule, a listed `crc`
+/// key let anyone forge datagrams to a node that signs with sha256 (issue
+/// 14, finding 8). The signing key itself is always in the set.
+pub fn receive_keys(keys: &AuthKeys, accept_weaker: bool) -> AuthKeys {
+    let floor = keys.signing().map_or(0, |k| strength(k.method));
+    AuthKeys {
+        active: keys.active,
+        keys: keys
+            .keys
+            .iter()
+            .filter(|k| accept_weaker || strength(k.method) >= floor)
+            .cloned()
+            .collect(),
+    }
+}
+
+/// The listed keys weaker than the signing key's method: their datagrams
+/// are dropped unless `[cluster] accept_weaker_keys` is set.
+pub fn weaker_keys(keys: &AuthKeys) -> Vec<&AuthKey> {
+    let floor = keys.signing().map_or(0, |k| strength(k.method));
+    keys.keys
+        .iter()
+        .filter(|k| strength(k.method) < floor)
+        .collect()
 }
 
 /// Parses the text of an `authkeys` file (`path` is only used in messages).
@@ -271,7 +314,23 @@ pub fn parse(path: &Path, text: &str) -> (Option<AuthKeys>, Vec<ConfigError>, Ve
         Some((None, _)) => {}
         Some((Some(active), line)) => {
             if key_lines.contains_key(&active) {
-                result = Some(AuthKeys { active, keys });
+                let keys = AuthKeys { active, keys };
+                let signing = keys.signing().map_or(AuthMethod::Sha256, |k| k.method);
+                for k in weaker_keys(&keys) {
+                    warn(
+                        &mut warnings,
+                        key_lines[&k.id],
+                        &format!("key {}", k.id),
+                        &format!(
+                            "{} is weaker than the signing key's {}: datagrams signed with it \
+                             are dropped unless cluster.toml has `[cluster] accept_weaker_keys \
+                             = true`",
+                            k.method.as_str(),
+                            signing.as_str()
+                        ),
+                    );
+                }
+                result = Some(keys);
             } else if !mentioned.contains(&u32::from(active)) {
                 let listed: Vec<String> = keys.iter().map(|k| k.id.to_string()).collect();
                 let listed = if listed.is_empty() {
@@ -340,7 +399,12 @@ mod tests {
         assert_eq!(k.signing().unwrap().id, 2);
         assert_eq!(
             w,
-            vec!["authkeys:4: key 1: sha1 is a legacy method; sha256 is recommended"]
+            vec![
+                "authkeys:4: key 1: sha1 is a legacy method; sha256 is recommended",
+                "authkeys:4: key 1: sha1 is weaker than the signing key's sha256: datagrams \
+                 signed with it are dropped unless cluster.toml has `[cluster] \
+                 accept_weaker_keys = true`"
+            ]
         );
     }
 
@@ -467,5 +531,36 @@ mod tests {
             }
             assert!(!format!("{k:?}").contains(SECRET));
         }
+    }
+
+    /// Issue 14, finding 8: the receive set follows the signing key's
+    /// strength; weaker keys are listed in a warning at their line.
+    #[test]
+    fn weaker_keys_are_not_accepted_unless_asked() {
+        let text = format!("auth 1\n1 sha256 {SECRET}\n2 crc\n3 md5 {SECRET}\n4 sha1 {SECRET}\n");
+        let (k, e, w) = run(&text);
+        assert!(e.is_empty(), "{e:?}");
+        let k = k.unwrap();
+        let ids = |s: &AuthKeys| s.keys.iter().map(|k| k.id).collect::<Vec<_>>();
+        assert_eq!(ids(&receive_keys(&k, false)), [1]);
+        assert_eq!(ids(&receive_keys(&k, true)), [1, 2, 3, 4]);
+        for (line, m) in [(3, "crc"), (4, "md5"), (5, "sha1")] {
+            let want = format!(
+                "authkeys:{line}: key {}: {m} is weaker than the signing key's sha256",
+                line - 1
+            );
+            assert!(w.iter().any(|w| w.starts_with(&want)), "{want}: {w:?}");
+        }
+        // Signing with sha1: sha1 and sha256 are accepted.
+        let text = format!("auth 4\n1 sha256 {SECRET}\n2 crc\n3 md5 {SECRET}\n4 sha1 {SECRET}\n");
+        let (k, _, _) = run(&text);
+        assert_eq!(ids(&receive_keys(&k.unwrap(), false)), [1, 4]);
+        // Signing with crc: everything (and the crc warning says why not).
+        let (k, _, w) = run("auth 2\n2 crc\n");
+        assert_eq!(ids(&receive_keys(&k.unwrap(), false)), [2]);
+        assert!(
+            w.iter().any(|w| w.contains("crc authenticates nothing")),
+            "{w:?}"
+        );
     }
 }

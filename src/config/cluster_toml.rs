@@ -372,12 +372,18 @@ pub struct ClusterSection {
     /// Carried in every datagram; traffic of another cluster name is dropped.
     #[serde(default = "default_cluster_name")]
     pub name: String,
+    /// Accept datagrams signed with an authkeys key weaker than the signing
+    /// key's method (crc < md5 < sha1 < sha256); default: dropped. For a
+    /// rollover to a stronger method, one node at a time.
+    #[serde(default)]
+    pub accept_weaker_keys: bool,
 }
 
 impl Default for ClusterSection {
     fn default() -> Self {
         ClusterSection {
             name: default_cluster_name(),
+            accept_weaker_keys: false,
         }
     }
 }
@@ -804,7 +810,7 @@ mod tests {
     fn toml_errors_have_line_and_key() {
         assert_eq!(
             run("[cluster]\nname = \"a\"\nfoo = 1\n").1,
-            vec!["cluster.toml:3: cluster.foo: unknown field `foo`, expected `name`"]
+            vec!["cluster.toml:3: cluster.foo: unknown field `foo`, expected `name` or `accept_weaker_keys`"]
         );
         assert_eq!(
             run("[cluster]\nname = \"a\"\n\n[frob]\nx = 1\n").1,

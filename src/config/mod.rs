@@ -13,7 +13,10 @@ mod hacf;
 mod haresources;
 mod time;
 
-pub use authkeys::{parse as parse_authkeys, MAX_KEY_ID, PLACEHOLDER_SECRET};
+pub use authkeys::{
+    parse as parse_authkeys, receive_keys, strength as auth_strength, weaker_keys, MAX_KEY_ID,
+    PLACEHOLDER_SECRET,
+};
 pub use cluster_toml::{
     parse as parse_cluster_toml, AgentsSection, CheckToml, ClusterSection, ClusterToml,
     ControlSection, FenceAction, GateResolved, GateToml, JobToml, NotifySection,
@@ -1157,12 +1160,12 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
         // 3): a warning, not an error, because heartbeat's ha.cf is
         // world-readable by convention and refusing it would stop a
         // cutover; the fix is one chmod.
-        let secret = |k: &str| matches!(k, "password" | "passwd" | "community") || k.ends_with("_passwd");
-        if let Some((_, at)) = p
-            .ha
-            .stonith_hosts
-            .iter()
-            .find(|(d, _)| d.options.iter().any(|(k, _)| secret(k)))
+        let secret =
+            |k: &str| matches!(k, "password" | "passwd" | "community") || k.ends_with("_passwd");
+        if let Some((_, at)) =
+            p.ha.stonith_hosts
+                .iter()
+                .find(|(d, _)| d.options.iter().any(|(k, _)| secret(k)))
         {
             if let Some(mode) = open_mode(&hacf_path) {
                 warnings.push(ConfigWarning {
@@ -1210,6 +1213,33 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
         warnings.append(&mut w);
         keys
     });
+    if cluster.cluster.accept_weaker_keys {
+        let weaker: Vec<String> = authkeys
+            .as_ref()
+            .map(|k| {
+                authkeys::weaker_keys(k)
+                    .iter()
+                    .map(|k| format!("{} ({})", k.id, k.method.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        warnings.push(ConfigWarning {
+            file: toml_path.clone(),
+            line: toml_text.as_deref().map_or(1, |t| {
+                cluster_toml::find_key_line(t, "cluster", "accept_weaker_keys")
+            }),
+            key: "cluster.accept_weaker_keys".into(),
+            message: if weaker.is_empty() {
+                "no effect: no authkeys key is weaker than the signing key".into()
+            } else {
+                format!(
+                    "datagrams signed with keys weaker than the signing key are accepted \
+                     (key {}): keep this only for a rollover",
+                    weaker.join(", key ")
+                )
+            },
+        });
+    }
 
     // This node must be listed (heartbeat: "Current node [x] not in
     // configuration!"); names compare ignoring case, as heartbeat lowercases them.
@@ -1800,16 +1830,28 @@ mod tests {
 
         // A fence password in a readable ha.cf: warned at its line.
         let hacf = std::fs::read_to_string(d.path().join("ha.cf")).unwrap();
-        let with_fence = format!("{hacf}stonith_host * external/ipmi l1 192.0.2.12 admin pw lanplus\n");
+        let with_fence =
+            format!("{hacf}stonith_host * external/ipmi l1 192.0.2.12 admin pw lanplus\n");
         write(d.path(), "ha.cf", &with_fence, 0o644);
-        let w: Vec<String> = check(d.path(), "l0").warnings.iter().map(|w| w.to_string()).collect();
+        let w: Vec<String> = check(d.path(), "l0")
+            .warnings
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
         assert!(
             w.iter().any(|w| w.contains("stonith_host: ha.cf is readable by group/other (mode 0644) and holds a fence device's password")),
             "{w:?}"
         );
         write(d.path(), "ha.cf", &with_fence, 0o600);
-        let w: Vec<String> = check(d.path(), "l0").warnings.iter().map(|w| w.to_string()).collect();
-        assert!(!w.iter().any(|w| w.contains("fence device's password")), "{w:?}");
+        let w: Vec<String> = check(d.path(), "l0")
+            .warnings
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert!(
+            !w.iter().any(|w| w.contains("fence device's password")),
+            "{w:?}"
+        );
     }
 
     /// The example configuration in etc/ha.d loads, once its placeholder
@@ -1877,7 +1919,7 @@ mod tests {
             vec![
                 "authkeys: readable by group/other (mode 0640); chmod 600 it",
                 "authkeys:1: auth: key 2 is not listed in this file (keys: 1)",
-                "cluster.toml:2: cluster.nom: unknown field `nom`, expected `name`",
+                "cluster.toml:2: cluster.nom: unknown field `nom`, expected `name` or `accept_weaker_keys`",
                 "ha.cf:1: frobnicate: unknown directive",
                 "ha.cf:12: serial: not supported: serial links are not supported: hbd heartbeats over UDP only (bcast, mcast, ucast); use a crossover Ethernet link instead",
                 "haresources:2: l7: not a node of ha.cf (nodes: l0, l1); a line starts with its preferred node",

@@ -33,6 +33,13 @@
 //! or dead (initdead), nothing starts: two nodes booting together never both
 //! start a group.
 //!
+//! A grant counts only within its lease: while the granter provably heard
+//! this node's claim less than its deadtime (less a keepalive) ago, with
+//! the deadtime the granter announced ([`Groups::set_peer_deadtime`]), so
+//! the granter cannot have declared this node dead, and withdrawn it, by
+//! then. Nodes may run different deadtimes (issue 14, finding 10); a peer
+//! whose deadtime is not known yet grants nothing.
+//!
 //! Without a witness or fencing, a node that is declared dead loses its
 //! grants at once and the survivors take over (heartbeat's behaviour): in a
 //! full partition both sides run the group. The protections below close
@@ -44,8 +51,9 @@
 //! `hbd --witness`) every node and the witness have one vote, and a node
 //! needs a majority (2 of 3 in a two-node cluster). It counts itself, and
 //! each peer and the witness whose latest report says it heard one of this
-//! node's reports sent less than half a deadtime ago (the vote's lease).
-//! That peer declares this node dead no earlier than a deadtime after it
+//! node's reports sent less than half a deadtime ago (the vote's lease, with
+//! that peer's announced deadtime, never more than this node's own).
+//! That peer declares this node dead no earlier than its deadtime after it
 //! heard that report, so a node cut off loses quorum, and stops every group
 //! it runs, half a deadtime before the other side may act on its death; the
 //! other half is its time to stop them. A node starts (and claims) a group
@@ -303,12 +311,34 @@ struct Peer {
     /// Declared dead and heard again: its first report decides whether
     /// this node announces its groups' addresses (see `Groups::rejoined`).
     rejoined: bool,
+    /// The deadtime the incarnation announced (membership's
+    /// [`crate::membership::Event::PeerDeadtime`]): its grants and its
+    /// vote last as long as it waits before declaring this node dead.
+    deadtime: Option<(u64, Duration)>,
 }
 
 impl Peer {
     /// A fence powered its current (or last) incarnation off.
     fn fenced_off(&self) -> bool {
         self.fenced == Some(self.last_inc)
+    }
+
+    fn new(name: &str, witness: bool) -> Peer {
+        Peer {
+            name: name.to_string(),
+            life: Life::Unknown,
+            report: None,
+            witness,
+            ever_up: false,
+            last_inc: 0,
+            left: false,
+            left_unclean: false,
+            fence_asked: false,
+            fence_retry: None,
+            fenced: None,
+            rejoined: false,
+            deadtime: None,
+        }
     }
 }
 
@@ -426,20 +456,7 @@ impl Groups {
             .iter()
             .chain(witness)
             .filter(|n| **n != cfg.node)
-            .map(|n| Peer {
-                name: n.clone(),
-                life: Life::Unknown,
-                report: None,
-                witness: cfg.witness.as_ref() == Some(n),
-                ever_up: false,
-                last_inc: 0,
-                left: false,
-                left_unclean: false,
-                fence_asked: false,
-                fence_retry: None,
-                fenced: None,
-                rejoined: false,
-            })
+            .map(|n| Peer::new(n, cfg.witness.as_ref() == Some(n)))
             .collect();
         let local = cfg
             .groups
@@ -542,6 +559,76 @@ impl Groups {
             }
         }
         self.decide(now);
+    }
+
+    /// Membership heard `node`'s `incarnation` announce the deadtime it
+    /// declares peers dead with. Until its current incarnation has, its
+    /// grants and its vote do not count: a claimant's lease and a node's
+    /// quorum lease are measured against the granter's (the voter's)
+    /// deadtime, which may differ from this node's when the ha.cf files
+    /// differ or one node reloaded its own (issue 14, finding 10).
+    pub fn set_peer_deadtime(
+        &mut self,
+        node: &str,
+        incarnation: u64,
+        deadtime: Duration,
+        now: Duration,
+    ) {
+        if let Some(p) = self.peers.iter_mut().find(|p| p.name == node) {
+            p.deadtime = Some((incarnation, deadtime));
+        }
+        self.decide(now);
+    }
+
+    /// SIGHUP: a new node list and timing (`deadtime`, `resend`); every
+    /// other setting must be the running one (the runtime keeps those for
+    /// the next start). Refused, changing nothing, when a node to remove
+    /// is up here: it may run a group, and nothing would then keep this
+    /// node from starting it too. A new node is unknown until membership
+    /// hears it or declares it dead (initdead), and blocks every start
+    /// meanwhile, as at boot.
+    pub fn reconfigure(&mut self, cfg: GroupsConfig, now: Duration) -> Result<(), String> {
+        let old = &self.cfg;
+        if cfg.node != old.node
+            || cfg.groups != old.groups
+            || cfg.witness != old.witness
+            || cfg.is_witness != old.is_witness
+        {
+            return Err(
+                "the node name, the groups or the witness changed: restart hbd to apply them"
+                    .into(),
+            );
+        }
+        let stays = |n: &String| cfg.nodes.contains(n) || cfg.witness.as_ref() == Some(n);
+        let removed_up: Vec<&str> = self
+            .peers
+            .iter()
+            .filter(|p| !stays(&p.name) && matches!(p.life, Life::Up(_)))
+            .map(|p| p.name.as_str())
+            .collect();
+        if !removed_up.is_empty() {
+            return Err(format!(
+                "{} would leave the node list but {} up here and may run groups: \
+                 stop hbd there first",
+                removed_up.join(", "),
+                if removed_up.len() == 1 { "is" } else { "are" }
+            ));
+        }
+        let mut old_peers = std::mem::take(&mut self.peers);
+        let witness = cfg.witness.iter().filter(|w| !cfg.nodes.contains(w));
+        self.peers = cfg
+            .nodes
+            .iter()
+            .chain(witness)
+            .filter(|n| **n != cfg.node)
+            .map(|n| match old_peers.iter().position(|p| p.name == *n) {
+                Some(i) => old_peers.swap_remove(i),
+                None => Peer::new(n, cfg.witness.as_ref() == Some(n)),
+            })
+            .collect();
+        self.cfg = cfg;
+        self.decide(now);
+        Ok(())
     }
 
     /// A node declared dead is back (its first report arrived): a
@@ -877,7 +964,19 @@ impl Groups {
             .iter()
             .find(|h| h.node == self.cfg.node && h.incarnation == self.incarnation)?;
         let &(_, sent) = self.sent_at.iter().find(|(no, _)| *no == h.no)?;
-        Some(sent.saturating_add(self.cfg.deadtime / 2))
+        Some(sent.saturating_add(self.peer_deadtime(p)? / 2))
+    }
+
+    /// How long `p` waits before it declares this node dead: the deadtime
+    /// its current incarnation announced (never more than this node's own,
+    /// to stay on the safe side); `None` until it announced one.
+    fn peer_deadtime(&self, p: &Peer) -> Option<Duration> {
+        match (p.life, p.deadtime) {
+            (Life::Up(inc), Some((announced, d))) if inc == announced => {
+                Some(d.min(self.cfg.deadtime))
+            }
+            _ => None,
+        }
     }
 
     /// Votes counted now (this node, and each peer and the witness within
@@ -1659,8 +1758,11 @@ impl Groups {
     /// Whether `p` heard this node recently enough that it cannot have
     /// declared it dead (and withdrawn its grants) by now, with a keepalive
     /// to spare: it heard report `no`, sent at `t`, so it declares this node
-    /// dead no earlier than `t + deadtime`.
-    fn lease_valid(&self, r: &GroupReport) -> bool {
+    /// dead no earlier than `t + deadtime`, `p`'s deadtime.
+    fn lease_valid(&self, p: &Peer, r: &GroupReport) -> bool {
+        let Some(deadtime) = self.peer_deadtime(p) else {
+            return false;
+        };
         let Some(h) = r
             .heard
             .iter()
@@ -1671,7 +1773,7 @@ impl Groups {
         let Some(&(_, sent)) = self.sent_at.iter().find(|(no, _)| *no == h.no) else {
             return false;
         };
-        let lease = self.cfg.deadtime.saturating_sub(self.cfg.resend);
+        let lease = deadtime.saturating_sub(self.cfg.resend);
         self.latest < sent.saturating_add(lease)
     }
 
@@ -1845,8 +1947,9 @@ impl Groups {
                 Life::Up(_) => match p.report.as_ref() {
                     None => "no report yet",
                     Some(r) if !r.ready => "still probing",
+                    Some(_) if self.peer_deadtime(p).is_none() => "its deadtime not heard yet",
                     // Its grant counts only within its lease (see `lease_valid`).
-                    Some(r) if !self.lease_valid(r) => "its lease ran out",
+                    Some(r) if !self.lease_valid(p, r) => "its lease ran out",
                     Some(_) => match self.peer_entry(p, i) {
                         None => continue,
                         Some(e) if e.state.may_run() => "it may run the group",

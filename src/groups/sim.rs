@@ -57,7 +57,9 @@ impl Rng {
 
 #[derive(Debug, Clone)]
 enum Payload {
-    Keepalive,
+    /// With the deadtime the sender announces (its membership's, see
+    /// [`Cluster::reload`]).
+    Keepalive(Duration),
     Report(GroupReport),
     Leaving,
 }
@@ -112,6 +114,11 @@ pub struct Node {
     pub physical: Vec<bool>,
     /// Shutting down: Leaving goes out once quiescent.
     stopping: bool,
+    /// This node's configured deadtime (ha.cf, as last loaded).
+    pub deadtime: Duration,
+    /// The deadtime its membership declares peers dead with: the longest
+    /// it announced in this incarnation (a shorter one waits for a restart).
+    effective: Duration,
 }
 
 /// Fault and agent behaviour of a run.
@@ -215,14 +222,30 @@ impl Cluster {
         seed: u64,
         protect: Protect,
     ) -> Cluster {
+        Cluster::with_deadtimes(nodes, groups, auto_failback, seed, protect, &[])
+    }
+
+    /// [`Cluster::with`], each node (the witness last) with its own
+    /// deadtime from `deadtimes` (missing ones: the default).
+    pub fn with_deadtimes(
+        nodes: usize,
+        groups: &[(&str, usize)],
+        auto_failback: bool,
+        seed: u64,
+        protect: Protect,
+        deadtimes: &[Duration],
+    ) -> Cluster {
         let names: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
         // A witness wants a deadtime several keepalives long: half of it is
         // the quorum lease, which must span a report's round trip.
-        let deadtime = Duration::from_millis(if protect.witness { 1000 } else { 500 });
+        let default = Duration::from_millis(if protect.witness { 1000 } else { 500 });
         let mut all = names.clone();
         if protect.witness {
             all.push("w1".into());
         }
+        let deadtime_of = |i: usize| deadtimes.get(i).copied().unwrap_or(default);
+        // The longest: initdead and the settling time follow it.
+        let deadtime = (0..all.len()).map(deadtime_of).max().unwrap_or(default);
         let cfg = GroupsConfig {
             node: String::new(),
             nodes: names.clone(),
@@ -235,7 +258,7 @@ impl Cluster {
                 .collect(),
             auto_failback,
             resend: Duration::from_millis(100),
-            deadtime,
+            deadtime: default,
             witness: protect.witness.then(|| "w1".to_string()),
             is_witness: false,
             wait_for_all: protect.wait_for_all,
@@ -261,7 +284,8 @@ impl Cluster {
             },
             nodes: all
                 .iter()
-                .map(|n| Node {
+                .enumerate()
+                .map(|(i, n)| Node {
                     name: n.clone(),
                     reach: protect.ping.then_some(2),
                     machine: None,
@@ -273,6 +297,8 @@ impl Cluster {
                     ops: Vec::new(),
                     physical: vec![false; groups.len()],
                     stopping: false,
+                    deadtime: deadtime_of(i),
+                    effective: deadtime_of(i),
                 })
                 .collect(),
             cfg,
@@ -358,6 +384,7 @@ impl Cluster {
         node.next_keepalive = self.now;
         node.stopping = false;
         node.ops.clear();
+        node.effective = node.deadtime;
         node.peers = (0..n)
             .map(|_| PeerModel {
                 life: SimLife::Unknown,
@@ -369,6 +396,7 @@ impl Cluster {
             .collect();
         let mut cfg = self.cfg.clone();
         cfg.node = node.name.clone();
+        cfg.deadtime = node.deadtime;
         cfg.is_witness = Some(i) == self.witness;
         if cfg.is_witness {
             // The witness's own placement settings never matter (it
@@ -386,6 +414,27 @@ impl Cluster {
         node.machine = Some(m);
         let inc = node.inc;
         self.log(format!("n{} boots (incarnation {inc})", i + 1));
+        self.drain(i);
+    }
+
+    /// SIGHUP on node `i` with `deadtime` in its ha.cf: membership
+    /// declares peers dead with the longest deadtime of this incarnation
+    /// (and announces it), the group machine gets the new one.
+    pub fn reload(&mut self, i: usize, deadtime: Duration) {
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        node.deadtime = deadtime;
+        node.effective = node.effective.max(deadtime);
+        let effective = node.effective;
+        if let Some(m) = node.machine.as_mut() {
+            let mut cfg = m.cfg.clone();
+            cfg.deadtime = deadtime;
+            m.reconfigure(cfg, now).expect("only the deadtime changes");
+        }
+        self.log(format!(
+            "n{} reloads: deadtime {deadtime:?} (membership: {effective:?})",
+            i + 1
+        ));
         self.drain(i);
     }
 
@@ -670,7 +719,8 @@ impl Cluster {
             self.expire(i);
             if now >= self.nodes[i].next_keepalive {
                 self.nodes[i].next_keepalive = now + self.keepalive;
-                self.send(i, Payload::Keepalive);
+                let announced = self.nodes[i].effective;
+                self.send(i, Payload::Keepalive(announced));
             }
             if let Some(m) = self.nodes[i].machine.as_mut() {
                 if now >= m.next_deadline() {
@@ -717,13 +767,14 @@ impl Cluster {
         let now = self.now;
         let mut dead = Vec::new();
         let started = self.nodes[i].started_at;
+        let deadtime = self.nodes[i].effective;
         for (j, p) in self.nodes[i].peers.iter_mut().enumerate() {
             if j == i {
                 continue;
             }
             match p.life {
                 SimLife::Up(_) => {
-                    if now >= p.last_heard.unwrap_or_default() + self.deadtime {
+                    if now >= p.last_heard.unwrap_or_default() + deadtime {
                         p.life = SimLife::Dead;
                         dead.push(j);
                     }
@@ -768,6 +819,7 @@ impl Cluster {
         let mut up = None;
         let mut dead_left = false;
         let mut report = None;
+        let mut announced = None;
         match m.payload {
             Payload::Leaving => {
                 p.left_inc = Some(m.inc);
@@ -781,11 +833,13 @@ impl Cluster {
                     p.life = SimLife::Up(m.inc);
                     up = Some(m.inc);
                 }
-                if let Payload::Report(r) = other {
-                    if p.delivered.is_none_or(|d| m.seq > d) {
+                match other {
+                    Payload::Report(r) if p.delivered.is_none_or(|d| m.seq > d) => {
                         p.delivered = Some(m.seq);
                         report = Some(r);
                     }
+                    Payload::Keepalive(d) => announced = Some(d),
+                    _ => {}
                 }
             }
         }
@@ -795,6 +849,9 @@ impl Cluster {
         }
         if dead_left {
             machine.on_node_dead(&from_name, true, now);
+        }
+        if let Some(d) = announced {
+            machine.set_peer_deadtime(&from_name, m.inc, d, now);
         }
         if let Some(r) = report {
             machine.on_report(&from_name, m.inc, r, now);
@@ -953,10 +1010,11 @@ fn protect_of(seed: u64, rng: &mut Rng) -> Protect {
 /// and the partition schedules (full partitions of a node, witness loss
 /// then a partition, flapping links, ping reach, served data).
 fn run_seed(seed: u64, steps: usize, protected: bool) -> Cluster {
-    run_seed_with(seed, steps, protected, false)
+    run_seed_with(seed, steps, protected, false, false)
 }
 
-fn run_seed_with(seed: u64, steps: usize, protected: bool, broken: bool) -> Cluster {
+/// `varied`: every node runs its own deadtime (issue 14, finding 10).
+fn run_seed_with(seed: u64, steps: usize, protected: bool, broken: bool, varied: bool) -> Cluster {
     let mut rng = Rng::new(seed.wrapping_mul(7919));
     let nodes = 2 + rng.below(2) as usize;
     let ngroups = 1 + rng.below(3) as usize;
@@ -971,7 +1029,17 @@ fn run_seed_with(seed: u64, steps: usize, protected: bool, broken: bool) -> Clus
         Protect::default()
     };
     protect.broken = broken;
-    let mut c = Cluster::with(nodes, &groups, auto_failback, seed, protect);
+    // With a witness half a deadtime is the quorum lease, within which a
+    // node that lost quorum stops (agents take up to 210 ms): 600 ms at least.
+    let shortest = if protect.witness { 600 } else { 300 };
+    let deadtimes: Vec<Duration> = if varied {
+        (0..nodes + usize::from(protect.witness))
+            .map(|_| Duration::from_millis(shortest * if rng.chance(500) { 1 } else { 4 }))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut c = Cluster::with_deadtimes(nodes, &groups, auto_failback, seed, protect, &deadtimes);
     c.fatal = !broken;
     let lone_witness = protect.witness && !protect.fencing;
     c.faults = Faults {
@@ -986,7 +1054,7 @@ fn run_seed_with(seed: u64, steps: usize, protected: bool, broken: bool) -> Clus
     let flapping = protected && rng.chance(300);
     c.trace.push(format!(
         "seed {seed}: {nodes} nodes, groups {groups:?}, auto_failback {auto_failback}, \
-         {protect:?}, flapping {flapping}, {:?}",
+         {protect:?}, flapping {flapping}, {:?}, deadtimes {deadtimes:?}",
         c.faults
     ));
     let all = c.nodes.len() as u64;
@@ -1049,6 +1117,10 @@ fn run_seed_with(seed: u64, steps: usize, protected: bool, broken: bool) -> Clus
             53..=55 if protected => {
                 let g = rng.below(ngroups as u64) as usize;
                 c.set_served(i, g, rng.below(3) * 1000);
+            }
+            56..=58 if varied => {
+                let d = Duration::from_millis(shortest * if rng.chance(500) { 1 } else { 4 });
+                c.reload(i, d);
             }
             _ => {}
         }
@@ -1114,10 +1186,35 @@ fn protected_schedules() {
 fn strict_invariant_catches_a_broken_rule() {
     let mut caught = 0;
     for seed in (0..40).filter(|s| s % 5 != 0 && s % 5 != 4) {
-        let c = run_seed_with(seed, 3000, true, true);
+        let c = run_seed_with(seed, 3000, true, true, false);
         if !c.violations.is_empty() {
             caught += 1;
         }
     }
     assert!(caught > 0, "no seed broke the strict invariant");
+}
+
+/// Issue 14, finding 10: nodes that run different deadtimes (ha.cf differs,
+/// or one node reloaded it): a claimant's lease and a node's quorum lease
+/// must hold against the deadtime of the node that grants or votes, not
+/// its own. Protected and unprotected schedules alternate; the strict
+/// invariant (never two machines running a group) holds in protected ones,
+/// no double start in the others.
+#[test]
+fn different_deadtimes_schedules() {
+    if let Ok(seed) = std::env::var("HBD_SIM_DEADTIMES_SEED") {
+        let seed: u64 = seed.parse().expect("a number");
+        run_seed_with(seed, 3000, seed % 2 == 1, false, true);
+        return;
+    }
+    // Seed 390 broke the old rule (leases on the node's own deadtime):
+    // n1 (deadtime 1.2 s) started a group that n2 (300 ms), still up to
+    // it, may have been running.
+    for seed in (0..seeds(100)).chain([390]) {
+        let r = std::panic::catch_unwind(|| run_seed_with(seed, 3000, seed % 2 == 1, false, true));
+        if let Err(e) = r {
+            eprintln!("failing seed: HBD_SIM_DEADTIMES_SEED={seed} cargo test --lib groups::sim");
+            std::panic::resume_unwind(e);
+        }
+    }
 }

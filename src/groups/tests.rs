@@ -729,3 +729,76 @@ fn a_witness_that_booted_late_does_not_grant_a_running_group_away() {
     assert_eq!(c.holders(0), vec!["n1"]);
     assert_eq!(c.state(1, 0), Some(GroupState::Stopped));
 }
+
+/// Issue 14, finding 10: the holder runs a long deadtime, its peer and the
+/// witness a short one (ha.cf differs, or one node reloaded it). Cut off,
+/// the holder must lose quorum and stop before the other side, which
+/// declares it dead after its own short deadtime, starts the group: the
+/// quorum lease follows the voter's deadtime, not the holder's.
+#[test]
+fn a_longer_deadtime_on_the_holder_still_stops_it_in_time() {
+    let ms = Duration::from_millis;
+    let mut c = Cluster::with_deadtimes(
+        2,
+        &[("a", 0)],
+        false,
+        23,
+        witness(),
+        &[ms(2400), ms(600), ms(600)],
+    );
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    c.isolate(0, true);
+    // The strict invariant is checked at every start.
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+}
+
+/// Issue 14, finding 10: a reload that removes a node this node hears up
+/// is refused (it may run a group nothing would then keep from starting
+/// here too), and changes nothing; once that node is dead it is allowed.
+#[test]
+fn a_reload_may_not_remove_a_node_that_is_up() {
+    let mut c = Cluster::new(2, &[("a", 1)], false, 35);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    let now = c.now;
+    let m = c.nodes[0].machine.as_mut().unwrap();
+    let mut cfg = m.cfg.clone();
+    cfg.nodes = vec!["n1".into()];
+    let e = m.reconfigure(cfg.clone(), now).unwrap_err();
+    assert!(e.contains("n2") && e.contains("up"), "{e}");
+    assert_eq!(m.cfg.nodes, ["n1", "n2"], "nothing changed");
+    c.shutdown(1);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    let now = c.now;
+    let m = c.nodes[0].machine.as_mut().unwrap();
+    m.reconfigure(cfg, now).unwrap();
+    assert_eq!(m.status()[0].local, GroupState::Started);
+}
+
+/// Issue 14, finding 10: a node added by a reload is unknown, and blocks
+/// every start until membership hears it or declares it dead, as at boot.
+#[test]
+fn a_node_added_by_a_reload_blocks_starts_until_known() {
+    let mut c = Cluster::new(2, &[("a", 1)], false, 36);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    let now = c.now;
+    let m = c.nodes[0].machine.as_mut().unwrap();
+    let mut cfg = m.cfg.clone();
+    cfg.nodes.push("n3".into());
+    m.reconfigure(cfg, now).unwrap();
+    c.crash(1, true);
+    settle(&mut c);
+    assert!(c.holders(0).is_empty(), "n3 is not known yet");
+    let now = c.now;
+    c.nodes[0]
+        .machine
+        .as_mut()
+        .unwrap()
+        .on_node_dead("n3", false, now);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+}

@@ -58,6 +58,10 @@ pub struct MembershipConfig {
     pub warntime: Duration,
     pub initdead: Duration,
     pub keys: AuthKeys,
+    /// Accept datagrams signed with keys weaker than the signing key's
+    /// method (cluster.toml `[cluster] accept_weaker_keys`); otherwise they
+    /// are dropped as forged (see [`crate::config::receive_keys`]).
+    pub accept_weaker_keys: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +142,25 @@ pub enum Event {
     Outdate {
         node: String,
         outdate: crate::wire::Outdate,
+    },
+    /// What this node must remember of `node` across its own restarts
+    /// changed: its newest incarnation, and whether that one left. The
+    /// runtime persists it (state dir) and gives it back with
+    /// [`Membership::remember`] at the next start, so datagrams of older
+    /// incarnations captured before are still stale then (issue 14,
+    /// finding 8).
+    PeerIncarnation {
+        node: String,
+        incarnation: u64,
+        left: bool,
+    },
+    /// `node`'s keepalives announce the deadtime it declares peers dead
+    /// with (first heard in this incarnation, or changed by a reload). The
+    /// group machine's leases follow it (issue 14, finding 10).
+    PeerDeadtime {
+        node: String,
+        incarnation: u64,
+        deadtime: Duration,
     },
 }
 
@@ -239,6 +262,20 @@ struct Peer {
     links: Vec<Link>,
     /// Sequence number of the last report delivered (this incarnation).
     delivered: Option<u64>,
+    /// The deadtime its keepalives announce (this incarnation).
+    deadtime: Option<Duration>,
+    /// Its newest incarnation before this node started (persisted by the
+    /// runtime): older ones are stale from the first datagram on.
+    remembered: Option<u64>,
+}
+
+impl Peer {
+    /// What to remember of it across this node's restarts: its newest
+    /// incarnation, and whether that one left.
+    fn memory(&self) -> Option<(u64, bool)> {
+        let newest = self.incarnation.max(self.remembered)?;
+        Some((newest, self.left_incarnation == Some(newest)))
+    }
 }
 
 impl Peer {
@@ -253,6 +290,8 @@ impl Peer {
             waiting_since: now,
             links: vec![Link::new(); media],
             delivered: None,
+            deadtime: None,
+            remembered: None,
         }
     }
 }
@@ -275,6 +314,14 @@ pub struct Membership {
     duplicates: Vec<u64>,
     /// The latest `now` the machine was given.
     latest: Duration,
+    /// The keys accepted on receive: `config.keys` filtered by strength.
+    receive_keys: AuthKeys,
+    /// The deadtime peers are declared dead with, and that keepalives
+    /// announce: the longest configured in this incarnation. Peers trust
+    /// grants and votes from this node for as long as the deadtime they
+    /// heard announced, so a shorter one waits for the next start
+    /// (see [`Membership::reconfigure`]).
+    deadtime: Duration,
 }
 
 fn zeroed_counters() -> Counters {
@@ -309,6 +356,8 @@ impl Membership {
     pub fn new(config: MembershipConfig, incarnation: u64, now: Duration) -> Self {
         let peers = build_peers(&config, now);
         Membership {
+            deadtime: config.deadtime,
+            receive_keys: crate::config::receive_keys(&config.keys, config.accept_weaker_keys),
             config,
             incarnation,
             seq: 0,
@@ -325,6 +374,12 @@ impl Membership {
     /// Our own incarnation.
     pub fn incarnation(&self) -> u64 {
         self.incarnation
+    }
+
+    /// The deadtime peers are declared dead with and that keepalives
+    /// announce: the longest configured since this incarnation started.
+    pub fn deadtime(&self) -> Duration {
+        self.deadtime
     }
 
     /// Whether [`Membership::leave`] was called.
@@ -386,7 +441,7 @@ impl Membership {
     /// Declares dead the links and nodes silent for `deadtime`, and the
     /// unknown nodes whose `initdead` has passed.
     fn expire(&mut self, now: Duration) {
-        let deadtime = self.config.deadtime;
+        let deadtime = self.deadtime;
         let initdead = self.config.initdead;
         let mut events = Vec::new();
         for peer in &mut self.peers {
@@ -458,7 +513,7 @@ impl Membership {
         if m >= self.config.media.len() {
             return self.drop_datagram(DropReason::Malformed);
         }
-        let msg = match crate::wire::decode(bytes, &self.config.keys) {
+        let msg = match crate::wire::decode(bytes, &self.receive_keys) {
             Ok(msg) => msg,
             Err(e) => return self.drop_datagram(e.drop_reason()),
         };
@@ -484,6 +539,7 @@ impl Membership {
         let peer = &self.peers[idx];
         if peer
             .incarnation
+            .max(peer.remembered)
             .is_some_and(|known| msg.incarnation < known)
             || peer.left_incarnation == Some(msg.incarnation)
         {
@@ -500,8 +556,10 @@ impl Membership {
         self.counters.received += 1;
         let mut events = Vec::new();
         let peer = &mut self.peers[idx];
+        let memory = peer.memory();
         if restarted {
             peer.delivered = None;
+            peer.deadtime = None;
             for link in &mut peer.links {
                 link.last_seq = None;
             }
@@ -515,12 +573,26 @@ impl Membership {
         }
         let was_up = peer.state == NodeState::Up;
         let previous = peer.last_heard;
+        let mut deadtime_event = None;
         peer.incarnation = Some(msg.incarnation);
         peer.last_heard = Some(now);
         let link = &mut peer.links[m];
         link.last_heard = Some(now);
         link.last_seq = Some(msg.seq);
 
+        if let Body::Keepalive(k) = &msg.body {
+            let announced = Duration::from_millis(u64::from(k.deadtime_ms));
+            if peer.deadtime != Some(announced) {
+                peer.deadtime = Some(announced);
+                // Queued after NodeUp/NodeRestarted: the group machine
+                // knows the incarnation first.
+                deadtime_event = Some(Event::PeerDeadtime {
+                    node: peer.name.clone(),
+                    incarnation: msg.incarnation,
+                    deadtime: announced,
+                });
+            }
+        }
         match msg.body {
             Body::Keepalive(_) | Body::Groups(_) => {
                 if let (true, Some(prev)) = (was_up, previous) {
@@ -586,8 +658,34 @@ impl Membership {
                 }
             }
         }
+        events.extend(deadtime_event);
+        if let Some((incarnation, left)) = peer.memory().filter(|m| Some(*m) != memory) {
+            events.push(Event::PeerIncarnation {
+                node: peer.name.clone(),
+                incarnation,
+                left,
+            });
+        }
         self.outputs.extend(events.into_iter().map(Output::Event));
         Ok(())
+    }
+
+    /// What a previous run of this node last saw of `node` (see
+    /// [`Event::PeerIncarnation`]): datagrams of older incarnations are
+    /// stale, and of `incarnation` too when it had left. Nothing else
+    /// changes: the node stays unknown until heard. Ignored for a node not
+    /// in the list; never lowers what is known.
+    pub fn remember(&mut self, node: &str, incarnation: u64, left: bool) {
+        let Some(peer) = self.peers.iter_mut().find(|p| p.name == node) else {
+            return;
+        };
+        if peer.memory().is_some_and(|(known, _)| known > incarnation) {
+            return;
+        }
+        peer.remembered = Some(incarnation);
+        if left {
+            peer.left_incarnation = Some(incarnation);
+        }
     }
 
     /// Sends `body` (a group report) on every medium now, as the next datagram
@@ -607,7 +705,7 @@ impl Membership {
         }
         let body = Body::Keepalive(Keepalive {
             keepalive_ms: millis_u32(self.config.keepalive),
-            deadtime_ms: millis_u32(self.config.deadtime),
+            deadtime_ms: millis_u32(self.deadtime),
         });
         self.send(body);
         // Next slot on the original grid, skipping the ones already missed.
@@ -624,7 +722,7 @@ impl Membership {
     /// next keepalive. When nothing is pending (after `leave`, every peer
     /// dead) it is an hour past the latest `now` the machine was given.
     pub fn next_deadline(&self) -> Duration {
-        let deadtime = self.config.deadtime;
+        let deadtime = self.deadtime;
         let mut next: Option<Duration> = (!self.left).then_some(self.next_keepalive);
         let mut consider = |t: Duration| {
             next = Some(next.map_or(t, |n| n.min(t)));
@@ -666,7 +764,14 @@ impl Membership {
     /// `initdead` from `now`. The new timing applies at once: deadlines are
     /// recomputed from the last datagrams with the new `deadtime`, and the
     /// next keepalive goes out no later than `now + keepalive`.
+    ///
+    /// A longer deadtime applies at once; a shorter one only from the next
+    /// start: peers may still count on the longer one it announced (their
+    /// grant and quorum leases do), and may not hear the new one before
+    /// they act on it. [`Membership::deadtime`] tells which one runs.
     pub fn reconfigure(&mut self, config: MembershipConfig, now: Duration) {
+        self.deadtime = self.deadtime.max(config.deadtime);
+        self.receive_keys = crate::config::receive_keys(&config.keys, config.accept_weaker_keys);
         self.latest = self.latest.max(now);
         let mut old = std::mem::take(&mut self.peers);
         let mut peers = build_peers(&config, now);

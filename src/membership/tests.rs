@@ -56,11 +56,30 @@ fn sends(outputs: &[Output]) -> Vec<Message> {
         .collect()
 }
 
+/// The events among `outputs`, but for [`Event::PeerDeadtime`] (see
+/// [`peer_deadtimes`]) and [`Event::PeerIncarnation`] (see
+/// [`remembered`]).
 fn events(outputs: Vec<Output>) -> Vec<Event> {
     outputs
         .into_iter()
         .filter_map(|o| match o {
+            Output::Event(Event::PeerDeadtime { .. } | Event::PeerIncarnation { .. }) => None,
             Output::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The [`Event::PeerDeadtime`]s among `outputs`: (node, incarnation, ms).
+fn peer_deadtimes(outputs: &[Output]) -> Vec<(String, u64, u64)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(Event::PeerDeadtime {
+                node,
+                incarnation,
+                deadtime,
+            }) => Some((node.clone(), *incarnation, deadtime.as_millis() as u64)),
             _ => None,
         })
         .collect()
@@ -645,4 +664,279 @@ fn reports_are_delivered_once_and_in_order() {
     m.take_outputs();
     m.broadcast(report(true));
     assert!(sends(&m.take_outputs()).is_empty());
+}
+
+fn ka_deadtime(from: &str, incarnation: u64, seq: u64, deadtime_ms: u32) -> Vec<u8> {
+    datagram(
+        from,
+        incarnation,
+        seq,
+        Body::Keepalive(Keepalive {
+            keepalive_ms: 100,
+            deadtime_ms,
+        }),
+    )
+}
+
+/// Issue 14, finding 10: the deadtime a peer announces reaches the group
+/// machine once per incarnation and change, after its NodeUp.
+#[test]
+fn peer_deadtime_is_reported_once_per_incarnation_and_change() {
+    let mut m = machine();
+    m.on_datagram(M0, &ka_deadtime("beta", 5, 1, 500), ms(1))
+        .unwrap();
+    let out = m.take_outputs();
+    assert_eq!(peer_deadtimes(&out), [("beta".to_string(), 5, 500)]);
+    let up = out
+        .iter()
+        .position(|o| matches!(o, Output::Event(Event::NodeUp { .. })));
+    let dt = out
+        .iter()
+        .position(|o| matches!(o, Output::Event(Event::PeerDeadtime { .. })));
+    assert!(up < dt, "{out:?}");
+    // The same on the other medium and later: nothing new.
+    m.on_datagram(M1, &ka_deadtime("beta", 5, 1, 500), ms(2))
+        .unwrap();
+    m.on_datagram(M0, &ka_deadtime("beta", 5, 2, 500), ms(3))
+        .unwrap();
+    assert!(peer_deadtimes(&m.take_outputs()).is_empty());
+    // A reload there: the new one.
+    m.on_datagram(M0, &ka_deadtime("beta", 5, 3, 2000), ms(4))
+        .unwrap();
+    assert_eq!(
+        peer_deadtimes(&m.take_outputs()),
+        [("beta".to_string(), 5, 2000)]
+    );
+    // A restart announces again, even the same value.
+    m.on_datagram(M0, &ka_deadtime("beta", 6, 1, 2000), ms(5))
+        .unwrap();
+    assert_eq!(
+        peer_deadtimes(&m.take_outputs()),
+        [("beta".to_string(), 6, 2000)]
+    );
+}
+
+/// Issue 14, finding 10: a reload that shortens the deadtime does not make
+/// peers die sooner in this incarnation (they trust this node's grants
+/// and votes for as long as the deadtime they heard announced); a longer
+/// one applies at once. Keepalives announce the one in force.
+#[test]
+fn a_shorter_deadtime_waits_for_the_next_start() {
+    let c = |deadtime| MembershipConfig {
+        deadtime,
+        ..config(
+            "alpha",
+            &names(&["alpha", "beta", "gamma"]),
+            2,
+            &Timing::default(),
+        )
+    };
+    let mut m = Membership::new(c(ms(500)), 10, Duration::ZERO);
+    m.on_datagram(M0, &ka("beta", 1, 1), ms(10)).unwrap();
+    m.take_outputs();
+    m.reconfigure(c(ms(200)), ms(20));
+    assert_eq!(m.deadtime(), ms(500));
+    m.tick(ms(300));
+    assert_eq!(
+        m.node_state("beta"),
+        Some(NodeState::Up),
+        "not dead after 290 ms"
+    );
+    let announced: Vec<_> = sends(&m.take_outputs())
+        .into_iter()
+        .map(|msg| msg.body)
+        .collect();
+    assert_eq!(
+        announced,
+        [Body::Keepalive(Keepalive {
+            keepalive_ms: 100,
+            deadtime_ms: 500
+        })]
+    );
+    m.tick(ms(510));
+    assert_eq!(m.node_state("beta"), Some(NodeState::Dead));
+    // Longer: at once.
+    m.reconfigure(c(ms(900)), ms(520));
+    assert_eq!(m.deadtime(), ms(900));
+    // A new start runs the configured one.
+    assert_eq!(Membership::new(c(ms(200)), 11, ms(600)).deadtime(), ms(200));
+}
+
+/// authkeys with sha256 signing (key 1) and weaker keys 2 (crc) and 3
+/// (md5) listed, as during a rollover.
+fn mixed_keys(active: u8) -> AuthKeys {
+    AuthKeys {
+        active,
+        keys: vec![
+            wire::AuthKey {
+                id: 1,
+                method: AuthMethod::Sha256,
+                secret: b"cluster secret".to_vec(),
+            },
+            wire::AuthKey {
+                id: 2,
+                method: AuthMethod::Crc,
+                secret: Vec::new(),
+            },
+            wire::AuthKey {
+                id: 3,
+                method: AuthMethod::Md5,
+                secret: b"older secret".to_vec(),
+            },
+        ],
+    }
+}
+
+fn ka_signed(from: &str, incarnation: u64, seq: u64, key: u8) -> Vec<u8> {
+    wire::encode(
+        &Message {
+            cluster: "sim".into(),
+            from: from.into(),
+            incarnation,
+            seq,
+            body: Body::Keepalive(Keepalive {
+                keepalive_ms: 100,
+                deadtime_ms: 500,
+            }),
+        },
+        &mixed_keys(key),
+    )
+    .unwrap()
+}
+
+/// Issue 14, finding 8: a node that signs with sha256 drops datagrams
+/// signed with a weaker key (crc: anyone can compute it; md5) even though
+/// the key id is listed in its authkeys.
+#[test]
+fn a_sha256_node_drops_crc_and_md5_datagrams() {
+    let t = Timing {
+        keys: mixed_keys(1),
+        ..Timing::default()
+    };
+    let c = config("alpha", &names(&["alpha", "beta"]), 1, &t);
+    let mut m = Membership::new(c, 10, Duration::ZERO);
+    assert_eq!(
+        m.on_datagram(M0, &ka_signed("beta", 1, 1, 2), ms(1)),
+        Err(DropReason::Forged),
+        "crc"
+    );
+    assert_eq!(
+        m.on_datagram(M0, &ka_signed("beta", 1, 2, 3), ms(2)),
+        Err(DropReason::Forged),
+        "md5"
+    );
+    assert_eq!(m.node_state("beta"), Some(NodeState::Unknown));
+    assert_eq!(
+        m.on_datagram(M0, &ka_signed("beta", 1, 3, 1), ms(3)),
+        Ok(())
+    );
+}
+
+/// The [`Event::PeerIncarnation`]s among `outputs`.
+fn remembered(outputs: &[Output]) -> Vec<(String, u64, bool)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(Event::PeerIncarnation {
+                node,
+                incarnation,
+                left,
+            }) => Some((node.clone(), *incarnation, *left)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 14, finding 8: what the machine asks to remember of a peer (its
+/// newest incarnation, whether it left), once per change; given back to a
+/// new machine, datagrams of older incarnations (and of the one that
+/// left) are stale from the first on, while the remembered incarnation
+/// itself, still running, is accepted.
+#[test]
+fn a_restarted_machine_remembers_the_peers_newest_incarnation() {
+    let mut m = machine();
+    let captured = ka("beta", 5, 1);
+    m.on_datagram(M0, &captured, ms(1)).unwrap();
+    assert_eq!(
+        remembered(&m.take_outputs()),
+        [("beta".to_string(), 5, false)]
+    );
+    m.on_datagram(M1, &ka("beta", 5, 1), ms(2)).unwrap();
+    m.on_datagram(M0, &ka("beta", 5, 2), ms(3)).unwrap();
+    assert!(remembered(&m.take_outputs()).is_empty(), "no change");
+    m.on_datagram(M0, &ka("beta", 6, 1), ms(4)).unwrap();
+    assert_eq!(
+        remembered(&m.take_outputs()),
+        [("beta".to_string(), 6, false)]
+    );
+
+    // This node restarts: without memory the captured datagram of
+    // incarnation 5 would bring beta up.
+    let mut fresh = machine();
+    assert_eq!(fresh.on_datagram(M0, &captured, ms(1)), Ok(()));
+    let mut m = machine();
+    m.remember("beta", 6, false);
+    m.remember("beta", 4, false);
+    m.remember("nobody", 9, false);
+    assert_eq!(m.on_datagram(M0, &captured, ms(1)), Err(DropReason::Stale));
+    assert_eq!(m.node_state("beta"), Some(NodeState::Unknown));
+    assert!(m.take_outputs().is_empty());
+    // Incarnation 6, still running, is accepted (no restart event).
+    m.on_datagram(M0, &ka("beta", 6, 9), ms(2)).unwrap();
+    assert_eq!(m.node_state("beta"), Some(NodeState::Up));
+    let out = m.take_outputs();
+    assert!(remembered(&out).is_empty(), "{out:?}");
+    assert!(!events(out)
+        .iter()
+        .any(|e| matches!(e, Event::NodeRestarted { .. })));
+
+    // A leaving incarnation is remembered as such.
+    m.on_datagram(M0, &datagram("beta", 6, 10, Body::Leaving), ms(3))
+        .unwrap();
+    assert_eq!(
+        remembered(&m.take_outputs()),
+        [("beta".to_string(), 6, true)]
+    );
+    let mut m = machine();
+    m.remember("beta", 6, true);
+    assert_eq!(
+        m.on_datagram(M0, &ka("beta", 6, 11), ms(1)),
+        Err(DropReason::Stale)
+    );
+    assert_eq!(m.on_datagram(M0, &ka("beta", 7, 1), ms(2)), Ok(()));
+}
+
+/// Issue 14, finding 8: `[cluster] accept_weaker_keys` lets the weaker
+/// keys in again (a rollover to a stronger method).
+#[test]
+fn weaker_keys_are_accepted_when_asked() {
+    let t = Timing {
+        keys: mixed_keys(1),
+        ..Timing::default()
+    };
+    let c = MembershipConfig {
+        accept_weaker_keys: true,
+        ..config("alpha", &names(&["alpha", "beta"]), 1, &t)
+    };
+    let mut m = Membership::new(c.clone(), 10, Duration::ZERO);
+    assert_eq!(
+        m.on_datagram(M0, &ka_signed("beta", 1, 1, 2), ms(1)),
+        Ok(())
+    );
+    assert_eq!(
+        m.on_datagram(M0, &ka_signed("beta", 1, 2, 3), ms(2)),
+        Ok(())
+    );
+    // And a reload without it drops them again.
+    m.reconfigure(
+        MembershipConfig {
+            accept_weaker_keys: false,
+            ..c
+        },
+        ms(3),
+    );
+    assert_eq!(
+        m.on_datagram(M0, &ka_signed("beta", 1, 3, 2), ms(4)),
+        Err(DropReason::Forged)
+    );
 }

@@ -1,7 +1,8 @@
 //! The daemon's I/O around the state machines.
 //!
 //! ```text
-//!   media sockets ──(Received, bounded mpsc)──┐
+//!   media sockets ──(Received, a bounded mpsc ┐
+//!                    per medium, taken in turn)┤
 //!   control socket ──(Call, bounded mpsc)─────┤
 //!   signals (TERM, INT, HUP) ─────────────────┤
 //!   timer (Membership::next_deadline) ────────┤
@@ -75,7 +76,7 @@ pub enum RuntimeError {
     Watchdog(#[from] watchdog::WatchdogError),
 }
 
-/// Datagrams waiting for the loop; beyond this they are dropped at the socket.
+/// Ping replies waiting for the loop; beyond this they are dropped.
 const RECEIVE_QUEUE: usize = 1024;
 /// A Leaving datagram is sent this many times, this far apart: a lost one
 /// would make peers wait for deadtime. Copies after the first are dropped as
@@ -95,7 +96,14 @@ pub fn membership_config(c: &Config) -> MembershipConfig {
         warntime: c.ha.warntime,
         initdead: c.ha.initdead,
         keys: c.authkeys.clone(),
+        accept_weaker_keys: c.cluster.cluster.accept_weaker_keys,
     }
+}
+
+/// The keys accepted on receive: authkeys' keys at least as strong as the
+/// signing key's method, unless `[cluster] accept_weaker_keys`.
+fn receive_keys_of(c: &Config) -> crate::wire::AuthKeys {
+    config::receive_keys(&c.authkeys, c.cluster.cluster.accept_weaker_keys)
 }
 
 pub fn groups_config(c: &Config) -> GroupsConfig {
@@ -152,7 +160,11 @@ struct Daemon {
     /// Per group: the latest monitoring notices, for status.
     events: Vec<std::collections::VecDeque<String>>,
     media: Vec<net::OpenMedium>,
-    rx_tx: mpsc::Sender<net::Received>,
+    /// The keys the media's receive tasks accept (see
+    /// [`config::receive_keys`]); a reload sends new ones.
+    receive_keys: tokio::sync::watch::Sender<crate::wire::AuthKeys>,
+    /// What media replaced by a reload had dropped, for status.
+    retired_drops: std::collections::BTreeMap<&'static str, u64>,
     access: Arc<RwLock<Access>>,
     epoch: Instant,
     incarnation: u64,
@@ -167,6 +179,8 @@ struct Daemon {
     fence: fence::FenceRt,
     /// The built-in peer outdater (heartbeat's dopd).
     outdater: outdate::Outdater,
+    /// The newest incarnation seen of each peer, as in the state dir.
+    peers_seen: std::collections::BTreeMap<String, state::PeerSeen>,
 }
 
 /// Ping nodes: the tracker, the socket (shared with its receive task) and
@@ -436,8 +450,8 @@ pub async fn run_with_vrrp(
             source,
         })?;
 
-    let (rx_tx, mut rx) = mpsc::channel(RECEIVE_QUEUE);
-    let media = net::open_media(&config.ha.media, &rx_tx)?;
+    let (receive_keys, keys_rx) = tokio::sync::watch::channel(receive_keys_of(&config));
+    let (media, mut inbox) = net::open_media(&config.ha.media, &keys_rx)?;
     let access = Arc::new(RwLock::new(Access::from_group(
         config.cluster.control.group.as_deref(),
     )));
@@ -461,7 +475,16 @@ pub async fn run_with_vrrp(
     let (loaded_tx, mut loaded) = mpsc::channel(1);
     let mut loading = false;
     let ping = Ping::new(&config, Duration::ZERO, &ping_tx)?;
-    let membership = Membership::new(membership_config(&config), incarnation, Duration::ZERO);
+    let mut membership = Membership::new(membership_config(&config), incarnation, Duration::ZERO);
+    // What the previous run saw of each peer: replays of their older
+    // incarnations stay stale (issue 14, finding 8).
+    let peers_seen = state::load_peers(&paths.state_dir).map_err(|source| RuntimeError::State {
+        path: paths.state_dir.clone(),
+        source,
+    })?;
+    for (node, p) in &peers_seen {
+        membership.remember(node, p.incarnation, p.left);
+    }
     let (done_tx, mut done) = mpsc::unbounded_channel();
     let runner = groups::Runner::new(config.groups.clone(), done_tx);
     let mut groups = Groups::new(groups_config(&config), incarnation, Duration::ZERO);
@@ -534,7 +557,8 @@ pub async fn run_with_vrrp(
         waiting: Vec::new(),
         leaving: false,
         media,
-        rx_tx,
+        receive_keys,
+        retired_drops: Default::default(),
         access,
         epoch,
         incarnation,
@@ -543,6 +567,7 @@ pub async fn run_with_vrrp(
         served: Vec::new(),
         vrrp,
         outdater,
+        peers_seen,
     };
     for w in &d.config.warnings {
         tracing::warn!(warning = %w, "configuration warning");
@@ -584,7 +609,7 @@ pub async fn run_with_vrrp(
         }
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {}
-            Some(r) = rx.recv() => {
+            Some(r) = inbox.recv() => {
                 let now = d.now();
                 if let Err(reason) = d.membership.on_datagram(r.medium, &r.bytes, now) {
                     tracing::trace!(from = %r.from, medium = r.medium.0, reason = reason.as_str(), "datagram dropped");
@@ -630,7 +655,9 @@ pub async fn run_with_vrrp(
             }
             Some(new) = loaded.recv() => {
                 loading = false;
-                d.reload(new, &ping_tx);
+                if let Some(new) = d.reload(new, &ping_tx) {
+                    inbox = new;
+                }
             }
             Some(sig) = signals.next() => match sig {
                 SIGHUP if loading => {
@@ -778,6 +805,18 @@ impl Daemon {
                             Event::NodeRestarted { node, new, .. } => {
                                 self.groups.on_node_up(&node, new, now)
                             }
+                            Event::PeerDeadtime {
+                                node,
+                                incarnation,
+                                deadtime,
+                            } => self
+                                .groups
+                                .set_peer_deadtime(&node, incarnation, deadtime, now),
+                            Event::PeerIncarnation {
+                                node,
+                                incarnation,
+                                left,
+                            } => self.remember_peer(node, incarnation, left),
                             Event::NodeDead { node, reason, .. } => {
                                 self.outdater.peer_dead(&node);
                                 self.groups
@@ -890,6 +929,28 @@ impl Daemon {
             if idle {
                 return;
             }
+        }
+    }
+
+    /// Persists what membership must remember of a peer across this
+    /// node's restarts ([`Event::PeerIncarnation`]). An incarnation more
+    /// than a day ahead of this node's clock is not kept: incarnations
+    /// follow their node's clock, and one so far ahead would, written
+    /// down, make every later datagram of that peer stale until the file
+    /// is deleted.
+    fn remember_peer(&mut self, node: String, incarnation: u64, left: bool) {
+        const AHEAD: u64 = 24 * 3600;
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if incarnation > unix.saturating_add(AHEAD) {
+            tracing::warn!(peer = %node, incarnation, "peer incarnation more than a day ahead of this clock: not remembered across restarts");
+            return;
+        }
+        self.peers_seen
+            .insert(node.clone(), state::PeerSeen { incarnation, left });
+        if let Err(e) = state::save_peers(&self.paths.state_dir, &self.peers_seen) {
+            tracing::warn!(peer = %node, error = %e, "cannot save the peers file in the state dir: a replay of an older incarnation may be accepted after a restart");
         }
     }
 
@@ -1267,9 +1328,15 @@ impl Daemon {
         let now = self.now();
         let m = self.membership.status(now);
         let mut counters = m.counters;
-        let overflows = net::QUEUE_OVERFLOWS.load(std::sync::atomic::Ordering::Relaxed);
-        if overflows > 0 {
-            counters.dropped.insert("queue_full".into(), overflows);
+        // What the media dropped before the machine saw it.
+        let media = self.media.iter().flat_map(|m| m.drops.counts());
+        for (reason, n) in self
+            .retired_drops
+            .iter()
+            .map(|(r, n)| (*r, *n))
+            .chain(media)
+        {
+            *counters.dropped.entry(reason.to_string()).or_insert(0) += n;
         }
         let checks = self.monitor.machine.status(now);
         let jobs = self.jobs.machine.status(jobs::unix_now());
@@ -1375,12 +1442,12 @@ impl Daemon {
 
     /// SIGHUP, once [`load_off_loop`] has read the configuration again:
     /// apply it; keep the running one when the new one is invalid or its
-    /// media cannot be opened.
+    /// media cannot be opened. The new media's inbox when they changed.
     fn reload(
         &mut self,
         new: Result<Config, ConfigErrors>,
         ping_replies: &mpsc::Sender<std::net::Ipv4Addr>,
-    ) {
+    ) -> Option<net::Inbox> {
         let new = match new {
             Ok(c) => c,
             Err(ConfigErrors(errors)) => {
@@ -1391,50 +1458,10 @@ impl Daemon {
                     errors = errors.len(),
                     "reload refused: keeping the running configuration"
                 );
-                return;
+                return None;
             }
         };
-        // Prepare everything that can fail before changing anything.
-        let media = if new.ha.media != self.config.ha.media {
-            match net::open_media(&new.ha.media, &self.rx_tx) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    tracing::error!(error = %e, "reload refused: keeping the running configuration");
-                    return;
-                }
-            }
-        } else {
-            None
-        };
-        let ping = if new.ha.ping != self.config.ha.ping
-            || new.ha.ping_groups != self.config.ha.ping_groups
-            || new.ha.deadping != self.config.ha.deadping
-        {
-            match Ping::new(&new, self.now(), ping_replies) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    tracing::error!(error = %e, "reload refused: keeping the running configuration");
-                    return;
-                }
-            }
-        } else {
-            None
-        };
-        if let Some(m) = media {
-            self.media = m;
-        }
-        if let Some(p) = ping {
-            self.ping = p;
-        }
-        for w in &new.warnings {
-            tracing::warn!(warning = %w, "configuration warning");
-        }
-        if new.ha.logfile != self.config.ha.logfile
-            || new.ha.debugfile != self.config.ha.debugfile
-            || new.ha.logfacility != self.config.ha.logfacility
-        {
-            tracing::warn!("logging directives changed: they take effect at the next start");
-        }
+        // What takes effect only at the next start keeps its running value.
         let mut new = new;
         if new.groups != self.config.groups || new.ha.auto_failback != self.config.ha.auto_failback
         {
@@ -1462,20 +1489,87 @@ impl Daemon {
             new.failure_timeout = self.config.failure_timeout;
             new.fencing = self.config.fencing.clone();
         }
+        // Prepare everything that can fail before changing anything.
+        let media = if new.ha.media != self.config.ha.media {
+            match net::open_media(&new.ha.media, &self.receive_keys.subscribe()) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!(error = %e, "reload refused: keeping the running configuration");
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
+        let ping = if new.ha.ping != self.config.ha.ping
+            || new.ha.ping_groups != self.config.ha.ping_groups
+            || new.ha.deadping != self.config.ha.deadping
+        {
+            match Ping::new(&new, self.now(), ping_replies) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::error!(error = %e, "reload refused: keeping the running configuration");
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
+        // The group machine takes the node list and deadtime with
+        // membership (issue 14, finding 10: its grant and quorum leases
+        // depend on both), or the reload is refused as a whole.
+        let now = self.now();
+        if let Err(why) = self.groups.reconfigure(groups_config(&new), now) {
+            tracing::error!(reason = %why, "reload refused: keeping the running configuration");
+            return None;
+        }
+        self.receive_keys.send_replace(receive_keys_of(&new));
+        let inbox = media.map(|(m, inbox)| {
+            for old in &self.media {
+                for (reason, n) in old.drops.counts() {
+                    *self.retired_drops.entry(reason).or_insert(0) += n;
+                }
+            }
+            self.media = m;
+            inbox
+        });
+        if let Some(p) = ping {
+            self.ping = p;
+        }
+        for w in &new.warnings {
+            tracing::warn!(warning = %w, "configuration warning");
+        }
+        if new.ha.logfile != self.config.ha.logfile
+            || new.ha.debugfile != self.config.ha.debugfile
+            || new.ha.logfacility != self.config.ha.logfacility
+        {
+            tracing::warn!("logging directives changed: they take effect at the next start");
+        }
         *self.access.write().unwrap_or_else(|e| e.into_inner()) =
             Access::from_group(new.cluster.control.group.as_deref());
         if new.ha.watchdog != self.config.ha.watchdog {
             tracing::warn!("watchdog changed: it takes effect at the next start");
         }
         self.fence.reconfigure(&new);
-        let now = self.now();
         self.membership.reconfigure(membership_config(&new), now);
+        for (node, p) in &self.peers_seen {
+            self.membership.remember(node, p.incarnation, p.left);
+        }
+        if self.membership.deadtime() > new.ha.deadtime {
+            tracing::warn!(
+                deadtime_ms = new.ha.deadtime.as_millis() as u64,
+                running_ms = self.membership.deadtime().as_millis() as u64,
+                "deadtime shortened: peers count on the longer one announced, so peers are \
+                 declared dead after it until the next start"
+            );
+        }
         self.config = new;
         tracing::info!(
             nodes = ?self.config.ha.nodes,
             media = ?self.media.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
             "configuration reloaded"
         );
+        inbox
     }
 }
 
@@ -1547,6 +1641,21 @@ fn log_event(media: &[net::OpenMedium], e: &Event) {
             "late heartbeat"
         ),
         Event::Report { .. } | Event::Outdate { .. } => {}
+        Event::PeerIncarnation {
+            node,
+            incarnation,
+            left,
+        } => tracing::debug!(peer = %node, incarnation, left, "peer incarnation remembered"),
+        Event::PeerDeadtime {
+            node,
+            incarnation,
+            deadtime,
+        } => tracing::info!(
+            peer = %node,
+            incarnation,
+            deadtime_ms = deadtime.as_millis() as u64,
+            "peer deadtime"
+        ),
         Event::DuplicateNode { incarnation } => tracing::error!(
             incarnation,
             "another daemon sends under this node's name: check --node and uname -n on every node"

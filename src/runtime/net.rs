@@ -6,15 +6,39 @@
 //! interface's broadcast address, `mcast` to the group, `ucast` to the
 //! interface's own address. Sends go from a separate socket bound to the
 //! interface address (a socket bound to a broadcast address cannot send).
+//!
+//! ```text
+//!  medium 0 socket ─► receive task 0 ─┐ (budget per source for datagrams
+//!  medium 1 socket ─► receive task 1 ─┤  failing authentication; only
+//!        ...                          │  authentic ones are queued)
+//!                                     ▼
+//!          one bounded queue per medium ─► Inbox (taken in turn) ─► daemon loop
+//! ```
+//!
+//! Each medium has its own queue and its own budget, so a flood on one
+//! network cannot crowd out the keepalives another one carries (issue 14,
+//! finding 4): the loop takes the media in turn, and a medium whose queue
+//! is full drops (and counts) only its own datagrams. Each receive task
+//! checks the MAC itself, before queueing: garbage and forgeries never
+//! reach the loop, and a source whose datagrams keep failing gets a small
+//! budget of checks per second ([`SourceBudget`]); beyond it its datagrams
+//! are dropped unchecked and counted `rate_limited`. The loop's membership
+//! machine checks the MAC again (a few datagrams a second) and decides
+//! everything else.
 
 use crate::config::{Location, Medium, MediumKind};
 use crate::membership::MediumId;
-use crate::wire::MAX_DATAGRAM;
+use crate::wire::{AuthKeys, DropReason, MAX_DATAGRAM};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
+use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// An IPv4 address of a local interface.
@@ -87,6 +111,8 @@ pub struct OpenMedium {
     /// Destinations: the broadcast address, the group, or the unicast peers that
     /// are not addresses of this host.
     pub destinations: Vec<SocketAddrV4>,
+    /// What its receive task dropped before the loop saw it.
+    pub drops: Arc<MediumDrops>,
     receiver: JoinHandle<()>,
 }
 
@@ -110,21 +136,198 @@ impl OpenMedium {
     }
 }
 
-/// Counts datagrams dropped because the daemon's queue was full.
-pub static QUEUE_OVERFLOWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Authentic datagrams of one medium waiting for the loop; beyond this the
+/// medium drops its own (counted `queue_full`), never another's.
+pub const MEDIUM_QUEUE: usize = 128;
 
-/// Opens every medium. `tx` receives what arrives; it is bounded and a full
-/// queue drops (and counts) datagrams instead of blocking the receive task.
+/// What a medium's receive task dropped, by reason (status counters).
+#[derive(Debug, Default)]
+pub struct MediumDrops {
+    pub malformed: AtomicU64,
+    pub oversize: AtomicU64,
+    pub forged: AtomicU64,
+    /// From a source over its budget of datagrams failing authentication:
+    /// dropped without a check.
+    pub rate_limited: AtomicU64,
+    /// Authentic, but the medium's queue was full.
+    pub queue_full: AtomicU64,
+}
+
+impl MediumDrops {
+    /// (status counter name, count) of each reason.
+    pub fn counts(&self) -> [(&'static str, u64); 5] {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            (DropReason::Malformed.as_str(), get(&self.malformed)),
+            (DropReason::Oversize.as_str(), get(&self.oversize)),
+            (DropReason::Forged.as_str(), get(&self.forged)),
+            ("rate_limited", get(&self.rate_limited)),
+            ("queue_full", get(&self.queue_full)),
+        ]
+    }
+
+    fn count(&self, reason: DropReason) {
+        let c = match reason {
+            DropReason::Oversize => &self.oversize,
+            DropReason::Forged => &self.forged,
+            _ => &self.malformed,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The loop's end of the media's queues: one bounded queue per medium,
+/// taken in turn, so a medium with a full queue gets one datagram through
+/// for each one every other medium has waiting.
+pub struct Inbox {
+    queues: Vec<mpsc::Receiver<Received>>,
+    /// The queue asked first next time.
+    next: usize,
+}
+
+impl Inbox {
+    pub fn new(queues: Vec<mpsc::Receiver<Received>>) -> Inbox {
+        Inbox { queues, next: 0 }
+    }
+
+    /// The next datagram, the media taken in turn; `None` once every
+    /// queue is closed (or there is none).
+    pub async fn recv(&mut self) -> Option<Received> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Received>> {
+        let n = self.queues.len();
+        let mut open = false;
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            match self.queues[i].poll_recv(cx) {
+                Poll::Ready(Some(r)) => {
+                    self.next = (i + 1) % n;
+                    return Poll::Ready(Some(r));
+                }
+                Poll::Ready(None) => {}
+                Poll::Pending => open = true,
+            }
+        }
+        if open {
+            Poll::Pending
+        } else {
+            Poll::Ready(None)
+        }
+    }
+}
+
+/// A token bucket per source address of the datagrams failing
+/// authentication (malformed, oversize, forged) on one medium: each
+/// failure spends a token; a source without one has its datagrams dropped
+/// unchecked until it earns one back. Authentic datagrams cost nothing, so
+/// a peer is never limited by its own traffic; a flood that forges a
+/// peer's address and port silences that peer on this medium only (the
+/// other media still carry it). Sources beyond [`SourceBudget::MAX_SOURCES`]
+/// share one bucket. Time is passed in (`now` since any fixed epoch).
+#[derive(Debug)]
+pub struct SourceBudget {
+    sources: HashMap<SocketAddr, Bucket>,
+    shared: Bucket,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Duration,
+}
+
+impl Bucket {
+    fn full(now: Duration, size: f64) -> Bucket {
+        Bucket {
+            tokens: size,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, now: Duration, size: f64, rate: f64) {
+        let earned = now.saturating_sub(self.at).as_secs_f64() * rate;
+        self.tokens = (self.tokens + earned).min(size);
+        self.at = now;
+    }
+}
+
+impl SourceBudget {
+    /// Failures a source may have in a burst...
+    pub const BURST: f64 = 32.0;
+    /// ...and per second after it.
+    pub const RATE: f64 = 8.0;
+    /// Sources tracked one by one; the others share a bucket.
+    pub const MAX_SOURCES: usize = 256;
+    const SHARED_BURST: f64 = Self::BURST * 4.0;
+    const SHARED_RATE: f64 = Self::RATE * 4.0;
+
+    pub fn new(now: Duration) -> SourceBudget {
+        SourceBudget {
+            sources: HashMap::new(),
+            shared: Bucket::full(now, Self::SHARED_BURST),
+        }
+    }
+
+    /// Whether a datagram from `from` is worth checking now.
+    pub fn allow(&mut self, from: SocketAddr, now: Duration) -> bool {
+        let room = self.sources.len() < Self::MAX_SOURCES;
+        match self.sources.get_mut(&from) {
+            Some(b) => {
+                b.refill(now, Self::BURST, Self::RATE);
+                b.tokens >= 1.0
+            }
+            None if room => true,
+            None => {
+                self.shared
+                    .refill(now, Self::SHARED_BURST, Self::SHARED_RATE);
+                self.shared.tokens >= 1.0
+            }
+        }
+    }
+
+    /// A datagram from `from` failed authentication.
+    pub fn charge(&mut self, from: SocketAddr, now: Duration) {
+        if !self.sources.contains_key(&from) && self.sources.len() >= Self::MAX_SOURCES {
+            // Sources whose bucket is full again are as good as new.
+            let idle = Duration::from_secs_f64(Self::BURST / Self::RATE);
+            self.sources
+                .retain(|_, b| now.saturating_sub(b.at) < idle && b.tokens < Self::BURST);
+        }
+        let shared = self.sources.len() >= Self::MAX_SOURCES && !self.sources.contains_key(&from);
+        let b = if shared {
+            self.shared
+                .refill(now, Self::SHARED_BURST, Self::SHARED_RATE);
+            &mut self.shared
+        } else {
+            let b = self
+                .sources
+                .entry(from)
+                .or_insert_with(|| Bucket::full(now, Self::BURST));
+            b.refill(now, Self::BURST, Self::RATE);
+            b
+        };
+        b.tokens = (b.tokens - 1.0).max(0.0);
+    }
+}
+
+/// Opens every medium, each with its own receive task and queue, and the
+/// [`Inbox`] the loop reads them from. `keys` are the keys accepted on
+/// receive (see [`crate::config::receive_keys`]); a reload sends new ones.
 pub fn open_media(
     media: &[Medium],
-    tx: &mpsc::Sender<Received>,
-) -> Result<Vec<OpenMedium>, NetError> {
+    keys: &watch::Receiver<AuthKeys>,
+) -> Result<(Vec<OpenMedium>, Inbox), NetError> {
     let locals = local_addrs().map_err(NetError::LocalAddrs)?;
     let mut out = Vec::with_capacity(media.len());
+    let mut queues = Vec::with_capacity(media.len());
     for (i, m) in media.iter().enumerate() {
-        out.push(open_one(MediumId(i as u16), m, &locals, tx.clone())?);
+        let (tx, rx) = mpsc::channel(MEDIUM_QUEUE);
+        out.push(open_one(MediumId(i as u16), m, &locals, tx, keys.clone())?);
+        queues.push(rx);
     }
-    Ok(out)
+    Ok((out, Inbox::new(queues)))
 }
 
 fn open_one(
@@ -132,6 +335,7 @@ fn open_one(
     m: &Medium,
     locals: &[LocalAddr],
     tx: mpsc::Sender<Received>,
+    keys: watch::Receiver<AuthKeys>,
 ) -> Result<OpenMedium, NetError> {
     let name = m.name();
     let local = locals
@@ -215,37 +419,292 @@ fn open_one(
     ss.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
     let send = UdpSocket::from_std(ss.into()).map_err(err("register (send)"))?;
 
-    let receiver = tokio::spawn(receive_loop(id, rs, tx));
+    let drops = Arc::new(MediumDrops::default());
+    let receiver = tokio::spawn(receive_loop(id, name.clone(), rs, tx, keys, drops.clone()));
     Ok(OpenMedium {
         id,
         name,
         send,
         destinations,
+        drops,
         receiver,
     })
 }
 
-async fn receive_loop(id: MediumId, socket: UdpSocket, tx: mpsc::Sender<Received>) {
+/// How often a medium that drops datagrams says so in the log.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+async fn receive_loop(
+    id: MediumId,
+    name: String,
+    socket: UdpSocket,
+    tx: mpsc::Sender<Received>,
+    keys: watch::Receiver<AuthKeys>,
+    drops: Arc<MediumDrops>,
+) {
     // One byte more than the largest valid datagram, so an oversize one is
     // seen as such instead of silently truncated into something shorter.
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let epoch = tokio::time::Instant::now();
+    let mut budget = SourceBudget::new(Duration::ZERO);
+    let mut logged: Option<(Duration, u64)> = None;
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((len, from)) => {
+                let now = epoch.elapsed();
+                let bytes = &buf[..len];
+                if !budget.allow(from, now) {
+                    drops.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    log_drops(&name, from, &drops, now, &mut logged);
+                    continue;
+                }
+                let checked = crate::wire::decode(bytes, &keys.borrow()).map(drop);
+                if let Err(e) = checked {
+                    drops.count(e.drop_reason());
+                    budget.charge(from, now);
+                    continue;
+                }
                 let item = Received {
                     medium: id,
                     from,
-                    bytes: buf[..len].to_vec(),
+                    bytes: bytes.to_vec(),
                 };
                 if tx.try_send(item).is_err() {
-                    QUEUE_OVERFLOWS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    drops.queue_full.fetch_add(1, Ordering::Relaxed);
+                    log_drops(&name, from, &drops, now, &mut logged);
                 }
             }
             Err(e) => {
                 tracing::debug!(medium = id.0, error = %e, "receive error");
                 // Errors such as ECONNREFUSED from ICMP are transient; do not spin.
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
+    }
+}
+
+/// At most every [`DROP_LOG_INTERVAL`]: this medium drops datagrams
+/// unchecked or for want of room, with how many since the last line.
+fn log_drops(
+    name: &str,
+    from: SocketAddr,
+    drops: &MediumDrops,
+    now: Duration,
+    logged: &mut Option<(Duration, u64)>,
+) {
+    let total =
+        drops.rate_limited.load(Ordering::Relaxed) + drops.queue_full.load(Ordering::Relaxed);
+    if logged.is_some_and(|(at, _)| now.saturating_sub(at) < DROP_LOG_INTERVAL) {
+        return;
+    }
+    let since = total - logged.map_or(0, |(_, n)| n);
+    *logged = Some((now, total));
+    tracing::warn!(
+        medium = %name,
+        %from,
+        dropped = since,
+        rate_limited = drops.rate_limited.load(Ordering::Relaxed),
+        queue_full = drops.queue_full.load(Ordering::Relaxed),
+        "medium flooded: dropping datagrams unchecked (logged at most every 10 s)"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Location;
+    use crate::wire::{AuthMethod, Body, Keepalive, Message};
+
+    fn ucast_lo(port: u16) -> Medium {
+        Medium {
+            iface: "lo".into(),
+            port,
+            kind: MediumKind::Ucast {
+                peers: vec![Ipv4Addr::new(127, 0, 0, 2)],
+            },
+            at: Location {
+                file: "ha.cf".into(),
+                line: 1,
+            },
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn keys() -> AuthKeys {
+        AuthKeys::single(1, AuthMethod::Sha256, b"net test secret")
+    }
+
+    fn keepalive(seq: u64) -> Vec<u8> {
+        crate::wire::encode(
+            &Message {
+                cluster: "hbd".into(),
+                from: "n2".into(),
+                incarnation: 1,
+                seq,
+                body: Body::Keepalive(Keepalive {
+                    keepalive_ms: 1000,
+                    deadtime_ms: 30000,
+                }),
+            },
+            &keys(),
+        )
+        .unwrap()
+    }
+
+    fn item(medium: u16) -> Received {
+        Received {
+            medium: MediumId(medium),
+            from: "192.0.2.1:694".parse().unwrap(),
+            bytes: Vec::new(),
+        }
+    }
+
+    /// Issue 14, finding 4: with media 0 and 2 full, the one datagram of
+    /// medium 1 comes out among the first three, and the media alternate.
+    #[test]
+    fn the_inbox_takes_the_media_in_turn() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (t0, r0) = mpsc::channel(8);
+            let (t1, r1) = mpsc::channel(8);
+            let (t2, r2) = mpsc::channel(8);
+            for _ in 0..8 {
+                t0.try_send(item(0)).unwrap();
+                t2.try_send(item(2)).unwrap();
+            }
+            assert!(t0.try_send(item(0)).is_err(), "medium 0 is full");
+            t1.try_send(item(1)).unwrap();
+            let mut inbox = Inbox::new(vec![r0, r1, r2]);
+            let mut order = Vec::new();
+            for _ in 0..17 {
+                order.push(inbox.recv().await.unwrap().medium.0);
+            }
+            assert_eq!(order[..3], [0, 1, 2]);
+            assert_eq!(order[3..7], [0, 2, 0, 2]);
+            drop((t0, t1, t2));
+            assert!(inbox.recv().await.is_none(), "every queue closed");
+        });
+        assert!(Inbox::new(Vec::new())
+            .poll_recv(&mut Context::from_waker(std::task::Waker::noop()))
+            .is_ready());
+    }
+
+    /// Issue 14, finding 4: a source's failures are checked up to its
+    /// burst, then at its rate; another source and authentic traffic are
+    /// not affected; beyond MAX_SOURCES the rest share one bucket.
+    #[test]
+    fn source_budget_limits_failures_per_source() {
+        let a: SocketAddr = "192.0.2.100:4000".parse().unwrap();
+        let b: SocketAddr = "192.0.2.12:694".parse().unwrap();
+        let t = Duration::from_millis;
+        let mut s = SourceBudget::new(t(0));
+        let mut checked = 0;
+        for _ in 0..1000 {
+            if s.allow(a, t(0)) {
+                checked += 1;
+                s.charge(a, t(0));
+            }
+        }
+        assert_eq!(checked, SourceBudget::BURST as usize);
+        assert!(s.allow(b, t(0)), "another source has its own budget");
+        // A second later: RATE more.
+        let mut later = 0;
+        for _ in 0..1000 {
+            if s.allow(a, t(1000)) {
+                later += 1;
+                s.charge(a, t(1000));
+            }
+        }
+        assert_eq!(later, SourceBudget::RATE as usize);
+        // Many sources: the ones past the table share a bucket.
+        let mut s = SourceBudget::new(t(0));
+        for port in 0..SourceBudget::MAX_SOURCES as u16 {
+            s.charge(SocketAddr::new([192, 0, 2, 7].into(), 10000 + port), t(0));
+        }
+        let mut shared = 0;
+        for port in 0..5000u16 {
+            let from = SocketAddr::new([192, 0, 2, 8].into(), port);
+            if s.allow(from, t(1)) {
+                shared += 1;
+                s.charge(from, t(1));
+            }
+        }
+        assert_eq!(shared, (SourceBudget::BURST * 4.0) as usize);
+        // Once the first sources are idle long enough, their places free up.
+        let much_later = t(60_000);
+        let newcomer = SocketAddr::new([192, 0, 2, 9].into(), 1);
+        s.charge(newcomer, much_later);
+        assert!(s.sources.contains_key(&newcomer));
+    }
+
+    /// Issue 14, finding 4, on real sockets (loopback, unicast): while the
+    /// loop is busy, a replay flood of authentic datagrams fills medium
+    /// 0's queue; medium 1's keepalive still reaches the loop, and the
+    /// garbage sent meanwhile is counted, never queued. With one queue
+    /// for every medium (before), medium 1's datagram was crowded out by
+    /// 1024 of medium 0.
+    #[test]
+    fn a_flood_on_one_medium_leaves_room_for_another() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: SO_BINDTODEVICE needs root");
+            return;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (p0, p1) = (free_port(), free_port());
+            let (_keys_tx, keys_rx) = watch::channel(keys());
+            let (media, mut inbox) = open_media(&[ucast_lo(p0), ucast_lo(p1)], &keys_rx).unwrap();
+            let replayed = keepalive(1);
+            let fresh = keepalive(2);
+            let flood = std::thread::spawn(move || {
+                // A replayer and a source of garbage (another address).
+                let r = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                let g = std::net::UdpSocket::bind("127.0.0.3:0").unwrap();
+                for _ in 0..10_000 {
+                    let _ = r.send_to(&replayed, ("127.0.0.1", p0));
+                    let _ = g.send_to(b"garbage", ("127.0.0.1", p0));
+                }
+                r.send_to(&fresh, ("127.0.0.1", p1)).unwrap();
+            });
+            // The loop is busy meanwhile; the receive tasks run.
+            while !flood.is_finished() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let mut got = Vec::new();
+            while let Ok(Some(r)) =
+                tokio::time::timeout(Duration::from_millis(100), inbox.recv()).await
+            {
+                got.push(r.medium);
+            }
+            assert!(
+                got.contains(&MediumId(1)),
+                "medium 1's datagram was crowded out by {} of medium 0",
+                got.len()
+            );
+            assert!(got.len() <= MEDIUM_QUEUE + 1, "{}", got.len());
+            let d = &media[0].drops;
+            assert!(d.queue_full.load(Ordering::Relaxed) > 0);
+            let garbage =
+                d.malformed.load(Ordering::Relaxed) + d.rate_limited.load(Ordering::Relaxed);
+            assert!(garbage > 0, "garbage counted");
+            assert!(
+                d.malformed.load(Ordering::Relaxed) <= SourceBudget::BURST as u64 + 8,
+                "past its budget the source's garbage is dropped unchecked: {:?}",
+                d.counts()
+            );
+        });
     }
 }

@@ -1,5 +1,6 @@
 //! What the daemon keeps on disk: the incarnation number in the state dir
-//! (heartbeat's generation file) and the pid file in the run dir.
+//! (heartbeat's generation file), the newest incarnation seen of each peer
+//! (also in the state dir) and the pid file in the run dir.
 
 use std::fs;
 use std::io::{self, Write};
@@ -28,6 +29,76 @@ pub fn next_incarnation(state_dir: &Path, unix_secs: u64) -> io::Result<u64> {
     let next = last.saturating_add(1).max(unix_secs);
     write_atomically(&path, format!("{next}\n").as_bytes())?;
     Ok(next)
+}
+
+/// File in the state dir holding, per peer, the newest incarnation this
+/// node saw and whether it left: `NODE INCARNATION [left]` per line.
+pub const PEERS_FILE: &str = "peers";
+
+/// What a previous run saw of one peer (see
+/// [`crate::membership::Event::PeerIncarnation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerSeen {
+    pub incarnation: u64,
+    pub left: bool,
+}
+
+/// The peers file, empty when there is none yet. A line that does not
+/// parse is an error naming the file and line: the file is written
+/// atomically, so only a hand edit breaks it (delete it to start over).
+pub fn load_peers(state_dir: &Path) -> io::Result<std::collections::BTreeMap<String, PeerSeen>> {
+    let path = state_dir.join(PEERS_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}:{}: expected `NODE INCARNATION [left]` (delete the file to forget \
+                     every peer)",
+                    path.display(),
+                    i + 1
+                ),
+            )
+        };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (node, incarnation, left) = match words[..] {
+            [n, inc] => (n, inc, false),
+            [n, inc, "left"] => (n, inc, true),
+            _ => return Err(bad()),
+        };
+        let incarnation = incarnation.parse::<u64>().map_err(|_| bad())?;
+        out.insert(node.to_string(), PeerSeen { incarnation, left });
+    }
+    Ok(out)
+}
+
+/// Rewrites the peers file (atomically): called when a peer's newest
+/// incarnation or its leaving changes, which is rare, never per datagram.
+pub fn save_peers(
+    state_dir: &Path,
+    peers: &std::collections::BTreeMap<String, PeerSeen>,
+) -> io::Result<()> {
+    let mut text =
+        String::from("# hbd: the newest incarnation seen of each peer (NODE INCARNATION [left])\n");
+    for (node, p) in peers {
+        text.push_str(&format!(
+            "{node} {}{}\n",
+            p.incarnation,
+            if p.left { " left" } else { "" }
+        ));
+    }
+    fs::create_dir_all(state_dir)?;
+    write_atomically(&state_dir.join(PEERS_FILE), text.as_bytes())
 }
 
 /// Write to a temporary file, fsync, rename over `path`, fsync the directory:
@@ -115,6 +186,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(INCARNATION_FILE), "x\n").unwrap();
         assert!(next_incarnation(dir.path(), 1).is_err());
+    }
+
+    #[test]
+    fn peers_round_trip_and_garbage_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load_peers(dir.path()).unwrap().is_empty(), "no file yet");
+        let mut peers = std::collections::BTreeMap::new();
+        peers.insert(
+            "n2".to_string(),
+            PeerSeen {
+                incarnation: 1_700_000_001,
+                left: false,
+            },
+        );
+        peers.insert(
+            "w1".to_string(),
+            PeerSeen {
+                incarnation: 5,
+                left: true,
+            },
+        );
+        save_peers(dir.path(), &peers).unwrap();
+        assert_eq!(load_peers(dir.path()).unwrap(), peers);
+        assert!(!dir.path().join("peers.tmp").exists());
+        fs::write(dir.path().join(PEERS_FILE), "n2 12x\n").unwrap();
+        let e = load_peers(dir.path()).unwrap_err().to_string();
+        assert!(e.ends_with("peers:1: expected `NODE INCARNATION [left]` (delete the file to forget every peer)"), "{e}");
     }
 
     #[test]
