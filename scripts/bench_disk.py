@@ -120,6 +120,15 @@ class Pair:
     def status(self, i):
         return ok(self.run(i), "r0", {"request": "status"})
 
+    def full_sync(self):
+        """Start n2 (fresh metadata): connecting starts a full sync from n1,
+        the Primary. Its duration in seconds."""
+        t0 = time.time()
+        self.start(2)
+        self.wait(lambda: self.status(2)["disk"] == "UpToDate"
+                  and self.status(2)["connection"] == "Connected")
+        return time.time() - t0
+
     def wait(self, pred, timeout=600):
         t = time.time()
         while time.time() - t < timeout:
@@ -174,11 +183,7 @@ def disk_tables(args, lab, hbctl, hbd_disk, lab_up, lab_down):
         st = ok(p.run(1), "r0", {"request": "primary", "force": True})
         rows["hbd-disk, peer down (FUSE + loop)"] = workloads(st["loop_device"], runtime)
         ok(p.run(1), "r0", {"request": "connect", "discard_my_data": False})
-        # n2's metadata is fresh: connecting starts a full sync from n1.
-        t0 = time.time()
-        p.start(2)
-        p.wait(lambda: p.status(2)["disk"] == "UpToDate" and p.status(2)["connection"] == "Connected")
-        resync_s = time.time() - t0
+        resync_s = p.full_sync()
         st = p.status(1)
         rows["hbd-disk, replicated (protocol C, sealed: tls yes, the default)"] = workloads(
             st["loop_device"], runtime)
@@ -209,10 +214,7 @@ def disk_tables(args, lab, hbctl, hbd_disk, lab_up, lab_down):
     try:
         p.start(1)
         ok(p.run(1), "r0", {"request": "primary", "force": True})
-        t0 = time.time()
-        p.start(2)
-        p.wait(lambda: p.status(2)["disk"] == "UpToDate" and p.status(2)["connection"] == "Connected")
-        resync_plain_s = time.time() - t0
+        resync_plain_s = p.full_sync()
         st = p.status(1)
         rows["hbd-disk, replicated (protocol C, plain: tls no)"] = workloads(
             st["loop_device"], runtime)

@@ -246,13 +246,22 @@ mod tests {
         );
         let leaving = Message {
             body: Body::Leaving,
-            ..msg
+            ..msg.clone()
         };
         put(
             "datagram",
             "leaving",
             &crate::wire::encode(&leaving, &keys).unwrap(),
         );
+        // fuzz/fuzz_targets/decode.rs: a mode byte, then (even) a whole
+        // datagram or (odd) a body it signs with its crc key.
+        let mut raw = vec![0u8];
+        raw.extend_from_slice(&crate::wire::encode(&leaving, &keys).unwrap());
+        put("decode", "leaving", &raw);
+        let crc = AuthKeys::single(1, AuthMethod::Crc, b"");
+        let whole = crate::wire::encode(&msg, &crc).unwrap();
+        let body = &whole[crate::wire::HEADER_LEN..whole.len() - AuthMethod::Crc.mac_len()];
+        put("decode", "keepalive-body", &[&[1u8][..], body].concat());
         use link::Frame;
         for (name, f) in [
             (
