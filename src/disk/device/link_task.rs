@@ -29,8 +29,19 @@ impl Drop for LinkGuard {
 /// Control frames queued for the peer at most (acks, state messages,
 /// bitmap parts): far more than a reading peer ever lets pile up.
 pub(super) const CTRL_QUEUE: usize = 4096;
-/// How long one send to the peer may block.
+/// How long one send to the peer may block at least; DRBD's timeout ×
+/// ko-count when that is longer (a peer whose disk is slow, not stuck,
+/// stops reading for a while), 60 s with `ko-count 0`.
 pub(super) const SEND_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// How long one send to the peer may block before it is dropped.
+fn send_timeout(res: &crate::disk::conf::ResourceConf) -> Duration {
+    let window = match res.ko_count {
+        0 => Duration::from_secs(60),
+        n => res.timeout * n,
+    };
+    window.max(SEND_TIMEOUT)
+}
 
 /// Unauthenticated connections handled at once on the replication port,
 /// from addresses other than the peer's.
@@ -306,17 +317,18 @@ impl Device {
     {
         let (mut sink, mut stream) = link.split();
         // A peer that stops reading blocks our sends: it is dropped after
-        // SEND_TIMEOUT (it would drop us for silence sooner).
-        async fn put<S>(sink: &mut S, f: &Frame) -> io::Result<()>
+        // `send_timeout` (DRBD's timeout × ko-count; never "never").
+        let limit = send_timeout(&lock(&self.cfg).res);
+        async fn put<S>(sink: &mut S, f: &Frame, limit: Duration) -> io::Result<()>
         where
             S: futures::Sink<tokio_util::bytes::Bytes, Error = io::Error> + Unpin,
         {
-            tokio::time::timeout(SEND_TIMEOUT, link::send(sink, f))
+            tokio::time::timeout(limit, link::send(sink, f))
                 .await
                 .map_err(|_| {
                     io::Error::new(
                         io::ErrorKind::TimedOut,
-                        format!("the peer read nothing for {SEND_TIMEOUT:?}"),
+                        format!("the peer read nothing for {limit:?}"),
                     )
                 })?
         }
@@ -335,9 +347,9 @@ impl Device {
                         // what was queued still goes out, so the peer sees our
                         // last state (and detects a split brain itself).
                         while let Ok(f) = ctrl_rx.try_recv() {
-                            put(&mut sink, &f).await?;
+                            put(&mut sink, &f, limit).await?;
                         }
-                        let _ = tokio::time::timeout(SEND_TIMEOUT, sink.close()).await;
+                        let _ = tokio::time::timeout(limit, sink.close()).await;
                         return Ok(());
                     }
                     f = ctrl_rx.recv() => f,
@@ -347,7 +359,7 @@ impl Device {
                 let Some(f) = f else {
                     return Ok::<(), io::Error>(());
                 };
-                put(&mut sink, &f).await?;
+                put(&mut sink, &f, limit).await?;
             }
         };
         let reader = async {
