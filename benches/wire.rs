@@ -167,7 +167,7 @@ fn link_codec() {
         })
         .expect("encode");
         let iters = if size > 65536 { 200 } else { 20_000 };
-        let mut run = |mut tx: LinkCodec, mut rx: LinkCodec| {
+        let run = |mut tx: LinkCodec, mut rx: LinkCodec| {
             let mut wire = BytesMut::new();
             median_ns(iters, || {
                 tx.encode(body.clone(), &mut wire).expect("seal");
