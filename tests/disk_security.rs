@@ -44,10 +44,20 @@ fn relay(ns: &str, listen: &str, to: &str, replace_with: Vec<u8>) -> Arc<Mutex<T
         let f = fs::File::open(format!("/run/netns/{ns}")).unwrap();
         nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
         let l = TcpListener::bind(&listen).unwrap();
+        l.set_nonblocking(true).unwrap();
         ready_tx.send(()).unwrap();
         let mut replace = Some(replace_with);
-        for a in l.incoming() {
-            let Ok(a) = a else { continue };
+        // Until the test drops its Tap: then the listener (and its hold on
+        // the namespace) goes.
+        while Arc::strong_count(&t) > 1 {
+            let a = match l.accept() {
+                Ok((a, _)) => a,
+                Err(_) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                }
+            };
+            a.set_nonblocking(false).unwrap();
             let Ok(b) = TcpStream::connect(&to) else {
                 continue;
             };
