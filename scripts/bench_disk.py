@@ -35,7 +35,7 @@ Issue 15's rows, in the same run:
   one JSON line ("issue15-json: {...}" on stdout, and appended to the file
   named by $HBD_BENCH_JSON when set) for a summary of every row.
 
-Environment: HBD_BENCH_MARIADB_SECONDS (default 15) per MariaDB run,
+Environment: HBD_BENCH_MARIADB_SECONDS (default 20) per MariaDB run,
 HBD_BENCH_TCP_SECONDS (default 6) for the TCP stream.
 """
 import json, os, re, shutil, socket, statistics, struct, subprocess, sys, tempfile, time
@@ -424,7 +424,7 @@ def disk_tables(args, lab, hbctl, hbd_disk, lab_up, lab_down):
         shutil.rmtree(tmp, ignore_errors=True)
 
     tcp_s = int(os.environ.get("HBD_BENCH_TCP_SECONDS", "6"))
-    db_s = int(os.environ.get("HBD_BENCH_MARIADB_SECONDS", "15"))
+    db_s = int(os.environ.get("HBD_BENCH_MARIADB_SECONDS", "20"))
     tcp = db = None
     p = Pair(lab, hbctl, hbd_disk, size, lab_up, lab_down)
     try:
