@@ -358,6 +358,11 @@ impl Target {
         if self.inflight.len() >= RS_IN_FLIGHT {
             return TargetStep::Wait;
         }
+        if self.flushing && self.unacked_bytes >= RS_ACK_BATCH {
+            // One batch lands while the last one flushes, no more: what
+            // the source holds unacknowledged stays within two batches.
+            return TargetStep::Wait;
+        }
         if now < self.next_at {
             return TargetStep::Pace(self.next_at);
         }
@@ -1465,6 +1470,16 @@ mod tests {
                         "requested twice"
                     );
                     assert!(r.len() <= MAX_REQUEST && r.end() <= SIZE);
+                    // What the source holds unacknowledged stays bounded
+                    // also while a flush runs (its MAX_SERVED).
+                    let sum = |v: &[BlockRange]| v.iter().map(|r| r.len()).sum::<u64>();
+                    let held = sum(&self.written)
+                        + self.flushing.as_ref().map_or(0, |(_, w)| sum(w))
+                        + sum(&self.inflight);
+                    assert!(
+                        held <= 2 * RS_ACK_BATCH + RS_IN_FLIGHT as u64 * MAX_REQUEST,
+                        "{held} bytes unacknowledged"
+                    );
                     self.inflight.push(*r);
                     assert!(self.inflight.len() <= RS_IN_FLIGHT, "window exceeded");
                     assert_eq!(self.t.in_flight(), self.inflight.len());

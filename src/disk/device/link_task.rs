@@ -578,7 +578,20 @@ impl Device {
                     .map_err(io::Error::other)??;
                 self.wake.notify_waiters();
                 if let Some(t) = batch {
-                    self.ack_resync(peer, t).await?;
+                    // Flushed off the reader: the data behind it keeps
+                    // arriving and landing while the disk flushes (the
+                    // target allows one flush at a time; its acks are queued
+                    // under the core lock, so `RsDone` never overtakes them).
+                    let (dev, p) = (self.clone(), peer.clone());
+                    tokio::spawn(async move {
+                        let r = dev.ack_resync(&p, t).await;
+                        dev.wake.notify_waiters();
+                        if let (Err(e), true) = (r, p.live()) {
+                            tracing::error!(error = %e, "flushing resync data: dropping the connection");
+                            dev.core().last_error = Some(format!("flushing resync data: {e}"));
+                            p.cancel.cancel();
+                        }
+                    });
                 }
             }
             Frame::RsAck { offset, len } => {

@@ -58,6 +58,10 @@ impl Device {
         // the driver's `RsDone` (after it sees no flush running) can never
         // overtake them on the control channel.
         let mut c = self.core();
+        // A flush that outlived its link belongs to no resync running now.
+        if !c.link.as_ref().is_some_and(|l| l.epoch == peer.epoch) {
+            return Err(eio("the link of this resync is gone"));
+        }
         let ranges = c.target.as_mut().map(|t| t.flushed(ticket));
         flushed?;
         for r in ranges.unwrap_or_default() {
