@@ -526,6 +526,30 @@ TARGETS = (
 )
 
 
+def summary(out, fig):
+    """This run's disk rows into the whole bench's table (bench_summary)."""
+    import bench_summary
+    by = {r["row"]: r for r in out}
+
+    def shown(key):
+        r = by[key]
+        if r["ratio"] is None:
+            return "not measured", ""
+        num, den, unit, f = fig[key]
+        return f"{r['ratio']:.2f}×", f"{f.format(num)} ÷ {f.format(den)} {unit}"
+
+    for key, row in (("seq_repl_vs_down", "seq"), ("down_vs_plain", "fuse"),
+                     ("rand_repl_vs_down", "rand"), ("sync_vs_tcp", "sync"),
+                     ("mariadb_repl_vs_down", "mariadb")):
+        now, detail = shown(key)
+        bench_summary.record(row, now, by[key]["met"] is True, detail)
+    (m, md), (p, pd) = shown("fsync_mean_repl_vs_down"), shown("fsync_p99_repl_vs_down")
+    bench_summary.record("fsync", f"{m} / {p}",
+                         by["fsync_mean_repl_vs_down"]["met"] is True
+                         and by["fsync_p99_repl_vs_down"]["met"] is True,
+                         f"mean {md}; p99 {pd}")
+
+
 def issue15_table(rows, size, resync_s, resync_plain_s, tcp, db):
     """Issue 15's rows: the ratios with their targets, met or not, and one
     JSON line with every figure."""
@@ -567,6 +591,7 @@ def issue15_table(rows, size, resync_s, resync_plain_s, tcp, db):
                     "ratio": ratio, "target": target,
                     "target_is": "min" if higher else "max", "met": met})
     print()
+    summary(out, fig)
     if tcp:
         print(f"TCP stream 192.0.2.11 → 192.0.2.12 ({tcp[1]}): {tcp[0]:.0f} MiB/s; "
               f"full sync sealed {sync:.0f} MiB/s = {sync / tcp[0]:.2f}× of it, "
