@@ -93,6 +93,12 @@ fn run(realtime_line: &str) -> (Lab, String, KillPid) {
 #[test]
 fn realtime_on_makes_the_keepalive_path_rr_and_nothing_else() {
     let (lab, agent, child) = run("");
+    if lab.log(1).contains("realtime on, but not granted") {
+        // A container without CAP_SYS_NICE or an RT budget: hbd warned and
+        // runs normally, which the off test covers.
+        eprintln!("SCHED_RR refused here: skipped\n{}", lab.log(1));
+        return;
+    }
     let pid = lab.pid(1);
     let ts = threads(pid);
     let main = ts.iter().find(|t| t.0 == pid).expect("main thread");
