@@ -3,18 +3,22 @@ resource (scripts/bench --only falsefail, --only stack).
 
 1. falsefail: a two-node hbd cluster and a two-node heartbeat 3.0.6 cluster,
    each with the VIP group (`n1 IPaddr2::192.0.2.50/24/eth0:0`, auto_failback
-   on) at keepalive 10ms / deadtime 50ms, both running at the same time, each
+   on) at each of BENCH_FALSEFAIL_TIMINGS (default "10ms/50ms 5ms/25ms"), for
+   BENCH_FALSEFAIL_SECONDS each (default --idle-seconds; issue 15's row is
+   5 min at 5ms/25ms), hbd's ha.cf with `realtime BENCH_FALSEFAIL_REALTIME`
+   (on, the default, or off), both running at the same time, each
    in its own lab (scripts/bench's HbdGroupCluster and HeartbeatGroupCluster),
    with two CPU hogs (`python3 -c 'while 1: pass'`) in the hbd lab's client
    namespace. After both clusters have settled (heartbeat: HB_SETTLE after
-   its start; the hogs started after that, then 1 s), for --idle-seconds,
+   its start; the hogs started after that, then 1 s), for that time,
    counted from both nodes' logs:
-   - "node dead" declarations: hbd's "node dead" lines, heartbeat's
-     "is dead" lines;
+   - "node dead" declarations per node: hbd's "node dead" lines,
+     heartbeat's "is dead" lines;
    - group moves: the VIP's starts (hbd: "resource started ... IPaddr2";
      heartbeat: "Running /etc/ha.d/resource.d/IPaddr2 ... start");
    - for context, late-heartbeat warnings (hbd: "late heartbeat",
-     heartbeat: "Late heartbeat"), which are not failovers.
+     heartbeat: "Late heartbeat"), which are not failovers, and how many of
+     each hbd's threads run at SCHED_RR/FIFO (/proc/PID/task/*/sched).
    Every process (hogs, daemons, labs) is killed at the end.
 2. stack: scenario 1's full stack (scripts/demo: replicated disk, IPaddr2
    VIP with its ARP probe, drbddisk, Filesystem ext4, mysqld, the app
@@ -55,12 +59,48 @@ def hb_lines(c, n, since):
     return [l for _, l in c.logs[n].lines[since:]]
 
 
-def falsefail(bench, prefix, seconds):
+def falsefail_settings(args):
+    """[(keepalive, deadtime)], seconds, hbd's ha.cf realtime (on/off)."""
+    timings = []
+    for t in os.environ.get("BENCH_FALSEFAIL_TIMINGS", "10ms/50ms 5ms/25ms").split():
+        ka, dt = t.split("/")
+        timings.append((ka, dt))
+    seconds = int(os.environ.get("BENCH_FALSEFAIL_SECONDS", args.idle_seconds))
+    realtime = os.environ.get("BENCH_FALSEFAIL_REALTIME", "on")
+    if realtime not in ("on", "off"):
+        raise SystemExit("bench: BENCH_FALSEFAIL_REALTIME: on or off")
+    return timings, seconds, realtime
+
+
+def rt_threads(pid):
+    """(threads at SCHED_RR/FIFO, threads) of a process, from /proc."""
+    rt = total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for t in tids:
+        try:
+            with open(f"/proc/{pid}/task/{t}/sched") as f:
+                m = re.search(r"(?m)^policy\s*:\s*(\d+)", f.read())
+        except OSError:
+            continue
+        total += 1
+        if m and int(m.group(1)) in (1, 2):
+            rt += 1
+    return rt, total
+
+
+def falsefail(bench, prefix, seconds, keepalive, deadtime, realtime, tag):
     hbd = hb = None
     hogs = []
     try:
-        hbd = bench.HbdGroupCluster(f"{prefix}ffh", "10ms", "50ms")
-        hb = bench.HeartbeatGroupCluster(f"{prefix}ffb", "10ms", "50ms")
+        hbd = bench.HbdGroupCluster(f"{prefix}ff{tag}h", keepalive, deadtime)
+        if realtime == "off":
+            for n in ("n1", "n2"):
+                with open(os.path.join(hbd.dir, n, "ha.d", "ha.cf"), "a") as f:
+                    f.write("realtime off\n")
+        hb = bench.HeartbeatGroupCluster(f"{prefix}ff{tag}b", keepalive, deadtime)
         started = time.time()
         hbd.start("n1"); hbd.start("n2")
         hb.start("n1"); hb.start("n2")
@@ -78,24 +118,25 @@ def falsefail(bench, prefix, seconds):
         time.sleep(1)
         hbd_marks = {n: len(hbd.log(n)) for n in ("n1", "n2")}
         hb_marks = {n: hb.logs[n].mark() for n in ("n1", "n2")}
+        rt = {n: rt_threads(hbd.procs[n].pid) for n in ("n1", "n2")}
         time.sleep(seconds)
-        res = {}
-        dead = moves = late = 0
+        res = {"rt": rt}
+        dead, moves, late = {}, 0, 0
         for n in ("n1", "n2"):
             new = bench.ANSI.sub("", hbd.log(n)[hbd_marks[n]:]).splitlines()
-            dead += sum("node dead" in l for l in new)
+            dead[n] = sum("node dead" in l for l in new)
             moves += sum("resource started" in l and "IPaddr2" in l for l in new)
             late += sum("late heartbeat" in l for l in new)
         res["hbd"] = (dead, moves, late)
-        dead = moves = late = 0
+        dead, moves, late = {}, 0, 0
         for n in ("n1", "n2"):
             new = hb_lines(hb, n, hb_marks[n])
-            dead += sum("is dead" in l for l in new)
+            dead[n] = sum("is dead" in l for l in new)
             moves += sum("resource.d/IPaddr2" in l and l.rstrip().endswith("start") for l in new)
             late += sum("Late heartbeat" in l for l in new)
         res["heartbeat"] = (dead, moves, late)
         if os.environ.get("BENCH_MORE_LOGS"):
-            d = os.path.join(os.environ["BENCH_MORE_LOGS"], "falsefail")
+            d = os.path.join(os.environ["BENCH_MORE_LOGS"], f"falsefail-{keepalive}-{deadtime}")
             os.makedirs(d, exist_ok=True)
             for n in ("n1", "n2"):
                 with open(os.path.join(d, f"hbd-{n}.log"), "w") as f:
@@ -114,22 +155,27 @@ def falsefail(bench, prefix, seconds):
 
 
 def falsefail_table(args, prefix, bench):
-    seconds = args.idle_seconds
-    res = falsefail(bench, prefix, seconds)
-    print(f"\nFalse failovers over {seconds} s at keepalive 10ms / deadtime 50ms, with two CPU "
-          "hogs (`while 1: pass`) in the hbd lab's client namespace; both clusters (two nodes, "
-          "the VIP group on n1, auto_failback on) at the same time, each in its own lab. "
-          "Counted from both nodes' logs (\"node dead\" / heartbeat's \"is dead\"; group "
-          "moves: the VIP's starts):\n")
-    print("| | heartbeat | hbd | hbd / heartbeat |")
+    timings, seconds, realtime = falsefail_settings(args)
+    runs = [((ka, dt), falsefail(bench, prefix, seconds, ka, dt, realtime, str(i)))
+            for i, (ka, dt) in enumerate(timings)]
+    print(f"\nFalse failovers over {seconds} s per setting, with two CPU hogs "
+          "(`while 1: pass`) in the hbd lab's client namespace; both clusters (two nodes, "
+          "the VIP group on n1, auto_failback on) at the same time, each in its own lab; "
+          f"hbd with `realtime {realtime}` (heartbeat: its default, on). Counted from both "
+          "nodes' logs (\"node dead\" / heartbeat's \"is dead\"; group moves: the VIP's "
+          "starts). BENCH_FALSEFAIL_TIMINGS, BENCH_FALSEFAIL_SECONDS, "
+          "BENCH_FALSEFAIL_REALTIME change the settings.\n")
+    print("| keepalive / deadtime | | heartbeat | hbd |")
     print("|---|---|---|---|")
-    (hd, hm, hl), (bd, bm, bl) = res["hbd"], res["heartbeat"]
-
-    def r(a, b):
-        return f"{a / b:.2f}" if b else ("0 of 0" if a == 0 else "∞")
-    print(f"| node dead declarations | {bd} | {hd} | {r(hd, bd)} |")
-    print(f"| group moves | {bm} | {hm} | {r(hm, bm)} |")
-    print(f"| late-heartbeat warnings (not failovers) | {bl} | {hl} | {r(hl, bl)} |")
+    for (ka, dt), res in runs:
+        (hd, hm, hl), (bd, bm, bl) = res["hbd"], res["heartbeat"]
+        print(f"| {ka} / {dt} | false deaths per node (n1, n2) | {bd['n1']}, {bd['n2']} "
+              f"| {hd['n1']}, {hd['n2']} |")
+        print(f"| | group moves | {bm} | {hm} |")
+        print(f"| | late-heartbeat warnings (not failovers) | {bl} | {hl} |")
+        rt = ", ".join(f"{n} {v[0]} of {v[1]}" if v else f"{n} ?"
+                       for n, v in res["rt"].items())
+        print(f"| | hbd threads at SCHED_RR/FIFO | | {rt} |")
     sys.stdout.flush()
 
 

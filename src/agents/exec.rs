@@ -97,7 +97,13 @@ pub fn clean_command(
     // SAFETY: the closure makes only async-signal-safe system calls and
     // allocates nothing.
     unsafe {
-        cmd.pre_exec(close_on_exec_above_stderr);
+        cmd.pre_exec(|| {
+            // Never realtime (ha.cf `realtime`): hbd's realtime threads
+            // already reset children on fork; this also covers an hbd
+            // started under chrt.
+            let _ = crate::runtime::realtime::make_thread_normal();
+            close_on_exec_above_stderr()
+        });
     }
     cmd
 }

@@ -77,8 +77,15 @@ fn main() -> ExitCode {
         run_dir: args.run_dir,
         state_dir: args.state_dir,
     };
+    // ha.cf `realtime`: this thread (the daemon loop) and the receive
+    // thread at SCHED_RR, memory locked; the blocking pool stays normal.
+    // VRRP mode has no keepalive path (and no receive thread to wake).
+    if !config.vrrp_only {
+        runtime::realtime::enter(runtime::realtime::Settings::of(&config));
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_start(runtime::realtime::blocking_thread_start)
         .build()
     {
         Ok(rt) => rt,

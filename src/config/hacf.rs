@@ -141,6 +141,13 @@ pub struct HaCf {
     pub watchdog: Option<(PathBuf, Location)>,
     /// `debug N` level (0 = off).
     pub debug: u32,
+    /// `realtime BOOL` (heartbeat's default: on): the keepalive path runs
+    /// at a realtime policy (SCHED_RR) with memory locked; see
+    /// `runtime::realtime`.
+    pub realtime: bool,
+    /// `rtprio N`: the SCHED_RR priority (1 to 99); `None` is heartbeat's
+    /// choice, the lowest (1).
+    pub rtprio: Option<u32>,
 }
 
 /// heartbeat's `keepalive` default (config.c: `heartbeat_ms = 1000`).
@@ -273,16 +280,6 @@ pub fn parse(path: &Path, text: &str) -> (HaCf, Vec<ConfigError>, Vec<ConfigWarn
 /// Directives heartbeat 3.0 knows that have no effect in hbd: accepted, with
 /// a warning. (name, value check, why)
 const INERT: &[(&str, ValueCheck, &str)] = &[
-    (
-        "realtime",
-        ValueCheck::Bool,
-        "hbd does not switch to realtime scheduling",
-    ),
-    (
-        "rtprio",
-        ValueCheck::Int,
-        "hbd does not switch to realtime scheduling",
-    ),
     (
         "coredumps",
         ValueCheck::Bool,
@@ -555,6 +552,8 @@ pub(crate) fn parse_full(path: &Path, text: &str) -> Parsed {
     let mut stonith_hosts: Vec<(crate::fence::FenceDevice, Location)> = Vec::new();
     let mut watchdog = None;
     let mut debug = 0;
+    let mut realtime = true;
+    let mut rtprio = None;
 
     for (idx, raw) in text.lines().enumerate() {
         let line = idx + 1;
@@ -887,6 +886,20 @@ pub(crate) fn parse_full(path: &Path, text: &str) -> Parsed {
             "debug" => {
                 if let Some(n) = p.int(line, key, &args, 255) {
                     debug = n;
+                }
+            }
+            "realtime" => {
+                if let Some(b) = p.bool(line, key, &args) {
+                    realtime = b;
+                }
+            }
+            "rtprio" => {
+                if let Some(n) = p.int(line, key, &args, 99) {
+                    if n == 0 {
+                        p.err(line, key, "expected a number from 1 to 99");
+                    } else {
+                        rtprio = Some(n);
+                    }
                 }
             }
             "ping" => {
@@ -1239,6 +1252,8 @@ pub(crate) fn parse_full(path: &Path, text: &str) -> Parsed {
             stonith_hosts,
             watchdog,
             debug,
+            realtime,
+            rtprio,
         },
         first_node_line,
         errors: p.errors,
@@ -1423,9 +1438,19 @@ node        l1
                 "{w:?}"
             );
         }
+        assert!(warns("realtime on\n").is_empty());
+        assert!(ok("").realtime, "heartbeat's default is on");
+        assert_eq!(ok("").rtprio, None);
+        assert!(!ok("realtime off\n").realtime);
+        assert!(ok("realtime yes\n").realtime);
+        assert_eq!(ok("rtprio 5\n").rtprio, Some(5));
         assert_eq!(
-            warns("realtime on\n"),
-            vec!["ha.cf:3: realtime: no effect: hbd does not switch to realtime scheduling"]
+            one_err("rtprio 0\n"),
+            "ha.cf:3: rtprio: expected a number from 1 to 99"
+        );
+        assert_eq!(
+            one_err("realtime maybe\n"),
+            "ha.cf:3: realtime: `maybe`: expected yes or no (on/off, true/false, y/n, 1/0)"
         );
         assert_eq!(warns("autojoin none\n").len(), 1);
         assert_eq!(

@@ -575,9 +575,11 @@ impl Membership {
         let previous = peer.last_heard;
         let mut deadtime_event = None;
         peer.incarnation = Some(msg.incarnation);
-        peer.last_heard = Some(now);
+        // `now` is when the datagram arrived; one of another medium may
+        // have been taken first with a later arrival: never back.
+        peer.last_heard = Some(previous.map_or(now, |p| p.max(now)));
         let link = &mut peer.links[m];
-        link.last_heard = Some(now);
+        link.last_heard = Some(link.last_heard.map_or(now, |l| l.max(now)));
         link.last_seq = Some(msg.seq);
 
         if let Body::Keepalive(k) = &msg.body {

@@ -248,6 +248,36 @@ fn up_then_dead_with_exact_deadlines() {
     }));
 }
 
+/// runtime::realtime: the loop passes each datagram's arrival stamp. One
+/// that arrived before deadtime ran out but is processed after it (a busy
+/// loop) keeps the node up, and a medium taken out of arrival order never
+/// moves "last heard" back.
+#[test]
+fn arrival_stamps_decide_not_processing_time() {
+    let mut m = machine();
+    m.on_datagram(M0, &ka("beta", 1, 1), ms(0)).unwrap();
+    m.take_outputs();
+    // Arrived at 490 (deadtime 500 from 0), processed at 530: the loop
+    // takes the inbox before ticking.
+    m.on_datagram(M0, &ka("beta", 1, 2), ms(490)).unwrap();
+    m.tick(ms(530));
+    let ev = events(m.take_outputs());
+    assert!(
+        !ev.iter().any(|e| matches!(e, Event::NodeDead { .. })),
+        "{ev:?}"
+    );
+    assert_eq!(m.node_state("beta"), Some(NodeState::Up));
+    // Medium 1 arrived at 900, medium 0 at 880, taken in that order.
+    m.on_datagram(M1, &ka("beta", 1, 1), ms(900)).unwrap();
+    m.on_datagram(M0, &ka("beta", 1, 3), ms(880)).unwrap();
+    m.take_outputs();
+    // 880 + 500 = 1380 would kill the node; it was heard at 900.
+    m.tick(ms(1390));
+    assert_eq!(m.node_state("beta"), Some(NodeState::Up));
+    m.tick(ms(1400));
+    assert_eq!(m.node_state("beta"), Some(NodeState::Dead));
+}
+
 #[test]
 fn a_late_datagram_without_a_tick_still_kills_first() {
     let mut m = machine();

@@ -25,6 +25,7 @@ pub mod monitor;
 pub mod net;
 pub mod outdate;
 pub mod ping;
+pub mod realtime;
 pub mod respawn;
 pub mod served;
 pub mod state;
@@ -609,12 +610,7 @@ pub async fn run_with_vrrp(
         }
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {}
-            Some(r) = inbox.recv() => {
-                let now = d.now();
-                if let Err(reason) = d.membership.on_datagram(r.medium, &r.bytes, now) {
-                    tracing::trace!(from = %r.from, medium = r.medium.0, reason = reason.as_str(), "datagram dropped");
-                }
-            }
+            Some(r) = inbox.recv() => d.on_received(r),
             Some(from) = ping_replies.recv() => {
                 let now = d.now();
                 for e in d.ping.tracker.on_reply(from, now) {
@@ -676,6 +672,11 @@ pub async fn run_with_vrrp(
                 }
             },
         }
+        // Everything received so far counts before any deadline is checked
+        // (runtime::realtime).
+        while let Some(r) = inbox.try_recv() {
+            d.on_received(r);
+        }
         d.tick();
         d.flush();
         d.answer_waiting();
@@ -722,6 +723,15 @@ pub async fn run_with_vrrp(
 impl Daemon {
     fn now(&self) -> Duration {
         Instant::now().saturating_duration_since(self.epoch)
+    }
+
+    /// A datagram from a receive task, heard when it arrived (its stamp),
+    /// not when the loop got to it.
+    fn on_received(&mut self, r: net::Received) {
+        let at = r.at.saturating_duration_since(self.epoch);
+        if let Err(reason) = self.membership.on_datagram(r.medium, &r.bytes, at) {
+            tracing::trace!(from = %r.from, medium = r.medium.0, reason = reason.as_str(), "datagram dropped");
+        }
     }
 
     fn next_deadline(&self) -> Duration {

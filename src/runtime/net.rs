@@ -101,6 +101,10 @@ pub struct Received {
     pub medium: MediumId,
     pub from: SocketAddr,
     pub bytes: Vec<u8>,
+    /// When the receive task took it off the socket (on the realtime
+    /// receive thread): what membership counts as heard, however late the
+    /// loop gets to it.
+    pub at: tokio::time::Instant,
 }
 
 /// An open medium: where to send, and the task feeding received datagrams.
@@ -188,6 +192,20 @@ pub struct Inbox {
 impl Inbox {
     pub fn new(queues: Vec<mpsc::Receiver<Received>>) -> Inbox {
         Inbox { queues, next: 0 }
+    }
+
+    /// A datagram already waiting, the media taken in turn; `None` when
+    /// none is (the loop takes them all before checking a deadline).
+    pub fn try_recv(&mut self) -> Option<Received> {
+        let n = self.queues.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if let Ok(r) = self.queues[i].try_recv() {
+                self.next = (i + 1) % n;
+                return Some(r);
+            }
+        }
+        None
     }
 
     /// The next datagram, the media taken in turn; `None` once every
@@ -396,7 +414,13 @@ fn open_one(
     rs.bind(&SocketAddrV4::new(recv_addr, m.port).into())
         .map_err(err("bind (receive)"))?;
     rs.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
-    let rs = UdpSocket::from_std(rs.into()).map_err(err("register (receive)"))?;
+    // Received on the realtime receive thread (runtime::realtime) when the
+    // daemon started one: registered with, and read by, its runtime.
+    let net = crate::runtime::realtime::net_handle();
+    let rs = {
+        let _in_net = net.enter();
+        UdpSocket::from_std(rs.into()).map_err(err("register (receive)"))?
+    };
 
     // Send socket.
     let ss = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(err("socket"))?;
@@ -420,7 +444,7 @@ fn open_one(
     let send = UdpSocket::from_std(ss.into()).map_err(err("register (send)"))?;
 
     let drops = Arc::new(MediumDrops::default());
-    let receiver = tokio::spawn(receive_loop(id, name.clone(), rs, tx, keys, drops.clone()));
+    let receiver = net.spawn(receive_loop(id, name.clone(), rs, tx, keys, drops.clone()));
     Ok(OpenMedium {
         id,
         name,
@@ -451,7 +475,8 @@ async fn receive_loop(
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((len, from)) => {
-                let now = epoch.elapsed();
+                let at = tokio::time::Instant::now();
+                let now = at.saturating_duration_since(epoch);
                 let bytes = &buf[..len];
                 if !budget.allow(from, now) {
                     drops.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -468,6 +493,7 @@ async fn receive_loop(
                     medium: id,
                     from,
                     bytes: bytes.to_vec(),
+                    at,
                 };
                 if tx.try_send(item).is_err() {
                     drops.queue_full.fetch_add(1, Ordering::Relaxed);
@@ -563,7 +589,25 @@ mod tests {
             medium: MediumId(medium),
             from: "192.0.2.1:694".parse().unwrap(),
             bytes: Vec::new(),
+            at: tokio::time::Instant::now(),
         }
+    }
+
+    /// What the loop drains before a deadline: everything waiting, the
+    /// media in turn, and nothing more.
+    #[test]
+    fn try_recv_takes_what_waits_in_turn() {
+        let (t0, r0) = mpsc::channel(4);
+        let (t1, r1) = mpsc::channel(4);
+        let mut inbox = Inbox::new(vec![r0, r1]);
+        assert!(inbox.try_recv().is_none());
+        t0.try_send(item(0)).unwrap();
+        t0.try_send(item(0)).unwrap();
+        t1.try_send(item(1)).unwrap();
+        let order: Vec<u16> = std::iter::from_fn(|| inbox.try_recv())
+            .map(|r| r.medium.0)
+            .collect();
+        assert_eq!(order, vec![0, 1, 0]);
     }
 
     /// Issue 14, finding 4: with media 0 and 2 full, the one datagram of
