@@ -476,4 +476,11 @@ def vrrp_tables(args, prefix, hbd, lab_up, lab_down, bench):
                   f"{h['cpu']:.3f} % ({h['procs']} proc) | {ratio(h['cpu'], k['cpu'])} | "
                   f"{k['rss'] / 1024:.1f} MiB | {h['rss'] / 1024:.1f} MiB | "
                   f"{k['pss'] / 1024:.1f} MiB | {h['pss'] / 1024:.1f} MiB |", flush=True)
+    k, h = res[((SETTINGS[0][0], "keepalived"), "n1")], res[((SETTINGS[0][0], "hbd"), "n1")]
+    import bench_summary
+    bench_summary.record("vrrp_idle", ratio(h["cpu"], k["cpu"]),
+                         k["cpu"] > 0 and h["cpu"] <= k["cpu"],
+                         f"{h['cpu']:.3f} % ÷ {k['cpu']:.3f} % over {args.idle_seconds} s "
+                         f"({SETTINGS[0][0]}, MASTER)",
+                         f"keepalived {k['cpu']:.3f} %")
     print()
