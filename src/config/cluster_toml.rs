@@ -336,12 +336,24 @@ impl ResourceOptionsToml {
             Duration::ZERO,
             &mut o.arp_interval,
         )?;
-        dur(
-            "arp_probe",
-            &self.arp_probe,
-            Duration::ZERO,
-            &mut o.arp_probe,
-        )?;
+        match self.arp_probe.as_deref() {
+            Some("rfc5227") => {
+                o.arp_probe_rfc5227 = true;
+                if o.arp_probe.is_zero() {
+                    o.arp_probe = Options::default().arp_probe;
+                }
+            }
+            Some(_) => {
+                dur(
+                    "arp_probe",
+                    &self.arp_probe,
+                    Duration::ZERO,
+                    &mut o.arp_probe,
+                )?;
+                o.arp_probe_rfc5227 = false;
+            }
+            None => {}
+        }
         dur(
             "kill_grace",
             &self.kill_grace,
