@@ -484,7 +484,7 @@ fn daemon_agent_waits_for_its_port_and_still_catches_failures() {
         pidfile.display()
     );
     let out = cfg.hbctl(&spec, "start").expect(0);
-    assert!(out.stdout.contains("answers"), "{out}");
+    assert!(out.stderr.contains("answers"), "{out}");
     // Ready means the port takes connections now.
     std::net::TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("port {port} after the start: {e}\n{out}"));
