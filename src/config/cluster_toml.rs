@@ -878,4 +878,39 @@ mod tests {
             Duration::from_secs(300)
         );
     }
+
+    #[test]
+    fn arp_probe_takes_a_duration_or_rfc5227() {
+        use crate::agents::arp::ProbeTiming;
+        let apply = |v: &str| {
+            ResourceOptionsToml {
+                arp_probe: Some(v.into()),
+                ..Default::default()
+            }
+            .apply(&Options::default())
+        };
+        let d = Options::default();
+        assert_eq!(
+            d.probe_timing(),
+            Some(ProbeTiming::lan(Duration::from_millis(30)))
+        );
+        let rfc = apply("rfc5227").unwrap();
+        assert_eq!(rfc.probe_timing(), Some(ProbeTiming::RFC5227));
+        let off = apply("0s").unwrap();
+        assert_eq!(off.probe_timing(), None);
+        // A resource may turn RFC 5227 timing on over a default of 0s.
+        let back = ResourceOptionsToml {
+            arp_probe: Some("rfc5227".into()),
+            ..Default::default()
+        }
+        .apply(&off)
+        .unwrap();
+        assert_eq!(back.probe_timing(), Some(ProbeTiming::RFC5227));
+        let lan = apply("200ms").unwrap();
+        assert_eq!(
+            lan.probe_timing(),
+            Some(ProbeTiming::lan(Duration::from_millis(200)))
+        );
+        assert_eq!(apply("soon").unwrap_err().0, "arp_probe");
+    }
 }
