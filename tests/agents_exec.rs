@@ -468,6 +468,48 @@ fn daemon_agent_reports_a_program_that_dies_at_once() {
     cfg.hbctl(&spec, "status").expect(3);
 }
 
+/// Issue 15: with `--port`, the start returns once the port answers (the
+/// server is ready, not after a fixed second); a program that exits at
+/// once, or never answers within HBD_START_WAIT, still fails the start and
+/// leaves nothing running.
+#[test]
+fn daemon_agent_waits_for_its_port_and_still_catches_failures() {
+    let mut cfg = Cfg::new("");
+    cfg.env.push(("HBD_START_WAIT".into(), "2".into()));
+    let pidfile = cfg.path().join("run/web.pid");
+    let _kill = KillPids(vec![pidfile.clone()]);
+    let port = free_port();
+    let spec = format!(
+        "daemon::--port={port}::{}::python3::-m::http.server::--bind::127.0.0.1::{port}",
+        pidfile.display()
+    );
+    let out = cfg.hbctl(&spec, "start").expect(0);
+    assert!(out.stderr.contains("answers"), "{out}");
+    // Ready means the port takes connections now.
+    std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("port {port} after the start: {e}\n{out}"));
+    cfg.hbctl(&spec, "status").expect(0);
+    cfg.hbctl(&spec, "stop").expect(0);
+    cfg.hbctl(&spec, "status").expect(3);
+
+    let bad = cfg.path().join("bad.pid");
+    let spec = format!(
+        "daemon::--port={port}::{}::sh::-c::echo no config file >&2; exit 1",
+        bad.display()
+    );
+    let out = cfg.hbctl(&spec, "start").expect(1);
+    assert!(out.stderr.contains("no config file"), "{out}");
+    cfg.hbctl(&spec, "status").expect(3);
+
+    let silent = cfg.path().join("silent.pid");
+    let _kill2 = KillPids(vec![silent.clone()]);
+    let spec = format!("daemon::--port={port}::{}::sleep::1000", silent.display());
+    let out = cfg.hbctl(&spec, "start").expect(1);
+    assert!(out.stderr.contains("does not answer"), "{out}");
+    assert!(!silent.exists(), "{out}");
+    cfg.hbctl(&spec, "status").expect(3);
+}
+
 /// KILLs every server of one data directory in `Drop` (found by its
 /// `--datadir=` argument, killed by pid).
 struct MariaDb {

@@ -330,3 +330,141 @@ fn errors_name_the_interface_and_the_address() {
     let err = net.expect(&format!("IPaddr2::{VIP}::eth0"), "start", 2);
     assert!(err.contains("2 arguments"), "{err}");
 }
+
+/// Runs `f` on a thread inside network namespace `ns` (setns applies to the
+/// calling thread only), with a tokio runtime of that thread: the agent's
+/// netlink and packet sockets are opened there.
+fn in_ns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
+) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(f())
+    })
+    .join()
+    .unwrap()
+}
+
+fn lan_options() -> hbd::agents::Options {
+    hbd::agents::Options {
+        arp_probe: Duration::from_millis(30),
+        arp_count: 1,
+        ..Default::default()
+    }
+}
+
+/// Issue 15: probing begun while the holder is late (a pre-probe) does not
+/// let a start take an address that another host still answers for.
+#[test]
+fn a_pre_probe_still_refuses_an_address_another_host_holds() {
+    let net = Net::new();
+    ip(&[
+        "-n",
+        &net.b,
+        "addr",
+        "add",
+        &format!("{VIP}/24"),
+        "dev",
+        "veth1",
+    ]);
+    let peer_mac = net.mac(&net.b, "veth1");
+    let err = in_ns(&net.a, || {
+        Box::pin(async {
+            let a = hbd::agents::ipaddr::parse_args(&["192.0.2.100/24/veth0"]).unwrap();
+            let o = lan_options();
+            assert!(
+                hbd::agents::ipaddr::preprobe(&a, &o, Duration::from_secs(5))
+                    .await
+                    .unwrap()
+            );
+            // The holder answers every probe meanwhile.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            hbd::agents::ipaddr::start_released(&a, &o, false)
+                .await
+                .unwrap_err()
+                .to_string()
+        })
+    });
+    assert!(
+        err.contains(&format!(
+            "{VIP} is already answered by {peer_mac} on veth0: another host holds it"
+        )),
+        "{err}"
+    );
+    assert!(net.addr_lines(&net.a, VIP).is_empty());
+}
+
+/// Issue 15: the holder stops answering (its node died) while the pre-probe
+/// runs: the start takes the address, judged on the latest probes only.
+#[test]
+fn a_pre_probe_takes_an_address_its_holder_gave_up_meanwhile() {
+    let net = Net::new();
+    ip(&[
+        "-n",
+        &net.b,
+        "addr",
+        "add",
+        &format!("{VIP}/24"),
+        "dev",
+        "veth1",
+    ]);
+    let b = net.b.clone();
+    in_ns(&net.a, move || {
+        Box::pin(async move {
+            let a = hbd::agents::ipaddr::parse_args(&["192.0.2.100/24/veth0"]).unwrap();
+            let o = lan_options();
+            assert!(
+                hbd::agents::ipaddr::preprobe(&a, &o, Duration::from_secs(5))
+                    .await
+                    .unwrap()
+            );
+            // Answered for a while, then the holder lets go.
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            ip(&["-n", &b, "addr", "del", "192.0.2.100/24", "dev", "veth1"]);
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            hbd::agents::ipaddr::start_released(&a, &o, false)
+                .await
+                .unwrap();
+        })
+    });
+    assert_eq!(net.addr_lines(&net.a, VIP).len(), 1);
+}
+
+/// Issue 15: a start told that the previous holder released the address
+/// does not probe (a planned switchover does not wait): here another host
+/// still answers, and the start does not notice, which shows no probe ran.
+#[test]
+fn a_released_address_is_added_without_a_probe() {
+    let net = Net::new();
+    ip(&[
+        "-n",
+        &net.b,
+        "addr",
+        "add",
+        &format!("{VIP}/24"),
+        "dev",
+        "veth1",
+    ]);
+    in_ns(&net.a, || {
+        Box::pin(async {
+            let a = hbd::agents::ipaddr::parse_args(&["192.0.2.100/24/veth0"]).unwrap();
+            let o = lan_options();
+            hbd::agents::ipaddr::start_released(&a, &o, true)
+                .await
+                .unwrap();
+            // Without the release the same start is refused.
+            hbd::agents::ipaddr::stop(&a, &o).await.unwrap();
+            assert!(hbd::agents::ipaddr::start_released(&a, &o, false)
+                .await
+                .is_err());
+        })
+    });
+}

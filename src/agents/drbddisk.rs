@@ -34,8 +34,15 @@ use std::time::Duration;
 
 /// How long start keeps retrying a refused promotion.
 pub const PROMOTE_RETRY: Duration = Duration::from_secs(10);
-/// Pause between promotion attempts (the script sleeps 1 s).
-const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// Pause between promotion attempts (the script sleeps 1 s): a tight poll
+/// of the local device, bounded by [`PROMOTE_RETRY`], so that a promotion
+/// refused for a moment (the peer demoting in a switchover) goes through as
+/// soon as it can.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// Pause between `drbdadm primary` attempts (each runs a program).
+const DRBDADM_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// How often the state is read while waiting for the peer to connect.
+const PEER_POLL: Duration = Duration::from_millis(20);
 /// Longest wait for the device process to answer after it was started.
 const UP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Status calls answer within this.
@@ -347,7 +354,7 @@ async fn wait_for_peer(
             Next::Fail(m) => return Err(AgentError::Failed(m)),
             Next::Wait => {}
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(PEER_POLL).await;
         s = client::status_async(&cx.run_dir, &a.res, Duration::from_secs(5))
             .await
             .map_err(|e| AgentError::Failed(e.to_string()))?;
@@ -470,7 +477,7 @@ async fn promote_kernel(a: &DrbdArgs, o: &Options) -> Result<(), AgentError> {
             Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
             Err(e) => {
                 tracing::info!(resource = %a.res, error = %e, "drbdadm primary failed; retrying");
-                tokio::time::sleep(RETRY_PAUSE).await;
+                tokio::time::sleep(DRBDADM_RETRY_PAUSE).await;
             }
         }
     }

@@ -869,7 +869,7 @@ fn signal_all(hs: &[Holder], sig: nix::sys::signal::Signal, dir: &Path) {
     }
 }
 
-/// Scans every 100 ms until no process holds `dev` or `limit` has passed;
+/// Scans every 20 ms until no process holds `dev` or `limit` has passed;
 /// returns those left.
 async fn wait_released(dev: (u64, u64), limit: Duration) -> Vec<Holder> {
     let deadline = Instant::now() + limit;
@@ -878,7 +878,7 @@ async fn wait_released(dev: (u64, u64), limit: Duration) -> Vec<Holder> {
         if left.is_empty() || Instant::now() >= deadline {
             return left;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -959,7 +959,9 @@ pub async fn stop(a: &FsArgs, o: &Options) -> Result<(), AgentError> {
                 // Someone opened it after the scan: KILL this time.
                 let late = blocking(move || holders(dev)).await;
                 signal_all(&late, Signal::SIGKILL, &dir);
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                // Until they are gone (KILLed processes release the mount
+                // as they exit), at most 500 ms as before.
+                wait_released(dev, Duration::from_millis(500)).await;
             }
             Err(Errno::EBUSY) => {
                 let left = blocking(move || holders(dev)).await;

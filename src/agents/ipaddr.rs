@@ -11,8 +11,14 @@
 //! 1. read the interfaces and their addresses (one netlink dump each) and
 //!    decide the interface, prefix and broadcast ([`plan_start`], no I/O);
 //! 2. if the address is already there: nothing to add (start is idempotent);
-//! 3. otherwise RFC 5227 probes during `arp_probe`: an answer from another
-//!    host refuses the start rather than taking an address someone holds;
+//! 3. otherwise duplicate-address probes (RFC 5227, with a LAN's timing
+//!    within `arp_probe` or RFC 5227's own): an answer from another host
+//!    refuses the start rather than taking an address someone holds. The
+//!    probing may have begun before the start ([`preprobe`]: the daemon
+//!    begins it when the holder's heartbeats are late), then what counts is
+//!    that the latest probes got no answer (see [`arp::Prober`]); it is
+//!    skipped when the node that held the address released it
+//!    ([`start_released`]);
 //! 4. add the address (prefix, broadcast, label);
 //! 5. gratuitous ARPs (RFC 5227 announcements) from the interface's MAC: the
 //!    first before `start` returns, the other `arp_count - 1` every
@@ -28,7 +34,7 @@ use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::LinkUnspec;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 /// `IP[/BITS[/IFACE[/BROADCAST]]]`, heartbeat's IPaddr argument; IFACE may
 /// carry a label (`eth1:0`).
@@ -357,6 +363,102 @@ pub async fn reannounce(a: &IpAddrArgs, o: &Options) -> Result<bool, AgentError>
 }
 
 pub async fn start(a: &IpAddrArgs, o: &Options) -> Result<(), AgentError> {
+    start_released(a, o, false).await
+}
+
+/// A pre-probe under way for an address (see [`preprobe`]).
+struct PreProbe {
+    shared: Arc<arp::SharedProber>,
+    ifindex: u32,
+    mac: Mac,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for PreProbe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Pre-probes by address.
+static PREPROBES: LazyLock<Mutex<HashMap<Ipv4Addr, PreProbe>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The pre-probe of `ip` if one still runs on interface `ifindex` with
+/// `mac`; it is removed from the registry either way.
+fn take_preprobe(ip: Ipv4Addr, ifindex: u32, mac: Option<Mac>) -> Option<PreProbe> {
+    let pre = PREPROBES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&ip)?;
+    if pre.task.is_finished() || pre.ifindex != ifindex || Some(pre.mac) != mac {
+        return None;
+    }
+    Some(pre)
+}
+
+/// Starts (or keeps going for `keep` more) duplicate-address probing for
+/// `a` before its start is asked for: while the node holding it is late,
+/// so that when it is declared dead the answer is already in (see
+/// [`arp::Prober`] for what counts). A later [`start_released`] of the
+/// address uses it; without a start it ends `keep` after the last call.
+/// Returns false when there is nothing to probe (the address is here, the
+/// interface speaks no ARP, or probing is off).
+pub async fn preprobe(
+    a: &IpAddrArgs,
+    o: &Options,
+    keep: std::time::Duration,
+) -> Result<bool, AgentError> {
+    let Some(timing) = o.probe_timing() else {
+        return Ok(false);
+    };
+    let until = tokio::time::Instant::now() + keep;
+    if let Some(pre) = PREPROBES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&a.addr)
+        .filter(|p| !p.task.is_finished())
+    {
+        pre.shared.keep_until(until);
+        return Ok(true);
+    }
+    let (links, addrs) = snapshot().await?;
+    let Ok(plan) = plan_start(a, &links, &addrs) else {
+        return Ok(false);
+    };
+    let (false, true, Some(mac)) = (plan.present, plan.link.arp, plan.link.mac) else {
+        return Ok(false);
+    };
+    let sock = ArpSocket::open(plan.link.index)
+        .map_err(|e| AgentError::Failed(format!("probing for {}: {e}", a.addr)))?;
+    let shared = Arc::new(arp::SharedProber::new(timing, until));
+    let ip = a.addr;
+    let task = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = shared.run(&sock, mac, ip).await {
+                tracing::warn!(%ip, error = %e, "duplicate-address pre-probe failed");
+            }
+        })
+    };
+    let old = PREPROBES.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        ip,
+        PreProbe {
+            shared,
+            ifindex: plan.link.index,
+            mac,
+            task: task.abort_handle(),
+        },
+    );
+    drop(old);
+    tracing::info!(%ip, iface = %plan.link.name, "duplicate-address probing begun: its holder is late");
+    Ok(true)
+}
+
+/// [`start`]; `released`: the node that held the address said it released
+/// it (its report shows the group stopped), so no other host should answer
+/// for it and the duplicate-address probe is skipped.
+pub async fn start_released(a: &IpAddrArgs, o: &Options, released: bool) -> Result<(), AgentError> {
     let ip = a.addr;
     let nl = Netlink::open()?;
     let (links, addrs) = nl.snapshot().await?;
@@ -380,9 +482,29 @@ pub async fn start(a: &IpAddrArgs, o: &Options) -> Result<(), AgentError> {
     if plan.present {
         tracing::info!(%ip, iface, "address already present");
     } else {
-        if !o.arp_probe.is_zero() {
-            if let (true, Some(mac)) = (plan.link.arp, plan.link.mac) {
-                match arp::probe(plan.link.index, mac, ip, o.arp_probe).await {
+        let timing = o.probe_timing();
+        let pre = take_preprobe(ip, plan.link.index, plan.link.mac);
+        match (timing, plan.link.arp, plan.link.mac) {
+            _ if released => {
+                tracing::info!(%ip, iface, "no duplicate-address probe: the node that held the address released it");
+            }
+            (Some(timing), true, Some(mac)) => {
+                let found = match pre {
+                    Some(pre) => {
+                        // Keep its task alive for a full probe at most.
+                        let bound =
+                            timing.wait + timing.interval_max * (timing.probes + 1) + timing.listen;
+                        pre.shared.keep_until(tokio::time::Instant::now() + bound);
+                        let v = pre.shared.verdict().await;
+                        tracing::info!(%ip, iface, verdict = ?v, "duplicate-address probe (begun before the start)");
+                        Ok(match v {
+                            arp::Verdict::Start => None,
+                            arp::Verdict::Conflict(c) => Some(c),
+                        })
+                    }
+                    None => arp::probe(plan.link.index, mac, ip, timing).await,
+                };
+                match found {
                     Ok(None) => {}
                     Ok(Some(Conflict::Answered(other))) => {
                         return Err(AgentError::Failed(format!(
@@ -397,6 +519,7 @@ pub async fn start(a: &IpAddrArgs, o: &Options) -> Result<(), AgentError> {
                     Err(e) => return Err(failed("probing for", &e)),
                 }
             }
+            _ => {}
         }
         match nl.add(ip, &plan).await {
             Ok(()) => {}

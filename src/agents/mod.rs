@@ -97,8 +97,12 @@ pub struct Options {
     pub arp_count: u32,
     pub arp_interval: Duration,
     /// IPaddr: how long to listen for another host answering for the address
-    /// before adding it (0: no check).
+    /// before adding it (0: no check): three probes over it (see
+    /// [`arp::ProbeTiming::lan`]).
     pub arp_probe: Duration,
+    /// IPaddr: probe with RFC 5227's timing instead (`arp_probe =
+    /// "rfc5227"`: 0–1 s, three probes 1–2 s apart, 2 s after the last).
+    pub arp_probe_rfc5227: bool,
     /// Filesystem: fsck before mount.
     pub fsck: Fsck,
     /// Filesystem: time between TERM and KILL for processes holding the mount.
@@ -113,7 +117,8 @@ impl Default for Options {
             status_timeout: Duration::from_secs(30),
             arp_count: 5,
             arp_interval: Duration::from_millis(200),
-            arp_probe: Duration::from_millis(200),
+            arp_probe: Duration::from_millis(30),
+            arp_probe_rfc5227: false,
             fsck: Fsck::Auto,
             kill_grace: Duration::from_secs(5),
         }
@@ -131,6 +136,17 @@ impl Options {
             o.stop_timeout = Duration::from_secs(150);
         }
         o
+    }
+
+    /// IPaddr: the duplicate-address probe's timing; `None`: no probe.
+    pub fn probe_timing(&self) -> Option<arp::ProbeTiming> {
+        if self.arp_probe.is_zero() {
+            None
+        } else if self.arp_probe_rfc5227 {
+            Some(arp::ProbeTiming::RFC5227)
+        } else {
+            Some(arp::ProbeTiming::lan(self.arp_probe))
+        }
     }
 
     pub fn timeout(&self, action: Action) -> Duration {
@@ -231,6 +247,23 @@ impl Resource {
             }
             AgentKind::Mon => Ok(()),
             kind => exec::run(kind, action, timeout).await.map(|_| ()),
+        }
+    }
+
+    /// Starts the resource within its timeout. `released`: the node that
+    /// ran the group before said it stopped it, so an address of it needs
+    /// no duplicate-address probe ([`ipaddr::start_released`]).
+    pub async fn start(&self, released: bool) -> Result<(), AgentError> {
+        match &self.kind {
+            AgentKind::IpAddr(a) => {
+                with_timeout(
+                    Action::Start,
+                    self.options.start_timeout,
+                    ipaddr::start_released(a, &self.options, released),
+                )
+                .await
+            }
+            _ => self.run(Action::Start).await,
         }
     }
 

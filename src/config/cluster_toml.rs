@@ -336,12 +336,24 @@ impl ResourceOptionsToml {
             Duration::ZERO,
             &mut o.arp_interval,
         )?;
-        dur(
-            "arp_probe",
-            &self.arp_probe,
-            Duration::ZERO,
-            &mut o.arp_probe,
-        )?;
+        match self.arp_probe.as_deref() {
+            Some("rfc5227") => {
+                o.arp_probe_rfc5227 = true;
+                if o.arp_probe.is_zero() {
+                    o.arp_probe = Options::default().arp_probe;
+                }
+            }
+            Some(_) => {
+                dur(
+                    "arp_probe",
+                    &self.arp_probe,
+                    Duration::ZERO,
+                    &mut o.arp_probe,
+                )?;
+                o.arp_probe_rfc5227 = false;
+            }
+            None => {}
+        }
         dur(
             "kill_grace",
             &self.kill_grace,
@@ -865,5 +877,40 @@ mod tests {
                 .start_timeout,
             Duration::from_secs(300)
         );
+    }
+
+    #[test]
+    fn arp_probe_takes_a_duration_or_rfc5227() {
+        use crate::agents::arp::ProbeTiming;
+        let apply = |v: &str| {
+            ResourceOptionsToml {
+                arp_probe: Some(v.into()),
+                ..Default::default()
+            }
+            .apply(&Options::default())
+        };
+        let d = Options::default();
+        assert_eq!(
+            d.probe_timing(),
+            Some(ProbeTiming::lan(Duration::from_millis(30)))
+        );
+        let rfc = apply("rfc5227").unwrap();
+        assert_eq!(rfc.probe_timing(), Some(ProbeTiming::RFC5227));
+        let off = apply("0s").unwrap();
+        assert_eq!(off.probe_timing(), None);
+        // A resource may turn RFC 5227 timing on over a default of 0s.
+        let back = ResourceOptionsToml {
+            arp_probe: Some("rfc5227".into()),
+            ..Default::default()
+        }
+        .apply(&off)
+        .unwrap();
+        assert_eq!(back.probe_timing(), Some(ProbeTiming::RFC5227));
+        let lan = apply("200ms").unwrap();
+        assert_eq!(
+            lan.probe_timing(),
+            Some(ProbeTiming::lan(Duration::from_millis(200)))
+        );
+        assert_eq!(apply("soon").unwrap_err().0, "arp_probe");
     }
 }

@@ -367,6 +367,10 @@ struct Local {
     /// The last other node seen running it that has not been seen to stop
     /// it (a node declared dead may still hold its addresses).
     prev_holder: Option<String>,
+    /// The last other node seen to stop it after running it (its report
+    /// said so): it released the group's addresses (see
+    /// [`Groups::released`]).
+    released_by: Option<String>,
     /// This node keeps it while another node also runs it (a healed
     /// partition): the addresses are announced again when the other stops.
     two_holders: bool,
@@ -413,6 +417,7 @@ pub struct Move {
     pub state: GroupState,
 }
 
+#[derive(Clone)]
 pub struct Groups {
     cfg: GroupsConfig,
     incarnation: u64,
@@ -475,6 +480,7 @@ impl Groups {
                 failed_at: None,
                 failed_holder: None,
                 prev_holder: None,
+                released_by: None,
                 two_holders: false,
             })
             .collect();
@@ -775,6 +781,9 @@ impl Groups {
         if to == GroupState::Failed {
             self.local[i].failed_at = Some(now);
             self.local[i].failed_holder = self.local[i].prev_holder.clone();
+        }
+        if to != GroupState::Starting {
+            self.local[i].released_by = None;
         }
         if to == GroupState::Started {
             // Another node ran it and may still answer for its addresses
@@ -1507,6 +1516,69 @@ impl Groups {
         v
     }
 
+    /// Whether group `i`'s previous holder released it: the last other node
+    /// seen running it has since reported it stopped, and no other node
+    /// was seen running it after. Its addresses then need no
+    /// duplicate-address probe before they are added here (a planned
+    /// switchover, a peer that stopped its groups before leaving). False
+    /// when a holder was declared dead without saying so, or when nobody
+    /// else was seen running it.
+    ///
+    /// Every other node must be accounted for too: up with a report that
+    /// does not show the group running, gone cleanly (left after stopping
+    /// its groups) or fenced. A node declared dead by timeout, or not heard
+    /// yet, might hold the address (it may only look dead), so its start
+    /// probes.
+    pub fn released(&self, i: usize) -> bool {
+        let Some(l) = self.local.get(i) else {
+            return false;
+        };
+        let Some(by) = l.released_by.as_deref() else {
+            return false;
+        };
+        l.prev_holder.is_none()
+            && self.peers.iter().any(|p| p.name == by)
+            && self.peers.iter().all(|p| match p.life {
+                _ if p.witness || p.fenced_off() => true,
+                Life::Up(_) => p
+                    .report
+                    .as_ref()
+                    .is_some_and(|_| self.peer_entry(p, i).is_none_or(|e| !e.state.may_run())),
+                Life::Dead => p.left && !p.left_unclean,
+                Life::Unknown => false,
+            })
+    }
+
+    /// The groups `node` runs (its latest report says so) that this node
+    /// would run in its place if it were dead: the addresses worth probing
+    /// for while `node`'s heartbeats are late, so that the answer is in
+    /// when it is declared dead. Empty on the witness.
+    pub fn takeover_from(&self, node: &str) -> Vec<usize> {
+        let Some(p) = self.peers.iter().find(|p| p.name == node) else {
+            return Vec::new();
+        };
+        if self.cfg.is_witness || !matches!(p.life, Life::Up(_)) {
+            return Vec::new();
+        }
+        let runs: Vec<usize> = (0..self.local.len())
+            .filter(|&i| {
+                self.local[i].state == GroupState::Stopped
+                    && self.peer_entry(p, i).is_some_and(|e| e.state.may_run())
+            })
+            .collect();
+        if runs.is_empty() {
+            return runs;
+        }
+        let mut without = self.clone();
+        if let Some(q) = without.peers.iter_mut().find(|q| q.name == node) {
+            q.life = Life::Dead;
+            q.report = None;
+        }
+        runs.into_iter()
+            .filter(|&i| without.desired(i).0.as_deref() == Some(self.cfg.node.as_str()))
+            .collect()
+    }
+
     /// Where group `i` should run, from this node's view, and which rule said so.
     pub fn desired(&self, i: usize) -> (Option<String>, &'static str) {
         let views = self.views(i);
@@ -1733,8 +1805,10 @@ impl Groups {
         for v in views.iter().filter(|v| v.node != me) {
             if v.state.may_run() {
                 self.local[i].prev_holder = Some(v.node.clone());
+                self.local[i].released_by = None;
             } else if self.local[i].prev_holder.as_ref() == Some(&v.node) {
                 self.local[i].prev_holder = None;
+                self.local[i].released_by = Some(v.node.clone());
             }
         }
         let others = views

@@ -202,6 +202,9 @@ pub struct Cluster {
     msgs: Vec<Msg>,
     /// Starts each node made, for tests.
     pub starts: Vec<(String, String)>,
+    /// Starts that skipped the duplicate-address probe (the group's
+    /// previous holder had released it).
+    pub released_starts: usize,
     /// A log of what happened, printed when an invariant fails.
     pub trace: Vec<String>,
 }
@@ -310,6 +313,7 @@ impl Cluster {
             rng: Rng::new(seed),
             msgs: Vec::new(),
             starts: Vec::new(),
+            released_starts: 0,
             trace: Vec::new(),
         };
         for i in 0..n {
@@ -543,6 +547,27 @@ impl Cluster {
             }
             Output::Start(g) => {
                 self.check_start(i, g);
+                // Issue 15: a start that skips the duplicate-address probe
+                // (the previous holder released the group) must find the
+                // group running nowhere else.
+                if self.nodes[i]
+                    .machine
+                    .as_ref()
+                    .is_some_and(|m| m.released(g))
+                {
+                    self.released_starts += 1;
+                    if let Some(j) =
+                        (0..self.nodes.len()).find(|&j| j != i && self.nodes[j].physical[g])
+                    {
+                        self.log(format!(
+                            "VIOLATION: n{} starts {} without a probe (released) while it runs on n{}",
+                            i + 1,
+                            self.cfg.groups[g].id,
+                            j + 1
+                        ));
+                        panic!("{}", self.trace.join("\n"));
+                    }
+                }
                 self.nodes[i].physical[g] = true;
                 let id = self.cfg.groups[g].id.clone();
                 self.starts.push((self.nodes[i].name.clone(), id));

@@ -93,6 +93,38 @@ fn standby_and_takeover_move_groups() {
     assert!(e.contains("no other node is up"), "{e}");
 }
 
+/// Issue 15: after a standby or a clean shutdown the new holder knows the
+/// old one released the group (no duplicate-address probe); after a crash
+/// it does not; and the groups a late peer runs are the ones to probe for.
+#[test]
+fn a_released_group_is_known_as_released_and_a_dead_holders_is_not() {
+    let mut c = Cluster::new(2, &[("a", 0)], false, 5);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    assert_eq!(c.released_starts, 0, "the first start, at boot, probes");
+    let n2 = c.nodes[1].machine.as_ref().unwrap();
+    assert_eq!(n2.takeover_from("n1"), vec![0]);
+    assert!(n2.takeover_from("n2").is_empty());
+    c.command(0, Command::Standby(Scope::All)).unwrap();
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    assert_eq!(c.released_starts, 1, "{:?}", c.trace);
+    let n1 = c.nodes[0].machine.as_ref().unwrap();
+    assert_eq!(n1.takeover_from("n2"), vec![0]);
+    // A clean shutdown hands over without a probe too.
+    c.shutdown(1);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n1"]);
+    assert_eq!(c.released_starts, 2, "{:?}", c.trace);
+    // A crash: the survivor probes.
+    c.boot(1);
+    settle(&mut c);
+    c.crash(0, true);
+    settle(&mut c);
+    assert_eq!(c.holders(0), vec!["n2"]);
+    assert_eq!(c.released_starts, 2, "{:?}", c.trace);
+}
+
 #[test]
 fn a_start_failure_moves_the_group_and_stays_failed() {
     let mut c = Cluster::new(2, &[("a", 0)], true, 6);

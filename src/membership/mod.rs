@@ -877,6 +877,26 @@ impl Membership {
         }
     }
 
+    /// The up peers silent for at least `after` at `now` (heartbeat's
+    /// "late" for `after` = warntime), and the next time one that is not
+    /// late yet becomes so (if none arrives from it before).
+    pub fn late_peers(&self, now: Duration, after: Duration) -> (Vec<&str>, Option<Duration>) {
+        let mut late = Vec::new();
+        let mut next: Option<Duration> = None;
+        for p in self.peers.iter().filter(|p| p.state == NodeState::Up) {
+            let Some(heard) = p.last_heard else {
+                continue;
+            };
+            let at = heard.saturating_add(after);
+            if at <= now {
+                late.push(p.name.as_str());
+            } else {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        (late, next)
+    }
+
     /// State of `node`; `Up` for ourselves, `None` for a node not in the list.
     pub fn node_state(&self, node: &str) -> Option<NodeState> {
         if node == self.config.node {

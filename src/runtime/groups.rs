@@ -79,6 +79,7 @@ impl Runner {
             group: self.groups[i].clone(),
             index: i,
             states: self.states.clone(),
+            released: false,
         }
     }
 
@@ -90,8 +91,11 @@ impl Runner {
         });
     }
 
-    pub fn start(&self, i: usize) {
-        let (t, done) = (self.task(i), self.done.clone());
+    /// Starts group `i`; `released`: the node that ran it before said it
+    /// stopped it (its addresses need no duplicate-address probe).
+    pub fn start(&self, i: usize, released: bool) {
+        let (mut t, done) = (self.task(i), self.done.clone());
+        t.released = released;
         tokio::spawn(async move {
             let r = t.start().await;
             let _ = done.send(Done::Op(t.index, r));
@@ -129,6 +133,21 @@ impl Runner {
         });
     }
 
+    /// Probes for group `i`'s addresses ahead of a takeover (their holder
+    /// is late), for `keep` more (see [`crate::agents::ipaddr::preprobe`]).
+    pub fn preprobe(&self, i: usize, keep: Duration) {
+        let group = self.groups[i].clone();
+        tokio::spawn(async move {
+            for r in &group.resources {
+                if let AgentKind::IpAddr(a) = &r.kind {
+                    if let Err(e) = crate::agents::ipaddr::preprobe(a, &r.options, keep).await {
+                        tracing::warn!(group = %group.id, ip = %a.addr, error = %e, "duplicate-address pre-probe not begun");
+                    }
+                }
+            }
+        });
+    }
+
     pub fn stop(&self, i: usize) {
         let (t, done) = (self.task(i), self.done.clone());
         tokio::spawn(async move {
@@ -152,6 +171,8 @@ struct Task {
     group: GroupConfig,
     index: usize,
     states: States,
+    /// The group's previous holder released it (see [`Runner::start`]).
+    released: bool,
 }
 
 impl Task {
@@ -236,7 +257,7 @@ impl Task {
             self.set(r, GroupState::Starting, None);
             let span = self.span(r, Action::Start);
             let t0 = std::time::Instant::now();
-            match res.run(Action::Start).instrument(span).await {
+            match res.start(self.released).instrument(span).await {
                 Ok(()) => {
                     tracing::info!(group = %self.group.id, resource = %res.spec, ms = t0.elapsed().as_millis() as u64, "resource started");
                     self.set(r, GroupState::Started, None);

@@ -25,6 +25,7 @@ pub mod monitor;
 pub mod net;
 pub mod outdate;
 pub mod ping;
+mod preprobe;
 pub mod realtime;
 pub mod respawn;
 pub mod served;
@@ -182,6 +183,8 @@ struct Daemon {
     outdater: outdate::Outdater,
     /// The newest incarnation seen of each peer, as in the state dir.
     peers_seen: std::collections::BTreeMap<String, state::PeerSeen>,
+    /// Duplicate-address probing while a peer is late (issue 15).
+    preprobe: preprobe::PreProbing,
 }
 
 /// Ping nodes: the tracker, the socket (shared with its receive task) and
@@ -569,6 +572,7 @@ pub async fn run_with_vrrp(
         vrrp,
         outdater,
         peers_seen,
+        preprobe: preprobe::PreProbing::new(),
     };
     for w in &d.config.warnings {
         tracing::warn!(warning = %w, "configuration warning");
@@ -604,7 +608,7 @@ pub async fn run_with_vrrp(
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        let mut deadline = d.epoch + d.next_deadline();
+        let mut deadline = d.epoch + d.next_deadline().min(d.preprobe.next_check);
         if let Some(w) = &watchdog {
             deadline = deadline.min(Instant::now() + w.interval);
         }
@@ -678,6 +682,7 @@ pub async fn run_with_vrrp(
             d.on_received(r);
         }
         d.tick();
+        d.preprobe_sync();
         d.flush();
         d.answer_waiting();
         if d.leaving && d.groups.quiescent() {
@@ -885,7 +890,7 @@ impl Daemon {
                         self.groups.on_done(i, grp::OpResult::Stopped, now)
                     }
                     grp::Output::Probe(i) => self.runner.probe(i),
-                    grp::Output::Start(i) => self.runner.start(i),
+                    grp::Output::Start(i) => self.runner.start(i, self.groups.released(i)),
                     grp::Output::Stop(i) => self.runner.stop(i),
                     grp::Output::Event(e) => log_group_event(&e),
                     grp::Output::Reannounce(i) => {
