@@ -59,7 +59,7 @@ impl Device {
         // overtake them on the control channel.
         let mut c = self.core();
         // A flush that outlived its link belongs to no resync running now.
-        if !c.link.as_ref().is_some_and(|l| l.epoch == peer.epoch) {
+        if c.link.as_ref().is_none_or(|l| l.epoch != peer.epoch) {
             return Err(eio("the link of this resync is gone"));
         }
         let ranges = c.target.as_mut().map(|t| t.flushed(ticket));
