@@ -59,10 +59,10 @@ fn concurrent_overlapping_writes_leave_both_replicas_identical() {
     d.wait_in_sync();
     let resyncs_before = (resyncs(&d.log(1)).len(), resyncs(&d.log(2)).len());
 
-    // 12 writers over the same 1 MiB window (and a few beyond): 4 KiB to
+    // 8 writers over the same 1 MiB window (and a few beyond): 4 KiB to
     // 256 KiB each, so most writes overlap others in flight.
-    const THREADS: u64 = 12;
-    const WRITES: u64 = 300;
+    const THREADS: u64 = 8;
+    const WRITES: u64 = 120;
     const WINDOW: u64 = MIB;
     let dev = d.device(1);
     std::thread::scope(|s| {
@@ -108,7 +108,10 @@ fn concurrent_overlapping_writes_leave_both_replicas_identical() {
         "a resync ran"
     );
     let (a, b) = (d.data_digest(1), d.data_digest(2));
-    assert_eq!(a, b, "the replicas differ after concurrent overlapping writes");
+    assert_eq!(
+        a, b,
+        "the replicas differ after concurrent overlapping writes"
+    );
     // Not all zeros: the writes did land.
     let mut probe = vec![0u8; 4096];
     let f = OpenOptions::new().read(true).open(d.backing(2)).unwrap();

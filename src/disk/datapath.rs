@@ -541,7 +541,10 @@ impl ApplyOrder {
             })
             .map(|(&s, _)| s)
             .collect();
-        Ok(waiting.into_iter().filter_map(|s| self.try_start(s)).collect())
+        Ok(waiting
+            .into_iter()
+            .filter_map(|s| self.try_start(s))
+            .collect())
     }
 }
 
@@ -769,7 +772,7 @@ mod tests {
                     assert!(!must || finished.contains(&e), "{s} started before {e}");
                 }
             };
-            let mut apply = |s: u64, reqs: &BTreeMap<u64, Option<(u64, u64)>>, blocks: &mut [Option<u64>; 20]| {
+            let apply = |s: u64, reqs: &BTreeMap<u64, Option<(u64, u64)>>, blocks: &mut [Option<u64>; 20]| {
                 if let Some((o, l)) = reqs[&s] {
                     for b in o..o + l {
                         blocks[b as usize] = Some(s);

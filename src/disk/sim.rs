@@ -418,9 +418,6 @@ pub enum Bug {
     /// Issue 13: resource-and-stonith that does not hold writes (acks
     /// what the peer lacks while the handler runs, as resource-only).
     AckWhileFrozen,
-    /// Issue 15: the receiver applies overlapping writes in whatever order
-    /// they complete (no conflict detection): the replicas diverge.
-    ApplyUnordered,
     /// Issue 15: a barrier is flushed and acknowledged at once, before the
     /// earlier writes still being applied landed.
     FlushEarly,
@@ -959,8 +956,7 @@ impl Sim {
                     f,
                     Frame::Write { .. } | Frame::Flush { .. } | Frame::RsData { .. }
                 );
-                if !l.held.is_empty() || (stalled && data) || (drains(&f) && !l.apply.is_empty())
-                {
+                if !l.held.is_empty() || (stalled && data) || (drains(&f) && !l.apply.is_empty()) {
                     l.held.push_back(f);
                 } else {
                     self.receive(to, f);
@@ -976,14 +972,7 @@ impl Sim {
         let started = match f {
             Frame::Write { seq, b, v } => {
                 l.apply_data.insert(seq, (b, v));
-                // The planted bug: no conflict detection (every write its
-                // own range).
-                let o = if self.bug == Bug::ApplyUnordered {
-                    (1 << 40) + seq * BM_BLOCK
-                } else {
-                    off(b)
-                };
-                l.apply.write(seq, o, BM_BLOCK)
+                l.apply.write(seq, off(b), BM_BLOCK)
             }
             Frame::Flush { seq } if self.bug == Bug::FlushEarly => {
                 self.nodes[i].store.flush();
@@ -2093,7 +2082,10 @@ impl Sim {
             let Some(l) = self.nodes[i].live.as_mut() else {
                 return;
             };
-            if l.held.front().is_none_or(|f| drains(f) && !l.apply.is_empty()) {
+            if l.held
+                .front()
+                .is_none_or(|f| drains(f) && !l.apply.is_empty())
+            {
                 return;
             }
             let f = l.held.pop_front().expect("checked");
@@ -2413,14 +2405,6 @@ fn catches_the_activity_log_cooling_on_a_local_flush() {
     assert!(
         caught(Bug::CoolOnLocalFlush).is_some(),
         "finding 5 not caught"
-    );
-}
-
-#[test]
-fn catches_the_receiver_applying_overlapping_writes_out_of_order() {
-    assert!(
-        caught(Bug::ApplyUnordered).is_some(),
-        "overlapping writes applied out of seq order not caught"
     );
 }
 

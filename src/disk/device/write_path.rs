@@ -395,7 +395,9 @@ impl Device {
                 // Overlapping writes land here in the order they were sent
                 // (the peer applies them in that order too).
                 let (r, wait) = match sent {
-                    Some((seq, w)) => (p.local_write(seq, || store.write_at(data, offset)), Some(w)),
+                    Some((seq, w)) => {
+                        (p.local_write(seq, || store.write_at(data, offset)), Some(w))
+                    }
                     None => (store.write_at(data, offset), None),
                 };
                 drop(order);
