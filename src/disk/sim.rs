@@ -433,6 +433,9 @@ enum Fencing {
 
 struct Sim {
     rng: Rng,
+    /// The receiver's completion order (its own stream: the schedules'
+    /// draws stay those of the seeds before concurrent apply).
+    apply_rng: Rng,
     fencing: Fencing,
     /// The partition cuts the heartbeat media too (the built-in outdater
     /// cannot reach the peer).
@@ -492,6 +495,7 @@ impl Sim {
         };
         let mut s = Sim {
             rng: Rng::new(seed),
+            apply_rng: Rng::new(seed ^ 0xa991_e5ee_d15c_0001),
             fencing,
             hb_cut: false,
             full_cut_seen: false,
@@ -1001,10 +1005,10 @@ impl Sim {
         }
         loop {
             let l = self.nodes[i].live.as_mut().expect("up");
-            if l.apply_running.is_empty() || !self.rng.chance(600) {
+            if l.apply_running.is_empty() || !self.apply_rng.chance(600) {
                 return;
             }
-            let k = self.rng.below(l.apply_running.len() as u64) as usize;
+            let k = self.apply_rng.below(l.apply_running.len() as u64) as usize;
             let seq = l.apply_running.swap_remove(k);
             match l.apply_data.remove(&seq) {
                 Some((b, v)) => self.applied_write(i, seq, b, v),
