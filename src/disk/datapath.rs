@@ -403,6 +403,151 @@ impl TransferLog {
     }
 }
 
+// ---------------------------------------------------------------- apply order
+
+/// A request the [`ApplyOrder`] lets start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Start {
+    /// Write the data of this seq to the backing file.
+    Write(u64),
+    /// Flush the backing file, then answer this barrier (`FlushAck`).
+    Flush(u64),
+}
+
+/// The order in which replicated requests may be applied to a backing file
+/// (DRBD's epochs and its conflict detection), for many requests in flight:
+///
+/// - writes that do not overlap any earlier unfinished write start at once,
+///   in any order, concurrently;
+/// - a write overlapping an earlier (smaller seq) unfinished write waits
+///   for it, so overlapping writes land in seq order and both replicas end
+///   with the same bytes;
+/// - a barrier (`Flush`) starts only once every earlier request (writes
+///   and barriers) has finished: its flush then covers every write sent
+///   before it, which is what its `FlushAck` promises. Later writes do not
+///   wait for a barrier (landing early only adds to what it covers).
+///
+/// Used by the receiver (every `Write`/`Flush` frame) and by the Primary
+/// for its own local writes (whose seq order is the order they were sent).
+/// Inputs in, starts out: `write`/`flush` register a request (seqs
+/// strictly increasing) and say whether it starts now; `done` finishes one
+/// and gives those that start because of it, in seq order.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOrder {
+    /// Unfinished requests by seq: `Some((offset, len))` for a write,
+    /// `None` for a barrier; and whether each has started.
+    open: BTreeMap<u64, (Option<(u64, u64)>, bool)>,
+    last_seq: Option<u64>,
+}
+
+/// A request registered out of seq order, or finished twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("request seq {0} is not after the last one")]
+    OutOfOrder(u64),
+    #[error("request seq {0} is not running")]
+    NotRunning(u64),
+}
+
+fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.0 < b.0.saturating_add(b.1) && b.0 < a.0.saturating_add(a.1)
+}
+
+impl ApplyOrder {
+    /// Requests registered and not finished (started or waiting).
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    /// Requests started and not finished.
+    pub fn running(&self) -> usize {
+        self.open.values().filter(|(_, s)| *s).count()
+    }
+
+    fn register(&mut self, seq: u64, what: Option<(u64, u64)>) -> Result<(), ApplyError> {
+        if self.last_seq.is_some_and(|l| seq <= l) {
+            return Err(ApplyError::OutOfOrder(seq));
+        }
+        self.last_seq = Some(seq);
+        self.open.insert(seq, (what, false));
+        Ok(())
+    }
+
+    /// May the request `seq` start, given everything before it?
+    fn may_start(&self, seq: u64) -> bool {
+        let Some(&(what, _)) = self.open.get(&seq) else {
+            return false;
+        };
+        let mut earlier = self.open.range(..seq);
+        match what {
+            None => earlier.next().is_none(),
+            Some(w) => !earlier.any(|(_, (e, _))| e.is_some_and(|e| overlaps(e, w))),
+        }
+    }
+
+    fn try_start(&mut self, seq: u64) -> Option<Start> {
+        if !self.may_start(seq) {
+            return None;
+        }
+        let e = self.open.get_mut(&seq)?;
+        if e.1 {
+            return None;
+        }
+        e.1 = true;
+        Some(match e.0 {
+            Some(_) => Start::Write(seq),
+            None => Start::Flush(seq),
+        })
+    }
+
+    /// A write of `len` bytes at `offset` with `seq` arrived: `true` if it
+    /// starts now (else a later [`ApplyOrder::done`] names it).
+    pub fn write(&mut self, seq: u64, offset: u64, len: u64) -> Result<bool, ApplyError> {
+        self.register(seq, Some((offset, len.max(1))))?;
+        Ok(self.try_start(seq).is_some())
+    }
+
+    /// A barrier with `seq` arrived: `true` if its flush starts now.
+    pub fn flush(&mut self, seq: u64) -> Result<bool, ApplyError> {
+        self.register(seq, None)?;
+        Ok(self.try_start(seq).is_some())
+    }
+
+    /// The started request `seq` finished (written, or flushed and
+    /// answered): the requests that start now, in seq order.
+    pub fn done(&mut self, seq: u64) -> Result<Vec<Start>, ApplyError> {
+        match self.open.get(&seq) {
+            Some((_, true)) => {}
+            _ => return Err(ApplyError::NotRunning(seq)),
+        }
+        let (what, _) = self.open.remove(&seq).expect("checked");
+        // Only later requests can have waited for this one: a barrier (if
+        // nothing earlier is left), or writes overlapping it (or any
+        // write, after a barrier, which never blocks writes).
+        let waiting: Vec<u64> = self
+            .open
+            .range(seq..)
+            .filter(|(_, (w, started))| {
+                !started
+                    && match (w, what) {
+                        (None, _) => true,
+                        (Some(w), Some(d)) => overlaps(*w, d),
+                        (Some(_), None) => false,
+                    }
+            })
+            .map(|(&s, _)| s)
+            .collect();
+        Ok(waiting
+            .into_iter()
+            .filter_map(|s| self.try_start(s))
+            .collect())
+    }
+}
+
 // ---------------------------------------------------------------- metadata
 
 /// A metadata write.
@@ -566,6 +711,115 @@ mod tests {
                 let covered = acked_barriers.iter().any(|&b| s < b);
                 prop_assert_eq!(lost.contains(&off), !covered, "write seq {} at {}", s, off);
             }
+        }
+    }
+
+    #[test]
+    fn overlapping_writes_wait_and_barriers_wait_for_everything_earlier() {
+        let mut a = ApplyOrder::default();
+        assert!(a.write(0, 0, 4096).unwrap());
+        assert!(a.write(1, 8192, 4096).unwrap());
+        // Overlaps seq 0: waits.
+        assert!(!a.write(2, 2048, 4096).unwrap());
+        // A barrier waits for all three.
+        assert!(!a.flush(3).unwrap());
+        // Later writes do not wait for the barrier, only for overlaps.
+        assert!(a.write(4, 1 << 20, 512).unwrap());
+        assert!(!a.write(5, 8192, 1).unwrap());
+        assert_eq!(a.running(), 3);
+        assert_eq!(a.done(1).unwrap(), vec![Start::Write(5)]);
+        assert_eq!(a.done(0).unwrap(), vec![Start::Write(2)]);
+        assert_eq!(a.done(2).unwrap(), vec![Start::Flush(3)]);
+        assert_eq!(a.done(4).unwrap(), vec![]);
+        assert!(!a.flush(6).unwrap());
+        assert_eq!(a.done(3).unwrap(), vec![]);
+        assert_eq!(a.done(5).unwrap(), vec![Start::Flush(6)]);
+        assert_eq!(a.done(6).unwrap(), vec![]);
+        assert!(a.is_empty());
+        assert_eq!(a.done(6), Err(ApplyError::NotRunning(6)));
+        assert_eq!(a.write(6, 0, 1), Err(ApplyError::OutOfOrder(6)));
+        // Not yet started: not finishable either.
+        assert!(a.write(7, 0, 10).unwrap());
+        assert!(!a.write(8, 5, 10).unwrap());
+        assert_eq!(a.done(8), Err(ApplyError::NotRunning(8)));
+    }
+
+    proptest! {
+        /// Any arrivals and any completion order of what is running: a
+        /// write starts only after every earlier overlapping write finished,
+        /// a barrier only after every earlier request finished, nothing
+        /// waits while nothing runs, and the blocks end as if every write
+        /// had been applied one at a time in seq order.
+        #[test]
+        fn apply_order_is_seq_order_where_it_matters(
+            ops in proptest::collection::vec((0u8..10, 0u64..16, 1u64..4, any::<usize>()), 1..150)
+        ) {
+            let mut a = ApplyOrder::default();
+            let mut seq = 0u64;
+            let mut running: Vec<u64> = Vec::new();
+            let mut finished: BTreeSet<u64> = BTreeSet::new();
+            let mut reqs: BTreeMap<u64, Option<(u64, u64)>> = BTreeMap::new();
+            let mut blocks = [None::<u64>; 20];
+            let mut expect = [None::<u64>; 20];
+            let check_start = |s: u64, reqs: &BTreeMap<u64, Option<(u64, u64)>>, finished: &BTreeSet<u64>| {
+                let me = reqs[&s];
+                for (&e, &w) in reqs.range(..s) {
+                    let must = match (me, w) {
+                        (None, _) => true,
+                        (Some(m), Some(w)) => overlaps(m, w),
+                        (Some(_), None) => false,
+                    };
+                    assert!(!must || finished.contains(&e), "{s} started before {e}");
+                }
+            };
+            let apply = |s: u64, reqs: &BTreeMap<u64, Option<(u64, u64)>>, blocks: &mut [Option<u64>; 20]| {
+                if let Some((o, l)) = reqs[&s] {
+                    for b in o..o + l {
+                        blocks[b as usize] = Some(s);
+                    }
+                }
+            };
+            let mut all_ops = ops.clone();
+            // Then finish everything.
+            all_ops.extend(std::iter::repeat_n((9u8, 0, 1, 0), 400));
+            for (kind, off, len, pick) in all_ops {
+                match kind {
+                    0..=4 if seq < 120 => {
+                        reqs.insert(seq, Some((off, len)));
+                        for b in off..off + len {
+                            expect[b as usize] = Some(seq);
+                        }
+                        if a.write(seq, off, len).unwrap() {
+                            check_start(seq, &reqs, &finished);
+                            running.push(seq);
+                        }
+                        seq += 1;
+                    }
+                    5 if seq < 120 => {
+                        reqs.insert(seq, None);
+                        if a.flush(seq).unwrap() {
+                            check_start(seq, &reqs, &finished);
+                            running.push(seq);
+                        }
+                        seq += 1;
+                    }
+                    _ if !running.is_empty() => {
+                        let s = running.swap_remove(pick % running.len());
+                        apply(s, &reqs, &mut blocks);
+                        finished.insert(s);
+                        for st in a.done(s).unwrap() {
+                            let (Start::Write(n) | Start::Flush(n)) = st;
+                            check_start(n, &reqs, &finished);
+                            running.push(n);
+                        }
+                    }
+                    _ => {}
+                }
+                prop_assert!(!running.is_empty() || a.is_empty(), "waiting with nothing running");
+                prop_assert_eq!(a.running(), running.len());
+            }
+            prop_assert!(a.is_empty());
+            prop_assert_eq!(blocks, expect);
         }
     }
 

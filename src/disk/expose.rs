@@ -134,8 +134,13 @@ impl BlockStore for FileStore {
     }
 }
 
-/// Threads serving FUSE requests.
-pub const SERVER_THREADS: usize = 4;
+/// Threads serving FUSE requests. A replicated write holds its thread
+/// until the peer acknowledged it, so the threads bound the writes in
+/// flight between the nodes (issue 15: 4 kept the link nearly idle).
+pub const SERVER_THREADS: usize = 16;
+/// Asynchronous requests (the loop driver's direct I/O) the kernel keeps
+/// queued for this process at most (fuser's default is 16).
+pub const MAX_BACKGROUND: u16 = 64;
 /// Largest READ/WRITE request accepted from the kernel.
 pub const MAX_REQUEST: u32 = 1 << 20;
 /// Name of the file served in the mount directory.
@@ -212,6 +217,7 @@ impl Filesystem for DeviceFs {
         if let Err(nearest) = config.set_max_write(MAX_REQUEST) {
             let _ = config.set_max_write(nearest);
         }
+        let _ = config.set_max_background(MAX_BACKGROUND);
         Ok(())
     }
 

@@ -248,8 +248,19 @@ struct Live {
     /// and when each was sent (for the invariant).
     ko: datapath::KoTracker,
     sent_at: BTreeMap<u64, u64>,
-    /// Frames received while the disk hangs, applied once it is released.
+    /// Frames received while the disk hangs, applied once it is released;
+    /// also frames that must see every earlier write applied
+    /// (device/apply.rs: anything but writes, barriers and answers),
+    /// received while writes are still being applied.
     held: VecDeque<Frame>,
+    /// The receiver's replicated writes and barriers in flight
+    /// (datapath.rs ApplyOrder, device/apply.rs): registered in seq order,
+    /// started as the order allows, finished in random order.
+    apply: datapath::ApplyOrder,
+    /// The registered writes' blocks and versions, by seq.
+    apply_data: BTreeMap<u64, (u64, u64)>,
+    /// Started, not finished.
+    apply_running: Vec<u64>,
     /// The running resync's machines (resync.rs).
     target: Option<resync::Target>,
     source: Option<resync::Source>,
@@ -343,6 +354,9 @@ impl Node {
             ko: datapath::KoTracker::new(KO_TIMEOUT, KO_COUNT),
             sent_at: BTreeMap::new(),
             held: VecDeque::new(),
+            apply: datapath::ApplyOrder::default(),
+            apply_data: BTreeMap::new(),
+            apply_running: Vec::new(),
             target: None,
             source: None,
             verify: None,
@@ -404,6 +418,9 @@ pub enum Bug {
     /// Issue 13: resource-and-stonith that does not hold writes (acks
     /// what the peer lacks while the handler runs, as resource-only).
     AckWhileFrozen,
+    /// Issue 15: a barrier is flushed and acknowledged at once, before the
+    /// earlier writes still being applied landed.
+    FlushEarly,
 }
 
 /// drbd.conf `fencing` of the simulated pair.
@@ -416,6 +433,9 @@ enum Fencing {
 
 struct Sim {
     rng: Rng,
+    /// The receiver's completion order (its own stream: the schedules'
+    /// draws stay those of the seeds before concurrent apply).
+    apply_rng: Rng,
     fencing: Fencing,
     /// The partition cuts the heartbeat media too (the built-in outdater
     /// cannot reach the peer).
@@ -475,6 +495,7 @@ impl Sim {
         };
         let mut s = Sim {
             rng: Rng::new(seed),
+            apply_rng: Rng::new(seed ^ 0xa991_e5ee_d15c_0001),
             fencing,
             hb_cut: false,
             full_cut_seen: false,
@@ -814,6 +835,28 @@ impl Sim {
         l.ko = datapath::KoTracker::new(KO_TIMEOUT, KO_COUNT);
         l.sent_at.clear();
         l.held.clear();
+        // device.rs waits for the writes being applied before the link is
+        // torn down: they land (unless the disk hangs: then never, as the
+        // held frames); the waiting ones are dropped with the link.
+        let running = std::mem::take(&mut l.apply_running);
+        let data = std::mem::take(&mut l.apply_data);
+        l.apply = datapath::ApplyOrder::default();
+        if !self.nodes[i].store.stalled {
+            for seq in running {
+                match data.get(&seq) {
+                    Some(&(b, v)) => {
+                        if self.nodes[i].store.write(b, v).is_err() {
+                            self.local_io_error(i);
+                            self.mark(i, b);
+                        }
+                    }
+                    None => self.nodes[i].store.flush(),
+                }
+            }
+        }
+        let Some(l) = self.nodes[i].live.as_mut() else {
+            return;
+        };
         let tl = std::mem::take(&mut l.transfer_log);
         let pending = std::mem::take(&mut l.pending);
         l.cooling = None;
@@ -917,13 +960,103 @@ impl Sim {
                     f,
                     Frame::Write { .. } | Frame::Flush { .. } | Frame::RsData { .. }
                 );
-                if !l.held.is_empty() || (stalled && data) {
+                if !l.held.is_empty() || (stalled && data) || (drains(&f) && !l.apply.is_empty()) {
                     l.held.push_back(f);
                 } else {
-                    self.on_frame(to, f);
+                    self.receive(to, f);
                 }
             }
         }
+    }
+
+    /// A frame for node `i` (device/apply.rs): writes and barriers are
+    /// registered with the apply order, the rest handled at once.
+    fn receive(&mut self, i: usize, f: Frame) {
+        let l = self.nodes[i].live.as_mut().expect("up");
+        let started = match f {
+            Frame::Write { seq, b, v } => {
+                l.apply_data.insert(seq, (b, v));
+                l.apply.write(seq, off(b), BM_BLOCK)
+            }
+            Frame::Flush { seq } if self.bug == Bug::FlushEarly => {
+                self.nodes[i].store.flush();
+                self.send(i, Frame::FlushAck { seq });
+                return;
+            }
+            Frame::Flush { seq } => l.apply.flush(seq),
+            f => return self.on_frame(i, f),
+        };
+        let seq = match f {
+            Frame::Write { seq, .. } | Frame::Flush { seq } => seq,
+            _ => unreachable!(),
+        };
+        match started {
+            Ok(true) => l.apply_running.push(seq),
+            Ok(false) => {}
+            Err(e) => self.fail(&format!("n{i}: apply order: {e}")),
+        }
+    }
+
+    /// The receiver's disk finishes some of the writes and barriers it is
+    /// applying, in random order.
+    fn apply_driver(&mut self, i: usize) {
+        if self.nodes[i].store.stalled {
+            return;
+        }
+        loop {
+            let l = self.nodes[i].live.as_mut().expect("up");
+            if l.apply_running.is_empty() || !self.apply_rng.chance(600) {
+                return;
+            }
+            let k = self.apply_rng.below(l.apply_running.len() as u64) as usize;
+            let seq = l.apply_running.swap_remove(k);
+            match l.apply_data.remove(&seq) {
+                Some((b, v)) => self.applied_write(i, seq, b, v),
+                None => {
+                    self.nodes[i].store.flush();
+                    self.send(i, Frame::FlushAck { seq });
+                }
+            }
+            let Some(l) = self.nodes[i].live.as_mut() else {
+                return;
+            };
+            if l.epoch.is_none() {
+                // The write's error dropped the link (teardown cleared it).
+                return;
+            }
+            match l.apply.done(seq) {
+                Ok(starts) => {
+                    for st in starts {
+                        let (datapath::Start::Write(n) | datapath::Start::Flush(n)) = st;
+                        l.apply_running.push(n);
+                    }
+                }
+                Err(e) => self.fail(&format!("n{i}: apply order: {e}")),
+            }
+        }
+    }
+
+    /// A replicated write reached the receiver's disk (or failed there).
+    fn applied_write(&mut self, i: usize, seq: u64, b: u64, v: u64) {
+        // The Secondary writes into its page cache and acks (protocol C:
+        // a completed write, not a flushed one).
+        if self.nodes[i].store.write(b, v).is_err() {
+            self.note(format!("n{i} peer write b{b}=v{v}: local error"));
+            // A local error on the Secondary: out of sync here, and the
+            // Primary must hear it (DRBD's P_NEG_ACK): a bit in the
+            // Secondary's memory alone dies with a crash.
+            self.stats.io_errors += 1;
+            self.local_io_error(i);
+            self.mark(i, b);
+            let f = if self.bug == Bug::AckLocalError {
+                Frame::Ack { seq }
+            } else {
+                Frame::NegAck { seq }
+            };
+            self.send(i, f);
+            return;
+        }
+        self.send(i, Frame::Ack { seq });
     }
 
     fn on_frame(&mut self, i: usize, f: Frame) {
@@ -941,30 +1074,8 @@ impl Sim {
                     self.finish_exchange(i);
                 }
             }
-            Frame::Write { seq, b, v } => {
-                // The Secondary writes into its page cache and acks
-                // (protocol C: a completed write, not a flushed one).
-                if self.nodes[i].store.write(b, v).is_err() {
-                    self.note(format!("n{i} peer write b{b}=v{v}: local error"));
-                    // A local error on the Secondary: out of sync here, and
-                    // the Primary must hear it (DRBD's P_NEG_ACK): a bit in
-                    // the Secondary's memory alone dies with a crash.
-                    self.stats.io_errors += 1;
-                    self.local_io_error(i);
-                    self.mark(i, b);
-                    let f = if self.bug == Bug::AckLocalError {
-                        Frame::Ack { seq }
-                    } else {
-                        Frame::NegAck { seq }
-                    };
-                    self.send(i, f);
-                    return;
-                }
-                self.send(i, Frame::Ack { seq });
-            }
-            Frame::Flush { seq } => {
-                self.nodes[i].store.flush();
-                self.send(i, Frame::FlushAck { seq });
+            Frame::Write { .. } | Frame::Flush { .. } => {
+                unreachable!("writes and barriers go through receive()")
             }
             Frame::Ack { seq } => {
                 let l = self.nodes[i].live.as_mut().expect("up");
@@ -1959,6 +2070,7 @@ impl Sim {
         self.try_connect();
         for i in 0..2 {
             if self.up(i) {
+                self.apply_driver(i);
                 self.release_held(i);
                 self.fence_driver(i);
                 self.ko_watchdog(i);
@@ -1971,10 +2083,17 @@ impl Sim {
     /// The disk works again: what was received meanwhile is applied.
     fn release_held(&mut self, i: usize) {
         while !self.nodes[i].store.stalled {
-            let Some(f) = self.nodes[i].live.as_mut().and_then(|l| l.held.pop_front()) else {
+            let Some(l) = self.nodes[i].live.as_mut() else {
                 return;
             };
-            self.on_frame(i, f);
+            if l.held
+                .front()
+                .is_none_or(|f| drains(f) && !l.apply.is_empty())
+            {
+                return;
+            }
+            let f = l.held.pop_front().expect("checked");
+            self.receive(i, f);
         }
     }
 
@@ -2088,6 +2207,19 @@ impl Sim {
             self.one_sided_rot()
         ));
     }
+}
+
+/// Frames that wait until every earlier write was applied (device/apply.rs:
+/// all but writes, barriers and answers).
+fn drains(f: &Frame) -> bool {
+    !matches!(
+        f,
+        Frame::Write { .. }
+            | Frame::Flush { .. }
+            | Frame::Ack { .. }
+            | Frame::NegAck { .. }
+            | Frame::FlushAck { .. }
+    )
 }
 
 fn stray(frame: &'static str, offset: u64, len: u64, ignore: bool) -> resync::Reject {
@@ -2277,6 +2409,14 @@ fn catches_the_activity_log_cooling_on_a_local_flush() {
     assert!(
         caught(Bug::CoolOnLocalFlush).is_some(),
         "finding 5 not caught"
+    );
+}
+
+#[test]
+fn catches_a_barrier_acknowledged_before_earlier_writes_landed() {
+    assert!(
+        caught(Bug::FlushEarly).is_some(),
+        "a barrier flushed before the writes it covers not caught"
     );
 }
 

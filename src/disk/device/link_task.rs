@@ -29,6 +29,8 @@ impl Drop for LinkGuard {
 /// Control frames queued for the peer at most (acks, state messages,
 /// bitmap parts): far more than a reading peer ever lets pile up.
 pub(super) const CTRL_QUEUE: usize = 4096;
+/// Frames the link writer sends with one flush at most.
+pub(super) const WRITE_BATCH: usize = 64;
 /// How long one send to the peer may block at least; DRBD's timeout ×
 /// ko-count when that is longer (a peer whose disk is slow, not stuck,
 /// stops reading for a while), 60 s with `ko-count 0`.
@@ -290,8 +292,11 @@ impl Device {
                     KoTracker::new(cfg.res.timeout, cfg.res.ko_count)
                 },
                 abort: None,
+                local: Default::default(),
+                local_go: Default::default(),
             }),
             room: Condvar::new(),
+            turn: Condvar::new(),
             dead: AtomicBool::new(false),
             cancel: CancellationToken::new(),
         });
@@ -332,6 +337,24 @@ impl Device {
                     )
                 })?
         }
+        async fn put_many<S>(sink: &mut S, fs: &[Frame], limit: Duration) -> io::Result<()>
+        where
+            S: futures::Sink<tokio_util::bytes::Bytes, Error = io::Error> + Unpin,
+        {
+            tokio::time::timeout(limit, async {
+                for f in fs {
+                    sink.feed(link::encode(f)?).await?;
+                }
+                sink.flush().await
+            })
+            .await
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the peer read nothing for {limit:?}"),
+                )
+            })?
+        }
         let writer = async {
             let mut ping = tokio::time::interval(PING_INTERVAL);
             loop {
@@ -359,21 +382,59 @@ impl Device {
                 let Some(f) = f else {
                     return Ok::<(), io::Error>(());
                 };
-                put(&mut sink, &f, limit).await?;
+                // Whatever else is queued goes out in the same flush (acks
+                // of many writes in one segment, one syscall): at most
+                // WRITE_BATCH frames, acks and state first.
+                let mut batch = vec![f];
+                while batch.len() < WRITE_BATCH {
+                    match ctrl_rx.try_recv().or_else(|_| data_rx.try_recv()) {
+                        Ok(f) => batch.push(f),
+                        Err(_) => break,
+                    }
+                }
+                put_many(&mut sink, &batch, limit).await?;
             }
         };
+        // Replicated writes are applied many at once (apply.rs); the
+        // blocking ones still running when the link ends are waited for
+        // below, before the link is torn down.
+        let applying = Arc::new(Applying::default());
         let reader = async {
+            let mut rx = Applier::new(applying.clone());
+            let mut quiet_until = tokio::time::Instant::now() + LINK_TIMEOUT;
             loop {
-                let f = match tokio::time::timeout(LINK_TIMEOUT, link::recv(&mut stream)).await {
-                    Ok(f) => f?,
-                    Err(_) => {
+                let room = rx.has_room();
+                tokio::select! {
+                    a = rx.next(), if !rx.is_idle() => {
+                        self.rx_applied(&peer, &mut rx, a)?;
+                        quiet_until = tokio::time::Instant::now() + LINK_TIMEOUT;
+                    }
+                    f = link::recv(&mut stream), if room => {
+                        quiet_until = tokio::time::Instant::now() + LINK_TIMEOUT;
+                        match f? {
+                            Frame::Write { seq, offset, data } => {
+                                self.rx_write(&mut rx, seq, offset, data)?
+                            }
+                            Frame::Flush { seq } => self.rx_flush(&mut rx, seq)?,
+                            f @ (Frame::Ping | Frame::PingAck | Frame::Ack { .. }
+                                | Frame::FlushAck { .. }) => {
+                                self.clone().on_frame(&peer, f).await?
+                            }
+                            f => {
+                                // Everything else sees every earlier write
+                                // applied (resync data, state, verify).
+                                self.rx_drain(&peer, &mut rx).await?;
+                                self.clone().on_frame(&peer, f).await?;
+                            }
+                        }
+                    }
+                    _ = tokio::time::sleep_until(quiet_until), if room => {
                         return Err::<(), io::Error>(io::Error::new(
                             io::ErrorKind::TimedOut,
                             format!("the peer sent nothing for {LINK_TIMEOUT:?}"),
-                        ))
+                        ));
                     }
-                };
-                self.clone().on_frame(&peer, f).await?;
+                }
             }
         };
         // DRBD's request timer: a write or flush the peer leaves unanswered
@@ -404,6 +465,9 @@ impl Device {
             e = watchdog => Some(e),
             _ = self.shutdown.cancelled() => None,
         };
+        // Writes of this link still landing on the backing file finish
+        // before it is torn down (and before any next link's resync).
+        applying.wait_idle(limit).await;
     }
 
     /// The link task ended (`err`: why): fail every waiting writer, mark
@@ -451,55 +515,9 @@ impl Device {
                 drop(c);
                 self.flush_notices();
             }
-            Frame::Write { seq, offset, data } => {
-                let len = data.len() as u64;
-                if !self.in_range(offset, len) {
-                    return Err(link::LinkError::Malformed("write range".into()).into());
-                }
-                let store = self.core().local.as_ref().map(|l| l.store.clone());
-                let r = match store {
-                    Some(store) => {
-                        tokio::task::spawn_blocking(move || store.write_at(&data, offset))
-                            .await
-                            .map_err(io::Error::other)?
-                    }
-                    None => Err(eio("no local disk")),
-                };
-                {
-                    let mut c = self.core();
-                    match &r {
-                        Ok(()) => {
-                            c.counters.nr += len / 1024;
-                            c.counters.dw += len / 1024;
-                            c.last_write_ms = Some(now_ms());
-                        }
-                        Err(e) => {
-                            c.mark(offset, len);
-                            self.local_io_error(&mut c, IoSite::DataWrite, false, &e.to_string());
-                        }
-                    }
-                }
-                if r.is_err() {
-                    // DRBD's NegAck: the Primary has the data and marks the
-                    // block, so a resync brings it here later.
-                    peer.ctrl(Frame::OutOfSync { offset, len });
-                }
-                peer.ctrl(Frame::Ack { seq });
-            }
-            Frame::Flush { seq } => {
-                // Without a disk (detached) nothing acked earlier is known to
-                // be stable here: fail, and the Primary marks what this
-                // flush would have covered (its transfer log).
-                let store = self.target_store()?;
-                let r = tokio::task::spawn_blocking(move || store.flush())
-                    .await
-                    .map_err(io::Error::other)?;
-                if let Err(e) = r {
-                    let mut c = self.core();
-                    self.local_io_error(&mut c, IoSite::DataFlush, false, &e.to_string());
-                    return Err(e);
-                }
-                peer.ctrl(Frame::FlushAck { seq });
+            Frame::Write { .. } | Frame::Flush { .. } => {
+                // Handled by the reader (apply.rs), never here.
+                return Err(link::unexpected(f, "a frame handled here"));
             }
             Frame::Ack { seq } => peer.complete(seq, false)?,
             Frame::FlushAck { seq } => peer.complete(seq, true)?,

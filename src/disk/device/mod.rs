@@ -76,7 +76,7 @@ use super::ctl::{
     VerifyStatus,
 };
 use super::datapath::{
-    self, IoSite, KoTracker, MetaGuard, MetaWrite, PeerFlush, Retirement, TransferLog,
+    self, ApplyOrder, IoSite, KoTracker, MetaGuard, MetaWrite, PeerFlush, Retirement, TransferLog,
 };
 use super::expose::{self, BlockStore, Exposed, FileStore};
 use super::link::{self, Frame, MAX_DATA};
@@ -92,6 +92,7 @@ use crate::config::NotifyConfig;
 use crate::wire::{AuthKey, AuthMethod};
 use tokio_util::codec::Framed;
 
+mod apply;
 mod fence_io;
 mod link_task;
 mod local;
@@ -99,6 +100,7 @@ mod requests;
 mod resync_io;
 mod write_path;
 
+use apply::{Applier, Applying};
 use local::Local;
 use write_path::{Inflight, PeerTx};
 

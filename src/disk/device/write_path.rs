@@ -17,6 +17,12 @@ pub(super) struct Inflight {
     pub(super) ko: KoTracker,
     /// Why a waiter gave up on the peer (the watchdog drops the link).
     pub(super) abort: Option<String>,
+    /// The order of this node's own writes to its backing file: writes
+    /// overlapping an earlier one (by seq) wait for it, so the local copy
+    /// ends as the peer's, which applies them in the same order.
+    pub(super) local: ApplyOrder,
+    /// Writes of `local` whose turn has come (started, not finished).
+    pub(super) local_go: std::collections::HashSet<u64>,
 }
 
 /// The sending side of one established link.
@@ -32,6 +38,8 @@ pub(super) struct PeerTx {
     pub(super) overflow: AtomicBool,
     pub(super) inflight: Mutex<Inflight>,
     pub(super) room: Condvar,
+    /// A local write's turn came ([`Inflight::local`]).
+    pub(super) turn: Condvar,
     pub(super) dead: AtomicBool,
     pub(super) cancel: CancellationToken,
 }
@@ -56,6 +64,58 @@ impl PeerTx {
         make: impl FnOnce(u64) -> Frame,
         range: Option<(u64, u64)>,
     ) -> Option<std_mpsc::Receiver<bool>> {
+        self.submit_seq(make, range, false).map(|(_, w)| w)
+    }
+
+    /// [`PeerTx::submit`] for a write this node also writes locally: the
+    /// write takes its place in the local order ([`Inflight::local`]); the
+    /// caller writes it in [`PeerTx::local_write`] with the returned seq.
+    pub(super) fn submit_write(
+        &self,
+        make: impl FnOnce(u64) -> Frame,
+        offset: u64,
+        len: u64,
+    ) -> Option<(u64, std_mpsc::Receiver<bool>)> {
+        self.submit_seq(make, Some((offset, len)), true)
+    }
+
+    /// Write locally when no earlier overlapping write is still being
+    /// written (`seq` from [`PeerTx::submit_write`]).
+    pub(super) fn local_write<T>(&self, seq: u64, write: impl FnOnce() -> T) -> T {
+        {
+            let mut inf = lock(&self.inflight);
+            while !inf.local_go.contains(&seq) {
+                inf = self.turn.wait(inf).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        let r = write();
+        let mut inf = lock(&self.inflight);
+        inf.local_go.remove(&seq);
+        let started = match inf.local.done(seq) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "local write order");
+                Vec::new()
+            }
+        };
+        if !started.is_empty() {
+            for s in started {
+                if let datapath::Start::Write(n) = s {
+                    inf.local_go.insert(n);
+                }
+            }
+            drop(inf);
+            self.turn.notify_all();
+        }
+        r
+    }
+
+    fn submit_seq(
+        &self,
+        make: impl FnOnce(u64) -> Frame,
+        range: Option<(u64, u64)>,
+        local: bool,
+    ) -> Option<(u64, std_mpsc::Receiver<bool>)> {
         futures::executor::block_on(async {
             let tx = self.data_tx.lock().await;
             let (done, wait) = std_mpsc::sync_channel(1);
@@ -87,10 +147,16 @@ impl PeerTx {
                 }?;
                 inf.waiters.insert(seq, done);
                 inf.ko.start(seq, mono_ms());
+                if let (true, Some((off, len))) = (local, range) {
+                    // Seqs only grow here (under `data_tx` and this lock).
+                    if inf.local.write(seq, off, len) == Ok(true) {
+                        inf.local_go.insert(seq);
+                    }
+                }
                 seq
             };
             let _ = tx.send(make(seq)).await;
-            Some(wait)
+            Some((seq, wait))
         })
     }
 
@@ -317,15 +383,23 @@ impl Device {
                     let _ = self.app_flush();
                 }
                 let order = self.io_order.read().unwrap_or_else(|p| p.into_inner());
-                let wait = p.submit(
+                let sent = p.submit_write(
                     |seq| Frame::Write {
                         seq,
                         offset,
                         data: data.to_vec(),
                     },
-                    Some((offset, len)),
+                    offset,
+                    len,
                 );
-                let r = store.write_at(data, offset);
+                // Overlapping writes land here in the order they were sent
+                // (the peer applies them in that order too).
+                let (r, wait) = match sent {
+                    Some((seq, w)) => {
+                        (p.local_write(seq, || store.write_at(data, offset)), Some(w))
+                    }
+                    None => (store.write_at(data, offset), None),
+                };
                 drop(order);
                 let acked = wait.is_some_and(|w| p.wait_done(w));
                 if !acked {
