@@ -2326,7 +2326,12 @@ fn random_schedules() {
 /// Seeds are tried until one fails (at most 2000: a planted bug that the
 /// seeds of CI's run happen to miss is still found, at a cost only then).
 fn caught(bug: Bug) -> Option<u64> {
-    let seeds = seeds().max(2000);
+    caught_within(bug, 2000)
+}
+
+/// [`caught`] with another bound on the seeds tried.
+fn caught_within(bug: Bug, at_most: u64) -> Option<u64> {
+    let seeds = seeds().max(at_most);
     quiet_panics();
     QUIET.with(|q| q.set(true));
     let found =
@@ -2393,7 +2398,15 @@ fn catches_a_hung_peer_disk_freezing_the_primary() {
 
 #[test]
 fn catches_a_lone_boot_promoting_stale_data() {
-    assert!(caught(Bug::NoWfc).is_some(), "finding 2 not caught");
+    // Rare in the random schedules: it needs a power cut, the stale node
+    // booting first and promoting before the peer is back. Since the
+    // simulated receiver completes writes out of order (issue 15) the
+    // first seed that shows it is 2982 (1182 before), so this check may
+    // try more seeds than the others.
+    assert!(
+        caught_within(Bug::NoWfc, 4000).is_some(),
+        "finding 2 not caught"
+    );
 }
 
 #[test]
