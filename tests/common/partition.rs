@@ -352,6 +352,18 @@ impl Sampler {
                     now.primary[k] = p.primary().unwrap_or(last.primary[k]);
                     now.vip[k] = p.vip() && p.powered();
                 }
+                // n1 and n2 are read one after the other, tens of ms apart:
+                // a clean handover n1 -> n2 inside that gap reads as "both"
+                // (n1 before it let go, n2 after it took over). Both
+                // counts only when n1 still holds it after n2 was seen
+                // holding it: n1 at t1, n2 at t2 > t1, n1 again at t3 > t2
+                // (a handover n2 -> n1 cannot show n1 at t1 either).
+                if now.primary == [true, true] {
+                    now.primary[0] = probes[0].primary().unwrap_or(true);
+                }
+                if now.vip == [true, true] {
+                    now.vip[0] = probes[0].vip() && probes[0].powered();
+                }
                 let at = Instant::now();
                 let mut guard = w.lock().unwrap();
                 let st = &mut *guard;
