@@ -513,10 +513,15 @@ impl BlockStore for Gathering {
 }
 
 /// Writes queued on the loop device reach the store many at once (issue
-/// 15: FUSE_ASYNC_DIO). Without it the loop driver's worker sent each
-/// direct-I/O request synchronously and waited for its answer: one write
-/// at a time whatever the application queued (fio's iodepth 16 was 1).
+/// 15: FUSE_ASYNC_DIO). Without it the loop driver's worker sends each
+/// direct-I/O request synchronously and waits for its answer: one write
+/// at a time whatever the application queued (fio's iodepth 16 is 1).
+/// Asking for FUSE_ASYNC_DIO passes this test and gives 2.7× the
+/// replicated random-write IOPS, but a device process of the benchmark
+/// run with it was left hung in its own FUSE request at shutdown: not
+/// enabled until that is understood (docs/BENCHMARKS.md).
 #[test]
+#[ignore = "FUSE_ASYNC_DIO is not asked for yet: see docs/BENCHMARKS.md"]
 fn queued_writes_reach_the_store_concurrently() {
     let tmp = tempfile::tempdir().unwrap();
     let data = 8 * MIB;

@@ -20,10 +20,10 @@
 //!   device arrives as two 512 KiB `WRITE`s, reads as ~512 KiB `READ`s; never
 //!   more than [`MAX_REQUEST`] (the `max_write` negotiated at init, and reads
 //!   are capped to it too). Several are in flight at once and are served by
-//!   [`SERVER_THREADS`] threads, because init asks for `FUSE_ASYNC_DIO`:
-//!   without it the kernel sends the loop driver's direct I/O
-//!   synchronously and the loop worker waits for each answer (one request
-//!   at a time whatever the queue depth: 3.5× fewer random-write IOPS).
+//!   [`SERVER_THREADS`] threads. Not from one queue, though: without
+//!   `FUSE_ASYNC_DIO` (not asked for, see docs/BENCHMARKS.md) the kernel
+//!   sends the loop driver's direct I/O synchronously and the loop worker
+//!   waits for each answer before it submits the next request.
 //! * `FSYNC` (datasync = false) for every cache flush: `REQ_PREFLUSH` (ext4
 //!   journal commits, `fsync(2)` on files of the mounted filesystem, `fsync`
 //!   of the loop device) and `REQ_FUA` writes, which the block layer emulates
@@ -60,9 +60,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
-    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, InitFlags,
-    KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, ReplyXattr, Request, WriteFlags,
+    Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, KernelConfig,
+    LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyWrite, ReplyXattr, Request, WriteFlags,
 };
 
 /// Where writes go: the replication layer implements this later; for now a plain file.
@@ -221,18 +221,6 @@ impl Filesystem for DeviceFs {
             let _ = config.set_max_write(nearest);
         }
         let _ = config.set_max_background(MAX_BACKGROUND);
-        // FUSE_ASYNC_DIO: the loop driver's direct I/O (an async kiocb)
-        // becomes background requests the kernel does not wait for, so
-        // many are in flight at once. Without it every request is sent
-        // synchronously and the loop device's one worker waits for each
-        // answer before it submits the next: iodepth 1, whatever the
-        // application queued.
-        if let Err(missing) = config.add_capabilities(InitFlags::FUSE_ASYNC_DIO) {
-            tracing::warn!(
-                ?missing,
-                "the kernel offers no FUSE_ASYNC_DIO: one request at a time"
-            );
-        }
         Ok(())
     }
 

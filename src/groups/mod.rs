@@ -376,6 +376,17 @@ struct Local {
     two_holders: bool,
 }
 
+impl Local {
+    /// The disks' "catching up" mark keeps the group from moving here,
+    /// but not from staying where it started: a start that finished here
+    /// promoted the disks (only an UpToDate copy is promoted), so the mark
+    /// is stale until the next poll clears it. Counting it then gave a
+    /// group that waited for its resync away at once and took it back.
+    fn waits_for_disk(&self) -> bool {
+        self.disk_wait.is_some() && self.state != GroupState::Started
+    }
+}
+
 /// The state of one group as seen from here, for status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupView {
@@ -1467,8 +1478,7 @@ impl Groups {
                     pref: self.local[i].pref,
                     leaving: self.leaving,
                     known: true,
-                    unhealthy: self.local[i].unhealthy.is_some()
-                        || self.local[i].disk_wait.is_some(),
+                    unhealthy: self.local[i].unhealthy.is_some() || self.local[i].waits_for_disk(),
                     barred: self.hold_blocker().is_some(),
                     ping: self.ping,
                     served: self.local[i].served,
@@ -2057,7 +2067,7 @@ impl Groups {
                     },
                     grant: l.grant.clone(),
                     pref: l.pref,
-                    unhealthy: l.unhealthy.is_some() || l.disk_wait.is_some(),
+                    unhealthy: l.unhealthy.is_some() || l.waits_for_disk(),
                     served: l.served,
                 })
                 .collect(),

@@ -552,6 +552,41 @@ fn auto_failback_waits_until_the_home_nodes_disk_caught_up() {
     c.check_converged();
 }
 
+/// Partition-test finding (2026-12-04): the home node's group started
+/// after waiting in drbddisk for the resync, but the "catching up" mark set
+/// meanwhile was still there when the start finished: the node judged
+/// itself unhealthy, gave the group to the peer and took it back a moment
+/// later (two needless switchovers). A group that started here promoted
+/// its disks, so the mark no longer keeps it away from here.
+#[test]
+fn a_start_that_waited_for_the_resync_keeps_the_group() {
+    for seed in 0..20 {
+        let mut c = Cluster::new(2, &[("a", 0)], true, 300 + seed);
+        settle(&mut c);
+        c.crash(0, true);
+        settle(&mut c);
+        assert_eq!(c.holders(0), vec!["n2"]);
+        c.boot(0);
+        let mut steps = 0;
+        while c.state(0, 0) != Some(GroupState::Starting) {
+            c.step();
+            steps += 1;
+            assert!(steps < 100_000, "seed {seed}: n1 never started the group");
+        }
+        c.set_disk_wait(0, 0, Some("disk r0 is Inconsistent (10% synced from n2)"));
+        let before = c.starts.len();
+        settle(&mut c);
+        assert_eq!(c.holders(0), vec!["n1"], "seed {seed}");
+        assert_eq!(
+            c.starts.len(),
+            before,
+            "seed {seed}: no start after n1's: {:?}",
+            &c.starts[before..]
+        );
+        c.check_converged();
+    }
+}
+
 /// A node that hears no peer and no ping node is the isolated side: it
 /// stops what it runs and takes nothing over.
 #[test]
