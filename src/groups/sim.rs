@@ -1172,6 +1172,17 @@ fn seeds(default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Seeds that broke the released-start invariant (a start without the
+/// duplicate-address probe while the group ran elsewhere): 624, a node that
+/// left 5 s earlier booted again, declared this node dead unheard and
+/// started the group; deadtimes seed 922, an up peer that had declared this
+/// node dead (a one-way cut) was starting it. Found at 1000 seeds.
+#[test]
+fn released_starts_found_by_long_runs() {
+    run_seed(624, 3000, false);
+    run_seed_with(922, 3000, false, false, true);
+}
+
 #[test]
 fn random_schedules() {
     if let Ok(seed) = std::env::var("HBD_SIM_SEED") {
