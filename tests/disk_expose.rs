@@ -358,29 +358,194 @@ fn drop_cleans_up_also_on_panic() {
     );
 }
 
-/// The child half of `a_killed_server_holding_its_own_file_exits`: exposes
-/// a store, opens the FUSE file itself (as `expose` does while it attaches
-/// the loop device), prints the loop device and waits to be killed.
+/// A store whose writes never finish while `hold` is set (a hung peer, a
+/// stuck disk), counting the writes that arrived.
+struct Stuck {
+    inner: FileStore,
+    arrived: AtomicU64,
+}
+
+impl BlockStore for Stuck {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, data: &[u8], offset: u64) -> std::io::Result<()> {
+        self.arrived.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_secs(600));
+        self.inner.write_at(data, offset)
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The child half of the killed-server tests: exposes a store, prints the
+/// loop device and waits to be killed. `HBD_TEST_FUSE_MODE`: `own-file`
+/// opens the FUSE file itself (as `expose` does while it attaches the loop
+/// device); `stuck` serves writes that never finish and prints `ARRIVED n`
+/// as they come.
 #[test]
-#[ignore = "run by a_killed_server_holding_its_own_file_exits as its child"]
-fn child_holding_its_own_fuse_file() {
+#[ignore = "run by the killed-server tests as their child"]
+fn child_fuse_server() {
     let Ok(dir) = std::env::var("HBD_TEST_FUSE_CHILD") else {
         return;
     };
+    let mode = std::env::var("HBD_TEST_FUSE_MODE").unwrap_or_default();
     let dir = PathBuf::from(dir);
     let data = 8 * MIB;
-    let store = Arc::new(FileStore::open(&dir.join("backing.img"), data).unwrap());
-    let exposed = expose(store, &dir.join("fuse"), None).unwrap();
+    let inner = FileStore::open(&dir.join("backing.img"), data).unwrap();
+    use std::io::Write;
+    if mode == "stuck" {
+        let store = Arc::new(Stuck {
+            inner,
+            arrived: AtomicU64::new(0),
+        });
+        let exposed = expose(store.clone(), &dir.join("fuse"), None).unwrap();
+        println!("LOOP {}", exposed.loop_dev.display());
+        std::io::stdout().flush().unwrap();
+        let mut seen = 0;
+        loop {
+            let n = store.arrived.load(Ordering::SeqCst);
+            if n != seen {
+                seen = n;
+                println!("ARRIVED {n}");
+                std::io::stdout().flush().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let exposed = expose(Arc::new(inner), &dir.join("fuse"), None).unwrap();
     let own = OpenOptions::new()
         .read(true)
         .write(true)
         .open(dir.join("fuse").join(DEVICE_FILE))
         .unwrap();
     println!("LOOP {}", exposed.loop_dev.display());
-    use std::io::Write;
     std::io::stdout().flush().unwrap();
     std::thread::sleep(Duration::from_secs(600));
     drop(own);
+}
+
+/// A child FUSE server (`child_fuse_server` in `mode`) and its loop device.
+struct ChildServer {
+    child: Reap,
+    out: std::process::ChildStdout,
+    seen: String,
+    loop_dev: PathBuf,
+    fuse_dir: PathBuf,
+}
+
+impl ChildServer {
+    fn start(dir: &Path, mode: &str) -> ChildServer {
+        let fuse_dir = dir.join("fuse");
+        std::fs::create_dir(&fuse_dir).unwrap();
+        let mut child = Reap(
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "child_fuse_server",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("HBD_TEST_FUSE_CHILD", dir)
+                .env("HBD_TEST_FUSE_MODE", mode)
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let out = child.0.stdout.take().unwrap();
+        let mut s = ChildServer {
+            child,
+            out,
+            seen: String::new(),
+            loop_dev: PathBuf::new(),
+            fuse_dir,
+        };
+        let line = s.wait_line("LOOP ");
+        s.loop_dev = PathBuf::from(line.trim());
+        s
+    }
+
+    /// Reads the child's output until a line starting with `prefix`
+    /// arrives (after what was consumed); returns the rest of that line.
+    fn wait_line(&mut self, prefix: &str) -> String {
+        let mut buf = [0u8; 256];
+        loop {
+            if let Some(i) = self.seen.find(prefix) {
+                if let Some(end) = self.seen[i..].find('\n') {
+                    let line = self.seen[i + prefix.len()..i + end].to_string();
+                    self.seen.drain(..i + end + 1);
+                    return line;
+                }
+            }
+            let n = self.out.read(&mut buf).unwrap();
+            assert!(n > 0, "child ended early: {}", self.seen);
+            self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+
+    /// SIGKILL; whether the process was gone within 30 s, and the kernel
+    /// stacks of its threads if not. Cleans up whatever happened: aborts a
+    /// hung connection, unmounts, detaches the loop device.
+    fn kill(mut self) -> (bool, String) {
+        let pid = self.child.0.id();
+        self.child.0.kill().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut exited = false;
+        while std::time::Instant::now() < deadline {
+            if self.child.0.try_wait().unwrap().is_some() {
+                exited = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let stack: String = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|t| std::fs::read_to_string(t.path().join("stack")).ok())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default();
+        if !exited {
+            abort_connection(&self.fuse_dir);
+            let _ = self.child.0.wait();
+        }
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.fuse_dir)
+            .status();
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(&self.loop_dev)
+            .status();
+        (exited, stack)
+    }
+}
+
+/// Aborts the FUSE connection mounted at `dir` through fusectl (mounted only
+/// for this and unmounted again): ends every request waiting on it.
+fn abort_connection(dir: &Path) {
+    let ctl = "/sys/fs/fuse/connections";
+    let had_ctl = std::fs::read_to_string("/proc/self/mountinfo")
+        .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(ctl)));
+    if !had_ctl {
+        let _ = Command::new("mount")
+            .args(["-t", "fusectl", "none", ctl])
+            .status();
+    }
+    // Never stat the mount (that would hang on the dead server too): its
+    // connection number is the minor in mountinfo.
+    if let Some(minor) = fuse_minor(dir) {
+        let _ = std::fs::write(format!("{ctl}/{minor}/abort"), "1");
+    }
+    if !had_ctl {
+        let _ = Command::new("umount").arg(ctl).status();
+    }
 }
 
 /// Campaign finding (issue 13): a device process killed while it held its
@@ -392,78 +557,57 @@ fn child_holding_its_own_fuse_file() {
 fn a_killed_server_holding_its_own_file_exits() {
     let tmp = tempfile::tempdir().unwrap();
     backing(tmp.path(), 8 * MIB, MIB);
-    let fuse_dir = tmp.path().join("fuse");
-    std::fs::create_dir(&fuse_dir).unwrap();
-    let mut child = Reap(
-        Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_holding_its_own_fuse_file",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("HBD_TEST_FUSE_CHILD", tmp.path())
-            .stdout(Stdio::piped())
+    let server = ChildServer::start(tmp.path(), "own-file");
+    let (exited, stack) = server.kill();
+    assert!(
+        exited,
+        "the killed FUSE server did not exit in 30 s: {stack}"
+    );
+}
+
+/// Issue 15 (FUSE_ASYNC_DIO): a device process killed while the loop device
+/// has writes queued on it that the store never finishes (a hung peer) must
+/// exit, and the writers must get an error rather than hang: the kernel
+/// aborts the connection when the last `/dev/fuse` descriptor closes, which
+/// fails every request in flight, background (async direct I/O) ones too.
+#[test]
+fn a_killed_server_with_writes_in_flight_exits() {
+    let tmp = tempfile::tempdir().unwrap();
+    backing(tmp.path(), 8 * MIB, MIB);
+    let mut server = ChildServer::start(tmp.path(), "stuck");
+    let dev = server.loop_dev.display().to_string();
+    let mut writers = Reap(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "for i in 0 1 2 3 4 5 6 7; do \
+                   dd if=/dev/zero of={dev} bs=4k count=1 seek=$((i * 16)) oflag=direct conv=notrunc status=none & \
+                 done; wait"
+            ))
+            .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    let pid = child.0.id();
-    let mut out = child.0.stdout.take().unwrap();
-    let mut seen = String::new();
-    let mut buf = [0u8; 256];
-    while !seen.contains("LOOP ") || !seen[seen.find("LOOP ").unwrap()..].contains('\n') {
-        let n = out.read(&mut buf).unwrap();
-        assert!(n > 0, "child ended early: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    let line = &seen[seen.find("LOOP ").unwrap() + 5..];
-    let loop_dev = PathBuf::from(line.lines().next().unwrap().trim());
-    child.0.kill().unwrap();
+    server.wait_line("ARRIVED ");
+    // Let the rest of the queue reach the server.
+    std::thread::sleep(Duration::from_millis(300));
+    let (exited, stack) = server.kill();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut exited = false;
+    let mut writers_done = false;
     while std::time::Instant::now() < deadline {
-        if child.0.try_wait().unwrap().is_some() {
-            exited = true;
+        if writers.0.try_wait().unwrap().is_some() {
+            writers_done = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let stack: String = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.flatten()
-                .filter_map(|t| std::fs::read_to_string(t.path().join("stack")).ok())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default();
-    // Clean up whatever happened: abort a hung connection (that ends a
-    // process stuck in FLUSH), unmount, detach.
-    if !exited {
-        // fusectl, mounted only for this and unmounted again.
-        let ctl = "/sys/fs/fuse/connections";
-        let had_ctl = std::fs::read_to_string("/proc/self/mountinfo")
-            .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(ctl)));
-        if !had_ctl {
-            let _ = Command::new("mount")
-                .args(["-t", "fusectl", "none", ctl])
-                .status();
-        }
-        // Never stat the mount (that would hang on the dead server too):
-        // its connection number is the minor in mountinfo.
-        if let Some(minor) = fuse_minor(&fuse_dir) {
-            let _ = std::fs::write(format!("{ctl}/{minor}/abort"), "1");
-        }
-        let _ = child.0.wait();
-        if !had_ctl {
-            let _ = Command::new("umount").arg(ctl).status();
-        }
-    }
-    let _ = Command::new("umount").arg("-l").arg(&fuse_dir).status();
-    let _ = Command::new("losetup").arg("-d").arg(&loop_dev).status();
     assert!(
         exited,
         "the killed FUSE server did not exit in 30 s: {stack}"
+    );
+    assert!(
+        writers_done,
+        "writers on the loop device still hang 30 s after the server died"
     );
 }
 
@@ -516,12 +660,8 @@ impl BlockStore for Gathering {
 /// 15: FUSE_ASYNC_DIO). Without it the loop driver's worker sends each
 /// direct-I/O request synchronously and waits for its answer: one write
 /// at a time whatever the application queued (fio's iodepth 16 is 1).
-/// Asking for FUSE_ASYNC_DIO passes this test and gives 2.7× the
-/// replicated random-write IOPS, but a device process of the benchmark
-/// run with it was left hung in its own FUSE request at shutdown: not
-/// enabled until that is understood (docs/BENCHMARKS.md).
+/// Failed before `DeviceFs::init` asked for FUSE_ASYNC_DIO (at most 1).
 #[test]
-#[ignore = "FUSE_ASYNC_DIO is not asked for yet: see docs/BENCHMARKS.md"]
 fn queued_writes_reach_the_store_concurrently() {
     let tmp = tempfile::tempdir().unwrap();
     let data = 8 * MIB;

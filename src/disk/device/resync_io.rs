@@ -113,6 +113,12 @@ impl Device {
     /// the end) until it says stop.
     pub(super) async fn resync_target(self: Arc<Device>, epoch: u64) {
         loop {
+            // Registered before the step is decided: a wake-up between the
+            // decision and the wait is kept, not lost (`notify_waiters`
+            // stores no permit; a lost one cost up to 50 ms per window).
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             let rate = lock(&self.cfg).resync_rate();
             let (step, link) = {
                 let mut c = self.core();
@@ -144,7 +150,7 @@ impl Device {
                 TargetStep::Pace(at) => tokio::time::sleep(at.saturating_sub(mono())).await,
                 TargetStep::Wait => {
                     tokio::select! {
-                        _ = self.wake.notified() => {}
+                        _ = &mut woken => {}
                         _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                     }
                 }
@@ -168,6 +174,10 @@ impl Device {
     /// names.
     pub(super) async fn verify(self: Arc<Device>, epoch: u64) {
         let found = loop {
+            // As in `resync_target`: registered before the step is decided.
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             let rate = lock(&self.cfg).resync_rate();
             let (step, store, link) = {
                 let mut c = self.core();
@@ -218,7 +228,7 @@ impl Device {
                 VerifyStep::Pace(at) => tokio::time::sleep(at.saturating_sub(mono())).await,
                 VerifyStep::Wait => {
                     tokio::select! {
-                        _ = self.wake.notified() => {}
+                        _ = &mut woken => {}
                         _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                     }
                 }
