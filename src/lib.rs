@@ -3,8 +3,15 @@
 //!
 //! # Layout
 //!
-//! The logic lives in state machines that take inputs and return actions; the
-//! runtime is the only place that touches sockets, clocks and files.
+//! The logic lives in state machines that take inputs and return actions
+//! (no sockets, clocks or files: `membership`, `groups`, `monitor`'s
+//! scheduler, `jobs`, `vrrp::instance`/`vrrp::sync`, `disk::state`,
+//! `disk::resync`, `disk::datapath`, `disk::uuid`), each with a seeded
+//! simulation. The I/O happens in three processes' edges: the daemon's
+//! `runtime/` (heartbeat mode), `vrrp::runtime` (VRRP mode, in the same
+//! `hbd` process), and the device process `hbd-disk` (`disk::device`,
+//! `disk::link`, `disk::expose`); agents and checks run programs
+//! (`agents::exec`, `monitor::checks`).
 //!
 //! | folder        | what it holds                                                       |
 //! |---------------|---------------------------------------------------------------------|
@@ -12,16 +19,18 @@
 //! | `wire/`       | the datagram layout, bincode body, authkeys MACs; decode never panics |
 //! | `membership/` | the heartbeat membership state machine (no I/O): datagrams and ticks in, datagrams and events out |
 //! | `groups/`     | resource-group ownership (no I/O): membership events and peers' reports in; reports, start/stop work and events out |
-//! | `agents/`     | resource agents: lookup as heartbeat, built-in IPaddr/IPaddr2/Filesystem/mon, script agents (heartbeat, LSB, OCF) |
+//! | `agents/`     | resource agents: lookup as heartbeat, built-in IPaddr/IPaddr2/Filesystem/mon/drbddisk, script agents (heartbeat, LSB, OCF) |
 //! | `monitor/`    | service checks (tcp, http, process, exec, mysql) and their scheduler (no I/O): fall/rise, restart, move |
-//! | `disk/`       | the replicated disk in progress: drbd.conf, DRBD 8.4 UUIDs and states (no I/O), metadata, protocol C replication, FUSE + loop exposure |
+//! | `disk/`       | the replicated disk (DRBD 8.4 style): drbd.conf, UUIDs, states, resync and write-path decisions (no I/O), metadata, the link, the device process, FUSE + loop exposure |
+//! | `vrrp/`       | keepalived-compatible VRRP: keepalived.conf, VRRPv2/v3 packets, the instance and sync-group machines (no I/O), its runtime |
 //! | `fence/`      | STONITH: `stonith_host` lines as fence-agents devices (heartbeat plugin names translated), running an agent |
 //! | `jobs/`       | cron schedules and the job scheduler (no I/O): jobs run where their group runs, once per scheduled time |
 //! | `ctl/`        | the control-socket protocol shared by `hbd` and `hbctl`, and the status document |
-//! | `runtime/`    | the daemon's I/O: media sockets, timers, control server, signals, logging, state dir |
-//! | `bin/`        | `hbd` (daemon) and `hbctl` (operator CLI)                           |
+//! | `runtime/`    | the heartbeat-mode daemon's I/O: media sockets, timers, control server, signals, logging, state dir |
+//! | `rng.rs`      | splitmix64: the simulations' seeded fault schedules, fresh generation identifiers |
+//! | `bin/`        | `hbd` (daemon), `hbd-disk` (one replicated device) and `hbctl` (operator CLI) |
 //!
-//! Data flow: `runtime::net` receives a datagram on a medium and hands the bytes to
+//! Data flow (heartbeat mode): `runtime::net` receives a datagram on a medium and hands the bytes to
 //! [`membership::Membership`]; the machine verifies and decodes them with [`wire`],
 //! updates node and link state and queues [`membership::Output`]s (datagrams to
 //! send on every medium, events to log). The runtime drains those outputs, sends
@@ -43,7 +52,8 @@ pub mod runtime;
 pub mod vrrp;
 pub mod wire;
 
-/// Exit codes shared by `hbd` and `hbctl` (LSB/keepalived style).
+/// Every exit code of `hbd`, `hbd-disk` and `hbctl` (LSB/keepalived style;
+/// `hbctl disk` as drbdsetup): the one place they are defined.
 pub mod exit {
     /// Success.
     pub const OK: u8 = 0;
@@ -55,4 +65,7 @@ pub mod exit {
     pub const REFUSED: u8 = 3;
     /// The caller may not use the control socket.
     pub const PERMISSION: u8 = 4;
+    /// `hbctl disk`: the device refused a state change (drbdsetup's "State
+    /// change failed", exit code 11).
+    pub const DISK_REFUSED: u8 = 11;
 }

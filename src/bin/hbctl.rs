@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use hbd::ctl::{self, ErrorKind, Request, Response, Status};
 use hbd::disk::client;
 use hbd::disk::conf::ResourceConf;
-use hbd::disk::ctl::{DiskRequest, DiskResponse, DiskStatus, SyncStatus, EXIT_REFUSED};
+use hbd::disk::ctl::{DiskRequest, DiskResponse, DiskStatus, SyncStatus};
 use hbd::disk::report;
 use hbd::disk::state::{ConnState, DiskState, Role};
 use hbd::membership::{LinkState, NodeState, NodeStatus};
@@ -450,7 +450,7 @@ impl Asked {
             Asked::Done(_, None) => exit::OK,
             Asked::Refused(m) => {
                 eprintln!("hbctl: {res}: State change failed: {m}");
-                EXIT_REFUSED
+                exit::DISK_REFUSED
             }
             Asked::Failed(m) => {
                 eprintln!("hbctl: {res}: {m}");
@@ -826,7 +826,7 @@ fn resolve(ctx: &DiskCtx, res: &str, survivor: &str, timeout: Duration) -> ExitC
                 Asked::Done(s, _) => Ok(s),
                 Asked::Refused(m) => {
                     eprintln!("hbctl: {res}: {node}: {what}: State change failed: {m}");
-                    Err(EXIT_REFUSED)
+                    Err(exit::DISK_REFUSED)
                 }
                 Asked::Failed(m) => {
                     eprintln!("hbctl: {res}: {node}: {what}: {m}");
@@ -2157,7 +2157,7 @@ mod tests {
         );
         assert_eq!(
             run_verb(&["disk", "primary", "r0"]),
-            ExitCode::from(EXIT_REFUSED)
+            ExitCode::from(exit::DISK_REFUSED)
         );
         assert_eq!(
             run_verb(&["disk", "verify", "all"]),

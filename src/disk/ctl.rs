@@ -19,10 +19,6 @@ use std::path::{Path, PathBuf};
 /// logs and FUSE mount points.
 pub const DISK_DIR: &str = "disk";
 
-/// Exit code of `hbctl disk` when the device refused a state change (as
-/// drbdsetup's "State change failed", exit code 11).
-pub const EXIT_REFUSED: u8 = 11;
-
 pub fn disk_dir(run_dir: &Path) -> PathBuf {
     run_dir.join(DISK_DIR)
 }
