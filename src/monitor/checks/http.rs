@@ -1,0 +1,145 @@
+//! The `http` check: an HTTP/1.1 GET and its status line (the client is
+//! small on purpose: a check needs only the status).
+
+use super::*;
+
+// HTTP
+
+/// The parts of an `http://` URL a GET needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct HttpTarget {
+    /// As written, without IPv6 brackets.
+    pub(super) host: String,
+    pub(super) port: u16,
+    /// Path and query, starting with `/`; the fragment is dropped.
+    pub(super) path: String,
+}
+
+impl HttpTarget {
+    /// The Host header (RFC 9112 §3.2): the port only when not the default.
+    pub(super) fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == 80 {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+pub(super) fn parse_url(url: &str) -> Result<HttpTarget, String> {
+    let rest = match url.get(..7) {
+        Some(s) if s.eq_ignore_ascii_case("http://") => &url[7..],
+        _ => return Err(format!("{url:?}: only http:// URLs are supported")),
+    };
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let path = path.split('#').next().unwrap_or("");
+    let path = match path {
+        "" => "/".to_string(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.to_string(),
+    };
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!(
+            "{url:?}: the path has spaces or control characters"
+        ));
+    }
+    if authority.contains('@') {
+        return Err(format!("{url:?}: user information is not supported"));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("{url:?}: no ']' after an IPv6 address"))?;
+        match after {
+            "" => (h, None),
+            p => (
+                h,
+                Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| format!("{url:?}: junk after ']'"))?,
+                ),
+            ),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?}: no host"));
+    }
+    if host.contains(':') && !authority.starts_with('[') {
+        return Err(format!("{url:?}: write an IPv6 address in brackets"));
+    }
+    let port = match port {
+        None | Some("") => 80,
+        Some(p) => match p.parse::<u16>() {
+            Ok(0) | Err(_) => return Err(format!("{url:?}: bad port {p:?}")),
+            Ok(n) => n,
+        },
+    };
+    Ok(HttpTarget {
+        host: host.to_string(),
+        port,
+        path,
+    })
+}
+
+/// The status code of a status line (RFC 9112 §4): `HTTP/1.1 200 OK`.
+pub(super) fn parse_status_line(line: &[u8]) -> Result<u16, String> {
+    let bad = || format!("http: not an HTTP status line: {:?}", printable(line, 80));
+    let rest = line.strip_prefix(b"HTTP/").ok_or_else(bad)?;
+    let sp = rest.iter().position(|&b| b == b' ').ok_or_else(bad)?;
+    let rest = &rest[sp + 1..];
+    let code = rest.get(..3).ok_or_else(bad)?;
+    if !code.iter().all(u8::is_ascii_digit) || !matches!(rest.get(3), None | Some(b' ' | b'\r')) {
+        return Err(bad());
+    }
+    Ok(code.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0')))
+}
+
+pub(super) async fn check_http(url: &str, expect: u16) -> Result<(), String> {
+    let t = parse_url(url)?;
+    let mut s = connect_tcp(&t.host, t.port).await?;
+    let req = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: hbd-check\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        t.path,
+        t.host_header()
+    );
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| format!("http: send: {}", io_reason(&e)))?;
+    let mut buf = Vec::with_capacity(512);
+    let line = loop {
+        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            break &buf[..i];
+        }
+        if buf.len() >= HTTP_MAX_STATUS_LINE {
+            return Err(format!(
+                "http: no status line in the first {HTTP_MAX_STATUS_LINE} bytes"
+            ));
+        }
+        let mut chunk = [0u8; 1024];
+        let want = chunk.len().min(HTTP_MAX_STATUS_LINE - buf.len());
+        match s.read(&mut chunk[..want]).await {
+            Ok(0) => return Err("http: connection closed before a status line".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(format!("http: read: {}", io_reason(&e))),
+        }
+    };
+    let code = parse_status_line(line)?;
+    if code == expect {
+        Ok(())
+    } else {
+        Err(format!("HTTP {code} (expected {expect})"))
+    }
+}

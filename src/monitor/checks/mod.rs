@@ -1,0 +1,277 @@
+//! Service checks of the built-in mon: the monitors of mon.cf and keepalived's
+//! `vrrp_script`, each answering "is the service up?" within a timeout.
+//!
+//! | kind      | up when                                                              |
+//! |-----------|----------------------------------------------------------------------|
+//! | `tcp`     | a TCP connect to host:port succeeds                                  |
+//! | `http`    | an HTTP/1.1 GET answers with the expected status                     |
+//! | `process` | a pid file names a live process and/or a process has the name (pidof)|
+//! | `exec`    | `/bin/sh -c command` exits 0 (vrrp_script, mon's `*.monitor`)        |
+//! | `mysql`   | MySQL/MariaDB authenticates and answers a trivial query              |
+//!
+//! [`run`] never panics and is bounded everywhere: the timeout covers the whole
+//! check (a command is killed with its process group when it runs out), reads
+//! are capped in size and in number of packets, and `/proc` and file reads run
+//! on the blocking pool. Failures are short reasons meant for one log line.
+//!
+//! One file per kind: `http.rs` and `mysql.rs` (clients written here, small
+//! on purpose: a check only needs a status line, or a handshake, an
+//! authentication and one result), `process.rs`, `exec.rs`; `tcp` is
+//! [`connect_tcp`] below. This file holds the kinds, [`run`], [`validate`]
+//! and the helpers they share; `tests.rs` the unit tests.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+mod exec;
+mod http;
+mod mysql;
+mod process;
+#[cfg(test)]
+mod tests;
+
+use exec::*;
+use http::*;
+use mysql::*;
+use process::*;
+
+/// One check's target, as configured (cluster.toml `[[check]]`, parsed elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// TCP connect to host:port succeeds.
+    Tcp { host: String, port: u16 },
+    /// HTTP/1.1 GET of `url` (http:// only; host, port, path) answers with status `expect`.
+    Http { url: String, expect: u16 },
+    /// A process is alive: by pid file (pid alive and not a zombie) and/or by name
+    /// (comm or argv[0] basename as pidof matches), read from /proc — never fork pidof.
+    /// With both, the pid file's process must also have the name (a reused pid
+    /// does not count).
+    Process {
+        pidfile: Option<PathBuf>,
+        name: Option<String>,
+    },
+    /// `/bin/sh -c command` exits 0 (keepalived vrrp_script, `pidof mysqld`, `killall -0 httpd`);
+    /// run as `user` when given; killed with its whole process group at the timeout.
+    Exec {
+        command: String,
+        user: Option<String>,
+    },
+    /// MySQL/MariaDB: protocol handshake (v10), authentication, and a trivial query
+    /// (`query`, default "SELECT 1") answered without error. Over TCP (host, port) or a unix
+    /// socket. Credentials from user/password, or from a MySQL option file ([client] section:
+    /// user, password, host, port, socket) when `option_file` is set.
+    ///
+    /// The socket wins over host when both are set. The check's own values win
+    /// over the option file's; the file's host, port and socket are used only
+    /// when the check names neither host nor socket. Without a user anywhere,
+    /// the user hbd runs as is used, as the mysql client does.
+    Mysql {
+        host: Option<String>,
+        port: u16,
+        socket: Option<PathBuf>,
+        user: Option<String>,
+        password: Option<String>,
+        option_file: Option<PathBuf>,
+        query: String,
+    },
+}
+
+/// Bytes read from an HTTP server before its status line must have ended.
+const HTTP_MAX_STATUS_LINE: usize = 8192;
+/// Addresses tried for one host name.
+const MAX_ADDRS: usize = 16;
+/// Bytes kept of a command's last output line.
+const MAX_LINE: usize = 300;
+/// Reads of a command's output after it exited (what it wrote is in the pipe).
+const MAX_DRAIN_READS: usize = 64;
+/// Bytes read of a pid file, a `/proc/PID/stat`, a `/proc/PID/cmdline`.
+const MAX_SMALL_FILE: u64 = 4096;
+/// Bytes read of a MySQL option file.
+const MAX_OPTION_FILE: u64 = 64 * 1024;
+/// Largest MySQL packet accepted (the protocol allows 16 MiB - 1 per packet).
+const MYSQL_MAX_PACKET: usize = 1 << 20;
+/// Columns, and rows, of a check query's result read before giving up.
+const MYSQL_MAX_COLUMNS: u64 = 4096;
+const MYSQL_MAX_ROWS: usize = 10_000;
+/// Packets exchanged during authentication (switch, more data, OK).
+const MYSQL_MAX_AUTH_ROUNDS: usize = 4;
+
+/// Runs one check; `Err` carries a short, clear reason ("connect 127.0.0.1:3306: connection refused",
+/// "HTTP 503 (expected 200)", "no process named mariadbd", "exit code 1: <last output line>",
+/// "mysql: Access denied for user ...", "timed out after 2s"). Never panics, never blocks the
+/// runtime thread (blocking /proc reads go through spawn_blocking; everything is bounded:
+/// response sizes, line lengths, number of packets read).
+pub async fn run(kind: &CheckKind, timeout: Duration) -> Result<(), String> {
+    // Dropping the check's future at the timeout closes its sockets and
+    // KILLs a command's process group (ExecGuard).
+    match tokio::time::timeout(timeout, run_unbounded(kind)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "timed out after {}",
+            crate::config::format_duration(timeout)
+        )),
+    }
+}
+
+async fn run_unbounded(kind: &CheckKind) -> Result<(), String> {
+    match kind {
+        CheckKind::Tcp { host, port } => connect_tcp(host, *port).await.map(drop),
+        CheckKind::Http { url, expect } => check_http(url, *expect).await,
+        CheckKind::Process { pidfile, name } => {
+            let (pidfile, name) = (pidfile.clone(), name.clone());
+            blocking(move || check_process(pidfile.as_deref(), name.as_deref())).await?
+        }
+        CheckKind::Exec { command, user } => check_exec(command, user.as_deref()).await,
+        CheckKind::Mysql { .. } => check_mysql(kind).await,
+    }
+}
+
+/// Validates a kind at configuration time (url parses, port != 0, process has pidfile or name,
+/// command not empty, mysql has socket or host...). The message names what is wrong.
+pub fn validate(kind: &CheckKind) -> Result<(), String> {
+    match kind {
+        CheckKind::Tcp { host, port } => {
+            if host.trim().is_empty() {
+                return Err("host: empty".into());
+            }
+            if *port == 0 {
+                return Err("port: must not be 0".into());
+            }
+        }
+        CheckKind::Http { url, expect } => {
+            parse_url(url).map_err(|e| format!("url: {e}"))?;
+            if !(100..=599).contains(expect) {
+                return Err(format!("expect: {expect} is not an HTTP status (100-599)"));
+            }
+        }
+        CheckKind::Process { pidfile, name } => {
+            if pidfile.is_none() && name.is_none() {
+                return Err("process: needs a pidfile or a name (or both)".into());
+            }
+            if let Some(p) = pidfile {
+                if !p.is_absolute() {
+                    return Err(format!(
+                        "pidfile: must be an absolute path: {}",
+                        p.display()
+                    ));
+                }
+            }
+            if let Some(n) = name {
+                if n.is_empty() || n.contains('\0') {
+                    return Err("name: empty".into());
+                }
+            }
+        }
+        CheckKind::Exec { command, user } => {
+            if command.trim().is_empty() {
+                return Err("command: empty".into());
+            }
+            if command.contains('\0') {
+                return Err("command: contains a NUL byte".into());
+            }
+            if let Some(u) = user {
+                if u.is_empty() || u.contains(['\0', ':', '/']) {
+                    return Err(format!("user: not a user name: {u:?}"));
+                }
+            }
+        }
+        CheckKind::Mysql {
+            host,
+            port,
+            socket,
+            user,
+            option_file,
+            query,
+            ..
+        } => {
+            if host.is_none() && socket.is_none() && option_file.is_none() {
+                return Err(
+                    "mysql: needs a socket or a host (or an option_file that names one)".into(),
+                );
+            }
+            if host.as_ref().is_some_and(|h| h.trim().is_empty()) {
+                return Err("host: empty".into());
+            }
+            if *port == 0 {
+                return Err("port: must not be 0".into());
+            }
+            for (key, p) in [("socket", socket), ("option_file", option_file)] {
+                if let Some(p) = p {
+                    if !p.is_absolute() {
+                        return Err(format!("{key}: must be an absolute path: {}", p.display()));
+                    }
+                }
+            }
+            if user.as_ref().is_some_and(|u| u.contains('\0')) {
+                return Err("user: contains a NUL byte".into());
+            }
+            if query.trim().is_empty() {
+                return Err("query: empty".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Shared helpers
+
+/// An OS error as the C library words it, lower-cased: "connection refused".
+fn io_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => lower_first(nix::errno::Errno::from_raw(code).desc()),
+        None => e.to_string(),
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Text from a peer or a program, made safe for one log line and bounded.
+fn printable(b: &[u8], max: usize) -> String {
+    let s = String::from_utf8_lossy(b);
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out.trim().to_string()
+}
+
+/// Runs `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("internal error: {e}"))
+}
+
+/// Connects to the first address of `host` that accepts.
+async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, String> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("resolve {host}: {}", io_reason(&e)))?
+        .take(MAX_ADDRS)
+        .collect();
+    let mut last = format!("resolve {host}: no address");
+    for a in addrs {
+        match TcpStream::connect(a).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = format!("connect {a}: {}", io_reason(&e)),
+        }
+    }
+    Err(last)
+}
