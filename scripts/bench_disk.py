@@ -399,7 +399,7 @@ class MariaDB:
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
                 print(f"(sysbench did not work here: {str(e.stderr)[-300:]}; "
                       "the insert loop instead)")
-        # Debian's python3 with its python3-pymysql (as scripts/app.py)
+        # Debian's python3 with its python3-pymysql (as tests/fixtures/app.py)
         if subprocess.run(["/usr/bin/python3", "-c", "import pymysql"],
                           capture_output=True).returncode != 0:
             subprocess.run(["apt-get", "install", "-y", "python3-pymysql"], capture_output=True)

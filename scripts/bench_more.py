@@ -22,7 +22,7 @@ resource (scripts/bench --only falsefail, --only stack).
    Every process (hogs, daemons, labs) is killed at the end.
 2. stack: scenario 1's full stack (scripts/demo: replicated disk, IPaddr2
    VIP with its ARP probe, drbddisk, Filesystem ext4, mysqld, the app
-   scripts/app.py via resources/daemon, mon; keepalive 200ms, deadtime 2 s),
+   tests/fixtures/app.py via resources/daemon, mon; keepalive 200ms, deadtime 2 s),
    hbd only. Each trial runs `scripts/demo` whole (it crashes the holder n1:
    every process of its namespace SIGKILLed, then its link cut) and reads
    n2's log /tmp/hbd-demo/n2/hbd.log afterwards: "node dead", each
@@ -261,7 +261,7 @@ def stack_table(args, bench):
 
     def short(name):
         kind = name.split("::")[0]
-        return "daemon (scripts/app.py)" if kind == "daemon" and "app.py" in name else kind
+        return "daemon (tests/fixtures/app.py)" if kind == "daemon" and "app.py" in name else kind
     for i, name in enumerate(names):
         ends = [r["res"][i][2] for r in runs if len(r["res"]) > i and r["res"][i][0] == name]
         own = [r["res"][i][1] / 1000 for r in runs

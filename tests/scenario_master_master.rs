@@ -14,7 +14,7 @@
 //! node's replication has caught up.
 //!
 //! A client in the client namespace keeps writing rows through the DB VIP
-//! (scripts/app.py there, one connection to the VIP per request) and
+//! (tests/fixtures/app.py there, one connection to the VIP per request) and
 //! records which ids were acknowledged. Killing n1's mariadbd moves only
 //! the DB VIP; the client keeps working; every acknowledged row is on n2;
 //! n1's mariadbd back, nopreempt keeps the VIP on n2; `hbctl takeover DB`
@@ -28,8 +28,8 @@
 
 mod common;
 
-use common::mm::*;
 use common::scenario::{longest_gap, Client, Reaper};
+use common::services::*;
 use common::vrrp::{holders, stays};
 use common::Lab;
 use std::collections::BTreeSet;

@@ -1,7 +1,7 @@
 //! Scenario 1 — shared storage (seed 002), end to end with real software:
 //! two nodes in the netns lab, each hbd in its own mount namespace (`ip
 //! netns exec`), one group `IPaddr2 drbddisk Filesystem(ext4) mysqld
-//! (real MariaDB, datadir on the replicated disk) daemon(scripts/app.py)
+//! (real MariaDB, datadir on the replicated disk) daemon(tests/fixtures/app.py)
 //! mon` with checks on the MariaDB and app ports. A client in the client
 //! namespace keeps writing rows through the VIP and records which commits
 //! were acknowledged; after every move each acknowledged row must be there.
@@ -160,7 +160,7 @@ fn scenario() -> DiskLab {
     // for both nodes, and only the holder has it mounted.
     let app = format!(
         "daemon::{m}/app/app.pid::/usr/bin/python3::{}::--port::{APP_PORT}::--socket::{m}/mysql/mysqld.sock",
-        repo().join("scripts/app.py").display()
+        repo().join("tests/fixtures/app.py").display()
     );
     let haresources = format!(
         "n1 IPaddr2::{VIP}/24/eth0 drbddisk::{RES} Filesystem::{dev}::{m}::ext4 \\\n   mysqld::{m}/mysql {app} mon\n"

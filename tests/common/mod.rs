@@ -47,9 +47,9 @@ pub fn require_root() {
 }
 
 pub mod disk;
-pub mod mm;
 pub mod partition;
 pub mod scenario;
+pub mod services;
 pub mod vrrp;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);

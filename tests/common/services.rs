@@ -1,7 +1,7 @@
 //! Helpers for scenario 2 (seed 000, master-master): a real MariaDB server
 //! per node (own datadir, started in the node's network namespace as a
 //! child of the test), Debian's memcached per node, and the application
-//! server (scripts/app.py) in the client namespace. Every process is killed
+//! server (tests/fixtures/app.py) in the client namespace. Every process is killed
 //! by its pid in `Drop`, also after a panic, and dies with the test process
 //! (PR_SET_PDEATHSIG).
 #![allow(dead_code)]
@@ -356,7 +356,7 @@ pub fn memcached_answers(lab: &Lab, host: &str, addr: &str) -> bool {
     lab.exec(host, &["python3", "-c", &py]).status.success()
 }
 
-/// scripts/app.py in the client namespace on 127.0.0.1:`port`, its database
+/// tests/fixtures/app.py in the client namespace on 127.0.0.1:`port`, its database
 /// at `db_host` (the DB VIP), one connection per request.
 pub struct App {
     child: Option<Child>,
@@ -367,7 +367,7 @@ impl App {
         let log = lab.dir.path().join("app.log");
         let args: Vec<String> = vec![
             "/usr/bin/python3".into(),
-            repo().join("scripts/app.py").display().to_string(),
+            repo().join("tests/fixtures/app.py").display().to_string(),
             "--bind".into(),
             "127.0.0.1".into(),
             "--port".into(),
