@@ -1,0 +1,234 @@
+//! Unit tests of `agents/exec.rs`.
+
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn hb(path: PathBuf, args: &[&str]) -> AgentKind {
+    AgentKind::Heartbeat {
+        path,
+        args: args.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+const T: Duration = Duration::from_secs(30);
+
+/// A lookup that hangs (a stalled LDAP or sssd) neither blocks the
+/// thread the caller runs on nor keeps the caller waiting past its limit.
+#[tokio::test]
+async fn a_stalled_lookup_never_blocks_the_loop() {
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t = ticks.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            t.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let (release, stalled) = std::sync::mpsc::channel::<()>();
+    let r = lookup_within(
+        "looking up user `x`",
+        Duration::from_millis(300),
+        move || {
+            let _ = stalled.recv();
+            7
+        },
+    )
+    .await;
+    let _ = release.send(());
+    ticker.abort();
+    let e = r.unwrap_err();
+    assert!(e.contains("no answer within 300ms"), "{e}");
+    assert!(ticks.load(std::sync::atomic::Ordering::SeqCst) > 1);
+    assert_eq!(lookup("root", || 1).await, Ok(1));
+}
+
+#[test]
+fn heartbeat_status_patterns() {
+    use super::Running::{Running as R, Stopped as S};
+    for (text, want) in [
+        ("running", R),
+        ("httpd (pid 12) is Running...", R),
+        ("OK", R),
+        ("ok", S),
+        ("stopped", S),
+        ("Stopped", S),
+        ("not running", S),
+        ("NOT currently running", S),
+        ("", S),
+        ("whatever", S),
+    ] {
+        assert_eq!(heartbeat_status(text), want, "{text:?}");
+    }
+}
+
+#[test]
+fn line_splitter_bounds_lines() {
+    let mut s = LineSplitter::default();
+    assert_eq!(s.push(b"a\nb"), vec!["a"]);
+    assert_eq!(s.push(b"c\n\n"), vec!["bc", ""]);
+    let long = vec![b'x'; MAX_LINE * 3];
+    assert!(s.push(&long).is_empty());
+    let l = s.push(b"yy\nz");
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0].len(), MAX_LINE + '…'.len_utf8());
+    assert_eq!(s.finish().as_deref(), Some("z"));
+    assert_eq!(s.finish(), None);
+}
+
+#[test]
+fn instance_names_are_safe_and_distinct() {
+    let p = |v: &str| vec![("state".to_string(), v.to_string())];
+    assert_eq!(instance_name("Dummy", &p("/tmp/x")), "Dummy_state_tmp_x");
+    let a = instance_name("Dummy", &p(&"a".repeat(100)));
+    let b = instance_name("Dummy", &p(&format!("{}b", "a".repeat(99))));
+    assert!(a.len() <= 64 && a != b, "{a} {b}");
+}
+
+#[test]
+fn exit_codes() {
+    let out = |code| Output {
+        code,
+        ..Output::default()
+    };
+    assert_eq!(lsb_result(Action::Status, &out(0)), Ok(Running::Running));
+    assert_eq!(lsb_result(Action::Status, &out(3)), Ok(Running::Stopped));
+    assert_eq!(lsb_result(Action::Status, &out(1)), Ok(Running::Stopped));
+    assert!(lsb_result(Action::Status, &out(4)).is_err());
+    assert_eq!(lsb_result(Action::Stop, &out(0)), Ok(Running::Stopped));
+    let e = lsb_result(Action::Start, &out(5)).unwrap_err().to_string();
+    assert!(e.contains("code 5") && e.contains("not installed"), "{e}");
+    assert_eq!(ocf_result(Action::Status, &out(7)), Ok(Running::Stopped));
+    assert_eq!(ocf_result(Action::Status, &out(8)), Ok(Running::Running));
+    assert!(ocf_result(Action::Status, &out(1)).is_err());
+    let e = ocf_result(Action::Start, &out(6)).unwrap_err().to_string();
+    assert!(e.contains("not configured"), "{e}");
+}
+
+#[tokio::test]
+async fn heartbeat_args_and_failure_message() {
+    let t = tempfile::tempdir().unwrap();
+    let rec = t.path().join("argv");
+    let p = script(
+        t.path(),
+        "rec",
+        &format!(
+            "printf '%s\\n' \"$@\" > {}\nenv >> {}\n[ \"$2\" = start ] && exit 0\nfor i in $(seq 1 20); do echo line$i; done\necho oops >&2\nexit 2",
+            rec.display(),
+            rec.display()
+        ),
+    );
+    let k = hb(p, &["a b"]);
+    assert_eq!(run(&k, Action::Start, T).await, Ok(Running::Running));
+    let got = std::fs::read_to_string(&rec).unwrap();
+    assert!(got.starts_with("a b\nstart\n"), "{got}");
+    assert!(got.contains("PATH=") && !got.contains("HOME="), "{got}");
+    match run(&k, Action::Stop, T).await {
+        Err(AgentError::Exit {
+            code: 2, message, ..
+        }) => {
+            assert!(
+                message.contains("line20") && message.contains("oops"),
+                "{message}"
+            );
+            assert!(!message.contains("line10;"), "{message}");
+        }
+        r => panic!("{r:?}"),
+    }
+}
+
+#[tokio::test]
+async fn missing_script_and_timeout() {
+    let t = tempfile::tempdir().unwrap();
+    let e = run(&hb(t.path().join("nope"), &[]), Action::Start, T)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, AgentError::Failed(m) if m.contains("nope")),
+        "{e}"
+    );
+    let pidfile = t.path().join("pid");
+    let p = script(
+        t.path(),
+        "hang",
+        &format!("sleep 1000 & echo $! > {}\nwait", pidfile.display()),
+    );
+    let e = run(&hb(p, &[]), Action::Start, Duration::from_secs(3))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AgentError::Timeout { .. }), "{e}");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The grandchild was in the group: gone (or a zombie of init's).
+    let gone = (0..100).any(|_| {
+        let alive =
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z"));
+        if alive {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        !alive
+    });
+    assert!(gone, "sleep {pid} survived the timeout");
+}
+
+#[tokio::test]
+async fn background_child_does_not_block() {
+    let t = tempfile::tempdir().unwrap();
+    let pidfile = t.path().join("pid");
+    let p = script(
+        t.path(),
+        "bg",
+        &format!(
+            "sleep 1000 & echo $! > {}\necho started\nexit 0",
+            pidfile.display()
+        ),
+    );
+    let r = run(&hb(p, &[]), Action::Start, T).await;
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    assert_eq!(r, Ok(Running::Running));
+}
+
+#[tokio::test]
+async fn lsb_and_ocf_calls() {
+    let t = tempfile::tempdir().unwrap();
+    let p = script(
+        t.path(),
+        "svc",
+        "case $1 in status) exit 3;; start) exit 0;; *) exit 1;; esac",
+    );
+    let k = AgentKind::Lsb { path: p };
+    assert_eq!(run(&k, Action::Status, T).await, Ok(Running::Stopped));
+    assert_eq!(run(&k, Action::Start, T).await, Ok(Running::Running));
+    assert!(matches!(
+        run(&k, Action::Stop, T).await,
+        Err(AgentError::Exit { code: 1, .. })
+    ));
+    let p = script(
+        t.path(),
+        "ra",
+        "[ \"$1\" = monitor ] && [ \"$OCF_RESKEY_x\" = 'y z' ] && [ \"$OCF_ROOT\" = /ocf ] && exit 7\nexit 1",
+    );
+    let k = AgentKind::Ocf {
+        path: p,
+        ocf_root: "/ocf".into(),
+        provider: "test".into(),
+        kind: "ra".into(),
+        params: vec![("x".into(), "y z".into())],
+    };
+    assert_eq!(run(&k, Action::Status, T).await, Ok(Running::Stopped));
+}

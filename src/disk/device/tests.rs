@@ -1,0 +1,137 @@
+//! Unit tests of `disk/device/mod.rs`.
+
+use super::*;
+use crate::disk::conf;
+
+/// An `Error` frame with this text makes `on_frame` panic (test builds
+/// only): the stand-in for any bug in a frame handler.
+pub(super) const INJECT_PANIC: &str = "hbd-test: panic in on_frame";
+
+/// A device on a fresh 8 MiB backing file (never `run`: no sockets).
+fn device(dir: &Path, rt: &tokio::runtime::Runtime) -> Arc<Device> {
+    let disk = dir.join("backing.img");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    meta::create(&disk, true).unwrap();
+    let text = format!(
+        "resource r0 {{\n  protocol C;\n  on n1 {{ device {d}; disk {b}; address 192.0.2.11:7788; meta-disk internal; }}\n  on n2 {{ device {d}; disk {b}; address 192.0.2.12:7788; meta-disk internal; }}\n}}\n",
+        d = dir.join("drbd0").display(),
+        b = disk.display()
+    );
+    let (c, errors, _) = conf::parse(Path::new("drbd.conf"), &text);
+    assert!(errors.is_empty(), "{errors:?}");
+    let res = c.resource("r0").unwrap().clone();
+    let cfg = DeviceConfig {
+        name: "r0".into(),
+        node: "n1".into(),
+        peer: "n2".into(),
+        config_dir: dir.to_path_buf(),
+        run_dir: dir.to_path_buf(),
+        host: res.host("n1").unwrap().clone(),
+        peer_host: res.peer("n1").unwrap().clone(),
+        res,
+        key: AuthKey {
+            id: 0,
+            method: AuthMethod::Sha256,
+            secret: b"test".to_vec(),
+        },
+        notify: None,
+        first: true,
+        dopd: false,
+        drbd_conf: dir.join("drbd.conf"),
+    };
+    Device::open(cfg, rt.handle().clone()).unwrap()
+}
+
+fn framed<T: tokio::io::AsyncRead + tokio::io::AsyncWrite>(io: T) -> Framed<T, link::LinkCodec> {
+    Framed::new(io, link::LinkCodec::plain())
+}
+
+/// Issue 12, finding 8: a panic inside the link task still tears the
+/// link down: a writer waiting for the peer's ack is released (with
+/// `false`: its range gets marked) and the machine hears TransportLost.
+#[test]
+fn a_panic_in_the_link_task_releases_waiting_writers() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = device(dir.path(), &rt);
+    {
+        let mut c = dev.core();
+        dev.input(&mut c, Input::Connect).unwrap();
+    }
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    dev.establish(framed(ours), dev.data_size, None);
+    let peer = dev.core().link.clone().expect("established");
+    // The fake peer: keeps the link alive with pings and reads
+    // everything, until told to panic the device's link task.
+    let (sink, mut stream) = framed(theirs).split();
+    let sink = Arc::new(tokio::sync::Mutex::new(sink));
+    let pinger = {
+        let sink = sink.clone();
+        rt.spawn(async move {
+            loop {
+                if link::send(&mut *sink.lock().await, &Frame::Ping)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let reader = rt.spawn(async move { while stream.next().await.is_some() {} });
+    // A writer waiting on the peer's ack (as a FUSE thread in write_chunk).
+    let wait = peer
+        .submit(
+            |seq| Frame::Write {
+                seq,
+                offset: 0,
+                data: vec![7; 4096],
+            },
+            Some((0, 4096)),
+        )
+        .expect("the link is up");
+    rt.block_on(async {
+        link::send(
+            &mut *sink.lock().await,
+            &Frame::Error {
+                msg: INJECT_PANIC.into(),
+            },
+        )
+        .await
+    })
+    .unwrap();
+    assert_eq!(
+        wait.recv_timeout(Duration::from_secs(30)),
+        Ok(false),
+        "the waiting writer was not released"
+    );
+    let start = Instant::now();
+    loop {
+        {
+            let c = dev.core();
+            if c.link.is_none() && c.sm.conn() == ConnState::WFConnection {
+                // The unacked write's range is out of sync now.
+                assert!(c.bits() >= 1);
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no TransportLost"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!peer.live());
+    pinger.abort();
+    reader.abort();
+    dev.shutdown.cancel();
+    drop(rt);
+}
