@@ -7,9 +7,11 @@
 //!
 //! Nothing is silently ignored: an option or section hbd does not implement is
 //! an error unless it is a pure tuning knob (then a warning). Sections
-//! inherit `common` → `resource` → `on`.
+//! inherit `common` → `resource` → `on`. The syntax (`;`, `{ }`, `#`,
+//! `"strings"`) is read by `config::syntax`, shared with `keepalived.conf`.
 
 pub use super::uuid::{AfterSb0, AfterSb1, AfterSb2};
+use crate::config::syntax::{self, Opt, Parser, Stmt, Word};
 use crate::config::{ConfigError, ConfigWarning, Location};
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
@@ -135,7 +137,6 @@ impl ResourceConf {
 const NOT_SUPPORTED: &str = "not supported by hbd's replicated device";
 const NO_EFFECT: &str = "accepted, no effect in hbd";
 const ONLY_C: &str = "only protocol C: a write completes when both nodes have it";
-const MAX_DEPTH: usize = 16;
 const MAX_SECRET: usize = 64;
 
 /// DRBD 8.4's `timeout` default (drbd_limits.h: 60 tenths of a second) and range.
@@ -180,176 +181,7 @@ const HANDLERS: &[&str] = &[
     "out-of-sync",
 ];
 
-// ---------------------------------------------------------------- tokens
-
-#[derive(Debug, Clone, PartialEq)]
-struct Word {
-    text: String,
-    line: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Word(Word),
-    Open(usize),
-    Close(usize),
-    Semi(usize),
-}
-
-fn is_blank(c: char) -> bool {
-    c.is_whitespace() || c == '\u{feff}'
-}
-
-fn tokenize(text: &str, p: &mut P) -> Vec<Tok> {
-    let mut toks = Vec::new();
-    let mut line = 1;
-    let mut it = text.chars().peekable();
-    while let Some(c) = it.next() {
-        match c {
-            '\n' => line += 1,
-            c if is_blank(c) => {}
-            '#' => {
-                while it.peek().is_some_and(|&c| c != '\n') {
-                    it.next();
-                }
-            }
-            '{' => toks.push(Tok::Open(line)),
-            '}' => toks.push(Tok::Close(line)),
-            ';' => toks.push(Tok::Semi(line)),
-            '"' => {
-                let mut s = String::new();
-                let mut closed = false;
-                while let Some(&c) = it.peek() {
-                    if c == '\n' {
-                        break;
-                    }
-                    it.next();
-                    match c {
-                        '"' => {
-                            closed = true;
-                            break;
-                        }
-                        '\\' => match it.peek() {
-                            Some('\n') | None => {}
-                            Some(&e) => {
-                                it.next();
-                                s.push(match e {
-                                    'n' => '\n',
-                                    't' => '\t',
-                                    'r' => '\r',
-                                    e => e,
-                                });
-                            }
-                        },
-                        c => s.push(c),
-                    }
-                }
-                if !closed {
-                    p.err(line, "\"", "string not closed on this line".into());
-                }
-                toks.push(Tok::Word(Word { text: s, line }));
-            }
-            c => {
-                let mut s = String::from(c);
-                while let Some(&c) = it.peek() {
-                    if is_blank(c) || matches!(c, '{' | '}' | ';' | '"' | '#') {
-                        break;
-                    }
-                    s.push(c);
-                    it.next();
-                }
-                toks.push(Tok::Word(Word { text: s, line }));
-            }
-        }
-    }
-    toks
-}
-
-// ---------------------------------------------------------------- statements
-
-/// `words... ;` or `words... { stmts }`.
-#[derive(Debug, Clone)]
-struct Stmt {
-    words: Vec<Word>,
-    block: Option<Vec<Stmt>>,
-}
-
-impl Stmt {
-    fn key(&self) -> &Word {
-        &self.words[0]
-    }
-}
-
-/// Parses statements until a `}` (returns true) or the end (false).
-fn statements(toks: &[Tok], i: &mut usize, depth: usize, p: &mut P, out: &mut Vec<Stmt>) -> bool {
-    let mut words: Vec<Word> = Vec::new();
-    while let Some(t) = toks.get(*i) {
-        *i += 1;
-        match t {
-            Tok::Word(w) => words.push(w.clone()),
-            Tok::Semi(line) => {
-                if words.is_empty() {
-                    p.err(*line, ";", "unexpected `;`".into());
-                } else {
-                    out.push(Stmt {
-                        words: std::mem::take(&mut words),
-                        block: None,
-                    });
-                }
-            }
-            Tok::Open(line) => {
-                if depth >= MAX_DEPTH {
-                    p.err(*line, "{", "sections nested too deep".into());
-                    *i = toks.len();
-                    return false;
-                }
-                let mut inner = Vec::new();
-                let closed = statements(toks, i, depth + 1, p, &mut inner);
-                let key = words.first().map_or("{", |w| w.text.as_str()).to_string();
-                if !closed {
-                    p.err(*line, &key, "`{` is never closed: missing `}`".into());
-                }
-                if words.is_empty() {
-                    p.err(
-                        *line,
-                        "{",
-                        "unexpected `{`: a section starts with its name".into(),
-                    );
-                } else {
-                    out.push(Stmt {
-                        words: std::mem::take(&mut words),
-                        block: Some(inner),
-                    });
-                }
-            }
-            Tok::Close(line) => {
-                if let Some(last) = words.last() {
-                    let msg = format!("missing `;` after `{}`", last.text);
-                    p.err(last.line, &words[0].text.clone(), msg);
-                    out.push(Stmt {
-                        words: std::mem::take(&mut words),
-                        block: None,
-                    });
-                }
-                if depth == 0 {
-                    p.err(*line, "}", "`}` without a matching `{`".into());
-                } else {
-                    return true;
-                }
-            }
-        }
-    }
-    if let Some(last) = words.last() {
-        let msg = format!("missing `;` after `{}`", last.text);
-        p.err(last.line, &words[0].text.clone(), msg);
-        out.push(Stmt { words, block: None });
-    }
-    false
-}
-
 // ---------------------------------------------------------------- model building
-
-type Opt<T> = Option<(T, usize)>;
 
 /// Settings of one level (common, resource or on); merged child-over-parent.
 #[derive(Debug, Clone, Default)]
@@ -415,41 +247,15 @@ enum Level {
     Options,
 }
 
-struct P {
-    file: PathBuf,
-    errors: Vec<ConfigError>,
-    warnings: Vec<ConfigWarning>,
-}
+/// Marks [`Parser`]'s methods for drbd.conf: its values and sections.
+struct Drbd;
+
+type P = Parser<Drbd>;
 
 impl P {
-    fn err(&mut self, line: usize, key: &str, message: String) {
-        self.errors.push(ConfigError::Line {
-            file: self.file.clone(),
-            line,
-            key: key.to_string(),
-            message,
-        });
-    }
-
-    fn warn(&mut self, line: usize, key: &str, message: &str) {
-        self.warnings.push(ConfigWarning {
-            file: self.file.clone(),
-            line,
-            key: key.to_string(),
-            message: message.to_string(),
-        });
-    }
-
     fn unsupported(&mut self, w: &Word) {
         let msg = format!("`{}`: {NOT_SUPPORTED}", w.text);
         self.err(w.line, &w.text, msg);
-    }
-
-    fn at(&self, line: usize) -> Location {
-        Location {
-            file: self.file.clone(),
-            line,
-        }
     }
 
     /// The `n` values of a `key v1 .. vn;` statement, or an error.
@@ -497,37 +303,6 @@ impl P {
         Some(vals.iter().collect())
     }
 
-    /// The block of a `key [names..] { }` statement with exactly `n` names.
-    fn section<'a>(&mut self, st: &'a Stmt, n: usize) -> Option<(&'a [Word], &'a [Stmt])> {
-        let key = st.key();
-        let Some(block) = &st.block else {
-            let msg = format!("`{}` is a section: expected `{{`", key.text);
-            self.err(key.line, &key.text, msg);
-            return None;
-        };
-        let names = &st.words[1..];
-        if names.len() < n {
-            self.err(key.line, &key.text, "missing name before `{`".into());
-            return None;
-        }
-        if names.len() > n {
-            let msg = format!("unexpected `{}`: expected `{{`", names[n].text);
-            self.err(names[n].line, &key.text, msg);
-            return None;
-        }
-        Some((names, block))
-    }
-
-    fn set<T>(&mut self, slot: &mut Opt<T>, key: &Word, v: Option<T>) {
-        let Some(v) = v else { return };
-        if let Some((_, first)) = slot {
-            let msg = format!("given twice (first on line {first})");
-            self.err(key.line, &key.text, msg);
-        } else {
-            *slot = Some((v, key.line));
-        }
-    }
-
     /// One value from a fixed list.
     fn choice<T: Copy>(&mut self, st: &Stmt, table: &[(&str, T)]) -> Option<T> {
         let v = self.values(st, 1)?[0];
@@ -559,11 +334,11 @@ impl P {
         match (level, k) {
             (Global, "usage-count") => {
                 self.choice(st, &[("yes", ()), ("no", ()), ("ask", ())]);
-                self.warn(key.line, k, NO_EFFECT);
+                self.warn(key.line, k, NO_EFFECT.into());
             }
             (Global, "disable-ip-verification") => {
                 if self.values(st, 0).is_some() {
-                    self.warn(key.line, k, NO_EFFECT);
+                    self.warn(key.line, k, NO_EFFECT.into());
                 }
             }
             (Global, "minor-count" | "dialog-refresh") => {
@@ -572,7 +347,7 @@ impl P {
                         let msg = format!("`{}`: not a number", v[0].text);
                         self.err(v[0].line, k, msg);
                     } else {
-                        self.warn(key.line, k, NO_EFFECT);
+                        self.warn(key.line, k, NO_EFFECT.into());
                     }
                 }
             }
@@ -773,7 +548,7 @@ impl P {
             }
             (Startup | Disk | Net | Syncer, knob) if KNOBS.contains(&knob) => {
                 if self.values(st, 1).is_some() {
-                    self.warn(key.line, k, NO_EFFECT);
+                    self.warn(key.line, k, NO_EFFECT.into());
                 }
             }
             _ => self.unsupported(key),
@@ -911,15 +686,8 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
 
 /// Parses `drbd.conf` text; `path` is only used in messages and locations.
 pub fn parse(path: &Path, text: &str) -> (DrbdConf, Vec<ConfigError>, Vec<ConfigWarning>) {
-    let mut p = P {
-        file: path.to_path_buf(),
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
-    let toks = tokenize(text, &mut p);
-    let mut stmts = Vec::new();
-    let mut i = 0;
-    statements(&toks, &mut i, 0, &mut p, &mut stmts);
+    let mut p = P::new(path, &syntax::DRBD);
+    let stmts = p.statements(text);
 
     let mut common = Sect::default();
     let mut seen_global: Option<usize> = None;

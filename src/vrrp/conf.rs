@@ -7,16 +7,18 @@
 //! the file; [`lint_scripts`] stats the scripts the configuration runs.
 //!
 //! The syntax is keepalived's: one statement per line, `{ }` blocks, `!` and
-//! `#` comments, `"quoted strings"`. Nothing is silently ignored: a keyword hbd
+//! `#` comments, `"quoted strings"` (read by `config::syntax`, shared with
+//! `drbd.conf`). Nothing is silently ignored: a keyword hbd
 //! does not implement is an error unless it is a pure tuning knob (then a
 //! warning). The model keeps what the file says; the methods of
 //! [`VrrpInstance`] apply keepalived's rules (defaults derived from the state
 //! and priority, strict mode, version) so the runtime behaves as keepalived.
 
+use crate::config::syntax::{self, Opt, Parser, Stmt, Word};
 use crate::config::{ConfigError, ConfigWarning, Location};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// A whole `keepalived.conf`.
@@ -423,7 +425,6 @@ const NO_EFFECT: &str = "accepted, no effect in hbd";
 const NO_MAIL: &str = "accepted, no effect: hbd sends no mail";
 const NO_FIREWALL: &str = "accepted, no effect: hbd installs no firewall rules";
 const NO_LVS: &str = "hbd does not do LVS (virtual servers): only VRRP";
-const MAX_DEPTH: usize = 16;
 const MAX_IFNAME: usize = 15;
 /// Longest vrrp_script interval or timeout, in seconds.
 const MAX_SCRIPT_SECS: i64 = 86_400;
@@ -515,203 +516,14 @@ const INSTANCE_KNOBS: &[&str] = &[
     "promote_secondaries",
 ];
 
-// ---------------------------------------------------------------- tokens
-
-#[derive(Debug, Clone, PartialEq)]
-struct Word {
-    text: String,
-    line: usize,
-    quoted: bool,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Word(Word),
-    Open(usize),
-    Close(usize),
-    Eol,
-}
-
-fn is_blank(c: char) -> bool {
-    c.is_whitespace() || c == '\u{feff}'
-}
-
-fn tokenize(text: &str, p: &mut P) -> Vec<Tok> {
-    let mut toks = Vec::new();
-    let mut line = 1;
-    let mut it = text.chars().peekable();
-    while let Some(c) = it.next() {
-        match c {
-            '\n' => {
-                toks.push(Tok::Eol);
-                line += 1;
-            }
-            c if is_blank(c) => {}
-            '#' | '!' => {
-                while it.peek().is_some_and(|&c| c != '\n') {
-                    it.next();
-                }
-            }
-            '{' => toks.push(Tok::Open(line)),
-            '}' => toks.push(Tok::Close(line)),
-            '"' => {
-                let mut s = String::new();
-                let mut closed = false;
-                while let Some(&c) = it.peek() {
-                    if c == '\n' {
-                        break;
-                    }
-                    it.next();
-                    if c == '"' {
-                        closed = true;
-                        break;
-                    }
-                    s.push(c);
-                }
-                if !closed {
-                    p.err(line, "\"", "string not closed on this line".into());
-                }
-                toks.push(Tok::Word(Word {
-                    text: s,
-                    line,
-                    quoted: true,
-                }));
-            }
-            c => {
-                let mut s = String::from(c);
-                while let Some(&c) = it.peek() {
-                    if is_blank(c) || matches!(c, '{' | '}' | '"') {
-                        break;
-                    }
-                    s.push(c);
-                    it.next();
-                }
-                toks.push(Tok::Word(Word {
-                    text: s,
-                    line,
-                    quoted: false,
-                }));
-            }
-        }
-    }
-    toks
-}
-
-// ---------------------------------------------------------------- statements
-
-/// `words...` (one line) or `words... { stmts }`.
-#[derive(Debug, Clone)]
-struct Stmt {
-    words: Vec<Word>,
-    block: Option<Vec<Stmt>>,
-}
-
-impl Stmt {
-    fn key(&self) -> &Word {
-        &self.words[0]
-    }
-}
-
-/// Parses statements until a `}` (returns true) or the end (false).
-fn statements(toks: &[Tok], i: &mut usize, depth: usize, p: &mut P, out: &mut Vec<Stmt>) -> bool {
-    let mut words: Vec<Word> = Vec::new();
-    let flush = |words: &mut Vec<Word>, out: &mut Vec<Stmt>| {
-        if !words.is_empty() {
-            out.push(Stmt {
-                words: std::mem::take(words),
-                block: None,
-            });
-        }
-    };
-    while let Some(t) = toks.get(*i) {
-        *i += 1;
-        match t {
-            Tok::Word(w) => words.push(w.clone()),
-            Tok::Eol => flush(&mut words, out),
-            Tok::Open(line) => {
-                if depth >= MAX_DEPTH {
-                    p.err(*line, "{", "blocks nested too deep".into());
-                    *i = toks.len();
-                    return false;
-                }
-                let mut inner = Vec::new();
-                let closed = statements(toks, i, depth + 1, p, &mut inner);
-                // `{` alone on a line opens the previous line's block.
-                let words = if words.is_empty() {
-                    match out.last() {
-                        Some(prev) if prev.block.is_none() => out.pop().unwrap().words,
-                        _ => Vec::new(),
-                    }
-                } else {
-                    std::mem::take(&mut words)
-                };
-                let key = words.first().map_or("{", |w| w.text.as_str()).to_string();
-                if !closed {
-                    p.err(*line, &key, "`{` is never closed: missing `}`".into());
-                }
-                if words.is_empty() {
-                    p.err(
-                        *line,
-                        "{",
-                        "unexpected `{`: a block starts with its keyword".into(),
-                    );
-                } else {
-                    out.push(Stmt {
-                        words,
-                        block: Some(inner),
-                    });
-                }
-            }
-            Tok::Close(line) => {
-                flush(&mut words, out);
-                if depth == 0 {
-                    p.err(*line, "}", "`}` without a matching `{`".into());
-                } else {
-                    return true;
-                }
-            }
-        }
-    }
-    flush(&mut words, out);
-    false
-}
-
 // ---------------------------------------------------------------- model building
 
-type Opt<T> = Option<(T, usize)>;
+/// Marks [`Parser`]'s methods for keepalived.conf: its values and lists.
+struct Keepalived;
 
-struct P {
-    file: PathBuf,
-    errors: Vec<ConfigError>,
-    warnings: Vec<ConfigWarning>,
-}
+type P = Parser<Keepalived>;
 
 impl P {
-    fn err(&mut self, line: usize, key: &str, message: String) {
-        self.errors.push(ConfigError::Line {
-            file: self.file.clone(),
-            line,
-            key: key.to_string(),
-            message,
-        });
-    }
-
-    fn warn(&mut self, line: usize, key: &str, message: String) {
-        self.warnings.push(ConfigWarning {
-            file: self.file.clone(),
-            line,
-            key: key.to_string(),
-            message,
-        });
-    }
-
-    fn at(&self, line: usize) -> Location {
-        Location {
-            file: self.file.clone(),
-            line,
-        }
-    }
-
     fn unsupported(&mut self, w: &Word, within: &str) {
         let msg = format!("`{}`: not supported by hbd (in `{within}`)", w.text);
         self.err(w.line, &w.text, msg);
@@ -776,27 +588,6 @@ impl P {
         self.values(st, 0, 0).is_some()
     }
 
-    /// The block of a `key [names..] { }` statement with exactly `n` names.
-    fn section<'a>(&mut self, st: &'a Stmt, n: usize) -> Option<(&'a [Word], &'a [Stmt])> {
-        let key = st.key();
-        let Some(block) = &st.block else {
-            let msg = format!("`{}` is a block: expected `{{`", key.text);
-            self.err(key.line, &key.text, msg);
-            return None;
-        };
-        let names = &st.words[1..];
-        if names.len() < n {
-            self.err(key.line, &key.text, "missing name before `{`".into());
-            return None;
-        }
-        if names.len() > n {
-            let msg = format!("unexpected `{}`: expected `{{`", names[n].text);
-            self.err(names[n].line, &key.text, msg);
-            return None;
-        }
-        Some((names, block))
-    }
-
     /// The lines of a list block (`virtual_ipaddress { }`...): nested blocks
     /// are errors.
     fn list<'a>(&mut self, st: &'a Stmt) -> Vec<&'a Stmt> {
@@ -813,16 +604,6 @@ impl P {
             }
         }
         out
-    }
-
-    fn set<T>(&mut self, slot: &mut Opt<T>, key: &Word, v: Option<T>) {
-        let Some(v) = v else { return };
-        if let Some((_, first)) = slot {
-            let msg = format!("given twice (first on line {first})");
-            self.err(key.line, &key.text, msg);
-        } else {
-            *slot = Some((v, key.line));
-        }
     }
 
     fn int(&mut self, key: &str, w: &Word, min: i64, max: i64) -> Option<i64> {
@@ -1867,15 +1648,8 @@ fn check_instance(p: &mut P, i: &VrrpInstance, ln: &InstanceLines, g: &GlobalDef
 
 /// Parses `keepalived.conf` text; `path` is only used in messages and locations.
 pub fn parse(path: &Path, text: &str) -> (KeepalivedConf, Vec<ConfigError>, Vec<ConfigWarning>) {
-    let mut p = P {
-        file: path.to_path_buf(),
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
-    let toks = tokenize(text, &mut p);
-    let mut stmts = Vec::new();
-    let mut i = 0;
-    statements(&toks, &mut i, 0, &mut p, &mut stmts);
+    let mut p = P::new(path, &syntax::KEEPALIVED);
+    let stmts = p.statements(text);
 
     let mut conf = KeepalivedConf::default();
     let mut global_seen: Option<usize> = None;
@@ -2101,6 +1875,7 @@ fn unsafe_path(path: &Path) -> Option<String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::path::PathBuf;
 
     /// Seed 000's two files, verbatim (with the guide's `<...>` placeholders).
     const SEED_000_SMESQL01: &str =
