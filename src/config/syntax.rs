@@ -1,8 +1,8 @@
 //! The brace syntax shared by `drbd.conf` ([`crate::disk::conf`]) and
 //! `keepalived.conf` ([`crate::vrrp::conf`]): words, `"quoted strings"`,
 //! comments and `{ }` blocks, read into [`Stmt`]s; and [`Parser`], the part
-//! of a parser both files share (where messages go, the shape of a block, a
-//! setting given twice).
+//! of a parser both files share (where messages go, the shape of a block,
+//! too few values, a setting given twice).
 //!
 //! The two files differ only in their [`Dialect`]:
 //!
@@ -360,6 +360,21 @@ impl<F> Parser<F> {
         Some((names, block))
     }
 
+    /// An error if `st` has fewer than `min` values (words after its key).
+    pub fn too_few(&mut self, st: &Stmt, min: usize) -> bool {
+        let (key, found) = (st.key(), st.words.len() - 1);
+        if found >= min {
+            return false;
+        }
+        let msg = if min == 1 {
+            "missing value".to_string()
+        } else {
+            format!("expected {min} values, found {found}")
+        };
+        self.err(key.line, &key.text, msg);
+        true
+    }
+
     /// Stores a value in `slot`, or an error if it already holds one.
     pub fn set<T>(&mut self, slot: &mut Opt<T>, key: &Word, v: Option<T>) {
         let Some(v) = v else { return };
@@ -500,7 +515,7 @@ mod tests {
     }
 
     #[test]
-    fn section_and_set() {
+    fn section_too_few_and_set() {
         for (d, block) in [(&DRBD, "section"), (&KEEPALIVED, "block")] {
             let mut p = Parser::<()>::new(Path::new("f"), d);
             let text = if d.terminator == Terminator::Semicolon {
@@ -518,6 +533,9 @@ mod tests {
             p.set(&mut slot, stmts[2].key(), Some(2));
             p.set(&mut slot, stmts[2].key(), None);
             assert_eq!(slot, Some((1, 2)));
+            assert!(!p.too_few(&stmts[1], 1));
+            assert!(p.too_few(&stmts[1], 2));
+            assert!(p.too_few(&stmts[2], 1));
             let e: Vec<String> = p.errors.iter().map(|e| e.to_string()).collect();
             assert_eq!(
                 e,
@@ -526,6 +544,8 @@ mod tests {
                     format!("f:2: v: `v` is a {block}: expected `{{`"),
                     "f:3: s: missing name before `{`".to_string(),
                     "f:3: s: given twice (first on line 2)".to_string(),
+                    "f:2: v: expected 2 values, found 1".to_string(),
+                    "f:3: s: missing value".to_string(),
                 ]
             );
         }

@@ -59,13 +59,7 @@ impl P {
         if self.placeholder(key, vals) {
             return None;
         }
-        if vals.len() < min {
-            let msg = if min == 1 {
-                "missing value".to_string()
-            } else {
-                format!("expected {min} values, found {}", vals.len())
-            };
-            self.err(key.line, &key.text, msg);
+        if self.too_few(st, min) {
             return None;
         }
         if vals.len() > max {
