@@ -11,6 +11,7 @@ mod authkeys;
 mod cluster_toml;
 mod hacf;
 mod haresources;
+pub(crate) mod syntax;
 mod time;
 
 pub use authkeys::{
