@@ -7,13 +7,12 @@
 //! (`hbctl disk`, as drbdsetup).
 
 use clap::{Parser, Subcommand};
-use hbd::ctl::{self, ErrorKind, Request, Response, Status};
+use hbd::ctl::{self, render, ErrorKind, Request, Response};
 use hbd::disk::client;
 use hbd::disk::conf::ResourceConf;
 use hbd::disk::ctl::{DiskRequest, DiskResponse, DiskStatus, SyncStatus};
 use hbd::disk::report;
 use hbd::disk::state::{ConnState, DiskState, Role};
-use hbd::membership::{LinkState, NodeState, NodeStatus};
 use hbd::{config, exit};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -1183,17 +1182,17 @@ fn main() -> ExitCode {
             print_json(&jobs)
         }
         (Command::Jobs { json: false }, Response::Status(s)) => {
-            print!("{}", render_jobs(&s));
+            print!("{}", render::jobs(&s));
             ExitCode::from(exit::OK)
         }
         (Command::Status { json: true }, Response::Status(s)) => print_json(&s),
         (Command::Status { json: false }, Response::Status(s)) => {
-            print!("{}", render_status(&s));
+            print!("{}", render::status(&s));
             ExitCode::from(exit::OK)
         }
         (Command::Nodestatus { json: true, .. }, Response::NodeStatus(n)) => print_json(&n),
         (Command::Nodestatus { json: false, .. }, Response::NodeStatus(n)) => {
-            println!("{}", node_state(n.state));
+            println!("{}", render::node_state(n.state));
             ExitCode::from(exit::OK)
         }
         (Command::Listnodes { json: true }, Response::Nodes { nodes }) => print_json(&nodes),
@@ -1227,9 +1226,9 @@ fn main() -> ExitCode {
             }
             for l in links {
                 if medium.is_some() {
-                    println!("{}", link_state(l.state));
+                    println!("{}", render::link_state(l.state));
                 } else {
-                    println!("{}\t{}", l.medium, link_state(l.state));
+                    println!("{}\t{}", l.medium, render::link_state(l.state));
                 }
             }
             ExitCode::from(exit::OK)
@@ -1333,58 +1332,6 @@ fn check(dir: PathBuf, node: Option<String>, witness: bool) -> ExitCode {
     }
 }
 
-fn node_state(s: NodeState) -> &'static str {
-    match s {
-        NodeState::Up => "up",
-        NodeState::Dead => "dead",
-        NodeState::Unknown => "unknown",
-    }
-}
-
-fn link_state(s: LinkState) -> &'static str {
-    match s {
-        LinkState::Up => "up",
-        LinkState::Dead => "dead",
-        LinkState::Unknown => "unknown",
-    }
-}
-
-/// A unix time as the machine's local civil time.
-fn when(t: i64) -> String {
-    hbd::jobs::cron::local_civil(t).to_string()
-}
-
-fn job_line(j: &hbd::jobs::JobStatus) -> String {
-    let last = match (j.last_scheduled, &j.last_summary, j.running) {
-        (_, _, true) => "running now".to_string(),
-        (Some(t), Some(sum), _) => format!("last {} ({sum})", when(t)),
-        (Some(t), None, _) => format!("last {}", when(t)),
-        (None, _, _) => "never ran".to_string(),
-    };
-    let next = match (j.next, j.active) {
-        (Some(t), true) => format!("next {}", when(t)),
-        (Some(t), false) => format!("next {} where the group runs", when(t)),
-        (None, _) => "no next time".to_string(),
-    };
-    format!("{}  [{}]  {last}; {next}", j.name, j.schedule)
-}
-
-fn render_jobs(s: &Status) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    for g in s.groups.iter().filter(|g| !g.jobs.is_empty()) {
-        let place = g.owner.as_deref().unwrap_or("no node");
-        let _ = writeln!(out, "{} (runs on {place}):", g.id);
-        for j in &g.jobs {
-            let _ = writeln!(out, "  {}", job_line(j));
-        }
-    }
-    if out.is_empty() {
-        out.push_str("no jobs ([[job]] in cluster.toml)\n");
-    }
-    out
-}
-
 /// How long hbctl waits for hbd by default: it answers queries at once.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// `fence` waits for the fence agents (each up to `[fencing] timeout`).
@@ -1414,23 +1361,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-/// `  LABEL: VALUE` when there is a value.
-fn labelled(label: &str, value: &Option<String>) -> String {
-    value
-        .as_ref()
-        .map(|v| format!("  {label}: {v}"))
-        .unwrap_or_default()
-}
-
-fn ms(ms: u64) -> String {
-    if ms < 10_000 {
-        format!("{ms}ms")
-    } else {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    }
-}
-
-/// The human summary, in the spirit of `crm_mon -1`.
 /// `all`, `local`, `foreign`: a group scope; anything else: a VRRP instance.
 fn target_of(target: &str) -> (ctl::Scope, Option<String>) {
     match target {
@@ -1439,318 +1369,6 @@ fn target_of(target: &str) -> (ctl::Scope, Option<String>) {
         "foreign" => (ctl::Scope::Foreign, None),
         name => (ctl::Scope::All, Some(name.to_string())),
     }
-}
-
-/// The split-brain avoidance part of status: quorum, witness, ping
-/// tiebreaker, failure timeout, fencing.
-fn render_protection(p: &ctl::ProtectionStatus, nodes: &[hbd::membership::NodeStatus]) -> String {
-    use std::fmt::Write;
-    let mut out = String::from("\nSplit-brain protection:\n");
-    let q = &p.quorum;
-    if q.protected {
-        let _ = writeln!(
-            out,
-            "  quorum:          {} ({} of {} votes needed{}){}",
-            if q.has { "yes" } else { "NO" },
-            q.votes,
-            q.needed,
-            if p.wait_for_all { ", wait_for_all" } else { "" },
-            if q.why.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", q.why)
-            }
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "  quorum:          no quorum protection: a partition can run groups on both nodes"
-        );
-    }
-    if let Some(w) = &p.witness {
-        let state = if p.is_witness {
-            "this node".to_string()
-        } else {
-            nodes
-                .iter()
-                .find(|n| n.name == *w)
-                .map_or("unknown", |n| match n.state {
-                    NodeState::Up => "reachable",
-                    NodeState::Dead => "UNREACHABLE",
-                    NodeState::Unknown => "not heard yet",
-                })
-                .to_string()
-        };
-        let _ = writeln!(out, "  witness:         {w} ({state})");
-    }
-    match &p.tiebreaker {
-        Some(t) => {
-            let settled = t
-                .settled
-                .map_or("not settled yet".to_string(), |n| format!("settled {n}"));
-            let _ = writeln!(
-                out,
-                "  ping tiebreaker: this node reaches {} of {} ping nodes ({settled}, settle {})",
-                t.reached,
-                t.ping_nodes,
-                ms(t.settle_ms)
-            );
-            for (node, n) in &t.nodes {
-                let _ = writeln!(out, "    {node}: reaches {n}");
-            }
-        }
-        None if !p.is_witness => {
-            let _ = writeln!(out, "  ping tiebreaker: off");
-        }
-        None => {}
-    }
-    if !p.is_witness {
-        let _ = writeln!(
-            out,
-            "  failure timeout: {}",
-            p.failure_timeout_ms
-                .map_or("none (only hbctl clear)".to_string(), ms)
-        );
-        let _ = writeln!(
-            out,
-            "  fencing:         {}{}",
-            if p.fencing { "stonith" } else { "none" },
-            if p.builtin_outdater {
-                "; peer outdater built in (dopd)"
-            } else {
-                ""
-            }
-        );
-    }
-    out
-}
-
-fn render_status(s: &Status) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "cluster {} — this node {} (hbd {}, pid {}, up {})",
-        s.cluster,
-        s.node,
-        s.version,
-        s.pid,
-        ms(s.uptime_ms)
-    );
-    let _ = writeln!(
-        out,
-        "keepalive {}, deadtime {}",
-        ms(s.keepalive_ms),
-        ms(s.deadtime_ms)
-    );
-    let width = s
-        .nodes
-        .iter()
-        .map(|n| n.name.len())
-        .chain(s.ping_nodes.iter().map(|p| p.name.len()))
-        .max()
-        .unwrap_or(4);
-    let _ = writeln!(out, "\nNodes:");
-    for n in &s.nodes {
-        let _ = writeln!(out, "  {}", render_node(n, &s.node, width));
-    }
-    if !s.ping_nodes.is_empty() {
-        let _ = writeln!(out, "\nPing nodes:");
-        for p in &s.ping_nodes {
-            let state = match p.state {
-                hbd::runtime::ping::PingState::Up => "up",
-                hbd::runtime::ping::PingState::Dead => "dead",
-                hbd::runtime::ping::PingState::Unknown => "unknown",
-            };
-            let members = if p.members.is_empty() {
-                String::new()
-            } else {
-                let m: Vec<String> = p.members.iter().map(|a| a.to_string()).collect();
-                format!("  ({})", m.join(", "))
-            };
-            let heard = p
-                .last_reply_ms
-                .map(|t| format!("  replied {} ago", ms(t)))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  {:width$}  {:7}{heard}{members}",
-                p.name,
-                state,
-                width = width
-            );
-        }
-    }
-    if let Some(p) = &s.protection {
-        out.push_str(&render_protection(p, &s.nodes));
-    }
-    if !s.groups.is_empty() {
-        let _ = writeln!(out, "\nResource groups:");
-        for g in &s.groups {
-            let place = match &g.owner {
-                Some(o) => format!("{} on {o}", g.state.as_str()),
-                None => g.state.as_str().to_string(),
-            };
-            let mut extra = Vec::new();
-            extra.push(format!("home {}", g.home));
-            if let Some(p) = &g.pref {
-                extra.push(format!("{p} asked here"));
-            }
-            if let Some(n) = &g.note {
-                extra.push(n.clone());
-            }
-            let failed: Vec<String> = g
-                .nodes
-                .iter()
-                .filter(|(_, s)| {
-                    matches!(
-                        s,
-                        hbd::wire::GroupState::Failed | hbd::wire::GroupState::StopFailed
-                    )
-                })
-                .map(|(n, s)| format!("{} on {n}", s.as_str()))
-                .collect();
-            extra.extend(failed);
-            if let Some(u) = &g.unhealthy {
-                extra.push(format!("UNHEALTHY here: {u}"));
-            }
-            let others: Vec<&String> = g.unhealthy_on.iter().filter(|n| **n != s.node).collect();
-            if !others.is_empty() {
-                let list: Vec<&str> = others.iter().map(|n| n.as_str()).collect();
-                extra.push(format!("unhealthy on {}", list.join(", ")));
-            }
-            let _ = writeln!(out, "  {}  {place}  ({})", g.id, extra.join("; "));
-            for r in &g.resources {
-                let err = labelled("error", &r.error);
-                let _ = writeln!(
-                    out,
-                    "    {:11} {} [{}]{err}",
-                    r.state.as_str(),
-                    r.spec,
-                    r.agent
-                );
-            }
-            for c in &g.checks {
-                let counts = match c.state {
-                    hbd::monitor::scheduler::Health::Idle => String::new(),
-                    _ => format!("  ok {}× / failed {}×", c.successes, c.failures),
-                };
-                let err = labelled("last error", &c.last_error);
-                let _ = writeln!(
-                    out,
-                    "    check {:8} {}{counts}{err}",
-                    c.state.as_str(),
-                    c.name
-                );
-            }
-            for j in &g.jobs {
-                let _ = writeln!(out, "    job   {}", job_line(j));
-            }
-            if let Some(e) = g.events.last() {
-                let _ = writeln!(out, "    last event: {e}");
-            }
-        }
-    }
-    if !s.vrrp.is_empty() {
-        let _ = writeln!(out, "\nVRRP instances:");
-        for v in &s.vrrp {
-            let prio = if v.effective_priority == v.priority {
-                format!("priority {}", v.priority)
-            } else {
-                format!("priority {} (base {})", v.effective_priority, v.priority)
-            };
-            let master = v
-                .master
-                .as_deref()
-                .map(|m| format!(", master {m}"))
-                .unwrap_or_default();
-            let vips = match (v.vips.is_empty(), v.state == "MASTER") {
-                (true, _) => String::new(),
-                (false, true) => format!(", holds {}", v.vips.join(" ")),
-                (false, false) => format!(", VIPs {} (not here)", v.vips.join(" ")),
-            };
-            let _ = writeln!(
-                out,
-                "  {}  {}  vrid {} on {}, {prio}{master}{vips}",
-                v.name, v.state, v.vrid, v.interface
-            );
-        }
-    }
-    if !s.disks.is_empty() {
-        let _ = writeln!(out, "\nReplicated disks:");
-        for d in &s.disks {
-            let _ = writeln!(out, "  {}", render_disk(d));
-        }
-    }
-    let dropped: Vec<String> = s
-        .counters
-        .dropped
-        .iter()
-        .filter(|(k, v)| **v > 0 && k.as_str() != "own")
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    if !dropped.is_empty() {
-        let _ = writeln!(out, "\nDropped datagrams: {}", dropped.join(", "));
-    }
-    out
-}
-
-/// One replicated disk: `r0  Primary/Secondary  UpToDate/UpToDate  Connected`.
-fn render_disk(d: &ctl::DiskSummary) -> String {
-    let mut line = format!(
-        "{}  {}/{}  {}/{}  {}",
-        d.name, d.role, d.peer_role, d.disk, d.peer_disk, d.connection
-    );
-    if let Some(p) = d.sync_percent {
-        line.push_str(&format!("  sync'ed {p:.1}%"));
-    }
-    if d.out_of_sync_bytes > 0 {
-        line.push_str(&format!(
-            "  out of sync {}",
-            report::bytes(d.out_of_sync_bytes)
-        ));
-    }
-    if d.split_brain {
-        line.push_str("  SPLIT BRAIN (hbctl split-brain)");
-    }
-    if let Some(e) = &d.error {
-        line.push_str(&format!("  ({e})"));
-    }
-    line
-}
-
-fn render_node(n: &NodeStatus, me: &str, width: usize) -> String {
-    let mut detail = String::new();
-    if n.name == me {
-        detail.push_str("this node");
-    } else if let Some(ms_ago) = n.last_heard_ms {
-        detail.push_str(&format!("heard {} ago", ms(ms_ago)));
-    } else {
-        detail.push_str("never heard");
-    }
-    if let Some(r) = n.dead_reason {
-        detail.push_str(&format!(
-            ", {}",
-            match r {
-                hbd::membership::DeadReason::Timeout => "deadtime passed",
-                hbd::membership::DeadReason::NeverHeard => "not heard within initdead",
-                hbd::membership::DeadReason::Left => "left the cluster",
-            }
-        ));
-    }
-    let links: Vec<String> = n
-        .links
-        .iter()
-        .map(|l| format!("{}: {}", l.medium, link_state(l.state)))
-        .collect();
-    format!(
-        "{:width$}  {:7}  {:28}  {}",
-        n.name,
-        node_state(n.state),
-        detail,
-        links.join(", "),
-        width = width
-    )
 }
 
 #[cfg(test)]
@@ -1958,79 +1576,6 @@ mod tests {
             suspended: false,
             fence_peer: None,
         }
-    }
-
-    #[test]
-    fn status_lists_disks() {
-        let mut d = ctl::DiskSummary::from_status(&status(
-            Role::Primary,
-            Role::Secondary,
-            ConnState::SyncSource,
-        ));
-        d.sync_percent = Some(31.44);
-        d.out_of_sync_bytes = 3 << 20;
-        assert_eq!(
-            render_disk(&d),
-            "r0  Primary/Secondary  UpToDate/UpToDate  SyncSource  sync'ed 31.4%  out of sync 3.0MiB"
-        );
-        let d = ctl::DiskSummary::unanswered("r1", "not up".into());
-        assert_eq!(
-            render_disk(&d),
-            "r1  Unknown/Unknown  DUnknown/DUnknown  Unconfigured  (not up)"
-        );
-    }
-
-    #[test]
-    fn protection_lines() {
-        let mut p = ctl::ProtectionStatus {
-            is_witness: false,
-            witness: None,
-            wait_for_all: false,
-            quorum: hbd::groups::QuorumView {
-                protected: false,
-                has: true,
-                votes: 1,
-                needed: 1,
-                why: String::new(),
-            },
-            tiebreaker: None,
-            failure_timeout_ms: Some(60_000),
-            fencing: false,
-            builtin_outdater: true,
-        };
-        assert_eq!(
-            render_protection(&p, &[]),
-            "\nSplit-brain protection:\n\
-             \x20 quorum:          no quorum protection: a partition can run groups on both nodes\n\
-             \x20 ping tiebreaker: off\n\
-             \x20 failure timeout: 60.0s\n\
-             \x20 fencing:         none; peer outdater built in (dopd)\n"
-        );
-        p.witness = Some("w1".into());
-        p.wait_for_all = true;
-        p.quorum = hbd::groups::QuorumView {
-            protected: true,
-            has: false,
-            votes: 1,
-            needed: 2,
-            why: "peer n2 and witness w1 unreachable".into(),
-        };
-        p.tiebreaker = Some(ctl::TiebreakerStatus {
-            settle_ms: 3000,
-            ping_nodes: 2,
-            reached: 1,
-            settled: None,
-            nodes: Default::default(),
-        });
-        p.failure_timeout_ms = None;
-        let out = render_protection(&p, &[]);
-        assert!(out.contains("  quorum:          NO (1 of 2 votes needed, wait_for_all): peer n2 and witness w1 unreachable\n"), "{out}");
-        assert!(out.contains("  witness:         w1 (unknown)\n"), "{out}");
-        assert!(out.contains("  ping tiebreaker: this node reaches 1 of 2 ping nodes (not settled yet, settle 3000ms)\n"), "{out}");
-        assert!(
-            out.contains("  failure timeout: none (only hbctl clear)\n"),
-            "{out}"
-        );
     }
 
     #[test]
