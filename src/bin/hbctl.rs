@@ -490,33 +490,16 @@ fn split_brain(
 
 /// `hbctl resource`: resolves SPEC as the daemon would and runs one action.
 fn resource(dir: PathBuf, spec: &str, action: ResourceAction) -> ExitCode {
-    use hbd::agents::{self, Action, Running};
-    let cluster = match std::fs::read_to_string(dir.join("cluster.toml")) {
-        Ok(text) => {
-            let (c, errors) = config::parse_cluster_toml(&dir.join("cluster.toml"), &text);
-            if !errors.is_empty() {
-                for e in errors {
-                    eprintln!("{e}");
-                }
-                return ExitCode::from(exit::CONFIG);
-            }
-            c
-        }
-        Err(_) => config::ClusterToml::default(),
-    };
-    let lookup = config::agent_lookup(&dir, &cluster);
-    let kind = match agents::resolve(spec, &lookup) {
-        Ok(k) => k,
+    use hbd::agents::{Action, Running};
+    let r = match config::load_resource(&dir, spec) {
+        Ok(r) => r,
         Err(e) => {
-            eprintln!("hbctl: {spec}: {e}");
+            match e {
+                config::ResourceError::Config(errors) => eprintln!("{errors}"),
+                e => eprintln!("hbctl: {e}"),
+            }
             return ExitCode::from(exit::CONFIG);
         }
-    };
-    let options = config::resource_options(&cluster, spec);
-    let r = agents::Resource {
-        spec: spec.to_string(),
-        kind,
-        options,
     };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -529,28 +512,21 @@ fn resource(dir: PathBuf, spec: &str, action: ResourceAction) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let result = rt.block_on(async {
-        match action {
-            ResourceAction::Start => {
-                let r = r.run(Action::Start).await.map(|_| Running::Running);
-                // The rest of IPaddr's gratuitous ARPs go out in the background.
-                agents::ipaddr::announcements_done().await;
-                r
-            }
-            ResourceAction::Stop => r.run(Action::Stop).await.map(|_| Running::Stopped),
-            ResourceAction::Status => r.status().await,
-        }
-    });
-    match (action, result) {
+    let action = match action {
+        ResourceAction::Start => Action::Start,
+        ResourceAction::Stop => Action::Stop,
+        ResourceAction::Status => Action::Status,
+    };
+    match (action, rt.block_on(r.run_once(action))) {
         (_, Err(e)) => {
             eprintln!("hbctl: {spec}: {e}");
             ExitCode::from(exit::FAILURE)
         }
-        (ResourceAction::Status, Ok(Running::Stopped)) => {
+        (Action::Status, Ok(Running::Stopped)) => {
             println!("stopped");
             ExitCode::from(exit::REFUSED)
         }
-        (ResourceAction::Status, Ok(Running::Running)) => {
+        (Action::Status, Ok(Running::Running)) => {
             println!("running");
             ExitCode::from(exit::OK)
         }
