@@ -285,6 +285,22 @@ impl Resource {
         }
     }
 
+    /// Runs `action` once, outside the daemon (`hbctl resource`): a start
+    /// or stop that succeeds says what the resource is now; a start waits
+    /// for the rest of IPaddr's gratuitous ARPs, which go out in the
+    /// background.
+    pub async fn run_once(&self, action: Action) -> Result<Running, AgentError> {
+        match action {
+            Action::Start => {
+                let r = self.run(Action::Start).await.map(|_| Running::Running);
+                ipaddr::announcements_done().await;
+                r
+            }
+            Action::Stop => self.run(Action::Stop).await.map(|_| Running::Stopped),
+            Action::Status => self.status().await,
+        }
+    }
+
     /// Asks whether the resource runs here.
     pub async fn status(&self) -> Result<Running, AgentError> {
         let timeout = self.options.status_timeout;

@@ -7,17 +7,13 @@
 //! (`hbctl disk`, as drbdsetup).
 
 use clap::{Parser, Subcommand};
-use hbd::ctl::{self, ErrorKind, Request, Response, Status};
-use hbd::disk::client;
-use hbd::disk::conf::ResourceConf;
-use hbd::disk::ctl::{DiskRequest, DiskResponse, DiskStatus, SyncStatus};
-use hbd::disk::report;
-use hbd::disk::state::{ConnState, DiskState, Role};
-use hbd::membership::{LinkState, NodeState, NodeStatus};
+use hbd::ctl::{self, render, ErrorKind, Request, Response};
+use hbd::disk::admin::{self, AdminError, DiskAdmin, Op};
+use hbd::disk::ctl::DiskRequest;
 use hbd::{config, exit};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Control and inspect the hbd cluster daemon.
 #[derive(Debug, Parser)]
@@ -269,9 +265,19 @@ impl DiskVerb {
         }
     }
 
-    /// The device request of a plain state-change verb.
-    fn request(&self) -> Option<DiskRequest> {
-        Some(match self {
+    /// The workflow of a verb on one resource (`None`: `proc`).
+    fn op(&self) -> Option<Op> {
+        let req = match self {
+            DiskVerb::CreateMd { force, .. } => return Some(Op::CreateMd { force: *force }),
+            DiskVerb::DumpMd { .. } => return Some(Op::DumpMd),
+            DiskVerb::Up { .. } => return Some(Op::Up),
+            DiskVerb::Down { .. } => return Some(Op::Down),
+            DiskVerb::Role { .. } => return Some(Op::Role),
+            DiskVerb::Cstate { .. } => return Some(Op::Cstate),
+            DiskVerb::Dstate { .. } => return Some(Op::Dstate),
+            DiskVerb::Status { .. } => return Some(Op::Status),
+            DiskVerb::Adjust { .. } => return Some(Op::Adjust),
+            DiskVerb::Proc => return None,
             DiskVerb::Attach { .. } => DiskRequest::Attach,
             DiskVerb::Detach { .. } => DiskRequest::Detach,
             DiskVerb::Connect {
@@ -289,9 +295,8 @@ impl DiskVerb {
             DiskVerb::PauseSync { .. } => DiskRequest::PauseSync,
             DiskVerb::ResumeSync { .. } => DiskRequest::ResumeSync,
             DiskVerb::ResumeIo { .. } => DiskRequest::ResumeIo,
-            DiskVerb::Adjust { .. } => DiskRequest::Adjust,
-            _ => return None,
-        })
+        };
+        Some(Op::Request(req))
     }
 }
 
@@ -348,159 +353,77 @@ fn node_name(node: Option<String>) -> Result<String, ExitCode> {
     }
 }
 
-/// What `hbctl disk` and `hbctl split-brain` work with.
-struct DiskCtx {
-    config_dir: PathBuf,
-    node: String,
+/// The disk workflows' configuration for `target`.
+fn load_disks(
+    target: DiskTarget,
     run_dir: PathBuf,
     timeout: Duration,
-    drbd: hbd::disk::conf::DrbdConf,
-    /// cluster.toml's `[disk] driver` means the DRBD kernel module here.
-    kernel: bool,
+) -> Result<DiskAdmin, ExitCode> {
+    let node = node_name(target.node)?;
+    DiskAdmin::load(&target.config, node, run_dir, timeout).map_err(|e| ExitCode::from(fail(&e)))
 }
 
-impl DiskCtx {
-    fn load(target: DiskTarget, run_dir: PathBuf, timeout: Duration) -> Result<DiskCtx, ExitCode> {
-        let node = node_name(target.node)?;
-        let c = match config::load(&target.config, &node) {
-            Ok(c) => c,
-            Err(errors) => {
-                eprintln!("{errors}");
-                return Err(ExitCode::from(exit::CONFIG));
-            }
-        };
-        let Some(drbd) = c.drbd else {
-            eprintln!(
-                "hbctl: no drbd.conf in {} (nor [disk] drbd_conf in cluster.toml)",
-                target.config.display()
-            );
-            return Err(ExitCode::from(exit::CONFIG));
-        };
-        let kernel = c.cluster.disk.driver.unwrap_or_default().is_kernel();
-        Ok(DiskCtx {
-            config_dir: target.config,
-            node,
-            run_dir,
-            timeout,
-            drbd,
-            kernel,
-        })
+/// Prints a disk workflow's error (as drbdsetup) and returns its exit code.
+fn fail(e: &AdminError) -> u8 {
+    match e {
+        AdminError::Config(errors) => eprintln!("{errors}"),
+        e => eprintln!("hbctl: {e}"),
     }
-
-    /// The resources `res` names (`all`: every one), with their index in
-    /// drbd.conf; an unknown name is reported.
-    fn chosen(&self, res: &str) -> Result<Vec<(usize, &ResourceConf)>, ExitCode> {
-        let chosen: Vec<_> = self
-            .drbd
-            .resources
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| res == "all" || r.name == res)
-            .collect();
-        if chosen.is_empty() {
-            let names: Vec<&str> = self
-                .drbd
-                .resources
-                .iter()
-                .map(|r| r.name.as_str())
-                .collect();
-            eprintln!("hbctl: no resource {res} (resources: {})", names.join(", "));
-            return Err(ExitCode::from(exit::REFUSED));
-        }
-        Ok(chosen)
+    if let Some(advice) = e.advice() {
+        eprintln!("hbctl: {advice}");
     }
-
-    /// How long a query (status, role...) may take.
-    fn query_timeout(&self) -> Duration {
-        self.timeout.min(QUERY_TIMEOUT)
-    }
-
-    fn ask(&self, res: &str, req: DiskRequest, timeout: Duration) -> Asked {
-        match client::request_raw(&self.run_dir, res, req, timeout) {
-            Ok(DiskResponse::Done { status, message }) => Asked::Done(status, message),
-            Ok(DiskResponse::Refused { message, .. }) => Asked::Refused(message),
-            Ok(DiskResponse::Failed { message }) => Asked::Failed(message),
-            Err(client::RequestError::NotUp { .. }) => Asked::NotUp,
-            Err(e) => Asked::Failed(e.to_string()),
-        }
-    }
+    disk_code(e)
 }
 
-/// Queries (status, role...) answer within this, or the device is reported
-/// unresponsive.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A device's answer, as hbctl acts on it.
-enum Asked {
-    Done(Box<DiskStatus>, Option<String>),
-    Refused(String),
-    Failed(String),
-    NotUp,
-}
-
-impl Asked {
-    /// Prints what went wrong (as drbdsetup) and returns the exit code;
-    /// `Done` prints its message, if any.
-    fn report(self, res: &str) -> u8 {
-        match self {
-            Asked::Done(_, Some(m)) => {
-                println!("{res}: {m}");
-                exit::OK
-            }
-            Asked::Done(_, None) => exit::OK,
-            Asked::Refused(m) => {
-                eprintln!("hbctl: {res}: State change failed: {m}");
-                exit::DISK_REFUSED
-            }
-            Asked::Failed(m) => {
-                eprintln!("hbctl: {res}: {m}");
-                exit::FAILURE
-            }
-            Asked::NotUp => {
-                eprintln!("hbctl: {res}: not up (hbctl disk up {res})");
-                exit::FAILURE
-            }
-        }
+/// The exit code of a disk workflow's error.
+fn disk_code(e: &AdminError) -> u8 {
+    match e {
+        AdminError::Config(_)
+        | AdminError::NoDrbdConf { .. }
+        | AdminError::KernelDriver { .. }
+        | AdminError::NoPeer { .. } => exit::CONFIG,
+        AdminError::NoResource { .. }
+        | AdminError::NoHost { .. }
+        | AdminError::MetaExists { .. }
+        | AdminError::NotANode { .. } => exit::REFUSED,
+        AdminError::Refused { .. } | AdminError::StepRefused { .. } => exit::DISK_REFUSED,
+        AdminError::NotDemoted { source, .. } => disk_code(source),
+        AdminError::Failed { .. }
+        | AdminError::NotUp { .. }
+        | AdminError::Device(_)
+        | AdminError::Meta { .. }
+        | AdminError::StepFailed { .. }
+        | AdminError::NotUpHere { .. }
+        | AdminError::StandAloneAgain { .. }
+        | AdminError::NotInSync { .. }
+        | AdminError::Output(_) => exit::FAILURE,
     }
 }
 
 /// `hbctl disk`: drbdadm's verbs on this node's devices.
 fn disk(target: DiskTarget, run_dir: PathBuf, timeout: u64, verb: DiskVerb) -> ExitCode {
-    let ctx = match DiskCtx::load(target, run_dir, Duration::from_secs(timeout)) {
-        Ok(c) => c,
+    let admin = match load_disks(target, run_dir, Duration::from_secs(timeout)) {
+        Ok(a) => a,
         Err(code) => return code,
     };
-    let chosen = match ctx.chosen(verb.res()) {
+    let chosen = match admin.chosen(verb.res()) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(e) => return ExitCode::from(fail(&e)),
     };
-    if let DiskVerb::Proc = verb {
-        return disk_proc(&ctx);
+    let Some(op) = verb.op() else {
+        print!("{}", admin.proc_text());
+        return ExitCode::from(exit::OK);
+    };
+    if let Err(e) = admin.check_driver(&op) {
+        return ExitCode::from(fail(&e));
     }
-    if ctx.kernel && matches!(verb, DiskVerb::Up { .. } | DiskVerb::Adjust { .. }) {
-        // Never start hbd's device on a disk the kernel module drives.
-        eprintln!(
-            "hbctl: cluster.toml [disk] driver is kernel{}: the DRBD module drives these \
-             resources; use drbdadm (or set driver = \"embedded\")",
-            if std::path::Path::new("/proc/drbd").exists() {
-                " (or auto, and /proc/drbd exists)"
-            } else {
-                ""
-            }
-        );
-        return ExitCode::from(exit::CONFIG);
-    }
+    let mut code = exit::OK;
     if let DiskVerb::Status { json: true, .. } = verb {
         let mut out = Vec::new();
-        let mut code = exit::OK;
-        for (_, r) in &chosen {
-            match ctx.ask(&r.name, DiskRequest::Status, ctx.query_timeout()) {
-                Asked::Done(s, _) => out.push(serde_json::to_value(&*s).unwrap_or_default()),
-                Asked::NotUp => out.push(serde_json::json!({
-                    "name": r.name,
-                    "connection": "Unconfigured",
-                })),
-                other => code = code.max(other.report(&r.name)),
+        for answer in admin.status_json(&chosen) {
+            match answer {
+                Ok(v) => out.push(v),
+                Err(e) => code = code.max(fail(&e)),
             }
         }
         return match print_json(&out) {
@@ -508,186 +431,13 @@ fn disk(target: DiskTarget, run_dir: PathBuf, timeout: u64, verb: DiskVerb) -> E
             _ => ExitCode::from(code),
         };
     }
-    let mut code = exit::OK;
-    for (_, r) in chosen {
-        let res = r.name.as_str();
-        if r.host(&ctx.node).is_none() {
-            eprintln!("hbctl: {res}: no `on {}` section", ctx.node);
-            code = code.max(exit::REFUSED);
-            continue;
+    for r in chosen {
+        match admin.run(r, &op) {
+            Ok(text) => print!("{text}"),
+            Err(e) => code = code.max(fail(&e)),
         }
-        let c = match &verb {
-            DiskVerb::CreateMd { .. } | DiskVerb::DumpMd { .. } => disk_md(&ctx, r, &verb),
-            DiskVerb::Up { .. } => {
-                match client::up(&ctx.config_dir, &ctx.node, &ctx.run_dir, res, ctx.timeout) {
-                    Ok(s) => {
-                        println!(
-                            "{res}: up: {}/{} {} {}/{}",
-                            s.role, s.peer_role, s.connection, s.disk, s.peer_disk
-                        );
-                        exit::OK
-                    }
-                    Err(e) => {
-                        eprintln!("hbctl: {e}");
-                        exit::FAILURE
-                    }
-                }
-            }
-            DiskVerb::Down { .. } => match client::down(&ctx.run_dir, res, ctx.timeout) {
-                Ok(None) | Ok(Some(DiskResponse::Done { .. })) => exit::OK,
-                Ok(Some(DiskResponse::Refused { message, .. })) => {
-                    Asked::Refused(message).report(res)
-                }
-                Ok(Some(DiskResponse::Failed { message })) => Asked::Failed(message).report(res),
-                Err(e) => {
-                    eprintln!("hbctl: {e}");
-                    exit::FAILURE
-                }
-            },
-            DiskVerb::Role { .. } | DiskVerb::Cstate { .. } | DiskVerb::Dstate { .. } => {
-                match ctx.ask(res, DiskRequest::Status, ctx.query_timeout()) {
-                    Asked::Done(s, _) => {
-                        println!("{}", state_word(&verb, &s));
-                        exit::OK
-                    }
-                    // drbdadm prints this for a resource that is down.
-                    Asked::NotUp => {
-                        println!("Unconfigured");
-                        exit::OK
-                    }
-                    other => other.report(res),
-                }
-            }
-            DiskVerb::Status { .. } => {
-                match ctx.ask(res, DiskRequest::Status, ctx.query_timeout()) {
-                    Asked::Done(s, _) => {
-                        print!("{}", report::status_text(&s));
-                        exit::OK
-                    }
-                    Asked::NotUp => {
-                        println!("{res} Unconfigured");
-                        exit::OK
-                    }
-                    other => other.report(res),
-                }
-            }
-            DiskVerb::Adjust { .. } => match ctx.ask(res, DiskRequest::Adjust, ctx.timeout) {
-                // drbdadm adjust brings a resource that is down up.
-                Asked::NotUp => {
-                    match client::up(&ctx.config_dir, &ctx.node, &ctx.run_dir, res, ctx.timeout) {
-                        Ok(_) => exit::OK,
-                        Err(e) => {
-                            eprintln!("hbctl: {e}");
-                            exit::FAILURE
-                        }
-                    }
-                }
-                other => other.report(res),
-            },
-            v => match v.request() {
-                Some(req) => ctx.ask(res, req, ctx.timeout).report(res),
-                None => exit::FAILURE,
-            },
-        };
-        code = code.max(c);
     }
     ExitCode::from(code)
-}
-
-/// What `role`, `cstate` and `dstate` print, as drbdadm 8.4.
-fn state_word(verb: &DiskVerb, s: &DiskStatus) -> String {
-    match verb {
-        DiskVerb::Role { .. } => format!("{}/{}", s.role, s.peer_role),
-        DiskVerb::Dstate { .. } => format!("{}/{}", s.disk, s.peer_disk),
-        _ => s.connection.to_string(),
-    }
-}
-
-/// `hbctl disk proc`: /proc/drbd for every configured device that is up.
-fn disk_proc(ctx: &DiskCtx) -> ExitCode {
-    let mut statuses = Vec::new();
-    for (i, r) in ctx.drbd.resources.iter().enumerate() {
-        if let Ok(s) = client::status(&ctx.run_dir, &r.name, ctx.query_timeout()) {
-            let minor = r
-                .host(&ctx.node)
-                .and_then(|h| h.minor)
-                .unwrap_or_else(|| report::minor_of(&s.device, i as u32));
-            statuses.push((minor, s));
-        }
-    }
-    statuses.sort_by_key(|(m, _)| *m);
-    let refs: Vec<(u32, Option<&DiskStatus>)> =
-        statuses.iter().map(|(m, s)| (*m, Some(s))).collect();
-    print!("{}", report::proc_lines_with_minors(&refs));
-    ExitCode::from(exit::OK)
-}
-
-/// `create-md` and `dump-md` on this node's backing disk of `r`.
-fn disk_md(ctx: &DiskCtx, r: &ResourceConf, verb: &DiskVerb) -> u8 {
-    use hbd::disk::meta;
-    let Some(host) = r.host(&ctx.node) else {
-        return exit::REFUSED;
-    };
-    let disk = host.disk.display();
-    match verb {
-        DiskVerb::CreateMd { force, .. } => match meta::create(&host.disk, *force) {
-            Ok(m) => {
-                println!(
-                    "{}: metadata created on {disk}: data area {} bytes, metadata from byte {}",
-                    r.name, m.layout.data_size, m.layout.al_offset
-                );
-                exit::OK
-            }
-            Err(meta::MetaError::Exists) => {
-                eprintln!(
-                    "hbctl: {}: {disk} already has valid metadata; --force overwrites it \
-                     (its generation UUIDs and bitmap are lost)",
-                    r.name
-                );
-                exit::REFUSED
-            }
-            Err(e) => {
-                eprintln!("hbctl: {}: {disk}: {e}", r.name);
-                exit::FAILURE
-            }
-        },
-        _ => match meta::open(&host.disk) {
-            Ok((m, f)) => {
-                let oos = meta::read_bitmap(&f, &m.layout)
-                    .map(|b| b.out_of_sync_bytes().to_string())
-                    .unwrap_or_else(|e| format!("unreadable: {e}"));
-                println!(
-                    "{}: {disk}\n  device size {} bytes, data area {} bytes\n  \
-                     uuids current {:016X} bitmap {:016X} history {:016X}:{:016X}\n  \
-                     flags {:?}\n  out of sync {oos} bytes",
-                    r.name,
-                    m.layout.device_size,
-                    m.layout.data_size,
-                    m.uuids.current,
-                    m.uuids.bitmap,
-                    m.uuids.history[0],
-                    m.uuids.history[1],
-                    m.flags
-                );
-                exit::OK
-            }
-            Err(e) => {
-                eprintln!("hbctl: {}: {disk}: {e}", r.name);
-                exit::FAILURE
-            }
-        },
-    }
-}
-
-/// One resource in split brain, for `hbctl split-brain --json`.
-#[derive(serde::Serialize)]
-struct SplitBrainEntry<'a> {
-    name: &'a str,
-    node: &'a str,
-    peer: &'a str,
-    role: String,
-    connection: String,
-    split_brain: &'a hbd::disk::ctl::SplitBrainStatus,
 }
 
 /// `hbctl split-brain [--json]` and `hbctl split-brain resolve`.
@@ -697,8 +447,8 @@ fn split_brain(
     json: bool,
     action: Option<SplitBrainAction>,
 ) -> ExitCode {
-    let ctx = match DiskCtx::load(target, run_dir, Duration::from_secs(120)) {
-        Ok(c) => c,
+    let admin = match load_disks(target, run_dir, Duration::from_secs(120)) {
+        Ok(a) => a,
         Err(code) => return code,
     };
     if let Some(SplitBrainAction::Resolve {
@@ -707,37 +457,24 @@ fn split_brain(
         timeout,
     }) = action
     {
-        return resolve(
-            &ctx,
+        let done = admin.resolve(
             &res,
             &survivor.to_lowercase(),
             Duration::from_secs(timeout),
+            &mut std::io::stdout(),
         );
+        return ExitCode::from(done.map_or_else(|e| fail(&e), |()| exit::OK));
     }
     let mut found = Vec::new();
     let mut code = exit::OK;
-    for r in &ctx.drbd.resources {
-        match ctx.ask(&r.name, DiskRequest::Status, ctx.query_timeout()) {
-            Asked::Done(s, _) if s.split_brain.is_some() => found.push(s),
-            Asked::Done(..) | Asked::NotUp => {}
-            other => code = code.max(other.report(&r.name)),
+    for answer in admin.split_brains() {
+        match answer {
+            Ok(s) => found.push(s),
+            Err(e) => code = code.max(fail(&e)),
         }
     }
     if json {
-        let entries: Vec<SplitBrainEntry> = found
-            .iter()
-            .filter_map(|s| {
-                s.split_brain.as_ref().map(|sb| SplitBrainEntry {
-                    name: &s.name,
-                    node: &s.node,
-                    peer: &s.peer,
-                    role: s.role.to_string(),
-                    connection: s.connection.to_string(),
-                    split_brain: sb,
-                })
-            })
-            .collect();
-        let c = print_json(&entries);
+        let c = print_json(&admin::split_brain_entries(&found));
         return if code == exit::OK {
             c
         } else {
@@ -747,281 +484,22 @@ fn split_brain(
     if found.is_empty() && code == exit::OK {
         println!("no split brain");
     }
-    for s in &found {
-        if let Some(sb) = &s.split_brain {
-            print!("{}", report::split_brain_text(s, sb));
-        }
-    }
+    print!("{}", admin::split_brain_text(&found));
     ExitCode::from(code)
-}
-
-/// A request to one side of `res`: this node's device, or the peer's
-/// through it.
-fn side_request(here: bool, req: DiskRequest) -> DiskRequest {
-    if here {
-        req
-    } else {
-        DiskRequest::Remote {
-            forward: Box::new(req),
-        }
-    }
-}
-
-/// `hbctl split-brain resolve RES --survivor NODE`: the seed's recovery
-/// (victim: secondary, disconnect, connect --discard-my-data; survivor:
-/// connect), then the resync, watched to its end.
-fn resolve(ctx: &DiskCtx, res: &str, survivor: &str, timeout: Duration) -> ExitCode {
-    let Some(conf) = ctx.drbd.resource(res) else {
-        let _ = ctx.chosen(res);
-        return ExitCode::from(exit::REFUSED);
-    };
-    let Some(peer) = conf.peer(&ctx.node) else {
-        eprintln!("hbctl: {res}: no peer of {} in drbd.conf", ctx.node);
-        return ExitCode::from(exit::CONFIG);
-    };
-    let peer = peer.name.clone();
-    if survivor != ctx.node && survivor != peer {
-        eprintln!(
-            "hbctl: {res}: --survivor {survivor}: the nodes of {res} are {} and {peer}",
-            ctx.node
-        );
-        return ExitCode::from(exit::REFUSED);
-    }
-    let victim_here = survivor != ctx.node;
-    let victim = if victim_here {
-        ctx.node.as_str()
-    } else {
-        peer.as_str()
-    };
-    let local = match ctx.ask(res, DiskRequest::Status, ctx.query_timeout()) {
-        Asked::Done(s, _) => s,
-        other => return ExitCode::from(other.report(res)),
-    };
-    if local.split_brain.is_none() && local.connection >= ConnState::Connected {
-        println!(
-            "{res}: {} and connected ({}/{}): no split brain to resolve",
-            local.connection, local.disk, local.peer_disk
-        );
-        return ExitCode::from(exit::OK);
-    }
-    let changes = local.split_brain.as_ref().map(|sb| {
-        if victim_here {
-            sb.my_changes_bytes
-        } else {
-            sb.peer_changes_bytes
-        }
-    });
-    println!(
-        "{res}: keeping {survivor}'s data; {victim}'s changes since the split{} are discarded",
-        changes
-            .map(|b| format!(" ({})", report::bytes(b)))
-            .unwrap_or_default()
-    );
-    let step =
-        |here: bool, node: &str, what: &str, req: DiskRequest| -> Result<Box<DiskStatus>, u8> {
-            if !matches!(req, DiskRequest::Status) {
-                println!("{res}: {node}: {what}");
-            }
-            match ctx.ask(res, side_request(here, req), ctx.timeout) {
-                Asked::Done(s, _) => Ok(s),
-                Asked::Refused(m) => {
-                    eprintln!("hbctl: {res}: {node}: {what}: State change failed: {m}");
-                    Err(exit::DISK_REFUSED)
-                }
-                Asked::Failed(m) => {
-                    eprintln!("hbctl: {res}: {node}: {what}: {m}");
-                    Err(exit::FAILURE)
-                }
-                Asked::NotUp => {
-                    eprintln!("hbctl: {res}: not up here (hbctl disk up {res})");
-                    Err(exit::FAILURE)
-                }
-            }
-        };
-    let victim_status = match step(victim_here, victim, "status", DiskRequest::Status) {
-        Ok(s) => s,
-        Err(c) => return ExitCode::from(c),
-    };
-    if victim_status.role == Role::Primary {
-        if let Err(c) = step(victim_here, victim, "secondary", DiskRequest::Secondary) {
-            eprintln!(
-                "hbctl: {res}: {victim} is Primary and cannot be demoted: stop what uses the \
-                 device there first (unmount it, or move its resource group: hbctl standby)"
-            );
-            return ExitCode::from(c);
-        }
-    }
-    let before = local.counters.clone();
-    for (what, req) in [
-        ("disconnect", DiskRequest::Disconnect),
-        (
-            "connect --discard-my-data",
-            DiskRequest::Connect {
-                discard_my_data: true,
-            },
-        ),
-    ] {
-        if let Err(c) = step(victim_here, victim, what, req) {
-            return ExitCode::from(c);
-        }
-    }
-    let survivor_status = match step(!victim_here, survivor, "status", DiskRequest::Status) {
-        Ok(s) => s,
-        Err(c) => return ExitCode::from(c),
-    };
-    if survivor_status.connection == ConnState::StandAlone {
-        if let Err(c) = step(
-            !victim_here,
-            survivor,
-            "connect",
-            DiskRequest::Connect {
-                discard_my_data: false,
-            },
-        ) {
-            return ExitCode::from(c);
-        }
-    }
-    watch_resync(ctx, res, timeout, victim_here, &before)
-}
-
-/// Waits until `res` is Connected and UpToDate on both sides, printing the
-/// resync's progress, then reports it.
-fn watch_resync(
-    ctx: &DiskCtx,
-    res: &str,
-    timeout: Duration,
-    victim_here: bool,
-    before: &hbd::disk::ctl::Counters,
-) -> ExitCode {
-    let started = Instant::now();
-    let deadline = started + timeout;
-    let mut seen: Option<(Instant, SyncStatus)> = None;
-    let mut last_print: Option<Instant> = None;
-    let mut standalone_since: Option<Instant> = None;
-    loop {
-        let s = match ctx.ask(res, DiskRequest::Status, ctx.query_timeout()) {
-            Asked::Done(s, _) => s,
-            other => return ExitCode::from(other.report(res)),
-        };
-        if let Some(y) = &s.sync {
-            let first = seen.as_ref().map(|(t, _)| *t).unwrap_or_else(Instant::now);
-            let mut keep = y.clone();
-            if let Some((_, old)) = &seen {
-                keep.total_bytes = keep.total_bytes.max(old.total_bytes);
-                keep.full |= old.full;
-            }
-            if seen.is_none() {
-                println!(
-                    "{res}: resync started: {} {} ({}{})",
-                    if y.source { "SyncSource" } else { "SyncTarget" },
-                    report::bytes(y.total_bytes),
-                    if y.full { "full sync" } else { "bitmap resync" },
-                    if y.paused { ", paused" } else { "" }
-                );
-            }
-            seen = Some((first, keep));
-            if last_print.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                last_print = Some(Instant::now());
-                println!(
-                    "{res}: {} {:.1}% ({} of {}), eta {}",
-                    s.connection,
-                    y.percent,
-                    report::bytes(y.done_bytes),
-                    report::bytes(y.total_bytes),
-                    y.eta_secs.map(report::hms).unwrap_or_else(|| "?".into())
-                );
-            }
-        }
-        let synced = s.connection == ConnState::Connected
-            && s.disk == DiskState::UpToDate
-            && s.peer_disk == DiskState::UpToDate;
-        if synced {
-            let secs = seen
-                .as_ref()
-                .map(|(t, _)| t.elapsed())
-                .unwrap_or_else(|| started.elapsed())
-                .as_secs_f64();
-            let moved_kib = if victim_here {
-                s.counters.nr.saturating_sub(before.nr)
-            } else {
-                s.counters.ns.saturating_sub(before.ns)
-            };
-            let (bytes, kind) = match &seen {
-                Some((_, y)) => (
-                    y.total_bytes,
-                    if y.full {
-                        "full sync"
-                    } else {
-                        "bitmap resync, not a full sync"
-                    },
-                ),
-                None => (moved_kib * 1024, "bitmap resync (too short to watch)"),
-            };
-            println!(
-                "{res}: resolved: Connected {}/{} {}/{}; resynced {} ({bytes} bytes) in {secs:.1}s, {kind}",
-                s.role, s.peer_role, s.disk, s.peer_disk,
-                report::bytes(bytes)
-            );
-            return ExitCode::from(exit::OK);
-        }
-        if s.connection == ConnState::StandAlone {
-            let since = *standalone_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= Duration::from_secs(10) {
-                eprintln!(
-                    "hbctl: {res}: StandAlone again{}: see hbctl disk status {res}",
-                    s.last_error
-                        .as_ref()
-                        .map(|e| format!(" ({e})"))
-                        .unwrap_or_default()
-                );
-                return ExitCode::from(exit::FAILURE);
-            }
-        } else {
-            standalone_since = None;
-        }
-        if Instant::now() >= deadline {
-            eprintln!(
-                "hbctl: {res}: not in sync after {}s ({} {}/{}); the resync goes on",
-                timeout.as_secs(),
-                s.connection,
-                s.disk,
-                s.peer_disk
-            );
-            return ExitCode::from(exit::FAILURE);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// `hbctl resource`: resolves SPEC as the daemon would and runs one action.
 fn resource(dir: PathBuf, spec: &str, action: ResourceAction) -> ExitCode {
-    use hbd::agents::{self, Action, Running};
-    let cluster = match std::fs::read_to_string(dir.join("cluster.toml")) {
-        Ok(text) => {
-            let (c, errors) = config::parse_cluster_toml(&dir.join("cluster.toml"), &text);
-            if !errors.is_empty() {
-                for e in errors {
-                    eprintln!("{e}");
-                }
-                return ExitCode::from(exit::CONFIG);
-            }
-            c
-        }
-        Err(_) => config::ClusterToml::default(),
-    };
-    let lookup = config::agent_lookup(&dir, &cluster);
-    let kind = match agents::resolve(spec, &lookup) {
-        Ok(k) => k,
+    use hbd::agents::{Action, Running};
+    let r = match config::load_resource(&dir, spec) {
+        Ok(r) => r,
         Err(e) => {
-            eprintln!("hbctl: {spec}: {e}");
+            match e {
+                config::ResourceError::Config(errors) => eprintln!("{errors}"),
+                e => eprintln!("hbctl: {e}"),
+            }
             return ExitCode::from(exit::CONFIG);
         }
-    };
-    let options = config::resource_options(&cluster, spec);
-    let r = agents::Resource {
-        spec: spec.to_string(),
-        kind,
-        options,
     };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -1034,28 +512,21 @@ fn resource(dir: PathBuf, spec: &str, action: ResourceAction) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let result = rt.block_on(async {
-        match action {
-            ResourceAction::Start => {
-                let r = r.run(Action::Start).await.map(|_| Running::Running);
-                // The rest of IPaddr's gratuitous ARPs go out in the background.
-                agents::ipaddr::announcements_done().await;
-                r
-            }
-            ResourceAction::Stop => r.run(Action::Stop).await.map(|_| Running::Stopped),
-            ResourceAction::Status => r.status().await,
-        }
-    });
-    match (action, result) {
+    let action = match action {
+        ResourceAction::Start => Action::Start,
+        ResourceAction::Stop => Action::Stop,
+        ResourceAction::Status => Action::Status,
+    };
+    match (action, rt.block_on(r.run_once(action))) {
         (_, Err(e)) => {
             eprintln!("hbctl: {spec}: {e}");
             ExitCode::from(exit::FAILURE)
         }
-        (ResourceAction::Status, Ok(Running::Stopped)) => {
+        (Action::Status, Ok(Running::Stopped)) => {
             println!("stopped");
             ExitCode::from(exit::REFUSED)
         }
-        (ResourceAction::Status, Ok(Running::Running)) => {
+        (Action::Status, Ok(Running::Running)) => {
             println!("running");
             ExitCode::from(exit::OK)
         }
@@ -1183,17 +654,17 @@ fn main() -> ExitCode {
             print_json(&jobs)
         }
         (Command::Jobs { json: false }, Response::Status(s)) => {
-            print!("{}", render_jobs(&s));
+            print!("{}", render::jobs(&s));
             ExitCode::from(exit::OK)
         }
         (Command::Status { json: true }, Response::Status(s)) => print_json(&s),
         (Command::Status { json: false }, Response::Status(s)) => {
-            print!("{}", render_status(&s));
+            print!("{}", render::status(&s));
             ExitCode::from(exit::OK)
         }
         (Command::Nodestatus { json: true, .. }, Response::NodeStatus(n)) => print_json(&n),
         (Command::Nodestatus { json: false, .. }, Response::NodeStatus(n)) => {
-            println!("{}", node_state(n.state));
+            println!("{}", render::node_state(n.state));
             ExitCode::from(exit::OK)
         }
         (Command::Listnodes { json: true }, Response::Nodes { nodes }) => print_json(&nodes),
@@ -1227,9 +698,9 @@ fn main() -> ExitCode {
             }
             for l in links {
                 if medium.is_some() {
-                    println!("{}", link_state(l.state));
+                    println!("{}", render::link_state(l.state));
                 } else {
-                    println!("{}\t{}", l.medium, link_state(l.state));
+                    println!("{}\t{}", l.medium, render::link_state(l.state));
                 }
             }
             ExitCode::from(exit::OK)
@@ -1333,58 +804,6 @@ fn check(dir: PathBuf, node: Option<String>, witness: bool) -> ExitCode {
     }
 }
 
-fn node_state(s: NodeState) -> &'static str {
-    match s {
-        NodeState::Up => "up",
-        NodeState::Dead => "dead",
-        NodeState::Unknown => "unknown",
-    }
-}
-
-fn link_state(s: LinkState) -> &'static str {
-    match s {
-        LinkState::Up => "up",
-        LinkState::Dead => "dead",
-        LinkState::Unknown => "unknown",
-    }
-}
-
-/// A unix time as the machine's local civil time.
-fn when(t: i64) -> String {
-    hbd::jobs::cron::local_civil(t).to_string()
-}
-
-fn job_line(j: &hbd::jobs::JobStatus) -> String {
-    let last = match (j.last_scheduled, &j.last_summary, j.running) {
-        (_, _, true) => "running now".to_string(),
-        (Some(t), Some(sum), _) => format!("last {} ({sum})", when(t)),
-        (Some(t), None, _) => format!("last {}", when(t)),
-        (None, _, _) => "never ran".to_string(),
-    };
-    let next = match (j.next, j.active) {
-        (Some(t), true) => format!("next {}", when(t)),
-        (Some(t), false) => format!("next {} where the group runs", when(t)),
-        (None, _) => "no next time".to_string(),
-    };
-    format!("{}  [{}]  {last}; {next}", j.name, j.schedule)
-}
-
-fn render_jobs(s: &Status) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    for g in s.groups.iter().filter(|g| !g.jobs.is_empty()) {
-        let place = g.owner.as_deref().unwrap_or("no node");
-        let _ = writeln!(out, "{} (runs on {place}):", g.id);
-        for j in &g.jobs {
-            let _ = writeln!(out, "  {}", job_line(j));
-        }
-    }
-    if out.is_empty() {
-        out.push_str("no jobs ([[job]] in cluster.toml)\n");
-    }
-    out
-}
-
 /// How long hbctl waits for hbd by default: it answers queries at once.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// `fence` waits for the fence agents (each up to `[fencing] timeout`).
@@ -1414,23 +833,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-/// `  LABEL: VALUE` when there is a value.
-fn labelled(label: &str, value: &Option<String>) -> String {
-    value
-        .as_ref()
-        .map(|v| format!("  {label}: {v}"))
-        .unwrap_or_default()
-}
-
-fn ms(ms: u64) -> String {
-    if ms < 10_000 {
-        format!("{ms}ms")
-    } else {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    }
-}
-
-/// The human summary, in the spirit of `crm_mon -1`.
 /// `all`, `local`, `foreign`: a group scope; anything else: a VRRP instance.
 fn target_of(target: &str) -> (ctl::Scope, Option<String>) {
     match target {
@@ -1441,325 +843,9 @@ fn target_of(target: &str) -> (ctl::Scope, Option<String>) {
     }
 }
 
-/// The split-brain avoidance part of status: quorum, witness, ping
-/// tiebreaker, failure timeout, fencing.
-fn render_protection(p: &ctl::ProtectionStatus, nodes: &[hbd::membership::NodeStatus]) -> String {
-    use std::fmt::Write;
-    let mut out = String::from("\nSplit-brain protection:\n");
-    let q = &p.quorum;
-    if q.protected {
-        let _ = writeln!(
-            out,
-            "  quorum:          {} ({} of {} votes needed{}){}",
-            if q.has { "yes" } else { "NO" },
-            q.votes,
-            q.needed,
-            if p.wait_for_all { ", wait_for_all" } else { "" },
-            if q.why.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", q.why)
-            }
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "  quorum:          no quorum protection: a partition can run groups on both nodes"
-        );
-    }
-    if let Some(w) = &p.witness {
-        let state = if p.is_witness {
-            "this node".to_string()
-        } else {
-            nodes
-                .iter()
-                .find(|n| n.name == *w)
-                .map_or("unknown", |n| match n.state {
-                    NodeState::Up => "reachable",
-                    NodeState::Dead => "UNREACHABLE",
-                    NodeState::Unknown => "not heard yet",
-                })
-                .to_string()
-        };
-        let _ = writeln!(out, "  witness:         {w} ({state})");
-    }
-    match &p.tiebreaker {
-        Some(t) => {
-            let settled = t
-                .settled
-                .map_or("not settled yet".to_string(), |n| format!("settled {n}"));
-            let _ = writeln!(
-                out,
-                "  ping tiebreaker: this node reaches {} of {} ping nodes ({settled}, settle {})",
-                t.reached,
-                t.ping_nodes,
-                ms(t.settle_ms)
-            );
-            for (node, n) in &t.nodes {
-                let _ = writeln!(out, "    {node}: reaches {n}");
-            }
-        }
-        None if !p.is_witness => {
-            let _ = writeln!(out, "  ping tiebreaker: off");
-        }
-        None => {}
-    }
-    if !p.is_witness {
-        let _ = writeln!(
-            out,
-            "  failure timeout: {}",
-            p.failure_timeout_ms
-                .map_or("none (only hbctl clear)".to_string(), ms)
-        );
-        let _ = writeln!(
-            out,
-            "  fencing:         {}{}",
-            if p.fencing { "stonith" } else { "none" },
-            if p.builtin_outdater {
-                "; peer outdater built in (dopd)"
-            } else {
-                ""
-            }
-        );
-    }
-    out
-}
-
-fn render_status(s: &Status) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "cluster {} — this node {} (hbd {}, pid {}, up {})",
-        s.cluster,
-        s.node,
-        s.version,
-        s.pid,
-        ms(s.uptime_ms)
-    );
-    let _ = writeln!(
-        out,
-        "keepalive {}, deadtime {}",
-        ms(s.keepalive_ms),
-        ms(s.deadtime_ms)
-    );
-    let width = s
-        .nodes
-        .iter()
-        .map(|n| n.name.len())
-        .chain(s.ping_nodes.iter().map(|p| p.name.len()))
-        .max()
-        .unwrap_or(4);
-    let _ = writeln!(out, "\nNodes:");
-    for n in &s.nodes {
-        let _ = writeln!(out, "  {}", render_node(n, &s.node, width));
-    }
-    if !s.ping_nodes.is_empty() {
-        let _ = writeln!(out, "\nPing nodes:");
-        for p in &s.ping_nodes {
-            let state = match p.state {
-                hbd::runtime::ping::PingState::Up => "up",
-                hbd::runtime::ping::PingState::Dead => "dead",
-                hbd::runtime::ping::PingState::Unknown => "unknown",
-            };
-            let members = if p.members.is_empty() {
-                String::new()
-            } else {
-                let m: Vec<String> = p.members.iter().map(|a| a.to_string()).collect();
-                format!("  ({})", m.join(", "))
-            };
-            let heard = p
-                .last_reply_ms
-                .map(|t| format!("  replied {} ago", ms(t)))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  {:width$}  {:7}{heard}{members}",
-                p.name,
-                state,
-                width = width
-            );
-        }
-    }
-    if let Some(p) = &s.protection {
-        out.push_str(&render_protection(p, &s.nodes));
-    }
-    if !s.groups.is_empty() {
-        let _ = writeln!(out, "\nResource groups:");
-        for g in &s.groups {
-            let place = match &g.owner {
-                Some(o) => format!("{} on {o}", g.state.as_str()),
-                None => g.state.as_str().to_string(),
-            };
-            let mut extra = Vec::new();
-            extra.push(format!("home {}", g.home));
-            if let Some(p) = &g.pref {
-                extra.push(format!("{p} asked here"));
-            }
-            if let Some(n) = &g.note {
-                extra.push(n.clone());
-            }
-            let failed: Vec<String> = g
-                .nodes
-                .iter()
-                .filter(|(_, s)| {
-                    matches!(
-                        s,
-                        hbd::wire::GroupState::Failed | hbd::wire::GroupState::StopFailed
-                    )
-                })
-                .map(|(n, s)| format!("{} on {n}", s.as_str()))
-                .collect();
-            extra.extend(failed);
-            if let Some(u) = &g.unhealthy {
-                extra.push(format!("UNHEALTHY here: {u}"));
-            }
-            let others: Vec<&String> = g.unhealthy_on.iter().filter(|n| **n != s.node).collect();
-            if !others.is_empty() {
-                let list: Vec<&str> = others.iter().map(|n| n.as_str()).collect();
-                extra.push(format!("unhealthy on {}", list.join(", ")));
-            }
-            let _ = writeln!(out, "  {}  {place}  ({})", g.id, extra.join("; "));
-            for r in &g.resources {
-                let err = labelled("error", &r.error);
-                let _ = writeln!(
-                    out,
-                    "    {:11} {} [{}]{err}",
-                    r.state.as_str(),
-                    r.spec,
-                    r.agent
-                );
-            }
-            for c in &g.checks {
-                let counts = match c.state {
-                    hbd::monitor::scheduler::Health::Idle => String::new(),
-                    _ => format!("  ok {}× / failed {}×", c.successes, c.failures),
-                };
-                let err = labelled("last error", &c.last_error);
-                let _ = writeln!(
-                    out,
-                    "    check {:8} {}{counts}{err}",
-                    c.state.as_str(),
-                    c.name
-                );
-            }
-            for j in &g.jobs {
-                let _ = writeln!(out, "    job   {}", job_line(j));
-            }
-            if let Some(e) = g.events.last() {
-                let _ = writeln!(out, "    last event: {e}");
-            }
-        }
-    }
-    if !s.vrrp.is_empty() {
-        let _ = writeln!(out, "\nVRRP instances:");
-        for v in &s.vrrp {
-            let prio = if v.effective_priority == v.priority {
-                format!("priority {}", v.priority)
-            } else {
-                format!("priority {} (base {})", v.effective_priority, v.priority)
-            };
-            let master = v
-                .master
-                .as_deref()
-                .map(|m| format!(", master {m}"))
-                .unwrap_or_default();
-            let vips = match (v.vips.is_empty(), v.state == "MASTER") {
-                (true, _) => String::new(),
-                (false, true) => format!(", holds {}", v.vips.join(" ")),
-                (false, false) => format!(", VIPs {} (not here)", v.vips.join(" ")),
-            };
-            let _ = writeln!(
-                out,
-                "  {}  {}  vrid {} on {}, {prio}{master}{vips}",
-                v.name, v.state, v.vrid, v.interface
-            );
-        }
-    }
-    if !s.disks.is_empty() {
-        let _ = writeln!(out, "\nReplicated disks:");
-        for d in &s.disks {
-            let _ = writeln!(out, "  {}", render_disk(d));
-        }
-    }
-    let dropped: Vec<String> = s
-        .counters
-        .dropped
-        .iter()
-        .filter(|(k, v)| **v > 0 && k.as_str() != "own")
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    if !dropped.is_empty() {
-        let _ = writeln!(out, "\nDropped datagrams: {}", dropped.join(", "));
-    }
-    out
-}
-
-/// One replicated disk: `r0  Primary/Secondary  UpToDate/UpToDate  Connected`.
-fn render_disk(d: &ctl::DiskSummary) -> String {
-    let mut line = format!(
-        "{}  {}/{}  {}/{}  {}",
-        d.name, d.role, d.peer_role, d.disk, d.peer_disk, d.connection
-    );
-    if let Some(p) = d.sync_percent {
-        line.push_str(&format!("  sync'ed {p:.1}%"));
-    }
-    if d.out_of_sync_bytes > 0 {
-        line.push_str(&format!(
-            "  out of sync {}",
-            report::bytes(d.out_of_sync_bytes)
-        ));
-    }
-    if d.split_brain {
-        line.push_str("  SPLIT BRAIN (hbctl split-brain)");
-    }
-    if let Some(e) = &d.error {
-        line.push_str(&format!("  ({e})"));
-    }
-    line
-}
-
-fn render_node(n: &NodeStatus, me: &str, width: usize) -> String {
-    let mut detail = String::new();
-    if n.name == me {
-        detail.push_str("this node");
-    } else if let Some(ms_ago) = n.last_heard_ms {
-        detail.push_str(&format!("heard {} ago", ms(ms_ago)));
-    } else {
-        detail.push_str("never heard");
-    }
-    if let Some(r) = n.dead_reason {
-        detail.push_str(&format!(
-            ", {}",
-            match r {
-                hbd::membership::DeadReason::Timeout => "deadtime passed",
-                hbd::membership::DeadReason::NeverHeard => "not heard within initdead",
-                hbd::membership::DeadReason::Left => "left the cluster",
-            }
-        ));
-    }
-    let links: Vec<String> = n
-        .links
-        .iter()
-        .map(|l| format!("{}: {}", l.medium, link_state(l.state)))
-        .collect();
-    format!(
-        "{:width$}  {:7}  {:28}  {}",
-        n.name,
-        node_state(n.state),
-        detail,
-        links.join(", "),
-        width = width
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::{SinkExt, StreamExt};
-    use hbd::disk::ctl::{Counters, SplitBrainStatus};
-    use std::path::Path;
-    use std::sync::{Arc, Mutex};
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("hbctl").chain(args.iter().copied())).unwrap()
@@ -1878,35 +964,41 @@ mod tests {
             }
         ));
         assert!(matches!(verb(&["disk", "proc"]), DiskVerb::Proc));
-        for (words, req) in [
-            ("attach", DiskRequest::Attach),
-            ("detach", DiskRequest::Detach),
-            ("disconnect", DiskRequest::Disconnect),
-            ("secondary", DiskRequest::Secondary),
-            ("verify", DiskRequest::Verify),
-            ("outdate", DiskRequest::Outdate),
-            ("invalidate", DiskRequest::Invalidate),
-            ("invalidate-remote", DiskRequest::InvalidateRemote),
-            ("pause-sync", DiskRequest::PauseSync),
-            ("resume-sync", DiskRequest::ResumeSync),
-            ("resume-io", DiskRequest::ResumeIo),
-            ("adjust", DiskRequest::Adjust),
+        for (words, op) in [
+            ("attach", Op::Request(DiskRequest::Attach)),
+            ("detach", Op::Request(DiskRequest::Detach)),
+            ("disconnect", Op::Request(DiskRequest::Disconnect)),
+            ("secondary", Op::Request(DiskRequest::Secondary)),
+            ("verify", Op::Request(DiskRequest::Verify)),
+            ("outdate", Op::Request(DiskRequest::Outdate)),
+            ("invalidate", Op::Request(DiskRequest::Invalidate)),
+            (
+                "invalidate-remote",
+                Op::Request(DiskRequest::InvalidateRemote),
+            ),
+            ("pause-sync", Op::Request(DiskRequest::PauseSync)),
+            ("resume-sync", Op::Request(DiskRequest::ResumeSync)),
+            ("resume-io", Op::Request(DiskRequest::ResumeIo)),
+            ("adjust", Op::Adjust),
         ] {
             let v = verb(&["disk", words, "r0"]);
             assert_eq!(v.res(), "r0");
-            assert_eq!(v.request(), Some(req), "{words}");
+            assert_eq!(v.op(), Some(op), "{words}");
         }
-        for words in [
-            "role",
-            "cstate",
-            "dstate",
-            "up",
-            "down",
-            "create-md",
-            "dump-md",
+        for (words, op) in [
+            ("role", Op::Role),
+            ("cstate", Op::Cstate),
+            ("dstate", Op::Dstate),
+            ("up", Op::Up),
+            ("down", Op::Down),
+            ("create-md", Op::CreateMd { force: false }),
+            ("dump-md", Op::DumpMd),
         ] {
-            assert_eq!(verb(&["disk", words, "all"]).res(), "all");
+            let v = verb(&["disk", words, "all"]);
+            assert_eq!(v.res(), "all");
+            assert_eq!(v.op(), Some(op), "{words}");
         }
+        assert_eq!(verb(&["disk", "proc"]).op(), None);
         assert!(Cli::try_parse_from(["hbctl", "disk", "primary"]).is_err());
         assert!(Cli::try_parse_from(["hbctl", "disk", "frob", "r0"]).is_err());
         match parse(&["split-brain", "resolve", "r0", "--survivor", "b"]).command {
@@ -1926,401 +1018,5 @@ mod tests {
             }
         ));
         assert!(Cli::try_parse_from(["hbctl", "split-brain", "resolve", "r0"]).is_err());
-    }
-
-    fn status(role: Role, peer_role: Role, conn: ConnState) -> DiskStatus {
-        DiskStatus {
-            name: "r0".into(),
-            node: "a".into(),
-            peer: "b".into(),
-            pid: std::process::id(),
-            role,
-            peer_role,
-            disk: DiskState::UpToDate,
-            peer_disk: DiskState::UpToDate,
-            connection: conn,
-            device: PathBuf::from("/dev/drbd0"),
-            loop_device: None,
-            backing: PathBuf::from("/tmp/backing"),
-            size_bytes: 1 << 26,
-            out_of_sync_bytes: 0,
-            sync: None,
-            verify: None,
-            split_brain: None,
-            uuids: Default::default(),
-            local_address: "192.0.2.11:7789".into(),
-            peer_address: "192.0.2.12:7789".into(),
-            counters: Counters::default(),
-            last_write_unix_ms: None,
-            last_error: None,
-            ever_connected: true,
-            degr_wfc: false,
-            suspended: false,
-            fence_peer: None,
-        }
-    }
-
-    #[test]
-    fn status_lists_disks() {
-        let mut d = ctl::DiskSummary::from_status(&status(
-            Role::Primary,
-            Role::Secondary,
-            ConnState::SyncSource,
-        ));
-        d.sync_percent = Some(31.44);
-        d.out_of_sync_bytes = 3 << 20;
-        assert_eq!(
-            render_disk(&d),
-            "r0  Primary/Secondary  UpToDate/UpToDate  SyncSource  sync'ed 31.4%  out of sync 3.0MiB"
-        );
-        let d = ctl::DiskSummary::unanswered("r1", "not up".into());
-        assert_eq!(
-            render_disk(&d),
-            "r1  Unknown/Unknown  DUnknown/DUnknown  Unconfigured  (not up)"
-        );
-    }
-
-    #[test]
-    fn protection_lines() {
-        let mut p = ctl::ProtectionStatus {
-            is_witness: false,
-            witness: None,
-            wait_for_all: false,
-            quorum: hbd::groups::QuorumView {
-                protected: false,
-                has: true,
-                votes: 1,
-                needed: 1,
-                why: String::new(),
-            },
-            tiebreaker: None,
-            failure_timeout_ms: Some(60_000),
-            fencing: false,
-            builtin_outdater: true,
-        };
-        assert_eq!(
-            render_protection(&p, &[]),
-            "\nSplit-brain protection:\n\
-             \x20 quorum:          no quorum protection: a partition can run groups on both nodes\n\
-             \x20 ping tiebreaker: off\n\
-             \x20 failure timeout: 60.0s\n\
-             \x20 fencing:         none; peer outdater built in (dopd)\n"
-        );
-        p.witness = Some("w1".into());
-        p.wait_for_all = true;
-        p.quorum = hbd::groups::QuorumView {
-            protected: true,
-            has: false,
-            votes: 1,
-            needed: 2,
-            why: "peer n2 and witness w1 unreachable".into(),
-        };
-        p.tiebreaker = Some(ctl::TiebreakerStatus {
-            settle_ms: 3000,
-            ping_nodes: 2,
-            reached: 1,
-            settled: None,
-            nodes: Default::default(),
-        });
-        p.failure_timeout_ms = None;
-        let out = render_protection(&p, &[]);
-        assert!(out.contains("  quorum:          NO (1 of 2 votes needed, wait_for_all): peer n2 and witness w1 unreachable\n"), "{out}");
-        assert!(out.contains("  witness:         w1 (unknown)\n"), "{out}");
-        assert!(out.contains("  ping tiebreaker: this node reaches 1 of 2 ping nodes (not settled yet, settle 3000ms)\n"), "{out}");
-        assert!(
-            out.contains("  failure timeout: none (only hbctl clear)\n"),
-            "{out}"
-        );
-    }
-
-    #[test]
-    fn role_cstate_dstate_words() {
-        let s = status(Role::Primary, Role::Secondary, ConnState::Connected);
-        assert_eq!(
-            state_word(&verb(&["disk", "role", "r0"]), &s),
-            "Primary/Secondary"
-        );
-        assert_eq!(
-            state_word(&verb(&["disk", "cstate", "r0"]), &s),
-            "Connected"
-        );
-        assert_eq!(
-            state_word(&verb(&["disk", "dstate", "r0"]), &s),
-            "UpToDate/UpToDate"
-        );
-    }
-
-    /// A configuration directory with r0 between nodes a and b.
-    fn conf_dir() -> tempfile::TempDir {
-        let d = tempfile::tempdir().unwrap();
-        let w = |name: &str, text: &str, mode: u32| {
-            use std::os::unix::fs::PermissionsExt;
-            let p = d.path().join(name);
-            std::fs::write(&p, text).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-        };
-        w(
-            "ha.cf",
-            "keepalive 200ms\ndeadtime 1\nbcast eth0\nnode a b\n",
-            0o644,
-        );
-        w(
-            "authkeys",
-            "auth 1\n1 sha256 0123456789abcdef0123456789abcdef\n",
-            0o600,
-        );
-        w(
-            "drbd.conf",
-            "resource r0 {\n  protocol C;\n  meta-disk internal;\n  device /dev/drbd0;\n  \
-             disk /tmp/nonexistent-backing;\n  on a { address 192.0.2.11:7789; }\n  \
-             on b { address 192.0.2.12:7789; }\n}\n",
-            0o644,
-        );
-        d
-    }
-
-    type Handler = Box<dyn FnMut(DiskRequest) -> DiskResponse + Send>;
-
-    /// A stand-in device on `run_dir`'s socket for r0, answering with
-    /// `handler`; it records every request.
-    fn fake_device(run_dir: &Path, mut handler: Handler) -> Arc<Mutex<Vec<DiskRequest>>> {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let path = hbd::disk::ctl::socket_path(run_dir, "r0");
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::UnixListener::from_std(listener).unwrap();
-                while let Ok((stream, _)) = listener.accept().await {
-                    let mut conn: ctl::Connection<DiskRequest, DiskResponse> = ctl::frame(stream);
-                    if let Some(Ok(req)) = conn.next().await {
-                        log.lock().unwrap().push(req.clone());
-                        let _ = conn.send(handler(req)).await;
-                    }
-                }
-            });
-        });
-        seen
-    }
-
-    fn target(d: &Path) -> DiskTarget {
-        DiskTarget {
-            config: d.to_path_buf(),
-            node: Some("a".into()),
-        }
-    }
-
-    #[test]
-    fn down_device_and_refusals() {
-        let d = conf_dir();
-        let run = d.path().join("run");
-        let run_verb = |args: &[&str]| disk(target(d.path()), run.clone(), 5, verb(args));
-        // Not up: the queries say Unconfigured, state changes fail.
-        assert_eq!(run_verb(&["disk", "role", "r0"]), ExitCode::from(exit::OK));
-        assert_eq!(
-            run_verb(&["disk", "status", "all"]),
-            ExitCode::from(exit::OK)
-        );
-        assert_eq!(
-            run_verb(&["disk", "primary", "r0"]),
-            ExitCode::from(exit::FAILURE)
-        );
-        assert_eq!(run_verb(&["disk", "down", "r0"]), ExitCode::from(exit::OK));
-        assert_eq!(run_verb(&["disk", "proc"]), ExitCode::from(exit::OK));
-        assert_eq!(
-            run_verb(&["disk", "primary", "r9"]),
-            ExitCode::from(exit::REFUSED)
-        );
-        // Up: a refusal is drbdsetup's exit code 11.
-        let s = status(Role::Secondary, Role::Primary, ConnState::Connected);
-        let seen = fake_device(
-            &run,
-            Box::new(move |req| match req {
-                DiskRequest::Primary { .. } => DiskResponse::Refused {
-                    message: "peer is Primary".into(),
-                    status: Box::new(s.clone()),
-                },
-                DiskRequest::Verify => DiskResponse::Failed {
-                    message: "not connected".into(),
-                },
-                _ => DiskResponse::Done {
-                    status: Box::new(s.clone()),
-                    message: None,
-                },
-            }),
-        );
-        assert_eq!(
-            run_verb(&["disk", "primary", "r0"]),
-            ExitCode::from(exit::DISK_REFUSED)
-        );
-        assert_eq!(
-            run_verb(&["disk", "verify", "all"]),
-            ExitCode::from(exit::FAILURE)
-        );
-        assert_eq!(
-            run_verb(&["disk", "connect", "--discard-my-data", "r0"]),
-            ExitCode::from(exit::OK)
-        );
-        assert_eq!(
-            run_verb(&["disk", "status", "--json"]),
-            ExitCode::from(exit::OK)
-        );
-        assert_eq!(run_verb(&["disk", "proc"]), ExitCode::from(exit::OK));
-        assert_eq!(
-            seen.lock().unwrap().as_slice(),
-            &[
-                DiskRequest::Primary { force: false },
-                DiskRequest::Verify,
-                DiskRequest::Connect {
-                    discard_my_data: true
-                },
-                DiskRequest::Status,
-                DiskRequest::Status,
-            ]
-        );
-    }
-
-    #[test]
-    fn kernel_driver_never_starts_the_device() {
-        let d = conf_dir();
-        std::fs::write(
-            d.path().join("cluster.toml"),
-            "[disk]\ndriver = \"kernel\"\n",
-        )
-        .unwrap();
-        let run = d.path().join("run");
-        let code = disk(
-            target(d.path()),
-            run.clone(),
-            5,
-            verb(&["disk", "up", "r0"]),
-        );
-        assert_eq!(code, ExitCode::from(exit::CONFIG));
-        assert!(!hbd::disk::ctl::log_path(&run, "r0").exists());
-    }
-
-    /// `resolve` with this node as the survivor: the victim's steps go
-    /// through Remote, then this node connects and the resync is watched.
-    #[test]
-    fn resolve_drives_both_sides() {
-        let d = conf_dir();
-        let run = d.path().join("run");
-        let mut local = status(Role::Primary, Role::Unknown, ConnState::StandAlone);
-        local.peer_disk = DiskState::DUnknown;
-        local.split_brain = Some(SplitBrainStatus {
-            detected_unix_ms: 0,
-            peer: "b".into(),
-            my_changes_bytes: 8192,
-            peer_changes_bytes: 4096,
-            my_last_write_unix_ms: None,
-            peer_last_write_unix_ms: None,
-        });
-        let mut peer = status(Role::Primary, Role::Unknown, ConnState::StandAlone);
-        peer.node = "b".into();
-        let mut polls = 0;
-        let seen = fake_device(
-            &run,
-            Box::new(move |req| {
-                let s = match req {
-                    DiskRequest::Remote { forward } => {
-                        match *forward {
-                            DiskRequest::Secondary => peer.role = Role::Secondary,
-                            DiskRequest::Connect { .. } => {
-                                peer.connection = ConnState::WFConnection
-                            }
-                            _ => {}
-                        }
-                        peer.clone()
-                    }
-                    DiskRequest::Connect { .. } => {
-                        local.connection = ConnState::WFConnection;
-                        local.clone()
-                    }
-                    _ => {
-                        if local.connection != ConnState::StandAlone {
-                            polls += 1;
-                            local.split_brain = None;
-                            local.peer_role = Role::Secondary;
-                            if polls < 3 {
-                                local.connection = ConnState::SyncSource;
-                                local.peer_disk = DiskState::Inconsistent;
-                                local.sync = Some(SyncStatus {
-                                    source: true,
-                                    full: false,
-                                    paused: false,
-                                    total_bytes: 12288,
-                                    done_bytes: 4096,
-                                    percent: 33.3,
-                                    rate_bytes_per_sec: 4096,
-                                    limit_bytes_per_sec: 0,
-                                    eta_secs: Some(2),
-                                });
-                            } else {
-                                local.connection = ConnState::Connected;
-                                local.peer_disk = DiskState::UpToDate;
-                                local.sync = None;
-                            }
-                        }
-                        local.clone()
-                    }
-                };
-                DiskResponse::Done {
-                    status: Box::new(s),
-                    message: None,
-                }
-            }),
-        );
-        let code = split_brain(
-            target(d.path()),
-            run.clone(),
-            false,
-            Some(SplitBrainAction::Resolve {
-                res: "r0".into(),
-                survivor: "a".into(),
-                timeout: 30,
-            }),
-        );
-        assert_eq!(code, ExitCode::from(exit::OK));
-        let seen = seen.lock().unwrap();
-        let remote = |r: DiskRequest| DiskRequest::Remote {
-            forward: Box::new(r),
-        };
-        assert_eq!(
-            &seen[..6],
-            &[
-                DiskRequest::Status,
-                remote(DiskRequest::Status),
-                remote(DiskRequest::Secondary),
-                remote(DiskRequest::Disconnect),
-                remote(DiskRequest::Connect {
-                    discard_my_data: true
-                }),
-                DiskRequest::Status,
-            ]
-        );
-        assert_eq!(
-            seen[6],
-            DiskRequest::Connect {
-                discard_my_data: false
-            }
-        );
-        // An unknown survivor is refused before anything is asked.
-        let code = split_brain(
-            target(d.path()),
-            run,
-            false,
-            Some(SplitBrainAction::Resolve {
-                res: "r0".into(),
-                survivor: "c".into(),
-                timeout: 30,
-            }),
-        );
-        assert_eq!(code, ExitCode::from(exit::REFUSED));
     }
 }

@@ -11,6 +11,7 @@ mod authkeys;
 mod cluster_toml;
 mod hacf;
 mod haresources;
+mod resource;
 pub(crate) mod syntax;
 mod time;
 
@@ -30,6 +31,7 @@ pub use hacf::{
     DEFAULT_UDPPORT, MAX_NODE_NAME, SYSLOG_FACILITIES,
 };
 pub use haresources::{parse as parse_haresources, Haresources, ResourceGroupLine};
+pub use resource::{load_resource, ResourceError};
 pub use time::{format_duration, parse_duration};
 
 use std::path::{Path, PathBuf};

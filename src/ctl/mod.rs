@@ -1,4 +1,5 @@
-//! The control socket protocol shared by `hbd` and `hbctl`.
+//! The control socket protocol shared by `hbd` and `hbctl`, and the text
+//! `hbctl` renders the status document as ([`render`]).
 //!
 //! A Unix stream socket (`RUN_DIR/hbd.sock`) carrying length-delimited JSON
 //! frames (tokio-serde): one [`Request`] from the client, one [`Response`] from the
@@ -21,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::net::UnixStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+pub mod render;
 
 /// Control socket file name inside the run dir.
 pub const SOCKET_NAME: &str = "hbd.sock";

@@ -7,10 +7,13 @@
 //! connection between the two device processes), `mounts` (what the device
 //! process's mount namespace keeps), `device` (the device process,
 //! `hbd-disk`: only I/O, in files by purpose), `ctl` (its control protocol), `client` (starting and asking
-//! devices: `hbctl disk`, the `drbddisk` agent, hbd's status), `report`
+//! devices: `hbctl disk`, the `drbddisk` agent, hbd's status), `admin` (the
+//! operator's workflows: drbdadm's verbs, split-brain listing and resolution,
+//! the resync watch), `report`
 //! (/proc/drbd-style and status text) and `sim` (the seeded simulation of
 //! two nodes with faults, in tests).
 
+pub mod admin;
 pub mod client;
 pub mod conf;
 pub mod ctl;
