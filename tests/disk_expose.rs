@@ -660,8 +660,11 @@ impl BlockStore for Gathering {
 /// 15: FUSE_ASYNC_DIO). Without it the loop driver's worker sends each
 /// direct-I/O request synchronously and waits for its answer: one write
 /// at a time whatever the application queued (fio's iodepth 16 is 1).
-/// Failed before `DeviceFs::init` asked for FUSE_ASYNC_DIO (at most 1).
+/// Passes with FUSE_ASYNC_DIO asked for in `DeviceFs::init`; fails
+/// without (at most 1). Not asked for: with it a failover test lost synced
+/// files (docs/BENCHMARKS.md).
 #[test]
+#[ignore = "FUSE_ASYNC_DIO withdrawn: see docs/BENCHMARKS.md"]
 fn queued_writes_reach_the_store_concurrently() {
     let tmp = tempfile::tempdir().unwrap();
     let data = 8 * MIB;

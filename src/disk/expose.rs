@@ -20,14 +20,13 @@
 //!   device arrives as two 512 KiB `WRITE`s, reads as ~512 KiB `READ`s; never
 //!   more than [`MAX_REQUEST`] (the `max_write` negotiated at init, and reads
 //!   are capped to it too). Several are in flight at once and are served by
-//!   [`SERVER_THREADS`] threads. `FUSE_ASYNC_DIO` is asked for at init:
-//!   without it the kernel sends the loop driver's direct I/O (an async
-//!   kiocb) synchronously and the loop worker waits for each answer before
-//!   it submits the next request (queue depth 1 whatever the application
-//!   queued; docs/BENCHMARKS.md). With it the requests in flight are
-//!   background requests, bounded by [`MAX_BACKGROUND`]; a server killed
-//!   with some in flight still exits (the kernel aborts the connection when
-//!   `/dev/fuse` closes and fails them: `tests/disk_expose.rs`).
+//!   [`SERVER_THREADS`] threads. `FUSE_ASYNC_DIO` is not asked for, so
+//!   the kernel sends the loop driver's direct I/O (an async kiocb)
+//!   synchronously and the loop worker waits for each answer before it
+//!   submits the next request (queue depth 1 whatever the application
+//!   queued). Asking for it was tried and withdrawn: a failover test lost
+//!   synced files with it (docs/BENCHMARKS.md). A server killed with
+//!   requests in flight exits either way (`tests/disk_expose.rs`).
 //! * `FSYNC` (datasync = false) for every cache flush: `REQ_PREFLUSH` (ext4
 //!   journal commits, `fsync(2)` on files of the mounted filesystem, `fsync`
 //!   of the loop device) and `REQ_FUA` writes, which the block layer emulates
@@ -225,12 +224,12 @@ impl Filesystem for DeviceFs {
             let _ = config.set_max_write(nearest);
         }
         let _ = config.set_max_background(MAX_BACKGROUND);
-        // The loop driver's direct I/O is asynchronous: without this the
-        // kernel sends each request synchronously and the loop worker waits
-        // for its answer before it submits the next (queue depth 1).
-        if let Err(e) = config.add_capabilities(fuser::InitFlags::FUSE_ASYNC_DIO) {
-            tracing::warn!(unsupported = ?e, "kernel lacks FUSE_ASYNC_DIO: one loop request at a time");
-        }
+        // FUSE_ASYNC_DIO is NOT asked for: with it the loop device keeps
+        // many requests in flight (2.7× the replicated random writes), but
+        // `tests/disk_device.rs::failover_keeps_every_synced_file_...` then
+        // lost synced files after a failover in 2 of 5 runs (the link was
+        // reset under load; docs/BENCHMARKS.md). Without it the kernel
+        // sends the loop driver's direct I/O one request at a time.
         Ok(())
     }
 

@@ -193,7 +193,11 @@ impl DiskLab {
     pub fn refused(&self, i: usize, req: DiskRequest) -> String {
         match self.request(i, req.clone()) {
             Some(DiskResponse::Refused { message, .. }) => message,
-            other => panic!("n{i} {req:?}: expected a refusal, got {other:?}"),
+            other => panic!(
+                "n{i} {req:?}: expected a refusal, got {other:?}\n--- n1 ---\n{}\n--- n2 ---\n{}",
+                self.log(1),
+                self.log(2)
+            ),
         }
     }
 
