@@ -771,35 +771,13 @@ mod tests {
     use futures::{SinkExt, StreamExt};
     use std::sync::{Arc, Mutex};
 
-    fn status(role: Role, peer_role: Role, conn: ConnState) -> DiskStatus {
+    /// r0 on node a, peer b, both disks UpToDate.
+    fn status(role: Role, peer_role: Role, connection: ConnState) -> DiskStatus {
         DiskStatus {
-            name: "r0".into(),
-            node: "a".into(),
-            peer: "b".into(),
-            pid: std::process::id(),
             role,
             peer_role,
-            disk: DiskState::UpToDate,
-            peer_disk: DiskState::UpToDate,
-            connection: conn,
-            device: PathBuf::from("/dev/drbd0"),
-            loop_device: None,
-            backing: PathBuf::from("/tmp/backing"),
-            size_bytes: 1 << 26,
-            out_of_sync_bytes: 0,
-            sync: None,
-            verify: None,
-            split_brain: None,
-            uuids: Default::default(),
-            local_address: "192.0.2.11:7789".into(),
-            peer_address: "192.0.2.12:7789".into(),
-            counters: Counters::default(),
-            last_write_unix_ms: None,
-            last_error: None,
-            ever_connected: true,
-            degr_wfc: false,
-            suspended: false,
-            fence_peer: None,
+            connection,
+            ..report::tests::status()
         }
     }
 
