@@ -627,22 +627,7 @@ fn main() -> ExitCode {
             Command::Standby { .. } | Command::Takeover { .. } | Command::Clear { .. },
             Response::Done { groups, moves },
         ) => {
-            if moves.is_empty() {
-                println!("accepted: {}", groups.join(", "));
-            }
-            for m in moves {
-                match (&m.from, &m.to) {
-                    (_, Some(to)) if m.state == hbd::wire::GroupState::Started => {
-                        println!("{}: now runs on {to}", m.group)
-                    }
-                    (_, None) => println!(
-                        "{}: {} here; no other node can run it",
-                        m.group,
-                        m.state.as_str()
-                    ),
-                    (_, Some(to)) => println!("{}: {} on {to}", m.group, m.state.as_str()),
-                }
-            }
+            print!("{}", render::moves(&groups, &moves));
             ExitCode::from(exit::OK)
         }
         (Command::Fence { .. }, Response::Fenced { node, message }) => {
@@ -745,49 +730,8 @@ fn check(dir: PathBuf, node: Option<String>, witness: bool) -> ExitCode {
         println!("warning: {w}");
     }
     match report.config {
-        Some(c) if report.errors.is_empty() && c.vrrp_only => {
-            let k = c.keepalived.as_ref();
-            println!(
-                "{}: valid for node {} (VRRP mode, keepalived.conf: {} instances: {})",
-                dir.display(),
-                c.node,
-                k.map_or(0, |k| k.instances.len()),
-                k.map(|k| k
-                    .instances
-                    .iter()
-                    .map(|i| format!("{} (vrid {} on {})", i.name, i.vrid, i.interface))
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                    .unwrap_or_default(),
-            );
-            ExitCode::from(exit::OK)
-        }
-        Some(c) if report.errors.is_empty() && c.is_witness => {
-            println!(
-                "{}: valid for the quorum witness {} of nodes {} (media: {})",
-                dir.display(),
-                c.node,
-                c.ha.nodes.join(", "),
-                c.ha.media
-                    .iter()
-                    .map(|m| m.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            );
-            ExitCode::from(exit::OK)
-        }
         Some(c) if report.errors.is_empty() => {
-            println!(
-                "{}: valid for node {} ({} nodes: {}; media: {}; keepalive {:?}, deadtime {:?}; {} resource groups)",
-                dir.display(),
-                c.node,
-                c.ha.nodes.len(),
-                c.ha.nodes.join(", "),
-                c.ha.media.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
-                c.ha.keepalive,
-                c.ha.deadtime,
-                c.haresources.groups.len(),
-            );
+            println!("{}", c.summary(&dir));
             ExitCode::from(exit::OK)
         }
         _ => {

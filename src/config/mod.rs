@@ -196,6 +196,51 @@ impl Config {
         }
         v
     }
+
+    /// What `hbctl check` says of this valid configuration of `dir`.
+    pub fn summary(&self, dir: &Path) -> String {
+        let c = self;
+        if c.vrrp_only {
+            let k = c.keepalived.as_ref();
+            format!(
+                "{}: valid for node {} (VRRP mode, keepalived.conf: {} instances: {})",
+                dir.display(),
+                c.node,
+                k.map_or(0, |k| k.instances.len()),
+                k.map(|k| k
+                    .instances
+                    .iter()
+                    .map(|i| format!("{} (vrid {} on {})", i.name, i.vrid, i.interface))
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                    .unwrap_or_default(),
+            )
+        } else if c.is_witness {
+            format!(
+                "{}: valid for the quorum witness {} of nodes {} (media: {})",
+                dir.display(),
+                c.node,
+                c.ha.nodes.join(", "),
+                c.ha.media
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        } else {
+            format!(
+                "{}: valid for node {} ({} nodes: {}; media: {}; keepalive {:?}, deadtime {:?}; {} resource groups)",
+                dir.display(),
+                c.node,
+                c.ha.nodes.len(),
+                c.ha.nodes.join(", "),
+                c.ha.media.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
+                c.ha.keepalive,
+                c.ha.deadtime,
+                c.haresources.groups.len(),
+            )
+        }
+    }
 }
 
 /// One service check.

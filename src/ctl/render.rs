@@ -1,7 +1,7 @@
 //! The text of `hbctl status` and `hbctl jobs` (in the spirit of
 //! `crm_mon -1`): pure functions from the status document to lines.
 
-use super::{DiskSummary, ProtectionStatus, Status};
+use super::{DiskSummary, Move, ProtectionStatus, Status};
 use crate::disk::report;
 use crate::membership::{LinkState, NodeState, NodeStatus};
 use std::fmt::Write;
@@ -318,6 +318,34 @@ pub fn node(n: &NodeStatus, me: &str, width: usize) -> String {
     )
 }
 
+/// What `hbctl standby`, `takeover` and `clear` print: the groups
+/// accepted, or where each one ended up.
+pub fn moves(groups: &[String], moves: &[Move]) -> String {
+    let mut out = String::new();
+    if moves.is_empty() {
+        let _ = writeln!(out, "accepted: {}", groups.join(", "));
+    }
+    for m in moves {
+        match (&m.from, &m.to) {
+            (_, Some(to)) if m.state == crate::wire::GroupState::Started => {
+                let _ = writeln!(out, "{}: now runs on {to}", m.group);
+            }
+            (_, None) => {
+                let _ = writeln!(
+                    out,
+                    "{}: {} here; no other node can run it",
+                    m.group,
+                    m.state.as_str()
+                );
+            }
+            (_, Some(to)) => {
+                let _ = writeln!(out, "{}: {} on {to}", m.group, m.state.as_str());
+            }
+        }
+    }
+    out
+}
+
 /// `hbctl jobs`: every group's jobs, one a line.
 pub fn jobs(s: &Status) -> String {
     let mut out = String::new();
@@ -493,6 +521,33 @@ mod tests {
         assert!(text.ends_with("\nDropped datagrams: auth 3\n"), "{text}");
         assert!(!text.contains("Split-brain protection"), "{text}");
         assert_eq!(jobs(&s), "no jobs ([[job]] in cluster.toml)\n");
+    }
+
+    #[test]
+    fn moves_lines() {
+        let groups = vec!["g1".to_string(), "g2".to_string()];
+        assert_eq!(moves(&groups, &[]), "accepted: g1, g2\n");
+        let m = |group: &str, to: Option<&str>, state| Move {
+            group: group.into(),
+            from: Some("a".into()),
+            to: to.map(Into::into),
+            state,
+        };
+        assert_eq!(
+            moves(
+                &groups,
+                &[
+                    m("g1", Some("b"), GroupState::Started),
+                    m("g2", None, GroupState::Failed),
+                    m("g3", Some("b"), GroupState::Starting),
+                ]
+            ),
+            format!(
+                "g1: now runs on b\ng2: {} here; no other node can run it\ng3: {} on b\n",
+                GroupState::Failed.as_str(),
+                GroupState::Starting.as_str()
+            )
+        );
     }
 
     #[test]
