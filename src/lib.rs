@@ -21,11 +21,11 @@
 //! | `groups/`     | resource-group ownership (no I/O): membership events and peers' reports in; reports, start/stop work and events out |
 //! | `agents/`     | resource agents: lookup as heartbeat, built-in IPaddr/IPaddr2/Filesystem/mon/drbddisk, script agents (heartbeat, LSB, OCF) |
 //! | `monitor/`    | service checks (tcp, http, process, exec, mysql) and their scheduler (no I/O): fall/rise, restart, move |
-//! | `disk/`       | the replicated disk (DRBD 8.4 style): drbd.conf, UUIDs, states, resync and write-path decisions (no I/O), metadata, the link, the device process, FUSE + loop exposure |
+//! | `disk/`       | the replicated disk (DRBD 8.4 style): drbd.conf, UUIDs, states, resync and write-path decisions (no I/O), metadata, the link, the device process, FUSE + loop exposure, `admin` (what `hbctl disk` does) |
 //! | `vrrp/`       | keepalived-compatible VRRP: keepalived.conf, VRRPv2/v3 packets, the instance and sync-group machines (no I/O), its runtime |
 //! | `fence/`      | STONITH: `stonith_host` lines as fence-agents devices (heartbeat plugin names translated), running an agent |
 //! | `jobs/`       | cron schedules and the job scheduler (no I/O): jobs run where their group runs, once per scheduled time |
-//! | `ctl/`        | the control-socket protocol shared by `hbd` and `hbctl`, and the status document |
+//! | `ctl/`        | the control-socket protocol shared by `hbd` and `hbctl`, the status document and its text (`render`) |
 //! | `runtime/`    | the heartbeat-mode daemon's I/O: media sockets, timers, control server, signals, logging, state dir |
 //! | `rng.rs`      | splitmix64: the simulations' seeded fault schedules, fresh generation identifiers |
 //! | `bin/`        | `hbd` (daemon), `hbd-disk` (one replicated device) and `hbctl` (operator CLI) |
