@@ -297,8 +297,9 @@ struct Peer {
     last_inc: u64,
     /// It is dead because it said it was leaving (not by deadtime).
     left: bool,
-    /// When it left (`left`): a node that left long enough ago may have
-    /// booted again, declared this node dead unheard and started groups.
+    /// When it was last declared dead (read only with `left`: a node that
+    /// left long enough ago may have booted again, declared this node dead
+    /// unheard and started groups).
     left_at: Duration,
     /// It left, but its last report did not show every group stopped
     /// (that report may have been lost or overtaken by `Leaving`): with
