@@ -142,10 +142,10 @@ fn sync_group_moves_every_vip_of_the_group() {
         || both("n2"),
         || logs(&lab, &dirs),
     );
-    assert!(
-        notified(&dirs[1]).contains(&"4 GROUP G MASTER 0".to_string()),
-        "{}",
-        logs(&lab, &dirs)
+    wait(
+        "n2's group is notified MASTER",
+        || notified(&dirs[1]).contains(&"4 GROUP G MASTER 0".to_string()),
+        || logs(&lab, &dirs),
     );
 
     // The check passes again: the group leaves FAULT and n1 (higher
@@ -156,12 +156,16 @@ fn sync_group_moves_every_vip_of_the_group() {
         || both("n1"),
         || logs(&lab, &dirs),
     );
-    let n1 = notified(&dirs[0]);
-    let fault = n1.iter().rposition(|l| l == "4 GROUP G FAULT 0").unwrap();
-    assert!(
-        n1[fault..].contains(&"4 GROUP G MASTER 0".to_string()),
-        "{}",
-        logs(&lab, &dirs)
+    // The notify script runs after the addresses are added: wait for it.
+    wait(
+        "n1's group is notified MASTER after its FAULT",
+        || {
+            let n1 = notified(&dirs[0]);
+            n1.iter()
+                .rposition(|l| l == "4 GROUP G FAULT 0")
+                .is_some_and(|fault| n1[fault..].contains(&"4 GROUP G MASTER 0".to_string()))
+        },
+        || logs(&lab, &dirs),
     );
 }
 

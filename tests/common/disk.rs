@@ -123,7 +123,8 @@ impl DiskLab {
         let out = self.try_start(i);
         assert!(
             out.status.success(),
-            "hbctl disk up on n{i}: {}\n{}\n--- log ---\n{}",
+            "hbctl disk up on n{i}: {}: {}\n{}\n--- log ---\n{}",
+            out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
             self.log(i)

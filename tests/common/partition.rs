@@ -789,6 +789,10 @@ impl Cluster {
     /// is killed, the VIP is no longer on its interface, its links come
     /// back, its device and hbd start again.
     pub fn reboot(&mut self, i: usize) {
+        // A machine is powered on after its fence agent reported it off;
+        // in the lab the agent's kill loop may still be running and would
+        // kill what the reboot starts.
+        self.wait_fence_agents();
         kill_netns(&self.d.lab.ns(&format!("n{i}")));
         self.d.lab.kill(i);
         self.detach_loop(i);
@@ -801,6 +805,24 @@ impl Cluster {
         self.links(i, true);
         self.d.start(i);
         self.d.lab.start(i);
+    }
+
+    /// Waits (up to [`SETTLE`]) until no fence agent runs in the lab.
+    fn wait_fence_agents(&self) {
+        let start = Instant::now();
+        let running = || {
+            (1..=3).any(|k| {
+                !netns_pids_named(&self.d.lab.ns(&format!("n{k}")), "fence_hbd_lab").is_empty()
+            })
+        };
+        while running() {
+            assert!(
+                start.elapsed() < SETTLE,
+                "a fence agent still runs after {SETTLE:?}\n{}",
+                self.logs(40)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Every link up, every nft rule gone, every dead node rebooted, the
