@@ -363,6 +363,9 @@ fn drop_cleans_up_also_on_panic() {
 struct Stuck {
     inner: FileStore,
     arrived: AtomicU64,
+    /// Flushes never finish either (a peer that never acknowledges).
+    hang_flush: bool,
+    flushes: AtomicU64,
 }
 
 impl BlockStore for Stuck {
@@ -378,6 +381,10 @@ impl BlockStore for Stuck {
         self.inner.write_at(data, offset)
     }
     fn flush(&self) -> std::io::Result<()> {
+        if self.hang_flush {
+            self.flushes.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_secs(600));
+        }
         self.inner.flush()
     }
 }
@@ -386,7 +393,9 @@ impl BlockStore for Stuck {
 /// loop device and waits to be killed. `HBD_TEST_FUSE_MODE`: `own-file`
 /// opens the FUSE file itself (as `expose` does while it attaches the loop
 /// device); `stuck` serves writes that never finish and prints `ARRIVED n`
-/// as they come.
+/// as they come; `flush-hangs` never answers a flush, so attaching the loop
+/// device (whose `LOOP_CONFIGURE` flushes the file) never ends, and prints
+/// `FLUSHED n` as flushes come.
 #[test]
 #[ignore = "run by the killed-server tests as their child"]
 fn child_fuse_server() {
@@ -398,10 +407,37 @@ fn child_fuse_server() {
     let data = 8 * MIB;
     let inner = FileStore::open(&dir.join("backing.img"), data).unwrap();
     use std::io::Write;
+    if mode == "flush-hangs" {
+        let store = Arc::new(Stuck {
+            inner,
+            arrived: AtomicU64::new(0),
+            hang_flush: true,
+            flushes: AtomicU64::new(0),
+        });
+        let fuse = dir.join("fuse");
+        let s = store.clone();
+        std::thread::spawn(move || {
+            let exposed = expose(s, &fuse, None).unwrap();
+            println!("LOOP {}", exposed.loop_dev.display());
+            std::io::stdout().flush().unwrap();
+            std::thread::sleep(Duration::from_secs(600));
+        });
+        loop {
+            let n = store.flushes.load(Ordering::SeqCst);
+            if n > 0 {
+                println!("FLUSHED {n}");
+                std::io::stdout().flush().unwrap();
+                std::thread::sleep(Duration::from_secs(600));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     if mode == "stuck" {
         let store = Arc::new(Stuck {
             inner,
             arrived: AtomicU64::new(0),
+            hang_flush: false,
+            flushes: AtomicU64::new(0),
         });
         let exposed = expose(store.clone(), &dir.join("fuse"), None).unwrap();
         println!("LOOP {}", exposed.loop_dev.display());
@@ -440,6 +476,14 @@ struct ChildServer {
 
 impl ChildServer {
     fn start(dir: &Path, mode: &str) -> ChildServer {
+        let mut s = ChildServer::spawn(dir, mode);
+        let line = s.wait_line("LOOP ");
+        s.loop_dev = PathBuf::from(line.trim());
+        s
+    }
+
+    /// The child, before its loop device is known.
+    fn spawn(dir: &Path, mode: &str) -> ChildServer {
         let fuse_dir = dir.join("fuse");
         std::fs::create_dir(&fuse_dir).unwrap();
         let mut child = Reap(
@@ -458,16 +502,13 @@ impl ChildServer {
                 .unwrap(),
         );
         let out = child.0.stdout.take().unwrap();
-        let mut s = ChildServer {
+        ChildServer {
             child,
             out,
             seen: String::new(),
             loop_dev: PathBuf::new(),
             fuse_dir,
-        };
-        let line = s.wait_line("LOOP ");
-        s.loop_dev = PathBuf::from(line.trim());
-        s
+        }
     }
 
     /// Reads the child's output until a line starting with `prefix`
@@ -519,10 +560,12 @@ impl ChildServer {
             .arg("-l")
             .arg(&self.fuse_dir)
             .status();
-        let _ = Command::new("losetup")
-            .arg("-d")
-            .arg(&self.loop_dev)
-            .status();
+        if !self.loop_dev.as_os_str().is_empty() {
+            let _ = Command::new("losetup")
+                .arg("-d")
+                .arg(&self.loop_dev)
+                .status();
+        }
         (exited, stack)
     }
 }
@@ -562,6 +605,56 @@ fn a_killed_server_holding_its_own_file_exits() {
     assert!(
         exited,
         "the killed FUSE server did not exit in 30 s: {stack}"
+    );
+}
+
+/// Issue 15 (FUSE_ASYNC_DIO trials): a device process killed while it was
+/// attaching its loop device never exited (D state in `loop_configure`,
+/// waiting for the answer to the FSYNC that `LOOP_CONFIGURE` sends to the
+/// FUSE file, a request to the dying process itself), and the loop device
+/// it was configuring blocked every later `open` of it: the next device
+/// that was handed the same free loop number hung in its promotion. The
+/// attach runs in a child process that does not hold `/dev/fuse`, so the
+/// kill aborts the connection, the child's request fails, and the child
+/// detaches what it attached.
+#[test]
+fn a_server_killed_while_attaching_its_loop_device_exits() {
+    let tmp = tempfile::tempdir().unwrap();
+    backing(tmp.path(), 8 * MIB, MIB);
+    let mut server = ChildServer::spawn(tmp.path(), "flush-hangs");
+    server.wait_line("FLUSHED ");
+    let fuse_dir = server.fuse_dir.clone();
+    let (exited, stack) = server.kill();
+    assert!(
+        exited,
+        "the FUSE server killed while attaching did not exit in 30 s: {stack}"
+    );
+    // No loop device is left bound to the dead file.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let bound = || -> Vec<String> {
+        std::fs::read_dir("/sys/block")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let b = std::fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
+                b.starts_with(&*fuse_dir.to_string_lossy())
+                    .then(|| e.file_name().to_string_lossy().into_owned())
+            })
+            .collect()
+    };
+    while !bound().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left = bound();
+    for l in &left {
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(format!("/dev/{l}"))
+            .status();
+    }
+    assert!(
+        left.is_empty(),
+        "loop devices left bound to the dead file: {left:?}"
     );
 }
 

@@ -504,56 +504,209 @@ fn loop_status(dev: &File) -> io::Result<LoopInfo64> {
     Ok(info)
 }
 
-/// Attaches `backing` to a free loop device; returns its path and whether
-/// direct I/O is on.
-fn attach_loop(backing: &File) -> io::Result<(PathBuf, bool)> {
-    let ctl = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/loop-control")?;
-    let mut last = None;
+/// Attaches the FUSE file `file` to a free loop device; returns its path and
+/// whether direct I/O is on.
+///
+/// The work runs in a forked child that holds no `/dev/fuse` descriptor.
+/// Opening the file and `LOOP_CONFIGURE` (which flushes the file: an `FSYNC`
+/// to this process's own server) are requests to ourselves, and the kernel
+/// waits for a request already read by the server uninterruptibly. Made
+/// from a thread of this process, a kill at that moment left the process
+/// unable to exit (its own descriptor kept the connection alive) and the
+/// half-configured loop device blocking every later `open` of it. In the
+/// child, the kill closes the last `/dev/fuse` descriptor, the kernel aborts
+/// the connection and fails the request, and the child, finding its parent
+/// gone, detaches what it attached.
+fn attach_loop(file: &Path) -> io::Result<(PathBuf, bool)> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let path = std::ffi::CString::new(file.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both were just created and are owned here only.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the child only makes async-signal-safe system calls (no
+    // allocation, no locks) on memory prepared before the fork, and ends in
+    // `_exit`.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            let code = unsafe { attach_child(&path, wr.as_raw_fd(), parent) };
+            // SAFETY: ends the child without running anything of the parent's.
+            unsafe { libc::_exit(code) }
+        }
+        child => {
+            drop(wr);
+            let mut answer = [0u8; 12];
+            let mut got = 0;
+            let mut read_error = None;
+            while got < answer.len() {
+                // SAFETY: reads into the unfilled rest of `answer`.
+                let n = unsafe {
+                    libc::read(
+                        rd.as_raw_fd(),
+                        answer[got..].as_mut_ptr().cast(),
+                        answer.len() - got,
+                    )
+                };
+                match n {
+                    0 => break,
+                    n if n > 0 => got += n as usize,
+                    _ => {
+                        let e = io::Error::last_os_error();
+                        if e.kind() != io::ErrorKind::Interrupted {
+                            read_error = Some(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
+            if let Some(e) = read_error {
+                return Err(e);
+            }
+            if got < answer.len() {
+                return Err(io::Error::other(
+                    "the loop attach helper ended without answering",
+                ));
+            }
+            let word = |i: usize| i32::from_ne_bytes(answer[i * 4..i * 4 + 4].try_into().unwrap());
+            match (word(0), word(1)) {
+                (0, n) if n >= 0 => Ok((PathBuf::from(format!("/dev/loop{n}")), word(2) != 0)),
+                (0, _) => Err(io::Error::other("no free loop device")),
+                (errno, _) => Err(io::Error::from_raw_os_error(errno)),
+            }
+        }
+    }
+}
+
+/// The child of [`attach_loop`]: writes `[errno, loop number, direct I/O]`
+/// (native-endian `i32`s; errno 0 on success) to `out` and returns the exit
+/// code.
+///
+/// # Safety
+/// Runs between `fork` and `_exit` in a child of a multi-threaded process:
+/// system calls only, on memory that exists already.
+unsafe fn attach_child(path: &std::ffi::CStr, out: libc::c_int, parent: libc::pid_t) -> i32 {
+    let errno = || *libc::__errno_location();
+    let answer = |e: i32, n: i32, dio: i32| {
+        let mut buf = [0u8; 12];
+        buf[..4].copy_from_slice(&e.to_ne_bytes());
+        buf[4..8].copy_from_slice(&n.to_ne_bytes());
+        buf[8..].copy_from_slice(&dio.to_ne_bytes());
+        libc::write(out, buf.as_ptr().cast(), buf.len()) == buf.len() as isize
+    };
+    // Every descriptor but stdio and `out` closed: above all `/dev/fuse`,
+    // whose last close (the parent's death) must abort the connection.
+    if out > 3 {
+        libc::syscall(libc::SYS_close_range, 3u32, (out - 1) as u32, 0u32);
+    }
+    libc::syscall(libc::SYS_close_range, (out + 1) as u32, u32::MAX, 0u32);
+    libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    let file = libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+    if file < 0 {
+        answer(errno(), -1, 0);
+        return 1;
+    }
+    let ctl = libc::open(
+        c"/dev/loop-control".as_ptr(),
+        libc::O_RDWR | libc::O_CLOEXEC,
+    );
+    if ctl < 0 {
+        answer(errno(), -1, 0);
+        return 1;
+    }
+    let mut last = 0;
     for _ in 0..16 {
-        let n = ioctl_val(&ctl, LOOP_CTL_GET_FREE, 0)?;
-        let path = PathBuf::from(format!("/dev/loop{n}"));
-        let dev = OpenOptions::new().read(true).write(true).open(&path)?;
-        let mut cfg = LoopConfig {
-            fd: backing.as_raw_fd() as u32,
-            block_size: 0,
-            info: zeroed_info(),
-            reserved: [0; 8],
-        };
+        let n = libc::ioctl(ctl, LOOP_CTL_GET_FREE as _, 0);
+        if n < 0 {
+            answer(errno(), -1, 0);
+            return 1;
+        }
+        let mut name = [0u8; 32];
+        let len = loop_name(&mut name, n as u32);
+        let dev = libc::open(
+            name[..len + 1].as_ptr().cast(),
+            libc::O_RDWR | libc::O_CLOEXEC,
+        );
+        if dev < 0 {
+            answer(errno(), -1, 0);
+            return 1;
+        }
+        let mut cfg: LoopConfig = std::mem::zeroed();
+        cfg.fd = file as u32;
         cfg.info.lo_flags = LO_FLAGS_DIRECT_IO;
-        let mut r = ioctl_ptr(&dev, LOOP_CONFIGURE, &mut cfg);
-        if matches!(&r, Err(e) if e.raw_os_error() == Some(libc::EINVAL)) {
+        let mut r = libc::ioctl(dev, LOOP_CONFIGURE as _, &mut cfg as *mut LoopConfig);
+        if r < 0 && errno() == libc::EINVAL {
             // Direct I/O refused (or LOOP_CONFIGURE unknown): plain.
             cfg.info.lo_flags = 0;
-            r = ioctl_ptr(&dev, LOOP_CONFIGURE, &mut cfg);
+            r = libc::ioctl(dev, LOOP_CONFIGURE as _, &mut cfg as *mut LoopConfig);
         }
-        match r {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+        if r < 0 {
+            let e = errno();
+            if e == libc::EBUSY {
                 // Someone else took this one between GET_FREE and CONFIGURE.
-                last = Some(e);
+                last = e;
+                libc::close(dev);
                 continue;
             }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY) | Some(libc::EINVAL)) => {
-                // Kernels before 5.8: LOOP_SET_FD, then direct I/O if accepted.
-                match ioctl_val(&dev, LOOP_SET_FD, backing.as_raw_fd() as libc::c_ulong) {
-                    Ok(_) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                        last = Some(e);
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                }
-                let _ = ioctl_val(&dev, LOOP_SET_DIRECT_IO, 1);
+            if e != libc::ENOTTY && e != libc::EINVAL {
+                answer(e, -1, 0);
+                return 1;
             }
-            Err(e) => return Err(e),
+            // Kernels before 5.8: LOOP_SET_FD, then direct I/O if accepted.
+            if libc::ioctl(dev, LOOP_SET_FD as _, file as libc::c_ulong) < 0 {
+                let e = errno();
+                if e == libc::EBUSY {
+                    last = e;
+                    libc::close(dev);
+                    continue;
+                }
+                answer(e, -1, 0);
+                return 1;
+            }
+            libc::ioctl(dev, LOOP_SET_DIRECT_IO as _, 1 as libc::c_ulong);
         }
-        let dio = loop_status(&dev)?.lo_flags & LO_FLAGS_DIRECT_IO != 0;
-        return Ok((path, dio));
+        let mut info: LoopInfo64 = std::mem::zeroed();
+        let dio = libc::ioctl(dev, LOOP_GET_STATUS64 as _, &mut info as *mut LoopInfo64) == 0
+            && info.lo_flags & LO_FLAGS_DIRECT_IO != 0;
+        if libc::getppid() != parent || !answer(0, n, i32::from(dio)) {
+            // The device process died meanwhile: nobody serves this loop
+            // device any more and nobody will detach it.
+            libc::ioctl(dev, LOOP_CLR_FD as _, 0 as libc::c_ulong);
+            return 1;
+        }
+        return 0;
     }
-    Err(last.unwrap_or_else(|| io::Error::other("no free loop device")))
+    answer(if last == 0 { libc::ENOSPC } else { last }, -1, 0);
+    1
+}
+
+/// Writes `/dev/loop{n}` and a NUL into `buf`; returns the length without
+/// the NUL. No allocation (async-signal-safe).
+fn loop_name(buf: &mut [u8; 32], n: u32) -> usize {
+    const PREFIX: &[u8] = b"/dev/loop";
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut digits = [0u8; 10];
+    let mut k = 0;
+    let mut v = n;
+    loop {
+        digits[k] = b'0' + (v % 10) as u8;
+        k += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in 0..k {
+        buf[PREFIX.len() + i] = digits[k - 1 - i];
+    }
+    buf[PREFIX.len() + k] = 0;
+    PREFIX.len() + k
 }
 
 /// `Ok(true)` once the loop device has no backing file any more.
@@ -731,13 +884,7 @@ pub fn expose(
         closed: false,
     };
     // From here on, Drop undoes what was done if a step fails.
-    let backing = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(mount_dir.join(DEVICE_FILE))?;
-    let (loop_dev, direct_io) = attach_loop(&backing)?;
-    drop(backing);
+    let (loop_dev, direct_io) = attach_loop(&mount_dir.join(DEVICE_FILE))?;
     exposed.rdev = std::fs::metadata(&loop_dev)?.rdev();
     exposed.loop_dev = loop_dev;
     exposed.direct_io = direct_io;
