@@ -36,9 +36,11 @@
 //!   of a single write is always signalled by a following `FSYNC`.
 //! * `FLUSH` (the `close(2)` hook) never comes: the file is opened with
 //!   `FOPEN_NOFLUSH`. It would come only when a process that opened the FUSE
-//!   file itself closes it (here: [`expose`], after attaching), and the
-//!   kernel waits for its answer uninterruptibly: a server killed while it
-//!   held its own file open hung forever in its exit. Durability never
+//!   file itself closes it, and the kernel waits for its answer
+//!   uninterruptibly: a server killed while it held its own file open hung
+//!   forever in its exit. (The same holds for every request the server
+//!   makes to itself, such as the `FSYNC` of `LOOP_CONFIGURE`: the loop
+//!   device is attached from a forked child, see `attach_loop`.) Durability never
 //!   depended on it (`close(2)` promises none); if one arrives anyway it is
 //!   answered by [`BlockStore::flush`].
 //! * `LOOKUP`, `GETATTR`, `OPEN`, `RELEASE`, `GETXATTR` (answered `ENODATA`)

@@ -404,7 +404,16 @@ impl Device {
             let mut quiet_until = tokio::time::Instant::now() + LINK_TIMEOUT;
             loop {
                 let room = rx.has_room();
+                // Biased, the timeout last: after a stall of this task (a
+                // busy machine, a lock held by a writer) the frames that
+                // arrived meanwhile are read before silence is declared.
+                // Unbiased, select! picked the elapsed timer half the time
+                // although the peer had sent all along, and dropped a
+                // healthy link under load ("the peer sent nothing for 3s"
+                // on the Primary, "Connection reset by peer" on the
+                // Secondary, seen with FUSE_ASYNC_DIO's many writes).
                 tokio::select! {
+                    biased;
                     a = rx.next(), if !rx.is_idle() => {
                         self.rx_applied(&peer, &mut rx, a)?;
                         quiet_until = tokio::time::Instant::now() + LINK_TIMEOUT;
