@@ -33,11 +33,14 @@
 use super::{AgentError, Fsck, Options, Running};
 use nix::errno::Errno;
 use nix::mount::MsFlags;
-use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
-use tokio::time::Instant;
+
+mod fsck;
+mod holders;
+use fsck::{fsck_needed, read_superblock, run_fsck};
+use holders::{holders, signal_all, wait_released, Holder};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FsArgs {
@@ -419,142 +422,6 @@ fn lookup(a: &FsArgs) -> Result<(PathBuf, Source, Option<MountEntry>), String> {
 }
 
 // ---------------------------------------------------------------------------
-// Superblock probe and fsck
-
-/// What the superblock says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Probe {
-    fstype: &'static str,
-    /// ext*: whether the filesystem has a journal (`has_journal`).
-    journal: Option<bool>,
-}
-
-/// Recognises the filesystems a cluster mounts most, from the first 64 KiB
-/// (offsets as in libblkid).
-fn probe_superblock(buf: &[u8]) -> Option<Probe> {
-    let le16 = |o: usize| buf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let le32 = |o: usize| {
-        buf.get(o..o + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    // ext2/3/4: s_magic 0xEF53 at 1024 + 0x38.
-    if le16(0x438) == Some(0xEF53) {
-        let compat = le32(0x45C).unwrap_or(0);
-        let incompat = le32(0x460).unwrap_or(0);
-        let ro_compat = le32(0x464).unwrap_or(0);
-        let journal = compat & 0x4 != 0; // COMPAT_HAS_JOURNAL
-                                         // Features ext3 lacks: extents, 64bit, flex_bg, huge_file, gdt_csum,
-                                         // dir_nlink, extra_isize, metadata_csum.
-        let ext4 = incompat & (0x40 | 0x80 | 0x200) != 0
-            || ro_compat & (0x8 | 0x10 | 0x20 | 0x40 | 0x400) != 0;
-        let fstype = if ext4 {
-            "ext4"
-        } else if journal {
-            "ext3"
-        } else {
-            "ext2"
-        };
-        return Some(Probe {
-            fstype,
-            journal: Some(journal),
-        });
-    }
-    if buf.starts_with(b"XFSB") {
-        return Some(Probe {
-            fstype: "xfs",
-            journal: None,
-        });
-    }
-    if buf.get(0x10040..0x10048) == Some(b"_BHRfS_M") {
-        return Some(Probe {
-            fstype: "btrfs",
-            journal: None,
-        });
-    }
-    if buf.get(510..512) == Some(&[0x55, 0xAA])
-        && (buf.get(0x36..0x39) == Some(b"FAT") || buf.get(0x52..0x57) == Some(b"FAT32"))
-    {
-        return Some(Probe {
-            fstype: "vfat",
-            journal: None,
-        });
-    }
-    None
-}
-
-fn read_superblock(dev: &Path) -> std::io::Result<Option<Probe>> {
-    let mut buf = Vec::with_capacity(0x10100);
-    std::fs::File::open(dev)?
-        .take(0x10100)
-        .read_to_end(&mut buf)?;
-    Ok(probe_superblock(&buf))
-}
-
-/// heartbeat's rule for `fsck = "auto"`: check only what has no journal to
-/// replay. ext3/ext4 count by their superblock (an ext4 made without a
-/// journal is checked); unknown types are left alone.
-fn fsck_needed(mode: Fsck, fstype: Option<&str>, journal: Option<bool>) -> bool {
-    match mode {
-        Fsck::Force => true,
-        Fsck::Never => false,
-        Fsck::Auto => match fstype {
-            Some("ext2" | "ext" | "vfat" | "msdos" | "fat" | "umsdos" | "minix") => true,
-            Some("ext3" | "ext4" | "ext4dev") => journal == Some(false),
-            _ => false,
-        },
-    }
-}
-
-/// `fsck -a -T [-t TYPE] DEVICE`. Exit codes (fsck(8)): 0 clean, 1 errors
-/// corrected, 2 corrected and reboot advised (only meaningful for `/`),
-/// 4 and above: errors left, operational error, cancelled.
-async fn run_fsck(a: &FsArgs, dev: &Path, fstype: Option<&str>) -> Result<(), AgentError> {
-    let fsck = find_tool("fsck");
-    let mut cmd = super::exec::clean_command(&fsck, None);
-    cmd.args(["-a", "-T"]);
-    if let Some(t) = fstype {
-        cmd.args(["-t", t]);
-    }
-    cmd.arg(dev)
-        .stdin(std::process::Stdio::null())
-        // On a start timeout, an fsck must not go on behind our back while
-        // the group fails over to the other node and mounts the device.
-        .kill_on_drop(true);
-    tracing::info!(device = %dev.display(), fstype = fstype.unwrap_or("?"), "fsck before mount");
-    let out = cmd
-        .output()
-        .await
-        .map_err(|e| failed(a, format!("cannot run {}: {e}", fsck.display())))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        tracing::debug!(line, "fsck");
-    }
-    match out.status.code() {
-        Some(0) => Ok(()),
-        Some(c @ 1..=3) => {
-            tracing::warn!(device = %dev.display(), code = c, "fsck corrected errors");
-            Ok(())
-        }
-        code => {
-            let tail: Vec<&str> = text.lines().rev().take(20).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            Err(failed(
-                a,
-                format!(
-                    "fsck failed ({}): {}",
-                    code.map_or("killed by a signal".to_string(), |c| format!("exit {c}")),
-                    tail.join("\n").trim()
-                ),
-            ))
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
 // start
 
 pub async fn start(a: &FsArgs, o: &Options) -> Result<(), AgentError> {
@@ -782,105 +649,6 @@ async fn mount_other(
 
 // ---------------------------------------------------------------------------
 // stop
-
-/// A process using the filesystem.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Holder {
-    pid: i32,
-    comm: String,
-    /// What holds it: `cwd`, `root`, `exe`, `fd 3`, `mmap`.
-    what: String,
-}
-
-impl std::fmt::Display for Holder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "pid {} ({}, {})", self.pid, self.comm, self.what)
-    }
-}
-
-/// `fuser -m`: every process with its cwd, root, executable, an open file
-/// or a mapping on device `dev`. Our own process is skipped. Processes that
-/// vanish during the scan are ignored.
-fn holders(dev: (u64, u64)) -> Vec<Holder> {
-    let on_dev = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| {
-            (
-                nix::sys::stat::major(m.dev()),
-                nix::sys::stat::minor(m.dev()),
-            ) == dev
-        })
-    };
-    let mut found = Vec::new();
-    let Ok(pids) = super::other_pids() else {
-        return found;
-    };
-    for pid in pids {
-        let base = std::path::PathBuf::from(format!("/proc/{pid}"));
-        let mut what = None;
-        for link in ["cwd", "root", "exe"] {
-            if on_dev(&base.join(link)) {
-                what = Some(link.to_string());
-                break;
-            }
-        }
-        if what.is_none() {
-            if let Ok(fds) = std::fs::read_dir(base.join("fd")) {
-                what = fds
-                    .flatten()
-                    .find(|fd| on_dev(&fd.path()))
-                    .map(|fd| format!("fd {}", fd.file_name().to_string_lossy()));
-            }
-        }
-        if what.is_none() {
-            // maps: "addr perms offset MAJ:MIN inode path", device in hex.
-            let maps = std::fs::read_to_string(base.join("maps")).unwrap_or_default();
-            let hit = maps.lines().any(|l| {
-                let mut f = l.split_whitespace().skip(3);
-                let (Some(d), Some(inode)) = (f.next(), f.next()) else {
-                    return false;
-                };
-                let Some((ma, mi)) = d.split_once(':') else {
-                    return false;
-                };
-                inode != "0"
-                    && u64::from_str_radix(ma, 16).ok() == Some(dev.0)
-                    && u64::from_str_radix(mi, 16).ok() == Some(dev.1)
-            });
-            if hit {
-                what = Some("mmap".into());
-            }
-        }
-        if let Some(what) = what {
-            let comm = std::fs::read_to_string(base.join("comm"))
-                .map(|c| c.trim().to_string())
-                .unwrap_or_default();
-            found.push(Holder { pid, comm, what });
-        }
-    }
-    found.sort_by_key(|h| h.pid);
-    found
-}
-
-fn signal_all(hs: &[Holder], sig: nix::sys::signal::Signal, dir: &Path) {
-    for h in hs {
-        tracing::warn!(pid = h.pid, comm = %h.comm, holds = %h.what, signal = %sig, dir = %dir.display(), "signalling a process holding the mount");
-        // ESRCH: it is gone already.
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(h.pid), sig);
-    }
-}
-
-/// Scans every 20 ms until no process holds `dev` or `limit` has passed;
-/// returns those left.
-async fn wait_released(dev: (u64, u64), limit: Duration) -> Vec<Holder> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = blocking(move || holders(dev)).await;
-        if left.is_empty() || Instant::now() >= deadline {
-            return left;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// How many times umount(2) is tried while the kernel says EBUSY.
 const UMOUNT_TRIES: u32 = 5;

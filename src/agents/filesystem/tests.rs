@@ -1,5 +1,6 @@
 //! Unit tests of `agents/filesystem.rs`.
 
+use super::fsck::probe_superblock;
 use super::*;
 
 fn parse(s: &str) -> Result<FsArgs, String> {

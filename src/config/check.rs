@@ -1,0 +1,690 @@
+//! The checks across files, once each file has parsed: haresources' groups
+//! against the agents and cluster.toml's `[resource]` settings, cluster.toml's
+//! `[[check]]`, `[[job]]` and `[notify]` against the groups, the split-brain
+//! settings (`[quorum]`, `[tiebreaker]`, `[groups]`, `[fencing]`) against ha.cf,
+//! `hbctl check`'s safe-defaults warning, and whether the groups' report fits
+//! one datagram. `check_as` (in `mod.rs`) calls them in order.
+
+use super::*;
+
+/// Every node reports every group's state in one datagram: a configuration
+/// whose worst-case report would not fit is refused.
+pub(super) fn report_fits(
+    groups: &[GroupConfig],
+    jobs: &[JobConfig],
+    ha: &HaCf,
+    keys: &crate::wire::AuthKeys,
+    cluster: &ClusterToml,
+    last: &GroupConfig,
+) -> Option<ConfigError> {
+    use crate::wire::{Body, Grant, GroupEntry, GroupReport, GroupState, Message, Pref};
+    let longest = ha
+        .nodes
+        .iter()
+        .max_by_key(|n| n.len())
+        .cloned()
+        .unwrap_or_default();
+    let msg = Message {
+        cluster: cluster.cluster.name.clone(),
+        from: longest.clone(),
+        incarnation: u64::MAX,
+        seq: u64::MAX,
+        body: Body::Groups(GroupReport {
+            ready: true,
+            leaving: true,
+            groups: groups
+                .iter()
+                .map(|g| GroupEntry {
+                    id: g.id.clone(),
+                    state: GroupState::StopFailed,
+                    claim: u32::MAX,
+                    grant: Some(Grant {
+                        node: longest.clone(),
+                        incarnation: u64::MAX,
+                        claim: u32::MAX,
+                    }),
+                    pref: Pref::Want(u32::MAX),
+                    unhealthy: true,
+                    served: u64::MAX,
+                })
+                .collect(),
+            marks: jobs
+                .iter()
+                .map(|j| crate::wire::JobMark {
+                    job: j.name.clone(),
+                    last: i64::MIN,
+                })
+                .collect(),
+            no: u64::MAX,
+            // Every member, the witness too.
+            heard: ha
+                .nodes
+                .iter()
+                .chain(cluster.quorum.witness.iter())
+                .map(|_| crate::wire::Heard {
+                    node: longest.clone(),
+                    incarnation: u64::MAX,
+                    no: u64::MAX,
+                })
+                .collect(),
+            witness: true,
+            ping: Some(u16::MAX),
+        }),
+    };
+    match crate::wire::encode(&msg, keys) {
+        Err(crate::wire::WireError::Oversize { len, max }) => Some(ConfigError::Line {
+            file: last.at.file.clone(),
+            line: last.at.line,
+            key: last.id.clone(),
+            message: format!(
+                "the groups' state report would take {len} bytes, more than one datagram \
+                 ({max}): use fewer groups or shorter first resources (they name the groups)"
+            ),
+        }),
+        _ => None,
+    }
+}
+
+/// Which group a `group = "..."` names: its id, or any of its resources as
+/// written; may be omitted when there is exactly one group.
+fn find_group(groups: &[GroupConfig], name: Option<&str>) -> Result<usize, String> {
+    let ids = || {
+        groups
+            .iter()
+            .map(|g| g.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match name {
+        None if groups.len() == 1 => Ok(0),
+        None if groups.is_empty() => Err("no resource groups in haresources".into()),
+        None => Err(format!("missing: which group? (groups: {})", ids())),
+        Some(n) => groups
+            .iter()
+            .position(|g| g.id == n || g.resources.iter().any(|r| r.spec == n))
+            .ok_or_else(|| format!("`{n}` is not a group of haresources (groups: {})", ids())),
+    }
+}
+
+/// `[[check]]`, `[[job]]` and `[notify]` of cluster.toml against the groups.
+pub(super) fn resolve_monitoring(
+    groups: &[GroupConfig],
+    cluster: &ClusterToml,
+    toml: Option<(&Path, &str)>,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> (Vec<CheckConfig>, Vec<JobConfig>, Option<NotifyConfig>) {
+    use crate::monitor::checks::CheckKind;
+    use crate::monitor::scheduler::Action;
+    let Some((path, text)) = toml else {
+        return (Vec::new(), Vec::new(), None);
+    };
+    let at = |array: &str, n: usize, key: &str| Location {
+        file: path.to_path_buf(),
+        line: cluster_toml::array_table_key_line(text, array, n, key),
+    };
+    let mut checks = Vec::new();
+    for (n, c) in cluster.check.iter().enumerate() {
+        let reported = std::cell::Cell::new(0);
+        let mut err = |key: &str, message: String| {
+            reported.set(reported.get() + 1);
+            let l = at("check", n, key);
+            errors.push(ConfigError::Line {
+                file: l.file,
+                line: l.line,
+                key: format!("check.{key}"),
+                message,
+            });
+        };
+        let group = match find_group(groups, c.group.as_deref()) {
+            Ok(g) => Some(g),
+            Err(m) => {
+                err("group", m);
+                None
+            }
+        };
+        let need = |v: &Option<String>, key: &str, err: &mut dyn FnMut(&str, String)| {
+            if v.is_none() {
+                err(key, "missing".into());
+            }
+            v.clone().unwrap_or_default()
+        };
+        let kind = match c.kind.as_deref() {
+            None => {
+                err("type", "missing: tcp, http, process, exec or mysql".into());
+                None
+            }
+            Some("tcp") => {
+                if c.port.is_none() {
+                    err("port", "missing".into());
+                }
+                Some(CheckKind::Tcp {
+                    host: c.host.clone().unwrap_or_else(|| "127.0.0.1".into()),
+                    port: c.port.unwrap_or(0),
+                })
+            }
+            Some("http") => Some(CheckKind::Http {
+                url: need(&c.url, "url", &mut err),
+                expect: c.expect.unwrap_or(200),
+            }),
+            Some("process") => {
+                if c.pidfile.is_none() && c.process.is_none() {
+                    err("process", "missing: a process name or a pidfile".into());
+                }
+                Some(CheckKind::Process {
+                    pidfile: c.pidfile.clone(),
+                    name: c.process.clone(),
+                })
+            }
+            Some("exec") => Some(CheckKind::Exec {
+                command: need(&c.command, "command", &mut err),
+                user: c.user.clone(),
+            }),
+            Some("mysql") => Some(CheckKind::Mysql {
+                host: c.host.clone(),
+                port: c.port.unwrap_or(3306),
+                socket: c.socket.clone(),
+                user: c.user.clone(),
+                password: c.password.clone(),
+                option_file: c.option_file.clone(),
+                query: c.query.clone().unwrap_or_else(|| "SELECT 1".into()),
+            }),
+            Some(other) => {
+                err(
+                    "type",
+                    format!(
+                        "unknown check type `{other}`: expected tcp, http, process, exec or mysql"
+                    ),
+                );
+                None
+            }
+        };
+        // What is missing was said already; validate what is there.
+        if let (Some(k), 0) = (&kind, reported.get()) {
+            if let Err(m) = crate::monitor::checks::validate(k) {
+                err("type", m);
+            }
+        }
+        let dur =
+            |v: &Option<String>, key: &str, default, err: &mut dyn FnMut(&str, String)| match v
+                .as_deref()
+                .map(parse_duration)
+            {
+                None => default,
+                Some(Ok(d)) if !d.is_zero() => d,
+                Some(Ok(_)) => {
+                    err(key, "must be more than 0".into());
+                    default
+                }
+                Some(Err(m)) => {
+                    err(key, m);
+                    default
+                }
+            };
+        let interval = dur(&c.interval, "interval", CHECK_INTERVAL, &mut err);
+        let timeout = dur(&c.timeout, "timeout", CHECK_TIMEOUT.min(interval), &mut err);
+        let fall = c.fall.unwrap_or(CHECK_FALL);
+        let rise = c.rise.unwrap_or(CHECK_RISE);
+        if fall == 0 {
+            err("fall", "must be at least 1".into());
+        }
+        if rise == 0 {
+            err("rise", "must be at least 1".into());
+        }
+        let action = match c.action.as_deref().unwrap_or("move") {
+            "move" => Some(Action::Move),
+            "notify" => Some(Action::Notify),
+            "restart" => {
+                let window = dur(
+                    &c.restart_window,
+                    "restart_window",
+                    std::time::Duration::from_secs(600),
+                    &mut err,
+                );
+                let resource = match (group, c.resource.as_deref()) {
+                    (_, None) => {
+                        err(
+                            "resource",
+                            "missing: action restart needs the resource to restart".into(),
+                        );
+                        None
+                    }
+                    (None, Some(_)) => None,
+                    (Some(g), Some(r)) => {
+                        let res = &groups[g].resources;
+                        let found = res.iter().position(|x| x.spec == r).or_else(|| {
+                            res.iter()
+                                .position(|x| crate::agents::split_spec(&x.spec).0 == r)
+                        });
+                        if found.is_none() {
+                            err(
+                                "resource",
+                                format!("`{r}` is not a resource of group {}", groups[g].id),
+                            );
+                        }
+                        found
+                    }
+                };
+                resource.map(|resource| Action::Restart {
+                    resource,
+                    max: c.restarts.unwrap_or(3),
+                    window,
+                })
+            }
+            other => {
+                err(
+                    "action",
+                    format!("`{other}`: expected move, restart or notify"),
+                );
+                None
+            }
+        };
+        let name = c.name.clone().unwrap_or_else(|| match &kind {
+            Some(CheckKind::Tcp { host, port }) => format!("tcp {host}:{port}"),
+            Some(CheckKind::Http { url, .. }) => format!("http {url}"),
+            Some(CheckKind::Process { name: Some(p), .. }) => format!("process {p}"),
+            Some(CheckKind::Process { pidfile, .. }) => format!(
+                "process {}",
+                pidfile
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+            Some(CheckKind::Exec { command, .. }) => format!("exec {command}"),
+            Some(CheckKind::Mysql { .. }) => "mysql".to_string(),
+            None => format!("check {}", n + 1),
+        });
+        if checks.iter().any(|x: &CheckConfig| x.name == name) {
+            err("name", format!("`{name}`: two checks with this name"));
+        }
+        if let (Some(group), Some(kind), Some(action)) = (group, kind, action) {
+            if !groups[group]
+                .resources
+                .iter()
+                .any(|r| r.kind == crate::agents::AgentKind::Mon)
+            {
+                let l = at("check", n, "group");
+                warnings.push(ConfigWarning {
+                    file: l.file,
+                    line: l.line,
+                    key: "check.group".into(),
+                    message: format!(
+                        "group {} has no `mon` resource in haresources: this check does not run",
+                        groups[group].id
+                    ),
+                });
+            }
+            checks.push(CheckConfig {
+                name,
+                group,
+                kind,
+                interval,
+                timeout,
+                fall,
+                rise,
+                action,
+                at: at("check", n, "type"),
+            });
+        }
+    }
+    let mut jobs = Vec::new();
+    if cluster.job.len() > MAX_JOBS {
+        let l = at("job", MAX_JOBS, "name");
+        errors.push(ConfigError::Line {
+            file: l.file,
+            line: l.line,
+            key: "job".into(),
+            message: format!("more than {MAX_JOBS} jobs"),
+        });
+    }
+    for (n, j) in cluster.job.iter().enumerate() {
+        let mut err = |key: &str, message: String| {
+            let l = at("job", n, key);
+            errors.push(ConfigError::Line {
+                file: l.file,
+                line: l.line,
+                key: format!("job.{key}"),
+                message,
+            });
+        };
+        let name = match &j.name {
+            Some(n) if !n.is_empty() && n.len() <= 64 => Some(n.clone()),
+            Some(_) => {
+                err("name", "must be 1 to 64 bytes".into());
+                None
+            }
+            None => {
+                err("name", "missing".into());
+                None
+            }
+        };
+        if let Some(n) = &name {
+            if jobs.iter().any(|x: &JobConfig| x.name == *n) {
+                err("name", format!("`{n}`: two jobs with this name"));
+            }
+        }
+        let group = find_group(groups, j.group.as_deref())
+            .map_err(|m| err("group", m))
+            .ok();
+        let schedule = match j.schedule.as_deref() {
+            None => {
+                err(
+                    "schedule",
+                    "missing: 5 cron fields or @hourly, @daily...".into(),
+                );
+                None
+            }
+            Some(s) => crate::jobs::cron::Schedule::parse(s)
+                .map_err(|m| err("schedule", format!("`{s}`: {m}")))
+                .ok(),
+        };
+        let command = match &j.command {
+            Some(c) if !c.trim().is_empty() => Some(c.clone()),
+            _ => {
+                err("command", "missing".into());
+                None
+            }
+        };
+        if let Some(u) = &j.user {
+            if !matches!(nix::unistd::User::from_name(u), Ok(Some(_))) {
+                err("user", format!("no user `{u}`"));
+            }
+        }
+        let timeout = match j.timeout.as_deref().map(parse_duration) {
+            None => JOB_TIMEOUT,
+            Some(Ok(d)) if !d.is_zero() => d,
+            Some(Ok(_)) => {
+                err("timeout", "must be more than 0".into());
+                JOB_TIMEOUT
+            }
+            Some(Err(m)) => {
+                err("timeout", m);
+                JOB_TIMEOUT
+            }
+        };
+        let missed = match j.missed.as_deref().unwrap_or("catch-up") {
+            "catch-up" => Some(crate::jobs::Missed::CatchUp),
+            "skip" => Some(crate::jobs::Missed::Skip),
+            other => {
+                err("missed", format!("`{other}`: expected catch-up or skip"));
+                None
+            }
+        };
+        if let (Some(name), Some(group), Some(schedule), Some(command), Some(missed)) =
+            (name, group, schedule, command, missed)
+        {
+            jobs.push(JobConfig {
+                name,
+                group,
+                schedule,
+                command,
+                user: j.user.clone(),
+                timeout,
+                missed,
+                at: at("job", n, "name"),
+            });
+        }
+    }
+    let notify = cluster.notify.command.as_ref().map(|command| NotifyConfig {
+        command: command.clone(),
+        timeout: cluster
+            .notify
+            .timeout
+            .as_deref()
+            .and_then(|t| parse_duration(t).ok())
+            .unwrap_or(NOTIFY_TIMEOUT),
+    });
+    (checks, jobs, notify)
+}
+
+/// Resolves every resource of `haresources`: unknown agents and bad arguments
+/// are errors at the line of their group.
+pub(super) fn resolve_groups(
+    dir: &Path,
+    h: &Haresources,
+    cluster: &ClusterToml,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<GroupConfig> {
+    let lookup = agent_lookup(dir, cluster);
+    let mut groups: Vec<GroupConfig> = Vec::new();
+    for line in &h.groups {
+        let err = |key: &str, message: String| ConfigError::Line {
+            file: line.at.file.clone(),
+            line: line.at.line,
+            key: key.to_string(),
+            message,
+        };
+        let id = line.resources[0].clone();
+        if id.len() > MAX_GROUP_ID {
+            errors.push(err(&id, format!("longer than {MAX_GROUP_ID} bytes")));
+        }
+        if let Some(other) = groups.iter().find(|g| g.id == id) {
+            errors.push(err(
+                &id,
+                format!("a group of this name is already defined at {}", other.at),
+            ));
+        }
+        let mut resources = Vec::new();
+        for spec in &line.resources {
+            if let Some(g) = groups
+                .iter()
+                .find(|g| g.resources.iter().any(|r| r.spec == *spec))
+            {
+                errors.push(err(
+                    spec,
+                    format!(
+                        "already in group {} ({}): a resource belongs to one group",
+                        g.id, g.at
+                    ),
+                ));
+            }
+            let options = resource_options(cluster, spec);
+            match crate::agents::resolve(spec, &lookup) {
+                Ok(kind) => resources.push(crate::agents::Resource {
+                    spec: spec.clone(),
+                    kind,
+                    options,
+                }),
+                Err(m) => errors.push(err(spec, m)),
+            }
+        }
+        groups.push(GroupConfig {
+            id,
+            home: line.node.clone(),
+            resources,
+            at: line.at.clone(),
+        });
+    }
+    if groups.len() > MAX_GROUPS {
+        let g = &groups[MAX_GROUPS];
+        errors.push(ConfigError::Line {
+            file: g.at.file.clone(),
+            line: g.at.line,
+            key: g.id.clone(),
+            message: format!(
+                "more than {MAX_GROUPS} resource groups: put resources of one service on one line"
+            ),
+        });
+    }
+    groups
+}
+
+/// The `[quorum]`, `[tiebreaker]`, `[groups]` and `[fencing]` settings
+/// against ha.cf (and, for the witness, this node's name).
+pub(super) struct SplitBrain {
+    pub(super) quorum: QuorumSettings,
+    pub(super) tiebreaker: TiebreakerSettings,
+    pub(super) failure_timeout: Option<std::time::Duration>,
+    pub(super) fencing: FencingSettings,
+    pub(super) builtin_outdater: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn resolve_split_brain(
+    cluster: &ClusterToml,
+    ha: Option<&HaCf>,
+    toml: Option<(&Path, &str)>,
+    node: &str,
+    is_witness: bool,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> SplitBrain {
+    let (toml_path, toml_text) = toml.unwrap_or((Path::new("cluster.toml"), ""));
+    let at = |table: &str, key: &str| cluster_toml::find_key_line(toml_text, table, key);
+    let line_err = |table: &str, key: &str, message: String| ConfigError::Line {
+        file: toml_path.to_path_buf(),
+        line: at(table, key),
+        key: format!("{table}.{key}"),
+        message,
+    };
+    let dur = |v: &Option<String>| v.as_deref().and_then(|t| parse_duration(t).ok());
+    let nodes: &[String] = ha.map_or(&[], |h| &h.nodes);
+    let deadtime = ha.map_or(DEFAULT_DEADTIME, |h| h.deadtime);
+    let builtin =
+        |b: BuiltinHelper| ha.and_then(|h| h.respawn.iter().find(|r| r.builtin == Some(b)));
+
+    // [quorum]
+    let witness = cluster.quorum.witness.clone().map(|w| w.to_lowercase());
+    if let Some(w) = &witness {
+        if nodes.contains(w) {
+            errors.push(line_err(
+                "quorum",
+                "witness",
+                format!(
+                    "`{w}` is an ha.cf node: the witness is a third machine running `hbd --witness`, \
+                     not a node of the cluster"
+                ),
+            ));
+        }
+    }
+    if is_witness {
+        match &witness {
+            None => errors.push(ConfigError::File {
+                file: toml_path.to_path_buf(),
+                message: "no `[quorum] witness`: name the witness there to run `hbd --witness`"
+                    .into(),
+            }),
+            Some(w) if w != node => errors.push(line_err(
+                "quorum",
+                "witness",
+                format!(
+                    "the witness is `{w}`, but this witness runs as `{node}` (--node or `uname -n`)"
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    if witness.is_none() && cluster.quorum.wait_for_all.is_some() {
+        warnings.push(ConfigWarning {
+            file: toml_path.to_path_buf(),
+            line: at("quorum", "wait_for_all"),
+            key: "quorum.wait_for_all".into(),
+            message: "no effect without `witness`".into(),
+        });
+    }
+    let quorum = QuorumSettings {
+        wait_for_all: witness.is_some() && cluster.quorum.wait_for_all.unwrap_or(true),
+        witness,
+    };
+
+    // [tiebreaker]
+    let has_ping = ha.is_some_and(|h| !h.ping.is_empty() || !h.ping_groups.is_empty());
+    let ipfail = builtin(BuiltinHelper::Ipfail);
+    if let Some(r) = ipfail {
+        if !has_ping {
+            warnings.push(ConfigWarning {
+                file: r.at.file.clone(),
+                line: r.at.line,
+                key: "respawn".into(),
+                message:
+                    "ipfail is built into hbd (the ping tiebreaker), but there are no `ping` or \
+                          `ping_group` nodes: it does nothing"
+                        .into(),
+            });
+        } else if cluster.tiebreaker.ping == Some(false) {
+            warnings.push(ConfigWarning {
+                file: r.at.file.clone(),
+                line: r.at.line,
+                key: "respawn".into(),
+                message:
+                    "ipfail: the ping tiebreaker is off (cluster.toml `[tiebreaker] ping = false`)"
+                        .into(),
+            });
+        }
+    }
+    if cluster.tiebreaker.ping == Some(true) && !has_ping && ha.is_some() {
+        errors.push(line_err(
+            "tiebreaker",
+            "ping",
+            "no `ping` or `ping_group` nodes in ha.cf: the tiebreaker needs addresses to \
+             reach (a router both nodes use)"
+                .into(),
+        ));
+    }
+    let tiebreaker = TiebreakerSettings {
+        ping: has_ping && cluster.tiebreaker.ping.unwrap_or(true),
+        settle: dur(&cluster.tiebreaker.settle).unwrap_or(deadtime),
+    };
+
+    // [groups]
+    let failure_timeout = match dur(&cluster.groups.failure_timeout) {
+        None => Some(DEFAULT_FAILURE_TIMEOUT),
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+    };
+    let fencing = FencingSettings {
+        action: cluster.fencing.action.unwrap_or_default(),
+        timeout: dur(&cluster.fencing.timeout).unwrap_or(DEFAULT_FENCE_TIMEOUT),
+    };
+    SplitBrain {
+        quorum,
+        tiebreaker,
+        failure_timeout,
+        fencing,
+        builtin_outdater: builtin(BuiltinHelper::Dopd).is_some(),
+    }
+}
+
+/// `hbctl check`'s safe-defaults warning: a two-node cluster with a
+/// replicated disk in its groups and nothing that keeps a partition from
+/// running the group on both nodes (issue 13: the seeds' "both masters
+/// active").
+pub(super) fn unprotected_warning(
+    ha: &HaCf,
+    groups: &[GroupConfig],
+    drbd: Option<&crate::disk::conf::DrbdConf>,
+    sb: &SplitBrain,
+    fencing_configured: bool,
+) -> Option<ConfigWarning> {
+    use crate::disk::conf::Fencing;
+    if ha.nodes.len() != 2 {
+        return None;
+    }
+    let disk = groups.iter().flat_map(|g| {
+        g.resources
+            .iter()
+            .filter(|r| matches!(r.kind, crate::agents::AgentKind::Drbddisk(_)))
+            .map(move |r| (g, r))
+    });
+    let (group, _) = disk.clone().next()?;
+    let resource_fencing = drbd.is_some_and(|d| {
+        d.resources.iter().all(|r| {
+            r.fencing != Fencing::DontCare
+                && (r.handlers.contains_key("fence-peer") || sb.builtin_outdater)
+        }) && !d.resources.is_empty()
+    });
+    if resource_fencing || sb.tiebreaker.ping || sb.quorum.witness.is_some() || fencing_configured {
+        return None;
+    }
+    Some(ConfigWarning {
+        file: group.at.file.clone(),
+        line: group.at.line,
+        key: group.id.clone(),
+        message: "two nodes share a replicated disk with no split-brain protection: a partition \
+                  can run this group on both nodes, and one side's writes are discarded later. Add \
+                  one or more of: drbd.conf `fencing resource-only` with the built-in outdater, \
+                  ha.cf `ping` nodes (the ping tiebreaker), a cluster.toml `[quorum] witness`, \
+                  ha.cf `stonith_host` (see docs/CONFIG.md, Split-brain avoidance)"
+            .into(),
+    })
+}
