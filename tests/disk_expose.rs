@@ -754,10 +754,8 @@ impl BlockStore for Gathering {
 /// direct-I/O request synchronously and waits for its answer: one write
 /// at a time whatever the application queued (fio's iodepth 16 is 1).
 /// Passes with FUSE_ASYNC_DIO asked for in `DeviceFs::init`; fails
-/// without (at most 1). Not asked for: with it a failover test lost synced
-/// files (docs/BENCHMARKS.md).
+/// without (at most 1).
 #[test]
-#[ignore = "FUSE_ASYNC_DIO withdrawn: see docs/BENCHMARKS.md"]
 fn queued_writes_reach_the_store_concurrently() {
     let tmp = tempfile::tempdir().unwrap();
     let data = 8 * MIB;

@@ -20,13 +20,11 @@
 //!   device arrives as two 512 KiB `WRITE`s, reads as ~512 KiB `READ`s; never
 //!   more than [`MAX_REQUEST`] (the `max_write` negotiated at init, and reads
 //!   are capped to it too). Several are in flight at once and are served by
-//!   [`SERVER_THREADS`] threads. `FUSE_ASYNC_DIO` is not asked for, so
-//!   the kernel sends the loop driver's direct I/O (an async kiocb)
-//!   synchronously and the loop worker waits for each answer before it
-//!   submits the next request (queue depth 1 whatever the application
-//!   queued). Asking for it was tried and withdrawn: a failover test lost
-//!   synced files with it (docs/BENCHMARKS.md). A server killed with
-//!   requests in flight exits either way (`tests/disk_expose.rs`).
+//!   [`SERVER_THREADS`] threads. `FUSE_ASYNC_DIO` is asked for, so the
+//!   loop driver's direct I/O (an async kiocb) stays asynchronous and the
+//!   application's queue depth reaches this process (without it the kernel
+//!   sends each request synchronously: queue depth 1). A server killed with
+//!   requests in flight exits (`tests/disk_expose.rs`).
 //! * `FSYNC` (datasync = false) for every cache flush: `REQ_PREFLUSH` (ext4
 //!   journal commits, `fsync(2)` on files of the mounted filesystem, `fsync`
 //!   of the loop device) and `REQ_FUA` writes, which the block layer emulates
@@ -226,12 +224,18 @@ impl Filesystem for DeviceFs {
             let _ = config.set_max_write(nearest);
         }
         let _ = config.set_max_background(MAX_BACKGROUND);
-        // FUSE_ASYNC_DIO is NOT asked for: with it the loop device keeps
-        // many requests in flight (2.7× the replicated random writes), but
-        // `tests/disk_device.rs::failover_keeps_every_synced_file_...` then
-        // lost synced files after a failover in 2 of 5 runs (the link was
-        // reset under load; docs/BENCHMARKS.md). Without it the kernel
-        // sends the loop driver's direct I/O one request at a time.
+        // FUSE_ASYNC_DIO: the loop driver's direct I/O (async kiocbs) stays
+        // asynchronous, so the loop device keeps many requests in flight
+        // (2.7× the replicated random writes). Without it the kernel sends
+        // them one at a time. (Withdrawn once: the failures it exposed were
+        // a device killed while attaching its loop device and a link reader
+        // that declared a talking peer silent; both fixed, docs/BENCHMARKS.md.)
+        if config
+            .add_capabilities(fuser::InitFlags::FUSE_ASYNC_DIO)
+            .is_err()
+        {
+            tracing::info!("the kernel does not offer FUSE_ASYNC_DIO: one request at a time");
+        }
         Ok(())
     }
 
