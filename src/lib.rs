@@ -26,6 +26,7 @@
 //! | `fence/`      | STONITH: `stonith_host` lines as fence-agents devices (heartbeat plugin names translated), running an agent |
 //! | `jobs/`       | cron schedules and the job scheduler (no I/O): jobs run where their group runs, once per scheduled time |
 //! | `ctl/`        | the control-socket protocol shared by `hbd` and `hbctl`, the status document and its text (`render`) |
+//! | `notify.rs`   | the `[notify] command` hook, run by the daemon and by the device process |
 //! | `runtime/`    | the heartbeat-mode daemon's I/O: media sockets, timers, control server, signals, logging, state dir |
 //! | `rng.rs`      | splitmix64: the simulations' seeded fault schedules, fresh generation identifiers |
 //! | `bin/`        | `hbd` (daemon), `hbd-disk` (one replicated device) and `hbctl` (operator CLI) |
@@ -47,6 +48,7 @@ pub mod groups;
 pub mod jobs;
 pub mod membership;
 pub mod monitor;
+pub mod notify;
 pub mod rng;
 pub mod runtime;
 pub mod vrrp;

@@ -272,9 +272,9 @@ impl Device {
         let cfg = self.cfg();
         for (event, reason) in notices {
             let _guard = self.rt.enter();
-            crate::runtime::monitor::notify(
+            crate::notify::notify(
                 cfg.notify.as_ref(),
-                crate::runtime::monitor::Notice {
+                crate::notify::Notice {
                     event: event.clone(),
                     resource: format!("drbddisk::{}", cfg.name),
                     node: cfg.node.clone(),
