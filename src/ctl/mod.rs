@@ -13,7 +13,6 @@
 
 pub use crate::groups::{Move, Scope};
 use crate::membership::{Counters, NodeStatus};
-use crate::runtime::ping::PingNodeStatus;
 use crate::wire::GroupState;
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -132,6 +131,26 @@ pub enum ErrorKind {
     Timeout,
     /// Accepted, then failed (a start failed...).
     Failed,
+}
+
+/// A ping node's (or ping group's) reachability, as the status shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PingState {
+    /// No reply yet and `deadping` has not passed since the start.
+    Unknown,
+    Up,
+    Dead,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingNodeStatus {
+    /// The address, or the ping group's name.
+    pub name: String,
+    /// The member addresses of a ping group; empty for a plain ping node.
+    pub members: Vec<std::net::Ipv4Addr>,
+    pub state: PingState,
+    pub last_reply_ms: Option<u64>,
 }
 
 /// The status document (`hbctl status --json`). Later subsystems add their

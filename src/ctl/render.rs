@@ -39,9 +39,9 @@ pub fn status(s: &Status) -> String {
         let _ = writeln!(out, "\nPing nodes:");
         for p in &s.ping_nodes {
             let state = match p.state {
-                crate::runtime::ping::PingState::Up => "up",
-                crate::runtime::ping::PingState::Dead => "dead",
-                crate::runtime::ping::PingState::Unknown => "unknown",
+                crate::ctl::PingState::Up => "up",
+                crate::ctl::PingState::Dead => "dead",
+                crate::ctl::PingState::Unknown => "unknown",
             };
             let members = if p.members.is_empty() {
                 String::new()

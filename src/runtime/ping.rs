@@ -6,30 +6,13 @@
 //!
 //! [`PingTracker`] is the logic (no I/O); [`PingSocket`] the raw ICMP socket.
 
-use serde::{Deserialize, Serialize};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PingState {
-    /// No reply yet and `deadping` has not passed since the start.
-    Unknown,
-    Up,
-    Dead,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PingNodeStatus {
-    /// The address, or the ping group's name.
-    pub name: String,
-    /// The member addresses of a ping group; empty for a plain ping node.
-    pub members: Vec<Ipv4Addr>,
-    pub state: PingState,
-    pub last_reply_ms: Option<u64>,
-}
+// The status types are the control protocol's.
+pub use crate::ctl::{PingNodeStatus, PingState};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PingEvent {
