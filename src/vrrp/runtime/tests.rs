@@ -1,5 +1,6 @@
 //! Unit tests of `vrrp/runtime.rs`.
 
+use super::nft::nft_script;
 use super::*;
 
 fn argv(s: &[&str]) -> Vec<String> {
