@@ -1,4 +1,4 @@
-//! Unit tests of `disk/device/mod.rs`.
+//! Unit tests of `disk/device/`.
 
 use super::*;
 use crate::disk::conf;

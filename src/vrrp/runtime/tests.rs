@@ -1,4 +1,4 @@
-//! Unit tests of `vrrp/runtime.rs`.
+//! Unit tests of `vrrp/runtime/`.
 
 use super::nft::nft_script;
 use super::*;
