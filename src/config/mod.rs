@@ -481,7 +481,7 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
         errors.append(&mut e);
         warnings.append(&mut w);
         warnings.append(&mut crate::vrrp::conf::lint_scripts(&k));
-        errors.append(&mut crate::vrrp::runtime::unsupported(&k));
+        errors.append(&mut crate::vrrp::conf::unsupported(&k));
         k
     });
     // [vrrp.gate.NAME]: NAME must be a vrrp_instance.

@@ -153,6 +153,34 @@ pub struct PingNodeStatus {
     pub last_reply_ms: Option<u64>,
 }
 
+/// One VRRP instance as `hbctl status` shows it (the VRRP runtime fills
+/// it, `vrrp::runtime` re-exports it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpStatus {
+    pub name: String,
+    pub vrid: u8,
+    pub interface: String,
+    /// MASTER, BACKUP, FAULT, INIT or STOP.
+    pub state: String,
+    /// The configured priority.
+    pub priority: u8,
+    /// With the script weights.
+    pub effective_priority: u8,
+    /// The master's address: this node's when MASTER, else the master last
+    /// heard (none when it went silent or gave up).
+    pub master: Option<String>,
+    /// The virtual addresses (`virtual_ipaddress`, then
+    /// `virtual_ipaddress_excluded`).
+    pub vips: Vec<String>,
+    /// VRRP datagrams dropped, per reason: `malformed`, `checksum`, `ttl`,
+    /// `version`, `auth_type` (undecodable on this instance's interface:
+    /// counted on each instance of the interface), and for adverts with
+    /// this VRID `vrid`, `auth_password`, `interval`, `addresses`,
+    /// `unicast_peer`, as keepalived checks them.
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
+}
+
 /// The status document (`hbctl status --json`). Later subsystems add their
 /// sections (`groups`, `vrrp`, `disks`) beside `nodes`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,7 +206,7 @@ pub struct Status {
     pub disks: Vec<DiskSummary>,
     /// The VRRP instances of keepalived.conf.
     #[serde(default)]
-    pub vrrp: Vec<crate::vrrp::runtime::VrrpStatus>,
+    pub vrrp: Vec<VrrpStatus>,
     pub counters: Counters,
     /// Split-brain avoidance as this node sees it: quorum, witness, ping
     /// tiebreaker, failure timeout. `None` from a daemon that predates it

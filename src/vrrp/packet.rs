@@ -188,7 +188,7 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// The drop counter this error counts in ([`super::runtime::VrrpStatus::drops`]).
+    /// The drop counter this error counts in ([`crate::ctl::VrrpStatus::drops`]).
     pub fn reason(&self) -> &'static str {
         match self {
             DecodeError::IpChecksum | DecodeError::Checksum => "checksum",
@@ -426,7 +426,7 @@ pub enum Mismatch {
 }
 
 impl Mismatch {
-    /// The drop counter this mismatch counts in ([`super::runtime::VrrpStatus::drops`]).
+    /// The drop counter this mismatch counts in ([`crate::ctl::VrrpStatus::drops`]).
     pub fn reason(&self) -> &'static str {
         match self {
             Mismatch::Version { .. } => "version",

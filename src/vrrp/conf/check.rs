@@ -3,7 +3,8 @@
 //! preemption, authentication, the advertisement interval).
 
 use super::values::{fmt_secs, P};
-use super::{GlobalDefs, InitialState, VrrpInstance, AUTH_PASS_LEN, PRIO_OWNER};
+use super::{GlobalDefs, InitialState, KeepalivedConf, VrrpInstance, AUTH_PASS_LEN, PRIO_OWNER};
+use crate::config::{ConfigError, Location};
 use std::time::Duration;
 
 /// Lines of an instance kept for the checks after parsing.
@@ -146,4 +147,59 @@ pub(super) fn check_instance(p: &mut P, i: &VrrpInstance, ln: &InstanceLines, g:
         );
         p.warn(l, "advert_int", msg);
     }
+}
+
+/// What the runtime does not do yet, as `file:line` errors (for `hbctl
+/// check` too): an error rather than a silently different behaviour.
+pub fn unsupported(conf: &KeepalivedConf) -> Vec<ConfigError> {
+    let err = |at: &Location, key: &str, message: String| ConfigError::Line {
+        file: at.file.clone(),
+        line: at.line,
+        key: key.to_string(),
+        message,
+    };
+    let mut problems = Vec::new();
+    for i in &conf.instances {
+        if i.use_vmac {
+            problems.push(err(
+                &i.at,
+                "use_vmac",
+                format!("vrrp_instance `{}`: use_vmac is not supported yet", i.name),
+            ));
+        }
+        for v in i.vips.iter().chain(&i.excluded_vips) {
+            if let Some(scope) = v.scope.as_deref().filter(|s| *s != "global") {
+                problems.push(err(
+                    &v.at,
+                    "scope",
+                    format!(
+                        "{}: scope {scope} is not supported yet (VIPs are added with scope global)",
+                        v.addr
+                    ),
+                ));
+            }
+        }
+        for t in &i.track_interfaces {
+            if t.weight != 0 || t.reverse {
+                problems.push(err(
+                    &t.at,
+                    "track_interface",
+                    format!(
+                        "`{}`: weights are not supported yet (without one, the interface down means FAULT)",
+                        t.name
+                    ),
+                ));
+            }
+        }
+        for t in &i.track_scripts {
+            if t.reverse || conf.script(&t.name).is_some_and(|s| s.weight_reverse) {
+                problems.push(err(
+                    &t.at,
+                    "track_script",
+                    format!("`{}`: `reverse` weights are not supported yet", t.name),
+                ));
+            }
+        }
+    }
+    problems
 }

@@ -32,6 +32,7 @@ pub use values::{parse_seconds, split_command};
 use crate::config::syntax::{self, Stmt, Word};
 use crate::config::{ConfigError, ConfigWarning, Location};
 use check::check_instance;
+pub use check::unsupported;
 use parse::{global_defs, sync_group, vrrp_instance, vrrp_script};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;

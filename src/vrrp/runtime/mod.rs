@@ -47,8 +47,6 @@ use super::instance::{Input, Instance, InstanceConfig, Output, State, TrackScrip
 use super::packet::{self, Advert, Expected, Packet, V3Checksum, Version};
 use crate::agents::arp::{self, ArpSocket, Mac};
 use crate::agents::ipaddr::{self, HostAddr, IpAddrArgs, Link};
-use crate::config::{ConfigError, Location};
-use serde::{Deserialize, Serialize};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -74,32 +72,7 @@ pub use scripts::run_command;
 use scripts::{notifier, run_gate, run_script, Kind};
 use task::{sync_group, InstanceTask};
 
-/// One instance as `hbctl status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VrrpStatus {
-    pub name: String,
-    pub vrid: u8,
-    pub interface: String,
-    /// MASTER, BACKUP, FAULT, INIT or STOP.
-    pub state: String,
-    /// The configured priority.
-    pub priority: u8,
-    /// With the script weights.
-    pub effective_priority: u8,
-    /// The master's address: this node's when MASTER, else the master last
-    /// heard (none when it went silent or gave up).
-    pub master: Option<String>,
-    /// The virtual addresses (`virtual_ipaddress`, then
-    /// `virtual_ipaddress_excluded`).
-    pub vips: Vec<String>,
-    /// VRRP datagrams dropped, per reason: `malformed`, `checksum`, `ttl`,
-    /// `version`, `auth_type` (undecodable on this instance's interface:
-    /// counted on each instance of the interface), and for adverts with
-    /// this VRID `vrid`, `auth_password`, `interval`, `addresses`,
-    /// `unicast_peer`, as keepalived checks them.
-    #[serde(default)]
-    pub drops: BTreeMap<String, u64>,
-}
+pub use crate::ctl::VrrpStatus;
 
 /// What `keepalived.conf` does not say.
 #[derive(Debug, Clone, Default)]
@@ -170,7 +143,7 @@ impl VrrpRuntime {
     /// its address is missing, a socket cannot be opened, or the
     /// configuration uses something the runtime does not do yet.
     pub async fn start(conf: KeepalivedConf, opts: VrrpOptions) -> Result<VrrpHandle, String> {
-        let problems = unsupported(&conf);
+        let problems = conf::unsupported(&conf);
         if !problems.is_empty() {
             return Err(problems
                 .iter()
@@ -522,61 +495,6 @@ impl Drop for VrrpHandle {
             }
         }
     }
-}
-
-/// What the runtime does not do yet, as `file:line` errors (for `hbctl
-/// check` too): an error rather than a silently different behaviour.
-pub fn unsupported(conf: &KeepalivedConf) -> Vec<ConfigError> {
-    let err = |at: &Location, key: &str, message: String| ConfigError::Line {
-        file: at.file.clone(),
-        line: at.line,
-        key: key.to_string(),
-        message,
-    };
-    let mut problems = Vec::new();
-    for i in &conf.instances {
-        if i.use_vmac {
-            problems.push(err(
-                &i.at,
-                "use_vmac",
-                format!("vrrp_instance `{}`: use_vmac is not supported yet", i.name),
-            ));
-        }
-        for v in i.vips.iter().chain(&i.excluded_vips) {
-            if let Some(scope) = v.scope.as_deref().filter(|s| *s != "global") {
-                problems.push(err(
-                    &v.at,
-                    "scope",
-                    format!(
-                        "{}: scope {scope} is not supported yet (VIPs are added with scope global)",
-                        v.addr
-                    ),
-                ));
-            }
-        }
-        for t in &i.track_interfaces {
-            if t.weight != 0 || t.reverse {
-                problems.push(err(
-                    &t.at,
-                    "track_interface",
-                    format!(
-                        "`{}`: weights are not supported yet (without one, the interface down means FAULT)",
-                        t.name
-                    ),
-                ));
-            }
-        }
-        for t in &i.track_scripts {
-            if t.reverse || conf.script(&t.name).is_some_and(|s| s.weight_reverse) {
-                problems.push(err(
-                    &t.at,
-                    "track_script",
-                    format!("`{}`: `reverse` weights are not supported yet", t.name),
-                ));
-            }
-        }
-    }
-    problems
 }
 
 /// The state machine's configuration for `i`, keepalived's defaults applied.

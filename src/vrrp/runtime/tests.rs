@@ -2,6 +2,7 @@
 
 use super::nft::nft_script;
 use super::*;
+use crate::config::Location;
 
 fn argv(s: &[&str]) -> Vec<String> {
     s.iter().map(|s| s.to_string()).collect()
@@ -180,5 +181,5 @@ vrrp_instance DB {
     assert!(c.nopreempt);
     assert_eq!(c.scripts.len(), 1);
     assert_eq!((c.scripts[0].rise, c.scripts[0].fall), (2, 2));
-    assert!(unsupported(&conf).is_empty());
+    assert!(conf::unsupported(&conf).is_empty());
 }
