@@ -20,16 +20,15 @@
 //! instead, as the script does.
 //!
 //! The device needs the configuration directory (from the agent lookup),
-//! this node's name and hbd's run dir: [`set_context`] gives the last two
-//! (hbd and `hbctl resource` call it); without it, `$HBD_NODE` or `uname -n`
-//! and `$HBD_RUN_DIR` or `/run/hbd`.
+//! this node's name and hbd's run dir: [`DrbdArgs::context`], which hbd and
+//! `hbctl resource` set ([`crate::agents::Resource::set_context`]); without
+//! it, `$HBD_NODE` or `uname -n` and `$HBD_RUN_DIR` or `/run/hbd`.
 
 use super::{AgentError, Options, Running};
 use crate::disk::client::{self, RequestError};
 use crate::disk::ctl::{DiskRequest, DiskResponse, DiskStatus};
 use crate::disk::state::{ConnState, DiskState, Role};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// How long start keeps retrying a refused promotion.
@@ -54,6 +53,17 @@ pub struct DrbdArgs {
     pub res: String,
     /// The configuration directory (holds drbd.conf and cluster.toml).
     pub config_dir: PathBuf,
+    /// This node's name and hbd's run dir, given by whoever runs the agent
+    /// (the daemon, `hbctl resource`; [`crate::agents::Resource::set_context`]);
+    /// none: from the environment and the defaults ([`Context::from_env`]).
+    pub context: Option<Context>,
+}
+
+impl DrbdArgs {
+    /// The node and run dir the device processes are found with.
+    pub fn context(&self) -> Context {
+        self.context.clone().unwrap_or_else(Context::from_env)
+    }
 }
 
 /// `drbddisk::RES`; `config_dir` is the lookup's configuration directory.
@@ -62,6 +72,7 @@ pub fn parse_args(args: &[&str], config_dir: &Path) -> Result<DrbdArgs, String> 
         [res] if !res.is_empty() && !res.contains('/') && *res != "all" => Ok(DrbdArgs {
             res: res.to_string(),
             config_dir: config_dir.to_path_buf(),
+            context: None,
         }),
         [res] => Err(format!(
             "drbddisk: `{res}` is not a resource name (drbddisk::r0)"
@@ -78,35 +89,23 @@ pub struct Context {
     pub run_dir: PathBuf,
 }
 
-static CONTEXT: OnceLock<Context> = OnceLock::new();
-
-/// Tells the agent this node's name and the run dir (once per process; later
-/// calls are ignored).
-pub fn set_context(node: &str, run_dir: &Path) {
-    let _ = CONTEXT.set(Context {
-        node: node.to_string(),
-        run_dir: run_dir.to_path_buf(),
-    });
-}
-
-/// The context set by [`set_context`], else from the environment and the
-/// defaults.
-pub fn context() -> Context {
-    if let Some(c) = CONTEXT.get() {
-        return c.clone();
-    }
-    let node = std::env::var("HBD_NODE").ok().filter(|n| !n.is_empty());
-    let node = node.unwrap_or_else(|| {
-        nix::unistd::gethostname()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
-    let run_dir = std::env::var_os("HBD_RUN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/hbd"));
-    Context {
-        node: node.to_lowercase(),
-        run_dir,
+impl Context {
+    /// `HBD_NODE` (else the host name, lower case) and `HBD_RUN_DIR` (else
+    /// `/run/hbd`): what an agent run without hbd finds.
+    pub fn from_env() -> Context {
+        let node = std::env::var("HBD_NODE").ok().filter(|n| !n.is_empty());
+        let node = node.unwrap_or_else(|| {
+            nix::unistd::gethostname()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        let run_dir = std::env::var_os("HBD_RUN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/run/hbd"));
+        Context {
+            node: node.to_lowercase(),
+            run_dir,
+        }
     }
 }
 
@@ -128,7 +127,7 @@ pub async fn start(a: &DrbdArgs, o: &Options) -> Result<(), AgentError> {
     // Our own errors must come before the caller's start timeout cuts us
     // off with a bare "timed out".
     let give_up = started + start_budget(o.start_timeout);
-    let cx = context();
+    let cx = a.context();
     let s = client::up_async(&a.config_dir, &cx.node, &cx.run_dir, &a.res, UP_TIMEOUT)
         .await
         .map_err(AgentError::Failed)?;
@@ -367,7 +366,7 @@ pub async fn stop(a: &DrbdArgs, o: &Options) -> Result<(), AgentError> {
             .await
             .map(|_| ());
     }
-    let cx = context();
+    let cx = a.context();
     match client::request_async(&cx.run_dir, &a.res, DiskRequest::Secondary, o.stop_timeout).await {
         Err(RequestError::NotUp { .. }) => Ok(()),
         Err(e) => Err(AgentError::Failed(e.to_string())),
@@ -424,7 +423,7 @@ async fn local_outdated(a: &DrbdArgs) -> bool {
             Err(_) => false,
         };
     }
-    let cx = context();
+    let cx = a.context();
     match client::status_async(&cx.run_dir, &a.res, STATUS_TIMEOUT).await {
         Ok(s) => s.disk == DiskState::Outdated && s.role != Role::Primary,
         Err(_) => false,
@@ -439,7 +438,7 @@ async fn peer_primary(a: &DrbdArgs) -> bool {
             Err(_) => false,
         };
     }
-    let cx = context();
+    let cx = a.context();
     match client::status_async(&cx.run_dir, &a.res, STATUS_TIMEOUT).await {
         Ok(s) => s.peer_role == Role::Primary && s.connection >= ConnState::Connected,
         Err(_) => false,
@@ -451,7 +450,7 @@ pub async fn status(a: &DrbdArgs) -> Result<Running, AgentError> {
         let out = drbdadm(&["role", &a.res], STATUS_TIMEOUT).await?;
         return Ok(role_running(&out));
     }
-    let cx = context();
+    let cx = a.context();
     match client::status_async(&cx.run_dir, &a.res, STATUS_TIMEOUT).await {
         Err(RequestError::NotUp { .. }) => Ok(Running::Stopped),
         Err(e) => Err(AgentError::Failed(e.to_string())),
@@ -484,7 +483,7 @@ async fn promote_kernel(a: &DrbdArgs, o: &Options) -> Result<(), AgentError> {
 }
 
 #[cfg(test)]
-static FAKE_DRBDADM: OnceLock<PathBuf> = OnceLock::new();
+static FAKE_DRBDADM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// `$HBD_DRBDADM`, else `drbdadm` from PATH.
 fn drbdadm_bin() -> PathBuf {
@@ -558,7 +557,8 @@ mod tests {
             parse_args(&["r0"], d).unwrap(),
             DrbdArgs {
                 res: "r0".into(),
-                config_dir: d.into()
+                config_dir: d.into(),
+                context: None,
             }
         );
         assert!(parse_args(&[], d).unwrap_err().contains("drbddisk::r0"));
@@ -709,9 +709,12 @@ mod tests {
         )
         .unwrap();
         let run = t.path().join("run");
-        set_context("a", &run);
         testing::DISK_BIN.set(testing::install(t.path())).unwrap();
-        let a = parse_args(&["r0"], t.path()).unwrap();
+        let mut a = parse_args(&["r0"], t.path()).unwrap();
+        a.context = Some(Context {
+            node: "a".into(),
+            run_dir: run.clone(),
+        });
         let o = Options::default();
         assert_eq!(status(&a).await.unwrap(), Running::Stopped);
         stop(&a, &o).await.unwrap();

@@ -213,6 +213,17 @@ pub struct Resource {
 }
 
 impl Resource {
+    /// Tells the agent this node's name and hbd's run dir where it needs
+    /// them (`drbddisk` finds its device processes with them).
+    pub fn set_context(&mut self, node: &str, run_dir: &Path) {
+        if let AgentKind::Drbddisk(a) = &mut self.kind {
+            a.context = Some(drbddisk::Context {
+                node: node.to_string(),
+                run_dir: run_dir.to_path_buf(),
+            });
+        }
+    }
+
     /// Runs `action` (start or stop) within its timeout.
     pub async fn run(&self, action: Action) -> Result<(), AgentError> {
         debug_assert!(action != Action::Status);
@@ -618,5 +629,42 @@ mod tests {
         assert!(resolve("drbddisk", &l)
             .unwrap_err()
             .contains("drbddisk::r0"));
+    }
+
+    /// The daemon tells drbddisk its node and run dir through the resource,
+    /// not through process-wide state: two daemons' resources in one
+    /// process (the tests) keep their own.
+    #[test]
+    fn the_context_travels_with_the_resource() {
+        let t = tempfile::tempdir().unwrap();
+        let l = lookup(t.path());
+        let mk = || Resource {
+            spec: "drbddisk::r0".into(),
+            kind: resolve("drbddisk::r0", &l).unwrap(),
+            options: Options::default(),
+        };
+        let (mut a, mut b) = (mk(), mk());
+        a.set_context("n1", Path::new("/run/a"));
+        b.set_context("n2", Path::new("/run/b"));
+        let cx = |r: &Resource| match &r.kind {
+            AgentKind::Drbddisk(d) => d.context(),
+            k => panic!("{k:?}"),
+        };
+        assert_eq!(
+            (cx(&a).node, cx(&a).run_dir),
+            ("n1".into(), "/run/a".into())
+        );
+        assert_eq!(
+            (cx(&b).node, cx(&b).run_dir),
+            ("n2".into(), "/run/b".into())
+        );
+        // Other agents have nothing to take.
+        let mut ip = Resource {
+            spec: "192.0.2.100".into(),
+            kind: resolve("192.0.2.100", &l).unwrap(),
+            options: Options::default(),
+        };
+        ip.set_context("n1", Path::new("/run/a"));
+        assert!(matches!(ip.kind, AgentKind::IpAddr(_)));
     }
 }

@@ -11,7 +11,7 @@ use hbd::ctl::{self, render, ErrorKind, Request, Response};
 use hbd::disk::admin::{self, AdminError, DiskAdmin, Op};
 use hbd::disk::ctl::DiskRequest;
 use hbd::{config, exit};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -489,9 +489,15 @@ fn split_brain(
 }
 
 /// `hbctl resource`: resolves SPEC as the daemon would and runs one action.
-fn resource(dir: PathBuf, spec: &str, action: ResourceAction) -> ExitCode {
+fn resource(
+    dir: PathBuf,
+    spec: &str,
+    action: ResourceAction,
+    node: &str,
+    run_dir: &Path,
+) -> ExitCode {
     use hbd::agents::{Action, Running};
-    let r = match config::load_resource(&dir, spec) {
+    let mut r = match config::load_resource(&dir, spec) {
         Ok(r) => r,
         Err(e) => {
             match e {
@@ -501,6 +507,7 @@ fn resource(dir: PathBuf, spec: &str, action: ResourceAction) -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
+    r.set_context(node, run_dir);
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -556,8 +563,7 @@ fn main() -> ExitCode {
                 Ok(n) => n,
                 Err(code) => return code,
             };
-            hbd::agents::drbddisk::set_context(&node, &cli.run_dir);
-            return resource(config, &spec, action);
+            return resource(config, &spec, action, &node, &cli.run_dir);
         }
         Command::Disk {
             target,

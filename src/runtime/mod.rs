@@ -285,6 +285,15 @@ impl Ping {
 
 use control::Access;
 
+/// Tells the agents of every group this node's name and the run dir (see
+/// [`crate::agents::Resource::set_context`]).
+fn set_agent_context(config: &mut Config, run_dir: &std::path::Path) {
+    let node = config.node.clone();
+    for r in config.groups.iter_mut().flat_map(|g| &mut g.resources) {
+        r.set_context(&node, run_dir);
+    }
+}
+
 /// SIGHUP: reads the configuration again on a thread of its own, the result
 /// to `loaded`. Never on the loop: the loader looks users and groups up
 /// (respawn users, `[control] group`, job users), and NSS can stall on LDAP
@@ -300,15 +309,19 @@ fn load_off_loop(
     } else {
         config::load
     };
-    let (dir, node, tx) = (
+    let (dir, run_dir, node, tx) = (
         paths.config_dir.clone(),
+        paths.run_dir.clone(),
         running.node.clone(),
         loaded.clone(),
     );
     match std::thread::Builder::new()
         .name("hbd-reload".into())
         .spawn(move || {
-            let _ = tx.blocking_send(load(&dir, &node));
+            let _ = tx.blocking_send(load(&dir, &node).map(|mut c| {
+                set_agent_context(&mut c, &run_dir);
+                c
+            }));
         }) {
         Ok(_) => true,
         Err(e) => {
@@ -435,12 +448,12 @@ pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
 /// answered through the control socket: status, standby and takeover.
 pub async fn run_with_vrrp(
     paths: Paths,
-    config: Config,
+    mut config: Config,
     vrrp: Option<Arc<VrrpHandle>>,
 ) -> Result<(), RuntimeError> {
     let epoch = Instant::now();
     let _pid = state::PidFile::create(&paths.run_dir)?;
-    crate::agents::drbddisk::set_context(&config.node, &paths.run_dir);
+    set_agent_context(&mut config, &paths.run_dir);
     if !config.is_witness {
         bring_disks_up(&config, &paths.run_dir);
     }

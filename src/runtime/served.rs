@@ -140,6 +140,7 @@ mod tests {
             kind: AgentKind::Drbddisk(DrbdArgs {
                 res: d.to_string(),
                 config_dir: "/etc/ha.d".into(),
+                context: None,
             }),
             options: Options::default(),
         }));
