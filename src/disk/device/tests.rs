@@ -135,3 +135,75 @@ fn a_panic_in_the_link_task_releases_waiting_writers() {
     dev.shutdown.cancel();
     drop(rt);
 }
+
+/// A reader that was held up longer than `LINK_TIMEOUT` (a busy machine,
+/// the core lock held by a writer) reads what the peer sent meanwhile
+/// before it declares the peer silent. Found with FUSE_ASYNC_DIO under
+/// load: an unbiased `select!` picked the elapsed silence timer half the
+/// time although the peer's pings had been waiting all along, dropped a
+/// healthy link ("the peer sent nothing for 3s") and the failover test
+/// saw a split brain. Four stalls: an unbiased reader survives all four
+/// one time in sixteen.
+#[test]
+fn a_stalled_reader_reads_what_arrived_before_declaring_the_peer_silent() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = device(dir.path(), &rt);
+    {
+        let mut c = dev.core();
+        dev.input(&mut c, Input::Connect).unwrap();
+    }
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    dev.establish(framed(ours), dev.data_size, None);
+    let peer = dev.core().link.clone().expect("established");
+    // The fake peer: pings every 100 ms and reads everything.
+    let (sink, mut stream) = framed(theirs).split();
+    let sink = Arc::new(tokio::sync::Mutex::new(sink));
+    let pinger = {
+        let sink = sink.clone();
+        rt.spawn(async move {
+            loop {
+                if link::send(&mut *sink.lock().await, &Frame::Ping)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let reader = rt.spawn(async move { while stream.next().await.is_some() {} });
+    for stall in 1..=4 {
+        {
+            // The core held: the reader blocks in the handler of the
+            // next frame that needs it, while the pings pile up.
+            let _held = dev.core();
+            rt.block_on(async {
+                link::send(
+                    &mut *sink.lock().await,
+                    &Frame::OutOfSync {
+                        offset: 0,
+                        len: 4096,
+                    },
+                )
+                .await
+            })
+            .unwrap();
+            std::thread::sleep(LINK_TIMEOUT + Duration::from_millis(1500));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            peer.live() && dev.core().link.is_some(),
+            "stall {stall}: the link was dropped although the peer kept pinging"
+        );
+    }
+    pinger.abort();
+    reader.abort();
+    dev.shutdown.cancel();
+    drop(rt);
+}
