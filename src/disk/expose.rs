@@ -548,37 +548,15 @@ fn attach_loop(file: &Path) -> io::Result<(PathBuf, bool)> {
         child => {
             drop(wr);
             let mut answer = [0u8; 12];
-            let mut got = 0;
-            let mut read_error = None;
-            while got < answer.len() {
-                // SAFETY: reads into the unfilled rest of `answer`.
-                let n = unsafe {
-                    libc::read(
-                        rd.as_raw_fd(),
-                        answer[got..].as_mut_ptr().cast(),
-                        answer.len() - got,
-                    )
-                };
-                match n {
-                    0 => break,
-                    n if n > 0 => got += n as usize,
-                    _ => {
-                        let e = io::Error::last_os_error();
-                        if e.kind() != io::ErrorKind::Interrupted {
-                            read_error = Some(e);
-                            break;
-                        }
-                    }
-                }
-            }
+            let read = io::Read::read_exact(&mut File::from(rd), &mut answer);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
-            if let Some(e) = read_error {
-                return Err(e);
-            }
-            if got < answer.len() {
-                return Err(io::Error::other(
-                    "the loop attach helper ended without answering",
-                ));
+            match read {
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(io::Error::other(
+                        "the loop attach helper ended without answering",
+                    ))
+                }
+                r => r?,
             }
             let word = |i: usize| i32::from_ne_bytes(answer[i * 4..i * 4 + 4].try_into().unwrap());
             match (word(0), word(1)) {
