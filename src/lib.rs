@@ -10,8 +10,9 @@
 //! simulation. The I/O happens in three processes' edges: the daemon's
 //! `runtime/` (heartbeat mode), `vrrp::runtime` (VRRP mode, in the same
 //! `hbd` process), and the device process `hbd-disk` (`disk::device`,
-//! `disk::link`, `disk::expose`); agents and checks run programs
-//! (`agents::exec`, `monitor::checks`).
+//! `disk::link`, `disk::expose`); every program any of them runs (agents,
+//! checks, jobs, hooks, fence agents, VRRP scripts, helpers) goes through
+//! `process`.
 //!
 //! | folder        | what it holds                                                       |
 //! |---------------|---------------------------------------------------------------------|
@@ -26,6 +27,7 @@
 //! | `fence/`      | STONITH: `stonith_host` lines as fence-agents devices (heartbeat plugin names translated), running an agent |
 //! | `jobs/`       | cron schedules and the job scheduler (no I/O): jobs run where their group runs, once per scheduled time |
 //! | `ctl/`        | the control-socket protocol shared by `hbd` and `hbctl`, the status document and its text (`render`) |
+//! | `process/`    | the one process runner: clean start, timeout and group kill, bounded output lines; account lookups off the loop |
 //! | `notify.rs`   | the `[notify] command` hook, run by the daemon and by the device process |
 //! | `runtime/`    | the heartbeat-mode daemon's I/O: media sockets, timers, control server, signals, logging, state dir |
 //! | `rng.rs`      | splitmix64: the simulations' seeded fault schedules, fresh generation identifiers |
@@ -49,6 +51,7 @@ pub mod jobs;
 pub mod membership;
 pub mod monitor;
 pub mod notify;
+pub mod process;
 pub mod rng;
 pub mod runtime;
 pub mod vrrp;

@@ -50,7 +50,7 @@ pub fn notify(hook: Option<&NotifyConfig>, n: Notice) {
     .collect();
     tokio::spawn(
         async move {
-            match crate::agents::exec::run_shell(&hook.command, None, &env, hook.timeout).await {
+            match crate::process::run_shell(&hook.command, None, &env, hook.timeout).await {
                 Ok(0) => {}
                 Ok(code) => tracing::warn!(code, "notify command failed"),
                 Err(e) => tracing::warn!(error = %e, "notify command"),

@@ -373,6 +373,34 @@ async fn exec_exit_codes_and_last_line() {
     );
 }
 
+/// The command starts as every program hbd runs starts
+/// (`process::clean_command`): no descriptor of hbd's reaches it, even one
+/// hbd inherited without close-on-exec. It failed before the exec check
+/// went through `process::run` ("fd N is open": its shell was spawned
+/// without the clean start).
+#[tokio::test]
+async fn exec_command_gets_no_descriptor_of_hbds() {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open("/dev/null").unwrap();
+    nix::fcntl::fcntl(
+        &f,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .unwrap();
+    let fd = f.as_raw_fd();
+    assert_eq!(
+        run(
+            &exec(&format!(
+                "if [ -e /proc/$$/fd/{fd} ]; then echo 'fd {fd} is open'; exit 1; fi"
+            )),
+            TIMEOUT
+        )
+        .await,
+        Ok(())
+    );
+    drop(f);
+}
+
 #[tokio::test]
 async fn exec_as_another_user() {
     require_root();

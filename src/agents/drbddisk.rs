@@ -501,42 +501,37 @@ async fn drbdadm(args: &[&str], timeout: Duration) -> Result<String, AgentError>
     run_drbdadm(&drbdadm_bin(), args, timeout).await
 }
 
-/// As agents are run (`exec::clean_command`: no environment of hbd's but
-/// PATH, no descriptors, its own process group, killed with it at `timeout`).
+/// As agents are run ([`crate::process::run`]: no environment of hbd's but
+/// PATH, no descriptors, its own process group, killed with it at `timeout`:
+/// drbdsetup and the handlers drbdadm started are in that group).
 async fn run_drbdadm(bin: &Path, args: &[&str], timeout: Duration) -> Result<String, AgentError> {
-    let mut cmd = super::exec::clean_command(bin, None);
-    cmd.args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
+    use crate::process::{self, Output, RunError};
     let what = format!("drbdadm {}", args.join(" "));
-    let child = cmd
-        .spawn()
-        .map_err(|e| AgentError::Failed(format!("{what}: {e}")))?;
-    let group = child.id().map(|id| nix::unistd::Pid::from_raw(id as i32));
-    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Err(_) => {
-            // drbdadm itself is gone (kill_on_drop); drbdsetup and the
-            // handlers it started are in its group.
-            if let Some(g) = group {
-                let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
-            }
+    let c = process::Command::new(bin)
+        .args(args)
+        .output(Output::Capture)
+        .timeout(timeout);
+    let out = match process::run(&c).await {
+        Ok(out) => out,
+        Err(RunError::TimedOut { .. }) => {
             return Err(AgentError::Failed(format!(
                 "{what}: no answer within {}s",
                 timeout.as_secs()
-            )));
+            )))
         }
-        Ok(Err(e)) => return Err(AgentError::Failed(format!("{what}: {e}"))),
-        Ok(Ok(out)) => out,
+        Err(RunError::Spawn { source, .. } | RunError::Wait { source, .. }) => {
+            return Err(AgentError::Failed(format!("{what}: {source}")))
+        }
+        Err(e) => return Err(AgentError::Failed(format!("{what}: {e}"))),
     };
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    if out.success() {
+        return Ok(out.stdout);
     }
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = out.stderr();
     let last = err.lines().last().unwrap_or("").trim();
     Err(AgentError::Failed(format!(
         "{what}: exit code {}{}",
-        out.status.code().unwrap_or(-1),
+        if out.signal.is_some() { -1 } else { out.code },
         if last.is_empty() {
             String::new()
         } else {

@@ -601,25 +601,27 @@ async fn mount_other(
         .await
         .map_err(|e| failed(a, format!("cannot create {}: {e}", dir.display())))?;
     if let Some(helper) = mount_helper(&fstype) {
-        let mut cmd = super::exec::clean_command(&helper, None);
-        cmd.arg(src).arg(dir);
+        use crate::process::{self, Output};
+        let mut c = process::Command::new(&helper).arg(src).arg(dir);
         if let Some(o) = &a.options {
-            cmd.args(["-o", o]);
+            c = c.args(["-o", o]);
         }
-        let out = cmd
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output()
+        // No timeout of its own: the start's timeout drops the call, which
+        // KILLs the helper's process group.
+        let out = process::run(&c.output(Output::Capture))
             .await
-            .map_err(|e| failed(a, format!("cannot run {}: {e}", helper.display())))?;
-        if !out.status.success() {
+            .map_err(|e| failed(a, format!("cannot run {e}")))?;
+        if !out.success() {
             return Err(failed(
                 a,
                 format!(
                     "{} failed ({}): {}",
                     helper.display(),
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
+                    match out.signal {
+                        Some(s) => format!("killed by signal {s}"),
+                        None => format!("exit status: {}", out.code),
+                    },
+                    out.stderr().trim()
                 ),
             ));
         }

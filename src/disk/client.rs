@@ -276,7 +276,7 @@ async fn up_with(
                 // It outlives its caller: none of the caller's descriptors
                 // stay open in it. (Its environment does: it is hbd's own
                 // binary and reads HBD_LOG.)
-                crate::agents::exec::close_on_exec_above_stderr()
+                crate::process::close_on_exec_above_stderr()
             });
         }
         child = Some(

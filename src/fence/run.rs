@@ -74,9 +74,16 @@ pub async fn fence(
         let span = tracing::info_span!("fence", %node, agent = %d.agent, action);
         let stdin = d.stdin(node, action);
         tracing::warn!(parent: &span, written = %d.written, "fencing");
-        let r = crate::agents::exec::run_with_input(&path, stdin.as_bytes(), settings.timeout)
+        // Output logged in the fence span; heartbeat's `HBD_*` tuning too.
+        let cmd = crate::process::Command::new(&path)
+            .input(stdin)
+            .hbd_env()
+            .timeout(settings.timeout)
+            .require_executable();
+        let r = crate::process::run(&cmd)
             .instrument(span.clone())
-            .await;
+            .await
+            .map(|f| (f.code, f.message()));
         match r {
             Ok((0, _)) => {
                 tracing::warn!(parent: &span, "fenced");

@@ -12,15 +12,15 @@
 //!   are closed unanswered);
 //! - `[control] group` membership needs an account lookup (NSS, which may
 //!   stall on LDAP or sssd): it runs off the loop
-//!   ([`crate::agents::exec::lookup`]), at most [`CHECKING`] at once;
+//!   ([`crate::process::lookup`]), at most [`CHECKING`] at once;
 //! - [`SHARED_SLOTS`] slots serve anyone allowed, [`ROOT_SLOTS`] more only
 //!   uid 0, so users let in by the group can never lock root out; a caller
 //!   finding no slot is told hbd is busy (root waits for one a while);
 //! - a caller has [`REQUEST_TIMEOUT`] from connecting to a complete request,
 //!   and [`ANSWER_TIMEOUT`] to take the answer.
 
-use crate::agents::exec;
 use crate::ctl::{self, ErrorKind, Request, Response};
+use crate::process;
 use futures::{SinkExt, StreamExt};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -100,7 +100,7 @@ fn refusal(uid: u32, group: Option<&str>) -> String {
 
 /// Whether the caller (`uid`, its `gid` from `SO_PEERCRED`) is in `group`:
 /// its gid, its primary group, or listed as a member. NSS: call it only
-/// through [`exec::lookup`].
+/// through [`process::lookup`].
 fn member_of(uid: u32, gid: u32, group: &str) -> Result<bool, String> {
     use nix::unistd::{Group, User};
     let g = Group::from_name(group)
@@ -249,7 +249,7 @@ async fn accept_loop(
                 tokio::spawn(async move {
                     let g = group.clone();
                     let what = format!("checking whether uid {uid} is in group {group}");
-                    let member = exec::lookup(&what, move || member_of(uid, gid, &g)).await;
+                    let member = process::lookup(&what, move || member_of(uid, gid, &g)).await;
                     drop(permit);
                     match member {
                         Ok(Ok(true)) => server.admit(stream, uid),

@@ -83,8 +83,7 @@ impl JobsRt {
                 tracing::info!(scheduled, command = %j.command, "job starts");
                 let t0 = std::time::Instant::now();
                 let r =
-                    crate::agents::exec::run_shell(&j.command, j.user.as_deref(), &env, j.timeout)
-                        .await;
+                    crate::process::run_shell(&j.command, j.user.as_deref(), &env, j.timeout).await;
                 let secs = t0.elapsed().as_secs_f64();
                 let (ok, summary) = match r {
                     Ok(0) => (true, format!("exit 0 after {secs:.1}s")),

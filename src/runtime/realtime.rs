@@ -17,7 +17,7 @@
 //! process they create starts at SCHED_OTHER (the kernel resets the policy
 //! on clone), so nothing blocking or external inherits the priority. The
 //! tokio blocking pool resets itself again when a thread starts, and
-//! `agents::exec::clean_command` resets children before exec.
+//! `process::clean_command` resets children before exec.
 //!
 //! The death decision uses the arrival stamps taken on `hbd-rt-net`, and
 //! the loop takes every datagram waiting in the inbox before it checks a

@@ -3,12 +3,12 @@
 //! status 100 (heartbeat's "do not respawn me").
 //!
 //! Each start looks USER up again off the loop and starts the program as
-//! agents start ([`crate::agents::exec::clean_command`]): none of hbd's
+//! agents start ([`crate::process::clean_command`]): none of hbd's
 //! environment or descriptors (but stdout and stderr, hbd's log), its own
 //! process group.
 
-use crate::agents::exec;
 use crate::config::Respawn;
+use crate::process;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -83,10 +83,10 @@ async fn run_once(r: &Respawn) -> std::io::Result<std::process::ExitStatus> {
     let program = words
         .next()
         .ok_or_else(|| std::io::Error::other("empty command"))?;
-    let user = exec::user_by_name(&r.user)
+    let user = process::user_by_name(&r.user)
         .await
         .map_err(std::io::Error::other)?;
-    let mut cmd = exec::clean_command(program, Some(&user));
+    let mut cmd = process::clean_command(program, Some(&user));
     cmd.args(words).kill_on_drop(true);
     let mut child = cmd.spawn()?;
     tracing::info!(pid = child.id(), "respawned program started");

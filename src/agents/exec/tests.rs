@@ -1,6 +1,8 @@
 //! Unit tests of `agents/exec.rs`.
 
 use super::*;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
@@ -19,36 +21,6 @@ fn hb(path: PathBuf, args: &[&str]) -> AgentKind {
 }
 
 const T: Duration = Duration::from_secs(30);
-
-/// A lookup that hangs (a stalled LDAP or sssd) neither blocks the
-/// thread the caller runs on nor keeps the caller waiting past its limit.
-#[tokio::test]
-async fn a_stalled_lookup_never_blocks_the_loop() {
-    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let t = ticks.clone();
-    let ticker = tokio::spawn(async move {
-        loop {
-            t.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    });
-    let (release, stalled) = std::sync::mpsc::channel::<()>();
-    let r = lookup_within(
-        "looking up user `x`",
-        Duration::from_millis(300),
-        move || {
-            let _ = stalled.recv();
-            7
-        },
-    )
-    .await;
-    let _ = release.send(());
-    ticker.abort();
-    let e = r.unwrap_err();
-    assert!(e.contains("no answer within 300ms"), "{e}");
-    assert!(ticks.load(std::sync::atomic::Ordering::SeqCst) > 1);
-    assert_eq!(lookup("root", || 1).await, Ok(1));
-}
 
 #[test]
 fn heartbeat_status_patterns() {
@@ -70,20 +42,6 @@ fn heartbeat_status_patterns() {
 }
 
 #[test]
-fn line_splitter_bounds_lines() {
-    let mut s = LineSplitter::default();
-    assert_eq!(s.push(b"a\nb"), vec!["a"]);
-    assert_eq!(s.push(b"c\n\n"), vec!["bc", ""]);
-    let long = vec![b'x'; MAX_LINE * 3];
-    assert!(s.push(&long).is_empty());
-    let l = s.push(b"yy\nz");
-    assert_eq!(l.len(), 1);
-    assert_eq!(l[0].len(), MAX_LINE + '…'.len_utf8());
-    assert_eq!(s.finish().as_deref(), Some("z"));
-    assert_eq!(s.finish(), None);
-}
-
-#[test]
 fn instance_names_are_safe_and_distinct() {
     let p = |v: &str| vec![("state".to_string(), v.to_string())];
     assert_eq!(instance_name("Dummy", &p("/tmp/x")), "Dummy_state_tmp_x");
@@ -94,9 +52,9 @@ fn instance_names_are_safe_and_distinct() {
 
 #[test]
 fn exit_codes() {
-    let out = |code| Output {
+    let out = |code| Finished {
         code,
-        ..Output::default()
+        ..Finished::default()
     };
     assert_eq!(lsb_result(Action::Status, &out(0)), Ok(Running::Running));
     assert_eq!(lsb_result(Action::Status, &out(3)), Ok(Running::Stopped));

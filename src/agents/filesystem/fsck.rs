@@ -97,39 +97,30 @@ pub(super) async fn run_fsck(
     dev: &Path,
     fstype: Option<&str>,
 ) -> Result<(), AgentError> {
+    use crate::process::{self, Output};
     let fsck = find_tool("fsck");
-    let mut cmd = crate::agents::exec::clean_command(&fsck, None);
-    cmd.args(["-a", "-T"]);
+    let mut c = process::Command::new(&fsck).args(["-a", "-T"]);
     if let Some(t) = fstype {
-        cmd.args(["-t", t]);
+        c = c.args(["-t", t]);
     }
-    cmd.arg(dev)
-        .stdin(std::process::Stdio::null())
-        // On a start timeout, an fsck must not go on behind our back while
-        // the group fails over to the other node and mounts the device.
-        .kill_on_drop(true);
+    // No timeout of its own: on a start timeout the call is dropped, and the
+    // fsck's process group is KILLed with it, so that it does not go on
+    // behind our back while the group fails over and the other node mounts
+    // the device.
+    let c = c.arg(dev).output(Output::Merged);
     tracing::info!(device = %dev.display(), fstype = fstype.unwrap_or("?"), "fsck before mount");
-    let out = cmd
-        .output()
+    let out = process::run(&c)
         .await
-        .map_err(|e| failed(a, format!("cannot run {}: {e}", fsck.display())))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        tracing::debug!(line, "fsck");
-    }
-    match out.status.code() {
+        .map_err(|e| failed(a, format!("cannot run {e}")))?;
+    let code = (out.signal.is_none()).then_some(out.code);
+    match code {
         Some(0) => Ok(()),
         Some(c @ 1..=3) => {
             tracing::warn!(device = %dev.display(), code = c, "fsck corrected errors");
             Ok(())
         }
         code => {
-            let tail: Vec<&str> = text.lines().rev().take(20).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            let tail: Vec<&str> = out.tail.iter().map(|(_, l)| l.as_str()).collect();
             Err(failed(
                 a,
                 format!(

@@ -65,7 +65,7 @@ impl Device {
             FenceHandler::Command(cmd) => {
                 let env = cfg.handler_env();
                 tracing::info!(resource = %res, command = %cmd, "helper command: fence-peer");
-                match crate::agents::exec::run_shell(&cmd, None, &env, HANDLER_TIMEOUT).await {
+                match crate::process::run_shell(&cmd, None, &env, HANDLER_TIMEOUT).await {
                     Ok(code) => {
                         tracing::info!(resource = %res, code, "fence-peer handler exited");
                         fence::exit_code(code)

@@ -300,7 +300,7 @@ impl Device {
         let env = cfg.handler_env();
         let name = name.to_string();
         self.rt.spawn(async move {
-            match crate::agents::exec::run_shell(&cmd, None, &env, Duration::from_secs(60)).await {
+            match crate::process::run_shell(&cmd, None, &env, Duration::from_secs(60)).await {
                 Ok(0) => {}
                 Ok(code) => tracing::warn!(code, handler = %name, "handler failed"),
                 Err(e) => tracing::warn!(error = %e, handler = %name, "handler"),

@@ -24,8 +24,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -88,8 +87,6 @@ const HTTP_MAX_STATUS_LINE: usize = 8192;
 const MAX_ADDRS: usize = 16;
 /// Bytes kept of a command's last output line.
 const MAX_LINE: usize = 300;
-/// Reads of a command's output after it exited (what it wrote is in the pipe).
-const MAX_DRAIN_READS: usize = 64;
 /// Bytes read of a pid file, a `/proc/PID/stat`, a `/proc/PID/cmdline`.
 const MAX_SMALL_FILE: u64 = 4096;
 /// Bytes read of a MySQL option file.
@@ -109,8 +106,8 @@ const MYSQL_MAX_AUTH_ROUNDS: usize = 4;
 /// response sizes, line lengths, number of packets read).
 pub async fn run(kind: &CheckKind, timeout: Duration) -> Result<(), String> {
     // Dropping the check's future at the timeout closes its sockets and
-    // KILLs a command's process group (ExecGuard).
-    match tokio::time::timeout(timeout, run_unbounded(kind)).await {
+    // KILLs a command's process group (`process::run`).
+    match tokio::time::timeout(timeout, run_unbounded(kind, timeout)).await {
         Ok(r) => r,
         Err(_) => Err(format!(
             "timed out after {}",
@@ -119,7 +116,7 @@ pub async fn run(kind: &CheckKind, timeout: Duration) -> Result<(), String> {
     }
 }
 
-async fn run_unbounded(kind: &CheckKind) -> Result<(), String> {
+async fn run_unbounded(kind: &CheckKind, timeout: Duration) -> Result<(), String> {
     match kind {
         CheckKind::Tcp { host, port } => connect_tcp(host, *port).await.map(drop),
         CheckKind::Http { url, expect } => check_http(url, *expect).await,
@@ -127,7 +124,7 @@ async fn run_unbounded(kind: &CheckKind) -> Result<(), String> {
             let (pidfile, name) = (pidfile.clone(), name.clone());
             blocking(move || check_process(pidfile.as_deref(), name.as_deref())).await?
         }
-        CheckKind::Exec { command, user } => check_exec(command, user.as_deref()).await,
+        CheckKind::Exec { command, user } => check_exec(command, user.as_deref(), timeout).await,
         CheckKind::Mysql { .. } => check_mysql(kind).await,
     }
 }

@@ -193,22 +193,6 @@ fn proc_stat_and_names() {
 }
 
 #[test]
-fn last_line_is_bounded() {
-    let mut l = LastLine::default();
-    l.push(b"first\nsecond\n\n  ");
-    assert_eq!(l.finish().as_deref(), Some("second"));
-    let mut l = LastLine::default();
-    l.push(b"no newline");
-    assert_eq!(l.finish().as_deref(), Some("no newline"));
-    let mut l = LastLine::default();
-    l.push(&vec![b'x'; 10_000]);
-    let s = l.finish().unwrap();
-    assert_eq!(s.chars().count(), MAX_LINE + 1);
-    assert!(s.ends_with('…'));
-    assert_eq!(LastLine::default().finish(), None);
-}
-
-#[test]
 fn option_files() {
     let text = "\
 # Automatically generated for Debian scripts. DO NOT TOUCH!

@@ -33,30 +33,19 @@ impl Firewall {
         }
         let all: BTreeSet<Ipv4Addr> = held.values().flatten().copied().collect();
         let script = nft_script(&all);
-        let mut child = crate::agents::exec::clean_command(&self.nft, None)
+        use crate::process::{self, Output, RunError};
+        let c = process::Command::new(&self.nft)
             .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("{}: {e}", self.nft.display()))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            use tokio::io::AsyncWriteExt;
-            stdin
-                .write_all(script.as_bytes())
-                .await
-                .map_err(|e| format!("nft: {e}"))?;
-        }
-        let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-            .await
-            .map_err(|_| "nft: timed out".to_string())?
-            .map_err(|e| format!("nft: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "nft: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            .input(script)
+            .output(Output::Capture)
+            .timeout(Duration::from_secs(10));
+        let out = match process::run(&c).await {
+            Ok(out) => out,
+            Err(RunError::TimedOut { .. }) => return Err("nft: timed out".to_string()),
+            Err(e) => return Err(e.to_string()),
+        };
+        if !out.success() {
+            return Err(format!("nft: {}", out.stderr().trim()));
         }
         Ok(())
     }

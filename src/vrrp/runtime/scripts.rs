@@ -1,6 +1,6 @@
 //! The scripts of the VRRP runtime: tracked `vrrp_script`s, notify scripts
-//! (in transition order), failback gate checks, and [`run_command`], the
-//! process runner they share.
+//! (in transition order), failback gate checks, and [`run_command`], which
+//! runs each through [`crate::process::run`].
 
 use super::*;
 
@@ -138,16 +138,16 @@ async fn notify_one(instance: &str, argv: &[String], user: Option<&ScriptUser>) 
     }
 }
 
-/// Runs `argv` (no shell) as `user` (root when none) in its own process
-/// group with a clean environment; at `timeout` the group gets TERM, then
-/// KILL [`KILL_GRACE`] later. `Ok`: the exit code.
+/// Runs `argv` (no shell) as `user` (root when none) with
+/// [`crate::process::run`], its output to `/dev/null` as keepalived has it;
+/// at `timeout` the group gets TERM, then KILL [`KILL_GRACE`] later. `Ok`:
+/// the exit code.
 pub async fn run_command(
     argv: &[String],
     user: Option<&ScriptUser>,
     timeout: Duration,
 ) -> Result<i32, String> {
-    use nix::sys::signal::{killpg, Signal};
-    use nix::unistd::Pid;
+    use crate::process::{self, Output};
     let Some(prog) = argv.first() else {
         return Err("empty command".into());
     };
@@ -156,58 +156,32 @@ pub async fn run_command(
         Some(u) => {
             let (name, group) = (u.user.clone(), u.group.clone());
             let what = format!("looking up user `{}`", u.user);
-            Some(
-                crate::agents::exec::lookup(&what, move || account(&name, group.as_deref()))
-                    .await??,
-            )
+            Some(process::lookup(&what, move || account(&name, group.as_deref())).await??)
         }
         None => None,
     };
-    let mut cmd = crate::agents::exec::clean_command(prog, account.as_ref().map(|(u, _)| u));
-    if let Some((_, gid)) = &account {
-        cmd.gid(gid.as_raw());
+    let mut c = process::Command::new(prog)
+        .args(&argv[1..])
+        .output(Output::Discard)
+        .timeout(timeout)
+        .term_first(KILL_GRACE);
+    if let Some((u, gid)) = account {
+        c = c.user(Some(u)).gid(gid);
     }
-    cmd.args(&argv[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| format!("{prog}: {e}"))?;
-    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
-    let status = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(st) => st.map_err(|e| format!("{prog}: wait: {e}"))?,
-        Err(_) => {
-            if let Some(g) = pgid {
-                let _ = killpg(g, Signal::SIGTERM);
-            }
-            if tokio::time::timeout(KILL_GRACE, child.wait())
-                .await
-                .is_err()
-            {
-                if let Some(g) = pgid {
-                    let _ = killpg(g, Signal::SIGKILL);
-                }
-                let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-            } else if let Some(g) = pgid {
-                // The leader is gone; its children may not be.
-                let _ = killpg(g, Signal::SIGKILL);
-            }
-            return Err(format!(
-                "{prog}: timed out after {}: killed",
-                crate::config::format_duration(timeout)
-            ));
-        }
+    let out = match process::run(&c).await {
+        Ok(out) => out,
+        Err(e @ process::RunError::TimedOut { .. }) => return Err(format!("{prog}: {e}")),
+        Err(e) => return Err(e.to_string()),
     };
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(c), _) => Ok(c),
-        (None, Some(s)) => Err(format!("{prog}: killed by signal {s}")),
-        _ => Err(format!("{prog}: ended without a status")),
+    match out.signal {
+        None => Ok(out.code),
+        Some(s) => Err(format!("{prog}: killed by signal {s}")),
     }
 }
 
 /// The account a script runs as: `user`, with `group`'s gid when given
 /// (else the user's own). NSS: call it only through
-/// [`crate::agents::exec::lookup`].
+/// [`crate::process::lookup`].
 fn account(
     user: &str,
     group: Option<&str>,
