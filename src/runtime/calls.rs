@@ -48,7 +48,7 @@ pub(super) fn vrrp_command(
 
 /// The control socket in VRRP-only mode (keepalived.conf without ha.cf):
 /// status lists the instances; standby and takeover act on them.
-pub fn vrrp_only_answer(
+pub(super) fn vrrp_only_answer(
     config: &Config,
     vrrp: &VrrpHandle,
     started: Instant,

@@ -23,6 +23,7 @@ pub mod groups;
 pub mod jobs;
 mod log_events;
 pub mod logging;
+mod modes;
 pub mod monitor;
 pub mod net;
 pub mod outdate;
@@ -30,8 +31,8 @@ pub mod ping;
 mod preprobe;
 mod reload;
 
-pub use calls::vrrp_only_answer;
 use log_events::{log_event, log_group_event, log_ping_event, log_quorum};
+pub use modes::run_daemon;
 use reload::{load_off_loop, set_agent_context};
 pub mod realtime;
 pub mod respawn;
@@ -83,6 +84,8 @@ pub enum RuntimeError {
     Ping(std::io::Error),
     #[error(transparent)]
     Watchdog(#[from] watchdog::WatchdogError),
+    #[error("VRRP: {0}")]
+    Vrrp(String),
 }
 
 /// Ping replies waiting for the loop; beyond this they are dropped.
@@ -325,6 +328,41 @@ fn bring_disks_up(config: &Config, run_dir: &std::path::Path) {
     }
 }
 
+/// The control server of a daemon loop, and what the loop keeps of it.
+struct ControlInputs {
+    /// Stops the server when dropped.
+    server: control::ControlServer,
+    /// The access rules, kept for SIGHUP to change.
+    access: Arc<RwLock<Access>>,
+    /// The requests, each with its reply channel.
+    calls: mpsc::Receiver<control::Call>,
+}
+
+/// The control server, started in `paths.run_dir` with the access rules of
+/// `config`.
+fn control_server(paths: &Paths, config: &Config) -> Result<ControlInputs, RuntimeError> {
+    let access = Arc::new(RwLock::new(Access::from_group(
+        config.cluster.control.group.as_deref(),
+    )));
+    let (call_tx, calls) = mpsc::channel(64);
+    let server = control::ControlServer::start(&paths.run_dir, access.clone(), call_tx).map_err(
+        |source| RuntimeError::Control {
+            path: paths.run_dir.clone(),
+            source,
+        },
+    )?;
+    Ok(ControlInputs {
+        server,
+        access,
+        calls,
+    })
+}
+
+/// The signals a daemon loop takes: TERM and INT (leave), HUP (reload).
+fn signals() -> Result<signal_hook_tokio::Signals, RuntimeError> {
+    signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(RuntimeError::Signals)
+}
+
 /// Runs the daemon until SIGTERM or SIGINT. Returns after telling the peers
 /// it leaves.
 pub async fn run(paths: Paths, config: Config) -> Result<(), RuntimeError> {
@@ -356,18 +394,12 @@ pub async fn run_with_vrrp(
 
     let (receive_keys, keys_rx) = tokio::sync::watch::channel(receive_keys_of(&config));
     let (media, mut inbox) = net::open_media(&config.ha.media, &keys_rx)?;
-    let access = Arc::new(RwLock::new(Access::from_group(
-        config.cluster.control.group.as_deref(),
-    )));
-    let (call_tx, mut calls) = mpsc::channel(64);
-    let _control = control::ControlServer::start(&paths.run_dir, access.clone(), call_tx).map_err(
-        |source| RuntimeError::Control {
-            path: paths.run_dir.clone(),
-            source,
-        },
-    )?;
-    let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .map_err(RuntimeError::Signals)?;
+    let ControlInputs {
+        server: _control,
+        access,
+        mut calls,
+    } = control_server(&paths, &config)?;
+    let mut signals = signals()?;
     let _respawn = respawn::start(if config.is_witness {
         &[]
     } else {
