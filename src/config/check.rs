@@ -425,7 +425,13 @@ pub(super) fn resolve_monitoring(
             });
         }
     }
-    let notify = cluster.notify.command.as_ref().map(|command| NotifyConfig {
+    (checks, jobs, notify_of(cluster))
+}
+
+/// cluster.toml's `[notify]` hook, when it has a command (its timeout is
+/// checked by `cluster_toml::parse`).
+pub(super) fn notify_of(cluster: &ClusterToml) -> Option<NotifyConfig> {
+    cluster.notify.command.as_ref().map(|command| NotifyConfig {
         command: command.clone(),
         timeout: cluster
             .notify
@@ -433,8 +439,7 @@ pub(super) fn resolve_monitoring(
             .as_deref()
             .and_then(|t| parse_duration(t).ok())
             .unwrap_or(NOTIFY_TIMEOUT),
-    });
-    (checks, jobs, notify)
+    })
 }
 
 /// Resolves every resource of `haresources`: unknown agents and bad arguments

@@ -496,9 +496,9 @@ pub fn parse(path: &Path, text: &str) -> (ClusterToml, Vec<ConfigError>) {
             errors.push(err(line, format!("resource.{name}.{key}"), m));
         }
     }
-    // Durations of the split-brain sections; "0" is meaningful only for
-    // failure_timeout (never retry by itself).
-    let durations: [(&str, &str, &Option<String>, bool); 3] = [
+    // Durations of the split-brain sections and of the notify hook; "0" is
+    // meaningful only for failure_timeout (never retry by itself).
+    let durations: [(&str, &str, &Option<String>, bool); 4] = [
         ("tiebreaker", "settle", &ct.tiebreaker.settle, true),
         (
             "groups",
@@ -507,6 +507,7 @@ pub fn parse(path: &Path, text: &str) -> (ClusterToml, Vec<ConfigError>) {
             true,
         ),
         ("fencing", "timeout", &ct.fencing.timeout, false),
+        ("notify", "timeout", &ct.notify.timeout, false),
     ];
     for (table, key, value, zero_ok) in durations {
         let Some(v) = value else { continue };
@@ -816,6 +817,26 @@ mod tests {
             e[0].starts_with("cluster.toml:3: disk.driver: unknown variant `drbd9`"),
             "{e:?}"
         );
+    }
+
+    /// `[notify] timeout` is checked as every other duration is: before,
+    /// "soon" was taken silently as the default 30 s.
+    #[test]
+    fn notify_timeout_is_checked() {
+        let e = run("[notify]\ncommand = \"true\"\ntimeout = \"soon\"\n").1;
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("cluster.toml:3: notify.timeout: "),
+            "{e:?}"
+        );
+        let e = run("[notify]\ncommand = \"true\"\ntimeout = \"0\"\n").1;
+        assert_eq!(
+            e,
+            vec!["cluster.toml:3: notify.timeout: must be more than 0"]
+        );
+        assert!(run("[notify]\ncommand = \"true\"\ntimeout = \"2s\"\n")
+            .1
+            .is_empty());
     }
 
     #[test]

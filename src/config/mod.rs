@@ -10,6 +10,7 @@
 mod authkeys;
 mod check;
 mod cluster_toml;
+mod device;
 mod hacf;
 mod haresources;
 mod resource;
@@ -26,6 +27,7 @@ pub use cluster_toml::{
     ResourceOptionsToml, V3ChecksumToml, VrrpSection, DEFAULT_GATE_INTERVAL, DEFAULT_GATE_TIMEOUT,
     MAX_CLUSTER_NAME,
 };
+pub use device::{load_device, DeviceFiles};
 pub use hacf::{
     parse as parse_ha_cf, syslog_facility_code, AutoFailback, BuiltinHelper, HaCf, Medium,
     MediumKind, PingGroup, Respawn, DEFAULT_DEADTIME, DEFAULT_HOPFUDGE, DEFAULT_KEEPALIVE,
@@ -409,6 +411,100 @@ fn read(path: &Path, required: &str, errors: &mut Vec<ConfigError>) -> Option<St
     }
 }
 
+/// The mode of `path` when group or other may read or write it.
+fn open_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+/// authkeys at `path` (`required`: see [`read`]). The permission check is
+/// heartbeat's (it refuses a keyfile group or other can read); hbd refuses
+/// any group/other bit.
+fn read_authkeys(
+    path: &Path,
+    required: &str,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Option<crate::wire::AuthKeys> {
+    let text = read(path, required, errors)?;
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            errors.push(ConfigError::File {
+                file: path.to_path_buf(),
+                message: format!("readable by group/other (mode {mode:04o}); chmod 600 it"),
+            });
+        }
+    }
+    let (keys, mut e, mut w) = authkeys::parse(path, &text);
+    errors.append(&mut e);
+    warnings.append(&mut w);
+    keys
+}
+
+/// Where drbd.conf is: cluster.toml's `[disk] drbd_conf`, else
+/// `CONFIG_DIR/drbd.conf`.
+fn drbd_conf_path(dir: &Path, cluster: &ClusterToml) -> PathBuf {
+    cluster
+        .disk
+        .drbd_conf
+        .clone()
+        .unwrap_or_else(|| dir.join("drbd.conf"))
+}
+
+/// drbd.conf at `path` (`required`: see [`read`]): parsed, its
+/// shared-secret kept private, and (but for the witness) every
+/// two-host resource naming `node`.
+fn read_drbd(
+    drbd_path: &Path,
+    required: &str,
+    node: &str,
+    is_witness: bool,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Option<crate::disk::conf::DrbdConf> {
+    let text = read(drbd_path, required, errors)?;
+    let (c, mut e, mut w) = crate::disk::conf::parse(drbd_path, &text);
+    errors.append(&mut e);
+    warnings.append(&mut w);
+    // A shared-secret is a key, as authkeys' are: its file must not be
+    // readable by group or other (issue 14, finding 3).
+    if let Some(at) = c.resources.iter().find_map(|r| r.shared_secret_at.as_ref()) {
+        if let Some(mode) = open_mode(drbd_path) {
+            errors.push(ConfigError::Line {
+                file: at.file.clone(),
+                line: at.line,
+                key: "shared-secret".into(),
+                message: format!(
+                    "{} is readable by group/other (mode {mode:04o}) and holds the \
+                     replication link's secret; chmod 600 it",
+                    drbd_path.display()
+                ),
+            });
+        }
+    }
+    for r in &c.resources {
+        if !is_witness && r.hosts.len() == 2 && r.host(node).is_none() {
+            errors.push(ConfigError::Line {
+                file: r.at.file.clone(),
+                line: r.at.line,
+                key: format!("resource {}", r.name),
+                message: format!(
+                    "no `on {node}` section for this node (hosts: {})",
+                    r.hosts
+                        .iter()
+                        .map(|h| h.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    Some(c)
+}
+
 /// Like [`load`], but returns the warnings too, and every error and warning
 /// even when the configuration is invalid.
 pub fn check(dir: &Path, node: &str) -> Report {
@@ -552,37 +648,12 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
         (p.ha, p.first_node_line)
     });
 
-    /// The mode of `path` when group or other may read or write it.
-    fn open_mode(path: &Path) -> Option<u32> {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
-        (mode & 0o077 != 0).then_some(mode)
-    }
-
-    // authkeys: the permission check is heartbeat's (it refuses a keyfile
-    // group or other can read); hbd refuses any group/other bit.
-    let auth_path = dir.join("authkeys");
-    let authkeys = read(
-        &auth_path,
+    let authkeys = read_authkeys(
+        &dir.join("authkeys"),
         needed("heartbeat's authkeys: the keys that sign and check every datagram"),
         &mut errors,
-    )
-    .and_then(|text| {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(&auth_path) {
-            let mode = meta.permissions().mode() & 0o7777;
-            if mode & 0o077 != 0 {
-                errors.push(ConfigError::File {
-                    file: auth_path.clone(),
-                    message: format!("readable by group/other (mode {mode:04o}); chmod 600 it"),
-                });
-            }
-        }
-        let (keys, mut e, mut w) = authkeys::parse(&auth_path, &text);
-        errors.append(&mut e);
-        warnings.append(&mut w);
-        keys
-    });
+        &mut warnings,
+    );
     if cluster.cluster.accept_weaker_keys {
         let weaker: Vec<String> = authkeys
             .as_ref()
@@ -655,50 +726,15 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
         &mut warnings,
     );
     // drbd.conf: optional; every resource must name this node.
-    let drbd_path = cluster
-        .disk
-        .drbd_conf
-        .clone()
-        .unwrap_or_else(|| dir.join("drbd.conf"));
-    let drbd = read(&drbd_path, "", &mut errors).map(|text| {
-        let (c, mut e, mut w) = crate::disk::conf::parse(&drbd_path, &text);
-        errors.append(&mut e);
-        warnings.append(&mut w);
-        // A shared-secret is a key, as authkeys' are: its file must not be
-        // readable by group or other (issue 14, finding 3).
-        if let Some(at) = c.resources.iter().find_map(|r| r.shared_secret_at.as_ref()) {
-            if let Some(mode) = open_mode(&drbd_path) {
-                errors.push(ConfigError::Line {
-                    file: at.file.clone(),
-                    line: at.line,
-                    key: "shared-secret".into(),
-                    message: format!(
-                        "{} is readable by group/other (mode {mode:04o}) and holds the \
-                         replication link's secret; chmod 600 it",
-                        drbd_path.display()
-                    ),
-                });
-            }
-        }
-        for r in &c.resources {
-            if !is_witness && r.hosts.len() == 2 && r.host(&node).is_none() {
-                errors.push(ConfigError::Line {
-                    file: r.at.file.clone(),
-                    line: r.at.line,
-                    key: format!("resource {}", r.name),
-                    message: format!(
-                        "no `on {node}` section for this node (hosts: {})",
-                        r.hosts
-                            .iter()
-                            .map(|h| h.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                });
-            }
-        }
-        c
-    });
+    let drbd_path = drbd_conf_path(dir, &cluster);
+    let drbd = read_drbd(
+        &drbd_path,
+        "",
+        &node,
+        is_witness,
+        &mut errors,
+        &mut warnings,
+    );
     let split_brain = resolve_split_brain(
         &cluster,
         ha.as_ref().map(|(h, _)| h),

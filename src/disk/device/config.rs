@@ -47,15 +47,12 @@ impl DeviceConfig {
         .vars()
     }
 
-    /// Load `dir`'s configuration (as hbd does) and pick resource `res`.
+    /// Load the device's part of `dir`'s configuration
+    /// ([`crate::config::load_device`]: drbd.conf, cluster.toml, authkeys,
+    /// ha.cf's respawn lines) and pick resource `res`.
     pub fn load(dir: &Path, node: &str, run_dir: &Path, res: &str) -> Result<DeviceConfig, String> {
-        let c = crate::config::load(dir, node).map_err(|e| e.to_string())?;
-        let drbd = c.drbd.as_ref().ok_or_else(|| {
-            format!(
-                "no drbd.conf in {} (nor [disk] drbd_conf in cluster.toml)",
-                dir.display()
-            )
-        })?;
+        let c = crate::config::load_device(dir, node).map_err(|e| e.to_string())?;
+        let drbd = &c.drbd;
         let r = drbd.resource(res).ok_or_else(|| {
             let names: Vec<&str> = drbd.resources.iter().map(|r| r.name.as_str()).collect();
             format!("no resource {res} (resources: {})", names.join(", "))
@@ -72,13 +69,20 @@ impl DeviceConfig {
                 method: AuthMethod::Sha256,
                 secret: s.as_bytes().to_vec(),
             },
-            None => c
-                .authkeys
-                .keys
-                .iter()
-                .find(|k| k.id == c.authkeys.active)
-                .cloned()
-                .ok_or_else(|| "authkeys has no active key".to_string())?,
+            None => {
+                let keys = c.authkeys.as_ref().ok_or_else(|| {
+                    format!(
+                        "{res}: the replication link needs a key: set `net {{ shared-secret \"...\"; }}` \
+                         in drbd.conf or give {} an authkeys",
+                        dir.display()
+                    )
+                })?;
+                keys.keys
+                    .iter()
+                    .find(|k| k.id == keys.active)
+                    .cloned()
+                    .ok_or_else(|| "authkeys has no active key".to_string())?
+            }
         };
         if key.method == AuthMethod::Crc {
             return Err(format!(
@@ -88,16 +92,11 @@ impl DeviceConfig {
             ));
         }
         let first = r.hosts.first().is_some_and(|h| h.name == node);
-        let dopd =
-            c.ha.respawn
-                .iter()
-                .any(|r| super::super::fence::is_dopd(&r.command));
-        let drbd_conf = c
-            .cluster
-            .disk
-            .drbd_conf
-            .clone()
-            .unwrap_or_else(|| dir.join("drbd.conf"));
+        let dopd = c
+            .respawn
+            .iter()
+            .any(|r| super::super::fence::is_dopd(&r.command));
+        let drbd_conf = c.drbd_conf.clone();
         Ok(DeviceConfig {
             name: res.to_string(),
             node: node.to_string(),

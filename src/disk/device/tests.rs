@@ -207,3 +207,108 @@ fn a_stalled_reader_reads_what_arrived_before_declaring_the_peer_silent() {
     dev.shutdown.cancel();
     drop(rt);
 }
+
+/// Writes `text` to `dir/name` with `mode`.
+fn file(dir: &Path, name: &str, mode: u32, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+const DRBD_CONF: &str = "resource r0 {\n  protocol C;\n  on n1 { device /dev/drbd0; disk /var/tmp/r0.img; address 192.0.2.11:7788; meta-disk internal; }\n  on n2 { device /dev/drbd0; disk /var/tmp/r0.img; address 192.0.2.12:7788; meta-disk internal; }\n}\n";
+
+/// The device reads only its own files: errors in the files only hbd
+/// reads (haresources, keepalived.conf, ha.cf's other lines, a
+/// `[[check]]`) neither stop it nor its reload; before, `hbd-disk` loaded
+/// the whole configuration and refused to start.
+#[test]
+fn the_device_loads_only_its_own_files() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    file(dir, "drbd.conf", 0o600, DRBD_CONF);
+    file(
+        dir,
+        "authkeys",
+        0o600,
+        "auth 1\n1 sha256 a-long-enough-secret\n",
+    );
+    file(
+        dir,
+        "ha.cf",
+        0o644,
+        "node n1\nnode n2\nbcast eth0\nfrobnicate yes\nrespawn hacluster /usr/lib/heartbeat/dopd\n",
+    );
+    file(
+        dir,
+        "haresources",
+        0o644,
+        "n1 NoSuchAgent::x drbddisk::r0\n",
+    );
+    file(dir, "keepalived.conf", 0o644, "vrrp_instance {\n");
+    file(
+        dir,
+        "cluster.toml",
+        0o600,
+        "[[check]]\nname = \"broken\"\n\n[notify]\ncommand = \"true\"\ntimeout = \"3s\"\n",
+    );
+    assert!(crate::config::load(dir, "n1").is_err());
+    let cfg = DeviceConfig::load(dir, "n1", dir, "r0").unwrap();
+    assert_eq!((cfg.peer.as_str(), cfg.dopd, cfg.first), ("n2", true, true));
+    assert_eq!(cfg.key.secret, b"a-long-enough-secret");
+    assert_eq!(
+        cfg.notify.as_ref().map(|n| n.timeout),
+        Some(Duration::from_secs(3))
+    );
+    assert_eq!(cfg.drbd_conf, dir.join("drbd.conf"));
+}
+
+/// What the device does read is still checked as `hbctl check` checks it,
+/// with `file:line` and the key.
+#[test]
+fn the_device_refuses_its_own_files_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    // No drbd.conf.
+    let e = DeviceConfig::load(dir, "n1", dir, "r0").unwrap_err();
+    assert!(e.contains("drbd.conf: missing"), "{e}");
+    // A drbd.conf error.
+    file(
+        dir,
+        "drbd.conf",
+        0o600,
+        &DRBD_CONF.replace("protocol C;", "protocol Q;"),
+    );
+    let e = DeviceConfig::load(dir, "n1", dir, "r0").unwrap_err();
+    assert!(e.contains("drbd.conf:2: "), "{e}");
+    // No shared-secret and no authkeys: the link has no key.
+    file(dir, "drbd.conf", 0o600, DRBD_CONF);
+    let e = DeviceConfig::load(dir, "n1", dir, "r0").unwrap_err();
+    assert!(
+        e.contains("needs a key") && e.contains("shared-secret"),
+        "{e}"
+    );
+    // An authkeys others can read.
+    file(
+        dir,
+        "authkeys",
+        0o644,
+        "auth 1\n1 sha256 a-long-enough-secret\n",
+    );
+    let e = DeviceConfig::load(dir, "n1", dir, "r0").unwrap_err();
+    assert!(e.contains("authkeys") && e.contains("chmod 600"), "{e}");
+    // A shared-secret needs no authkeys.
+    std::fs::remove_file(dir.join("authkeys")).unwrap();
+    file(
+        dir,
+        "drbd.conf",
+        0o600,
+        &DRBD_CONF.replace(
+            "protocol C;",
+            "protocol C;\n  net { shared-secret \"s3cret-s3cret\"; }",
+        ),
+    );
+    let cfg = DeviceConfig::load(dir, "n1", dir, "r0").unwrap();
+    assert_eq!(cfg.key.secret, b"s3cret-s3cret");
+    assert!(!cfg.dopd);
+}
