@@ -1,6 +1,7 @@
 //! Account lookups (getpwnam, getgrnam, getpwuid) for the programs hbd
 //! runs and the peers of its control socket, always off the daemon's loop.
 
+use nix::errno::Errno;
 use nix::unistd::User;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -13,6 +14,24 @@ pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 const LOOKUP_THREADS: usize = 4;
 static LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LOOKUP_THREADS);
 
+/// Why an account lookup gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// NSS did not answer in time (the lookup is left to finish on its
+    /// thread).
+    #[error("{what}: no answer within {} (a stalled LDAP or sssd?)", crate::config::format_duration(*limit))]
+    TimedOut { what: String, limit: Duration },
+    #[error("{what}: cannot start a thread: {reason}")]
+    NoThread { what: String, reason: String },
+    /// The lookup's thread ended without an answer (it panicked).
+    #[error("{what}: the lookup failed")]
+    Failed { what: String },
+    #[error("no user `{0}`")]
+    NoUser(String),
+    #[error("cannot look up user `{name}`: {errno}")]
+    Nss { name: String, errno: Errno },
+}
+
 /// Runs `f`, an account lookup (NSS: `files`, but also LDAP or sssd, which
 /// stall for as long as their server does), on a thread of its own and never
 /// on the daemon's loop: a lookup hanging there for `deadtime` would stop the
@@ -22,7 +41,7 @@ static LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LOOKU
 pub async fn lookup<T: Send + 'static>(
     what: &str,
     f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
+) -> Result<T, LookupError> {
     lookup_within(what, LOOKUP_TIMEOUT, f).await
 }
 
@@ -30,12 +49,10 @@ pub(super) async fn lookup_within<T: Send + 'static>(
     what: &str,
     limit: Duration,
     f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    let gave_up = || {
-        format!(
-            "{what}: no answer within {} (a stalled LDAP or sssd?)",
-            crate::config::format_duration(limit)
-        )
+) -> Result<T, LookupError> {
+    let gave_up = || LookupError::TimedOut {
+        what: what.to_string(),
+        limit,
     };
     let deadline = Instant::now() + limit;
     let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, LOOKUPS.acquire()).await else {
@@ -48,16 +65,21 @@ pub(super) async fn lookup_within<T: Send + 'static>(
             let _permit = permit;
             let _ = tx.send(f());
         })
-        .map_err(|e| format!("{what}: cannot start a thread: {e}"))?;
+        .map_err(|e| LookupError::NoThread {
+            what: what.to_string(),
+            reason: e.to_string(),
+        })?;
     match tokio::time::timeout_at(deadline, rx).await {
         Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(_)) => Err(format!("{what}: the lookup failed")),
+        Ok(Err(_)) => Err(LookupError::Failed {
+            what: what.to_string(),
+        }),
         Err(_) => Err(gave_up()),
     }
 }
 
 /// User `name` (getpwnam), looked up off the loop ([`lookup`]).
-pub async fn user_by_name(name: &str) -> Result<User, String> {
+pub async fn user_by_name(name: &str) -> Result<User, LookupError> {
     let n = name.to_string();
     match lookup(&format!("looking up user `{name}`"), move || {
         User::from_name(&n)
@@ -65,7 +87,10 @@ pub async fn user_by_name(name: &str) -> Result<User, String> {
     .await?
     {
         Ok(Some(u)) => Ok(u),
-        Ok(None) => Err(format!("no user `{name}`")),
-        Err(e) => Err(format!("cannot look up user `{name}`: {e}")),
+        Ok(None) => Err(LookupError::NoUser(name.to_string())),
+        Err(errno) => Err(LookupError::Nss {
+            name: name.to_string(),
+            errno,
+        }),
     }
 }

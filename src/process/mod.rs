@@ -26,7 +26,7 @@ mod output;
 #[cfg(test)]
 mod tests;
 
-pub use lookup::{lookup, user_by_name, LOOKUP_TIMEOUT};
+pub use lookup::{lookup, user_by_name, LookupError, LOOKUP_TIMEOUT};
 pub use output::{MAX_LINE, TAIL_LINES};
 
 use nix::sys::signal::{killpg, Signal};
@@ -348,6 +348,9 @@ pub enum RunError {
     /// Killed with its process group at its timeout.
     #[error("timed out after {}: killed", crate::config::format_duration(*timeout))]
     TimedOut { timeout: Duration },
+    /// The account to run it as could not be looked up.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
 }
 
 /// KILLs a process group when dropped armed: the call ended (timeout, or
@@ -484,7 +487,7 @@ pub async fn run_shell(
     user: Option<&str>,
     env: &[(String, String)],
     timeout: Duration,
-) -> Result<i32, String> {
+) -> Result<i32, RunError> {
     let user = match user {
         None => None,
         Some(name) => Some(user_by_name(name).await?),
@@ -494,7 +497,7 @@ pub async fn run_shell(
         .envs(env)
         .hbd_env()
         .timeout(timeout);
-    let out = run(&c).await.map_err(|e| e.to_string())?;
+    let out = run(&c).await?;
     if out.code != 0 {
         tracing::debug!(code = out.code, last = %out.message(), "command failed");
     }

@@ -249,7 +249,9 @@ async fn accept_loop(
                 tokio::spawn(async move {
                     let g = group.clone();
                     let what = format!("checking whether uid {uid} is in group {group}");
-                    let member = process::lookup(&what, move || member_of(uid, gid, &g)).await;
+                    let member = process::lookup(&what, move || member_of(uid, gid, &g))
+                        .await
+                        .map_err(|e| e.to_string());
                     drop(permit);
                     match member {
                         Ok(Ok(true)) => server.admit(stream, uid),

@@ -88,7 +88,7 @@ impl JobsRt {
                 let (ok, summary) = match r {
                     Ok(0) => (true, format!("exit 0 after {secs:.1}s")),
                     Ok(code) => (false, format!("exit {code} after {secs:.1}s")),
-                    Err(e) => (false, e),
+                    Err(e) => (false, e.to_string()),
                 };
                 if ok {
                     tracing::info!(%summary, "job done");

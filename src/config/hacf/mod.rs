@@ -285,7 +285,8 @@ pub fn parse(path: &Path, text: &str) -> (HaCf, Vec<ConfigError>, Vec<ConfigWarn
     (p.ha, p.errors, p.warnings)
 }
 
-struct P<'a> {
+/// Where one file's errors and warnings collect while its lines are parsed.
+struct Diagnostics<'a> {
     file: &'a Path,
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigWarning>,
@@ -293,7 +294,7 @@ struct P<'a> {
     once: HashMap<String, usize>,
 }
 
-impl P<'_> {
+impl Diagnostics<'_> {
     fn err(&mut self, line: usize, key: &str, message: impl Into<String>) {
         self.errors.push(ConfigError::Line {
             file: self.file.to_path_buf(),
@@ -445,7 +446,7 @@ impl P<'_> {
 /// directive's function ([`Seen::directive`], in `directives.rs`) records
 /// into it, and [`Seen::finish`] checks across lines and builds the result.
 struct Seen<'a> {
-    p: P<'a>,
+    p: Diagnostics<'a>,
     keepalive: Option<(Duration, usize)>,
     deadtime: Option<(Duration, usize)>,
     warntime: Option<(Duration, usize)>,
@@ -481,7 +482,7 @@ struct Seen<'a> {
 /// Parses `ha.cf` text, keeping what `load` needs for its cross-checks.
 pub(crate) fn parse_full(path: &Path, text: &str) -> Parsed {
     let mut seen = Seen {
-        p: P {
+        p: Diagnostics {
             file: path,
             errors: Vec::new(),
             warnings: Vec::new(),

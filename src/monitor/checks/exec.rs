@@ -18,7 +18,8 @@ pub(super) async fn check_exec(
             let found = runner::lookup(&format!("user {u}"), move || {
                 nix::unistd::User::from_name(&name)
             })
-            .await?
+            .await
+            .map_err(|e| e.to_string())?
             .map_err(|e| format!("user {u}: {}", lower_first(e.desc())))?;
             Some(found.ok_or_else(|| format!("user {u}: no such user"))?)
         }

@@ -156,7 +156,10 @@ pub async fn run_command(
         Some(u) => {
             let (name, group) = (u.user.clone(), u.group.clone());
             let what = format!("looking up user `{}`", u.user);
-            Some(process::lookup(&what, move || account(&name, group.as_deref())).await??)
+            let found = process::lookup(&what, move || account(&name, group.as_deref()))
+                .await
+                .map_err(|e| e.to_string())?;
+            Some(found?)
         }
         None => None,
     };
