@@ -428,15 +428,11 @@ fn read_authkeys(
     warnings: &mut Vec<ConfigWarning>,
 ) -> Option<crate::wire::AuthKeys> {
     let text = read(path, required, errors)?;
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            errors.push(ConfigError::File {
-                file: path.to_path_buf(),
-                message: format!("readable by group/other (mode {mode:04o}); chmod 600 it"),
-            });
-        }
+    if let Some(mode) = open_mode(path) {
+        errors.push(ConfigError::File {
+            file: path.to_path_buf(),
+            message: format!("readable by group/other (mode {mode:04o}); chmod 600 it"),
+        });
     }
     let (keys, mut e, mut w) = authkeys::parse(path, &text);
     errors.append(&mut e);

@@ -43,8 +43,14 @@ use tracing::Instrument;
 /// The only `PATH` a program started by hbd gets.
 pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// How long output is still read after the program exited.
+/// How long output is still read after the program exited, in
+/// [`Output::Log`] mode (a detached task logs the rest).
 const DRAIN: Duration = Duration::from_millis(100);
+/// The same in the other modes, which only keep what the program wrote
+/// before it exited: that is in the pipe already and needs one turn of the
+/// runtime, not a wait (an exec check must not spend its timeout here when
+/// a daemon it started holds the pipe).
+const DRAIN_KEPT: Duration = Duration::from_millis(10);
 /// How long a program KILLed at its timeout may take to be reaped (one
 /// stuck in the kernel, D state, dies only when it returns).
 const REAP: Duration = Duration::from_secs(5);
@@ -261,11 +267,6 @@ impl Command {
         self.require_executable = true;
         self
     }
-
-    /// The program's path as given, for messages.
-    pub fn program(&self) -> &Path {
-        &self.program
-    }
 }
 
 /// How a program ended, and what it said.
@@ -450,10 +451,17 @@ pub async fn run(c: &Command) -> Result<Finished, RunError> {
     }
 
     // Drain what is readable now, briefly: a daemon started by the program
-    // may hold the pipes open for as long as it runs.
-    let drain_end = Instant::now() + DRAIN;
+    // may hold the pipes open for as long as it runs. Reads first: what is
+    // in the pipe wins over the end of the drain.
+    let drain = if c.output == Output::Log {
+        DRAIN
+    } else {
+        DRAIN_KEPT
+    };
+    let drain_end = Instant::now() + drain;
     loop {
         tokio::select! {
+            biased;
             r = read_some(&mut out, &mut err, &mut sink) => if r.is_none() { break },
             _ = tokio::time::sleep_until(drain_end) => break,
         }
