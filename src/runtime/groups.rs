@@ -1,6 +1,7 @@
 //! Runs the work the group machine asks for: probing, starting and stopping
-//! a group's resources, one task per group operation. Results come back to the
-//! daemon loop through a channel; per-resource states are kept for status.
+//! a group's resources, one task per group operation. Results, and each
+//! resource's state as it changes, come back to the daemon loop through one
+//! channel (in order); the loop keeps the per-resource states for status.
 //!
 //! - start: left to right; a resource whose status already says running is
 //!   not started again; on a failure the resources started so far (and the
@@ -17,7 +18,7 @@ use crate::config::GroupConfig;
 use crate::ctl::ResourceStatus;
 use crate::groups::{OpResult, Probe};
 use crate::wire::GroupState;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -34,15 +35,16 @@ pub enum Done {
     Op(usize, OpResult),
     /// A restart in place asked by check `.0` ended (`.1`: it worked).
     Restart(usize, bool),
+    /// Resource `.1` of group `.0` is now in state `.2` (`.3`: its error),
+    /// for status ([`Runner::set_resource`]).
+    Resource(usize, usize, GroupState, Option<String>),
 }
 
-/// `[group][resource]`: state and last error.
-type States = Arc<Mutex<Vec<Vec<(GroupState, Option<String>)>>>>;
-
+/// Owned by the daemon loop.
 pub struct Runner {
     groups: Arc<Vec<GroupConfig>>,
     /// `[group][resource]`: state and last error, for status.
-    states: States,
+    states: Vec<Vec<(GroupState, Option<String>)>>,
     done: mpsc::UnboundedSender<Done>,
 }
 
@@ -54,17 +56,23 @@ impl Runner {
             .collect();
         Runner {
             groups: Arc::new(groups),
-            states: Arc::new(Mutex::new(states)),
+            states,
             done,
         }
     }
 
+    /// A task's [`Done::Resource`] report.
+    pub fn set_resource(&mut self, i: usize, r: usize, state: GroupState, error: Option<String>) {
+        if let Some(s) = self.states.get_mut(i).and_then(|g| g.get_mut(r)) {
+            *s = (state, error);
+        }
+    }
+
     pub fn resources(&self, i: usize) -> Vec<ResourceStatus> {
-        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
         self.groups[i]
             .resources
             .iter()
-            .zip(&states[i])
+            .zip(&self.states[i])
             .map(|(r, (state, error))| ResourceStatus {
                 spec: r.spec.clone(),
                 agent: r.kind.class().to_string(),
@@ -78,7 +86,7 @@ impl Runner {
         Task {
             group: self.groups[i].clone(),
             index: i,
-            states: self.states.clone(),
+            done: self.done.clone(),
             released: false,
         }
     }
@@ -170,15 +178,15 @@ async fn reannounce(
 struct Task {
     group: GroupConfig,
     index: usize,
-    states: States,
+    /// Resource states go to the loop on the channel results take.
+    done: mpsc::UnboundedSender<Done>,
     /// The group's previous holder released it (see [`Runner::start`]).
     released: bool,
 }
 
 impl Task {
     fn set(&self, r: usize, state: GroupState, error: Option<String>) {
-        let mut s = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        s[self.index][r] = (state, error);
+        let _ = self.done.send(Done::Resource(self.index, r, state, error));
     }
 
     fn span(&self, r: usize, action: Action) -> tracing::Span {

@@ -564,6 +564,9 @@ pub async fn run_with_vrrp(
                     groups::Done::Restart(check, ok) => {
                         d.monitor.machine.on_restarted(check, ok, now)
                     }
+                    groups::Done::Resource(i, r, state, error) => {
+                        d.runner.set_resource(i, r, state, error)
+                    }
                 }
             }
             Some((check, result)) = check_results.recv() => {

@@ -55,7 +55,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -102,13 +102,15 @@ pub struct VrrpRuntime;
 /// (use [`VrrpHandle::shutdown`] first).
 pub struct VrrpHandle {
     instances: Vec<InstanceHandle>,
-    status: Arc<Mutex<Vec<VrrpStatus>>>,
     background: Vec<JoinHandle<()>>,
 }
 
 struct InstanceHandle {
     name: String,
     tx: mpsc::UnboundedSender<Event>,
+    /// What the instance's task last published (it owns the status; the
+    /// last value stays readable after the task ended).
+    status: watch::Receiver<VrrpStatus>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -127,6 +129,9 @@ enum Event {
     Gate(bool),
     /// From the instance's `vrrp_sync_group`.
     Sync(Input),
+    /// A datagram on the instance's interface that is no VRRP packet
+    /// (counted in its status by this reason).
+    Malformed(&'static str),
     Shutdown,
 }
 
@@ -193,14 +198,13 @@ impl VrrpRuntime {
         let link_states: BTreeMap<String, bool> =
             watched.iter().map(|n| (n.clone(), link_up(n))).collect();
 
-        let status = Arc::new(Mutex::new(Vec::new()));
         let mut instances = Vec::new();
         let mut routes: BTreeMap<String, Routes> = BTreeMap::new();
         let mut script_subscribers: BTreeMap<String, Vec<mpsc::UnboundedSender<Event>>> =
             BTreeMap::new();
         let epoch = Instant::now();
         let mut pending = Vec::new();
-        for (index, i) in conf.instances.iter().enumerate() {
+        for i in &conf.instances {
             let l = link(&i.interface)?;
             let src = match i.unicast_src_ip {
                 Some(a) => a,
@@ -256,20 +260,18 @@ impl VrrpRuntime {
                 .entry(i.vrid)
                 .or_default()
                 .push(tx.clone());
-            status
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(VrrpStatus {
-                    name: i.name.clone(),
-                    vrid: i.vrid,
-                    interface: i.interface.clone(),
-                    state: State::Init.as_str().to_string(),
-                    priority: cfg.priority,
-                    effective_priority: cfg.priority,
-                    master: None,
-                    vips: vip_args.iter().map(|a| a.addr.to_string()).collect(),
-                    drops: BTreeMap::new(),
-                });
+            let status = VrrpStatus {
+                name: i.name.clone(),
+                vrid: i.vrid,
+                interface: i.interface.clone(),
+                state: State::Init.as_str().to_string(),
+                priority: cfg.priority,
+                effective_priority: cfg.priority,
+                master: None,
+                vips: vip_args.iter().map(|a| a.addr.to_string()).collect(),
+                drops: BTreeMap::new(),
+            };
+            let (status_tx, status_rx) = watch::channel(status.clone());
             let mut machine = Instance::new(cfg);
             // dont_track_primary: the instance's own interface does not
             // count (a track_interface naming it still does).
@@ -283,7 +285,6 @@ impl VrrpRuntime {
             }
             let task = InstanceTask {
                 name: i.name.clone(),
-                index,
                 machine,
                 epoch,
                 sock: sockets[&i.interface].clone(),
@@ -304,7 +305,8 @@ impl VrrpRuntime {
                 garp_interval: conf.global.vrrp_garp_interval,
                 notify_tx: Some(notify_tx),
                 notifier: None,
-                status: status.clone(),
+                status,
+                status_tx,
                 ignored_link,
                 dropped: 0,
                 send_errors: 0,
@@ -314,7 +316,7 @@ impl VrrpRuntime {
             };
             // Spawned once every instance is known to start: a failed start
             // leaves nothing running.
-            pending.push((task, rx, notify_rx, i.notify.clone(), tx));
+            pending.push((task, rx, notify_rx, i.notify.clone(), tx, status_rx));
         }
         // Sync groups: one task each, between its members.
         let mut background = Vec::new();
@@ -352,7 +354,7 @@ impl VrrpRuntime {
                 }
             }
         }
-        for (mut task, rx, notify_rx, notifies, tx) in pending {
+        for (mut task, rx, notify_rx, notifies, tx, status) in pending {
             task.notifier = Some(tokio::spawn(notifier(
                 Kind::Instance,
                 task.name.clone(),
@@ -363,26 +365,21 @@ impl VrrpRuntime {
             instances.push(InstanceHandle {
                 name: task.name.clone(),
                 tx,
+                status,
                 task: Mutex::new(Some(tokio::spawn(task.run(rx)))),
             });
         }
 
         for (iface, sock) in sockets {
             let r = routes.remove(&iface).unwrap_or_default();
-            let on_iface: Vec<usize> = conf
+            let on_iface: Vec<_> = conf
                 .instances
                 .iter()
-                .enumerate()
-                .filter(|(_, i)| i.interface == iface)
-                .map(|(n, _)| n)
+                .zip(&instances)
+                .filter(|(i, _)| i.interface == iface)
+                .map(|(_, h)| h.tx.clone())
                 .collect();
-            background.push(tokio::spawn(receive(
-                sock,
-                r,
-                opts.v3_checksum,
-                status.clone(),
-                on_iface,
-            )));
+            background.push(tokio::spawn(receive(sock, r, opts.v3_checksum, on_iface)));
         }
         for s in &conf.scripts {
             if let Some(subs) = script_subscribers.remove(&s.name) {
@@ -398,7 +395,6 @@ impl VrrpRuntime {
         );
         Ok(VrrpHandle {
             instances,
-            status,
             background,
         })
     }
@@ -407,10 +403,10 @@ impl VrrpRuntime {
 impl VrrpHandle {
     /// Every instance, in configuration order.
     pub fn status(&self) -> Vec<VrrpStatus> {
-        self.status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.instances
+            .iter()
+            .map(|h| h.status.borrow().clone())
+            .collect()
     }
 
     /// The instances `instance` names: one by name, or all for `None` or

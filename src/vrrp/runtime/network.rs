@@ -53,8 +53,7 @@ pub(super) async fn receive(
     sock: Arc<VrrpSocket>,
     routes: Routes,
     v3: V3Checksum,
-    status: Arc<Mutex<Vec<VrrpStatus>>>,
-    on_iface: Vec<usize>,
+    on_iface: Vec<mpsc::UnboundedSender<Event>>,
 ) {
     let mut buf = vec![0u8; 65536];
     let mut bad: u64 = 0;
@@ -82,13 +81,8 @@ pub(super) async fn receive(
             },
             Err(e) => {
                 bad += 1;
-                {
-                    let mut all = status.lock().unwrap_or_else(|e| e.into_inner());
-                    for &i in &on_iface {
-                        if let Some(s) = all.get_mut(i) {
-                            *s.drops.entry(e.reason().to_string()).or_default() += 1;
-                        }
-                    }
+                for tx in &on_iface {
+                    let _ = tx.send(Event::Malformed(e.reason()));
                 }
                 if bad.is_power_of_two() {
                     tracing::warn!(iface = %sock.iface, error = %e, dropped = bad, "malformed VRRP datagram dropped");

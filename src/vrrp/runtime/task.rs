@@ -6,7 +6,6 @@ use super::*;
 
 pub(super) struct InstanceTask {
     pub(super) name: String,
-    pub(super) index: usize,
     pub(super) machine: Instance,
     pub(super) epoch: Instant,
     pub(super) sock: Arc<VrrpSocket>,
@@ -32,7 +31,9 @@ pub(super) struct InstanceTask {
     pub(super) garp_interval: Duration,
     pub(super) notify_tx: Option<mpsc::UnboundedSender<(State, u8)>>,
     pub(super) notifier: Option<JoinHandle<()>>,
-    pub(super) status: Arc<Mutex<Vec<VrrpStatus>>>,
+    /// Its status, owned here and published to the handle on each change.
+    pub(super) status: VrrpStatus,
+    pub(super) status_tx: watch::Sender<VrrpStatus>,
     /// `dont_track_primary`: link events of this interface are ignored.
     pub(super) ignored_link: Option<String>,
     pub(super) dropped: u64,
@@ -91,6 +92,9 @@ impl InstanceTask {
                 Some(Event::Gate(open)) => self.machine.handle(now, Input::FailbackGate(open)),
                 Some(Event::Sync(input)) => self.machine.handle(now, input),
                 Some(Event::Shutdown) => self.machine.handle(now, Input::Shutdown),
+                Some(Event::Malformed(reason)) => {
+                    *self.status.drops.entry(reason.to_string()).or_default() += 1;
+                }
             }
             self.flush().await;
             if stop {
@@ -130,12 +134,7 @@ impl InstanceTask {
         };
         if let Some((reason, why)) = why {
             self.dropped += 1;
-            {
-                let mut all = self.status.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(s) = all.get_mut(self.index) {
-                    *s.drops.entry(reason.to_string()).or_default() += 1;
-                }
-            }
+            *self.status.drops.entry(reason.to_string()).or_default() += 1;
             // The first of each run at warn, as keepalived logs them.
             if self.dropped.is_power_of_two() {
                 tracing::warn!(instance = %self.name, %from, reason = %why, dropped = self.dropped, "advert dropped");
@@ -184,12 +183,16 @@ impl InstanceTask {
                 let _ = tx.send((*member, st.state, st.own_fault));
             }
         }
-        let mut all = self.status.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = all.get_mut(self.index) {
-            s.state = st.state.as_str().to_string();
-            s.effective_priority = st.effective_priority;
-            s.master = st.master.map(|m| m.to_string());
-        }
+        self.status.state = st.state.as_str().to_string();
+        self.status.effective_priority = st.effective_priority;
+        self.status.master = st.master.map(|m| m.to_string());
+        self.status_tx.send_if_modified(|published| {
+            let changed = *published != self.status;
+            if changed {
+                published.clone_from(&self.status);
+            }
+            changed
+        });
     }
 
     fn send_advert(&mut self, priority: u8) {
