@@ -76,10 +76,16 @@ fn in_private_ns(script: &str) -> String {
     ))
 }
 
-fn losetup_lists(dev: &Path) -> bool {
-    sh("losetup -a")
-        .lines()
-        .any(|l| l.starts_with(&format!("{}:", dev.display())))
+/// `dev` serves this test's FUSE file `fuse_dir/device`. (Not just "is
+/// bound": the tests of this binary run in parallel, and one of them may
+/// take the loop device another just freed. That made
+/// `close_waits_for_a_mount_in_another_namespace` fail once in 40 runs.)
+fn serves(dev: &Path, fuse_dir: &Path) -> bool {
+    let name = dev.file_name().unwrap().to_string_lossy();
+    let backing = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file"))
+        .unwrap_or_default();
+    let own = fuse_dir.canonicalize().unwrap_or_else(|_| fuse_dir.to_path_buf());
+    Path::new(backing.trim_end()) == own.join(DEVICE_FILE)
 }
 
 fn mounted(dir: &Path) -> bool {
@@ -175,7 +181,7 @@ fn ext4_on_the_exposed_device_reaches_the_store() {
     assert!(meta.iter().all(|&b| b == 0xAB), "metadata region written");
 
     exposed.close(Duration::from_secs(30)).unwrap();
-    assert!(!losetup_lists(&dev), "{dev:?} still attached");
+    assert!(!serves(&dev, &fuse_dir), "{dev:?} still attached");
     assert!(!mounted(&fuse_dir), "FUSE still mounted");
     assert!(
         std::fs::symlink_metadata(&link).is_err(),
@@ -214,7 +220,7 @@ fn close_waits_for_and_names_holders() {
     let err = exposed.close(Duration::from_millis(300)).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains(&format!("pid {pid} (sleep)")), "{msg}");
-    assert!(losetup_lists(&dev));
+    assert!(serves(&dev, &fuse_dir));
     assert!(mounted(&fuse_dir));
     let f = OpenOptions::new()
         .read(true)
@@ -235,7 +241,7 @@ fn close_waits_for_and_names_holders() {
     });
     exposed.close(Duration::from_secs(60)).unwrap();
     releaser.join().unwrap();
-    assert!(!losetup_lists(&dev));
+    assert!(!serves(&dev, &fuse_dir));
     assert!(!mounted(&fuse_dir));
     let mut in_file = [0u8; 10];
     File::open(&img)
@@ -282,10 +288,10 @@ fn close_waits_for_a_mount_in_another_namespace() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("mounted on"), "{msg}");
-    assert!(losetup_lists(&dev));
+    assert!(serves(&dev, &fuse_dir));
     drop(holder); // the namespace goes away, and with it the mount
     exposed.close(Duration::from_secs(60)).unwrap();
-    assert!(!losetup_lists(&dev));
+    assert!(!serves(&dev, &fuse_dir));
     assert!(!mounted(&fuse_dir));
 }
 
@@ -350,7 +356,7 @@ fn drop_cleans_up_also_on_panic() {
     assert!(result.is_err());
     let dev = dev.into_inner().unwrap();
     assert!(!dev.as_os_str().is_empty());
-    assert!(!losetup_lists(&dev), "{dev:?} still attached");
+    assert!(!serves(&dev, &fuse_dir), "{dev:?} still attached");
     assert!(!mounted(&fuse_dir), "FUSE still mounted");
     assert!(
         std::fs::symlink_metadata(&link).is_err(),
