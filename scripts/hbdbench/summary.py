@@ -33,7 +33,7 @@ def record(key, now, met, detail="", heartbeat=""):
     figure of heartbeat 3.0.6 / keepalived 2.2.7 where there is one."""
     targets = {k: t for k, _, t in ROWS}
     if key not in targets:
-        raise KeyError(f"bench_summary: unknown row {key!r}")
+        raise KeyError(f"summary: unknown row {key!r}")
     rec = {"key": key, "now": now, "target": targets[key], "met": bool(met),
            "detail": detail, "baseline": heartbeat}
     _records[key] = rec

@@ -42,6 +42,10 @@ BENCH_VRRP_LOGS=DIR keeps the daemons' logs in DIR.
 """
 import os, re, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 
+from .clusters import ECHO_PY
+from .common import HBD, lab_down, lab_up, proc_mem_kib, task_cpu_ns
+from .summary import record
+
 VIP = "192.0.2.50"
 ECHO_PORT = 7777
 PROBE_INTERVAL = 0.01
@@ -125,9 +129,8 @@ class Pair:
     """n1 (MASTER, 150) and n2 (BACKUP, 100) running `prog` in a fresh lab,
     with echo servers on both nodes, the client's probe and capture."""
 
-    def __init__(self, name, prog, version, advert, hbd, lab_up, lab_down, echo_py, probe=True):
-        self.name, self.prog, self.hbd = name, prog, hbd
-        self.lab_down, self.echo_py = lab_down, echo_py
+    def __init__(self, name, prog, version, advert, probe=True):
+        self.name, self.prog = name, prog
         self.dir = tempfile.mkdtemp(prefix=name + "-")
         self.procs, self.readers = {}, {}
         self.up = False
@@ -157,7 +160,7 @@ class Pair:
         base = os.path.join(self.dir, n)
         log = open(self.logpath(n), "a")
         if self.prog == "hbd":
-            argv = [self.hbd, "--config", f"{base}/conf", "--node", n, "--run-dir",
+            argv = [HBD, "--config", f"{base}/conf", "--node", n, "--run-dir",
                     f"{base}/run", "--state-dir", f"{base}/state"]
         else:
             argv = [KEEPALIVED, "-n", "-l", "-D", "-P", "-f", f"{base}/conf/keepalived.conf",
@@ -169,7 +172,7 @@ class Pair:
         log.close()
         if echo:
             self.procs["echo-" + n] = subprocess.Popen(
-                ["ip", "netns", "exec", self.ns(n), sys.executable, "-c", self.echo_py, n, VIP,
+                ["ip", "netns", "exec", self.ns(n), sys.executable, "-c", ECHO_PY, n, VIP,
                  str(ECHO_PORT)], stdin=subprocess.DEVNULL)
 
     def daemon_pids(self, n):
@@ -235,7 +238,7 @@ class Pair:
         for r in self.readers.values():
             r.close()
         if self.up:
-            self.lab_down(self.name)
+            lab_down(self.name)
         keep = os.environ.get("BENCH_VRRP_LOGS")  # a directory: keep the daemons' logs there
         if keep:
             os.makedirs(keep, exist_ok=True)
@@ -246,7 +249,7 @@ class Pair:
 
 
 # The client's probe: sends its sequence number to the VIP every interval;
-# prints "RECV_TIME NODE SEQ" per answer (same as scripts/bench's).
+# prints "RECV_TIME NODE SEQ" per answer (same as clusters.py's).
 PROBE_PY = r"""
 import select, socket, sys, time
 vip, port, interval = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
@@ -288,10 +291,10 @@ def fail(pair, what):
                      f"--- n2 ---\n{pair.log('n2')[-3000:]}")
 
 
-def takeover(prog, version, advert, advert_s, trials, name, hbd, lab_up, lab_down, echo_py):
+def takeover(prog, version, advert, advert_s, trials, name):
     """[(kill → n2's first advert, kill → VIP answers from n2)] in seconds."""
     out = []
-    p = Pair(name, prog, version, advert, hbd, lab_up, lab_down, echo_py)
+    p = Pair(name, prog, version, advert)
     try:
         p.start("n2")
         time.sleep(0.2)
@@ -326,12 +329,11 @@ def count_transitions(log, since):
             len(re.findall(r"Entering BACKUP STATE", text)))
 
 
-def flaps(prefix, hbd, lab_up, lab_down, echo_py, seconds):
+def flaps(prefix, seconds):
     pairs, hogs = {}, []
     try:
         for prog in ("keepalived", "hbd"):
-            pairs[prog] = Pair(f"{prefix}-f{prog[0]}", prog, 3, "0.01", hbd, lab_up, lab_down,
-                               echo_py)
+            pairs[prog] = Pair(f"{prefix}-f{prog[0]}", prog, 3, "0.01")
             pairs[prog].start("n1")
             pairs[prog].start("n2")
         for prog, p in pairs.items():
@@ -366,13 +368,13 @@ def flaps(prefix, hbd, lab_up, lab_down, echo_py, seconds):
             p.close()
 
 
-def idle(args, prefix, hbd, lab_up, lab_down, echo_py, bench):
+def idle(args, prefix):
     pairs = {}
     try:
         for label, version, advert, _, _ in (SETTINGS[0], SETTINGS[2]):
             for prog in ("keepalived", "hbd"):
-                p = Pair(f"{prefix}-i{prog[0]}{version}{len(pairs)}", prog, version, advert, hbd,
-                         lab_up, lab_down, echo_py, probe=False)
+                p = Pair(f"{prefix}-i{prog[0]}{version}{len(pairs)}", prog, version, advert,
+                         probe=False)
                 pairs[(label, prog)] = p
                 p.start("n1", echo=False)
                 p.start("n2", echo=False)
@@ -384,16 +386,16 @@ def idle(args, prefix, hbd, lab_up, lab_down, echo_py, bench):
                 fail(p, "n1 never took the VIP")
         time.sleep(4)
         pids = {(k, n): p.daemon_pids(n) for k, p in pairs.items() for n in ("n1", "n2")}
-        a, ta = {k: bench.task_cpu_ns(v) for k, v in pids.items()}, time.time()
+        a, ta = {k: task_cpu_ns(v) for k, v in pids.items()}, time.time()
         time.sleep(args.idle_seconds)
-        b, tb = {k: bench.task_cpu_ns(v) for k, v in pids.items()}, time.time()
+        b, tb = {k: task_cpu_ns(v) for k, v in pids.items()}, time.time()
         out = {}
         for k, v in pids.items():
             used = sum(b[k].get(x, y) - y for x, y in a[k].items()) + sum(
                 y for x, y in b[k].items() if x not in a[k])
             rss = pss = 0
             for pid in v:
-                r, s = bench.proc_mem_kib(pid)
+                r, s = proc_mem_kib(pid)
                 rss, pss = rss + r, pss + s
             out[k] = {"cpu": 100.0 * used / 1e9 / (tb - ta), "rss": rss, "pss": pss,
                       "procs": len(v)}
@@ -416,12 +418,10 @@ def keepalived_version():
     return (r.stdout + r.stderr).splitlines()[0].strip() if (r.stdout + r.stderr) else "?"
 
 
-def vrrp_tables(args, prefix, hbd, lab_up, lab_down, bench):
-    """bench: the scripts/bench module (echo server, footprint helpers)."""
+def vrrp_tables(args, prefix):
     if shutil.which(KEEPALIVED) is None:
         subprocess.run(["sh", "-c", "apt-get install -y -qq keepalived"], check=True,
                        stdout=sys.stderr, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-    echo_py = bench.ECHO_PY
     flap_s = 60
     load = os.getloadavg()
     print(f"### VRRP mode: hbd vs {keepalived_version()}\n")
@@ -436,7 +436,7 @@ def vrrp_tables(args, prefix, hbd, lab_up, lab_down, bench):
         med = {}
         for prog in ("keepalived", "hbd"):
             r = takeover(prog, version, advert, advert_s, args.trials,
-                         f"{prefix}-t{i}{prog[0]}", hbd, lab_up, lab_down, echo_py)
+                         f"{prefix}-t{i}{prog[0]}")
             adv = [x[0] for x in r]
             ans = [x[1] for x in r]
             med[prog] = (statistics.median(adv), statistics.median(ans))
@@ -454,7 +454,7 @@ def vrrp_tables(args, prefix, hbd, lab_up, lab_down, bench):
           "in a client namespace; both pairs at the same time. Transitions counted from "
           "the logs (\"Entering MASTER/BACKUP STATE\"); answers from n2: the client's 10 ms "
           "probes of the VIP that n2 answered:\n")
-    f = flaps(prefix, hbd, lab_up, lab_down, echo_py, flap_s)
+    f = flaps(prefix, flap_s)
     print("| program | n1 (MASTER) → MASTER / → BACKUP | n2 (BACKUP) → MASTER / → BACKUP "
           "| answers from n2 | n2 holds the VIP at the end |")
     print("|---|---|---|---|---|")
@@ -465,7 +465,7 @@ def vrrp_tables(args, prefix, hbd, lab_up, lab_down, bench):
 
     print(f"\nIdle footprint over {args.idle_seconds} s, summed over the daemon's processes "
           "(CPU % of one core; all four pairs at the same time):\n")
-    res = idle(args, prefix, hbd, lab_up, lab_down, echo_py, bench)
+    res = idle(args, prefix)
     print("| setting | node | keepalived CPU | hbd CPU | hbd / keepalived CPU "
           "| keepalived RSS | hbd RSS | keepalived PSS | hbd PSS |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -477,10 +477,9 @@ def vrrp_tables(args, prefix, hbd, lab_up, lab_down, bench):
                   f"{k['rss'] / 1024:.1f} MiB | {h['rss'] / 1024:.1f} MiB | "
                   f"{k['pss'] / 1024:.1f} MiB | {h['pss'] / 1024:.1f} MiB |", flush=True)
     k, h = res[((SETTINGS[0][0], "keepalived"), "n1")], res[((SETTINGS[0][0], "hbd"), "n1")]
-    import bench_summary
-    bench_summary.record("vrrp_idle", ratio(h["cpu"], k["cpu"]),
-                         k["cpu"] > 0 and h["cpu"] <= k["cpu"],
-                         f"{h['cpu']:.3f} % ÷ {k['cpu']:.3f} % over {args.idle_seconds} s "
-                         f"({SETTINGS[0][0]}, MASTER)",
-                         f"keepalived {k['cpu']:.3f} %")
+    record("vrrp_idle", ratio(h["cpu"], k["cpu"]),
+           k["cpu"] > 0 and h["cpu"] <= k["cpu"],
+           f"{h['cpu']:.3f} % ÷ {k['cpu']:.3f} % over {args.idle_seconds} s "
+           f"({SETTINGS[0][0]}, MASTER)",
+           f"keepalived {k['cpu']:.3f} %")
     print()

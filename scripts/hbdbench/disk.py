@@ -40,6 +40,9 @@ HBD_BENCH_TCP_SECONDS (default 6) for the TCP stream.
 """
 import json, os, re, shutil, socket, statistics, struct, subprocess, sys, tempfile, time
 
+from .common import HBCTL, HBD_DISK, lab_down, lab_up
+from .summary import record
+
 MIB = 1 << 20
 
 
@@ -120,9 +123,8 @@ def workloads(dev, runtime):
 class Pair:
     """Two hbd-disk processes in a two-node lab."""
 
-    def __init__(self, lab, hbctl, hbd_disk, size, lab_up, lab_down, tls=True):
-        self.lab, self.hbctl, self.bin, self.size = lab, hbctl, hbd_disk, size
-        self.lab_down = lab_down
+    def __init__(self, lab, size, tls=True):
+        self.lab, self.hbctl, self.bin, self.size = lab, HBCTL, HBD_DISK, size
         self.dir = tempfile.mkdtemp(prefix=lab + "-", dir="/var/tmp")
         self.procs = {}
         lab_up(lab)
@@ -145,7 +147,7 @@ class Pair:
             os.chmod(f"{d}/authkeys", 0o600)
             with open(f"{self.dir}/n{i}/backing.img", "wb") as f:
                 f.truncate(size)
-            subprocess.run([hbctl, "disk", "--config", d, "--node", f"n{i}", "create-md", "r0"],
+            subprocess.run([HBCTL, "disk", "--config", d, "--node", f"n{i}", "create-md", "r0"],
                            check=True, capture_output=True)
 
     def run(self, i):
@@ -196,7 +198,7 @@ class Pair:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-        self.lab_down(self.lab)
+        lab_down(self.lab)
         # A device process that had to be killed leaves its loop device
         # behind (its FUSE mount lived in the process's own mount namespace).
         for blk in os.listdir("/sys/block"):
@@ -455,7 +457,7 @@ def plain_loop(path):
                           capture_output=True, text=True).stdout.strip()
 
 
-def disk_tables(args, lab, hbctl, hbd_disk, lab_up, lab_down):
+def disk_tables(args, lab):
     if shutil.which("fio") is None:
         subprocess.run(["apt-get", "install", "-y", "fio"], check=True, capture_output=True)
     size = 1024 * MIB
@@ -476,7 +478,7 @@ def disk_tables(args, lab, hbctl, hbd_disk, lab_up, lab_down):
     tcp_s = int(os.environ.get("HBD_BENCH_TCP_SECONDS", "6"))
     db_s = int(os.environ.get("HBD_BENCH_MARIADB_SECONDS", "20"))
     tcp = db = disk = None
-    p = Pair(lab, hbctl, hbd_disk, size, lab_up, lab_down)
+    p = Pair(lab, size)
     try:
         # One TCP stream on the link the device replicates over, before any
         # device runs (nothing else on the link or the CPUs of this run).
@@ -522,7 +524,7 @@ def disk_tables(args, lab, hbctl, hbd_disk, lab_up, lab_down):
 
     # The same replicated device with the link left plain (tls no): the
     # cost of sealing every frame (AES-256-GCM) in one run.
-    p = Pair(lab, hbctl, hbd_disk, size, lab_up, lab_down, tls=False)
+    p = Pair(lab, size, tls=False)
     try:
         p.start(1)
         ok(p.run(1), "r0", {"request": "primary", "force": True})
@@ -586,8 +588,7 @@ TARGETS = (
 
 
 def summary(out, fig):
-    """This run's disk rows into the whole bench's table (bench_summary)."""
-    import bench_summary
+    """This run's disk rows into the whole bench's table (summary.py)."""
     by = {r["row"]: r for r in out}
 
     def shown(key):
@@ -601,12 +602,12 @@ def summary(out, fig):
                      ("rand_repl_vs_down", "rand"), ("sync_vs_tcp", "sync"),
                      ("mariadb_repl_vs_down", "mariadb")):
         now, detail = shown(key)
-        bench_summary.record(row, now, by[key]["met"] is True, detail)
+        record(row, now, by[key]["met"] is True, detail)
     (m, md), (p, pd) = shown("fsync_mean_repl_vs_down"), shown("fsync_p99_repl_vs_down")
-    bench_summary.record("fsync", f"{m} / {p}",
-                         by["fsync_mean_repl_vs_down"]["met"] is True
-                         and by["fsync_p99_repl_vs_down"]["met"] is True,
-                         f"mean {md}; p99 {pd}")
+    record("fsync", f"{m} / {p}",
+           by["fsync_mean_repl_vs_down"]["met"] is True
+           and by["fsync_p99_repl_vs_down"]["met"] is True,
+           f"mean {md}; p99 {pd}")
 
 
 def issue15_table(rows, size, resync_s, resync_plain_s, tcp, db, disk=None):
