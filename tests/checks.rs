@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hbd::monitor::checks::{run, validate, CheckKind};
+use hbd::monitor::checks::{self, validate, CheckError, CheckKind, MysqlError};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -84,6 +84,11 @@ async fn wait_for_port(port: u16) {
     }
 }
 
+/// Runs a check; a failure as its message (what `hbctl status` shows).
+async fn run(kind: &CheckKind, timeout: Duration) -> Result<(), String> {
+    checks::run(kind, timeout).await.map_err(|e| e.to_string())
+}
+
 fn tcp(port: u16) -> CheckKind {
     CheckKind::Tcp {
         host: "127.0.0.1".into(),
@@ -112,6 +117,12 @@ async fn tcp_up_and_down() {
     drop(listener);
     let err = run(&tcp(port), TIMEOUT).await.unwrap_err();
     assert_eq!(err, format!("connect 127.0.0.1:{port}: connection refused"));
+    match checks::run(&tcp(port), TIMEOUT).await {
+        Err(CheckError::Connect { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused)
+        }
+        other => panic!("{other:?}"),
+    }
     // A name is resolved.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -354,6 +365,13 @@ async fn exec_exit_codes_and_last_line() {
         run(&exec("exit 3"), TIMEOUT).await,
         Err("exit code 3".into())
     );
+    assert!(matches!(
+        checks::run(&exec("exit 3"), TIMEOUT).await,
+        Err(CheckError::Exit {
+            code: 3,
+            output: None
+        })
+    ));
     assert_eq!(
         run(&exec("kill -TERM $$"), TIMEOUT).await,
         Err("killed by SIGTERM".into())
@@ -616,6 +634,10 @@ async fn mysql_against_real_mariadb() {
     );
     let err = run(&db.tcp("nobody-here", "x"), TIMEOUT).await.unwrap_err();
     assert!(err.contains("Access denied"), "{err}");
+    match checks::run(&db.tcp("mon", "wrong"), TIMEOUT).await {
+        Err(CheckError::Mysql(MysqlError::Server { code: 1045, .. })) => {}
+        other => panic!("{other:?}"),
+    }
 
     // Credentials and address from an option file.
     let cnf = db.dir.path().join("monitor.cnf");

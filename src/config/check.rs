@@ -202,7 +202,7 @@ pub(super) fn resolve_monitoring(
         // What is missing was said already; validate what is there.
         if let (Some(k), 0) = (&kind, reported.get()) {
             if let Err(m) = crate::monitor::checks::validate(k) {
-                err("type", m);
+                err("type", m.to_string());
             }
         }
         let dur =

@@ -18,6 +18,7 @@
 //!   unhealthy;
 //! - the group is healthy here again when none of its checks is `failed`.
 
+use crate::monitor::checks::CheckError;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -243,7 +244,7 @@ impl Monitor {
     }
 
     /// The result of a run of check `i`.
-    pub fn on_result(&mut self, i: usize, result: Result<(), String>, now: Duration) {
+    pub fn on_result(&mut self, i: usize, result: Result<(), CheckError>, now: Duration) {
         let Some(s) = self.states.get_mut(i) else {
             return;
         };
@@ -265,6 +266,7 @@ impl Monitor {
                 }
             }
             Err(e) => {
+                let e = e.to_string();
                 s.failures = s.failures.saturating_add(1);
                 s.successes = 0;
                 s.last_error = Some(e.clone());
@@ -390,6 +392,11 @@ mod tests {
         Duration::from_secs(x)
     }
 
+    /// A failed run.
+    fn down() -> Result<(), CheckError> {
+        Err(CheckError::NoProcess { name: "web".into() })
+    }
+
     fn def(action: Action) -> CheckDef {
         CheckDef {
             name: "port".into(),
@@ -406,7 +413,7 @@ mod tests {
     fn drive(
         m: &mut Monitor,
         until: u64,
-        mut results: impl FnMut(usize, Duration) -> Result<(), String>,
+        mut results: impl FnMut(usize, Duration) -> Result<(), CheckError>,
     ) -> Vec<(Duration, Output)> {
         let mut out = Vec::new();
         let mut now = Duration::ZERO;
@@ -442,13 +449,7 @@ mod tests {
         });
         assert_eq!(runs, 0, "inactive: nothing runs");
         m.set_active(0, true, Duration::ZERO);
-        let out = drive(&mut m, 10, |_, t| {
-            if t < s(5) {
-                Ok(())
-            } else {
-                Err("refused".into())
-            }
-        });
+        let out = drive(&mut m, 10, |_, t| if t < s(5) { Ok(()) } else { down() });
         let unhealthy: Vec<_> = out
             .iter()
             .filter(|(_, o)| matches!(o, Output::Unhealthy { .. }))
@@ -473,7 +474,7 @@ mod tests {
             1,
         );
         m.set_active(0, true, Duration::ZERO);
-        let out = drive(&mut m, 30, |_, _| Err("down".into()));
+        let out = drive(&mut m, 30, |_, _| down());
         let restarts = out
             .iter()
             .filter(|(_, o)| matches!(o, Output::Restart { resource: 1, .. }))
@@ -488,6 +489,10 @@ mod tests {
             .collect();
         assert_eq!(moves.len(), 1, "{out:?}");
         assert!(moves[0].contains("restarted 2 times"), "{moves:?}");
+        assert!(
+            moves[0].starts_with("check port failed: no process named web;"),
+            "{moves:?}"
+        );
     }
 
     #[test]
@@ -497,7 +502,7 @@ mod tests {
         // Down from 2 s to 4 s, flapping does not count until rise successes.
         let out = drive(&mut m, 12, |_, t| {
             if (s(2)..s(5)).contains(&t) {
-                Err("down".into())
+                down()
             } else {
                 Ok(())
             }
@@ -523,7 +528,11 @@ mod tests {
         assert_eq!(m.take_outputs(), vec![Output::Run(0)]);
         m.tick(s(5));
         assert!(m.take_outputs().is_empty(), "in flight: not run again");
-        m.on_result(0, Err("timed out after 2s".into()), s(5));
+        m.on_result(0, Err(CheckError::TimedOut { timeout: s(2) }), s(5));
+        assert_eq!(
+            m.status(s(5))[0].last_error.as_deref(),
+            Some("timed out after 2s")
+        );
         m.tick(s(5));
         assert_eq!(m.take_outputs(), vec![Output::Run(0)]);
     }

@@ -2,13 +2,13 @@
 //! by their timeout). The `[notify] command` hook is [`crate::notify`]'s.
 
 use crate::config::CheckConfig;
-use crate::monitor::checks::{self, CheckKind};
+use crate::monitor::checks::{self, CheckError, CheckKind};
 use crate::monitor::scheduler::{CheckDef, Monitor};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// A finished check run: (check, result).
-pub type CheckResult = (usize, Result<(), String>);
+pub type CheckResult = (usize, Result<(), CheckError>);
 
 pub struct MonitorRt {
     pub machine: Monitor,
@@ -71,10 +71,7 @@ impl MonitorRt {
             .await
             {
                 Ok(r) => r,
-                Err(_) => Err(format!(
-                    "timed out after {}",
-                    crate::config::format_duration(timeout)
-                )),
+                Err(_) => Err(CheckError::TimedOut { timeout }),
             };
             let _ = tx.send((i, r));
         });

@@ -10,7 +10,7 @@ pub(super) async fn check_exec(
     command: &str,
     user: Option<&str>,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), CheckError> {
     let account = match user {
         Some(u) => {
             let name = u.to_string();
@@ -18,10 +18,14 @@ pub(super) async fn check_exec(
             let found = runner::lookup(&format!("user {u}"), move || {
                 nix::unistd::User::from_name(&name)
             })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("user {u}: {}", lower_first(e.desc())))?;
-            Some(found.ok_or_else(|| format!("user {u}: no such user"))?)
+            .await?
+            .map_err(|errno| CheckError::UserLookup {
+                user: u.to_string(),
+                errno,
+            })?;
+            Some(found.ok_or_else(|| CheckError::NoSuchUser {
+                user: u.to_string(),
+            })?)
         }
         None => None,
     };
@@ -31,32 +35,27 @@ pub(super) async fn check_exec(
         .timeout(timeout);
     let out = match runner::run(&c).await {
         Ok(out) => out,
-        Err(RunError::TimedOut { timeout }) => {
-            return Err(format!(
-                "timed out after {}",
-                crate::config::format_duration(timeout)
-            ))
-        }
+        Err(RunError::TimedOut { timeout }) => return Err(CheckError::TimedOut { timeout }),
         Err(RunError::Spawn { source, .. }) => {
-            return Err(match user {
-                Some(u) => format!("/bin/sh as {u}: {}", io_reason(&source)),
-                None => format!("/bin/sh: {}", io_reason(&source)),
+            return Err(CheckError::Shell {
+                user: user.map(str::to_string),
+                source,
             })
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
     if out.success() {
         return Ok(());
     }
-    let what = match out.signal {
-        None => format!("exit code {}", out.code),
-        Some(sig) => match Signal::try_from(sig) {
-            Ok(s) => format!("killed by {}", s.as_str()),
-            Err(_) => format!("killed by signal {sig}"),
+    let output = out
+        .last_line()
+        .map(|l| printable(l.as_bytes(), MAX_LINE))
+        .filter(|l| !l.is_empty());
+    Err(match out.signal {
+        None => CheckError::Exit {
+            code: out.code,
+            output,
         },
-    };
-    match out.last_line().map(|l| printable(l.as_bytes(), MAX_LINE)) {
-        Some(line) if !line.is_empty() => Err(format!("{what}: {line}")),
-        _ => Err(what),
-    }
+        Some(signal) => CheckError::Killed { signal, output },
+    })
 }

@@ -31,10 +31,14 @@ impl HttpTarget {
     }
 }
 
-pub(super) fn parse_url(url: &str) -> Result<HttpTarget, String> {
+pub(super) fn parse_url(url: &str) -> Result<HttpTarget, CheckError> {
+    let bad = |reason: &str| CheckError::BadUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
     let rest = match url.get(..7) {
         Some(s) if s.eq_ignore_ascii_case("http://") => &url[7..],
-        _ => return Err(format!("{url:?}: only http:// URLs are supported")),
+        _ => return Err(bad("only http:// URLs are supported")),
     };
     let (authority, path) = match rest.find(['/', '?', '#']) {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -47,25 +51,20 @@ pub(super) fn parse_url(url: &str) -> Result<HttpTarget, String> {
         p => p.to_string(),
     };
     if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(format!(
-            "{url:?}: the path has spaces or control characters"
-        ));
+        return Err(bad("the path has spaces or control characters"));
     }
     if authority.contains('@') {
-        return Err(format!("{url:?}: user information is not supported"));
+        return Err(bad("user information is not supported"));
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (h, after) = v6
             .split_once(']')
-            .ok_or_else(|| format!("{url:?}: no ']' after an IPv6 address"))?;
+            .ok_or_else(|| bad("no ']' after an IPv6 address"))?;
         match after {
             "" => (h, None),
             p => (
                 h,
-                Some(
-                    p.strip_prefix(':')
-                        .ok_or_else(|| format!("{url:?}: junk after ']'"))?,
-                ),
+                Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
             ),
         }
     } else {
@@ -75,15 +74,15 @@ pub(super) fn parse_url(url: &str) -> Result<HttpTarget, String> {
         }
     };
     if host.is_empty() {
-        return Err(format!("{url:?}: no host"));
+        return Err(bad("no host"));
     }
     if host.contains(':') && !authority.starts_with('[') {
-        return Err(format!("{url:?}: write an IPv6 address in brackets"));
+        return Err(bad("write an IPv6 address in brackets"));
     }
     let port = match port {
         None | Some("") => 80,
         Some(p) => match p.parse::<u16>() {
-            Ok(0) | Err(_) => return Err(format!("{url:?}: bad port {p:?}")),
+            Ok(0) | Err(_) => return Err(bad(&format!("bad port {p:?}"))),
             Ok(n) => n,
         },
     };
@@ -95,8 +94,8 @@ pub(super) fn parse_url(url: &str) -> Result<HttpTarget, String> {
 }
 
 /// The status code of a status line (RFC 9112 §4): `HTTP/1.1 200 OK`.
-pub(super) fn parse_status_line(line: &[u8]) -> Result<u16, String> {
-    let bad = || format!("http: not an HTTP status line: {:?}", printable(line, 80));
+pub(super) fn parse_status_line(line: &[u8]) -> Result<u16, CheckError> {
+    let bad = || CheckError::HttpBadStatusLine(printable(line, 80));
     let rest = line.strip_prefix(b"HTTP/").ok_or_else(bad)?;
     let sp = rest.iter().position(|&b| b == b' ').ok_or_else(bad)?;
     let rest = &rest[sp + 1..];
@@ -107,7 +106,7 @@ pub(super) fn parse_status_line(line: &[u8]) -> Result<u16, String> {
     Ok(code.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0')))
 }
 
-pub(super) async fn check_http(url: &str, expect: u16) -> Result<(), String> {
+pub(super) async fn check_http(url: &str, expect: u16) -> Result<(), CheckError> {
     let t = parse_url(url)?;
     let mut s = connect_tcp(&t.host, t.port).await?;
     let req = format!(
@@ -117,29 +116,27 @@ pub(super) async fn check_http(url: &str, expect: u16) -> Result<(), String> {
     );
     s.write_all(req.as_bytes())
         .await
-        .map_err(|e| format!("http: send: {}", io_reason(&e)))?;
+        .map_err(|source| CheckError::HttpIo { op: "send", source })?;
     let mut buf = Vec::with_capacity(512);
     let line = loop {
         if let Some(i) = buf.iter().position(|&b| b == b'\n') {
             break &buf[..i];
         }
         if buf.len() >= HTTP_MAX_STATUS_LINE {
-            return Err(format!(
-                "http: no status line in the first {HTTP_MAX_STATUS_LINE} bytes"
-            ));
+            return Err(CheckError::HttpNoStatusLine);
         }
         let mut chunk = [0u8; 1024];
         let want = chunk.len().min(HTTP_MAX_STATUS_LINE - buf.len());
         match s.read(&mut chunk[..want]).await {
-            Ok(0) => return Err("http: connection closed before a status line".into()),
+            Ok(0) => return Err(CheckError::HttpClosed),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) => return Err(format!("http: read: {}", io_reason(&e))),
+            Err(source) => return Err(CheckError::HttpIo { op: "read", source }),
         }
     };
     let code = parse_status_line(line)?;
     if code == expect {
         Ok(())
     } else {
-        Err(format!("HTTP {code} (expected {expect})"))
+        Err(CheckError::HttpStatus { code, expect })
     }
 }

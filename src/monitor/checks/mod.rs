@@ -12,22 +12,24 @@
 //! [`run`] never panics and is bounded everywhere: the timeout covers the whole
 //! check (a command is killed with its process group when it runs out), reads
 //! are capped in size and in number of packets, and `/proc` and file reads run
-//! on the blocking pool. Failures are short reasons meant for one log line.
+//! on the blocking pool. Failures are [`CheckError`]s, whose messages are
+//! short reasons meant for one log line.
 //!
 //! One file per kind: `http.rs` and `mysql.rs` (clients written here, small
 //! on purpose: a check only needs a status line, or a handshake, an
 //! authentication and one result), `process.rs`, `exec.rs`; `tcp` is
 //! [`connect_tcp`] below. This file holds the kinds, [`run`], [`validate`]
-//! and the helpers they share; `tests.rs` the unit tests.
+//! and the helpers they share; `error.rs` the errors; `tests.rs` the unit
+//! tests.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod error;
 mod exec;
 mod http;
 mod mysql;
@@ -39,6 +41,8 @@ use exec::*;
 use http::*;
 use mysql::*;
 use process::*;
+
+pub use error::{CheckError, MysqlError, OptionFileError};
 
 /// One check's target, as configured (cluster.toml `[[check]]`, parsed elsewhere).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,24 +103,21 @@ const MYSQL_MAX_ROWS: usize = 10_000;
 /// Packets exchanged during authentication (switch, more data, OK).
 const MYSQL_MAX_AUTH_ROUNDS: usize = 4;
 
-/// Runs one check; `Err` carries a short, clear reason ("connect 127.0.0.1:3306: connection refused",
+/// Runs one check; `Err` says why, in a short, clear reason ("connect 127.0.0.1:3306: connection refused",
 /// "HTTP 503 (expected 200)", "no process named mariadbd", "exit code 1: <last output line>",
 /// "mysql: Access denied for user ...", "timed out after 2s"). Never panics, never blocks the
 /// runtime thread (blocking /proc reads go through spawn_blocking; everything is bounded:
 /// response sizes, line lengths, number of packets read).
-pub async fn run(kind: &CheckKind, timeout: Duration) -> Result<(), String> {
+pub async fn run(kind: &CheckKind, timeout: Duration) -> Result<(), CheckError> {
     // Dropping the check's future at the timeout closes its sockets and
     // KILLs a command's process group (`process::run`).
     match tokio::time::timeout(timeout, run_unbounded(kind, timeout)).await {
         Ok(r) => r,
-        Err(_) => Err(format!(
-            "timed out after {}",
-            crate::config::format_duration(timeout)
-        )),
+        Err(_) => Err(CheckError::TimedOut { timeout }),
     }
 }
 
-async fn run_unbounded(kind: &CheckKind, timeout: Duration) -> Result<(), String> {
+async fn run_unbounded(kind: &CheckKind, timeout: Duration) -> Result<(), CheckError> {
     match kind {
         CheckKind::Tcp { host, port } => connect_tcp(host, *port).await.map(drop),
         CheckKind::Http { url, expect } => check_http(url, *expect).await,
@@ -130,51 +131,56 @@ async fn run_unbounded(kind: &CheckKind, timeout: Duration) -> Result<(), String
 }
 
 /// Validates a kind at configuration time (url parses, port != 0, process has pidfile or name,
-/// command not empty, mysql has socket or host...). The message names what is wrong.
-pub fn validate(kind: &CheckKind) -> Result<(), String> {
+/// command not empty, mysql has socket or host...): a [`CheckError::Invalid`]
+/// naming the key that is wrong.
+pub fn validate(kind: &CheckKind) -> Result<(), CheckError> {
+    use CheckError as E;
     match kind {
         CheckKind::Tcp { host, port } => {
             if host.trim().is_empty() {
-                return Err("host: empty".into());
+                return Err(E::invalid("host", "empty"));
             }
             if *port == 0 {
-                return Err("port: must not be 0".into());
+                return Err(E::invalid("port", "must not be 0"));
             }
         }
         CheckKind::Http { url, expect } => {
-            parse_url(url).map_err(|e| format!("url: {e}"))?;
+            parse_url(url).map_err(|e| E::invalid("url", e.to_string()))?;
             if !(100..=599).contains(expect) {
-                return Err(format!("expect: {expect} is not an HTTP status (100-599)"));
+                return Err(E::invalid(
+                    "expect",
+                    format!("{expect} is not an HTTP status (100-599)"),
+                ));
             }
         }
         CheckKind::Process { pidfile, name } => {
             if pidfile.is_none() && name.is_none() {
-                return Err("process: needs a pidfile or a name (or both)".into());
+                return Err(E::invalid("process", "needs a pidfile or a name (or both)"));
             }
             if let Some(p) = pidfile {
                 if !p.is_absolute() {
-                    return Err(format!(
-                        "pidfile: must be an absolute path: {}",
-                        p.display()
+                    return Err(E::invalid(
+                        "pidfile",
+                        format!("must be an absolute path: {}", p.display()),
                     ));
                 }
             }
             if let Some(n) = name {
                 if n.is_empty() || n.contains('\0') {
-                    return Err("name: empty".into());
+                    return Err(E::invalid("name", "empty"));
                 }
             }
         }
         CheckKind::Exec { command, user } => {
             if command.trim().is_empty() {
-                return Err("command: empty".into());
+                return Err(E::invalid("command", "empty"));
             }
             if command.contains('\0') {
-                return Err("command: contains a NUL byte".into());
+                return Err(E::invalid("command", "contains a NUL byte"));
             }
             if let Some(u) = user {
                 if u.is_empty() || u.contains(['\0', ':', '/']) {
-                    return Err(format!("user: not a user name: {u:?}"));
+                    return Err(E::invalid("user", format!("not a user name: {u:?}")));
                 }
             }
         }
@@ -188,28 +194,32 @@ pub fn validate(kind: &CheckKind) -> Result<(), String> {
             ..
         } => {
             if host.is_none() && socket.is_none() && option_file.is_none() {
-                return Err(
-                    "mysql: needs a socket or a host (or an option_file that names one)".into(),
-                );
+                return Err(E::invalid(
+                    "mysql",
+                    "needs a socket or a host (or an option_file that names one)",
+                ));
             }
             if host.as_ref().is_some_and(|h| h.trim().is_empty()) {
-                return Err("host: empty".into());
+                return Err(E::invalid("host", "empty"));
             }
             if *port == 0 {
-                return Err("port: must not be 0".into());
+                return Err(E::invalid("port", "must not be 0"));
             }
             for (key, p) in [("socket", socket), ("option_file", option_file)] {
                 if let Some(p) = p {
                     if !p.is_absolute() {
-                        return Err(format!("{key}: must be an absolute path: {}", p.display()));
+                        return Err(E::invalid(
+                            key,
+                            format!("must be an absolute path: {}", p.display()),
+                        ));
                     }
                 }
             }
             if user.as_ref().is_some_and(|u| u.contains('\0')) {
-                return Err("user: contains a NUL byte".into());
+                return Err(E::invalid("user", "contains a NUL byte"));
             }
             if query.trim().is_empty() {
-                return Err("query: empty".into());
+                return Err(E::invalid("query", "empty"));
             }
         }
     }
@@ -250,24 +260,36 @@ fn printable(b: &[u8], max: usize) -> String {
 }
 
 /// Runs `f` on the blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, CheckError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| format!("internal error: {e}"))
+        .map_err(|e| CheckError::Internal(e.to_string()))
 }
 
 /// Connects to the first address of `host` that accepts.
-async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, String> {
+async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, CheckError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|e| format!("resolve {host}: {}", io_reason(&e)))?
+        .map_err(|source| CheckError::Resolve {
+            host: host.to_string(),
+            source,
+        })?
         .take(MAX_ADDRS)
         .collect();
-    let mut last = format!("resolve {host}: no address");
+    let mut last = CheckError::NoAddress {
+        host: host.to_string(),
+    };
     for a in addrs {
         match TcpStream::connect(a).await {
             Ok(s) => return Ok(s),
-            Err(e) => last = format!("connect {a}: {}", io_reason(&e)),
+            Err(source) => {
+                last = CheckError::Connect {
+                    target: a.to_string(),
+                    source,
+                }
+            }
         }
     }
     Err(last)

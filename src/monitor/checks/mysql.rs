@@ -95,18 +95,16 @@ impl<'a> PacketReader<'a> {
     }
 }
 
-pub(super) fn decode_handshake(p: &[u8]) -> Result<Handshake, String> {
+pub(super) fn decode_handshake(p: &[u8]) -> Result<Handshake, MysqlError> {
     if p.first() == Some(&0xff) {
         // "Too many connections", "Host ... is not allowed to connect".
         return Err(decode_err(p));
     }
-    let malformed = || "mysql: malformed handshake packet".to_string();
+    let malformed = || MysqlError::Malformed("handshake packet");
     let mut r = PacketReader { b: p };
     let version = r.u8().ok_or_else(malformed)?;
     if version != 10 {
-        return Err(format!(
-            "mysql: handshake protocol version {version} is not supported (need 10)"
-        ));
+        return Err(MysqlError::ProtocolVersion(version));
     }
     let server_version = printable(r.nul_str(), 100);
     r.u32().ok_or_else(malformed)?; // thread id
@@ -134,9 +132,7 @@ pub(super) fn decode_handshake(p: &[u8]) -> Result<Handshake, String> {
         }
     }
     if capabilities & CLIENT_PROTOCOL_41 == 0 || capabilities & CLIENT_SECURE_CONNECTION == 0 {
-        return Err(format!(
-            "mysql: server {server_version} is too old (no 4.1 protocol)"
-        ));
+        return Err(MysqlError::TooOld { server_version });
     }
     Ok(Handshake {
         server_version,
@@ -147,7 +143,7 @@ pub(super) fn decode_handshake(p: &[u8]) -> Result<Handshake, String> {
 }
 
 /// ERR_Packet: 0xff, error code, `#` and SQL state (4.1 protocol), message.
-pub(super) fn decode_err(p: &[u8]) -> String {
+pub(super) fn decode_err(p: &[u8]) -> MysqlError {
     let mut r = PacketReader {
         b: p.get(1..).unwrap_or_default(),
     };
@@ -155,10 +151,12 @@ pub(super) fn decode_err(p: &[u8]) -> String {
     if r.b.first() == Some(&b'#') {
         r.bytes(6);
     }
-    let msg = printable(r.b, 300);
     match code {
-        Some(code) => format!("mysql: {msg} (error {code})"),
-        None => "mysql: malformed error packet".into(),
+        Some(code) => MysqlError::Server {
+            code,
+            message: printable(r.b, 300),
+        },
+        None => MysqlError::MalformedErr,
     }
 }
 
@@ -210,7 +208,7 @@ pub(super) fn auth_response(
     password: &[u8],
     data: &[u8],
     unix: bool,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, MysqlError> {
     // The scramble of an auth switch ends with a NUL that is not part of it.
     let data = data.strip_suffix(&[0]).unwrap_or(data);
     match plugin {
@@ -227,10 +225,9 @@ pub(super) fn auth_response(
             v.push(0);
             Ok(v)
         }
-        other => Err(format!(
-            "mysql: the server asks for authentication plugin {other:?}, which hbd does not support{}",
-            if other == "mysql_clear_password" { " over TCP" } else { "" }
-        )),
+        other => Err(MysqlError::UnsupportedPlugin {
+            plugin: other.to_string(),
+        }),
     }
 }
 
@@ -263,28 +260,26 @@ pub(super) struct Conn<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    pub(super) async fn read(&mut self) -> Result<Vec<u8>, String> {
-        let eof = |e: std::io::Error| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                "mysql: the server closed the connection".to_string()
+    pub(super) async fn read(&mut self) -> Result<Vec<u8>, MysqlError> {
+        let eof = |source: std::io::Error| {
+            if source.kind() == std::io::ErrorKind::UnexpectedEof {
+                MysqlError::Closed
             } else {
-                format!("mysql: read: {}", io_reason(&e))
+                MysqlError::Io { op: "read", source }
             }
         };
         let mut h = [0u8; 4];
         self.s.read_exact(&mut h).await.map_err(eof)?;
         let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
         if h[3] != self.seq {
-            return Err(format!(
-                "mysql: packet out of order (sequence id {}, expected {})",
-                h[3], self.seq
-            ));
+            return Err(MysqlError::OutOfOrder {
+                got: h[3],
+                expected: self.seq,
+            });
         }
         // Also refuses 0xffffff, the first part of a split packet.
         if len > MYSQL_MAX_PACKET {
-            return Err(format!(
-                "mysql: a packet of {len} bytes is larger than the {MYSQL_MAX_PACKET} allowed"
-            ));
+            return Err(MysqlError::TooLarge { len });
         }
         self.seq = self.seq.wrapping_add(1);
         let mut p = vec![0; len];
@@ -292,7 +287,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         Ok(p)
     }
 
-    pub(super) async fn write(&mut self, payload: &[u8]) -> Result<(), String> {
+    pub(super) async fn write(&mut self, payload: &[u8]) -> Result<(), MysqlError> {
         let len = payload.len().min(0xff_ffff) as u32;
         let mut v = Vec::with_capacity(4 + payload.len());
         v.extend_from_slice(&len.to_le_bytes()[..3]);
@@ -302,7 +297,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.s
             .write_all(&v)
             .await
-            .map_err(|e| format!("mysql: send: {}", io_reason(&e)))
+            .map_err(|source| MysqlError::Io { op: "send", source })
     }
 }
 
@@ -319,7 +314,7 @@ pub(super) struct Login<'a> {
 pub(super) async fn mysql_session<S: AsyncRead + AsyncWrite + Unpin>(
     s: S,
     login: &Login<'_>,
-) -> Result<(), String> {
+) -> Result<(), MysqlError> {
     let mut c = Conn { s, seq: 0 };
     let hs = decode_handshake(&c.read().await?)?;
     let caps = (CLIENT_LONG_PASSWORD
@@ -351,7 +346,7 @@ pub(super) async fn mysql_session<S: AsyncRead + AsyncWrite + Unpin>(
             // Protocol::AuthSwitchRequest: 0xfe, plugin name, plugin data.
             Some(0xfe) => {
                 if p.len() == 1 {
-                    return Err("mysql: the server asks for the pre-4.1 password scheme, which hbd does not support".into());
+                    return Err(MysqlError::OldPassword);
                 }
                 let mut r = PacketReader { b: &p[1..] };
                 let name = printable(r.nul_str(), 64);
@@ -370,19 +365,19 @@ pub(super) async fn mysql_session<S: AsyncRead + AsyncWrite + Unpin>(
                     c.write(&v).await?;
                 }
                 Some(4) => {
-                    return Err("mysql: caching_sha2_password wants full authentication, which needs TLS or RSA (not supported by hbd): use the unix socket or a mysql_native_password account".into());
+                    return Err(MysqlError::FullAuthentication);
                 }
-                _ => return Err("mysql: unexpected caching_sha2_password data".into()),
+                _ => return Err(MysqlError::Unexpected("caching_sha2_password data".into())),
             },
             _ => {
-                return Err(format!(
-                    "mysql: unexpected packet during authentication ({plugin})"
-                ))
+                return Err(MysqlError::Unexpected(format!(
+                    "packet during authentication ({plugin})"
+                )))
             }
         }
     }
     if !authenticated {
-        return Err("mysql: authentication did not finish".into());
+        return Err(MysqlError::AuthUnfinished);
     }
 
     // COM_QUERY (page_protocol_com_query / com_query_response).
@@ -401,18 +396,16 @@ pub(super) async fn mysql_session<S: AsyncRead + AsyncWrite + Unpin>(
 /// rows, EOF (no CLIENT_DEPRECATE_EOF); an ERR may end the rows instead.
 pub(super) async fn read_query_response<S: AsyncRead + AsyncWrite + Unpin>(
     c: &mut Conn<S>,
-) -> Result<(), String> {
+) -> Result<(), MysqlError> {
     let first = c.read().await?;
     let columns = match first.first() {
         Some(0x00) => return Ok(()),
         Some(0xff) => return Err(decode_err(&first)),
-        Some(0xfb) => {
-            return Err("mysql: the query asks for a local file (LOAD DATA LOCAL): refused".into())
-        }
+        Some(0xfb) => return Err(MysqlError::LocalInfile),
         _ => PacketReader { b: &first }
             .lenenc()
             .filter(|&n| n > 0 && n <= MYSQL_MAX_COLUMNS)
-            .ok_or("mysql: malformed query response")?,
+            .ok_or(MysqlError::Malformed("query response"))?,
     };
     for _ in 0..columns {
         let p = c.read().await?;
@@ -421,7 +414,9 @@ pub(super) async fn read_query_response<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     if !is_eof(&c.read().await?) {
-        return Err("mysql: malformed result set (no EOF after the columns)".into());
+        return Err(MysqlError::Malformed(
+            "result set (no EOF after the columns)",
+        ));
     }
     for _ in 0..=MYSQL_MAX_ROWS {
         let p = c.read().await?;
@@ -432,9 +427,7 @@ pub(super) async fn read_query_response<S: AsyncRead + AsyncWrite + Unpin>(
             return Err(decode_err(&p));
         }
     }
-    Err(format!(
-        "mysql: the query returned more than {MYSQL_MAX_ROWS} rows"
-    ))
+    Err(MysqlError::TooManyRows)
 }
 
 /// The `[client]` options of a MySQL option file (my.cnf, debian.cnf).
@@ -450,7 +443,7 @@ pub(super) struct ClientOptions {
 /// Reads the `[client]`, `[client-server]` and `[client-mariadb]` groups;
 /// a later setting overrides an earlier one, as the mysql client does.
 /// `!include` lines are ignored; quoted values may use `\` escapes.
-pub(super) fn parse_option_file(text: &str) -> Result<ClientOptions, String> {
+pub(super) fn parse_option_file(text: &str) -> Result<ClientOptions, OptionFileError> {
     let mut o = ClientOptions::default();
     let mut in_client = false;
     for (i, raw) in text.lines().enumerate() {
@@ -490,7 +483,10 @@ pub(super) fn parse_option_file(text: &str) -> Result<ClientOptions, String> {
                         .parse::<u16>()
                         .ok()
                         .filter(|&p| p != 0)
-                        .ok_or_else(|| format!("line {}: port: not a port: {value:?}", i + 1))?,
+                        .ok_or_else(|| OptionFileError::BadPort {
+                            line: i + 1,
+                            value: value.clone(),
+                        })?,
                 )
             }
             _ => {}
@@ -532,7 +528,7 @@ pub(super) fn option_value(v: &str) -> String {
     }
 }
 
-pub(super) async fn check_mysql(kind: &CheckKind) -> Result<(), String> {
+pub(super) async fn check_mysql(kind: &CheckKind) -> Result<(), CheckError> {
     let CheckKind::Mysql {
         host,
         port,
@@ -543,17 +539,18 @@ pub(super) async fn check_mysql(kind: &CheckKind) -> Result<(), String> {
         query,
     } = kind
     else {
-        return Err("internal error: not a mysql check".into());
+        return Err(CheckError::Internal("not a mysql check".into()));
     };
     let file = option_file.clone();
     let (opts, me) = blocking(move || {
         let opts = match &file {
-            Some(f) => {
-                let text = read_bounded(f, MAX_OPTION_FILE)
-                    .map_err(|e| format!("option file {}: {}", f.display(), io_reason(&e)))?;
-                parse_option_file(&String::from_utf8_lossy(&text))
-                    .map_err(|e| format!("option file {}: {e}", f.display()))?
-            }
+            Some(f) => read_bounded(f, MAX_OPTION_FILE)
+                .map_err(OptionFileError::Read)
+                .and_then(|text| parse_option_file(&String::from_utf8_lossy(&text)))
+                .map_err(|error| MysqlError::OptionFile {
+                    path: f.clone(),
+                    error,
+                })?,
             None => ClientOptions::default(),
         };
         // NSS, off the loop: this closure runs on the blocking pool.
@@ -561,7 +558,7 @@ pub(super) async fn check_mysql(kind: &CheckKind) -> Result<(), String> {
             .ok()
             .flatten()
             .map(|u| u.name);
-        Ok::<_, String>((opts, me))
+        Ok::<_, MysqlError>((opts, me))
     })
     .await??;
     let (host, port, socket) = if host.is_some() || socket.is_some() {
@@ -573,7 +570,7 @@ pub(super) async fn check_mysql(kind: &CheckKind) -> Result<(), String> {
         .clone()
         .or(opts.user)
         .or(me)
-        .ok_or("mysql: no user (none configured, and hbd's own has no name)")?;
+        .ok_or(MysqlError::NoUser)?;
     let password = password.clone().or(opts.password).unwrap_or_default();
     let mut login = Login {
         user: &user,
@@ -584,13 +581,16 @@ pub(super) async fn check_mysql(kind: &CheckKind) -> Result<(), String> {
     if let Some(path) = socket {
         let s = tokio::net::UnixStream::connect(&path)
             .await
-            .map_err(|e| format!("connect {}: {}", path.display(), io_reason(&e)))?;
+            .map_err(|source| CheckError::Connect {
+                target: path.display().to_string(),
+                source,
+            })?;
         login.unix = true;
-        mysql_session(s, &login).await
+        Ok(mysql_session(s, &login).await?)
     } else if let Some(host) = host {
         let s = connect_tcp(&host, port).await?;
-        mysql_session(s, &login).await
+        Ok(mysql_session(s, &login).await?)
     } else {
-        Err("mysql: no socket and no host (neither in the check nor in the option file)".into())
+        Err(MysqlError::NoTarget.into())
     }
 }

@@ -82,40 +82,47 @@ pub(super) fn proc_is(pid: i32, info: &ProcInfo, name: &str) -> bool {
             .is_ok_and(|exe| name_matches(name, &info.comm, &argv0, Some(&exe)))
 }
 
-pub(super) fn read_pidfile(path: &Path) -> Result<i32, String> {
-    let text = read_bounded(path, MAX_SMALL_FILE)
-        .map_err(|e| format!("pid file {}: {}", path.display(), io_reason(&e)))?;
+pub(super) fn read_pidfile(path: &Path) -> Result<i32, CheckError> {
+    let text = read_bounded(path, MAX_SMALL_FILE).map_err(|source| CheckError::PidFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
     String::from_utf8_lossy(&text)
         .split_whitespace()
         .next()
         .and_then(|s| s.parse::<i32>().ok())
         .filter(|&p| p > 0)
-        .ok_or_else(|| format!("pid file {}: no pid in it", path.display()))
+        .ok_or_else(|| CheckError::NoPid {
+            path: path.to_path_buf(),
+        })
 }
 
-pub(super) fn check_process(pidfile: Option<&Path>, name: Option<&str>) -> Result<(), String> {
+pub(super) fn check_process(pidfile: Option<&Path>, name: Option<&str>) -> Result<(), CheckError> {
     if let Some(path) = pidfile {
         let pid = read_pidfile(path)?;
-        let from = path.display();
-        let info =
-            proc_info(pid).ok_or_else(|| format!("pid {pid} (from {from}) is not running"))?;
+        let pidfile = path.to_path_buf();
+        let Some(info) = proc_info(pid) else {
+            return Err(CheckError::NotRunning { pid, pidfile });
+        };
         if !info.alive() {
-            return Err(format!("pid {pid} (from {from}) is not running (zombie)"));
+            return Err(CheckError::Zombie { pid, pidfile });
         }
         if let Some(name) = name {
             if !proc_is(pid, &info, name) {
-                return Err(format!(
-                    "pid {pid} (from {from}) is {}, not {name}",
-                    info.comm
-                ));
+                return Err(CheckError::OtherProcess {
+                    pid,
+                    pidfile,
+                    comm: info.comm,
+                    name: name.to_string(),
+                });
             }
         }
         return Ok(());
     }
     let Some(name) = name else {
-        return Err("process: neither pidfile nor name".into());
+        return Err(CheckError::invalid("process", "neither pidfile nor name"));
     };
-    let pids = crate::agents::other_pids().map_err(|e| format!("/proc: {}", io_reason(&e)))?;
+    let pids = crate::agents::other_pids().map_err(CheckError::Proc)?;
     for pid in pids {
         if let Some(info) = proc_info(pid) {
             if info.alive() && proc_is(pid, &info, name) {
@@ -123,5 +130,7 @@ pub(super) fn check_process(pidfile: Option<&Path>, name: Option<&str>) -> Resul
             }
         }
     }
-    Err(format!("no process named {name}"))
+    Err(CheckError::NoProcess {
+        name: name.to_string(),
+    })
 }

@@ -3,10 +3,10 @@ use super::*;
 
 #[test]
 fn status_lines() {
-    assert_eq!(parse_status_line(b"HTTP/1.1 200 OK\r"), Ok(200));
-    assert_eq!(parse_status_line(b"HTTP/1.0 404 Not Found"), Ok(404));
-    assert_eq!(parse_status_line(b"HTTP/1.1 503"), Ok(503));
-    assert_eq!(parse_status_line(b"HTTP/2 204 \r"), Ok(204));
+    assert_eq!(parse_status_line(b"HTTP/1.1 200 OK\r").unwrap(), 200);
+    assert_eq!(parse_status_line(b"HTTP/1.0 404 Not Found").unwrap(), 404);
+    assert_eq!(parse_status_line(b"HTTP/1.1 503").unwrap(), 503);
+    assert_eq!(parse_status_line(b"HTTP/2 204 \r").unwrap(), 204);
     for bad in [
         &b""[..],
         b"HTTP/1.1",
@@ -16,8 +16,20 @@ fn status_lines() {
         b"SSH-2.0-OpenSSH_9.2",
         b"http/1.1 200 OK",
     ] {
-        assert!(parse_status_line(bad).is_err(), "{bad:?}");
+        assert!(
+            matches!(
+                parse_status_line(bad),
+                Err(CheckError::HttpBadStatusLine(_))
+            ),
+            "{bad:?}"
+        );
     }
+    assert_eq!(
+        parse_status_line(b"SSH-2.0-OpenSSH_9.2\r")
+            .unwrap_err()
+            .to_string(),
+        "http: not an HTTP status line: \"SSH-2.0-OpenSSH_9.2\""
+    );
 }
 
 #[test]
@@ -53,14 +65,25 @@ fn urls() {
         "http://h/a b",
         "http://h/a\r\nX: y",
     ] {
-        assert!(parse_url(bad).is_err(), "{bad}");
+        assert!(
+            matches!(parse_url(bad), Err(CheckError::BadUrl { .. })),
+            "{bad}"
+        );
     }
+    assert_eq!(
+        parse_url("http://h:x/").unwrap_err().to_string(),
+        "\"http://h:x/\": bad port \"x\""
+    );
 }
 
 #[test]
 fn validation_names_the_key() {
     let ok = |k: CheckKind| validate(&k).unwrap();
-    let err = |k: CheckKind| validate(&k).unwrap_err();
+    let err = |k: CheckKind| {
+        let e = validate(&k).unwrap_err();
+        assert!(matches!(e, CheckError::Invalid { .. }), "{e:?}");
+        e.to_string()
+    };
     ok(CheckKind::Tcp {
         host: "db".into(),
         port: 3306,
@@ -74,7 +97,7 @@ fn validation_names_the_key() {
         url: "ftp://x".into(),
         expect: 200
     })
-    .starts_with("url"));
+    .starts_with("url: \"ftp://x\": only http:// URLs are supported"));
     assert!(err(CheckKind::Http {
         url: "http://x".into(),
         expect: 42
@@ -225,7 +248,8 @@ user = nobody
     assert_eq!(option_value("pa#ss"), "pa#ss");
     assert_eq!(option_value(""), "");
     let e = parse_option_file("[client]\nport=http\n").unwrap_err();
-    assert!(e.starts_with("line 2: port"), "{e}");
+    assert_eq!(e.to_string(), "line 2: port: not a port: \"http\"");
+    assert!(matches!(e, OptionFileError::BadPort { line: 2, .. }));
     assert_eq!(
         parse_option_file("user=x\n").unwrap(),
         ClientOptions::default()
@@ -255,8 +279,8 @@ fn native_password_scramble_passes_the_servers_check() {
         ]
     );
     assert_eq!(
-        auth_response(NATIVE_PASSWORD, b"", scramble, false),
-        Ok(vec![])
+        auth_response(NATIVE_PASSWORD, b"", scramble, false).unwrap(),
+        Vec::<u8>::new()
     );
     // The trailing NUL of an auth switch's data is not part of the scramble.
     let mut with_nul = scramble.to_vec();
@@ -310,15 +334,17 @@ fn handshake_v10() {
     }
     let mut v9 = full.clone();
     v9[0] = 9;
-    assert!(decode_handshake(&v9).unwrap_err().contains("version 9"));
+    assert!(decode_handshake(&v9)
+        .unwrap_err()
+        .to_string()
+        .contains("version 9"));
     // An ERR instead of a handshake (no SQL state before authentication).
     let mut err = vec![0xff];
     err.extend_from_slice(&1040u16.to_le_bytes());
     err.extend_from_slice(b"Too many connections");
-    assert_eq!(
-        decode_handshake(&err).unwrap_err(),
-        "mysql: Too many connections (error 1040)"
-    );
+    let e = decode_handshake(&err).unwrap_err();
+    assert_eq!(e.to_string(), "mysql: Too many connections (error 1040)");
+    assert!(matches!(e, MysqlError::Server { code: 1040, .. }), "{e:?}");
 }
 
 #[test]
@@ -341,10 +367,13 @@ fn err_and_eof_packets() {
     p.extend_from_slice(&1045u16.to_le_bytes());
     p.extend_from_slice(b"#28000Access denied for user 'mon'@'localhost' (using password: YES)");
     assert_eq!(
-        decode_err(&p),
+        decode_err(&p).to_string(),
         "mysql: Access denied for user 'mon'@'localhost' (using password: YES) (error 1045)"
     );
-    assert_eq!(decode_err(&[0xff]), "mysql: malformed error packet");
+    assert_eq!(
+        decode_err(&[0xff]).to_string(),
+        "mysql: malformed error packet"
+    );
     assert!(is_eof(&[0xfe, 0, 0, 2, 0]));
     assert!(!is_eof(&[0xfe, 1, 2, 3, 4, 5, 6, 7, 8]));
     assert!(!is_eof(&[0x01]));
@@ -411,7 +440,10 @@ async fn session(
 ) -> Result<(), String> {
     let (client, srv) = tokio::io::duplex(4096);
     let srv = tokio::spawn(server(FakeServer { s: srv }));
-    let r = mysql_session(client, &login).await;
+    // As the message, what a log line shows.
+    let r = mysql_session(client, &login)
+        .await
+        .map_err(|e| e.to_string());
     srv.await.unwrap();
     r
 }
