@@ -25,7 +25,7 @@
 //! it, `$HBD_NODE` or `uname -n` and `$HBD_RUN_DIR` or `/run/hbd`.
 
 use super::{AgentError, Options, Running};
-use crate::disk::client::{self, RequestError};
+use crate::disk::client::{self, ClientError};
 use crate::disk::ctl::{DiskRequest, DiskResponse, DiskStatus};
 use crate::disk::state::{ConnState, DiskState, Role};
 use std::path::{Path, PathBuf};
@@ -130,7 +130,7 @@ pub async fn start(a: &DrbdArgs, o: &Options) -> Result<(), AgentError> {
     let cx = a.context();
     let s = client::up_async(&a.config_dir, &cx.node, &cx.run_dir, &a.res, UP_TIMEOUT)
         .await
-        .map_err(AgentError::Failed)?;
+        .map_err(|e| AgentError::Failed(e.to_string()))?;
     if s.role == Role::Primary {
         return Ok(());
     }
@@ -368,7 +368,7 @@ pub async fn stop(a: &DrbdArgs, o: &Options) -> Result<(), AgentError> {
     }
     let cx = a.context();
     match client::request_async(&cx.run_dir, &a.res, DiskRequest::Secondary, o.stop_timeout).await {
-        Err(RequestError::NotUp { .. }) => Ok(()),
+        Err(ClientError::NotUp { .. }) => Ok(()),
         Err(e) => Err(AgentError::Failed(e.to_string())),
         Ok(DiskResponse::Done { .. }) => Ok(()),
         Ok(DiskResponse::Refused { message, .. }) => Err(AgentError::Failed(format!(
@@ -452,7 +452,7 @@ pub async fn status(a: &DrbdArgs) -> Result<Running, AgentError> {
     }
     let cx = a.context();
     match client::status_async(&cx.run_dir, &a.res, STATUS_TIMEOUT).await {
-        Err(RequestError::NotUp { .. }) => Ok(Running::Stopped),
+        Err(ClientError::NotUp { .. }) => Ok(Running::Stopped),
         Err(e) => Err(AgentError::Failed(e.to_string())),
         Ok(s) if s.role == Role::Primary => Ok(Running::Running),
         Ok(_) => Ok(Running::Stopped),

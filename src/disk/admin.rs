@@ -48,8 +48,8 @@ pub enum AdminError {
     #[error("{res}: not up (hbctl disk up {res})")]
     NotUp { res: String },
     /// Starting or stopping the device process failed.
-    #[error("{0}")]
-    Device(String),
+    #[error(transparent)]
+    Device(client::ClientError),
     #[error(
         "{res}: {} already has valid metadata; --force overwrites it \
          (its generation UUIDs and bitmap are lost)",
@@ -248,7 +248,7 @@ impl DiskAdmin {
                 res: res.to_string(),
                 message,
             }),
-            Err(client::RequestError::NotUp { .. }) => Err(AdminError::NotUp {
+            Err(client::ClientError::NotUp { .. }) => Err(AdminError::NotUp {
                 res: res.to_string(),
             }),
             Err(e) => Err(AdminError::Failed {

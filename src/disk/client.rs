@@ -22,16 +22,76 @@ const POLL_CALL: Duration = Duration::from_secs(2);
 /// Log lines quoted when the device exits during `up`.
 const LOG_TAIL: usize = 20;
 
-/// Why a request got no answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RequestError {
-    /// Nobody listens on the device's socket: the device is not up.
+/// Why a call to a device process (`hbd-disk RES`) failed: no answer to a
+/// request, or `up`/`down` did not get it running or stopped. A refusal
+/// by the device is not an error here: it comes back as the device's
+/// answer ([`DiskResponse::Refused`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nobody listens on the device's socket: no device process.
     #[error("{res}: not up (hbctl disk up {res})")]
     NotUp { res: String },
+    /// The request got no answer within its timeout.
     #[error("{res}: no answer from the device within {}", crate::config::format_duration(*timeout))]
     Timeout { res: String, timeout: Duration },
+    /// Connecting, sending or reading the answer failed, or the answer did
+    /// not parse (as the control socket's [`CallError`]).
+    #[error("{res}: {source}")]
+    Call { res: String, source: CallError },
+    /// The device answered a status request with a failure (its message).
     #[error("{res}: {message}")]
-    Io { res: String, message: String },
+    Failed { res: String, message: String },
+    /// A blocking call could not start its runtime (`res`: the request's
+    /// resource, which then prefixes the message).
+    #[error("{}cannot start a runtime: {source}", res.as_ref().map(|r| format!("{r}: ")).unwrap_or_default())]
+    Runtime {
+        res: Option<String>,
+        source: std::io::Error,
+    },
+    /// `up`: the device's run directory or log file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `up`: the device binary did not start.
+    #[error("{res}: cannot start {}: {source}", bin.display())]
+    Start {
+        res: String,
+        bin: PathBuf,
+        source: std::io::Error,
+    },
+    /// `up`: the device process exited before it answered (`status`: when
+    /// `up` started it; `tail`: the last lines of its log).
+    #[error(
+        "{res}: the device process exited{} before answering; {}:\n{tail}",
+        status.map(|s| format!(" ({s})")).unwrap_or_default(),
+        log.display()
+    )]
+    Exited {
+        res: String,
+        status: Option<std::process::ExitStatus>,
+        log: PathBuf,
+        tail: String,
+    },
+    /// `up`: the device did not answer in time (it may still be starting).
+    #[error(
+        "{res}: the device did not answer within {} (it may still be starting; see {})",
+        crate::config::format_duration(*timeout),
+        log.display()
+    )]
+    StartTimeout {
+        res: String,
+        timeout: Duration,
+        log: PathBuf,
+    },
+    /// `down`: the device process did not exit in time.
+    #[error("{res}: the device (pid {pid}) did not exit within {}", crate::config::format_duration(*timeout))]
+    ExitTimeout {
+        res: String,
+        pid: u32,
+        timeout: Duration,
+    },
 }
 
 /// Sends one request to the device of `res`; `timeout` bounds the whole call.
@@ -40,9 +100,9 @@ pub async fn request_async(
     res: &str,
     req: DiskRequest,
     timeout: Duration,
-) -> Result<DiskResponse, RequestError> {
+) -> Result<DiskResponse, ClientError> {
     match tokio::time::timeout(timeout, ctl::call(run_dir, res, req)).await {
-        Err(_) => Err(RequestError::Timeout {
+        Err(_) => Err(ClientError::Timeout {
             res: res.to_string(),
             timeout,
         }),
@@ -55,40 +115,34 @@ pub async fn request_async(
                     | std::io::ErrorKind::ConnectionReset
             ) =>
         {
-            Err(RequestError::NotUp {
+            Err(ClientError::NotUp {
                 res: res.to_string(),
             })
         }
-        Ok(Err(e)) => Err(RequestError::Io {
+        Ok(Err(source)) => Err(ClientError::Call {
             res: res.to_string(),
-            message: e.to_string(),
+            source,
         }),
     }
 }
 
-/// Blocking [`request_async`], the error as a typed value.
+/// Blocking [`request_async`].
 pub fn request_raw(
     run_dir: &Path,
     res: &str,
     req: DiskRequest,
     timeout: Duration,
-) -> Result<DiskResponse, RequestError> {
-    block_on(request_async(run_dir, res, req, timeout)).unwrap_or_else(|message| {
-        Err(RequestError::Io {
-            res: res.to_string(),
-            message,
-        })
-    })
+) -> Result<DiskResponse, ClientError> {
+    block_on(request_async(run_dir, res, req, timeout))
+        .unwrap_or_else(|source| Err(runtime_error(res, source)))
 }
 
-/// Blocking [`request_async`].
-pub fn request(
-    run_dir: &Path,
-    res: &str,
-    req: DiskRequest,
-    timeout: Duration,
-) -> Result<DiskResponse, String> {
-    request_raw(run_dir, res, req, timeout).map_err(|e| e.to_string())
+/// A blocking call about `res` had no runtime.
+fn runtime_error(res: &str, source: std::io::Error) -> ClientError {
+    ClientError::Runtime {
+        res: Some(res.to_string()),
+        source,
+    }
 }
 
 /// The device's status, if it answers.
@@ -96,10 +150,10 @@ pub async fn status_async(
     run_dir: &Path,
     res: &str,
     timeout: Duration,
-) -> Result<DiskStatus, RequestError> {
+) -> Result<DiskStatus, ClientError> {
     match request_async(run_dir, res, DiskRequest::Status, timeout).await? {
         DiskResponse::Done { status, .. } | DiskResponse::Refused { status, .. } => Ok(*status),
-        DiskResponse::Failed { message } => Err(RequestError::Io {
+        DiskResponse::Failed { message } => Err(ClientError::Failed {
             res: res.to_string(),
             message,
         }),
@@ -117,7 +171,7 @@ pub async fn summaries(
     futures::future::join_all(names.iter().map(|name| async move {
         match status_async(run_dir, name, timeout).await {
             Ok(s) => DiskSummary::from_status(&s),
-            Err(RequestError::NotUp { .. }) => DiskSummary::unanswered(name, "not up".into()),
+            Err(ClientError::NotUp { .. }) => DiskSummary::unanswered(name, "not up".into()),
             Err(e) => DiskSummary::unanswered(name, e.to_string()),
         }
     }))
@@ -125,13 +179,9 @@ pub async fn summaries(
 }
 
 /// Blocking [`status_async`].
-pub fn status(run_dir: &Path, res: &str, timeout: Duration) -> Result<DiskStatus, RequestError> {
-    block_on(status_async(run_dir, res, timeout)).unwrap_or_else(|message| {
-        Err(RequestError::Io {
-            res: res.to_string(),
-            message,
-        })
-    })
+pub fn status(run_dir: &Path, res: &str, timeout: Duration) -> Result<DiskStatus, ClientError> {
+    block_on(status_async(run_dir, res, timeout))
+        .unwrap_or_else(|source| Err(runtime_error(res, source)))
 }
 
 /// Where the device binary is: `$HBD_DISK_BIN`, else `hbd-disk` next to the
@@ -221,7 +271,7 @@ pub async fn up_async(
     run_dir: &Path,
     res: &str,
     timeout: Duration,
-) -> Result<DiskStatus, String> {
+) -> Result<DiskStatus, ClientError> {
     up_with(&disk_bin(), config_dir, node, run_dir, res, timeout).await
 }
 
@@ -233,10 +283,10 @@ async fn up_with(
     run_dir: &Path,
     res: &str,
     timeout: Duration,
-) -> Result<DiskStatus, String> {
+) -> Result<DiskStatus, ClientError> {
     match status_async(run_dir, res, POLL_CALL).await {
         Ok(s) => return Ok(s),
-        Err(RequestError::NotUp { .. }) => {}
+        Err(ClientError::NotUp { .. }) => {}
         // Starting (pid alive, socket not answering yet) or busy: wait below.
         Err(_) => {}
     }
@@ -245,17 +295,23 @@ async fn up_with(
     let mut child = None;
     let mut log_from = 0;
     if running_pid(run_dir, res).is_none() {
-        std::fs::create_dir_all(ctl::disk_dir(run_dir))
-            .map_err(|e| format!("{}: {e}", ctl::disk_dir(run_dir).display()))?;
+        std::fs::create_dir_all(ctl::disk_dir(run_dir)).map_err(|source| ClientError::Io {
+            path: ctl::disk_dir(run_dir),
+            source,
+        })?;
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
-            .map_err(|e| format!("{}: {e}", log.display()))?;
+            .map_err(|source| ClientError::Io {
+                path: log.clone(),
+                source,
+            })?;
         log_from = out.metadata().map(|m| m.len()).unwrap_or(0);
-        let err = out
-            .try_clone()
-            .map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|source| ClientError::Io {
+            path: log.clone(),
+            source,
+        })?;
         let mut cmd = std::process::Command::new(bin);
         cmd.arg("--config")
             .arg(config_dir)
@@ -279,10 +335,11 @@ async fn up_with(
                 crate::process::close_on_exec_above_stderr()
             });
         }
-        child = Some(
-            cmd.spawn()
-                .map_err(|e| format!("{res}: cannot start {}: {e}", bin.display()))?,
-        );
+        child = Some(cmd.spawn().map_err(|source| ClientError::Start {
+            res: res.to_string(),
+            bin: bin.to_path_buf(),
+            source,
+        })?);
     }
     loop {
         match status_async(run_dir, res, POLL_CALL).await {
@@ -296,25 +353,27 @@ async fn up_with(
                 }
                 return Ok(s);
             }
-            Err(RequestError::NotUp { .. } | RequestError::Timeout { .. }) => {}
-            Err(e @ RequestError::Io { .. }) => {
+            Err(ClientError::NotUp { .. } | ClientError::Timeout { .. }) => {}
+            Err(e) => {
                 tracing::debug!(error = %e, "device not answering yet");
             }
         }
         if let Some(c) = child.as_mut() {
             if let Ok(Some(code)) = c.try_wait() {
-                return Err(format!(
-                    "{res}: the device process exited ({code}) before answering; {}:\n{}",
-                    log.display(),
-                    log_tail(&log, log_from, LOG_TAIL)
-                ));
+                return Err(ClientError::Exited {
+                    res: res.to_string(),
+                    status: Some(code),
+                    tail: log_tail(&log, log_from, LOG_TAIL),
+                    log,
+                });
             }
         } else if running_pid(run_dir, res).is_none() {
-            return Err(format!(
-                "{res}: the device process exited before answering; {}:\n{}",
-                log.display(),
-                log_tail(&log, 0, LOG_TAIL)
-            ));
+            return Err(ClientError::Exited {
+                res: res.to_string(),
+                status: None,
+                tail: log_tail(&log, 0, LOG_TAIL),
+                log,
+            });
         }
         if tokio::time::Instant::now() >= deadline {
             if let Some(c) = child {
@@ -323,11 +382,11 @@ async fn up_with(
                     let _ = c.wait();
                 });
             }
-            return Err(format!(
-                "{res}: the device did not answer within {} (it may still be starting; see {})",
-                crate::config::format_duration(timeout),
-                log.display()
-            ));
+            return Err(ClientError::StartTimeout {
+                res: res.to_string(),
+                timeout,
+                log,
+            });
         }
         tokio::time::sleep(POLL).await;
     }
@@ -340,8 +399,9 @@ pub fn up(
     run_dir: &Path,
     res: &str,
     timeout: Duration,
-) -> Result<DiskStatus, String> {
-    block_on(up_async(config_dir, node, run_dir, res, timeout)).and_then(|r| r)
+) -> Result<DiskStatus, ClientError> {
+    block_on(up_async(config_dir, node, run_dir, res, timeout))
+        .unwrap_or_else(|source| Err(ClientError::Runtime { res: None, source }))
 }
 
 /// `drbdadm down RES`: asks the device to go down (Secondary, disconnect,
@@ -352,14 +412,18 @@ pub async fn down_async(
     run_dir: &Path,
     res: &str,
     timeout: Duration,
-) -> Result<Option<DiskResponse>, String> {
+) -> Result<Option<DiskResponse>, ClientError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let file_pid = running_pid(run_dir, res);
     let answer = match request_async(run_dir, res, DiskRequest::Down, timeout).await {
-        Err(RequestError::NotUp { .. }) if file_pid.is_none() => return Ok(None),
-        Err(RequestError::NotUp { .. }) => None,
-        Err(RequestError::Io { message, .. }) if message.contains("without answering") => None,
-        Err(e) => return Err(e.to_string()),
+        Err(ClientError::NotUp { .. }) if file_pid.is_none() => return Ok(None),
+        Err(ClientError::NotUp { .. }) => None,
+        // It went down before it could answer.
+        Err(ClientError::Call {
+            source: CallError::NoAnswer { .. },
+            ..
+        }) => None,
+        Err(e) => return Err(e),
         Ok(r @ (DiskResponse::Refused { .. } | DiskResponse::Failed { .. })) => return Ok(Some(r)),
         Ok(r) => Some(r),
     };
@@ -370,10 +434,11 @@ pub async fn down_async(
     if let Some(pid) = pid {
         while alive(pid) {
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "{res}: the device (pid {pid}) did not exit within {}",
-                    crate::config::format_duration(timeout)
-                ));
+                return Err(ClientError::ExitTimeout {
+                    res: res.to_string(),
+                    pid,
+                    timeout,
+                });
             }
             tokio::time::sleep(POLL).await;
         }
@@ -382,17 +447,21 @@ pub async fn down_async(
 }
 
 /// Blocking [`down_async`].
-pub fn down(run_dir: &Path, res: &str, timeout: Duration) -> Result<Option<DiskResponse>, String> {
-    block_on(down_async(run_dir, res, timeout)).and_then(|r| r)
+pub fn down(
+    run_dir: &Path,
+    res: &str,
+    timeout: Duration,
+) -> Result<Option<DiskResponse>, ClientError> {
+    block_on(down_async(run_dir, res, timeout))
+        .unwrap_or_else(|source| Err(ClientError::Runtime { res: None, source }))
 }
 
 /// Runs `f` on a fresh current-thread runtime.
-fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String> {
+fn block_on<F: std::future::Future>(f: F) -> std::io::Result<F::Output> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map(|rt| rt.block_on(f))
-        .map_err(|e| format!("cannot start a runtime: {e}"))
 }
 
 /// Test helpers: a stand-in device binary.
@@ -469,14 +538,17 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let e =
             request_raw(t.path(), "r0", DiskRequest::Status, Duration::from_secs(1)).unwrap_err();
-        assert_eq!(e, RequestError::NotUp { res: "r0".into() });
+        assert!(
+            matches!(&e, ClientError::NotUp { res } if res == "r0"),
+            "{e:?}"
+        );
         assert_eq!(e.to_string(), "r0: not up (hbctl disk up r0)");
         // A stale socket file nobody listens on is "not up" too.
         std::fs::create_dir_all(ctl::disk_dir(t.path())).unwrap();
         let l = std::os::unix::net::UnixListener::bind(ctl::socket_path(t.path(), "r0")).unwrap();
         drop(l);
         let e = status(t.path(), "r0", Duration::from_secs(1)).unwrap_err();
-        assert!(matches!(e, RequestError::NotUp { .. }), "{e:?}");
+        assert!(matches!(e, ClientError::NotUp { .. }), "{e:?}");
         assert_eq!(down(t.path(), "r0", Duration::from_secs(1)).unwrap(), None);
     }
 
@@ -502,7 +574,15 @@ mod tests {
         ))
         .unwrap()
         .unwrap_err();
-        assert!(e.contains("exited"), "{e}");
+        assert!(
+            matches!(&e, ClientError::Exited { status: Some(s), .. } if s.code() == Some(3)),
+            "{e:?}"
+        );
+        let e = e.to_string();
+        assert!(
+            e.starts_with("r0: the device process exited (exit status: 3) before answering; "),
+            "{e}"
+        );
         assert!(
             e.contains("args: --config /etc/ha.d --node a --run-dir"),
             "{e}"
@@ -540,6 +620,97 @@ mod tests {
         }
         assert!(!alive(s.pid));
         assert_eq!(down(&run, "r0", Duration::from_secs(1)).unwrap(), None);
+    }
+
+    /// Issue 16: the texts are the ones hbctl printed before they were
+    /// typed.
+    #[test]
+    fn errors_say_what_they_always_said() {
+        let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let log = PathBuf::from("/run/hbd/disk/r0.log");
+        for (e, text) in [
+            (
+                ClientError::Timeout {
+                    res: "r0".into(),
+                    timeout: Duration::from_secs(2),
+                },
+                "r0: no answer from the device within 2s",
+            ),
+            (
+                ClientError::Call {
+                    res: "r0".into(),
+                    source: CallError::NoAnswer {
+                        path: "/run/hbd/disk/r0.sock".into(),
+                    },
+                },
+                "r0: control socket /run/hbd/disk/r0.sock: the daemon closed the connection \
+                 without answering",
+            ),
+            (
+                ClientError::Failed {
+                    res: "r0".into(),
+                    message: "boom".into(),
+                },
+                "r0: boom",
+            ),
+            (
+                ClientError::Runtime {
+                    res: Some("r0".into()),
+                    source: io(),
+                },
+                "r0: cannot start a runtime: permission denied",
+            ),
+            (
+                ClientError::Runtime {
+                    res: None,
+                    source: io(),
+                },
+                "cannot start a runtime: permission denied",
+            ),
+            (
+                ClientError::Io {
+                    path: log.clone(),
+                    source: io(),
+                },
+                "/run/hbd/disk/r0.log: permission denied",
+            ),
+            (
+                ClientError::Start {
+                    res: "r0".into(),
+                    bin: "/usr/sbin/hbd-disk".into(),
+                    source: io(),
+                },
+                "r0: cannot start /usr/sbin/hbd-disk: permission denied",
+            ),
+            (
+                ClientError::Exited {
+                    res: "r0".into(),
+                    status: None,
+                    log: log.clone(),
+                    tail: "a\nb".into(),
+                },
+                "r0: the device process exited before answering; /run/hbd/disk/r0.log:\na\nb",
+            ),
+            (
+                ClientError::StartTimeout {
+                    res: "r0".into(),
+                    timeout: Duration::from_secs(60),
+                    log,
+                },
+                "r0: the device did not answer within 60s (it may still be starting; \
+                 see /run/hbd/disk/r0.log)",
+            ),
+            (
+                ClientError::ExitTimeout {
+                    res: "r0".into(),
+                    pid: 42,
+                    timeout: Duration::from_secs(10),
+                },
+                "r0: the device (pid 42) did not exit within 10s",
+            ),
+        ] {
+            assert_eq!(e.to_string(), text, "{e:?}");
+        }
     }
 
     #[test]

@@ -585,14 +585,24 @@ impl MetaGuard {
     }
 
     /// Refuses promotion while any metadata write is failing.
-    pub fn may_promote(&self) -> Result<(), String> {
+    pub fn may_promote(&self) -> Result<(), MetaUnwritable> {
         match self.failed.iter().next() {
             None => Ok(()),
-            Some((what, msg)) => Err(format!(
-                "metadata unwritable ({what:?} write failed: {msg}): not promoting"
-            )),
+            Some((what, msg)) => Err(MetaUnwritable {
+                what: *what,
+                message: msg.clone(),
+            }),
         }
     }
+}
+
+/// Why [`MetaGuard::may_promote`] vetoes a promotion: a metadata write is
+/// failing (the first kind that fails, and its error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("metadata unwritable ({what:?} write failed: {message}): not promoting")]
+pub struct MetaUnwritable {
+    pub what: MetaWrite,
+    pub message: String,
 }
 
 #[cfg(test)]
@@ -922,7 +932,11 @@ mod tests {
         assert!(g.may_promote().is_ok());
         g.failed(MetaWrite::Superblock, "EIO");
         let e = g.may_promote().unwrap_err();
-        assert!(e.contains("Superblock") && e.contains("EIO"), "{e}");
+        assert_eq!(e.what, MetaWrite::Superblock);
+        assert_eq!(
+            e.to_string(),
+            "metadata unwritable (Superblock write failed: EIO): not promoting"
+        );
         g.written(MetaWrite::Bitmap);
         assert!(!g.healthy());
         g.written(MetaWrite::Superblock);

@@ -63,7 +63,8 @@ use super::datapath::{self, IoSite};
 use super::meta::{ActivityLog, Bitmap, MetaError, AL_EXTENT, BM_BLOCK};
 use super::resync::{self, Geometry, ResyncFrom, TargetStep};
 use super::state::{
-    Attached, ConnState, DiskState, Event, Input, Msg, Output, Resource, ResourceConfig, Role,
+    Attached, ConnState, DiskState, Event, Input, Msg, Output, Refused, Resource, ResourceConfig,
+    Role,
 };
 use super::uuid::Uuids;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -567,7 +568,7 @@ impl Sim {
     }
 
     /// Feed an input to node `i`'s machine and carry out its outputs.
-    fn input(&mut self, i: usize, inp: Input) -> Result<(), String> {
+    fn input(&mut self, i: usize, inp: Input) -> Result<(), Refused> {
         let r = {
             let l = self.nodes[i].live.as_mut().expect("up");
             l.sm.handle(inp)
@@ -1714,7 +1715,7 @@ impl Sim {
                 self.note(format!("n{i} promoted"));
             }
             Err(e) => {
-                if e == "local disk Outdated" {
+                if e == Refused::LocalDisk(DiskState::Outdated) {
                     self.stats.outdated_refusals += 1;
                 }
                 self.note(format!("n{i} promote refused: {e}"))

@@ -15,7 +15,7 @@
 //! arrives); no two-primaries; rr-conflict is always `disconnect`.
 //!
 //! Use: feed [`Input`]s to [`Resource::handle`] (commands answer
-//! `Err(message)` when refused), then drain [`Resource::take_outputs`].
+//! `Err(`[`Refused`]`)` when refused), then drain [`Resource::take_outputs`].
 
 use super::uuid::{self, Decision, HandshakeError, SbPolicy, SbRecovery, Side, Uuids};
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,9 @@ use std::fmt;
 
 mod commands;
 mod handshake;
+mod refused;
+
+pub use refused::Refused;
 
 macro_rules! named_enum {
     ($(#[$m:meta])* $name:ident { $($v:ident),* $(,)? }) => {
@@ -473,12 +476,12 @@ impl Resource {
     }
 
     /// Apply one input. Commands that DRBD would refuse return
-    /// `Err(message)` and change nothing.
-    pub fn handle(&mut self, input: Input) -> Result<(), String> {
+    /// `Err(why)` and change nothing.
+    pub fn handle(&mut self, input: Input) -> Result<(), Refused> {
         match input {
             Input::Connect => {
                 if self.conn != ConnState::StandAlone {
-                    return Err("Device has a net-config (use disconnect first)".into());
+                    return Err(Refused::HasNetConfig);
                 }
                 self.set_conn(ConnState::WFConnection);
             }
@@ -534,7 +537,7 @@ impl Resource {
             }
             Input::Attach(a) => {
                 if self.disk != DiskState::Diskless {
-                    return Err("Device is attached to a disk (use detach first)".into());
+                    return Err(Refused::Attached);
                 }
                 self.uuids = a.uuids;
                 self.bits_set = a.bits_set;
@@ -556,7 +559,7 @@ impl Resource {
                 if self.role == Role::Primary
                     && !(self.conn >= ConnState::Connected && self.peer_disk == DiskState::UpToDate)
                 {
-                    return Err("Need access to UpToDate data".into());
+                    return Err(Refused::NoUpToDateData);
                 }
                 if self.in_sync() || self.in_wf_bitmap() {
                     self.set_conn(ConnState::Connected);
@@ -567,7 +570,7 @@ impl Resource {
             Input::DiscardMyData => self.discard_my_data = true,
             Input::Outdate => {
                 if self.role == Role::Primary {
-                    return Err("Refusing to outdate a Primary".into());
+                    return Err(Refused::OutdatePrimary);
                 }
                 // SS_CONNECTED_OUTDATES: a connected peer would go on
                 // replicating to an Outdated disk, and a later loss keeps
@@ -575,10 +578,10 @@ impl Resource {
                 // the next handshake would see equal UUIDs and resync
                 // nothing (found by disk::sim with fencing).
                 if self.conn >= ConnState::Connected && self.disk != DiskState::Outdated {
-                    return Err(OUTDATE_CONNECTED.into());
+                    return Err(Refused::OutdateConnected);
                 }
                 if self.disk < DiskState::Outdated {
-                    return Err(format!("local disk {}", self.disk));
+                    return Err(Refused::LocalDisk(self.disk));
                 }
                 if self.disk != DiskState::Outdated {
                     self.set_disk(DiskState::Outdated);
@@ -589,13 +592,13 @@ impl Resource {
             Input::InvalidateRemote => self.invalidate_remote()?,
             Input::ResyncFromHere => {
                 if self.conn != ConnState::Connected {
-                    return Err("Need a connection to start verify or resync".into());
+                    return Err(Refused::NotConnected);
                 }
                 if self.disk != DiskState::UpToDate {
-                    return Err("Need access to UpToDate data".into());
+                    return Err(Refused::NoUpToDateData);
                 }
                 if self.peer_role == Role::Primary {
-                    return Err("peer is Primary: it must be the sync source".into());
+                    return Err(Refused::PeerMustBeSource);
                 }
                 self.send(Msg::BitmapResync {
                     sender_is_source: true,
@@ -604,13 +607,13 @@ impl Resource {
             }
             Input::ResyncFromPeer => {
                 if self.conn != ConnState::Connected {
-                    return Err("Need a connection to start verify or resync".into());
+                    return Err(Refused::NotConnected);
                 }
                 if self.role == Role::Primary {
-                    return Err(HandshakeError::TargetIsPrimary.message().into());
+                    return Err(Refused::TargetIsPrimary);
                 }
                 if self.peer_disk != DiskState::UpToDate || self.disk == DiskState::Diskless {
-                    return Err("Need access to UpToDate data".into());
+                    return Err(Refused::NoUpToDateData);
                 }
                 self.send(Msg::BitmapResync {
                     sender_is_source: false,
@@ -650,7 +653,7 @@ impl Resource {
     /// The fence-peer handler's exit code, as DRBD 8.4's
     /// `conn_try_outdate_peer`. A result that arrives after the peer came
     /// back changes nothing (the handshake knows better).
-    fn fence_peer_done(&mut self, code: Option<u8>) -> Result<(), String> {
+    fn fence_peer_done(&mut self, code: Option<u8>) -> Result<(), Refused> {
         self.fence_running = false;
         let outcome = FenceOutcome::of(code, self.disk == DiskState::UpToDate);
         if self.conn >= ConnState::WFReportParams {
@@ -672,7 +675,7 @@ impl Resource {
                 // "Peer is primary, outdating myself." A Primary cannot be
                 // outdated (DRBD's state change fails the same way).
                 if self.role == Role::Primary {
-                    result = Err("the fence-peer handler says the peer is Primary too".into());
+                    result = Err(Refused::FencePeerPrimary);
                 } else if self.disk > DiskState::Outdated {
                     self.set_disk(DiskState::Outdated);
                 }

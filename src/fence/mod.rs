@@ -114,16 +114,80 @@ pub fn devices_for<'a>(devices: &'a [FenceDevice], me: &str, node: &str) -> Vec<
 /// Keys hbd sets itself on stdin.
 const RESERVED: &[&str] = &["action", "option", "nodename"];
 
+/// Why a `stonith_host` line is refused: the message after
+/// `file:line: stonith_host: `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FenceConfigError {
+    /// Fewer than FROM and TYPE.
+    #[error(
+        "missing value: expected `stonith_host FROM TYPE [PARAMS...]` \
+         (FROM: `*` or the node that runs the agent)"
+    )]
+    MissingValue,
+    /// A heartbeat plugin without a fence-agents equivalent: why, and what
+    /// to use.
+    #[error("`{kind}`: {why}")]
+    Refused { kind: String, why: &'static str },
+    /// Neither a heartbeat plugin hbd translates nor a `fence_*` program.
+    #[error(
+        "`{0}`: unknown stonith type; write a fence-agents program \
+         (`stonith_host * fence_ipmilan ip=... username=... password=...`); \
+         heartbeat plugins hbd translates: external/ipmi, ipmilan, apcmaster, \
+         apcmastersnmp, external/rackpdu, wti_nps, external/libvirt, external/drac5, \
+         external/riloe"
+    )]
+    UnknownType(String),
+    /// A plugin's `name=value` parameters lack a required one.
+    #[error("{kind}: missing parameter `{name}`")]
+    MissingParameter { kind: String, name: String },
+    /// A plugin's positional parameters are too few or too many (`syntax`:
+    /// the names it takes).
+    #[error("{kind} takes {syntax} (heartbeat's order), got {got} value(s)")]
+    ParameterCount {
+        kind: String,
+        syntax: String,
+        got: usize,
+    },
+    /// external/ipmi's `interface` is neither lan nor lanplus.
+    #[error("external/ipmi: interface `{0}`: expected lan or lanplus")]
+    IpmiInterface(String),
+    /// external/libvirt's `hypervisor_uri` is not reached over ssh.
+    #[error(
+        "external/libvirt: hypervisor_uri `{0}`: fence_virsh reaches the host over ssh; \
+         write it as qemu+ssh://[user@]host/system"
+    )]
+    LibvirtNotSsh(String),
+    /// external/libvirt's `hypervisor_uri` names no host.
+    #[error("external/libvirt: hypervisor_uri `{0}`: no host")]
+    LibvirtNoHost(String),
+    /// A `fence_*` parameter without `=`.
+    #[error("`{0}`: fence-agents options are key=value (as on the agent's stdin)")]
+    NotKeyValue(String),
+    /// A `fence_*` option whose name is not `[A-Za-z0-9_]+`.
+    #[error("`{param}`: `{key}` is not an option name")]
+    BadOptionName { param: String, key: String },
+    /// A `fence_*` option hbd sets itself.
+    #[error(
+        "`{param}`: hbd sets `{key}` itself (the action comes from cluster.toml \
+         [fencing] action)"
+    )]
+    ReservedOption { param: String, key: String },
+    /// `plug=` without `nodes=`.
+    #[error("{0}: a fixed plug= needs nodes=NODE to say which node it fences")]
+    PlugWithoutNodes(String),
+    #[error("{0}: nodes= is empty")]
+    EmptyNodes(String),
+    /// `plug=` with several `nodes=`.
+    #[error("{0}: a fixed plug= fences one node; nodes= lists several")]
+    PlugForSeveralNodes(String),
+}
+
 /// Parses the arguments of `stonith_host FROM TYPE PARAMS...` (after the
 /// key). Node names are lowercased as heartbeat does. The error is the
 /// message for `file:line: stonith_host: `.
-pub fn parse_stonith_host(args: &[&str]) -> Result<FenceDevice, String> {
+pub fn parse_stonith_host(args: &[&str]) -> Result<FenceDevice, FenceConfigError> {
     let [from, kind, params @ ..] = args else {
-        return Err(
-            "missing value: expected `stonith_host FROM TYPE [PARAMS...]` \
-             (FROM: `*` or the node that runs the agent)"
-                .into(),
-        );
+        return Err(FenceConfigError::MissingValue);
     };
     let from = match *from {
         "*" => None,
@@ -157,7 +221,7 @@ fn positional<'a>(
     params: &[&'a str],
     names: &[&str],
     optional: &[&str],
-) -> Result<Vec<&'a str>, String> {
+) -> Result<Vec<&'a str>, FenceConfigError> {
     // heartbeat also took `name=value` for external plugins; accept both.
     if params.iter().all(|p| p.contains('=')) && !params.is_empty() {
         let mut out = Vec::new();
@@ -170,7 +234,10 @@ fn positional<'a>(
             );
         }
         if let Some(missing) = names.iter().zip(&out).find(|(_, v)| v.is_empty()) {
-            return Err(format!("{kind}: missing parameter `{}`", missing.0));
+            return Err(FenceConfigError::MissingParameter {
+                kind: kind.to_string(),
+                name: missing.0.to_string(),
+            });
         }
         return Ok(out);
     }
@@ -179,10 +246,11 @@ fn positional<'a>(
         for o in optional {
             syntax.push_str(&format!(" [{o}]"));
         }
-        return Err(format!(
-            "{kind} takes {syntax} (heartbeat's order), got {} value(s)",
-            params.len()
-        ));
+        return Err(FenceConfigError::ParameterCount {
+            kind: kind.to_string(),
+            syntax,
+            got: params.len(),
+        });
     }
     let mut out: Vec<&str> = params.to_vec();
     out.resize(names.len() + optional.len(), "");
@@ -292,13 +360,16 @@ const REFUSED: &[(&str, &str)] = &[
 
 /// A heartbeat plugin name or a fence-agents program to an agent and its
 /// options (see the module docs).
-fn translate(kind: &str, params: &[&str]) -> Result<Translated, String> {
+fn translate(kind: &str, params: &[&str]) -> Result<Translated, FenceConfigError> {
     let base = kind.rsplit('/').next().unwrap_or(kind);
     if base.starts_with("fence_") && (kind == base || kind.starts_with('/')) {
         return fence_agent(kind, params);
     }
     if let Some((_, why)) = REFUSED.iter().find(|(n, _)| *n == kind) {
-        return Err(format!("`{kind}`: {why}"));
+        return Err(FenceConfigError::Refused {
+            kind: kind.to_string(),
+            why,
+        });
     }
     let t = match kind {
         // cluster-glue external/ipmi: hostname ipaddr userid passwd interface.
@@ -312,11 +383,7 @@ fn translate(kind: &str, params: &[&str]) -> Result<Translated, String> {
             let lanplus = match v[4] {
                 "" | "lan" => "",
                 "lanplus" => "1",
-                other => {
-                    return Err(format!(
-                        "external/ipmi: interface `{other}`: expected lan or lanplus"
-                    ))
-                }
+                other => return Err(FenceConfigError::IpmiInterface(other.to_string())),
             };
             (
                 "fence_ipmilan".into(),
@@ -440,27 +507,17 @@ fn translate(kind: &str, params: &[&str]) -> Result<Translated, String> {
                 targets,
             )
         }
-        _ => {
-            return Err(format!(
-                "`{kind}`: unknown stonith type; write a fence-agents program \
-                 (`stonith_host * fence_ipmilan ip=... username=... password=...`); \
-                 heartbeat plugins hbd translates: external/ipmi, ipmilan, apcmaster, \
-                 apcmastersnmp, external/rackpdu, wti_nps, external/libvirt, external/drac5, \
-                 external/riloe"
-            ))
-        }
+        _ => return Err(FenceConfigError::UnknownType(kind.to_string())),
     };
     Ok(t)
 }
 
 /// `qemu+ssh://[user@]host[:port]/system` → (user, host).
-fn libvirt_ssh_host(uri: &str) -> Result<(&str, &str), String> {
-    let rest = uri.split_once("+ssh://").map(|(_, r)| r).ok_or_else(|| {
-        format!(
-            "external/libvirt: hypervisor_uri `{uri}`: fence_virsh reaches the host over ssh; \
-             write it as qemu+ssh://[user@]host/system"
-        )
-    })?;
+fn libvirt_ssh_host(uri: &str) -> Result<(&str, &str), FenceConfigError> {
+    let rest = uri
+        .split_once("+ssh://")
+        .map(|(_, r)| r)
+        .ok_or_else(|| FenceConfigError::LibvirtNotSsh(uri.to_string()))?;
     let authority = rest.split('/').next().unwrap_or("");
     let (user, host) = match authority.split_once('@') {
         Some((u, h)) => (u, h),
@@ -468,7 +525,7 @@ fn libvirt_ssh_host(uri: &str) -> Result<(&str, &str), String> {
     };
     let host = host.split(':').next().unwrap_or("");
     if host.is_empty() {
-        return Err(format!("external/libvirt: hypervisor_uri `{uri}`: no host"));
+        return Err(FenceConfigError::LibvirtNoHost(uri.to_string()));
     }
     Ok((user, host))
 }
@@ -476,24 +533,25 @@ fn libvirt_ssh_host(uri: &str) -> Result<(&str, &str), String> {
 /// `fence_*` with `key=value` parameters. hbd's own key `nodes=a,b` names
 /// the nodes the device fences (Pacemaker's `pcmk_host_list`); a fixed
 /// `plug=`/`port=` needs it.
-fn fence_agent(kind: &str, params: &[&str]) -> Result<Translated, String> {
+fn fence_agent(kind: &str, params: &[&str]) -> Result<Translated, FenceConfigError> {
     let mut options = Vec::new();
     let mut nodes: Option<Vec<String>> = None;
     let mut plug: Option<String> = None;
     for p in params {
         let Some((k, v)) = p.split_once('=') else {
-            return Err(format!(
-                "`{p}`: fence-agents options are key=value (as on the agent's stdin)"
-            ));
+            return Err(FenceConfigError::NotKeyValue(p.to_string()));
         };
         if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(format!("`{p}`: `{k}` is not an option name"));
+            return Err(FenceConfigError::BadOptionName {
+                param: p.to_string(),
+                key: k.to_string(),
+            });
         }
         if RESERVED.contains(&k) {
-            return Err(format!(
-                "`{p}`: hbd sets `{k}` itself (the action comes from cluster.toml \
-                 [fencing] action)"
-            ));
+            return Err(FenceConfigError::ReservedOption {
+                param: p.to_string(),
+                key: k.to_string(),
+            });
         }
         match k {
             "nodes" => {
@@ -510,21 +568,13 @@ fn fence_agent(kind: &str, params: &[&str]) -> Result<Translated, String> {
     }
     let targets = match (nodes, plug) {
         (None, None) => Vec::new(),
-        (None, Some(_)) => {
-            return Err(format!(
-                "{kind}: a fixed plug= needs nodes=NODE to say which node it fences"
-            ))
-        }
-        (Some(n), _) if n.is_empty() => return Err(format!("{kind}: nodes= is empty")),
+        (None, Some(_)) => return Err(FenceConfigError::PlugWithoutNodes(kind.to_string())),
+        (Some(n), _) if n.is_empty() => return Err(FenceConfigError::EmptyNodes(kind.to_string())),
         (Some(n), Some(p)) if n.len() == 1 => vec![Target {
             node: n[0].clone(),
             plug: Some(p),
         }],
-        (Some(_), Some(_)) => {
-            return Err(format!(
-                "{kind}: a fixed plug= fences one node; nodes= lists several"
-            ))
-        }
+        (Some(_), Some(_)) => return Err(FenceConfigError::PlugForSeveralNodes(kind.to_string())),
         (Some(n), None) => n
             .into_iter()
             .map(|node| Target {
@@ -540,7 +590,7 @@ fn fence_agent(kind: &str, params: &[&str]) -> Result<Translated, String> {
 mod tests {
     use super::*;
 
-    fn parse(line: &str) -> Result<FenceDevice, String> {
+    fn parse(line: &str) -> Result<FenceDevice, FenceConfigError> {
         let args: Vec<&str> = line.split_whitespace().collect();
         parse_stonith_host(&args)
     }
@@ -575,18 +625,25 @@ mod tests {
 
     #[test]
     fn fence_agent_errors() {
-        assert!(parse("*").unwrap_err().starts_with("missing value"));
+        assert!(parse("*")
+            .unwrap_err()
+            .to_string()
+            .starts_with("missing value"));
         assert!(parse("* fence_x oops")
             .unwrap_err()
+            .to_string()
             .contains("fence-agents options are key=value"));
         assert!(parse("* fence_x action=off")
             .unwrap_err()
+            .to_string()
             .contains("hbd sets `action` itself"));
         assert!(parse("* fence_x plug=3")
             .unwrap_err()
+            .to_string()
             .contains("needs nodes=NODE"));
         assert!(parse("* fence_x plug=3 nodes=a,b")
             .unwrap_err()
+            .to_string()
             .contains("fences one node"));
     }
 
@@ -618,9 +675,11 @@ mod tests {
         assert_eq!(d.options[0], ("ip".into(), "1.2.3.4".into()));
         assert!(parse("n1 external/ipmi n2 10.0.0.12 admin")
             .unwrap_err()
+            .to_string()
             .contains("takes hostname ipaddr userid passwd [interface]"));
         assert!(parse("n1 external/ipmi n2 1.2.3.4 a b serial")
             .unwrap_err()
+            .to_string()
             .contains("expected lan or lanplus"));
     }
 
@@ -671,6 +730,7 @@ mod tests {
         assert_eq!(d.options, o(&[("ip", "kvm1"), ("username", "root")]));
         assert!(parse("* external/libvirt n1 qemu:///system")
             .unwrap_err()
+            .to_string()
             .contains("over ssh"));
         let d = parse("n1 external/drac5 n2 10.0.0.9 root calvin").unwrap();
         assert_eq!(d.agent, "fence_drac5");
@@ -692,13 +752,84 @@ mod tests {
             ("baytech", "fence_apc_snmp"),
             ("rps10", "fence_wti"),
         ] {
-            let e = parse(&format!("* {kind} n1 n2")).unwrap_err();
+            let e = parse(&format!("* {kind} n1 n2")).unwrap_err().to_string();
             assert!(e.starts_with(&format!("`{kind}`: ")), "{e}");
             assert!(e.contains(want), "{kind}: {e}");
         }
-        let e = parse("* frobnicator a b").unwrap_err();
+        let e = parse("* frobnicator a b").unwrap_err().to_string();
         assert!(e.contains("unknown stonith type"), "{e}");
         assert!(e.contains("fence_ipmilan"), "{e}");
+    }
+
+    /// Issue 16: the texts are the ones hbd printed before they were typed.
+    #[test]
+    fn errors_say_what_they_always_said() {
+        let e = |line: &str| parse(line).unwrap_err();
+        assert_eq!(e("*"), FenceConfigError::MissingValue);
+        assert_eq!(
+            e("*").to_string(),
+            "missing value: expected `stonith_host FROM TYPE [PARAMS...]` \
+             (FROM: `*` or the node that runs the agent)"
+        );
+        assert_eq!(
+            e("* null").to_string(),
+            "`null`: null reports success without fencing anything, so a group would start \
+             while the node may still run it; drop the line (no fencing) or use a real agent"
+        );
+        assert_eq!(
+            e("* frobnicator").to_string(),
+            "`frobnicator`: unknown stonith type; write a fence-agents program \
+             (`stonith_host * fence_ipmilan ip=... username=... password=...`); \
+             heartbeat plugins hbd translates: external/ipmi, ipmilan, apcmaster, \
+             apcmastersnmp, external/rackpdu, wti_nps, external/libvirt, external/drac5, \
+             external/riloe"
+        );
+        assert_eq!(
+            e("* wti_nps ipaddr=x").to_string(),
+            "wti_nps: missing parameter `password`"
+        );
+        assert_eq!(
+            e("* wti_nps a b c").to_string(),
+            "wti_nps takes ipaddr password (heartbeat's order), got 3 value(s)"
+        );
+        assert_eq!(
+            e("* external/ipmi n2 1.2.3.4 a b serial").to_string(),
+            "external/ipmi: interface `serial`: expected lan or lanplus"
+        );
+        assert_eq!(
+            e("* external/libvirt n1 qemu:///system").to_string(),
+            "external/libvirt: hypervisor_uri `qemu:///system`: fence_virsh reaches the host \
+             over ssh; write it as qemu+ssh://[user@]host/system"
+        );
+        assert_eq!(
+            e("* external/libvirt n1 qemu+ssh:///system").to_string(),
+            "external/libvirt: hypervisor_uri `qemu+ssh:///system`: no host"
+        );
+        assert_eq!(
+            e("* fence_x oops").to_string(),
+            "`oops`: fence-agents options are key=value (as on the agent's stdin)"
+        );
+        assert_eq!(
+            e("* fence_x a-b=1").to_string(),
+            "`a-b=1`: `a-b` is not an option name"
+        );
+        assert_eq!(
+            e("* fence_x nodename=n1").to_string(),
+            "`nodename=n1`: hbd sets `nodename` itself (the action comes from cluster.toml \
+             [fencing] action)"
+        );
+        assert_eq!(
+            e("* fence_x plug=3").to_string(),
+            "fence_x: a fixed plug= needs nodes=NODE to say which node it fences"
+        );
+        assert_eq!(
+            e("* fence_x nodes=,").to_string(),
+            "fence_x: nodes= is empty"
+        );
+        assert_eq!(
+            e("* fence_x plug=3 nodes=a,b").to_string(),
+            "fence_x: a fixed plug= fences one node; nodes= lists several"
+        );
     }
 
     #[test]

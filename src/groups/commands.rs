@@ -4,15 +4,50 @@
 
 use super::*;
 
+/// Why an operator command cannot act (nothing was changed). Each displays
+/// as `hbctl` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// This node has not probed its resources yet.
+    #[error("this node is still probing its resources; try again in a moment")]
+    NotReady,
+    #[error("this node is shutting down")]
+    ShuttingDown,
+    /// The scope names no group.
+    #[error("no {} groups", scope_word(*.0))]
+    NoGroups(Scope),
+    /// Standby with no other node (only a witness, or none) configured.
+    #[error("no other node in the cluster")]
+    Alone,
+    /// Standby with no other node up (`peers`: the other nodes).
+    #[error("no other node is up ({}): nothing can move", peers.join(", "))]
+    NoPeerUp { peers: Vec<String> },
+    /// Groups (`GROUP`, or `GROUP on NODE`) starting or stopping.
+    #[error("a transition is in progress: {}", .0.join(", "))]
+    InTransition(Vec<String>),
+    /// Standby: no other node can run these groups.
+    #[error("no other node can run {}: failed or unhealthy there, or not ready", .0.join(", "))]
+    NowhereToGo(Vec<String>),
+    /// Takeover: every group in the scope failed here.
+    #[error("failed on this node: {} (hbctl clear GROUP first)", .0.join(", "))]
+    FailedHere(Vec<String>),
+    /// Clear: no such group (`groups`: the configured ones).
+    #[error("no group {id} (groups: {})", groups.join(", "))]
+    NoGroup { id: String, groups: Vec<String> },
+    /// Clear: the group has nothing to clear in its state.
+    #[error("{id} is {} here: nothing to clear", state.as_str())]
+    NothingToClear { id: String, state: GroupState },
+}
+
 impl Groups {
     /// An operator command. `Ok` names the groups it acts on; `Err` says why
     /// nothing can be done (and nothing was changed).
-    pub fn command(&mut self, cmd: &Command, now: Duration) -> Result<Vec<usize>, String> {
+    pub fn command(&mut self, cmd: &Command, now: Duration) -> Result<Vec<usize>, CommandError> {
         if !self.ready() {
-            return Err("this node is still probing its resources; try again in a moment".into());
+            return Err(CommandError::NotReady);
         }
         if self.leaving {
-            return Err("this node is shutting down".into());
+            return Err(CommandError::ShuttingDown);
         }
         let r = match cmd {
             Command::Standby(scope) => self.standby(*scope),
@@ -51,10 +86,10 @@ impl Groups {
             .saturating_add(1)
     }
 
-    fn standby(&mut self, scope: Scope) -> Result<Vec<usize>, String> {
+    fn standby(&mut self, scope: Scope) -> Result<Vec<usize>, CommandError> {
         let groups = self.in_scope(scope);
         if groups.is_empty() {
-            return Err(format!("no {} groups", scope_word(scope)));
+            return Err(CommandError::NoGroups(scope));
         }
         let up: Vec<&Peer> = self
             .peers
@@ -63,17 +98,16 @@ impl Groups {
             .collect();
         if up.is_empty() {
             return Err(if self.peers.iter().all(|p| p.witness) {
-                "no other node in the cluster".to_string()
+                CommandError::Alone
             } else {
-                format!(
-                    "no other node is up ({}): nothing can move",
-                    self.peers
+                CommandError::NoPeerUp {
+                    peers: self
+                        .peers
                         .iter()
                         .filter(|p| !p.witness)
-                        .map(|p| p.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                        .map(|p| p.name.clone())
+                        .collect(),
+                }
             });
         }
         let mut busy = Vec::new();
@@ -100,17 +134,14 @@ impl Groups {
             }
         }
         if !busy.is_empty() {
-            return Err(format!("a transition is in progress: {}", busy.join(", ")));
+            return Err(CommandError::InTransition(busy));
         }
         let held = groups
             .iter()
             .filter(|&&i| self.local[i].state == GroupState::Started)
             .count();
         if held > 0 && nowhere.len() == held {
-            return Err(format!(
-                "no other node can run {}: failed or unhealthy there, or not ready",
-                nowhere.join(", ")
-            ));
+            return Err(CommandError::NowhereToGo(nowhere));
         }
         for &i in &groups {
             let v = self.next_version(i);
@@ -119,10 +150,10 @@ impl Groups {
         Ok(groups)
     }
 
-    fn takeover(&mut self, scope: Scope) -> Result<Vec<usize>, String> {
+    fn takeover(&mut self, scope: Scope) -> Result<Vec<usize>, CommandError> {
         let groups = self.in_scope(scope);
         if groups.is_empty() {
-            return Err(format!("no {} groups", scope_word(scope)));
+            return Err(CommandError::NoGroups(scope));
         }
         let mut failed = Vec::new();
         let mut busy = Vec::new();
@@ -146,13 +177,10 @@ impl Groups {
             }
         }
         if !failed.is_empty() && failed.len() == groups.len() {
-            return Err(format!(
-                "failed on this node: {} (hbctl clear GROUP first)",
-                failed.join(", ")
-            ));
+            return Err(CommandError::FailedHere(failed));
         }
         if !busy.is_empty() {
-            return Err(format!("a transition is in progress: {}", busy.join(", ")));
+            return Err(CommandError::InTransition(busy));
         }
         for &i in &groups {
             let v = self.next_version(i);
@@ -161,17 +189,12 @@ impl Groups {
         Ok(groups)
     }
 
-    fn clear(&mut self, id: &str) -> Result<Vec<usize>, String> {
+    fn clear(&mut self, id: &str) -> Result<Vec<usize>, CommandError> {
         let Some(i) = self.group_index(id) else {
-            return Err(format!(
-                "no group {id} (groups: {})",
-                self.cfg
-                    .groups
-                    .iter()
-                    .map(|g| g.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            return Err(CommandError::NoGroup {
+                id: id.to_string(),
+                groups: self.cfg.groups.iter().map(|g| g.id.clone()).collect(),
+            });
         };
         let l = &mut self.local[i];
         l.failed_at = None;
@@ -184,7 +207,10 @@ impl Groups {
                 Ok(vec![i])
             }
             _ if was_blocked || was_unhealthy => Ok(vec![i]),
-            s => Err(format!("{id} is {} here: nothing to clear", s.as_str())),
+            state => Err(CommandError::NothingToClear {
+                id: id.to_string(),
+                state,
+            }),
         }
     }
 

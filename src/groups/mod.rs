@@ -137,6 +137,7 @@ mod sim;
 mod tests;
 
 pub use crate::wire::{Grant, GroupEntry, GroupReport, GroupState, Heard, Pref};
+pub use commands::CommandError;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -205,6 +206,21 @@ pub enum Command {
     Takeover(Scope),
     /// Forget that the group failed here (or was stop-failed on a node that left).
     Clear(String),
+}
+
+/// Why [`Groups::reconfigure`] refused a new configuration (nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconfigureError {
+    /// A setting only a restart applies changed.
+    #[error("the node name, the groups or the witness changed: restart hbd to apply them")]
+    NeedsRestart,
+    /// Nodes to remove are up here (they may run groups).
+    #[error(
+        "{} would leave the node list but {} up here and may run groups: stop hbd there first",
+        .0.join(", "),
+        if .0.len() == 1 { "is" } else { "are" }
+    )]
+    RemovedNodeUp(Vec<String>),
 }
 
 /// What a probe of a group's resources found at start-up.
@@ -614,32 +630,28 @@ impl Groups {
     /// node from starting it too. A new node is unknown until membership
     /// hears it or declares it dead (initdead), and blocks every start
     /// meanwhile, as at boot.
-    pub fn reconfigure(&mut self, cfg: GroupsConfig, now: Duration) -> Result<(), String> {
+    pub fn reconfigure(
+        &mut self,
+        cfg: GroupsConfig,
+        now: Duration,
+    ) -> Result<(), ReconfigureError> {
         let old = &self.cfg;
         if cfg.node != old.node
             || cfg.groups != old.groups
             || cfg.witness != old.witness
             || cfg.is_witness != old.is_witness
         {
-            return Err(
-                "the node name, the groups or the witness changed: restart hbd to apply them"
-                    .into(),
-            );
+            return Err(ReconfigureError::NeedsRestart);
         }
         let stays = |n: &String| cfg.nodes.contains(n) || cfg.witness.as_ref() == Some(n);
-        let removed_up: Vec<&str> = self
+        let removed_up: Vec<String> = self
             .peers
             .iter()
             .filter(|p| !stays(&p.name) && matches!(p.life, Life::Up(_)))
-            .map(|p| p.name.as_str())
+            .map(|p| p.name.clone())
             .collect();
         if !removed_up.is_empty() {
-            return Err(format!(
-                "{} would leave the node list but {} up here and may run groups: \
-                 stop hbd there first",
-                removed_up.join(", "),
-                if removed_up.len() == 1 { "is" } else { "are" }
-            ));
+            return Err(ReconfigureError::RemovedNodeUp(removed_up));
         }
         let mut old_peers = std::mem::take(&mut self.peers);
         let witness = cfg.witness.iter().filter(|w| !cfg.nodes.contains(w));

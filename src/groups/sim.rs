@@ -477,7 +477,7 @@ impl Cluster {
                 let before: Vec<GroupState> = (0..self.cfg.groups.len())
                     .map(|g| m.local_state(g))
                     .collect();
-                let r = m.command(&cmd, now);
+                let r = m.command(&cmd, now).map_err(|e| e.to_string());
                 // Clearing a stop-failed group: the operator cleaned it up.
                 if let (Command::Clear(_), Ok(gs)) = (&cmd, &r) {
                     for &g in gs {

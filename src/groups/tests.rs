@@ -834,7 +834,11 @@ fn a_reload_may_not_remove_a_node_that_is_up() {
     let mut cfg = m.cfg.clone();
     cfg.nodes = vec!["n1".into()];
     let e = m.reconfigure(cfg.clone(), now).unwrap_err();
-    assert!(e.contains("n2") && e.contains("up"), "{e}");
+    assert_eq!(e, ReconfigureError::RemovedNodeUp(vec!["n2".into()]));
+    assert_eq!(
+        e.to_string(),
+        "n2 would leave the node list but is up here and may run groups: stop hbd there first"
+    );
     assert_eq!(m.cfg.nodes, ["n1", "n2"], "nothing changed");
     c.shutdown(1);
     settle(&mut c);
@@ -868,4 +872,64 @@ fn a_node_added_by_a_reload_blocks_starts_until_known() {
         .on_node_dead("n3", false, now);
     settle(&mut c);
     assert_eq!(c.holders(0), vec!["n1"]);
+}
+
+/// Issue 16: the refusals' texts are the ones hbctl printed before they
+/// were typed.
+#[test]
+fn command_refusals_say_what_they_always_said() {
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for (e, text) in [
+        (
+            CommandError::NotReady,
+            "this node is still probing its resources; try again in a moment",
+        ),
+        (CommandError::ShuttingDown, "this node is shutting down"),
+        (CommandError::NoGroups(Scope::All), "no resource groups"),
+        (CommandError::NoGroups(Scope::Local), "no local groups"),
+        (CommandError::NoGroups(Scope::Foreign), "no foreign groups"),
+        (CommandError::Alone, "no other node in the cluster"),
+        (
+            CommandError::NoPeerUp {
+                peers: names(&["n2", "n3"]),
+            },
+            "no other node is up (n2, n3): nothing can move",
+        ),
+        (
+            CommandError::InTransition(names(&["a", "b on n2"])),
+            "a transition is in progress: a, b on n2",
+        ),
+        (
+            CommandError::NowhereToGo(names(&["a"])),
+            "no other node can run a: failed or unhealthy there, or not ready",
+        ),
+        (
+            CommandError::FailedHere(names(&["a", "b"])),
+            "failed on this node: a, b (hbctl clear GROUP first)",
+        ),
+        (
+            CommandError::NoGroup {
+                id: "x".into(),
+                groups: names(&["a", "b"]),
+            },
+            "no group x (groups: a, b)",
+        ),
+        (
+            CommandError::NothingToClear {
+                id: "a".into(),
+                state: GroupState::Started,
+            },
+            "a is started here: nothing to clear",
+        ),
+    ] {
+        assert_eq!(e.to_string(), text, "{e:?}");
+    }
+    assert_eq!(
+        ReconfigureError::NeedsRestart.to_string(),
+        "the node name, the groups or the witness changed: restart hbd to apply them"
+    );
+    assert_eq!(
+        ReconfigureError::RemovedNodeUp(names(&["n2", "n3"])).to_string(),
+        "n2, n3 would leave the node list but are up here and may run groups: stop hbd there first"
+    );
 }

@@ -217,10 +217,10 @@ impl Daemon {
             }
         }
         match self.groups.command(&command, now) {
-            Err(message) => {
+            Err(why) => {
                 let _ = reply.send(Response::Error {
                     kind: ErrorKind::Refused,
-                    message,
+                    message: why.to_string(),
                 });
             }
             Ok(groups) => {

@@ -314,10 +314,10 @@ impl Probe {
     /// The disk's role: Some(true) Primary, Some(false) not (or not up),
     /// None when the device did not answer in time (keep the last value).
     fn primary(&self) -> Option<bool> {
-        use hbd::disk::client::RequestError;
+        use hbd::disk::client::ClientError;
         match hbd::disk::client::status(&self.run_dir, RES, Duration::from_millis(400)) {
             Ok(s) => Some(s.role == Role::Primary),
-            Err(RequestError::NotUp { .. }) => Some(false),
+            Err(ClientError::NotUp { .. }) => Some(false),
             Err(_) => None,
         }
     }

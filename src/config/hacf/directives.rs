@@ -652,7 +652,7 @@ impl Seen<'_> {
                 }
                 self.stonith_hosts.push((d, self.p.loc(line)));
             }
-            Err(m) => self.p.err(line, key, m),
+            Err(e) => self.p.err(line, key, e.to_string()),
         }
     }
 

@@ -87,7 +87,7 @@ use super::meta::{
 };
 use super::resync::{self, Geometry, Reject, TargetStep, VerifyStep};
 use super::state::{
-    Attached, ConnState, DiskState, Event, Input, Output, Resource, ResourceConfig, Role,
+    Attached, ConnState, DiskState, Event, Input, Output, Refused, Resource, ResourceConfig, Role,
 };
 use super::uuid::{self, SbPolicy};
 use crate::config::NotifyConfig;
@@ -424,8 +424,9 @@ impl Device {
         lock(&self.core)
     }
 
-    /// Feed one input and carry out the machine's outputs.
-    fn input(&self, c: &mut Core, i: Input) -> Result<(), String> {
+    /// Feed one input and carry out the machine's outputs; a refused
+    /// command changed nothing.
+    fn input(&self, c: &mut Core, i: Input) -> Result<(), Refused> {
         let r = c.sm.handle(i);
         self.apply(c);
         r

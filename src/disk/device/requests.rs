@@ -89,9 +89,10 @@ impl Device {
         }
     }
 
-    pub(super) fn refused(&self, message: impl Into<String>) -> DiskResponse {
+    /// A refusal, `message` its text (what the caller reads).
+    pub(super) fn refused(&self, message: impl std::fmt::Display) -> DiskResponse {
         DiskResponse::Refused {
-            message: message.into(),
+            message: message.to_string(),
             status: Box::new(self.status()),
         }
     }
@@ -325,14 +326,13 @@ impl Device {
                 ConnState::SyncTarget | ConnState::PausedSyncT | ConnState::WFBitMapT
             ) {
                 drop(c);
-                return self.refused(format!(
-                    "local disk {} (resync from the peer running)",
-                    self.core().sm.disk()
-                ));
+                return self.refused(Refused::SyncTarget(self.core().sm.disk()));
             }
             if let Err(m) = c.meta.may_promote() {
                 drop(c);
-                return DiskResponse::Failed { message: m };
+                return DiskResponse::Failed {
+                    message: m.to_string(),
+                };
             }
             // drbd_set_role: SS_PRIMARY_NOP (fencing, the peer's disk not
             // known Outdated) runs the fence-peer handler, then tries again.
@@ -527,9 +527,8 @@ impl Device {
 }
 
 /// A refused promotion's message, saying what the fence-peer handler did.
-fn promotion_refusal(m: String, fenced: Option<Option<u8>>, fencing: bool) -> String {
+fn promotion_refusal(m: Refused, fenced: Option<Option<u8>>, fencing: bool) -> String {
     use super::super::fence::code_meaning;
-    use super::super::state::FENCING_REFUSAL;
     let ran = match fenced {
         Some(Some(code)) => format!(
             "the fence-peer handler returned {code} ({})",
@@ -538,13 +537,13 @@ fn promotion_refusal(m: String, fenced: Option<Option<u8>>, fencing: bool) -> St
         Some(None) => "the fence-peer handler failed".to_string(),
         None => String::new(),
     };
-    if m == FENCING_REFUSAL && !ran.is_empty() {
+    if m == Refused::Fencing && !ran.is_empty() {
         return format!(
             "Refusing to be Primary while peer is not outdated (fencing): {ran}; \
              use --force if you know the peer is down and outdated"
         );
     }
-    if m == "local disk Outdated" && fencing {
+    if m == Refused::LocalDisk(DiskState::Outdated) && fencing {
         let why = if fenced == Some(Some(super::super::fence::PEER_PRIMARY)) {
             "the peer is Primary (the fence-peer handler said so)"
         } else {
@@ -554,7 +553,7 @@ fn promotion_refusal(m: String, fenced: Option<Option<u8>>, fencing: bool) -> St
             "local disk Outdated: {why}; promote the peer, or use --force to serve this older data"
         );
     }
-    m
+    m.to_string()
 }
 
 impl Device {

@@ -7,12 +7,12 @@
 use super::*;
 
 impl Resource {
-    pub(super) fn promote(&mut self, force: bool) -> Result<(), String> {
+    pub(super) fn promote(&mut self, force: bool) -> Result<(), Refused> {
         if self.role == Role::Primary {
             return Ok(());
         }
         if self.peer_role == Role::Primary {
-            return Err("peer is Primary".into());
+            return Err(Refused::PeerPrimary);
         }
         // A Primary is never SyncTarget: not while the bitmaps are being
         // exchanged for a resync from the peer either (the disk turns
@@ -21,30 +21,24 @@ impl Resource {
             self.conn,
             ConnState::WFBitMapT | ConnState::SyncTarget | ConnState::PausedSyncT
         ) {
-            return Err(format!(
-                "local disk {} (resync from the peer running)",
-                self.disk
-            ));
+            return Err(Refused::SyncTarget(self.disk));
         }
         // DRBD's SS_IN_TRANSIENT_STATE: the params of the handshake are on
         // their way; a new current UUID now would make the two sides decide
         // on different UUIDs (both became SyncSource: found by disk::sim).
         // The device waits for the handshake and tries again.
         if matches!(self.conn, ConnState::WFReportParams | ConnState::WFBitMapS) {
-            return Err(format!(
-                "In transient state, retry after next state change ({})",
-                self.conn
-            ));
+            return Err(Refused::Transient(self.conn));
         }
         let mut forced = false;
         if self.disk == DiskState::Diskless {
             // A diskless Primary needs a connected UpToDate peer.
             if !(self.conn >= ConnState::Connected && self.peer_disk == DiskState::UpToDate) {
-                return Err("local disk Diskless".into());
+                return Err(Refused::LocalDisk(DiskState::Diskless));
             }
         } else if self.disk < DiskState::UpToDate {
             if !force {
-                return Err(format!("local disk {}", self.disk));
+                return Err(Refused::LocalDisk(self.disk));
             }
             if self.disk < DiskState::Inconsistent
                 || matches!(
@@ -52,7 +46,7 @@ impl Resource {
                     ConnState::WFBitMapT | ConnState::SyncTarget | ConnState::PausedSyncT
                 )
             {
-                return Err(format!("local disk {} (cannot force)", self.disk));
+                return Err(Refused::CannotForce(self.disk));
             }
             forced = true;
         }
@@ -65,7 +59,7 @@ impl Resource {
         // situation!").
         let force_peer_outdated = self.promotion_needs_fencing();
         if force_peer_outdated && !force {
-            return Err(FENCING_REFUSAL.into());
+            return Err(Refused::Fencing);
         }
         if forced {
             self.set_disk(DiskState::UpToDate);
@@ -104,16 +98,16 @@ impl Resource {
         Ok(())
     }
 
-    pub(super) fn invalidate(&mut self) -> Result<(), String> {
+    pub(super) fn invalidate(&mut self) -> Result<(), Refused> {
         if self.disk == DiskState::Diskless {
-            return Err("local disk Diskless".into());
+            return Err(Refused::LocalDisk(DiskState::Diskless));
         }
         if self.conn == ConnState::Connected {
             if self.peer_disk != DiskState::UpToDate {
-                return Err("Need access to UpToDate data".into());
+                return Err(Refused::NoUpToDateData);
             }
             if self.role == Role::Primary {
-                return Err(HandshakeError::TargetIsPrimary.message().into());
+                return Err(Refused::TargetIsPrimary);
             }
             self.send(Msg::FullResync {
                 sender_is_source: false,
@@ -122,30 +116,30 @@ impl Resource {
             return Ok(());
         }
         if self.conn > ConnState::Connected {
-            return Err("resync already running".into());
+            return Err(Refused::ResyncRunning);
         }
         if self.role == Role::Primary {
-            return Err("Need access to UpToDate data".into());
+            return Err(Refused::NoUpToDateData);
         }
         self.set_disk(DiskState::Inconsistent);
         Ok(())
     }
 
-    pub(super) fn invalidate_remote(&mut self) -> Result<(), String> {
+    pub(super) fn invalidate_remote(&mut self) -> Result<(), Refused> {
         if self.conn < ConnState::Connected {
-            return Err("Need a connection to start verify or resync".into());
+            return Err(Refused::NotConnected);
         }
         if self.conn > ConnState::Connected {
-            return Err("resync already running".into());
+            return Err(Refused::ResyncRunning);
         }
         if self.disk != DiskState::UpToDate {
-            return Err("Need access to UpToDate data".into());
+            return Err(Refused::NoUpToDateData);
         }
         if self.peer_disk == DiskState::Diskless {
-            return Err("peer disk Diskless".into());
+            return Err(Refused::PeerDiskless);
         }
         if self.peer_role == Role::Primary {
-            return Err("peer is Primary: a Primary is never SyncTarget".into());
+            return Err(Refused::PeerNeverTarget);
         }
         self.send(Msg::FullResync {
             sender_is_source: true,

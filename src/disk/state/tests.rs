@@ -168,7 +168,8 @@ fn no_promotion_while_a_resync_from_the_peer_starts() {
     }
     assert_eq!(b.conn(), ConnState::WFBitMapT);
     let e = b.handle(Input::Promote { force: true }).unwrap_err();
-    assert!(e.contains("resync from the peer"), "{e}");
+    assert!(matches!(e, Refused::SyncTarget(_)), "{e:?}");
+    assert!(e.to_string().contains("resync from the peer"), "{e}");
     assert_eq!(b.role(), Role::Secondary);
 }
 
@@ -181,7 +182,7 @@ fn a_primary_is_never_sync_target() {
     pump(&mut a, &mut b);
     assert_eq!(b.peer_role(), Role::Primary);
     // Local commands on either side that would make `a` the target.
-    let target_is_primary = Err(HandshakeError::TargetIsPrimary.message().to_string());
+    let target_is_primary = Err(Refused::TargetIsPrimary);
     assert_eq!(a.handle(Input::Invalidate), target_is_primary);
     assert_eq!(a.handle(Input::ResyncFromPeer), target_is_primary);
     assert!(b.handle(Input::ResyncFromHere).is_err());
@@ -254,14 +255,11 @@ fn outdate_then_promote_needs_force() {
     assert_eq!(a.disk(), DiskState::Outdated);
     assert_eq!(
         a.handle(Input::Promote { force: false }),
-        Err("local disk Outdated".into())
+        Err(Refused::LocalDisk(DiskState::Outdated))
     );
     a.handle(Input::Promote { force: true }).unwrap();
     assert_eq!(a.disk(), DiskState::UpToDate);
-    assert_eq!(
-        a.handle(Input::Outdate),
-        Err("Refusing to outdate a Primary".into())
-    );
+    assert_eq!(a.handle(Input::Outdate), Err(Refused::OutdatePrimary));
 }
 
 #[test]
@@ -288,10 +286,7 @@ fn connect_transport_params_connected() {
     assert_eq!(a.conn(), ConnState::StandAlone);
     a.handle(Input::Connect).unwrap();
     assert_eq!(a.conn(), ConnState::WFConnection);
-    assert_eq!(
-        a.handle(Input::Connect),
-        Err("Device has a net-config (use disconnect first)".into())
-    );
+    assert_eq!(a.handle(Input::Connect), Err(Refused::HasNetConfig));
     a.handle(Input::TransportUp).unwrap();
     assert_eq!(a.conn(), ConnState::WFReportParams);
     let out = a.take_outputs();
@@ -330,7 +325,7 @@ fn initial_full_sync_after_force_primary() {
     assert_eq!(a.conn(), ConnState::Connected);
     assert_eq!(
         a.handle(Input::Promote { force: false }),
-        Err("local disk Inconsistent".into())
+        Err(Refused::LocalDisk(DiskState::Inconsistent))
     );
     // --overwrite-data-of-peer.
     a.handle(Input::Promote { force: true }).unwrap();
@@ -446,11 +441,11 @@ fn promote_refusals() {
     pump(&mut a, &mut b);
     assert_eq!(
         b.handle(Input::Promote { force: false }),
-        Err("peer is Primary".into())
+        Err(Refused::PeerPrimary)
     );
     assert_eq!(
         b.handle(Input::Promote { force: true }),
-        Err("peer is Primary".into())
+        Err(Refused::PeerPrimary)
     );
     assert_eq!(b.role(), Role::Secondary);
     // Outdated local disk.
@@ -463,7 +458,7 @@ fn promote_refusals() {
     );
     assert_eq!(
         o.handle(Input::Promote { force: false }),
-        Err("local disk Outdated".into())
+        Err(Refused::LocalDisk(DiskState::Outdated))
     );
     o.handle(Input::Promote { force: true }).unwrap();
     assert_eq!(o.disk(), DiskState::UpToDate);
@@ -472,7 +467,7 @@ fn promote_refusals() {
     let mut d = Resource::new(cfg(true), None);
     assert_eq!(
         d.handle(Input::Promote { force: true }),
-        Err("local disk Diskless".into())
+        Err(Refused::LocalDisk(DiskState::Diskless))
     );
 }
 
@@ -493,6 +488,8 @@ fn fencing_refuses_promotion_unless_peer_outdated_or_forced() {
     // Connected promotion would be fine; disconnected it is refused,
     // with what is missing and the way out.
     let refused = b.handle(Input::Promote { force: false }).unwrap_err();
+    assert_eq!(refused, Refused::Fencing);
+    let refused = refused.to_string();
     assert_eq!(refused, FENCING_REFUSAL);
     assert!(refused.starts_with("Refusing to be Primary while peer is not outdated"));
     assert!(refused.contains("no fence-peer handler") && refused.contains("--force"));
@@ -500,7 +497,7 @@ fn fencing_refuses_promotion_unless_peer_outdated_or_forced() {
     b.handle(Input::Disconnect).unwrap();
     assert_eq!(
         b.handle(Input::Promote { force: false }),
-        Err(FENCING_REFUSAL.into())
+        Err(Refused::Fencing)
     );
     assert_eq!(b.role(), Role::Secondary);
     b.take_outputs();
@@ -558,7 +555,7 @@ fn stale_or_unknown_data_needs_force_alone() {
                 }
                 assert_eq!(
                     r.handle(Input::Promote { force: false }),
-                    Err(format!("local disk {disk}")),
+                    Err(Refused::LocalDisk(disk)),
                     "{disk} fencing={} connecting={conn}",
                     c.fencing
                 );
@@ -605,7 +602,7 @@ fn consistent_and_outdated_become_up_to_date_when_connected() {
         );
         assert_eq!(
             a.handle(Input::Promote { force: false }),
-            Err(format!("local disk {da}"))
+            Err(Refused::LocalDisk(da))
         );
         connect(&mut a, &mut b);
         assert_eq!(a.conn(), ConnState::Connected);
@@ -638,7 +635,7 @@ fn set_config_applies_fencing() {
     assert_eq!(r.config().seed, cfg(true).seed);
     assert_eq!(
         r.handle(Input::Promote { force: false }),
-        Err(FENCING_REFUSAL.into())
+        Err(Refused::Fencing)
     );
     r.set_config(cfg(true));
     r.handle(Input::Promote { force: false }).unwrap();
@@ -656,7 +653,7 @@ fn demote_attach_detach() {
     pump(&mut a, &mut b);
     assert_eq!(
         a.handle(Input::Attach(data(same()))),
-        Err("Device is attached to a disk (use detach first)".into())
+        Err(Refused::Attached)
     );
     b.handle(Input::Detach).unwrap();
     pump(&mut a, &mut b);
@@ -683,10 +680,7 @@ fn demote_attach_detach() {
     // ... but a disconnected Primary must keep its data.
     let mut p = Resource::new(cfg(true), Some(data(same())));
     p.handle(Input::Promote { force: false }).unwrap();
-    assert_eq!(
-        p.handle(Input::Detach),
-        Err("Need access to UpToDate data".into())
-    );
+    assert_eq!(p.handle(Input::Detach), Err(Refused::NoUpToDateData));
 }
 
 #[test]
@@ -707,7 +701,7 @@ fn invalidate_and_invalidate_remote() {
     a.handle(Input::Disconnect).unwrap();
     assert_eq!(
         a.handle(Input::InvalidateRemote),
-        Err("Need a connection to start verify or resync".into())
+        Err(Refused::NotConnected)
     );
     a.handle(Input::Invalidate).unwrap();
     assert_eq!(a.disk(), DiskState::Inconsistent);
@@ -960,7 +954,7 @@ fn handler_exit_codes() {
     assert_eq!(s.disk(), DiskState::Outdated);
     assert_eq!(
         s.handle(Input::Promote { force: false }),
-        Err("local disk Outdated".into())
+        Err(Refused::LocalDisk(DiskState::Outdated))
     );
     // 6 on a Primary: an error, nothing changes.
     let (mut a, _) = fenced_pair(false);
@@ -999,11 +993,8 @@ fn stale_handler_answers_are_ignored_and_reconnect_thaws() {
 #[test]
 fn outdate_refused_while_connected_or_primary() {
     let (mut a, mut b) = fenced_pair(false);
-    assert_eq!(b.handle(Input::Outdate), Err(OUTDATE_CONNECTED.into()));
-    assert_eq!(
-        a.handle(Input::Outdate),
-        Err("Refusing to outdate a Primary".into())
-    );
+    assert_eq!(b.handle(Input::Outdate), Err(Refused::OutdateConnected));
+    assert_eq!(a.handle(Input::Outdate), Err(Refused::OutdatePrimary));
     b.handle(Input::TransportLost).unwrap();
     b.handle(Input::Outdate).unwrap();
     assert_eq!(b.disk(), DiskState::Outdated);
@@ -1029,7 +1020,7 @@ fn outdated_peer_is_remembered_and_an_outdated_disk_never_promotes() {
     b.handle(Input::Disconnect).unwrap();
     assert_eq!(
         b.handle(Input::Promote { force: false }),
-        Err("local disk Outdated".into())
+        Err(Refused::LocalDisk(DiskState::Outdated))
     );
     let b2 = Resource::new(
         fenced_cfg(false, false),
@@ -1041,7 +1032,7 @@ fn outdated_peer_is_remembered_and_an_outdated_disk_never_promotes() {
     let mut b2 = b2;
     assert_eq!(
         b2.handle(Input::Promote { force: false }),
-        Err("local disk Outdated".into())
+        Err(Refused::LocalDisk(DiskState::Outdated))
     );
     // a restarts (crash): Consistent + peer outdated = UpToDate at
     // attach (Local::open), and no handler is needed to promote.
@@ -1061,7 +1052,7 @@ fn outdated_peer_is_remembered_and_an_outdated_disk_never_promotes() {
     assert!(a3.promotion_needs_fencing());
     assert_eq!(
         a3.handle(Input::Promote { force: false }),
-        Err(FENCING_REFUSAL.into())
+        Err(Refused::Fencing)
     );
     // The handler says the peer is unreachable: with UpToDate data it
     // is assumed dead (DRBD), and the promotion goes on.
@@ -1078,7 +1069,7 @@ fn outdated_peer_is_remembered_and_an_outdated_disk_never_promotes() {
     c.handle(Input::FencePeerDone { code: Some(5) }).unwrap();
     assert_eq!(
         c.handle(Input::Promote { force: false }),
-        Err("local disk Consistent".into())
+        Err(Refused::LocalDisk(DiskState::Consistent))
     );
     c.handle(Input::FencePeerDone { code: Some(4) }).unwrap();
     assert_eq!(c.disk(), DiskState::UpToDate);
