@@ -262,6 +262,9 @@ pub(super) fn loop_detached(path: &Path) -> io::Result<bool> {
     let dev = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        // Being cleared (Lo_rundown, maybe in another process's last close)
+        // or removed: not detached yet, soon.
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(false),
         Err(e) => return Err(e),
     };
     match loop_status(&dev) {

@@ -604,6 +604,12 @@ impl Exposed {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                 return Ok(Some("held exclusively (mounted?)".into()))
             }
+            // The kernel refuses opens while it clears the device (at the
+            // last close of another opener, e.g. udev probing it, after an
+            // earlier LOOP_CLR_FD only set autoclear): wait for the clear.
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                return Ok(Some("being cleared".into()))
+            }
             Err(e) => return Err(e),
         };
         // Plain opens by processes: LOOP_CLR_FD would only set autoclear.
