@@ -5,7 +5,7 @@
 //!
 //! The logic lives in state machines that take inputs and return actions
 //! (no sockets, clocks or files: `membership`, `groups`, `monitor`'s
-//! scheduler, `jobs`, `vrrp::instance`/`vrrp::sync`, `disk::state`,
+//! scheduler, `jobs`, `vrrp::state`/`vrrp::sync`, `disk::state`,
 //! `disk::resync`, `disk::datapath`, `disk::uuid`), each with a seeded
 //! simulation. The I/O happens in three processes' edges: the daemon's
 //! `runtime/` (heartbeat mode), `vrrp::runtime` (VRRP mode, in the same
@@ -33,7 +33,7 @@
 //! | `rng.rs`      | splitmix64: the simulations' seeded fault schedules, fresh generation identifiers |
 //! | `bin/`        | `hbd` (daemon), `hbd-disk` (one replicated device) and `hbctl` (operator CLI) |
 //!
-//! Data flow (heartbeat mode): `runtime::net` receives a datagram on a medium and hands the bytes to
+//! Data flow (heartbeat mode): `runtime::network` receives a datagram on a medium and hands the bytes to
 //! [`membership::Membership`]; the machine verifies and decodes them with [`wire`],
 //! updates node and link state and queues [`membership::Output`]s (datagrams to
 //! send on every medium, events to log). The runtime drains those outputs, sends

@@ -30,7 +30,7 @@ pub(super) fn log_ping_event(e: &ping::PingEvent) {
 }
 
 /// One log line per state change, data in fields.
-pub(super) fn log_event(media: &[net::OpenMedium], e: &Event) {
+pub(super) fn log_event(media: &[network::OpenMedium], e: &Event) {
     let medium_name = |id: crate::membership::MediumId| {
         media
             .get(id.0 as usize)

@@ -25,7 +25,7 @@ mod log_events;
 pub mod logging;
 mod modes;
 pub mod monitor;
-pub mod net;
+pub mod network;
 pub mod outdate;
 pub mod ping;
 mod preprobe;
@@ -65,7 +65,7 @@ pub struct Paths {
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error(transparent)]
-    Net(#[from] net::NetError),
+    Net(#[from] network::NetError),
     #[error(transparent)]
     PidFile(#[from] state::PidFileError),
     #[error("state dir {}: {source}", path.display())]
@@ -171,7 +171,7 @@ struct Daemon {
     jobs: jobs::JobsRt,
     /// Per group: the latest monitoring notices, for status.
     events: Vec<std::collections::VecDeque<String>>,
-    media: Vec<net::OpenMedium>,
+    media: Vec<network::OpenMedium>,
     /// The keys the media's receive tasks accept (see
     /// [`config::receive_keys`]); a reload sends new ones.
     receive_keys: tokio::sync::watch::Sender<crate::wire::AuthKeys>,
@@ -393,7 +393,7 @@ pub async fn run_with_vrrp(
         })?;
 
     let (receive_keys, keys_rx) = tokio::sync::watch::channel(receive_keys_of(&config));
-    let (media, mut inbox) = net::open_media(&config.ha.media, &keys_rx)?;
+    let (media, mut inbox) = network::open_media(&config.ha.media, &keys_rx)?;
     let ControlInputs {
         server: _control,
         access,
@@ -667,7 +667,7 @@ impl Daemon {
 
     /// A datagram from a receive task, heard when it arrived (its stamp),
     /// not when the loop got to it.
-    fn on_received(&mut self, r: net::Received) {
+    fn on_received(&mut self, r: network::Received) {
         let at = r.at.saturating_duration_since(self.epoch);
         if let Err(reason) = self.membership.on_datagram(r.medium, &r.bytes, at) {
             tracing::trace!(from = %r.from, medium = r.medium.0, reason = reason.as_str(), "datagram dropped");

@@ -8,7 +8,7 @@
 //!                            sends, group/agent/monitor bookkeeping (all
 //!                            non-blocking)
 //!   hbd-rt-net (SCHED_RR)  ─ the media's receive tasks: each datagram is
-//!                            stamped on arrival (net::Received::at)
+//!                            stamped on arrival (network::Received::at)
 //!   blocking pool, reload, ─ SCHED_OTHER: NSS lookups, disk and /proc I/O,
 //!   every child process      configuration loads, agents, checks, hooks
 //! ```

@@ -57,7 +57,7 @@ impl Daemon {
         &mut self,
         new: Result<Config, ConfigErrors>,
         ping_replies: &mpsc::Sender<std::net::Ipv4Addr>,
-    ) -> Option<net::Inbox> {
+    ) -> Option<network::Inbox> {
         let new = match new {
             Ok(c) => c,
             Err(ConfigErrors(errors)) => {
@@ -101,7 +101,7 @@ impl Daemon {
         }
         // Prepare everything that can fail before changing anything.
         let media = if new.ha.media != self.config.ha.media {
-            match net::open_media(&new.ha.media, &self.receive_keys.subscribe()) {
+            match network::open_media(&new.ha.media, &self.receive_keys.subscribe()) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     tracing::error!(error = %e, "reload refused: keeping the running configuration");

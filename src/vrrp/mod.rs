@@ -5,7 +5,7 @@
 //! scripts: the daemon side), `sync` (`vrrp_sync_group`, no I/O).
 
 pub mod conf;
-pub mod instance;
+pub mod state;
 pub mod packet;
 pub mod runtime;
 #[cfg(test)]

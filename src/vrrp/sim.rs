@@ -35,7 +35,7 @@
 //! `HBD_SIM_SEEDS=N` runs N seeds (default 300); `HBD_SIM_SEED=N cargo test
 //! vrrp::sim` replays one and prints its trace.
 
-use super::instance::{Input, Instance, InstanceConfig, Output, State, TrackScript};
+use super::state::{Input, Instance, InstanceConfig, Output, State, TrackScript};
 use super::packet::Version;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

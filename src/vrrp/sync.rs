@@ -13,7 +13,7 @@
 //! some BACKUP and the others not yet started), STOP when all stopped; it
 //! keeps its previous value while the members are on their way.
 
-use super::instance::{Input, State};
+use super::state::{Input, State};
 
 /// What the group wants done.
 #[derive(Debug, Clone, PartialEq, Eq)]

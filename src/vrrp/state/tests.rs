@@ -1,4 +1,4 @@
-//! Unit tests of `vrrp/instance.rs`.
+//! Unit tests of `vrrp/state.rs`.
 
 use super::*;
 
