@@ -116,7 +116,10 @@ fn with_channel(threads: usize) -> f64 {
 
 fn main() {
     println!("ns per request (median of {ROUNDS} rounds of {ITERS} per thread)");
-    println!("{:<28} {:>10} {:>10} {:>8}", "", "mutex", "channel", "ratio");
+    println!(
+        "{:<28} {:>10} {:>10} {:>8}",
+        "", "mutex", "channel", "ratio"
+    );
     for threads in [1, THREADS] {
         let m = with_mutex(threads);
         let c = with_channel(threads);

@@ -154,13 +154,13 @@ fn main() {
 }
 
 fn link_codec() {
-    use hbd::disk::link::{self, Frame, LinkCodec};
+    use hbd::disk::packet::{self, Frame, LinkCodec};
     use tokio_util::bytes::BytesMut;
     use tokio_util::codec::{Decoder, Encoder};
     println!("\n| link frame, encode + decode | sealed ns | plain ns | sealed MiB/s | plain MiB/s | sealed ÷ plain time |");
     println!("|---|---|---|---|---|---|");
     for size in [4096usize, 1 << 20] {
-        let body = link::encode(&Frame::Write {
+        let body = packet::encode(&Frame::Write {
             seq: 1,
             offset: 0,
             data: vec![0x5a; size],
@@ -174,7 +174,7 @@ fn link_codec() {
                 black_box(rx.decode(&mut wire).expect("open"));
             })
         };
-        let (a, b) = LinkCodec::sealed_pair([1; 32], [2; 32], link::REKEY_FRAMES);
+        let (a, b) = LinkCodec::sealed_pair([1; 32], [2; 32], packet::REKEY_FRAMES);
         let sealed = run(a, b);
         let plain = run(LinkCodec::plain(), LinkCodec::plain());
         let mib = |ns: f64| size as f64 / (1 << 20) as f64 / (ns / 1e9);

@@ -14,7 +14,7 @@ use std::path::Path;
 use tokio_util::bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::disk::link::{self, LinkCodec};
+use crate::disk::packet::{self, LinkCodec};
 use crate::wire::auth::{self, Purpose};
 use crate::wire::{AuthKeys, AuthMethod};
 
@@ -58,9 +58,9 @@ pub fn link_frames(data: &[u8]) {
     let mut plain = LinkCodec::handshake();
     let mut src = BytesMut::from(data);
     while let Ok(Some(body)) = plain.decode(&mut src) {
-        let _ = link::decode(&body);
+        let _ = packet::decode(&body);
     }
-    let _ = link::decode(data);
+    let _ = packet::decode(data);
 
     let Some((&step, rest)) = data.split_first() else {
         return;
@@ -75,7 +75,7 @@ pub fn link_frames(data: &[u8]) {
     loop {
         match rx.decode(&mut wire) {
             Ok(Some(body)) => {
-                let _ = link::decode(&body);
+                let _ = packet::decode(&body);
             }
             Ok(None) => break,
             Err(e) => panic!("a frame sealed with the right key failed: {e}"),
@@ -262,12 +262,12 @@ mod tests {
         let whole = crate::wire::encode(&msg, &crc).unwrap();
         let body = &whole[crate::wire::HEADER_LEN..whole.len() - AuthMethod::Crc.mac_len()];
         put("decode", "keepalive-body", &[&[1u8][..], body].concat());
-        use link::Frame;
+        use packet::Frame;
         for (name, f) in [
             (
                 "hello",
                 Frame::Hello {
-                    version: link::PROTOCOL,
+                    version: packet::PROTOCOL,
                     nonce: [1; 32],
                     tls: true,
                 },
@@ -302,7 +302,7 @@ mod tests {
                 },
             ),
         ] {
-            let body = link::encode(&f).unwrap();
+            let body = packet::encode(&f).unwrap();
             let mut framed = (body.len() as u32).to_be_bytes().to_vec();
             framed.extend_from_slice(&body);
             put("link_frames", name, &framed);

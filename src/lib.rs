@@ -10,7 +10,7 @@
 //! simulation. The I/O happens in three processes' edges: the daemon's
 //! `runtime/` (heartbeat mode), `vrrp::runtime` (VRRP mode, in the same
 //! `hbd` process), and the device process `hbd-disk` (`disk::device`,
-//! `disk::link`, `disk::expose`); every program any of them runs (agents,
+//! `disk::packet`, `disk::expose`); every program any of them runs (agents,
 //! checks, jobs, hooks, fence agents, VRRP scripts, helpers) goes through
 //! `process`.
 //!

@@ -11,7 +11,7 @@ mod common;
 
 use common::disk::*;
 use hbd::disk::ctl::DiskRequest;
-use hbd::disk::link::{self, Frame};
+use hbd::disk::packet::{self, Frame};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -127,7 +127,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, tap: Arc<Mutex<Tap>>) {
 
 /// One frame as the plain wire carries it.
 fn plain(f: &Frame) -> Vec<u8> {
-    let body = link::encode(f).unwrap();
+    let body = packet::encode(f).unwrap();
     [&(body.len() as u32).to_be_bytes()[..], &body].concat()
 }
 

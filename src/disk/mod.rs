@@ -21,9 +21,9 @@ pub mod datapath;
 pub mod device;
 pub mod expose;
 pub mod fence;
-pub mod link;
 pub mod meta;
 pub mod mounts;
+pub mod packet;
 pub mod report;
 pub mod resync;
 #[cfg(test)]

@@ -64,8 +64,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::link::{MAX_DATA, MAX_DIGESTS};
 use super::meta::{Bitmap, BM_BLOCK};
+use super::packet::{MAX_DATA, MAX_DIGESTS};
 use super::state::{ConnState, DiskState, Role};
 
 /// Resync and verify requests in flight (DRBD's resync window, small).

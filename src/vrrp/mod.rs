@@ -5,9 +5,9 @@
 //! scripts: the daemon side), `sync` (`vrrp_sync_group`, no I/O).
 
 pub mod conf;
-pub mod state;
 pub mod packet;
 pub mod runtime;
 #[cfg(test)]
 mod sim;
+pub mod state;
 pub mod sync;

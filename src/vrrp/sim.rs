@@ -35,8 +35,8 @@
 //! `HBD_SIM_SEEDS=N` runs N seeds (default 300); `HBD_SIM_SEED=N cargo test
 //! vrrp::sim` replays one and prints its trace.
 
-use super::state::{Input, Instance, InstanceConfig, Output, State, TrackScript};
 use super::packet::Version;
+use super::state::{Input, Instance, InstanceConfig, Output, State, TrackScript};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::Ipv4Addr;

@@ -102,7 +102,7 @@ impl AuthKeys {
 pub enum Purpose {
     /// The cluster datagram (keepalives, group reports, outdate requests).
     Datagram,
-    /// The challenge–response of the replication link (`disk::link`).
+    /// The challenge–response of the replication link (`disk::packet`).
     DiskHandshake,
     /// The base of the replication link's per-connection session keys.
     DiskSession,

@@ -121,7 +121,7 @@ impl Applier {
 }
 
 fn malformed(e: datapath::ApplyError) -> io::Error {
-    link::LinkError::Malformed(e.to_string()).into()
+    packet::LinkError::Malformed(e.to_string()).into()
 }
 
 impl Device {
@@ -192,7 +192,7 @@ impl Device {
     ) -> io::Result<()> {
         let len = data.len() as u64;
         if !self.in_range(offset, len) {
-            return Err(link::LinkError::Malformed("write range".into()).into());
+            return Err(packet::LinkError::Malformed("write range".into()).into());
         }
         if rx.order.write(seq, offset, len).map_err(malformed)? {
             self.start_write(rx, seq, offset, data);

@@ -29,8 +29,8 @@ pub struct DeviceConfig {
 
 impl DeviceConfig {
     /// How the replication link authenticates and seals.
-    pub fn link_security(&self) -> link::LinkSecurity {
-        link::LinkSecurity::new(self.key.clone(), self.res.tls)
+    pub fn link_security(&self) -> packet::LinkSecurity {
+        packet::LinkSecurity::new(self.key.clone(), self.res.tls)
     }
 
     /// The environment drbd.conf's handlers run with (DRBD's own).

@@ -21,7 +21,7 @@
 //! - `write_path.rs`: the FUSE side (application reads, writes, flushes)
 //!   and `PeerTx`, a link's sending side (channels, waiters; its bookkeeping
 //!   is [`super::datapath::TransferLog`]).
-//! - `link_task.rs`: listen/accept/connect, establishing a link, the link
+//! - `network.rs`: listen/accept/connect, establishing a link, the link
 //!   task and its watchdog, every received frame.
 //! - `resync_io.rs`: the SyncTarget and verify drivers, resync data.
 //! - `requests.rs`: status and requests (promote, demote, attach, detach,
@@ -81,10 +81,10 @@ use super::datapath::{
     self, ApplyOrder, IoSite, KoTracker, MetaGuard, MetaWrite, PeerFlush, Retirement, TransferLog,
 };
 use super::expose::{self, BlockStore, Exposed, FileStore};
-use super::link::{self, Frame, MAX_DATA};
 use super::meta::{
     self, ActivityLog, Bitmap, Meta, MetaError, AL_EXTENT, AL_MAX_EXTENTS, BM_BLOCK,
 };
+use super::packet::{self, Frame, MAX_DATA};
 use super::resync::{self, Geometry, Reject, TargetStep, VerifyStep};
 use super::state::{
     Attached, ConnState, DiskState, Event, Input, Output, Refused, Resource, ResourceConfig, Role,
@@ -97,8 +97,8 @@ use tokio_util::codec::Framed;
 mod apply;
 mod config;
 mod fence_io;
-mod link_task;
 mod local;
+mod network;
 mod process;
 mod requests;
 mod resync_io;
@@ -146,7 +146,7 @@ fn accept<T>(verdict: Result<T, Reject>) -> io::Result<Option<T>> {
             tracing::warn!("{r}");
             Ok(None)
         }
-        Err(r) => Err(link::LinkError::Malformed(r.to_string()).into()),
+        Err(r) => Err(packet::LinkError::Malformed(r.to_string()).into()),
     }
 }
 

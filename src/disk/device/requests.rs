@@ -497,9 +497,9 @@ impl Device {
         let cfg = self.cfg();
         let fut = async move {
             let mut link =
-                link::connect(cfg.peer_addr(), &cfg.link_security(), LINK_TIMEOUT).await?;
+                packet::connect(cfg.peer_addr(), &cfg.link_security(), LINK_TIMEOUT).await?;
             let json = serde_json::to_string(&req).map_err(io::Error::other)?;
-            link::send(
+            packet::send(
                 &mut link,
                 &Frame::Admin {
                     resource: cfg.name.clone(),
@@ -507,13 +507,13 @@ impl Device {
                 },
             )
             .await?;
-            match tokio::time::timeout(Duration::from_secs(120), link::recv(&mut link)).await {
+            match tokio::time::timeout(Duration::from_secs(120), packet::recv(&mut link)).await {
                 Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no answer")),
                 Ok(Err(e)) => Err(e),
                 Ok(Ok(Frame::AdminReply { json })) => {
                     serde_json::from_str::<DiskResponse>(&json).map_err(io::Error::other)
                 }
-                Ok(Ok(f)) => Err(link::unexpected(f, "AdminReply")),
+                Ok(Ok(f)) => Err(packet::unexpected(f, "AdminReply")),
             }
         };
         let peer = self.cfg().peer;

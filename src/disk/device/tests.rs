@@ -45,8 +45,8 @@ fn device(dir: &Path, rt: &tokio::runtime::Runtime) -> Arc<Device> {
     Device::open(cfg, rt.handle().clone()).unwrap()
 }
 
-fn framed<T: tokio::io::AsyncRead + tokio::io::AsyncWrite>(io: T) -> Framed<T, link::LinkCodec> {
-    Framed::new(io, link::LinkCodec::plain())
+fn framed<T: tokio::io::AsyncRead + tokio::io::AsyncWrite>(io: T) -> Framed<T, packet::LinkCodec> {
+    Framed::new(io, packet::LinkCodec::plain())
 }
 
 /// Issue 12, finding 8: a panic inside the link task still tears the
@@ -76,7 +76,7 @@ fn a_panic_in_the_link_task_releases_waiting_writers() {
         let sink = sink.clone();
         rt.spawn(async move {
             loop {
-                if link::send(&mut *sink.lock().await, &Frame::Ping)
+                if packet::send(&mut *sink.lock().await, &Frame::Ping)
                     .await
                     .is_err()
                 {
@@ -99,7 +99,7 @@ fn a_panic_in_the_link_task_releases_waiting_writers() {
         )
         .expect("the link is up");
     rt.block_on(async {
-        link::send(
+        packet::send(
             &mut *sink.lock().await,
             &Frame::Error {
                 msg: INJECT_PANIC.into(),
@@ -167,7 +167,7 @@ fn a_stalled_reader_reads_what_arrived_before_declaring_the_peer_silent() {
         let sink = sink.clone();
         rt.spawn(async move {
             loop {
-                if link::send(&mut *sink.lock().await, &Frame::Ping)
+                if packet::send(&mut *sink.lock().await, &Frame::Ping)
                     .await
                     .is_err()
                 {
@@ -184,7 +184,7 @@ fn a_stalled_reader_reads_what_arrived_before_declaring_the_peer_silent() {
             // next frame that needs it, while the pings pile up.
             let _held = dev.core();
             rt.block_on(async {
-                link::send(
+                packet::send(
                     &mut *sink.lock().await,
                     &Frame::OutOfSync {
                         offset: 0,

@@ -174,7 +174,7 @@ impl PeerTx {
             inf.tl.ack(seq)
         };
         if let Err(e) = answered {
-            return Err(link::LinkError::Malformed(e.to_string()).into());
+            return Err(packet::LinkError::Malformed(e.to_string()).into());
         }
         // `tl` and `waiters` change under one lock: a request in flight
         // has its waiter.

@@ -43,8 +43,8 @@
 //! [`VrrpHandle::shutdown`] (priority 0 adverts, VIPs removed, notify STOP).
 
 use super::conf::{self, KeepalivedConf, ScriptUser, VrrpInstance};
-use super::state::{Input, Instance, InstanceConfig, Output, State, TrackScript};
 use super::packet::{self, Advert, Expected, Packet, V3Checksum, Version};
+use super::state::{Input, Instance, InstanceConfig, Output, State, TrackScript};
 use crate::agents::arp::{self, ArpSocket, Mac};
 use crate::agents::ipaddr::{self, HostAddr, IpAddrArgs, Link};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};

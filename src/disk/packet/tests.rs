@@ -1,4 +1,4 @@
-//! Unit tests of `disk/link.rs`.
+//! Unit tests of `disk/packet.rs`.
 
 use super::*;
 use crate::wire::{AuthKeys, AuthMethod, WireError};

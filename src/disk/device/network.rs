@@ -132,9 +132,9 @@ impl Device {
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> io::Result<()> {
         let cfg = self.cfg();
-        let mut link = link::accept(stream, &cfg.link_security()).await?;
+        let mut link = packet::accept(stream, &cfg.link_security()).await?;
         drop(permit);
-        match tokio::time::timeout(LINK_TIMEOUT, link::recv(&mut link)).await {
+        match tokio::time::timeout(LINK_TIMEOUT, packet::recv(&mut link)).await {
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no request")),
             Ok(Err(e)) => Err(e),
             Ok(Ok(Frame::Admin { resource, json })) => {
@@ -171,7 +171,7 @@ impl Device {
                     }
                 };
                 let json = serde_json::to_string(&resp).unwrap_or_default();
-                link::send(&mut link, &Frame::AdminReply { json }).await
+                packet::send(&mut link, &Frame::AdminReply { json }).await
             }
             Ok(Ok(Frame::Join {
                 resource,
@@ -189,14 +189,14 @@ impl Device {
                         .then(|| format!("not accepting a connection ({})", c.sm.conn()))
                 };
                 if let Some(msg) = refuse {
-                    let _ = link::send(&mut link, &Frame::error(msg.clone())).await;
+                    let _ = packet::send(&mut link, &Frame::error(msg.clone())).await;
                     return Err(io::Error::other(msg));
                 }
-                link::send(&mut link, &self.join_frame()).await?;
+                packet::send(&mut link, &self.join_frame()).await?;
                 self.establish(link, data_size, last_write_ms);
                 Ok(())
             }
-            Ok(Ok(f)) => Err(link::unexpected(f, "Join or Admin")),
+            Ok(Ok(f)) => Err(packet::unexpected(f, "Join or Admin")),
         }
     }
 
@@ -233,9 +233,9 @@ impl Device {
     }
 
     pub(super) async fn try_connect(self: Arc<Device>, cfg: &DeviceConfig) -> io::Result<()> {
-        let mut link = link::connect(cfg.peer_addr(), &cfg.link_security(), LINK_TIMEOUT).await?;
-        link::send(&mut link, &self.join_frame()).await?;
-        match tokio::time::timeout(LINK_TIMEOUT, link::recv(&mut link)).await {
+        let mut link = packet::connect(cfg.peer_addr(), &cfg.link_security(), LINK_TIMEOUT).await?;
+        packet::send(&mut link, &self.join_frame()).await?;
+        match tokio::time::timeout(LINK_TIMEOUT, packet::recv(&mut link)).await {
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no answer to Join")),
             Ok(Err(e)) => Err(e),
             Ok(Ok(Frame::Join {
@@ -246,7 +246,7 @@ impl Device {
                 self.establish(link, data_size, last_write_ms);
                 Ok(())
             }
-            Ok(Ok(f)) => Err(link::unexpected(f, "Join")),
+            Ok(Ok(f)) => Err(packet::unexpected(f, "Join")),
         }
     }
 
@@ -256,7 +256,7 @@ impl Device {
     /// the unit tests); authentication happened before.
     pub(super) fn establish<T>(
         &self,
-        link: Framed<T, link::LinkCodec>,
+        link: Framed<T, packet::LinkCodec>,
         peer_size: u64,
         peer_last_write: Option<u64>,
     ) where
@@ -313,7 +313,7 @@ impl Device {
 
     pub(super) async fn run_link<T>(
         self: Arc<Device>,
-        link: Framed<T, link::LinkCodec>,
+        link: Framed<T, packet::LinkCodec>,
         peer: Arc<PeerTx>,
         mut data_rx: mpsc::Receiver<Frame>,
         mut ctrl_rx: mpsc::Receiver<Frame>,
@@ -328,7 +328,7 @@ impl Device {
         where
             S: futures::Sink<tokio_util::bytes::Bytes, Error = io::Error> + Unpin,
         {
-            tokio::time::timeout(limit, link::send(sink, f))
+            tokio::time::timeout(limit, packet::send(sink, f))
                 .await
                 .map_err(|_| {
                     io::Error::new(
@@ -343,7 +343,7 @@ impl Device {
         {
             tokio::time::timeout(limit, async {
                 for f in fs {
-                    sink.feed(link::encode(f)?).await?;
+                    sink.feed(packet::encode(f)?).await?;
                 }
                 sink.flush().await
             })
@@ -418,7 +418,7 @@ impl Device {
                         self.rx_applied(&peer, &mut rx, a)?;
                         quiet_until = tokio::time::Instant::now() + LINK_TIMEOUT;
                     }
-                    f = link::recv(&mut stream), if room => {
+                    f = packet::recv(&mut stream), if room => {
                         quiet_until = tokio::time::Instant::now() + LINK_TIMEOUT;
                         match f? {
                             Frame::Write { seq, offset, data } => {
@@ -526,7 +526,7 @@ impl Device {
             }
             Frame::Write { .. } | Frame::Flush { .. } => {
                 // Handled by the reader (apply.rs), never here.
-                return Err(link::unexpected(f, "a frame handled here"));
+                return Err(packet::unexpected(f, "a frame handled here"));
             }
             Frame::Ack { seq } => peer.complete(seq, false)?,
             Frame::FlushAck { seq } => peer.complete(seq, true)?,
@@ -534,14 +534,14 @@ impl Device {
                 let mut c = self.core();
                 if c.bitmap_rx.len() + data.len() > (self.data_size / BM_BLOCK / 8 + 8192) as usize
                 {
-                    return Err(link::LinkError::Malformed("bitmap too long".into()).into());
+                    return Err(packet::LinkError::Malformed("bitmap too long".into()).into());
                 }
                 c.bitmap_rx.extend_from_slice(&data);
                 if last {
                     let bits = self.data_size / BM_BLOCK;
                     let pages = std::mem::take(&mut c.bitmap_rx);
                     let bm = Bitmap::from_pages(bits, &pages)
-                        .map_err(|e| link::LinkError::Malformed(e.to_string()))?;
+                        .map_err(|e| packet::LinkError::Malformed(e.to_string()))?;
                     c.peer_bitmap = Some(bm);
                     self.finish_exchange(&mut c);
                 }
@@ -702,8 +702,8 @@ impl Device {
                 drop(c);
                 self.wake.notify_waiters();
             }
-            Frame::Error { msg } => return Err(link::LinkError::Peer(msg).into()),
-            f => return Err(link::unexpected(f, "a link frame")),
+            Frame::Error { msg } => return Err(packet::LinkError::Peer(msg).into()),
+            f => return Err(packet::unexpected(f, "a link frame")),
         }
         Ok(())
     }
