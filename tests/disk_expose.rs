@@ -335,6 +335,68 @@ fn close_succeeds_while_another_process_probes_the_device() {
     }
 }
 
+/// The loop device was detached behind the device's back and the kernel
+/// gave its number to someone else (another resource's device, `losetup`):
+/// closing (or dropping) the device must leave that binding alone. Close
+/// took any binding of the number for its own, and the stress test below
+/// once made another test's `mkfs.ext4` fail with "in use by the system"
+/// (close held the reused device exclusively; next it would have detached it).
+#[test]
+fn close_leaves_a_reused_loop_number_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = 16 * MIB;
+    let img = backing(tmp.path(), data, MIB);
+    let other = tmp.path().join("other.img");
+    File::create(&other).unwrap().set_len(MIB).unwrap();
+    for closing in [true, false] {
+        let fuse_dir = tmp.path().join(format!("fuse-{closing}"));
+        std::fs::create_dir(&fuse_dir).unwrap();
+        let store = Arc::new(FileStore::open(&img, data).unwrap());
+        let mut exposed = expose(store, &fuse_dir, None).unwrap();
+        let dev = exposed.loop_dev.clone();
+        sh(&format!("losetup -d {}", dev.display()));
+        // The clear runs at the last close, maybe a little later (udev).
+        let mut tries = 0;
+        while let Err(e) = Command::new("losetup")
+            .arg(&dev)
+            .arg(&other)
+            .output()
+            .map_err(|e| e.to_string())
+            .and_then(|o| {
+                o.status
+                    .success()
+                    .then_some(())
+                    .ok_or_else(|| String::from_utf8_lossy(&o.stderr).into_owned())
+            })
+        {
+            tries += 1;
+            assert!(tries < 500, "losetup {}: {e}", dev.display());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        struct Detach(PathBuf);
+        impl Drop for Detach {
+            fn drop(&mut self) {
+                let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
+            }
+        }
+        let _detach = Detach(dev.clone());
+        if closing {
+            exposed.close(Duration::from_secs(60)).unwrap();
+        } else {
+            drop(exposed);
+        }
+        let name = dev.file_name().unwrap().to_string_lossy();
+        let backing = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file"))
+            .unwrap_or_default();
+        assert_eq!(
+            Path::new(backing.trim_end()),
+            other,
+            "closing={closing}: {} no longer serves the other file",
+            dev.display()
+        );
+    }
+}
+
 #[test]
 fn harden_process_succeeds_as_root() {
     // mlockall(MCL_FUTURE) would pin this whole test process: run it in a

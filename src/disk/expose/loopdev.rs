@@ -257,8 +257,20 @@ fn loop_name(buf: &mut [u8; 32], n: u32) -> usize {
     PREFIX.len() + k
 }
 
-/// `Ok(true)` once the loop device has no backing file any more.
-pub(super) fn loop_detached(path: &Path) -> io::Result<bool> {
+/// The backing file a loop device serves, as its (device, inode) in the
+/// kernel's encoding; `None` when the loop device is free.
+pub(super) fn backing_of(dev: &File) -> io::Result<Option<(u64, u64)>> {
+    match loop_status(dev) {
+        Ok(info) => Ok(Some((info.lo_device, info.lo_inode))),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `Ok(true)` once the loop device no longer serves the file `ours`: it is
+/// free, or its number was given to another file since (another device
+/// process, `losetup`), which is not ours to touch.
+pub(super) fn loop_detached(path: &Path, ours: (u64, u64)) -> io::Result<bool> {
     let dev = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
@@ -267,11 +279,7 @@ pub(super) fn loop_detached(path: &Path) -> io::Result<bool> {
         Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(false),
         Err(e) => return Err(e),
     };
-    match loop_status(&dev) {
-        Ok(_) => Ok(false),
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(true),
-        Err(e) => Err(e),
-    }
+    Ok(backing_of(&dev)? != Some(ours))
 }
 
 /// Detach a loop device left behind by a device process that died while
