@@ -28,6 +28,7 @@ pub mod monitor;
 pub mod network;
 pub mod outdate;
 pub mod ping;
+use ping::{AbortOnDrop, Ping};
 mod preprobe;
 mod reload;
 
@@ -195,102 +196,6 @@ struct Daemon {
     peers_seen: std::collections::BTreeMap<String, state::PeerSeen>,
     /// Duplicate-address probing while a peer is late (issue 15).
     preprobe: preprobe::PreProbing,
-}
-
-/// Ping nodes: the tracker, the socket (shared with its receive task) and
-/// when the next echo round is due.
-struct Ping {
-    tracker: ping::PingTracker,
-    /// The tiebreaker's settled count; `None` when the tiebreaker is off.
-    settle: Option<ping::PingSettle>,
-    socket: Option<Arc<ping::PingSocket>>,
-    next_send: Duration,
-    _receiver: Option<AbortOnDrop>,
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl Ping {
-    fn new(
-        c: &Config,
-        now: Duration,
-        replies: &mpsc::Sender<std::net::Ipv4Addr>,
-    ) -> Result<Ping, RuntimeError> {
-        let nodes: Vec<_> = c.ha.ping.iter().map(|(a, _)| *a).collect();
-        let groups: Vec<_> =
-            c.ha.ping_groups
-                .iter()
-                .map(|g| (g.name.clone(), g.addrs.clone()))
-                .collect();
-        // The witness runs no ping nodes: it takes no group over.
-        let (nodes, groups) = if c.is_witness {
-            (Vec::new(), Vec::new())
-        } else {
-            (nodes, groups)
-        };
-        let tracker = ping::PingTracker::new(&nodes, &groups, c.ha.deadping, now);
-        let settle = (c.tiebreaker.ping && !c.is_witness)
-            .then(|| ping::PingSettle::new(c.tiebreaker.settle));
-        if tracker.is_empty() {
-            return Ok(Ping {
-                tracker,
-                settle,
-                socket: None,
-                next_send: Duration::MAX,
-                _receiver: None,
-            });
-        }
-        let socket = Arc::new(ping::PingSocket::open().map_err(RuntimeError::Ping)?);
-        let (s, tx) = (socket.clone(), replies.clone());
-        let receiver = AbortOnDrop(tokio::spawn(async move {
-            loop {
-                match s.recv().await {
-                    Ok(from) => {
-                        if tx.send(from).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "ICMP receive error");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        }));
-        Ok(Ping {
-            tracker,
-            settle,
-            socket: Some(socket),
-            next_send: now,
-            _receiver: Some(receiver),
-        })
-    }
-
-    fn next_deadline(&self) -> Duration {
-        self.tracker
-            .next_deadline()
-            .unwrap_or(Duration::MAX)
-            .min(self.next_send)
-            .min(
-                self.settle
-                    .as_ref()
-                    .and_then(ping::PingSettle::next_deadline)
-                    .unwrap_or(Duration::MAX),
-            )
-    }
-
-    /// Feeds the tiebreaker the count of reached ping nodes; the settled
-    /// count when it changed.
-    fn settled_change(&mut self, now: Duration) -> Option<u16> {
-        let count = self.tracker.reachable();
-        self.settle.as_mut()?.observe(count, now)
-    }
 }
 
 use control::Access;

@@ -9,10 +9,113 @@
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::RuntimeError;
+use crate::config::Config;
 
 // The status types are the control protocol's.
 pub use crate::ctl::{PingNodeStatus, PingState};
+
+/// Ping nodes: the tracker, the socket (shared with its receive task) and
+/// when the next echo round is due.
+pub(super) struct Ping {
+    pub(super) tracker: PingTracker,
+    /// The tiebreaker's settled count; `None` when the tiebreaker is off.
+    pub(super) settle: Option<PingSettle>,
+    pub(super) socket: Option<Arc<PingSocket>>,
+    pub(super) next_send: Duration,
+    _receiver: Option<AbortOnDrop>,
+}
+
+/// A task aborted when this is dropped.
+pub(super) struct AbortOnDrop(pub(super) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Ping {
+    pub(super) fn new(
+        c: &Config,
+        now: Duration,
+        replies: &mpsc::Sender<std::net::Ipv4Addr>,
+    ) -> Result<Ping, RuntimeError> {
+        let nodes: Vec<_> = c.ha.ping.iter().map(|(a, _)| *a).collect();
+        let groups: Vec<_> =
+            c.ha.ping_groups
+                .iter()
+                .map(|g| (g.name.clone(), g.addrs.clone()))
+                .collect();
+        // The witness runs no ping nodes: it takes no group over.
+        let (nodes, groups) = if c.is_witness {
+            (Vec::new(), Vec::new())
+        } else {
+            (nodes, groups)
+        };
+        let tracker = PingTracker::new(&nodes, &groups, c.ha.deadping, now);
+        let settle =
+            (c.tiebreaker.ping && !c.is_witness).then(|| PingSettle::new(c.tiebreaker.settle));
+        if tracker.is_empty() {
+            return Ok(Ping {
+                tracker,
+                settle,
+                socket: None,
+                next_send: Duration::MAX,
+                _receiver: None,
+            });
+        }
+        let socket = Arc::new(PingSocket::open().map_err(RuntimeError::Ping)?);
+        let (s, tx) = (socket.clone(), replies.clone());
+        let receiver = AbortOnDrop(tokio::spawn(async move {
+            loop {
+                match s.recv().await {
+                    Ok(from) => {
+                        if tx.send(from).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "ICMP receive error");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }));
+        Ok(Ping {
+            tracker,
+            settle,
+            socket: Some(socket),
+            next_send: now,
+            _receiver: Some(receiver),
+        })
+    }
+
+    pub(super) fn next_deadline(&self) -> Duration {
+        self.tracker
+            .next_deadline()
+            .unwrap_or(Duration::MAX)
+            .min(self.next_send)
+            .min(
+                self.settle
+                    .as_ref()
+                    .and_then(PingSettle::next_deadline)
+                    .unwrap_or(Duration::MAX),
+            )
+    }
+
+    /// Feeds the tiebreaker the count of reached ping nodes; the settled
+    /// count when it changed.
+    pub(super) fn settled_change(&mut self, now: Duration) -> Option<u16> {
+        let count = self.tracker.reachable();
+        self.settle.as_mut()?.observe(count, now)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PingEvent {
