@@ -42,7 +42,7 @@ BENCH_VRRP_LOGS=DIR keeps the daemons' logs in DIR.
 """
 import os, re, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 
-from .clusters import ECHO_PY
+from .clusters import ECHO_PY, PROBE_PY
 from .common import HBD, lab_down, lab_up, proc_mem_kib, task_cpu_ns
 from .summary import record
 
@@ -246,36 +246,6 @@ class Pair:
                 if os.path.exists(self.logpath(n)):
                     shutil.copy(self.logpath(n), os.path.join(keep, f"{self.name}-{n}.log"))
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-# The client's probe: sends its sequence number to the VIP every interval;
-# prints "RECV_TIME NODE SEQ" per answer (same as clusters.py's).
-PROBE_PY = r"""
-import select, socket, sys, time
-vip, port, interval = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setblocking(False)
-seq, nxt = 0, time.time()
-while True:
-    now = time.time()
-    if now >= nxt:
-        try:
-            s.sendto(str(seq).encode(), (vip, port))
-        except OSError:
-            pass
-        seq, nxt = seq + 1, nxt + interval
-        if nxt < now:
-            nxt = now + interval
-    r, _, _ = select.select([s], [], [], max(0.0, nxt - time.time()))
-    while r:
-        try:
-            d, a = s.recvfrom(64)
-        except BlockingIOError:
-            break
-        if a[0] == vip:
-            sys.stdout.write(f"{time.time():.6f} {d.decode(errors='replace')}\n")
-            sys.stdout.flush()
-"""
 
 
 def is_node(n):
