@@ -42,8 +42,12 @@ fn driver() {
             let arg = w.next();
             let answer = match cmd {
                 "status" => serde_json::to_string(&h.status()).unwrap(),
-                "standby" => serde_json::to_string(&h.standby(arg)).unwrap(),
-                "takeover" => serde_json::to_string(&h.takeover(arg)).unwrap(),
+                "standby" => {
+                    serde_json::to_string(&h.standby(arg).map_err(|e| e.to_string())).unwrap()
+                }
+                "takeover" => {
+                    serde_json::to_string(&h.takeover(arg).map_err(|e| e.to_string())).unwrap()
+                }
                 "shutdown" => {
                     h.shutdown().await;
                     serde_json::to_string(&h.status()).unwrap()

@@ -39,9 +39,9 @@ pub(super) fn vrrp_command(
                 moves: Vec::new(),
             }
         }
-        Err(message) => Response::Error {
+        Err(e) => Response::Error {
             kind: ErrorKind::NotFound,
-            message,
+            message: e.to_string(),
         },
     }
 }

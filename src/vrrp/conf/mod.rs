@@ -27,7 +27,7 @@ mod tests;
 mod values;
 
 pub use lint::lint_scripts;
-pub use values::{parse_seconds, split_command};
+pub use values::{parse_seconds, split_command, ValueError};
 
 use crate::config::syntax::{self, Stmt, Word};
 use crate::config::{ConfigError, ConfigWarning, Location};

@@ -1010,8 +1010,12 @@ fn seconds_and_commands() {
         "9999999999",
         "+1",
     ] {
-        assert!(parse_seconds(bad).is_err(), "{bad}");
+        assert_eq!(parse_seconds(bad), Err(ValueError::NotSeconds), "{bad}");
     }
+    assert_eq!(
+        ValueError::NotSeconds.to_string(),
+        "expected seconds like `1` or `0.5`"
+    );
     assert_eq!(split_command("a  b\tc"), Ok(strings(&["a", "b", "c"])));
     assert_eq!(
         split_command("a 'b c' \"d e\" f\\ g"),

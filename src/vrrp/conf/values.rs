@@ -332,9 +332,16 @@ impl P {
     }
 }
 
+/// Why a value is not what its keyword takes (the message goes after the
+/// value in a `file:line` diagnostic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("expected seconds like `1` or `0.5`")]
+    NotSeconds,
+}
+
 /// A keepalived TIMER: seconds with an optional fraction (to microseconds).
-pub fn parse_seconds(s: &str) -> Result<Duration, String> {
-    const HINT: &str = "expected seconds like `1` or `0.5`";
+pub fn parse_seconds(s: &str) -> Result<Duration, ValueError> {
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     if int.is_empty() && frac.is_empty()
         || !int.bytes().all(|b| b.is_ascii_digit())
@@ -342,19 +349,19 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
         || frac.len() > 6
         || int.len() > 9
     {
-        return Err(HINT.into());
+        return Err(ValueError::NotSeconds);
     }
     let secs: u64 = if int.is_empty() {
         0
     } else {
-        int.parse().map_err(|_| HINT.to_string())?
+        int.parse().map_err(|_| ValueError::NotSeconds)?
     };
     let micros: u32 = if frac.is_empty() {
         0
     } else {
         format!("{frac:0<6}")
             .parse()
-            .map_err(|_| HINT.to_string())?
+            .map_err(|_| ValueError::NotSeconds)?
     };
     Ok(Duration::from_secs(secs) + Duration::from_micros(micros.into()))
 }

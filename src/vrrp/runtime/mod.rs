@@ -59,11 +59,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+mod error;
 mod network;
 mod nft;
 mod scripts;
 mod task;
 
+pub use error::{NftError, NoSuchInstance, ScriptError, StartError};
 use network::{link_up, receive, watch_links, VrrpSocket};
 pub use nft::NFT_TABLE;
 use nft::{find_nft, Firewall};
@@ -146,30 +148,25 @@ impl VrrpRuntime {
     /// (its network namespace is this process's). Errors: an interface or
     /// its address is missing, a socket cannot be opened, or the
     /// configuration uses something the runtime does not do yet.
-    pub async fn start(conf: KeepalivedConf, opts: VrrpOptions) -> Result<VrrpHandle, String> {
+    pub async fn start(conf: KeepalivedConf, opts: VrrpOptions) -> Result<VrrpHandle, StartError> {
         let problems = conf::unsupported(&conf);
         if !problems.is_empty() {
-            return Err(problems
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; "));
+            return Err(StartError::Unsupported(problems));
         }
         let firewall = if conf.instances.iter().any(|i| !i.accept()) {
-            let nft = find_nft().ok_or_else(|| {
-                "no_accept needs nftables' `nft` (apt-get install nftables), or remove `no_accept`"
-                    .to_string()
-            })?;
+            let nft = find_nft().ok_or(StartError::NoNft)?;
             Some(Arc::new(Firewall::new(nft)))
         } else {
             None
         };
-        let (links, addrs) = ipaddr::snapshot().await.map_err(|e| e.to_string())?;
-        let link = |name: &str| -> Result<&Link, String> {
+        let (links, addrs) = ipaddr::snapshot().await?;
+        let link = |name: &str| -> Result<&Link, StartError> {
             links
                 .iter()
                 .find(|l| l.name == name)
-                .ok_or_else(|| format!("interface {name} not found"))
+                .ok_or_else(|| StartError::NoInterface {
+                    name: name.to_string(),
+                })
         };
         let all_vips: BTreeSet<Ipv4Addr> = conf
             .instances
@@ -183,7 +180,10 @@ impl VrrpRuntime {
             if !sockets.contains_key(&i.interface) {
                 let l = link(&i.interface)?;
                 let s = VrrpSocket::open(&i.interface, l.index, conf.global.vrrp_mcast_group4)
-                    .map_err(|e| format!("VRRP socket on {}: {e}", i.interface))?;
+                    .map_err(|source| StartError::Socket {
+                        interface: i.interface.clone(),
+                        source,
+                    })?;
                 sockets.insert(i.interface.clone(), Arc::new(s));
             }
         }
@@ -209,10 +209,10 @@ impl VrrpRuntime {
             let src = match i.unicast_src_ip {
                 Some(a) => a,
                 None => primary_address(l, &addrs, &all_vips).ok_or_else(|| {
-                    format!(
-                        "vrrp_instance {}: interface {} has no IPv4 address to send from",
-                        i.name, i.interface
-                    )
+                    StartError::NoSourceAddress {
+                        instance: i.name.clone(),
+                        interface: i.interface.clone(),
+                    }
                 })?,
             };
             let cfg = instance_config(&conf, i, src, &opts);
@@ -347,10 +347,9 @@ impl VrrpRuntime {
                     for t in background {
                         t.abort();
                     }
-                    return Err(format!(
-                        "failback gate for `{}`: no such vrrp_instance",
-                        gate.instance
-                    ));
+                    return Err(StartError::NoGateInstance {
+                        instance: gate.instance.clone(),
+                    });
                 }
             }
         }
@@ -411,24 +410,24 @@ impl VrrpHandle {
 
     /// The instances `instance` names: one by name, or all for `None` or
     /// `"all"`.
-    fn select(&self, instance: Option<&str>) -> Result<Vec<&InstanceHandle>, String> {
+    fn select(&self, instance: Option<&str>) -> Result<Vec<&InstanceHandle>, NoSuchInstance> {
         match instance {
             None | Some("all") => Ok(self.instances.iter().collect()),
             Some(name) => match self.instances.iter().find(|h| h.name == name) {
                 Some(h) => Ok(vec![h]),
-                None => Err(format!(
-                    "no vrrp_instance `{name}` (instances: {})",
-                    self.instances
-                        .iter()
-                        .map(|h| h.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
+                None => Err(NoSuchInstance {
+                    name: name.to_string(),
+                    instances: self.instances.iter().map(|h| h.name.clone()).collect(),
+                }),
             },
         }
     }
 
-    fn send(&self, instance: Option<&str>, ev: fn() -> Event) -> Result<Vec<String>, String> {
+    fn send(
+        &self,
+        instance: Option<&str>,
+        ev: fn() -> Event,
+    ) -> Result<Vec<String>, NoSuchInstance> {
         let chosen = self.select(instance)?;
         Ok(chosen
             .into_iter()
@@ -440,20 +439,20 @@ impl VrrpHandle {
     /// `hbctl standby [INSTANCE|all]`: a MASTER advertises priority 0,
     /// removes its VIPs and goes BACKUP; the instances do not preempt until
     /// [`VrrpHandle::takeover`]. Returns the instances told.
-    pub fn standby(&self, instance: Option<&str>) -> Result<Vec<String>, String> {
+    pub fn standby(&self, instance: Option<&str>) -> Result<Vec<String>, NoSuchInstance> {
         self.send(instance, || Event::Standby)
     }
 
     /// `hbctl takeover [INSTANCE|all]`: lifts standby and preempts a lower
     /// priority master at once (nopreempt notwithstanding). Returns the
     /// instances told.
-    pub fn takeover(&self, instance: Option<&str>) -> Result<Vec<String>, String> {
+    pub fn takeover(&self, instance: Option<&str>) -> Result<Vec<String>, NoSuchInstance> {
         self.send(instance, || Event::Takeover)
     }
 
     /// The failback gate's check result for an instance configured with one
     /// ([`VrrpOptions::failback_gates`]).
-    pub fn failback_gate(&self, instance: &str, open: bool) -> Result<(), String> {
+    pub fn failback_gate(&self, instance: &str, open: bool) -> Result<(), NoSuchInstance> {
         for h in self.select(Some(instance))? {
             let _ = h.tx.send(Event::Gate(open));
         }

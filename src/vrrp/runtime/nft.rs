@@ -24,7 +24,7 @@ impl Firewall {
         }
     }
 
-    pub(super) async fn set(&self, instance: &str, vips: Vec<Ipv4Addr>) -> Result<(), String> {
+    pub(super) async fn set(&self, instance: &str, vips: Vec<Ipv4Addr>) -> Result<(), NftError> {
         let mut held = self.held.lock().await;
         if vips.is_empty() {
             held.remove(instance);
@@ -41,11 +41,13 @@ impl Firewall {
             .timeout(Duration::from_secs(10));
         let out = match process::run(&c).await {
             Ok(out) => out,
-            Err(RunError::TimedOut { .. }) => return Err("nft: timed out".to_string()),
-            Err(e) => return Err(e.to_string()),
+            Err(RunError::TimedOut { .. }) => return Err(NftError::TimedOut),
+            Err(e) => return Err(NftError::Run(e)),
         };
         if !out.success() {
-            return Err(format!("nft: {}", out.stderr().trim()));
+            return Err(NftError::Failed {
+                stderr: out.stderr().trim().to_string(),
+            });
         }
         Ok(())
     }

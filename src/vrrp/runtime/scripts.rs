@@ -146,19 +146,17 @@ pub async fn run_command(
     argv: &[String],
     user: Option<&ScriptUser>,
     timeout: Duration,
-) -> Result<i32, String> {
+) -> Result<i32, ScriptError> {
     use crate::process::{self, Output};
     let Some(prog) = argv.first() else {
-        return Err("empty command".into());
+        return Err(ScriptError::Empty);
     };
     // Looked up off the loop: a stalled NSS must not stop the adverts.
     let account = match user {
         Some(u) => {
             let (name, group) = (u.user.clone(), u.group.clone());
             let what = format!("looking up user `{}`", u.user);
-            let found = process::lookup(&what, move || account(&name, group.as_deref()))
-                .await
-                .map_err(|e| e.to_string())?;
+            let found = process::lookup(&what, move || account(&name, group.as_deref())).await?;
             Some(found?)
         }
         None => None,
@@ -173,12 +171,20 @@ pub async fn run_command(
     }
     let out = match process::run(&c).await {
         Ok(out) => out,
-        Err(e @ process::RunError::TimedOut { .. }) => return Err(format!("{prog}: {e}")),
-        Err(e) => return Err(e.to_string()),
+        Err(source @ process::RunError::TimedOut { .. }) => {
+            return Err(ScriptError::TimedOut {
+                program: prog.clone(),
+                source,
+            })
+        }
+        Err(e) => return Err(ScriptError::Run(e)),
     };
     match out.signal {
         None => Ok(out.code),
-        Some(s) => Err(format!("{prog}: killed by signal {s}")),
+        Some(signal) => Err(ScriptError::Killed {
+            program: prog.clone(),
+            signal,
+        }),
     }
 }
 
@@ -188,16 +194,23 @@ pub async fn run_command(
 fn account(
     user: &str,
     group: Option<&str>,
-) -> Result<(nix::unistd::User, nix::unistd::Gid), String> {
+) -> Result<(nix::unistd::User, nix::unistd::Gid), ScriptError> {
+    use crate::process::LookupError;
     use nix::unistd::{Group, User};
     let pw = User::from_name(user)
-        .map_err(|e| format!("cannot look up user `{user}`: {e}"))?
-        .ok_or_else(|| format!("no user `{user}`"))?;
+        .map_err(|errno| LookupError::Nss {
+            name: user.to_string(),
+            errno,
+        })?
+        .ok_or_else(|| LookupError::NoUser(user.to_string()))?;
     let gid = match group {
         Some(g) => {
             Group::from_name(g)
-                .map_err(|e| format!("cannot look up group `{g}`: {e}"))?
-                .ok_or_else(|| format!("no group `{g}`"))?
+                .map_err(|errno| ScriptError::GroupLookup {
+                    name: g.to_string(),
+                    errno,
+                })?
+                .ok_or_else(|| ScriptError::NoGroup(g.to_string()))?
                 .gid
         }
         None => pw.gid,

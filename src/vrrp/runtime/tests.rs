@@ -72,7 +72,11 @@ async fn a_missing_interface_fails_the_start() {
         .await
         .err()
         .expect("no such interface");
-    assert!(e.contains("hbdnosuch0"), "{e}");
+    assert!(
+        matches!(&e, StartError::NoInterface { name } if name == "hbdnosuch0"),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), "interface hbdnosuch0 not found");
 }
 
 #[test]
@@ -120,12 +124,16 @@ fn handle_can_be_shared() {
 #[tokio::test]
 async fn commands_exit_codes_and_timeouts() {
     assert_eq!(
-        run_command(&argv(&["true"]), None, Duration::from_secs(5)).await,
-        Ok(0)
+        run_command(&argv(&["true"]), None, Duration::from_secs(5))
+            .await
+            .unwrap(),
+        0
     );
     assert_eq!(
-        run_command(&argv(&["sh", "-c", "exit 3"]), None, Duration::from_secs(5)).await,
-        Ok(3)
+        run_command(&argv(&["sh", "-c", "exit 3"]), None, Duration::from_secs(5))
+            .await
+            .unwrap(),
+        3
     );
     let t = std::time::Instant::now();
     let r = run_command(
@@ -134,7 +142,9 @@ async fn commands_exit_codes_and_timeouts() {
         Duration::from_millis(100),
     )
     .await;
-    assert!(r.unwrap_err().contains("timed out"));
+    let e = r.unwrap_err();
+    assert!(matches!(e, ScriptError::TimedOut { .. }), "{e:?}");
+    assert_eq!(e.to_string(), "sh: timed out after 100ms: killed");
     assert!(t.elapsed() < Duration::from_secs(10));
     assert!(
         run_command(&argv(&["/nonexistent/x"]), None, Duration::from_secs(1))
@@ -182,4 +192,35 @@ vrrp_instance DB {
     assert_eq!(c.scripts.len(), 1);
     assert_eq!((c.scripts[0].rise, c.scripts[0].fall), (2, 2));
     assert!(conf::unsupported(&conf).is_empty());
+}
+
+#[test]
+fn error_messages() {
+    let e = NoSuchInstance {
+        name: "X".into(),
+        instances: vec!["DB".into(), "WEB".into()],
+    };
+    assert_eq!(e.to_string(), "no vrrp_instance `X` (instances: DB, WEB)");
+    assert_eq!(
+        StartError::NoGateInstance {
+            instance: "DB".into()
+        }
+        .to_string(),
+        "failback gate for `DB`: no such vrrp_instance"
+    );
+    assert_eq!(
+        NftError::Failed {
+            stderr: "syntax error".into()
+        }
+        .to_string(),
+        "nft: syntax error"
+    );
+    assert_eq!(
+        ScriptError::Killed {
+            program: "x".into(),
+            signal: 9
+        }
+        .to_string(),
+        "x: killed by signal 9"
+    );
 }
