@@ -24,7 +24,7 @@
 //! `hbctl resource` set ([`crate::agents::Resource::set_context`]); without
 //! it, `$HBD_NODE` or `uname -n` and `$HBD_RUN_DIR` or `/run/hbd`.
 
-use super::{AgentError, Options, Running};
+use super::{AgentError, ArgsError, Options, Running};
 use crate::disk::client::{self, ClientError};
 use crate::disk::ctl::{DiskRequest, DiskResponse, DiskStatus};
 use crate::disk::state::{ConnState, DiskState, Role};
@@ -67,18 +67,16 @@ impl DrbdArgs {
 }
 
 /// `drbddisk::RES`; `config_dir` is the lookup's configuration directory.
-pub fn parse_args(args: &[&str], config_dir: &Path) -> Result<DrbdArgs, String> {
+pub fn parse_args(args: &[&str], config_dir: &Path) -> Result<DrbdArgs, ArgsError> {
     match args {
         [res] if !res.is_empty() && !res.contains('/') && *res != "all" => Ok(DrbdArgs {
             res: res.to_string(),
             config_dir: config_dir.to_path_buf(),
             context: None,
         }),
-        [res] => Err(format!(
-            "drbddisk: `{res}` is not a resource name (drbddisk::r0)"
-        )),
-        [] => Err("drbddisk needs the resource: drbddisk::r0".into()),
-        _ => Err("drbddisk takes one argument, the resource: drbddisk::r0".into()),
+        [res] => Err(ArgsError::DrbdResource(res.to_string())),
+        [] => Err(ArgsError::DrbdNoResource),
+        _ => Err(ArgsError::DrbdArgCount),
     }
 }
 
@@ -556,7 +554,10 @@ mod tests {
                 context: None,
             }
         );
-        assert!(parse_args(&[], d).unwrap_err().contains("drbddisk::r0"));
+        assert!(parse_args(&[], d)
+            .unwrap_err()
+            .to_string()
+            .contains("drbddisk::r0"));
         assert!(parse_args(&["r0", "x"], d).is_err());
         assert!(parse_args(&["a/b"], d).is_err());
         assert!(parse_args(&["all"], d).is_err());

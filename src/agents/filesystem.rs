@@ -30,9 +30,10 @@
 //! Everything that blocks (syscalls on devices, `/proc` scans) runs on
 //! tokio's blocking pool; fsck and mount helpers are `tokio::process`.
 
-use super::{AgentError, Fsck, Options, Running};
+use super::{AgentError, ArgsError, Fsck, Options, Refusal, Running};
 use nix::errno::Errno;
 use nix::mount::MsFlags;
+use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -61,11 +62,17 @@ pub struct MountOptions {
 
 /// Translates mount(8) `-o` options into mount(2) flags and data, as
 /// util-linux does for the generic options.
-pub fn mount_options(options: Option<&str>) -> Result<MountOptions, String> {
+pub fn mount_options(options: Option<&str>) -> Result<MountOptions, ArgsError> {
     let mut flags = MsFlags::empty();
     let mut data: Vec<&str> = Vec::new();
     let nosymfollow = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
     for opt in options.unwrap_or("").split(',').filter(|o| !o.is_empty()) {
+        let refused = |why| {
+            Err(ArgsError::FsOptionRefused {
+                option: opt.to_string(),
+                why,
+            })
+        };
         let (set, clear) = match opt {
             "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
             "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
@@ -96,33 +103,15 @@ pub fn mount_options(options: Option<&str>) -> Result<MountOptions, String> {
             "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
             "nosymfollow" => (nosymfollow, MsFlags::empty()),
             // fstab-only options: they mean nothing to mount(2).
-            "defaults" | "auto" | "noauto" | "user" | "nouser" | "users" | "owner"
-            | "group" | "nofail" | "_netdev" => continue,
+            "defaults" | "auto" | "noauto" | "user" | "nouser" | "users" | "owner" | "group"
+            | "nofail" | "_netdev" => continue,
             o if o.starts_with("x-") || o.starts_with("comment=") => continue,
-            "remount" => {
-                return Err("option `remount` is refused: a resource mounts, it does not change a mount".into())
-            }
-            "bind" | "rbind" | "move" => {
-                return Err(format!(
-                    "option `{opt}` is refused: Filesystem mounts a device, not a directory"
-                ))
-            }
-            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate"
-            | "unbindable" | "runbindable" => {
-                return Err(format!(
-                    "option `{opt}` is refused: propagation is not a mount option of a resource"
-                ))
-            }
-            o if o.starts_with("make-") => {
-                return Err(format!(
-                    "option `{opt}` is refused: propagation is not a mount option of a resource"
-                ))
-            }
-            o if o == "loop" || o.starts_with("loop=") => {
-                return Err(format!(
-                    "option `{opt}` is refused: set up the loop device first (losetup) and give it as DEVICE"
-                ))
-            }
+            "remount" => return refused(Refusal::Remount),
+            "bind" | "rbind" | "move" => return refused(Refusal::Bind),
+            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" | "unbindable"
+            | "runbindable" => return refused(Refusal::Propagation),
+            o if o.starts_with("make-") => return refused(Refusal::Propagation),
+            o if o == "loop" || o.starts_with("loop=") => return refused(Refusal::Loop),
             o => {
                 data.push(o);
                 continue;
@@ -139,9 +128,9 @@ pub fn mount_options(options: Option<&str>) -> Result<MountOptions, String> {
 
 /// Parses `DEVICE::DIRECTORY[::FSTYPE[::OPTIONS]]`. An empty or `auto`
 /// FSTYPE means "find it".
-pub fn parse_args(args: &[&str]) -> Result<FsArgs, String> {
+pub fn parse_args(args: &[&str]) -> Result<FsArgs, ArgsError> {
     if args.len() < 2 || args.len() > 4 {
-        return Err("Filesystem takes DEVICE::DIRECTORY[::FSTYPE[::OPTIONS]]".into());
+        return Err(ArgsError::FsUsage);
     }
     let fstype = match args.get(2).copied() {
         None | Some("") | Some("auto") => None,
@@ -150,46 +139,35 @@ pub fn parse_args(args: &[&str]) -> Result<FsArgs, String> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
             {
-                return Err(format!("FSTYPE `{t}` is not a filesystem type name"));
+                return Err(ArgsError::FsType(t.into()));
             }
             Some(t.to_string())
         }
     };
     let device = args[0];
     if device.is_empty() {
-        return Err("Filesystem: DEVICE is empty".into());
+        return Err(ArgsError::FsEmptyDevice);
     }
     if let Some(v) = device
         .strip_prefix("LABEL=")
         .or_else(|| device.strip_prefix("UUID="))
     {
         if v.is_empty() || v.contains('/') {
-            return Err(format!(
-                "DEVICE `{device}`: the label or UUID is empty or has a `/`"
-            ));
+            return Err(ArgsError::FsTag(device.into()));
         }
     } else if !device.starts_with('/') && fstype.is_none() {
-        return Err(format!(
-            "DEVICE `{device}` must be an absolute path, LABEL=... or UUID=... \
-             (another source, such as tmpfs or host:/export, needs an FSTYPE)"
-        ));
+        return Err(ArgsError::FsDeviceNotAbsolute(device.into()));
     }
     let dir = Path::new(args[1]);
     if !dir.is_absolute() {
-        return Err(format!(
-            "DIRECTORY `{}` must be an absolute path",
-            dir.display()
-        ));
+        return Err(ArgsError::FsDirNotAbsolute(dir.into()));
     }
     if dir.components().any(|c| c == Component::ParentDir) {
-        return Err(format!(
-            "DIRECTORY `{}` may not contain `..`",
-            dir.display()
-        ));
+        return Err(ArgsError::FsDirParent(dir.into()));
     }
     let dir: PathBuf = dir.components().collect();
     if dir == Path::new("/") {
-        return Err("DIRECTORY may not be /".into());
+        return Err(ArgsError::FsDirRoot);
     }
     let options = match args.get(3).copied() {
         None | Some("") => None,
@@ -224,6 +202,23 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 // ---------------------------------------------------------------------------
 // Device resolution
+
+/// Why DEVICE, or what is mounted at DIRECTORY, cannot be found out.
+#[derive(Debug, thiserror::Error)]
+enum LookupError {
+    /// `LABEL=`/`UUID=` without a udev link, and blkid did not run.
+    #[error("no /dev/disk/{dir}/{value}, and blkid failed: {source}")]
+    Blkid {
+        dir: &'static str,
+        value: String,
+        source: io::Error,
+    },
+    /// Neither udev nor blkid knows the label or UUID `device`.
+    #[error("no device has {device} (/dev/disk/{dir}, blkid)")]
+    NoDevice { device: String, dir: &'static str },
+    #[error("cannot read /proc/self/mountinfo: {0}")]
+    Mountinfo(#[source] io::Error),
+}
 
 /// Where the mount comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,7 +267,7 @@ fn mount_helper(fstype: &str) -> Option<PathBuf> {
 
 /// Resolves DEVICE (blocking: may run `blkid`). A path is returned even if it
 /// does not exist; `start` checks.
-fn resolve_source(a: &FsArgs) -> Result<Source, String> {
+fn resolve_source(a: &FsArgs) -> Result<Source, LookupError> {
     let dev = a.device.to_string_lossy().into_owned();
     let tagged = [("LABEL=", "by-label"), ("UUID=", "by-uuid")]
         .into_iter()
@@ -286,10 +281,14 @@ fn resolve_source(a: &FsArgs) -> Result<Source, String> {
         let out = std::process::Command::new(find_tool("blkid"))
             .args(["-l", "-o", "device", "-t", &format!("{tag}{value}")])
             .output()
-            .map_err(|e| format!("no /dev/disk/{dir}/{value}, and blkid failed: {e}"))?;
+            .map_err(|source| LookupError::Blkid {
+                dir,
+                value: value.into(),
+                source,
+            })?;
         let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !out.status.success() || found.is_empty() {
-            return Err(format!("no device has {dev} (/dev/disk/{dir}, blkid)"));
+            return Err(LookupError::NoDevice { device: dev, dir });
         }
         let p = PathBuf::from(found);
         return Ok(Source::Block(std::fs::canonicalize(&p).unwrap_or(p)));
@@ -368,10 +367,10 @@ fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
         .collect()
 }
 
-fn mountinfo() -> Result<Vec<MountEntry>, String> {
+fn mountinfo() -> Result<Vec<MountEntry>, LookupError> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .map(|t| parse_mountinfo(&t))
-        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))
+        .map_err(LookupError::Mountinfo)
 }
 
 /// The mount visible at `dir`: the last one listed there (it covers the
@@ -413,7 +412,7 @@ fn is_from(e: &MountEntry, source: &Source) -> bool {
 }
 
 /// What is at DIRECTORY: (canonical dir, source, the mount there if any).
-fn lookup(a: &FsArgs) -> Result<(PathBuf, Source, Option<MountEntry>), String> {
+fn lookup(a: &FsArgs) -> Result<(PathBuf, Source, Option<MountEntry>), LookupError> {
     let source = resolve_source(a)?;
     let dir = canonical_dir(&a.dir);
     let table = mountinfo()?;
@@ -666,7 +665,7 @@ pub async fn stop(a: &FsArgs, o: &Options) -> Result<(), AgentError> {
             Some(e) => submounts(&mountinfo()?, e.id),
             None => Vec::new(),
         };
-        Ok::<_, String>((dir, source, entry, subs))
+        Ok::<_, LookupError>((dir, source, entry, subs))
     })
     .await
     .map_err(|e| failed(a, e))?;

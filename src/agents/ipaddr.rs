@@ -26,7 +26,7 @@
 //!    them.
 
 use super::arp::{self, ArpSocket, Conflict, Mac};
-use super::{AgentError, Options, Running};
+use super::{AgentError, ArgsError, Options, PlanError, Running};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
@@ -50,32 +50,33 @@ pub struct IpAddrArgs {
 }
 
 /// Longest interface name or address label the kernel keeps (IFNAMSIZ - 1).
-const IFNAMSIZ_MAX: usize = 15;
+pub(super) const IFNAMSIZ_MAX: usize = 15;
 
-const USAGE: &str =
+pub(super) const USAGE: &str =
     "IPaddr takes one argument: IP[/BITS[/IFACE[/BROADCAST]]], e.g. IPaddr2::192.0.2.100/24/eth0:0";
 
 /// Parses the `::` arguments of `IPaddr`/`IPaddr2` (or a bare address).
 /// Empty fields mean "find it out" (`192.0.2.100//eth0`), as in heartbeat.
-pub fn parse_args(args: &[&str]) -> Result<IpAddrArgs, String> {
+pub fn parse_args(args: &[&str]) -> Result<IpAddrArgs, ArgsError> {
     let arg = match args {
-        [] => return Err(format!("no address given: {USAGE}")),
+        [] => return Err(ArgsError::IpNoAddress),
         [a] => *a,
-        _ => return Err(format!("{} arguments given: {USAGE}", args.len())),
+        _ => return Err(ArgsError::IpArgCount(args.len())),
     };
     let fields: Vec<&str> = arg.split('/').collect();
     if fields.len() > 4 {
-        return Err(format!("`{arg}` has {} `/` fields: {USAGE}", fields.len()));
+        return Err(ArgsError::IpFields {
+            arg: arg.into(),
+            fields: fields.len(),
+        });
     }
     let field = |i: usize| fields.get(i).copied().filter(|f| !f.is_empty());
 
     let addr: Ipv4Addr = fields[0]
         .parse()
-        .map_err(|_| format!("`{}` is not an IPv4 address: {USAGE}", fields[0]))?;
+        .map_err(|_| ArgsError::IpNotIpv4(fields[0].into()))?;
     if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback() {
-        return Err(format!(
-            "{addr} cannot be a service address (unspecified, broadcast, multicast or loopback)"
-        ));
+        return Err(ArgsError::IpNotService(addr));
     }
     let prefix = field(1).map(parse_prefix).transpose()?;
     let (iface, label) = match field(2) {
@@ -88,11 +89,11 @@ pub fn parse_args(args: &[&str]) -> Result<IpAddrArgs, String> {
     let broadcast = field(3)
         .map(|b| {
             b.parse::<Ipv4Addr>()
-                .map_err(|_| format!("broadcast `{b}` is not an IPv4 address"))
+                .map_err(|_| ArgsError::IpBroadcast(b.into()))
         })
         .transpose()?;
     if broadcast == Some(addr) {
-        return Err(format!("broadcast {addr} is the address itself"));
+        return Err(ArgsError::IpBroadcastIsAddress(addr));
     }
     Ok(IpAddrArgs {
         addr,
@@ -105,12 +106,12 @@ pub fn parse_args(args: &[&str]) -> Result<IpAddrArgs, String> {
 
 /// `24`, or a contiguous dotted netmask `255.255.255.0` (heartbeat's IPaddr
 /// accepted both).
-fn parse_prefix(s: &str) -> Result<u8, String> {
+fn parse_prefix(s: &str) -> Result<u8, ArgsError> {
     if let Ok(n) = s.parse::<u8>() {
         if (1..=32).contains(&n) {
             return Ok(n);
         }
-        return Err(format!("prefix length `{s}` is not in 1..=32"));
+        return Err(ArgsError::IpPrefixRange(s.into()));
     }
     if let Ok(mask) = s.parse::<Ipv4Addr>() {
         let m = u32::from(mask);
@@ -118,20 +119,18 @@ fn parse_prefix(s: &str) -> Result<u8, String> {
         if m != 0 && m.leading_ones() + m.trailing_zeros() == 32 {
             return Ok(m.leading_ones() as u8);
         }
-        return Err(format!("netmask `{s}` is not contiguous"));
+        return Err(ArgsError::IpNetmask(s.into()));
     }
-    Err(format!(
-        "`{s}` is neither a prefix length (1..=32) nor a netmask"
-    ))
+    Err(ArgsError::IpNotPrefix(s.into()))
 }
 
 /// `eth1` or `eth1:0` -> (`eth1`, label). The kernel's rules for names
 /// (`dev_valid_name`): 1..=15 bytes, not `.`/`..`, no `/`, `:` or space.
-fn parse_iface(f: &str) -> Result<(String, Option<String>), String> {
+fn parse_iface(f: &str) -> Result<(String, Option<String>), ArgsError> {
     let (iface, label) = match f.split_once(':') {
         Some((i, suffix)) => {
             if suffix.is_empty() {
-                return Err(format!("label `{f}` has nothing after `:`"));
+                return Err(ArgsError::IpEmptyLabel(f.into()));
             }
             (i, Some(f))
         }
@@ -144,15 +143,11 @@ fn parse_iface(f: &str) -> Result<(String, Option<String>), String> {
         || iface == ".."
         || iface.chars().any(|c| bad_char(c) || c == ':')
     {
-        return Err(format!(
-            "`{iface}` is not an interface name (1 to {IFNAMSIZ_MAX} bytes, no `/`, `:` or spaces)"
-        ));
+        return Err(ArgsError::IpIface(iface.into()));
     }
     if let Some(l) = label {
         if l.len() > IFNAMSIZ_MAX || l.chars().any(bad_char) {
-            return Err(format!(
-                "label `{l}` is not valid (at most {IFNAMSIZ_MAX} bytes, no `/` or spaces)"
-            ));
+            return Err(ArgsError::IpLabel(l.into()));
         }
     }
     Ok((iface.to_string(), label.map(str::to_string)))
@@ -219,50 +214,58 @@ pub fn findif(ip: Ipv4Addr, addrs: &[HostAddr]) -> Option<&HostAddr> {
 
 /// Decides the interface, prefix and broadcast of `a` on a host with `links`
 /// and `addrs`. Errors name the address and the interface.
-pub fn plan_start(a: &IpAddrArgs, links: &[Link], addrs: &[HostAddr]) -> Result<StartPlan, String> {
+pub fn plan_start(
+    a: &IpAddrArgs,
+    links: &[Link],
+    addrs: &[HostAddr],
+) -> Result<StartPlan, PlanError> {
     let ip = a.addr;
     let link_of = |index: u32| links.iter().find(|l| l.index == index);
     let holders: Vec<&HostAddr> = addrs.iter().filter(|h| h.addr == ip).collect();
-    let (link, present, prefix) = match &a.iface {
-        Some(name) => {
-            let link = links
-                .iter()
-                .find(|l| &l.name == name)
-                .ok_or_else(|| format!("interface {name} not found (for {ip})"))?;
-            if let Some(h) = holders.iter().find(|h| h.index == link.index) {
-                (link, true, h.prefix)
-            } else if let Some(other) = holders.first().and_then(|h| link_of(h.index)) {
-                return Err(format!("{ip} is already on {}, not on {name}", other.name));
-            } else {
-                let subnet = addrs
-                    .iter()
-                    .filter(|h| h.index == link.index)
-                    .filter(|h| h.addr != ip && in_subnet(ip, h.addr, h.prefix))
-                    .map(|h| h.prefix)
-                    .max();
-                let prefix = a.prefix.or(subnet).ok_or_else(|| {
-                    format!("no prefix given for {ip} and no address of {name} has a subnet containing it: write {ip}/BITS/{name}")
+    let (link, present, prefix) =
+        match &a.iface {
+            Some(name) => {
+                let link = links.iter().find(|l| &l.name == name).ok_or_else(|| {
+                    PlanError::NoInterface {
+                        ip,
+                        iface: name.clone(),
+                    }
                 })?;
-                (link, false, prefix)
+                if let Some(h) = holders.iter().find(|h| h.index == link.index) {
+                    (link, true, h.prefix)
+                } else if let Some(other) = holders.first().and_then(|h| link_of(h.index)) {
+                    return Err(PlanError::Elsewhere {
+                        ip,
+                        on: other.name.clone(),
+                        iface: name.clone(),
+                    });
+                } else {
+                    let subnet = addrs
+                        .iter()
+                        .filter(|h| h.index == link.index)
+                        .filter(|h| h.addr != ip && in_subnet(ip, h.addr, h.prefix))
+                        .map(|h| h.prefix)
+                        .max();
+                    let prefix = a.prefix.or(subnet).ok_or_else(|| PlanError::NoPrefix {
+                        ip,
+                        iface: name.clone(),
+                    })?;
+                    (link, false, prefix)
+                }
             }
-        }
-        None => {
-            if let Some((h, link)) = holders.iter().find_map(|h| Some((h, link_of(h.index)?))) {
-                (link, true, h.prefix)
-            } else {
-                let found = findif(ip, addrs).ok_or_else(|| {
-                    format!("no interface has an IPv4 subnet containing {ip}: name one, e.g. {ip}/24/eth0")
-                })?;
-                let link = link_of(found.index).ok_or_else(|| {
-                    format!(
-                        "the interface of {ip}'s subnet ({}) has vanished",
-                        found.addr
-                    )
-                })?;
-                (link, false, a.prefix.unwrap_or(found.prefix))
+            None => {
+                if let Some((h, link)) = holders.iter().find_map(|h| Some((h, link_of(h.index)?))) {
+                    (link, true, h.prefix)
+                } else {
+                    let found = findif(ip, addrs).ok_or(PlanError::NoSubnet { ip })?;
+                    let link = link_of(found.index).ok_or(PlanError::Vanished {
+                        ip,
+                        subnet: found.addr,
+                    })?;
+                    (link, false, a.prefix.unwrap_or(found.prefix))
+                }
             }
-        }
-    };
+        };
     Ok(StartPlan {
         link: link.clone(),
         prefix,
@@ -462,7 +465,7 @@ pub async fn start_released(a: &IpAddrArgs, o: &Options, released: bool) -> Resu
     let ip = a.addr;
     let nl = Netlink::open()?;
     let (links, addrs) = nl.snapshot().await?;
-    let plan = plan_start(a, &links, &addrs).map_err(AgentError::Failed)?;
+    let plan = plan_start(a, &links, &addrs)?;
     let iface = plan.link.name.as_str();
     let failed = |what: &str, e: &dyn std::fmt::Display| {
         AgentError::Failed(format!("{what} {ip} on {iface}: {e}"))
@@ -747,7 +750,7 @@ fn host_addr_of(m: &AddressMessage) -> Option<HostAddr> {
 mod tests {
     use super::*;
 
-    fn p(s: &str) -> Result<IpAddrArgs, String> {
+    fn p(s: &str) -> Result<IpAddrArgs, ArgsError> {
         parse_args(&[s])
     }
 
@@ -787,10 +790,14 @@ mod tests {
 
     #[test]
     fn rejects_with_a_reason() {
-        let err = |s: &str| p(s).unwrap_err();
-        assert!(parse_args(&[]).unwrap_err().contains("no address"));
+        let err = |s: &str| p(s).unwrap_err().to_string();
+        assert!(parse_args(&[])
+            .unwrap_err()
+            .to_string()
+            .contains("no address"));
         assert!(parse_args(&["192.0.2.1", "eth0"])
             .unwrap_err()
+            .to_string()
             .contains("2 arguments"));
         assert!(err("192.0.2.1000").contains("not an IPv4 address"));
         assert!(err("eth0").contains("not an IPv4 address"));
@@ -880,7 +887,9 @@ mod tests {
             (plan.link.name.as_str(), plan.prefix, plan.broadcast),
             ("eth1", 32, None)
         );
-        let e = plan_start(&p("203.0.113.5").unwrap(), &links, &addrs).unwrap_err();
+        let e = plan_start(&p("203.0.113.5").unwrap(), &links, &addrs)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("203.0.113.5"), "{e}");
     }
 
@@ -899,9 +908,13 @@ mod tests {
             (plan.prefix, plan.broadcast),
             (28, Some(Ipv4Addr::new(192, 0, 2, 111)))
         );
-        let e = plan_start(&p("192.0.2.100/24/eth9").unwrap(), &links, &addrs).unwrap_err();
+        let e = plan_start(&p("192.0.2.100/24/eth9").unwrap(), &links, &addrs)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("eth9") && e.contains("192.0.2.100"), "{e}");
-        let e = plan_start(&p("203.0.113.5//eth0").unwrap(), &links, &addrs).unwrap_err();
+        let e = plan_start(&p("203.0.113.5//eth0").unwrap(), &links, &addrs)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no prefix") && e.contains("eth0"), "{e}");
     }
 
@@ -917,7 +930,7 @@ mod tests {
         }
         let a = p("192.0.2.100/24/eth1").unwrap();
         assert!(!is_present(&a, &links, &addrs));
-        let e = plan_start(&a, &links, &addrs).unwrap_err();
+        let e = plan_start(&a, &links, &addrs).unwrap_err().to_string();
         assert!(e.contains("already on eth0"), "{e}");
         assert!(!is_present(&p("192.0.2.101").unwrap(), &links, &addrs));
     }

@@ -18,9 +18,12 @@
 
 pub mod arp;
 pub mod drbddisk;
+mod error;
 pub mod exec;
 pub mod filesystem;
 pub mod ipaddr;
+
+pub use error::{AgentError, ArgsError, PlanError, Refusal, ResolveError};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -57,23 +60,6 @@ impl std::fmt::Display for Action {
 pub enum Running {
     Running,
     Stopped,
-}
-
-/// Why an agent call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AgentError {
-    #[error("{action} timed out after {}", crate::config::format_duration(*timeout))]
-    Timeout { action: Action, timeout: Duration },
-    /// A script exited with a failure code.
-    #[error("{action} exited with code {code}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
-    Exit {
-        action: Action,
-        code: i32,
-        message: String,
-    },
-    /// A script could not be run, or a built-in agent failed.
-    #[error("{0}")]
-    Failed(String),
 }
 
 /// How `Filesystem` decides whether to fsck before mounting.
@@ -403,10 +389,10 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// Finds the agent of `spec`. The error says what was looked for and where.
-pub fn resolve(spec: &str, lookup: &Lookup) -> Result<AgentKind, String> {
+pub fn resolve(spec: &str, lookup: &Lookup) -> Result<AgentKind, ResolveError> {
     let (name, args) = split_spec(spec);
     if name.is_empty() {
-        return Err("empty resource name".into());
+        return Err(ResolveError::EmptyName);
     }
     // A bare IPv4 address (with optional /bits/iface/broadcast) means IPaddr.
     if name
@@ -415,44 +401,38 @@ pub fn resolve(spec: &str, lookup: &Lookup) -> Result<AgentKind, String> {
         .is_some_and(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
     {
         if !args.is_empty() {
-            return Err("a bare address takes no `::` arguments".into());
+            return Err(ArgsError::BareAddressArgs.into());
         }
-        return ipaddr::parse_args(&[name]).map(AgentKind::IpAddr);
+        return Ok(AgentKind::IpAddr(ipaddr::parse_args(&[name])?));
     }
     match name {
-        "IPaddr" | "IPaddr2" => return ipaddr::parse_args(&args).map(AgentKind::IpAddr),
-        "Filesystem" => return filesystem::parse_args(&args).map(AgentKind::Filesystem),
+        "IPaddr" | "IPaddr2" => return Ok(AgentKind::IpAddr(ipaddr::parse_args(&args)?)),
+        "Filesystem" => return Ok(AgentKind::Filesystem(filesystem::parse_args(&args)?)),
         "drbddisk" => {
             // The configuration directory is the one resource.d is in.
             let dir = lookup.resource_d.parent().unwrap_or(Path::new("/etc/ha.d"));
-            return drbddisk::parse_args(&args, dir).map(AgentKind::Drbddisk);
+            return Ok(AgentKind::Drbddisk(drbddisk::parse_args(&args, dir)?));
         }
         "mon" if args.is_empty() => return Ok(AgentKind::Mon),
-        "mon" => {
-            return Err(
-                "mon takes no arguments: its checks are [[check]] tables in cluster.toml".into(),
-            )
-        }
+        "mon" => return Err(ArgsError::MonArgs.into()),
         _ => {}
     }
     if let Some(rest) = name.strip_prefix("ocf:") {
         let mut it = rest.split(':');
         let (Some(provider), Some(kind), None) = (it.next(), it.next(), it.next()) else {
-            return Err(format!(
-                "`{name}`: an OCF agent is written ocf:PROVIDER:TYPE (e.g. ocf:heartbeat:Dummy)"
-            ));
+            return Err(ResolveError::OcfSyntax { name: name.into() });
         };
         let path = lookup.ocf_root.join("resource.d").join(provider).join(kind);
         if !is_executable(&path) {
-            return Err(format!(
-                "unknown resource agent {name}: {} is not an executable file",
-                path.display()
-            ));
+            return Err(ResolveError::NotExecutable {
+                name: name.into(),
+                path,
+            });
         }
-        return ocf(path, lookup, provider, kind, &args);
+        return Ok(ocf(path, lookup, provider, kind, &args)?);
     }
     if name.contains('/') || name == "." || name == ".." {
-        return Err(format!("`{name}`: an agent name may not contain `/`"));
+        return Err(ResolveError::BadName { name: name.into() });
     }
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let mut searched = vec![lookup.resource_d.clone()];
@@ -466,10 +446,11 @@ pub fn resolve(spec: &str, lookup: &Lookup) -> Result<AgentKind, String> {
     let path = lookup.init_dir.join(name);
     if is_executable(&path) {
         if !args.is_empty() {
-            return Err(format!(
-                "{name} is an LSB init script ({}): it takes no `::` arguments",
-                path.display()
-            ));
+            return Err(ArgsError::LsbArgs {
+                name: name.into(),
+                path,
+            }
+            .into());
         }
         return Ok(AgentKind::Lsb { path });
     }
@@ -486,20 +467,15 @@ pub fn resolve(spec: &str, lookup: &Lookup) -> Result<AgentKind, String> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                return ocf(path, lookup, &provider, name, &args);
+                return Ok(ocf(path, lookup, &provider, name, &args)?);
             }
         }
     }
     searched.push(ocf_dir.join("*"));
-    Err(format!(
-        "unknown resource agent {name}: not built in ({}) and not found in {}",
-        BUILTIN.join(", "),
-        searched
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
+    Err(ResolveError::NotFound {
+        name: name.into(),
+        searched,
+    })
 }
 
 fn ocf(
@@ -508,18 +484,22 @@ fn ocf(
     provider: &str,
     kind: &str,
     args: &[&str],
-) -> Result<AgentKind, String> {
+) -> Result<AgentKind, ArgsError> {
     let mut params = Vec::new();
     for a in args {
         let Some((k, v)) = a.split_once('=') else {
-            return Err(format!(
-                "OCF agent {provider}:{kind}: argument `{a}` is not key=value (it becomes OCF_RESKEY_key)"
-            ));
+            return Err(ArgsError::OcfNotKeyValue {
+                provider: provider.into(),
+                kind: kind.into(),
+                arg: a.to_string(),
+            });
         };
         if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "OCF agent {provider}:{kind}: `{k}` is not a valid parameter name"
-            ));
+            return Err(ArgsError::OcfParamName {
+                provider: provider.into(),
+                kind: kind.into(),
+                key: k.into(),
+            });
         }
         params.push((k.to_string(), v.to_string()));
     }
@@ -575,7 +555,10 @@ mod tests {
             AgentKind::Heartbeat { path, .. } if path == t.path().join("resources/daemon")
         ));
         assert!(matches!(resolve("svc", &l).unwrap(), AgentKind::Lsb { .. }));
-        assert!(resolve("svc::x", &l).unwrap_err().contains("LSB"));
+        assert!(resolve("svc::x", &l)
+            .unwrap_err()
+            .to_string()
+            .contains("LSB"));
         match resolve("ocf:heartbeat:Dummy::state=/tmp/x::fake=1", &l).unwrap() {
             AgentKind::Ocf {
                 provider,
@@ -594,6 +577,7 @@ mod tests {
         ));
         assert!(resolve("ocf:heartbeat:Dummy::positional", &l)
             .unwrap_err()
+            .to_string()
             .contains("key=value"));
         assert!(resolve("../x", &l).is_err());
         assert!(resolve("ocf:x", &l).is_err());
@@ -628,6 +612,7 @@ mod tests {
         }
         assert!(resolve("drbddisk", &l)
             .unwrap_err()
+            .to_string()
             .contains("drbddisk::r0"));
     }
 

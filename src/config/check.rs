@@ -490,7 +490,7 @@ pub(super) fn resolve_groups(
                     kind,
                     options,
                 }),
-                Err(m) => errors.push(err(spec, m)),
+                Err(m) => errors.push(err(spec, m.to_string())),
             }
         }
         groups.push(GroupConfig {

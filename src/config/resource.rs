@@ -33,7 +33,7 @@ pub fn load_resource(dir: &Path, spec: &str) -> Result<Resource, ResourceError> 
     let lookup = agent_lookup(dir, &cluster);
     let kind = agents::resolve(spec, &lookup).map_err(|message| ResourceError::Agent {
         spec: spec.to_string(),
-        message,
+        message: message.to_string(),
     })?;
     let options = resource_options(&cluster, spec);
     Ok(Resource {

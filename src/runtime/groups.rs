@@ -13,7 +13,7 @@
 //! Every agent call runs in a `resource` span naming the group, the resource
 //! and the action, so a script's output lands in the log under it.
 
-use crate::agents::{Action, AgentKind, Running};
+use crate::agents::{Action, AgentError, AgentKind, Running};
 use crate::config::GroupConfig;
 use crate::ctl::ResourceStatus;
 use crate::groups::{OpResult, Probe};
@@ -127,7 +127,7 @@ impl Runner {
         tokio::spawn(async move {
             for r in &group.resources {
                 if let AgentKind::IpAddr(a) = &r.kind {
-                    match reannounce(a, &r.options).await {
+                    match crate::agents::ipaddr::reannounce(a, &r.options).await {
                         Ok(true) => {
                             tracing::info!(group = %group.id, ip = %a.addr, "announcing the address again (gratuitous ARPs)")
                         }
@@ -165,16 +165,6 @@ impl Runner {
     }
 }
 
-/// The group's address `a` announced again (see [`crate::agents::ipaddr::reannounce`]).
-async fn reannounce(
-    a: &crate::agents::ipaddr::IpAddrArgs,
-    o: &crate::agents::Options,
-) -> Result<bool, String> {
-    crate::agents::ipaddr::reannounce(a, o)
-        .await
-        .map_err(|e| e.to_string())
-}
-
 struct Task {
     group: GroupConfig,
     index: usize,
@@ -198,12 +188,11 @@ impl Task {
         )
     }
 
-    async fn status(&self, r: usize) -> Result<Running, String> {
+    async fn status(&self, r: usize) -> Result<Running, AgentError> {
         self.group.resources[r]
             .status()
             .instrument(self.span(r, Action::Status))
             .await
-            .map_err(|e| e.to_string())
     }
 
     async fn probe(&self) -> Probe {
@@ -224,7 +213,7 @@ impl Task {
                     // Unknown counts as running: it gets stopped, never doubled.
                     tracing::warn!(group = %self.group.id, resource = %self.group.resources[r].spec, error = %e, "status failed at start-up");
                     running += 1;
-                    self.set(r, GroupState::Started, Some(e));
+                    self.set(r, GroupState::Started, Some(e.to_string()));
                 }
             }
         }

@@ -3,7 +3,7 @@
 use super::fsck::probe_superblock;
 use super::*;
 
-fn parse(s: &str) -> Result<FsArgs, String> {
+fn parse(s: &str) -> Result<FsArgs, ArgsError> {
     let parts: Vec<&str> = s.split("::").collect();
     parse_args(&parts)
 }
@@ -35,7 +35,7 @@ fn args() {
         ("/dev/sdb1::/mnt::ext4::make-shared", "propagation"),
         ("/srv/img::/mnt::ext4::loop", "losetup"),
     ] {
-        let e = parse(bad).unwrap_err();
+        let e = parse(bad).unwrap_err().to_string();
         assert!(e.contains(why), "{bad}: {e}");
     }
 }
