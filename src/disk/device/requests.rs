@@ -325,8 +325,11 @@ impl Device {
                 c.sm.conn(),
                 ConnState::SyncTarget | ConnState::PausedSyncT | ConnState::WFBitMapT
             ) {
+                // Not `self.core()` in the argument: its guard would live
+                // until the end of the statement, and `refused` locks again.
+                let disk = c.sm.disk();
                 drop(c);
-                return self.refused(Refused::SyncTarget(self.core().sm.disk()));
+                return self.refused(Refused::SyncTarget(disk));
             }
             if let Err(m) = c.meta.may_promote() {
                 drop(c);
