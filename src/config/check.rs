@@ -85,24 +85,34 @@ pub(super) fn report_fits(
     }
 }
 
+/// Why a `group = "..."` of a check or job names no group (`groups`: the
+/// groups' ids).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum GroupRefError {
+    #[error("no resource groups in haresources")]
+    NoGroups,
+    /// Omitted while there are several groups.
+    #[error("missing: which group? (groups: {})", groups.join(", "))]
+    Missing { groups: Vec<String> },
+    #[error("`{name}` is not a group of haresources (groups: {})", groups.join(", "))]
+    Unknown { name: String, groups: Vec<String> },
+}
+
 /// Which group a `group = "..."` names: its id, or any of its resources as
 /// written; may be omitted when there is exactly one group.
-fn find_group(groups: &[GroupConfig], name: Option<&str>) -> Result<usize, String> {
-    let ids = || {
-        groups
-            .iter()
-            .map(|g| g.id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+fn find_group(groups: &[GroupConfig], name: Option<&str>) -> Result<usize, GroupRefError> {
+    let ids = || groups.iter().map(|g| g.id.clone()).collect::<Vec<_>>();
     match name {
         None if groups.len() == 1 => Ok(0),
-        None if groups.is_empty() => Err("no resource groups in haresources".into()),
-        None => Err(format!("missing: which group? (groups: {})", ids())),
+        None if groups.is_empty() => Err(GroupRefError::NoGroups),
+        None => Err(GroupRefError::Missing { groups: ids() }),
         Some(n) => groups
             .iter()
             .position(|g| g.id == n || g.resources.iter().any(|r| r.spec == n))
-            .ok_or_else(|| format!("`{n}` is not a group of haresources (groups: {})", ids())),
+            .ok_or_else(|| GroupRefError::Unknown {
+                name: n.to_string(),
+                groups: ids(),
+            }),
     }
 }
 
@@ -139,7 +149,7 @@ pub(super) fn resolve_monitoring(
         let group = match find_group(groups, c.group.as_deref()) {
             Ok(g) => Some(g),
             Err(m) => {
-                err("group", m);
+                err("group", m.to_string());
                 None
             }
         };
@@ -217,7 +227,7 @@ pub(super) fn resolve_monitoring(
                     default
                 }
                 Some(Err(m)) => {
-                    err(key, m);
+                    err(key, m.to_string());
                     default
                 }
             };
@@ -364,7 +374,7 @@ pub(super) fn resolve_monitoring(
             }
         }
         let group = find_group(groups, j.group.as_deref())
-            .map_err(|m| err("group", m))
+            .map_err(|m| err("group", m.to_string()))
             .ok();
         let schedule = match j.schedule.as_deref() {
             None => {
@@ -398,7 +408,7 @@ pub(super) fn resolve_monitoring(
                 JOB_TIMEOUT
             }
             Some(Err(m)) => {
-                err("timeout", m);
+                err("timeout", m.to_string());
                 JOB_TIMEOUT
             }
         };

@@ -163,7 +163,7 @@ impl GateToml {
             Some(t) => match parse_duration(t) {
                 Ok(d) if d.is_zero() => Err((key, "must be more than 0".to_string())),
                 Ok(d) => Ok(d),
-                Err(e) => Err((key, e)),
+                Err(e) => Err((key, e.to_string())),
             },
         };
         Ok(GateResolved {
@@ -305,7 +305,7 @@ impl ResourceOptionsToml {
         let mut o = base.clone();
         let dur = |key: &'static str, v: &Option<String>, min: Duration, into: &mut Duration| {
             if let Some(v) = v {
-                let d = parse_duration(v).map_err(|e| (key, e))?;
+                let d = parse_duration(v).map_err(|e| (key, e.to_string()))?;
                 if d < min {
                     return Err((
                         key,
@@ -512,7 +512,7 @@ pub fn parse(path: &Path, text: &str) -> (ClusterToml, Vec<ConfigError>) {
     for (table, key, value, zero_ok) in durations {
         let Some(v) = value else { continue };
         let problem = match parse_duration(v) {
-            Err(m) => Some(m),
+            Err(m) => Some(m.to_string()),
             Ok(d) if d.is_zero() && !zero_ok => Some("must be more than 0".to_string()),
             Ok(_) => None,
         };

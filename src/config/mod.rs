@@ -35,7 +35,7 @@ pub use hacf::{
 };
 pub use haresources::{parse as parse_haresources, Haresources, ResourceGroupLine};
 pub use resource::{load_resource, ResourceError};
-pub use time::{format_duration, parse_duration};
+pub use time::{format_duration, parse_duration, DurationError};
 
 use check::{
     report_fits, resolve_groups, resolve_monitoring, resolve_split_brain, unprotected_warning,

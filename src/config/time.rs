@@ -11,16 +11,32 @@ use std::time::Duration;
 const HINT: &str =
     "expected seconds (`2`, `0.5`) or a value with a unit (`500ms`, `200000us`, `2s`, `10m`, `1h`)";
 
-/// Parses a heartbeat time value; the error is a message for a [`super::ConfigError`].
+/// Why [`parse_duration`] refuses a value: a message for a
+/// [`super::ConfigError`] (`t` is the value, trimmed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty time value; {HINT}")]
+    Empty,
+    #[error("`{0}`: negative time; {HINT}")]
+    Negative(String),
+    /// Not a number with a known unit.
+    #[error("`{0}`: not a time; {HINT}")]
+    NotATime(String),
+    /// More than `u64::MAX` nanoseconds.
+    #[error("`{0}`: too large")]
+    TooLarge(String),
+}
+
+/// Parses a heartbeat time value.
 ///
 /// Zero is accepted here (`0`, `0ms`); callers reject it where it makes no sense.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let t = s.trim();
     if t.is_empty() {
-        return Err(format!("empty time value; {HINT}"));
+        return Err(DurationError::Empty);
     }
     if t.starts_with('-') {
-        return Err(format!("`{t}`: negative time; {HINT}"));
+        return Err(DurationError::Negative(t.to_string()));
     }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -32,16 +48,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => 3_600_000_000_000,
         "ms" | "msec" => 1_000_000,
         "us" | "usec" => 1_000,
-        _ => return Err(format!("`{t}`: not a time; {HINT}")),
+        _ => return Err(DurationError::NotATime(t.to_string())),
     };
     let (int, frac) = match num.split_once('.') {
         Some((i, f)) => (i, f),
         None => (num, ""),
     };
     if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
-        return Err(format!("`{t}`: not a time; {HINT}"));
+        return Err(DurationError::NotATime(t.to_string()));
     }
-    let too_large = || format!("`{t}`: too large");
+    let too_large = || DurationError::TooLarge(t.to_string());
     // Integer part: exact, with overflow detection.
     let mut total: u128 = 0;
     for d in int.bytes() {
@@ -160,7 +176,7 @@ mod tests {
             ("18446744073709551616us", "too large"),
         ];
         for (text, want) in table {
-            let err = parse_duration(text).unwrap_err();
+            let err = parse_duration(text).unwrap_err().to_string();
             assert!(err.contains(want), "{text}: {err}");
         }
     }

@@ -28,6 +28,47 @@ const MAX_STEPS: usize = 100_000;
 /// The largest daylight-saving shift looked for by the "clocks went back" rule.
 const MAX_DST_SHIFT_SECS: i64 = 3 * 3600;
 
+/// Why [`Schedule::parse`] refuses a schedule: short, naming the field (the
+/// config loader puts it after the file, line and schedule).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// An `@` name that is not one of cron's.
+    #[error("unknown name {0:?}")]
+    UnknownSchedule(String),
+    #[error("expected 5 fields, got {0}")]
+    FieldCount(usize),
+    /// `1,,2`: `list` is the whole field.
+    #[error("{field}: empty list item in {list:?}")]
+    EmptyItem { field: &'static str, list: String },
+    #[error("{field}: bad step {step:?}")]
+    BadStep { field: &'static str, step: String },
+    #[error("{field}: step {step} is out of range 1-{max}")]
+    StepOutOfRange {
+        field: &'static str,
+        step: u32,
+        max: u32,
+    },
+    #[error("{field}: range {range} is backwards")]
+    Backwards { field: &'static str, range: String },
+    /// `5/10` (Vixie cron rejects it).
+    #[error("{field}: a step needs a range or *: {item:?}")]
+    StepWithoutRange { field: &'static str, item: String },
+    /// A number outside the field's range (`value` as written).
+    #[error("{field}: {value} is out of range {min}-{max}")]
+    OutOfRange {
+        field: &'static str,
+        value: String,
+        min: u32,
+        max: u32,
+    },
+    /// Not a number, in a field that has no names.
+    #[error("{field}: {value:?} is not a number")]
+    NotANumber { field: &'static str, value: String },
+    /// Not a number nor one of the field's names.
+    #[error("{field}: unknown name {value:?}")]
+    UnknownName { field: &'static str, value: String },
+}
+
 /// Wall-clock time: what cron's fields are matched against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Civil {
@@ -133,7 +174,7 @@ impl Schedule {
     /// (do not start with `*`), a day matches if either matches (Vixie cron).
     /// Names: `@yearly`/`@annually`, `@monthly`, `@weekly`, `@daily`/`@midnight`,
     /// `@hourly`, `@reboot`. Errors are short and name the field.
-    pub fn parse(s: &str) -> Result<Schedule, String> {
+    pub fn parse(s: &str) -> Result<Schedule, ScheduleError> {
         let text = s.trim();
         let expanded = match text.to_ascii_lowercase().as_str() {
             "@reboot" => {
@@ -147,12 +188,14 @@ impl Schedule {
             "@weekly" => "0 0 * * 0",
             "@daily" | "@midnight" => "0 0 * * *",
             "@hourly" => "0 * * * *",
-            other if other.starts_with('@') => return Err(format!("unknown name {text:?}")),
+            other if other.starts_with('@') => {
+                return Err(ScheduleError::UnknownSchedule(text.to_string()))
+            }
             _ => text,
         };
         let fields: Vec<&str> = expanded.split_whitespace().collect();
         if fields.len() != 5 {
-            return Err(format!("expected 5 fields, got {}", fields.len()));
+            return Err(ScheduleError::FieldCount(fields.len()));
         }
         let mut dow = parse_field(&DOW, fields[4])?;
         if dow & (1 << 7) != 0 {
@@ -215,20 +258,28 @@ impl fmt::Display for Schedule {
     }
 }
 
-fn parse_field(spec: &FieldSpec, s: &str) -> Result<u64, String> {
-    let name = spec.name;
+fn parse_field(spec: &FieldSpec, s: &str) -> Result<u64, ScheduleError> {
+    let field = spec.name;
     let mut bits = 0u64;
     for item in s.split(',') {
         if item.is_empty() {
-            return Err(format!("{name}: empty list item in {s:?}"));
+            return Err(ScheduleError::EmptyItem {
+                field,
+                list: s.to_string(),
+            });
         }
         let (range, step) = match item.split_once('/') {
             Some((range, step)) => {
-                let n: u32 = step
-                    .parse()
-                    .map_err(|_| format!("{name}: bad step {step:?}"))?;
+                let n: u32 = step.parse().map_err(|_| ScheduleError::BadStep {
+                    field,
+                    step: step.to_string(),
+                })?;
                 if n == 0 || n > spec.max {
-                    return Err(format!("{name}: step {n} is out of range 1-{}", spec.max));
+                    return Err(ScheduleError::StepOutOfRange {
+                        field,
+                        step: n,
+                        max: spec.max,
+                    });
                 }
                 (range, Some(n))
             }
@@ -239,14 +290,20 @@ fn parse_field(spec: &FieldSpec, s: &str) -> Result<u64, String> {
         } else if let Some((a, b)) = range.split_once('-') {
             let (a, b) = (value(spec, a)?, value(spec, b)?);
             if a > b {
-                return Err(format!("{name}: range {range} is backwards"));
+                return Err(ScheduleError::Backwards {
+                    field,
+                    range: range.to_string(),
+                });
             }
             (a, b)
         } else {
             let v = value(spec, range)?;
             if step.is_some() {
                 // Vixie cron rejects `5/10`; cronie reads it as `5-max/10`.
-                return Err(format!("{name}: a step needs a range or *: {item:?}"));
+                return Err(ScheduleError::StepWithoutRange {
+                    field,
+                    item: item.to_string(),
+                });
             }
             (v, v)
         };
@@ -257,10 +314,15 @@ fn parse_field(spec: &FieldSpec, s: &str) -> Result<u64, String> {
     Ok(bits)
 }
 
-fn value(spec: &FieldSpec, s: &str) -> Result<u32, String> {
-    let name = spec.name;
+fn value(spec: &FieldSpec, s: &str) -> Result<u32, ScheduleError> {
+    let field = spec.name;
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        let out_of_range = || format!("{name}: {s} is out of range {}-{}", spec.min, spec.max);
+        let out_of_range = || ScheduleError::OutOfRange {
+            field,
+            value: s.to_string(),
+            min: spec.min,
+            max: spec.max,
+        };
         let v: u32 = s.parse().map_err(|_| out_of_range())?;
         if v < spec.min || v > spec.max {
             return Err(out_of_range());
@@ -268,10 +330,11 @@ fn value(spec: &FieldSpec, s: &str) -> Result<u32, String> {
         return Ok(v);
     }
     let lower = s.to_ascii_lowercase();
+    let value = s.to_string();
     match spec.names.iter().position(|n| *n == lower) {
         Some(i) => Ok(spec.min + i as u32),
-        None if spec.names.is_empty() => Err(format!("{name}: {s:?} is not a number")),
-        None => Err(format!("{name}: unknown name {s:?}")),
+        None if spec.names.is_empty() => Err(ScheduleError::NotANumber { field, value }),
+        None => Err(ScheduleError::UnknownName { field, value }),
     }
 }
 
@@ -537,7 +600,7 @@ mod tests {
     }
 
     fn err(s: &str) -> String {
-        Schedule::parse(s).unwrap_err()
+        Schedule::parse(s).unwrap_err().to_string()
     }
 
     fn fields(s: &str) -> Fields {

@@ -98,21 +98,36 @@ fn refusal(uid: u32, group: Option<&str>) -> String {
     }
 }
 
+/// Why [`member_of`] cannot say whether a caller is in the group (the caller
+/// is refused, with this reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum MembershipError {
+    #[error("cannot look up group {group}: {errno}")]
+    GroupLookup { group: String, errno: nix::Error },
+    #[error("no group {0}")]
+    NoGroup(String),
+    #[error("cannot look up uid {uid}: {errno}")]
+    UidLookup { uid: u32, errno: nix::Error },
+}
+
 /// Whether the caller (`uid`, its `gid` from `SO_PEERCRED`) is in `group`:
 /// its gid, its primary group, or listed as a member. NSS: call it only
 /// through [`process::lookup`].
-fn member_of(uid: u32, gid: u32, group: &str) -> Result<bool, String> {
+fn member_of(uid: u32, gid: u32, group: &str) -> Result<bool, MembershipError> {
     use nix::unistd::{Group, User};
     let g = Group::from_name(group)
-        .map_err(|e| format!("cannot look up group {group}: {e}"))?
-        .ok_or_else(|| format!("no group {group}"))?;
+        .map_err(|errno| MembershipError::GroupLookup {
+            group: group.to_string(),
+            errno,
+        })?
+        .ok_or_else(|| MembershipError::NoGroup(group.to_string()))?;
     if gid == g.gid.as_raw() {
         return Ok(true);
     }
     match User::from_uid(uid.into()) {
         Ok(Some(u)) => Ok(u.gid == g.gid || g.mem.contains(&u.name)),
         Ok(None) => Ok(false),
-        Err(e) => Err(format!("cannot look up uid {uid}: {e}")),
+        Err(errno) => Err(MembershipError::UidLookup { uid, errno }),
     }
 }
 
@@ -251,11 +266,12 @@ async fn accept_loop(
                     let what = format!("checking whether uid {uid} is in group {group}");
                     let member = process::lookup(&what, move || member_of(uid, gid, &g))
                         .await
-                        .map_err(|e| e.to_string());
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()));
                     drop(permit);
                     match member {
-                        Ok(Ok(true)) => server.admit(stream, uid),
-                        Ok(Ok(false)) => {
+                        Ok(true) => server.admit(stream, uid),
+                        Ok(false) => {
                             server.log_refusal(uid, "not in the group");
                             server.refuse(
                                 stream,
@@ -263,7 +279,7 @@ async fn accept_loop(
                                 refusal(uid, Some(&group)),
                             );
                         }
-                        Ok(Err(e)) | Err(e) => {
+                        Err(e) => {
                             server.log_refusal(uid, &e);
                             server.refuse(
                                 stream,

@@ -233,35 +233,45 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
 
 const BOOL_HINT: &str = "expected yes or no (on/off, true/false, y/n, 1/0)";
 
+/// Why an ha.cf value is not an address or an interface name: the message of
+/// its line's [`ConfigError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ValueError {
+    #[error("`{0}`: IPv6 addresses are not supported; write an IPv4 address")]
+    Ipv6(String),
+    #[error(
+        "`{0}` is a host name, not an IPv4 address: hbd does not resolve names at \
+         start-up, so a DNS outage cannot block a failover; write the address"
+    )]
+    HostName(String),
+    #[error("`{0}`: not an IPv4 address")]
+    NotIpv4(String),
+    #[error("`{0}`: not an interface name (at most 15 bytes, no `/`)")]
+    NotIface(String),
+}
+
 /// An IPv4 literal. Host names are refused with the reason.
-pub(crate) fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
+pub(crate) fn parse_ipv4(s: &str) -> Result<Ipv4Addr, ValueError> {
     if let Ok(a) = s.parse::<Ipv4Addr>() {
         return Ok(a);
     }
     if s.parse::<std::net::Ipv6Addr>().is_ok() {
-        return Err(format!(
-            "`{s}`: IPv6 addresses are not supported; write an IPv4 address"
-        ));
+        return Err(ValueError::Ipv6(s.to_string()));
     }
     let hostname_like = s
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
         && s.chars().any(|c| c.is_ascii_alphabetic());
     if hostname_like {
-        Err(format!(
-            "`{s}` is a host name, not an IPv4 address: hbd does not resolve names at \
-             start-up, so a DNS outage cannot block a failover; write the address"
-        ))
+        Err(ValueError::HostName(s.to_string()))
     } else {
-        Err(format!("`{s}`: not an IPv4 address"))
+        Err(ValueError::NotIpv4(s.to_string()))
     }
 }
 
-fn check_iface(s: &str) -> Result<(), String> {
+fn check_iface(s: &str) -> Result<(), ValueError> {
     if s.len() > 15 || s.contains('/') || s == "." || s == ".." {
-        Err(format!(
-            "`{s}`: not an interface name (at most 15 bytes, no `/`)"
-        ))
+        Err(ValueError::NotIface(s.to_string()))
     } else {
         Ok(())
     }
@@ -371,7 +381,7 @@ impl Diagnostics<'_> {
         match parse_duration(v) {
             Ok(d) => Some((d, line)),
             Err(m) => {
-                self.err(line, key, m);
+                self.err(line, key, m.to_string());
                 None
             }
         }
@@ -425,7 +435,7 @@ impl Diagnostics<'_> {
         match parse_ipv4(s) {
             Ok(a) => Some(a),
             Err(m) => {
-                self.err(line, key, m);
+                self.err(line, key, m.to_string());
                 None
             }
         }
@@ -435,7 +445,7 @@ impl Diagnostics<'_> {
         match check_iface(s) {
             Ok(()) => true,
             Err(m) => {
-                self.err(line, key, m);
+                self.err(line, key, m.to_string());
                 false
             }
         }

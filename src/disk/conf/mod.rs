@@ -19,7 +19,7 @@ mod parse;
 mod tests;
 
 pub use super::uuid::{AfterSb0, AfterSb1, AfterSb2};
-pub use parse::parse_rate;
+pub use parse::{parse_rate, RateError};
 
 use crate::config::syntax::{self, Stmt, Word};
 use crate::config::{ConfigError, ConfigWarning, Location};

@@ -324,7 +324,7 @@ impl P {
                 let r = match parse_rate(&v[0].text) {
                     Ok(r) => Some(r),
                     Err(m) => {
-                        self.err(v[0].line, k, m);
+                        self.err(v[0].line, k, m.to_string());
                         None
                     }
                 };
@@ -533,22 +533,38 @@ impl P {
     }
 }
 
+/// Why [`parse_rate`] refuses a rate (`0`: the value as written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    /// Not a number with an optional K, M or G.
+    #[error("`{0}`: {RATE_HINT}")]
+    NotARate(String),
+    #[error("`{0}`: a resync rate must be more than zero")]
+    Zero(String),
+    /// More than `u64::MAX` bytes per second.
+    #[error("`{0}`: rate too large")]
+    TooLarge(String),
+}
+
+const RATE_HINT: &str = "expected a rate like `10M` (K, M, G; no unit = KiB/s)";
+
 /// A DRBD rate: a number with an optional `K`, `M` or `G` suffix (binary, any
 /// case); no suffix means KiB. Returns bytes per second.
-pub fn parse_rate(s: &str) -> Result<u64, String> {
-    const HINT: &str = "expected a rate like `10M` (K, M, G; no unit = KiB/s)";
+pub fn parse_rate(s: &str) -> Result<u64, RateError> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let mult: u64 = match unit {
         "" | "k" | "K" => 1 << 10,
         "m" | "M" => 1 << 20,
         "g" | "G" => 1 << 30,
-        _ => return Err(format!("`{s}`: {HINT}")),
+        _ => return Err(RateError::NotARate(s.to_string())),
     };
-    let n: u64 = num.parse().map_err(|_| format!("`{s}`: {HINT}"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| RateError::NotARate(s.to_string()))?;
     if n == 0 {
-        return Err(format!("`{s}`: a resync rate must be more than zero"));
+        return Err(RateError::Zero(s.to_string()));
     }
     n.checked_mul(mult)
-        .ok_or_else(|| format!("`{s}`: rate too large"))
+        .ok_or_else(|| RateError::TooLarge(s.to_string()))
 }

@@ -4,6 +4,36 @@
 
 use super::*;
 
+/// Why [`DeviceConfig::load`] gives no configuration; `hbd-disk` prints it.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The configuration does not load (one error a line).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigErrors),
+    #[error("no resource {res} (resources: {})", names.join(", "))]
+    NoResource { res: String, names: Vec<String> },
+    #[error("{res}: no `on {node}` section")]
+    NoHost { res: String, node: String },
+    #[error("{res}: no `on` section for a peer of {node}")]
+    NoPeer { res: String, node: String },
+    /// No `shared-secret` in drbd.conf and no authkeys in `dir`.
+    #[error(
+        "{res}: the replication link needs a key: set `net {{ shared-secret \"...\"; }}` \
+         in drbd.conf or give {} an authkeys",
+        dir.display()
+    )]
+    NoKey { res: String, dir: PathBuf },
+    #[error("authkeys has no active key")]
+    NoActiveKey,
+    /// authkeys' active key is `crc`, which has no secret.
+    #[error(
+        "{res}: the replication link needs a secret, and authkeys' active key \
+         is `crc` (no secret): set `net {{ shared-secret \"...\"; }}` in drbd.conf \
+         or use sha256 in authkeys"
+    )]
+    CrcKey { res: String },
+}
+
 /// Everything the device needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct DeviceConfig {
@@ -50,19 +80,26 @@ impl DeviceConfig {
     /// Load the device's part of `dir`'s configuration
     /// ([`crate::config::load_device`]: drbd.conf, cluster.toml, authkeys,
     /// ha.cf's respawn lines) and pick resource `res`.
-    pub fn load(dir: &Path, node: &str, run_dir: &Path, res: &str) -> Result<DeviceConfig, String> {
-        let c = crate::config::load_device(dir, node).map_err(|e| e.to_string())?;
+    pub fn load(
+        dir: &Path,
+        node: &str,
+        run_dir: &Path,
+        res: &str,
+    ) -> Result<DeviceConfig, LoadError> {
+        let c = crate::config::load_device(dir, node)?;
         let drbd = &c.drbd;
-        let r = drbd.resource(res).ok_or_else(|| {
-            let names: Vec<&str> = drbd.resources.iter().map(|r| r.name.as_str()).collect();
-            format!("no resource {res} (resources: {})", names.join(", "))
+        let r = drbd.resource(res).ok_or_else(|| LoadError::NoResource {
+            res: res.to_string(),
+            names: drbd.resources.iter().map(|r| r.name.clone()).collect(),
         })?;
-        let host = r
-            .host(node)
-            .ok_or_else(|| format!("{res}: no `on {node}` section"))?;
-        let peer_host = r
-            .peer(node)
-            .ok_or_else(|| format!("{res}: no `on` section for a peer of {node}"))?;
+        let host = r.host(node).ok_or_else(|| LoadError::NoHost {
+            res: res.to_string(),
+            node: node.to_string(),
+        })?;
+        let peer_host = r.peer(node).ok_or_else(|| LoadError::NoPeer {
+            res: res.to_string(),
+            node: node.to_string(),
+        })?;
         let key = match &r.shared_secret {
             Some(s) => AuthKey {
                 id: 0,
@@ -70,26 +107,21 @@ impl DeviceConfig {
                 secret: s.as_bytes().to_vec(),
             },
             None => {
-                let keys = c.authkeys.as_ref().ok_or_else(|| {
-                    format!(
-                        "{res}: the replication link needs a key: set `net {{ shared-secret \"...\"; }}` \
-                         in drbd.conf or give {} an authkeys",
-                        dir.display()
-                    )
+                let keys = c.authkeys.as_ref().ok_or_else(|| LoadError::NoKey {
+                    res: res.to_string(),
+                    dir: dir.to_path_buf(),
                 })?;
                 keys.keys
                     .iter()
                     .find(|k| k.id == keys.active)
                     .cloned()
-                    .ok_or_else(|| "authkeys has no active key".to_string())?
+                    .ok_or(LoadError::NoActiveKey)?
             }
         };
         if key.method == AuthMethod::Crc {
-            return Err(format!(
-                "{res}: the replication link needs a secret, and authkeys' active key \
-                 is `crc` (no secret): set `net {{ shared-secret \"...\"; }}` in drbd.conf \
-                 or use sha256 in authkeys"
-            ));
+            return Err(LoadError::CrcKey {
+                res: res.to_string(),
+            });
         }
         let first = r.hosts.first().is_some_and(|h| h.name == node);
         let dopd = c

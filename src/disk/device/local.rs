@@ -4,6 +4,18 @@
 
 use super::*;
 
+/// Why the backing disk cannot be attached ([`Device::open`], `attach`).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The metadata is missing or corrupt, or reading, recovering or
+    /// writing it failed.
+    #[error("{}: {source}", disk.display())]
+    Meta { disk: PathBuf, source: MetaError },
+    /// The data area cannot be opened for serving.
+    #[error("{}: {source}", disk.display())]
+    Store { disk: PathBuf, source: io::Error },
+}
+
 /// The attached backing disk.
 pub(super) struct Local {
     pub(super) meta: Meta,
@@ -19,9 +31,12 @@ impl Local {
     /// Open the backing disk: metadata (refused if absent or corrupt),
     /// bitmap, activity-log recovery (hot extents of a crashed Primary
     /// become out of sync).
-    pub(super) fn open(cfg: &DeviceConfig) -> Result<(Local, Attached), String> {
+    pub(super) fn open(cfg: &DeviceConfig) -> Result<(Local, Attached), OpenError> {
         let disk = &cfg.host.disk;
-        let err = |e: MetaError| format!("{}: {e}", disk.display());
+        let err = |source| OpenError::Meta {
+            disk: disk.clone(),
+            source,
+        };
         let (meta, file) = meta::open(disk).map_err(err)?;
         let l = meta.layout;
         let mut bitmap = meta::read_bitmap(&file, &l).map_err(err)?;
@@ -45,9 +60,13 @@ impl Local {
         al.cool_only();
         // An empty transaction: the recovered extents are in the bitmap now.
         al.write_transaction(&file, &l).map_err(err)?;
-        let store = Arc::new(
-            FileStore::open(disk, l.data_size).map_err(|e| format!("{}: {e}", disk.display()))?,
-        );
+        let store =
+            Arc::new(
+                FileStore::open(disk, l.data_size).map_err(|source| OpenError::Store {
+                    disk: disk.clone(),
+                    source,
+                })?,
+            );
         // drbd_adm_attach: Consistent if MDF_CONSISTENT (Outdated unless it
         // was UpToDate), else Inconsistent; Consistent becomes UpToDate when
         // the peer is known outdated or fencing is off.

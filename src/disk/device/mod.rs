@@ -105,8 +105,9 @@ mod resync_io;
 mod write_path;
 
 use apply::{Applier, Applying};
-pub use config::DeviceConfig;
+pub use config::{DeviceConfig, LoadError};
 use local::Local;
+pub use local::OpenError;
 use write_path::{Inflight, PeerTx};
 
 /// Resync rate when drbd.conf sets none (DRBD 8.4's dynamic controller
@@ -267,13 +268,13 @@ impl Core {
     /// Keep the superblock's flags in step with the states. A failed write
     /// leaves the old (on-disk) values in memory, so the next call retries,
     /// and is remembered in `meta` (no promotion meanwhile).
-    fn sync_flags(&mut self) -> Result<(), String> {
+    fn sync_flags(&mut self) -> Result<(), MetaWriteError> {
         self.persist_state(None)
     }
 
     /// Write the superblock for the state of `sm` (default: the machine's
     /// own), if it differs from what is on disk.
-    fn persist_state(&mut self, sm: Option<&Resource>) -> Result<(), String> {
+    fn persist_state(&mut self, sm: Option<&Resource>) -> Result<(), MetaWriteError> {
         let sm = sm.unwrap_or(&self.sm);
         let (role, disk, peer_disk) = (sm.role(), sm.disk(), sm.peer_disk());
         let conn = sm.conn();
@@ -311,16 +312,39 @@ impl Core {
                     l.meta = m;
                     self.meta.written(MetaWrite::Superblock);
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "writing the superblock");
-                    let msg = format!("writing the superblock: {e}");
-                    self.meta.failed(MetaWrite::Superblock, &msg);
-                    self.last_error = Some(msg.clone());
-                    return Err(msg);
+                Err(source) => {
+                    tracing::error!(error = %source, "writing the superblock");
+                    let e = MetaWriteError {
+                        what: MetaWrite::Superblock,
+                        source,
+                    };
+                    let msg = e.to_string();
+                    self.meta.failed(e.what, &msg);
+                    self.last_error = Some(msg);
+                    return Err(e);
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// A metadata write of [`Core::persist_state`] that failed; it is already
+/// recorded (in `meta`, so no promotion until one succeeds, and as the last
+/// error) when returned.
+#[derive(Debug, thiserror::Error)]
+#[error("writing the {}: {source}", meta_noun(*what))]
+struct MetaWriteError {
+    what: MetaWrite,
+    source: MetaError,
+}
+
+fn meta_noun(what: MetaWrite) -> &'static str {
+    match what {
+        MetaWrite::Bitmap => "bitmap",
+        MetaWrite::ActivityLog => "activity log",
+        MetaWrite::Superblock => "superblock",
+        MetaWrite::Disk => "local disk",
     }
 }
 
@@ -367,7 +391,7 @@ fn eio(msg: impl Into<String>) -> io::Error {
 impl Device {
     /// Attach the backing disk (refusing corrupt or missing metadata). The
     /// device is Secondary and StandAlone until [`Device::run`].
-    pub fn open(cfg: DeviceConfig, rt: tokio::runtime::Handle) -> Result<Arc<Device>, String> {
+    pub fn open(cfg: DeviceConfig, rt: tokio::runtime::Handle) -> Result<Arc<Device>, OpenError> {
         let (local, attached) = Local::open(&cfg)?;
         let data_size = local.meta.layout.data_size;
         tracing::info!(
@@ -449,9 +473,9 @@ impl Device {
                 }
             }
         }
-        if let Err(m) = c.sync_flags() {
+        if let Err(e) = c.sync_flags() {
             // A metadata write error is a local I/O error (DRBD_META_IO_ERROR).
-            self.local_io_error(c, IoSite::Meta, false, &m);
+            self.local_io_error(c, IoSite::Meta, false, &e.to_string());
         }
         self.changed.notify_all();
     }
@@ -753,7 +777,7 @@ pub fn outdate_offline(config_dir: &Path, node: &str, run_dir: &Path, res: &str)
     use super::fence::{PEER_INCONSISTENT, PEER_OUTDATED, PEER_UNREACHABLE};
     let cfg = match DeviceConfig::load(config_dir, node, run_dir, res) {
         Ok(c) => c,
-        Err(e) => return (PEER_UNREACHABLE, e),
+        Err(e) => return (PEER_UNREACHABLE, e.to_string()),
     };
     let disk = &cfg.host.disk;
     let (mut m, file) = match meta::open(disk) {

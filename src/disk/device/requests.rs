@@ -129,7 +129,9 @@ impl Device {
                 }
                 let cfg = self.cfg();
                 match Local::open(&cfg) {
-                    Err(e) => DiskResponse::Failed { message: e },
+                    Err(e) => DiskResponse::Failed {
+                        message: e.to_string(),
+                    },
                     Ok((local, attached)) => {
                         if local.meta.layout.data_size != self.data_size {
                             return DiskResponse::Failed {
@@ -371,7 +373,8 @@ impl Device {
                 let fencing = lock(&self.cfg).res.fencing != super::super::conf::Fencing::DontCare;
                 return self.refused(promotion_refusal(m, fenced, fencing));
             }
-            if let Err(m) = c.persist_state(Some(&trial)) {
+            if let Err(e) = c.persist_state(Some(&trial)) {
+                let m = e.to_string();
                 let message = format!("not promoting: {m}");
                 self.local_io_error(&mut c, IoSite::Meta, false, &m);
                 drop(c);
@@ -444,8 +447,8 @@ impl Device {
             }
         }
         c.counters = counters;
-        if let Err(m) = c.sync_flags() {
-            self.local_io_error(&mut c, IoSite::Meta, false, &m);
+        if let Err(e) = c.sync_flags() {
+            self.local_io_error(&mut c, IoSite::Meta, false, &e.to_string());
         }
         drop(c);
         match r {
@@ -458,7 +461,11 @@ impl Device {
         let old = self.cfg();
         let new = match DeviceConfig::load(&old.config_dir, &old.node, &old.run_dir, &old.name) {
             Ok(n) => n,
-            Err(e) => return DiskResponse::Failed { message: e },
+            Err(e) => {
+                return DiskResponse::Failed {
+                    message: e.to_string(),
+                }
+            }
         };
         let mut notes = Vec::new();
         if new.resync_rate() != old.resync_rate() {

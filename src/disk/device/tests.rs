@@ -270,7 +270,9 @@ fn the_device_refuses_its_own_files_errors() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     // No drbd.conf.
-    let e = DeviceConfig::load(dir, "n1", dir, "r0").unwrap_err();
+    let e = DeviceConfig::load(dir, "n1", dir, "r0")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("drbd.conf: missing"), "{e}");
     // A drbd.conf error.
     file(
@@ -279,11 +281,15 @@ fn the_device_refuses_its_own_files_errors() {
         0o600,
         &DRBD_CONF.replace("protocol C;", "protocol Q;"),
     );
-    let e = DeviceConfig::load(dir, "n1", dir, "r0").unwrap_err();
+    let e = DeviceConfig::load(dir, "n1", dir, "r0")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("drbd.conf:2: "), "{e}");
     // No shared-secret and no authkeys: the link has no key.
     file(dir, "drbd.conf", 0o600, DRBD_CONF);
-    let e = DeviceConfig::load(dir, "n1", dir, "r0").unwrap_err();
+    let e = DeviceConfig::load(dir, "n1", dir, "r0")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("needs a key") && e.contains("shared-secret"),
         "{e}"
@@ -295,7 +301,9 @@ fn the_device_refuses_its_own_files_errors() {
         0o644,
         "auth 1\n1 sha256 a-long-enough-secret\n",
     );
-    let e = DeviceConfig::load(dir, "n1", dir, "r0").unwrap_err();
+    let e = DeviceConfig::load(dir, "n1", dir, "r0")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("authkeys") && e.contains("chmod 600"), "{e}");
     // A shared-secret needs no authkeys.
     std::fs::remove_file(dir.join("authkeys")).unwrap();
