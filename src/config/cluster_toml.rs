@@ -157,7 +157,8 @@ impl GateToml {
             "command",
             "missing: the check that opens the gate".to_string(),
         ))?;
-        let argv = crate::vrrp::conf::split_command(command).map_err(|e| ("command", e))?;
+        let argv =
+            crate::vrrp::conf::split_command(command).map_err(|e| ("command", e.to_string()))?;
         let dur = |key: &'static str, v: &Option<String>, default| match v {
             None => Ok(default),
             Some(t) => match parse_duration(t) {

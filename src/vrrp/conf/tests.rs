@@ -1022,8 +1022,11 @@ fn seconds_and_commands() {
         Ok(strings(&["a", "b c", "d e", "f g"]))
     );
     assert_eq!(split_command("a ''"), Ok(strings(&["a", ""])));
-    assert!(split_command("  ").is_err());
-    assert!(split_command("a 'b").is_err());
+    assert_eq!(split_command("  "), Err(ValueError::EmptyCommand));
+    assert_eq!(
+        split_command("a 'b").unwrap_err().to_string(),
+        "`a 'b`: quote not closed"
+    );
 }
 
 #[test]

@@ -190,7 +190,7 @@ impl P {
                 argv,
             }),
             Err(m) => {
-                self.err(w.line, key, m);
+                self.err(w.line, key, m.to_string());
                 None
             }
         }
@@ -334,10 +334,15 @@ impl P {
 
 /// Why a value is not what its keyword takes (the message goes after the
 /// value in a `file:line` diagnostic).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
     #[error("expected seconds like `1` or `0.5`")]
     NotSeconds,
+    /// A command whose quote is not closed (the command as written).
+    #[error("`{0}`: quote not closed")]
+    QuoteNotClosed(String),
+    #[error("empty command")]
+    EmptyCommand,
 }
 
 /// A keepalived TIMER: seconds with an optional fraction (to microseconds).
@@ -373,7 +378,7 @@ pub(super) fn fmt_secs(d: Duration) -> String {
 
 /// Splits a command as keepalived does (no shell): blanks separate words;
 /// single or double quotes group; a backslash escapes the next character.
-pub fn split_command(s: &str) -> Result<Vec<String>, String> {
+pub fn split_command(s: &str) -> Result<Vec<String>, ValueError> {
     let mut argv = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -406,13 +411,13 @@ pub fn split_command(s: &str) -> Result<Vec<String>, String> {
         }
     }
     if quote.is_some() {
-        return Err(format!("`{s}`: quote not closed"));
+        return Err(ValueError::QuoteNotClosed(s.to_string()));
     }
     if in_word {
         argv.push(cur);
     }
     if argv.is_empty() || argv[0].is_empty() {
-        return Err("empty command".into());
+        return Err(ValueError::EmptyCommand);
     }
     Ok(argv)
 }
