@@ -23,7 +23,7 @@ pub use parse::{parse_rate, RateError};
 
 use crate::config::syntax::{self, Stmt, Word};
 use crate::config::{ConfigError, ConfigWarning, Location};
-use parse::{Level, Sect, P};
+use parse::{DrbdParser, Level, Sect};
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
@@ -154,7 +154,7 @@ const KO_COUNT_RANGE: std::ops::RangeInclusive<u32> = 0..=200;
 
 /// Parses `drbd.conf` text; `path` is only used in messages and locations.
 pub fn parse(path: &Path, text: &str) -> (DrbdConf, Vec<ConfigError>, Vec<ConfigWarning>) {
-    let mut p = P::new(path, &syntax::DRBD);
+    let mut p = DrbdParser::new(path, &syntax::DRBD);
     let stmts = p.statements(text);
 
     let mut common = Sect::default();

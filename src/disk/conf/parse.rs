@@ -1,4 +1,4 @@
-//! drbd.conf's statements into the model: [`P`]'s methods read each
+//! drbd.conf's statements into the model: [`DrbdParser`]'s methods read each
 //! section's statements (values, sub-sections, `on` hosts) into a [`Sect`],
 //! merged child-over-parent by [`Sect::over`]; [`parse_rate`] reads a rate.
 
@@ -119,9 +119,9 @@ pub(super) enum Level {
 /// Marks [`Parser`]'s methods for drbd.conf: its values and sections.
 pub(super) struct Drbd;
 
-pub(super) type P = Parser<Drbd>;
+pub(super) type DrbdParser = Parser<Drbd>;
 
-impl P {
+impl DrbdParser {
     pub(super) fn unsupported(&mut self, w: &Word) {
         let msg = format!("`{}`: {NOT_SUPPORTED}", w.text);
         self.err(w.line, &w.text, msg);

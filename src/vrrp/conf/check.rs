@@ -2,7 +2,7 @@
 //! settings, and keepalived's pitfalls (strict mode, state and priority,
 //! preemption, authentication, the advertisement interval).
 
-use super::values::{fmt_secs, P};
+use super::values::{fmt_secs, KeepalivedParser};
 use super::{GlobalDefs, InitialState, KeepalivedConf, VrrpInstance, AUTH_PASS_LEN, PRIO_OWNER};
 use crate::config::{ConfigError, Location};
 use std::time::Duration;
@@ -26,7 +26,12 @@ pub(super) struct InstanceLines {
 
 /// Checks of one instance after the file is read: required settings and
 /// keepalived's pitfalls.
-pub(super) fn check_instance(p: &mut P, i: &VrrpInstance, ln: &InstanceLines, g: &GlobalDefs) {
+pub(super) fn check_instance(
+    p: &mut KeepalivedParser,
+    i: &VrrpInstance,
+    ln: &InstanceLines,
+    g: &GlobalDefs,
+) {
     let line = i.at.line;
     if i.interface.is_empty() {
         let msg = format!("vrrp_instance `{}` has no `interface`", i.name);

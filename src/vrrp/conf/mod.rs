@@ -38,7 +38,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
-use values::P;
+use values::KeepalivedParser;
 
 /// A whole `keepalived.conf`.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -444,7 +444,7 @@ const NO_LVS: &str = "hbd does not do LVS (virtual servers): only VRRP";
 
 /// Parses `keepalived.conf` text; `path` is only used in messages and locations.
 pub fn parse(path: &Path, text: &str) -> (KeepalivedConf, Vec<ConfigError>, Vec<ConfigWarning>) {
-    let mut p = P::new(path, &syntax::KEEPALIVED);
+    let mut p = KeepalivedParser::new(path, &syntax::KEEPALIVED);
     let stmts = p.statements(text);
 
     let mut conf = KeepalivedConf::default();

@@ -3,7 +3,7 @@
 //! `authentication`) and `vrrp_sync_group`.
 
 use super::check::InstanceLines;
-use super::values::{bool_word, P};
+use super::values::{bool_word, KeepalivedParser};
 use super::{
     Auth, Command, GlobalDefs, InitialState, Notifies, ScriptUser, SyncGroup, TrackInterface,
     TrackScript, VrrpInstance, VrrpScript, AUTH_PASS_LEN, DEFAULT_ADVERT_INT,
@@ -106,7 +106,7 @@ const INSTANCE_KNOBS: &[&str] = &[
     "promote_secondaries",
 ];
 
-pub(super) fn global_defs(p: &mut P, block: &[Stmt], g: &mut GlobalDefs) {
+pub(super) fn global_defs(p: &mut KeepalivedParser, block: &[Stmt], g: &mut GlobalDefs) {
     let mut router_id: Opt<String> = None;
     let mut version: Opt<u8> = None;
     let mut script_user: Opt<ScriptUser> = None;
@@ -211,7 +211,11 @@ pub(super) fn global_defs(p: &mut P, block: &[Stmt], g: &mut GlobalDefs) {
     }
 }
 
-pub(super) fn vrrp_script(p: &mut P, name: &Word, block: &[Stmt]) -> Option<VrrpScript> {
+pub(super) fn vrrp_script(
+    p: &mut KeepalivedParser,
+    name: &Word,
+    block: &[Stmt],
+) -> Option<VrrpScript> {
     let mut command: Opt<Command> = None;
     let mut interval: Opt<Duration> = None;
     let mut timeout: Opt<Duration> = None;
@@ -303,7 +307,7 @@ pub(super) fn vrrp_script(p: &mut P, name: &Word, block: &[Stmt]) -> Option<Vrrp
 }
 
 pub(super) fn vrrp_instance(
-    p: &mut P,
+    p: &mut KeepalivedParser,
     name: &Word,
     block: &[Stmt],
 ) -> (VrrpInstance, InstanceLines) {
@@ -574,7 +578,7 @@ pub(super) fn vrrp_instance(
     (inst, ln)
 }
 
-fn authentication(p: &mut P, st: &Stmt, ln: &mut InstanceLines) -> Option<Auth> {
+fn authentication(p: &mut KeepalivedParser, st: &Stmt, ln: &mut InstanceLines) -> Option<Auth> {
     let (_, block) = p.section(st, 0)?;
     let mut kind: Opt<()> = None;
     let mut pass: Opt<String> = None;
@@ -649,7 +653,7 @@ fn authentication(p: &mut P, st: &Stmt, ln: &mut InstanceLines) -> Option<Auth> 
     }
 }
 
-pub(super) fn sync_group(p: &mut P, name: &Word, block: &[Stmt]) -> SyncGroup {
+pub(super) fn sync_group(p: &mut KeepalivedParser, name: &Word, block: &[Stmt]) -> SyncGroup {
     let mut g = SyncGroup {
         name: name.text.clone(),
         instances: Vec::new(),

@@ -1,4 +1,4 @@
-//! keepalived.conf's values: the methods of [`P`] that read a statement's
+//! keepalived.conf's values: the methods of [`KeepalivedParser`] that read a statement's
 //! words (counts, seconds, addresses, interface names, users, commands,
 //! notify scripts, tracked names, VIPs, list blocks), and the value parsers
 //! [`parse_seconds`] and [`split_command`].
@@ -13,9 +13,9 @@ const MAX_IFNAME: usize = 15;
 /// Marks [`Parser`]'s methods for keepalived.conf: its values and lists.
 pub(super) struct Keepalived;
 
-pub(super) type P = Parser<Keepalived>;
+pub(super) type KeepalivedParser = Parser<Keepalived>;
 
-impl P {
+impl KeepalivedParser {
     pub(super) fn unsupported(&mut self, w: &Word, within: &str) {
         let msg = format!("`{}`: not supported by hbd (in `{within}`)", w.text);
         self.err(w.line, &w.text, msg);
