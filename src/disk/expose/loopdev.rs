@@ -39,21 +39,6 @@ struct LoopConfig {
     reserved: [u64; 8],
 }
 
-fn zeroed_info() -> LoopInfo64 {
-    // SAFETY: plain integers and arrays; all-zero is valid.
-    unsafe { std::mem::zeroed() }
-}
-
-fn ioctl_ptr<T>(fd: &File, req: libc::c_ulong, arg: *mut T) -> io::Result<libc::c_int> {
-    // SAFETY: `arg` points to a live value of the type the request expects.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, arg) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
 pub(super) fn ioctl_val(
     fd: &File,
     req: libc::c_ulong,
@@ -66,12 +51,6 @@ pub(super) fn ioctl_val(
     } else {
         Ok(r)
     }
-}
-
-fn loop_status(dev: &File) -> io::Result<LoopInfo64> {
-    let mut info = zeroed_info();
-    ioctl_ptr(dev, LOOP_GET_STATUS64, &mut info)?;
-    Ok(info)
 }
 
 /// Attaches the FUSE file `file` to a free loop device; returns its path and
@@ -257,29 +236,23 @@ fn loop_name(buf: &mut [u8; 32], n: u32) -> usize {
     PREFIX.len() + k
 }
 
-/// The backing file a loop device serves, as its (device, inode) in the
-/// kernel's encoding; `None` when the loop device is free.
-pub(super) fn backing_of(dev: &File) -> io::Result<Option<(u64, u64)>> {
-    match loop_status(dev) {
-        Ok(info) => Ok(Some((info.lo_device, info.lo_inode))),
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(None),
-        Err(e) => Err(e),
-    }
+/// The backing file a loop device serves, as sysfs prints its path; `None`
+/// while the loop device is free. Read from sysfs rather than with
+/// LOOP_GET_STATUS64, which stats the file: for the FUSE file that is a
+/// request to this process's own server, and a thread waiting on its own
+/// server when the process is killed keeps the process from exiting (see
+/// [`attach_loop`]).
+pub(super) fn backing_file(dev: &Path) -> Option<String> {
+    let name = dev.file_name()?.to_string_lossy();
+    let text = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).ok()?;
+    Some(text.trim_end().to_string())
 }
 
-/// `Ok(true)` once the loop device no longer serves the file `ours`: it is
-/// free, or its number was given to another file since (another device
-/// process, `losetup`), which is not ours to touch.
-pub(super) fn loop_detached(path: &Path, ours: (u64, u64)) -> io::Result<bool> {
-    let dev = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-        // Being cleared (Lo_rundown, maybe in another process's last close)
-        // or removed: not detached yet, soon.
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    Ok(backing_of(&dev)? != Some(ours))
+/// True once the loop device no longer serves the file `ours`: it is free,
+/// or its number was given to another file since (another device process,
+/// `losetup`), which is not ours to touch.
+pub(super) fn loop_detached(dev: &Path, ours: &str) -> bool {
+    backing_file(dev).as_deref() != Some(ours)
 }
 
 /// Detach a loop device left behind by a device process that died while
@@ -304,15 +277,10 @@ pub fn detach_stale_loop(path: &Path, mount_dir: &Path) -> io::Result<bool> {
 }
 
 fn try_detach_stale(path: &Path, mount_dir: &Path) -> io::Result<bool> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let backing =
-        std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).unwrap_or_default();
-    // (No LOOP_GET_STATUS64 here: it stats the backing file, which fails
-    // on the dead FUSE file.)
-    let backing = backing.trim_end();
+    // (Not LOOP_GET_STATUS64: it stats the backing file, which fails on the
+    // dead FUSE file.)
+    let backing = backing_file(path).unwrap_or_default();
+    let backing = backing.as_str();
     let own = mount_dir.join(DEVICE_FILE);
     if backing != format!("/{DEVICE_FILE}") && Path::new(backing) != own {
         return Ok(false);

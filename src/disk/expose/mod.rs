@@ -65,7 +65,7 @@ use std::time::{Duration, Instant, SystemTime};
 mod loopdev;
 
 pub use loopdev::detach_stale_loop;
-use loopdev::{attach_loop, backing_of, holders, ioctl_val, loop_detached, LOOP_CLR_FD};
+use loopdev::{attach_loop, backing_file, holders, ioctl_val, loop_detached, LOOP_CLR_FD};
 
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, KernelConfig,
@@ -454,9 +454,9 @@ pub struct Exposed {
     /// Whether the loop device accepted `LO_FLAGS_DIRECT_IO`.
     pub direct_io: bool,
     rdev: u64,
-    /// The FUSE file as the loop device reports its backing file: the loop
-    /// device is ours only while it serves this.
-    backing: (u64, u64),
+    /// The FUSE file as sysfs names the loop device's backing file: the
+    /// loop device is ours only while it serves this.
+    backing: String,
     mount_dir: PathBuf,
     link: Option<PathBuf>,
     session: Option<fuser::BackgroundSession>,
@@ -510,7 +510,7 @@ pub fn expose(
         loop_dev: PathBuf::new(),
         direct_io: false,
         rdev: 0,
-        backing: (0, 0),
+        backing: String::new(),
         mount_dir: mount_dir.to_path_buf(),
         link: None,
         session: Some(session),
@@ -521,7 +521,7 @@ pub fn expose(
     let (loop_dev, direct_io) = attach_loop(&mount_dir.join(DEVICE_FILE))?;
     exposed.rdev = std::fs::metadata(&loop_dev)?.rdev();
     exposed.loop_dev = loop_dev;
-    exposed.backing = backing_of(&File::open(&exposed.loop_dev)?)?.ok_or_else(|| {
+    exposed.backing = backing_file(&exposed.loop_dev).ok_or_else(|| {
         io::Error::other(format!(
             "{} was detached right after attaching",
             exposed.loop_dev.display()
@@ -599,7 +599,7 @@ impl Exposed {
     /// One attempt: `Ok(None)` when the loop device is detached,
     /// `Ok(Some(reason))` when it is still held.
     fn try_detach(&self) -> io::Result<Option<String>> {
-        if self.loop_dev.as_os_str().is_empty() || loop_detached(&self.loop_dev, self.backing)? {
+        if self.loop_dev.as_os_str().is_empty() || loop_detached(&self.loop_dev, &self.backing) {
             return Ok(None);
         }
         // An exclusive open fails while a filesystem (in any mount namespace,
@@ -624,7 +624,7 @@ impl Exposed {
         };
         // While this descriptor is open the binding can only end by a
         // LOOP_CLR_FD: check it is still ours before clearing it.
-        if backing_of(&dev)? != Some(self.backing) {
+        if loop_detached(&self.loop_dev, &self.backing) {
             return Ok(None);
         }
         // Plain opens by processes: LOOP_CLR_FD would only set autoclear.
@@ -648,7 +648,7 @@ impl Exposed {
         drop(dev);
         // If someone opened it in between, the kernel only set autoclear;
         // it detaches on their last close.
-        if loop_detached(&self.loop_dev, self.backing)? {
+        if loop_detached(&self.loop_dev, &self.backing) {
             Ok(None)
         } else {
             Ok(Some("opened during detach".into()))
@@ -704,7 +704,7 @@ impl Drop for Exposed {
         self.remove_link();
         if !self.loop_dev.as_os_str().is_empty() {
             if let Ok(dev) = File::open(&self.loop_dev) {
-                if backing_of(&dev).ok().flatten() == Some(self.backing) {
+                if !loop_detached(&self.loop_dev, &self.backing) {
                     let _ = ioctl_val(&dev, LOOP_CLR_FD, 0);
                 }
             }

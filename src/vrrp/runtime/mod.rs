@@ -271,7 +271,7 @@ impl VrrpRuntime {
                 vips: vip_args.iter().map(|a| a.addr.to_string()).collect(),
                 drops: BTreeMap::new(),
             };
-            let (status_tx, status_rx) = watch::channel(status.clone());
+            let (status_tx, status_rx) = watch::channel(status);
             let mut machine = Instance::new(cfg);
             // dont_track_primary: the instance's own interface does not
             // count (a track_interface naming it still does).
@@ -305,8 +305,7 @@ impl VrrpRuntime {
                 garp_interval: conf.global.vrrp_garp_interval,
                 notify_tx: Some(notify_tx),
                 notifier: None,
-                status,
-                status_tx,
+                status: status_tx,
                 ignored_link,
                 dropped: 0,
                 send_errors: 0,

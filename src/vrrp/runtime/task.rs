@@ -31,9 +31,8 @@ pub(super) struct InstanceTask {
     pub(super) garp_interval: Duration,
     pub(super) notify_tx: Option<mpsc::UnboundedSender<(State, u8)>>,
     pub(super) notifier: Option<JoinHandle<()>>,
-    /// Its status, owned here and published to the handle on each change.
-    pub(super) status: VrrpStatus,
-    pub(super) status_tx: watch::Sender<VrrpStatus>,
+    /// Its status: written only by this task, read by the handle.
+    pub(super) status: watch::Sender<VrrpStatus>,
     /// `dont_track_primary`: link events of this interface are ignored.
     pub(super) ignored_link: Option<String>,
     pub(super) dropped: u64,
@@ -93,7 +92,7 @@ impl InstanceTask {
                 Some(Event::Sync(input)) => self.machine.handle(now, input),
                 Some(Event::Shutdown) => self.machine.handle(now, Input::Shutdown),
                 Some(Event::Malformed(reason)) => {
-                    *self.status.drops.entry(reason.to_string()).or_default() += 1;
+                    self.count_drop(reason);
                 }
             }
             self.flush().await;
@@ -106,6 +105,11 @@ impl InstanceTask {
         if let Some(n) = self.notifier.take() {
             let _ = n.await;
         }
+    }
+
+    fn count_drop(&self, reason: &str) {
+        self.status
+            .send_modify(|s| *s.drops.entry(reason.to_string()).or_default() += 1);
     }
 
     /// The advert as input for the machine, or None (dropped and counted).
@@ -134,7 +138,7 @@ impl InstanceTask {
         };
         if let Some((reason, why)) = why {
             self.dropped += 1;
-            *self.status.drops.entry(reason.to_string()).or_default() += 1;
+            self.count_drop(reason);
             // The first of each run at warn, as keepalived logs them.
             if self.dropped.is_power_of_two() {
                 tracing::warn!(instance = %self.name, %from, reason = %why, dropped = self.dropped, "advert dropped");
@@ -183,13 +187,16 @@ impl InstanceTask {
                 let _ = tx.send((*member, st.state, st.own_fault));
             }
         }
-        self.status.state = st.state.as_str().to_string();
-        self.status.effective_priority = st.effective_priority;
-        self.status.master = st.master.map(|m| m.to_string());
-        self.status_tx.send_if_modified(|published| {
-            let changed = *published != self.status;
+        let state = st.state.as_str();
+        let master = st.master.map(|m| m.to_string());
+        self.status.send_if_modified(|s| {
+            let changed = s.state != state
+                || s.effective_priority != st.effective_priority
+                || s.master != master;
             if changed {
-                published.clone_from(&self.status);
+                s.state = state.to_string();
+                s.effective_priority = st.effective_priority;
+                s.master = master;
             }
             changed
         });
