@@ -29,6 +29,8 @@
 //! | `ctl/`        | the control-socket protocol shared by `hbd` and `hbctl`, the status document and its text (`render`) |
 //! | `process/`    | the one process runner: clean start, timeout and group kill, bounded output lines; account lookups off the loop |
 //! | `notify.rs`   | the `[notify] command` hook, run by the daemon and by the device process |
+//! | `events.rs`   | the state-change event stream (`hbctl events`): a bounded broadcast bus the daemon publishes on |
+//! | `metrics.rs`  | Prometheus metrics (`[metrics] listen`, `hbctl metrics`): families kept by the daemon, the scrape built from the status document |
 //! | `runtime/`    | the heartbeat-mode daemon's I/O: media sockets, timers, control server, signals, logging, state dir |
 //! | `rng.rs`      | splitmix64: the simulations' seeded fault schedules, fresh generation identifiers |
 //! | `bin/`        | `hbd` (daemon), `hbd-disk` (one replicated device) and `hbctl` (operator CLI) |
@@ -43,12 +45,14 @@ pub mod agents;
 pub mod config;
 pub mod ctl;
 pub mod disk;
+pub mod events;
 pub mod fence;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod groups;
 pub mod jobs;
 pub mod membership;
+pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod process;

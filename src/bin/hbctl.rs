@@ -4,7 +4,13 @@
 //! Exit codes: 0 ok, 1 failure (daemon unreachable...), 2 invalid
 //! configuration or usage, 3 refused by the daemon (unknown node...), 4
 //! permission denied, 11 a replicated disk refused a state change
-//! (`hbctl disk`, as drbdsetup).
+//! (`hbctl disk`, as drbdsetup). Two commands answer for scripts and
+//! monitoring instead: `nodestatus NODE` exits 1 when the node is dead (as
+//! cl_status), `status --check` exits 0 ok, 1 degraded, 2 failed (as a
+//! Nagios plugin; 2 also when hbd does not answer).
+//!
+//! Every `--json` output carries `"schema": 1` (lists are wrapped in an
+//! object: `{"schema": 1, "nodes": [...]}`).
 
 use clap::{Parser, Subcommand};
 use hbd::ctl::{self, render, ErrorKind, Request, Response};
@@ -41,8 +47,28 @@ enum Command {
         /// Print the status document as JSON.
         #[arg(long)]
         json: bool,
+        /// One Nagios-style line; exit 0 ok, 1 degraded (a peer, link or
+        /// ping node dead, a disk out of sync, a group unhealthy), 2
+        /// failed (a group failed or running nowhere, split brain, hbd
+        /// not answering).
+        #[arg(long, conflicts_with = "json")]
+        check: bool,
     },
-    /// Print one node's state: up, dead or unknown (cl_status nodestatus).
+    /// Print the Prometheus metrics (the text `[metrics] listen` serves).
+    Metrics,
+    /// Stream every state change, one line each, until interrupted (as
+    /// drbdsetup events2): nodes, links, groups, resources, takeover
+    /// phases with their durations, checks, disks, split brain.
+    Events {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Print the current state first (`exists` lines, then `now`).
+        #[arg(long)]
+        now: bool,
+    },
+    /// Print one node's state: up, dead or unknown (cl_status nodestatus);
+    /// exits 1 when it is dead.
     Nodestatus {
         node: String,
         #[arg(long)]
@@ -152,12 +178,51 @@ enum Command {
 /// Where `hbctl disk` finds its configuration.
 #[derive(Debug, Clone, clap::Args)]
 struct DiskTarget {
-    /// Configuration directory (drbd.conf, or cluster.toml's [disk] drbd_conf).
-    #[arg(long, global = true, value_name = "DIR", default_value = "/etc/ha.d")]
-    config: PathBuf,
-    /// This node's name in drbd.conf's `on` sections [default: uname -n].
+    /// Configuration directory (drbd.conf, or cluster.toml's [disk]
+    /// drbd_conf) [default: the running hbd's (at --run-dir), else
+    /// /etc/ha.d].
+    #[arg(long, global = true, value_name = "DIR")]
+    config: Option<PathBuf>,
+    /// This node's name in drbd.conf's `on` sections [default: the running
+    /// hbd's, else uname -n].
     #[arg(long, global = true, value_name = "NAME")]
     node: Option<String>,
+}
+
+/// The configuration directory `hbctl disk` uses when none is given.
+const DEFAULT_CONFIG: &str = "/etc/ha.d";
+/// How long `hbctl disk` asks the daemon where it runs from.
+const DAEMON_ASK: Duration = Duration::from_secs(2);
+
+impl DiskTarget {
+    /// Fills in what was not given from the daemon at `socket` (its
+    /// configuration directory and node name), else the defaults.
+    fn resolve(self, socket: &Path) -> (PathBuf, Option<String>) {
+        if let (Some(c), Some(n)) = (&self.config, &self.node) {
+            return (c.clone(), Some(n.clone()));
+        }
+        let daemon = socket.exists().then(|| {
+            runtime().ok().and_then(|rt| {
+                match rt.block_on(ctl::call_within(socket, Request::Daemon, DAEMON_ASK)) {
+                    Ok(Response::Daemon {
+                        node, config_dir, ..
+                    }) => Some((config_dir, node)),
+                    _ => None,
+                }
+            })
+        });
+        match daemon.flatten() {
+            // The node name goes with the daemon's directory, not with one given.
+            Some((dir, node)) => match self.config {
+                Some(c) => (c, self.node),
+                None => (dir, self.node.or(Some(node))),
+            },
+            None => (
+                self.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+                self.node,
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -357,10 +422,12 @@ fn node_name(node: Option<String>) -> Result<String, ExitCode> {
 fn load_disks(
     target: DiskTarget,
     run_dir: PathBuf,
+    socket: &Path,
     timeout: Duration,
 ) -> Result<DiskAdmin, ExitCode> {
-    let node = node_name(target.node)?;
-    DiskAdmin::load(&target.config, node, run_dir, timeout).map_err(|e| ExitCode::from(fail(&e)))
+    let (config, node) = target.resolve(socket);
+    let node = node_name(node)?;
+    DiskAdmin::load(&config, node, run_dir, timeout).map_err(|e| ExitCode::from(fail(&e)))
 }
 
 /// Prints a disk workflow's error (as drbdsetup) and returns its exit code.
@@ -401,8 +468,14 @@ fn disk_code(e: &AdminError) -> u8 {
 }
 
 /// `hbctl disk`: drbdadm's verbs on this node's devices.
-fn disk(target: DiskTarget, run_dir: PathBuf, timeout: u64, verb: DiskVerb) -> ExitCode {
-    let admin = match load_disks(target, run_dir, Duration::from_secs(timeout)) {
+fn disk(
+    target: DiskTarget,
+    run_dir: PathBuf,
+    socket: &Path,
+    timeout: u64,
+    verb: DiskVerb,
+) -> ExitCode {
+    let admin = match load_disks(target, run_dir, socket, Duration::from_secs(timeout)) {
         Ok(a) => a,
         Err(code) => return code,
     };
@@ -426,7 +499,7 @@ fn disk(target: DiskTarget, run_dir: PathBuf, timeout: u64, verb: DiskVerb) -> E
                 Err(e) => code = code.max(fail(&e)),
             }
         }
-        return match print_json(&out) {
+        return match print_json("disks", &out) {
             c if code == exit::OK => c,
             _ => ExitCode::from(code),
         };
@@ -444,10 +517,11 @@ fn disk(target: DiskTarget, run_dir: PathBuf, timeout: u64, verb: DiskVerb) -> E
 fn split_brain(
     target: DiskTarget,
     run_dir: PathBuf,
+    socket: &Path,
     json: bool,
     action: Option<SplitBrainAction>,
 ) -> ExitCode {
-    let admin = match load_disks(target, run_dir, Duration::from_secs(120)) {
+    let admin = match load_disks(target, run_dir, socket, Duration::from_secs(120)) {
         Ok(a) => a,
         Err(code) => return code,
     };
@@ -474,7 +548,7 @@ fn split_brain(
         }
     }
     if json {
-        let c = print_json(&admin::split_brain_entries(&found));
+        let c = print_json("split_brains", &admin::split_brain_entries(&found));
         return if code == exit::OK {
             c
         } else {
@@ -569,13 +643,16 @@ fn main() -> ExitCode {
             target,
             timeout,
             verb,
-        } => return disk(target, cli.run_dir, timeout, verb),
+        } => return disk(target, cli.run_dir, &socket, timeout, verb),
         Command::SplitBrain {
             target,
             json,
             action,
-        } => return split_brain(target, cli.run_dir, json, action),
+        } => return split_brain(target, cli.run_dir, &socket, json, action),
+        Command::Events { json, now } => return events(&socket, json, now),
+        Command::Status { check: true, .. } => return status_check(&socket, cli.call_timeout),
         Command::Status { .. } => Request::Status,
+        Command::Metrics => Request::Metrics,
         Command::Nodestatus { ref node, .. } => Request::NodeStatus { node: node.clone() },
         Command::Listnodes { .. } => Request::ListNodes,
         Command::Links { ref node, .. } => Request::NodeStatus { node: node.clone() },
@@ -642,23 +719,38 @@ fn main() -> ExitCode {
         }
         (Command::Jobs { json: true }, Response::Status(s)) => {
             let jobs: Vec<_> = s.groups.iter().flat_map(|g| g.jobs.iter()).collect();
-            print_json(&jobs)
+            print_json("jobs", &jobs)
         }
         (Command::Jobs { json: false }, Response::Status(s)) => {
             print!("{}", render::jobs(&s));
             ExitCode::from(exit::OK)
         }
-        (Command::Status { json: true }, Response::Status(s)) => print_json(&s),
-        (Command::Status { json: false }, Response::Status(s)) => {
+        (Command::Status { json: true, .. }, Response::Status(s)) => print_json("status", &s),
+        (Command::Status { json: false, .. }, Response::Status(s)) => {
             print!("{}", render::status(&s));
             ExitCode::from(exit::OK)
         }
-        (Command::Nodestatus { json: true, .. }, Response::NodeStatus(n)) => print_json(&n),
-        (Command::Nodestatus { json: false, .. }, Response::NodeStatus(n)) => {
-            println!("{}", render::node_state(n.state));
+        (Command::Nodestatus { json, .. }, Response::NodeStatus(n)) => {
+            let code = if json {
+                print_json("node", &n)
+            } else {
+                println!("{}", render::node_state(n.state));
+                ExitCode::from(exit::OK)
+            };
+            // cl_status nodestatus: a dead node is a non-zero exit.
+            if n.state == hbd::membership::NodeState::Dead {
+                ExitCode::from(exit::FAILURE)
+            } else {
+                code
+            }
+        }
+        (Command::Metrics, Response::Metrics { text }) => {
+            print!("{text}");
             ExitCode::from(exit::OK)
         }
-        (Command::Listnodes { json: true }, Response::Nodes { nodes }) => print_json(&nodes),
+        (Command::Listnodes { json: true }, Response::Nodes { nodes }) => {
+            print_json("nodes", &nodes)
+        }
         (Command::Listnodes { json: false }, Response::Nodes { nodes }) => {
             for n in nodes {
                 println!("{n}");
@@ -685,7 +777,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(exit::REFUSED);
             }
             if json {
-                return print_json(&links);
+                return print_json("links", &links);
             }
             for l in links {
                 if medium.is_some() {
@@ -703,8 +795,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> ExitCode {
-    match serde_json::to_string_pretty(v) {
+/// Prints `v` as JSON with its schema version ([`ctl::with_schema`]; a
+/// list is wrapped under `key`).
+fn print_json<T: serde::Serialize>(key: &str, v: &T) -> ExitCode {
+    let doc = serde_json::to_value(v).map(|v| ctl::with_schema(key, v));
+    match doc.and_then(|d| serde_json::to_string_pretty(&d)) {
         Ok(s) => {
             println!("{s}");
             ExitCode::from(exit::OK)
@@ -714,6 +809,92 @@ fn print_json<T: serde::Serialize>(v: &T) -> ExitCode {
             ExitCode::from(exit::FAILURE)
         }
     }
+}
+
+/// `hbctl status --check`: one line and the verdict as the exit code.
+fn status_check(socket: &Path, call_timeout: Option<u64>) -> ExitCode {
+    let limit = call_timeout.map_or(CALL_TIMEOUT, Duration::from_secs);
+    let answer = runtime()
+        .map_err(|_| "no runtime".to_string())
+        .and_then(|rt| {
+            rt.block_on(ctl::call_within(socket, Request::Status, limit))
+                .map_err(|e| e.to_string())
+        });
+    match answer {
+        Ok(Response::Status(s)) => {
+            let (health, line) = render::check(&s);
+            println!("{line}");
+            ExitCode::from(health.code())
+        }
+        Ok(Response::Error { message, .. }) => {
+            println!("HBD CRITICAL - {message}");
+            ExitCode::from(render::Health::Failed.code())
+        }
+        Ok(other) => {
+            println!("HBD CRITICAL - unexpected answer {other:?}");
+            ExitCode::from(render::Health::Failed.code())
+        }
+        Err(e) => {
+            println!("HBD CRITICAL - {e}");
+            ExitCode::from(render::Health::Failed.code())
+        }
+    }
+}
+
+/// `hbctl events`: prints each event as it comes, until the daemon goes or
+/// the output is closed.
+fn events(socket: &Path, json: bool, now: bool) -> ExitCode {
+    use futures::StreamExt;
+    use std::io::Write;
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        let mut conn = match ctl::subscribe(socket, now).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("hbctl: {e}");
+                return ExitCode::from(exit::FAILURE);
+            }
+        };
+        let mut out = std::io::stdout().lock();
+        while let Some(answer) = conn.next().await {
+            let line = match answer {
+                Ok(Response::Event(e)) if json => match serde_json::to_string(&e) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("hbctl: {e}");
+                        return ExitCode::from(exit::FAILURE);
+                    }
+                },
+                Ok(Response::Event(e)) => e.line(),
+                Ok(Response::Error { kind, message }) => {
+                    eprintln!("hbctl: {message}");
+                    return ExitCode::from(match kind {
+                        ErrorKind::PermissionDenied => exit::PERMISSION,
+                        ErrorKind::Refused | ErrorKind::NotFound => exit::REFUSED,
+                        _ => exit::FAILURE,
+                    });
+                }
+                Ok(other) => {
+                    eprintln!("hbctl: unexpected answer from the daemon: {other:?}");
+                    return ExitCode::from(exit::FAILURE);
+                }
+                Err(e) => {
+                    eprintln!("hbctl: {e}");
+                    return ExitCode::from(exit::FAILURE);
+                }
+            };
+            // Each line at once (a pipe to grep or a test reads them live);
+            // a closed output ends the stream.
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                return ExitCode::from(exit::OK);
+            }
+        }
+        eprintln!("hbctl: the daemon closed the event stream");
+        ExitCode::from(exit::FAILURE)
+    })
 }
 
 fn check(dir: PathBuf, node: Option<String>, witness: bool) -> ExitCode {
@@ -846,7 +1027,7 @@ mod tests {
                 timeout,
                 verb: DiskVerb::Primary { res, force: true },
             } => {
-                assert_eq!(target.config, PathBuf::from("/c"));
+                assert_eq!(target.config, Some(PathBuf::from("/c")));
                 assert_eq!(target.node.as_deref(), Some("a"));
                 assert_eq!(timeout, 120);
                 assert_eq!(res, "r0");
@@ -872,7 +1053,7 @@ mod tests {
             Command::Disk {
                 target, timeout, ..
             } => {
-                assert_eq!(target.config, PathBuf::from("/d"));
+                assert_eq!(target.config, Some(PathBuf::from("/d")));
                 assert_eq!(target.node.as_deref(), Some("b"));
                 assert_eq!(timeout, 5);
             }

@@ -39,6 +39,23 @@ pub struct ClusterToml {
     pub groups: GroupsSection,
     #[serde(default)]
     pub fencing: FencingSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`: the Prometheus endpoint (off unless `listen` is set).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `ADDRESS:PORT` to serve `GET /metrics` on (e.g. `127.0.0.1:9810`).
+    pub listen: Option<String>,
+}
+
+impl MetricsSection {
+    /// The parsed `listen` address (checked by [`parse`]).
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.as_deref().and_then(|l| l.parse().ok())
+    }
 }
 
 /// `[quorum]`: a witness (`hbd --witness`) as the third vote of a two-node
@@ -537,6 +554,16 @@ pub fn parse(path: &Path, text: &str) -> (ClusterToml, Vec<ConfigError>) {
             errors.push(err(line, "quorum.witness".into(), m));
         }
     }
+    if let Some(l) = &ct.metrics.listen {
+        if l.parse::<std::net::SocketAddr>().is_err() {
+            let line = find_key_line(text, "metrics", "listen");
+            errors.push(err(
+                line,
+                "metrics.listen".into(),
+                format!("`{l}`: expected ADDRESS:PORT, e.g. 127.0.0.1:9810"),
+            ));
+        }
+    }
     for (name, g) in &ct.vrrp.gate {
         if let Err((key, m)) = g.resolve(name) {
             let line = vrrp_gate_line(text, name, key);
@@ -841,6 +868,25 @@ mod tests {
     }
 
     #[test]
+    fn metrics_listen_is_an_address() {
+        assert_eq!(run("").0.metrics.listen_addr(), None);
+        let (c, e) = run("[metrics]\nlisten = \"127.0.0.1:9810\"\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            c.metrics.listen_addr(),
+            Some("127.0.0.1:9810".parse().unwrap())
+        );
+        assert_eq!(
+            run("[cluster]\nname = \"a\"\n[metrics]\nlisten = \"localhost\"\n").1,
+            vec!["cluster.toml:4: metrics.listen: `localhost`: expected ADDRESS:PORT, e.g. 127.0.0.1:9810"]
+        );
+        assert_eq!(
+            run("[metrics]\nport = 1\n").1,
+            vec!["cluster.toml:2: metrics.port: unknown field `port`, expected `listen`"]
+        );
+    }
+
+    #[test]
     fn toml_errors_have_line_and_key() {
         assert_eq!(
             run("[cluster]\nname = \"a\"\nfoo = 1\n").1,
@@ -848,7 +894,7 @@ mod tests {
         );
         assert_eq!(
             run("[cluster]\nname = \"a\"\n\n[frob]\nx = 1\n").1,
-            vec!["cluster.toml:4: frob: unknown field `frob`, expected one of `cluster`, `control`, `agents`, `resource_defaults`, `resource`, `check`, `job`, `notify`, `disk`, `vrrp`, `quorum`, `tiebreaker`, `groups`, `fencing`"]
+            vec!["cluster.toml:4: frob: unknown field `frob`, expected one of `cluster`, `control`, `agents`, `resource_defaults`, `resource`, `check`, `job`, `notify`, `disk`, `vrrp`, `quorum`, `tiebreaker`, `groups`, `fencing`, `metrics`"]
         );
         assert_eq!(
             run("[cluster]\nname = 5\n").1,

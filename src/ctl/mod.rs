@@ -81,6 +81,18 @@ pub enum Request {
     Fence {
         node: String,
     },
+    /// Stream every state change (`hbctl events`): answered with one
+    /// [`Response::Event`] per event until the caller closes; with `now`,
+    /// the current state first (`exists` events, then one `now`).
+    Events {
+        #[serde(default)]
+        now: bool,
+    },
+    /// The Prometheus text of a scrape (`hbctl metrics`).
+    Metrics,
+    /// Where the daemon runs from: its configuration directory and node
+    /// name (`hbctl disk` and `hbctl split-brain` use them).
+    Daemon,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,6 +124,18 @@ pub enum Response {
     Fenced {
         node: String,
         message: String,
+    },
+    /// One event of [`Request::Events`]'s stream.
+    Event(crate::events::Event),
+    /// [`Request::Metrics`]: the OpenMetrics text.
+    Metrics {
+        text: String,
+    },
+    /// [`Request::Daemon`].
+    Daemon {
+        node: String,
+        config_dir: PathBuf,
+        run_dir: PathBuf,
     },
 }
 
@@ -365,6 +389,40 @@ pub struct ResourceStatus {
     pub error: Option<String>,
 }
 
+/// A `--json` output with its schema version ([`crate::events::SCHEMA`]):
+/// an object gets a `schema` field; anything else (a list) is wrapped as
+/// `{"schema": N, KEY: ...}`.
+pub fn with_schema(key: &str, v: serde_json::Value) -> serde_json::Value {
+    let schema = serde_json::Value::from(crate::events::SCHEMA);
+    match v {
+        serde_json::Value::Object(mut m) => {
+            m.insert("schema".into(), schema);
+            serde_json::Value::Object(m)
+        }
+        other => {
+            let mut m = serde_json::Map::new();
+            m.insert("schema".into(), schema);
+            m.insert(key.into(), other);
+            serde_json::Value::Object(m)
+        }
+    }
+}
+
+/// Opens an event stream (`hbctl events`): the connection, with the
+/// request sent; read [`Response::Event`]s from it until it ends.
+pub async fn subscribe(path: &Path, now: bool) -> Result<Connection<Response, Request>, CallError> {
+    let stream = UnixStream::connect(path)
+        .await
+        .map_err(|source| CallError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let mut conn: Connection<Response, Request> = frame(stream);
+    // A refusal is answered without reading the request: read it anyway.
+    let _ = conn.send(Request::Events { now }).await;
+    Ok(conn)
+}
+
 /// One framed JSON connection; `T` is what is read, `U` what is written.
 pub type Connection<T, U> = tokio_serde::Framed<
     Framed<UnixStream, LengthDelimitedCodec>,
@@ -463,5 +521,25 @@ where
                 path: path.to_path_buf(),
             },
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_json_output_has_a_schema() {
+        let v = with_schema("nodes", serde_json::json!(["n1", "n2"]));
+        assert_eq!(v, serde_json::json!({"schema": 1, "nodes": ["n1", "n2"]}));
+        let v = with_schema("status", serde_json::json!({"node": "n1"}));
+        assert_eq!(v, serde_json::json!({"schema": 1, "node": "n1"}));
+        // The status document read back with the field present.
+        let s: serde_json::Value = serde_json::json!({
+            "schema": 1, "node": "n1", "cluster": "hbd", "version": "0", "pid": 1,
+            "incarnation": 1, "uptime_ms": 5, "keepalive_ms": 100, "deadtime_ms": 1000,
+            "nodes": [], "ping_nodes": [], "counters": {"sent": 0, "received": 0, "dropped": {}}
+        });
+        let _: Status = serde_json::from_value(s).unwrap();
     }
 }

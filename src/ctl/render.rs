@@ -417,6 +417,147 @@ fn ms(ms: u64) -> String {
     }
 }
 
+/// `hbctl status --check`'s verdict (Nagios plugin exit codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Health {
+    /// 0: every node and link up, every group running, every disk in sync.
+    Ok = 0,
+    /// 1: still serving, with less redundancy: a peer or a link dead, a
+    /// group unhealthy, a disk not connected or not up to date, a ping
+    /// node dead, no quorum.
+    Degraded = 1,
+    /// 2: not serving as configured: a group failed or running nowhere, a
+    /// disk in split brain (or hbd not running).
+    Failed = 2,
+}
+
+impl Health {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Health::Ok => "OK",
+            Health::Degraded => "WARNING",
+            Health::Failed => "CRITICAL",
+        }
+    }
+}
+
+/// The verdict and a one-line summary, as a Nagios plugin prints it
+/// (`HBD WARNING - node n2 dead; ...`).
+pub fn check(s: &Status) -> (Health, String) {
+    use crate::wire::GroupState;
+    let mut worst = Health::Ok;
+    let mut why: Vec<String> = Vec::new();
+    let mut note = |h: Health, w: String, why: &mut Vec<String>| {
+        worst = worst.max(h);
+        why.push(w);
+    };
+    for g in &s.groups {
+        match g.state {
+            GroupState::Failed | GroupState::StopFailed => note(
+                Health::Failed,
+                format!("group {} {}", g.id, g.state.as_str()),
+                &mut why,
+            ),
+            _ if g.owner.is_none() && g.desired.is_some() => note(
+                Health::Failed,
+                format!("group {} runs nowhere", g.id),
+                &mut why,
+            ),
+            _ => {}
+        }
+        if let Some(u) = &g.unhealthy {
+            note(
+                Health::Degraded,
+                format!("group {} unhealthy: {u}", g.id),
+                &mut why,
+            );
+        }
+    }
+    for d in &s.disks {
+        if d.split_brain {
+            note(
+                Health::Failed,
+                format!("disk {} split brain", d.name),
+                &mut why,
+            );
+        } else if d.error.is_some() {
+            note(
+                Health::Degraded,
+                format!("disk {} not up", d.name),
+                &mut why,
+            );
+        } else if d.connection != "Connected" || d.disk != "UpToDate" || d.peer_disk != "UpToDate" {
+            note(
+                Health::Degraded,
+                format!(
+                    "disk {} {} {}/{}",
+                    d.name, d.connection, d.disk, d.peer_disk
+                ),
+                &mut why,
+            );
+        }
+    }
+    for n in s.nodes.iter().filter(|n| n.name != s.node) {
+        if n.state != NodeState::Up {
+            note(
+                Health::Degraded,
+                format!("node {} {}", n.name, node_state(n.state)),
+                &mut why,
+            );
+            continue;
+        }
+        for l in n.links.iter().filter(|l| l.state != LinkState::Up) {
+            note(
+                Health::Degraded,
+                format!("link {} {} {}", n.name, l.medium, link_state(l.state)),
+                &mut why,
+            );
+        }
+    }
+    for v in s.vrrp.iter().filter(|v| v.state == "FAULT") {
+        note(Health::Degraded, format!("VRRP {} FAULT", v.name), &mut why);
+    }
+    for p in &s.ping_nodes {
+        if p.state == super::PingState::Dead {
+            note(
+                Health::Degraded,
+                format!("ping node {} dead", p.name),
+                &mut why,
+            );
+        }
+    }
+    if let Some(p) = &s.protection {
+        if p.quorum.protected && !p.quorum.has {
+            note(
+                Health::Degraded,
+                format!("no quorum: {}", p.quorum.why),
+                &mut why,
+            );
+        }
+    }
+    let line = if why.is_empty() {
+        let up = s.nodes.iter().filter(|n| n.state == NodeState::Up).count();
+        let started = s
+            .groups
+            .iter()
+            .filter(|g| g.state == GroupState::Started)
+            .count();
+        format!(
+            "HBD OK - {up}/{} nodes up, {started}/{} groups started, {} disks in sync",
+            s.nodes.len(),
+            s.groups.len(),
+            s.disks.len()
+        )
+    } else {
+        format!("HBD {} - {}", worst.word(), why.join("; "))
+    };
+    (worst, line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,6 +606,64 @@ mod tests {
             counters: Counters::default(),
             protection: None,
         }
+    }
+
+    /// `hbctl status --check`: 0 with everything up, 1 with a peer dead
+    /// but the groups served, 2 with a group failed or a split brain.
+    #[test]
+    fn check_verdicts() {
+        let mut s = two_nodes();
+        let g = GroupStatus {
+            id: "g1".into(),
+            home: "a".into(),
+            owner: Some("a".into()),
+            state: GroupState::Started,
+            local: GroupState::Started,
+            nodes: Default::default(),
+            desired: Some("a".into()),
+            pref: None,
+            note: None,
+            resources: Vec::new(),
+            unhealthy: None,
+            unhealthy_on: Vec::new(),
+            events: Vec::new(),
+            checks: Vec::new(),
+            jobs: Vec::new(),
+        };
+        s.groups.push(g.clone());
+        let (h, line) = check(&s);
+        assert_eq!((h, h.code()), (Health::Degraded, 1));
+        assert_eq!(line, "HBD WARNING - node b dead");
+        s.nodes[1].state = NodeState::Up;
+        let (h, line) = check(&s);
+        assert_eq!((h, h.code()), (Health::Degraded, 1), "{line}");
+        assert_eq!(line, "HBD WARNING - link b bcast eth0 dead");
+        s.nodes[1].links[0].state = LinkState::Up;
+        let (h, line) = check(&s);
+        assert_eq!((h, h.code()), (Health::Ok, 0));
+        assert_eq!(
+            line,
+            "HBD OK - 2/2 nodes up, 1/1 groups started, 0 disks in sync"
+        );
+        s.disks.push(DiskSummary::unanswered("r0", "not up".into()));
+        assert_eq!(check(&s).0, Health::Degraded);
+        s.disks[0].split_brain = true;
+        assert_eq!(check(&s).0, Health::Failed);
+        s.disks.clear();
+        s.groups[0].state = GroupState::Failed;
+        s.nodes[1].state = NodeState::Dead;
+        let (h, line) = check(&s);
+        assert_eq!((h, h.code()), (Health::Failed, 2));
+        assert_eq!(line, "HBD CRITICAL - group g1 failed; node b dead");
+        s.groups[0] = GroupStatus {
+            owner: None,
+            state: GroupState::Stopped,
+            ..g
+        };
+        assert_eq!(
+            check(&s).1,
+            "HBD CRITICAL - group g1 runs nowhere; node b dead"
+        );
     }
 
     #[test]

@@ -227,6 +227,67 @@ pub struct DiskStatus {
     /// The outcome of the last fence-peer handler, if one ran.
     #[serde(default)]
     pub fence_peer: Option<String>,
+    /// Latencies of application writes since the device process started
+    /// (for hbd's metrics); absent from an older device.
+    #[serde(default)]
+    pub latency: Option<DiskLatency>,
+}
+
+/// Upper bounds (seconds) of [`LatencyHistogram`]'s buckets: 100 µs to
+/// about 13 s, doubling (the last, +Inf, is implied).
+pub const LATENCY_BOUNDS: [f64; 18] = [
+    0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024, 0.2048,
+    0.4096, 0.8192, 1.6384, 3.2768, 6.5536, 13.1072,
+];
+
+/// A latency histogram with the fixed buckets [`LATENCY_BOUNDS`], counted
+/// in the device process and carried in its status: Prometheus's shape
+/// (cumulative counts per upper bound, sum, count).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyHistogram {
+    /// Observations at or below each bound of [`LATENCY_BOUNDS`] (not
+    /// cumulative; one more entry for above the last).
+    pub buckets: Vec<u64>,
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl LatencyHistogram {
+    pub fn observe(&mut self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        if self.buckets.len() != LATENCY_BOUNDS.len() + 1 {
+            self.buckets = vec![0; LATENCY_BOUNDS.len() + 1];
+        }
+        let i = LATENCY_BOUNDS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BOUNDS.len());
+        self.buckets[i] += 1;
+        self.sum_seconds += secs;
+        self.count += 1;
+    }
+
+    /// `(upper bound, observations in that bucket)`, the last bound +Inf.
+    pub fn per_bucket(&self) -> Vec<(f64, u64)> {
+        LATENCY_BOUNDS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .enumerate()
+            .map(|(i, b)| (b, self.buckets.get(i).copied().unwrap_or(0)))
+            .collect()
+    }
+}
+
+/// The device's write latencies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiskLatency {
+    /// An application write, from the call to its completion (local write,
+    /// and the peer's acknowledgement while replicating).
+    pub write: LatencyHistogram,
+    /// A replicated write, from sending it to the peer to the peer's
+    /// acknowledgement (protocol C: written there).
+    pub ack: LatencyHistogram,
 }
 
 impl DiskStatus {

@@ -404,6 +404,7 @@ pub(crate) mod tests {
             degr_wfc: false,
             suspended: false,
             fence_peer: None,
+            latency: None,
         }
     }
 

@@ -322,7 +322,13 @@ pub struct Membership {
     /// heard announced, so a shorter one waits for the next start
     /// (see [`Membership::reconfigure`]).
     deadtime: Duration,
+    /// Gaps between two keepalives of a peer on one medium, for the
+    /// metrics ([`Membership::take_gaps`]); at most [`MAX_GAPS`] kept.
+    gaps: Vec<(String, MediumId, Duration)>,
 }
+
+/// Gaps kept for [`Membership::take_gaps`] between two takes.
+pub const MAX_GAPS: usize = 4096;
 
 fn zeroed_counters() -> Counters {
     Counters {
@@ -368,7 +374,14 @@ impl Membership {
             counters: zeroed_counters(),
             duplicates: Vec::new(),
             latest: now,
+            gaps: Vec::new(),
         }
+    }
+
+    /// The gaps between consecutive keepalives (or group reports) of each
+    /// peer on each medium since the last call: `(peer, medium, gap)`.
+    pub fn take_gaps(&mut self) -> Vec<(String, MediumId, Duration)> {
+        std::mem::take(&mut self.gaps)
     }
 
     /// Our own incarnation.
@@ -574,11 +587,13 @@ impl Membership {
         let was_up = peer.state == NodeState::Up;
         let previous = peer.last_heard;
         let mut deadtime_event = None;
+        let mut gap = None;
         peer.incarnation = Some(msg.incarnation);
         // `now` is when the datagram arrived; one of another medium may
         // have been taken first with a later arrival: never back.
         peer.last_heard = Some(previous.map_or(now, |p| p.max(now)));
         let link = &mut peer.links[m];
+        let link_previous = link.last_heard;
         link.last_heard = Some(link.last_heard.map_or(now, |l| l.max(now)));
         link.last_seq = Some(msg.seq);
 
@@ -597,6 +612,9 @@ impl Membership {
         }
         match msg.body {
             Body::Keepalive(_) | Body::Groups(_) => {
+                if let (true, Some(prev)) = (was_up, link_previous) {
+                    gap = Some((peer.name.clone(), medium, now.saturating_sub(prev)));
+                }
                 if let (true, Some(prev)) = (was_up, previous) {
                     let gap = now.saturating_sub(prev);
                     if gap > warntime {
@@ -669,6 +687,9 @@ impl Membership {
             });
         }
         self.outputs.extend(events.into_iter().map(Output::Event));
+        if self.gaps.len() < MAX_GAPS {
+            self.gaps.extend(gap);
+        }
         Ok(())
     }
 

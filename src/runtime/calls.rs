@@ -278,6 +278,28 @@ impl Daemon {
             .iter()
             .any(|n| n.name == peer && n.state == crate::membership::NodeState::Up);
         let timeout = Duration::from_millis(timeout_ms.clamp(100, 3_600_000));
+        // The `outdate` phase of a failover: its duration and answer on
+        // the event bus, on the way back to the device.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let observe = self.observe.clone();
+        let kind = if self.timeline.in_failover() {
+            "takeover"
+        } else {
+            "outdate"
+        };
+        let (res, started) = (resource.clone(), Instant::now());
+        tokio::spawn(async move {
+            let Ok(answer) = rx.await else { return };
+            let mut ev = crate::events::Event::change(kind, &res)
+                .phase("outdate", started.elapsed())
+                .with("resource", &res);
+            if let Response::Outdate { code, message } = &answer {
+                ev = ev.with("code", code).with("message", message);
+            }
+            observe.publish(ev);
+            let _ = reply.send(answer);
+        });
+        let reply = tx;
         if let Some(body) = self.outdater.ask(resource, peer, peer_up, timeout, reply) {
             self.membership.broadcast(body);
         }
@@ -404,9 +426,16 @@ impl Daemon {
             | Request::Takeover { .. }
             | Request::Clear { .. }
             | Request::Fence { .. }
+            | Request::Events { .. }
+            | Request::Metrics
             | Request::OutdatePeer { .. } => Response::Error {
                 kind: ErrorKind::BadRequest,
                 message: "not answered here".into(),
+            },
+            Request::Daemon => Response::Daemon {
+                node: self.config.node.clone(),
+                config_dir: self.paths.config_dir.clone(),
+                run_dir: self.paths.run_dir.clone(),
             },
             Request::NodeStatus { node } => {
                 match self.status().nodes.into_iter().find(|n| n.name == node) {

@@ -19,7 +19,9 @@
 //! - a caller has [`REQUEST_TIMEOUT`] from connecting to a complete request,
 //!   and [`ANSWER_TIMEOUT`] to take the answer.
 
+use super::observe::{self, Observe};
 use crate::ctl::{self, ErrorKind, Request, Response};
+use crate::events::{self, Event};
 use crate::process;
 use futures::{SinkExt, StreamExt};
 use std::io;
@@ -49,6 +51,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long root waits for a slot when every one is taken.
 pub const ROOT_SLOT_WAIT: Duration = Duration::from_secs(5);
+/// `hbctl events` streams at once; a stream gives its serving slot back.
+pub const STREAMS: usize = 8;
 
 /// Who may use the socket besides root and the daemon's own user.
 #[derive(Debug, Clone, Default)]
@@ -170,6 +174,8 @@ impl Slots {
 pub struct ControlServer {
     path: PathBuf,
     task: JoinHandle<()>,
+    /// The `[metrics] listen` responder, which lives as long.
+    metrics: Option<observe::MetricsServer>,
 }
 
 impl Drop for ControlServer {
@@ -187,6 +193,18 @@ impl ControlServer {
         access: Arc<std::sync::RwLock<Access>>,
         calls: mpsc::Sender<Call>,
     ) -> io::Result<ControlServer> {
+        let observe = Observe::new(run_dir.to_path_buf());
+        ControlServer::start_observed(run_dir, access, calls, observe)
+    }
+
+    /// [`ControlServer::start`], serving `hbctl events` from `observe`'s
+    /// bus and `hbctl metrics` from its families.
+    pub fn start_observed(
+        run_dir: &Path,
+        access: Arc<std::sync::RwLock<Access>>,
+        calls: mpsc::Sender<Call>,
+        observe: Observe,
+    ) -> io::Result<ControlServer> {
         let path = ctl::socket_path(run_dir);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
@@ -197,8 +215,17 @@ impl ControlServer {
         // Everyone may connect; SO_PEERCRED decides, so a refused caller gets
         // a clear answer instead of EACCES.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
-        let task = tokio::spawn(accept_loop(listener, access, calls));
-        Ok(ControlServer { path, task })
+        let task = tokio::spawn(accept_loop(listener, access, calls, observe));
+        Ok(ControlServer {
+            path,
+            task,
+            metrics: None,
+        })
+    }
+
+    /// Keeps the metrics responder running as long as the control server.
+    pub fn attach_metrics(&mut self, m: observe::MetricsServer) {
+        self.metrics = Some(m);
     }
 }
 
@@ -212,12 +239,15 @@ struct Server {
     /// When a refusal was last logged at warn (ms since `epoch`, 0: never).
     warned: Arc<AtomicU64>,
     epoch: std::time::Instant,
+    observe: Observe,
+    streams: Arc<Semaphore>,
 }
 
 async fn accept_loop(
     listener: UnixListener,
     access: Arc<std::sync::RwLock<Access>>,
     calls: mpsc::Sender<Call>,
+    observe: Observe,
 ) {
     let server = Server {
         calls,
@@ -226,6 +256,8 @@ async fn accept_loop(
         refusing: Arc::new(Semaphore::new(REFUSING)),
         warned: Arc::new(AtomicU64::new(0)),
         epoch: std::time::Instant::now(),
+        observe,
+        streams: Arc::new(Semaphore::new(STREAMS)),
     };
     loop {
         let stream = match listener.accept().await {
@@ -343,8 +375,7 @@ impl Server {
                     }
                 }
             };
-            let _slot = slot;
-            if let Err(e) = serve(stream, server.calls.clone()).await {
+            if let Err(e) = serve(stream, &server, slot).await {
                 tracing::debug!(error = %e, "control connection ended with an error");
             }
         });
@@ -368,7 +399,8 @@ impl Server {
     }
 }
 
-async fn serve(stream: UnixStream, calls: mpsc::Sender<Call>) -> io::Result<()> {
+async fn serve(stream: UnixStream, server: &Server, slot: OwnedSemaphorePermit) -> io::Result<()> {
+    let calls = &server.calls;
     let mut conn: ctl::Connection<Request, Response> = ctl::frame(stream);
     let request = match tokio::time::timeout(REQUEST_TIMEOUT, conn.next()).await {
         Ok(Some(Ok(r))) => r,
@@ -382,17 +414,103 @@ async fn serve(stream: UnixStream, calls: mpsc::Sender<Call>) -> io::Result<()> 
         }
         Ok(None) | Err(_) => return Ok(()),
     };
-    let (tx, rx) = oneshot::channel();
-    if calls.send((request, tx)).await.is_err() {
-        return Ok(()); // shutting down
-    }
-    if let Ok(response) = rx.await {
+    let response = match request {
+        Request::Events { now } => {
+            // A stream lasts: it leaves the serving slots to the others.
+            drop(slot);
+            let Ok(_stream) = server.streams.clone().try_acquire_owned() else {
+                let answer = Response::Error {
+                    kind: ErrorKind::Refused,
+                    message: format!("hbd is busy: {STREAMS} event streams already open"),
+                };
+                let _ = tokio::time::timeout(ANSWER_TIMEOUT, conn.send(answer)).await;
+                return Ok(());
+            };
+            return stream_events(conn, server, now).await;
+        }
+        Request::Metrics => Some(match observe::scrape(&server.observe, calls).await {
+            Ok(text) => Response::Metrics { text },
+            Err(message) => Response::Error {
+                kind: ErrorKind::Failed,
+                message,
+            },
+        }),
+        request => {
+            let (tx, rx) = oneshot::channel();
+            if calls.send((request, tx)).await.is_err() {
+                return Ok(()); // shutting down
+            }
+            rx.await.ok()
+        }
+    };
+    if let Some(response) = response {
         match tokio::time::timeout(ANSWER_TIMEOUT, conn.send(response)).await {
             Ok(r) => r?,
             Err(_) => tracing::debug!("control caller did not take its answer"),
         }
     }
+    drop(slot);
     Ok(())
+}
+
+/// Writes one event; false when the caller did not take it in time.
+async fn send_event<S>(tx: &mut S, e: Event) -> bool
+where
+    S: futures::Sink<Response> + Unpin,
+{
+    matches!(
+        tokio::time::timeout(ANSWER_TIMEOUT, tx.send(Response::Event(e))).await,
+        Ok(Ok(()))
+    )
+}
+
+/// `hbctl events`: every event of the bus until the caller goes away. A
+/// caller that does not keep up loses the oldest events and is told how
+/// many (a `lost` event); one that takes no answer for [`ANSWER_TIMEOUT`]
+/// is dropped. Neither holds the daemon: the bus never waits.
+async fn stream_events(
+    conn: ctl::Connection<Request, Response>,
+    server: &Server,
+    now: bool,
+) -> io::Result<()> {
+    use tokio::sync::broadcast::error::RecvError;
+    // Subscribed before the state is read: nothing falls between.
+    let mut rx = server.observe.bus.subscribe();
+    let (mut tx, mut incoming) = conn.split();
+    if now {
+        let initial = match observe::status(&server.calls).await {
+            Ok(s) => events::exists_of(&s),
+            Err(_) => return Ok(()),
+        };
+        for e in initial {
+            if !send_event(&mut tx, e).await {
+                return Ok(());
+            }
+        }
+    }
+    loop {
+        tokio::select! {
+            r = rx.recv() => {
+                let e = match r {
+                    Ok(e) => e,
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::debug!(lost = n, "event stream reader too slow");
+                        Event {
+                            what: events::What::Lost,
+                            ..Event::change("lost", "")
+                        }
+                        .with("events", n)
+                    }
+                    Err(RecvError::Closed) => return Ok(()),
+                };
+                if !send_event(&mut tx, e).await {
+                    return Ok(());
+                }
+            }
+            // The caller sends nothing more: anything, or the end, closes.
+            _ = incoming.next() => return Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -29,7 +29,9 @@ pub mod network;
 pub mod outdate;
 pub mod ping;
 use ping::{AbortOnDrop, Ping};
+pub mod observe;
 mod preprobe;
+mod publish;
 mod reload;
 
 use log_events::{log_event, log_group_event, log_ping_event, log_quorum};
@@ -87,6 +89,11 @@ pub enum RuntimeError {
     Watchdog(#[from] watchdog::WatchdogError),
     #[error("VRRP: {0}")]
     Vrrp(String),
+    #[error("[metrics] listen {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Ping replies waiting for the loop; beyond this they are dropped.
@@ -196,6 +203,11 @@ struct Daemon {
     peers_seen: std::collections::BTreeMap<String, state::PeerSeen>,
     /// Duplicate-address probing while a peer is late (issue 15).
     preprobe: preprobe::PreProbing,
+    /// The event bus and the metrics families (`hbctl events`, `hbctl
+    /// metrics`, `[metrics] listen`).
+    observe: observe::Observe,
+    /// The phases of a failover, for the events and the notify hook.
+    timeline: crate::events::Timeline,
 }
 
 use control::Access;
@@ -241,6 +253,8 @@ struct ControlInputs {
     access: Arc<RwLock<Access>>,
     /// The requests, each with its reply channel.
     calls: mpsc::Receiver<control::Call>,
+    /// The event bus and the metrics families the server reads.
+    observe: observe::Observe,
 }
 
 /// The control server, started in `paths.run_dir` with the access rules of
@@ -250,16 +264,27 @@ fn control_server(paths: &Paths, config: &Config) -> Result<ControlInputs, Runti
         config.cluster.control.group.as_deref(),
     )));
     let (call_tx, calls) = mpsc::channel(64);
-    let server = control::ControlServer::start(&paths.run_dir, access.clone(), call_tx).map_err(
-        |source| RuntimeError::Control {
-            path: paths.run_dir.clone(),
-            source,
-        },
-    )?;
+    let observe = observe::Observe::new(paths.run_dir.clone());
+    let mut server = control::ControlServer::start_observed(
+        &paths.run_dir,
+        access.clone(),
+        call_tx.clone(),
+        observe.clone(),
+    )
+    .map_err(|source| RuntimeError::Control {
+        path: paths.run_dir.clone(),
+        source,
+    })?;
+    if let Some(addr) = config.cluster.metrics.listen_addr() {
+        let m = observe::MetricsServer::start(addr, observe.clone(), call_tx)
+            .map_err(|source| RuntimeError::Metrics { addr, source })?;
+        server.attach_metrics(m);
+    }
     Ok(ControlInputs {
         server,
         access,
         calls,
+        observe,
     })
 }
 
@@ -303,6 +328,7 @@ pub async fn run_with_vrrp(
         server: _control,
         access,
         mut calls,
+        observe,
     } = control_server(&paths, &config)?;
     let mut signals = signals()?;
     let _respawn = respawn::start(if config.is_witness {
@@ -361,7 +387,8 @@ pub async fn run_with_vrrp(
     } else {
         (config.checks.clone(), config.jobs.clone())
     };
-    let monitor = monitor::MonitorRt::new(&checks, has_mon, check_tx);
+    let mut monitor = monitor::MonitorRt::new(&checks, has_mon, check_tx);
+    monitor.metrics = Some(observe.metrics.clone());
     let (job_tx, mut job_results) = mpsc::unbounded_channel();
     let jobs = jobs::JobsRt::new(&job_list, config.groups.len(), job_tx);
     let (fence_tx, mut fence_results) = mpsc::channel(fence::RESULT_QUEUE);
@@ -410,7 +437,19 @@ pub async fn run_with_vrrp(
         outdater,
         peers_seen,
         preprobe: preprobe::PreProbing::new(),
+        observe,
+        timeline: Default::default(),
     };
+    // The replicated disks' state changes, as events.
+    let _disk_watch = observe::watch_disks(
+        if d.config.is_witness {
+            Vec::new()
+        } else {
+            d.disk_names()
+        },
+        d.observe.clone(),
+    )
+    .map(AbortOnDrop);
     for w in &d.config.warnings {
         tracing::warn!(warning = %w, "configuration warning");
     }
@@ -470,6 +509,7 @@ pub async fn run_with_vrrp(
                         d.monitor.machine.on_restarted(check, ok, now)
                     }
                     groups::Done::Resource(i, r, state, error) => {
+                        d.resource_changed(i, r, state, error.as_deref());
                         d.runner.set_resource(i, r, state, error)
                     }
                 }
@@ -481,9 +521,13 @@ pub async fn run_with_vrrp(
             Some(o) = fence_results.recv() => {
                 let now = d.now();
                 d.fence.done(&o);
+                d.fenced(&o, now);
                 d.groups.on_fenced(&o.node, o.ok, now);
             }
             Some((job, ok, summary)) = job_results.recv() => {
+                if let Some(j) = d.config.jobs.get(job) {
+                    d.observe.metrics.job_run(&j.name, ok);
+                }
                 d.jobs.machine.on_done(job, ok, summary, jobs::unix_now());
             }
             Some((request, reply)) = calls.recv() => {
@@ -653,6 +697,7 @@ impl Daemon {
                     Output::Event(e) => {
                         log_event(&self.media, &e);
                         let now = self.now();
+                        self.membership_event(&e, now);
                         match e {
                             Event::NodeUp { node, incarnation } => {
                                 self.groups.on_node_up(&node, incarnation, now)
@@ -707,6 +752,11 @@ impl Daemon {
                     }
                 }
             }
+            for (node, medium, gap) in self.membership.take_gaps() {
+                if let Some(m) = self.media.get(medium.0 as usize) {
+                    self.observe.metrics.heartbeat_gap(&node, &m.name, gap);
+                }
+            }
             for out in self.groups.take_outputs() {
                 idle = false;
                 match out {
@@ -732,7 +782,10 @@ impl Daemon {
                     grp::Output::Probe(i) => self.runner.probe(i),
                     grp::Output::Start(i) => self.runner.start(i, self.groups.released(i)),
                     grp::Output::Stop(i) => self.runner.stop(i),
-                    grp::Output::Event(e) => log_group_event(&e),
+                    grp::Output::Event(e) => {
+                        log_group_event(&e);
+                        self.group_event(&e);
+                    }
                     grp::Output::Reannounce(i) => {
                         tracing::info!(group = %self.config.groups[i].id, "announcing the group's addresses again");
                         if !self.config.is_witness {
@@ -837,6 +890,8 @@ impl Daemon {
     /// Fences `node` (the fence agents of ha.cf's `stonith_host` lines);
     /// the fencing work of issue 13 fills this in.
     fn fence(&mut self, node: String) {
+        let now = self.now();
+        self.timeline.fence_started(&node, now);
         self.fence.fence(&node, None);
     }
 
@@ -922,6 +977,13 @@ impl Daemon {
             }
             M::Event(e) => {
                 let c = &self.config.checks[e.check];
+                self.observe.publish(
+                    crate::events::Event::change("check", &c.name)
+                        .with("group", group_id(c.group))
+                        .with("from", e.from.as_str())
+                        .with("to", e.to.as_str())
+                        .with("reason", &e.reason),
+                );
                 let interesting = matches!(e.to, crate::monitor::scheduler::Health::Failed)
                     || (e.from == crate::monitor::scheduler::Health::Failed);
                 if interesting {

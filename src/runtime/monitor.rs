@@ -18,6 +18,9 @@ pub struct MonitorRt {
     /// Per group: it has a `mon` resource.
     has_mon: Vec<bool>,
     results: mpsc::UnboundedSender<CheckResult>,
+    /// Where check runs and their latencies are counted.
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    names: Vec<String>,
 }
 
 impl MonitorRt {
@@ -43,6 +46,8 @@ impl MonitorRt {
             active: vec![false; has_mon.len()],
             has_mon,
             results,
+            metrics: None,
+            names: checks.iter().map(|c| c.name.clone()).collect(),
         }
     }
 
@@ -62,7 +67,10 @@ impl MonitorRt {
     pub fn run(&self, i: usize) {
         let (kind, timeout) = self.kinds[i].clone();
         let tx = self.results.clone();
+        let metrics = self.metrics.clone();
+        let name = self.names[i].clone();
         tokio::spawn(async move {
+            let t0 = std::time::Instant::now();
             // The check bounds itself; this is the belt to its braces.
             let r = match tokio::time::timeout(
                 timeout + Duration::from_secs(1),
@@ -73,6 +81,9 @@ impl MonitorRt {
                 Ok(r) => r,
                 Err(_) => Err(CheckError::TimedOut { timeout }),
             };
+            if let Some(m) = metrics {
+                m.check_run(&name, r.is_ok(), t0.elapsed());
+            }
             let _ = tx.send((i, r));
         });
     }

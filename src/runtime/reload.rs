@@ -99,6 +99,10 @@ impl Daemon {
             new.failure_timeout = self.config.failure_timeout;
             new.fencing = self.config.fencing.clone();
         }
+        if new.cluster.metrics != self.config.cluster.metrics {
+            tracing::warn!("[metrics] changed: it takes effect at the next start");
+            new.cluster.metrics = self.config.cluster.metrics.clone();
+        }
         // Prepare everything that can fail before changing anything.
         let media = if new.ha.media != self.config.ha.media {
             match network::open_media(&new.ha.media, &self.receive_keys.subscribe()) {

@@ -213,6 +213,8 @@ struct Core {
     meta: MetaGuard,
     /// What the last fence-peer handler said, for status.
     last_fence: Option<String>,
+    /// Write and acknowledgement latencies, for hbd's metrics.
+    latency: crate::disk::ctl::DiskLatency,
 }
 
 impl Core {
@@ -427,6 +429,7 @@ impl Device {
                 notices: Vec::new(),
                 meta: MetaGuard::default(),
                 last_fence: None,
+                latency: Default::default(),
             }),
             changed: Condvar::new(),
             io_order: RwLock::new(()),

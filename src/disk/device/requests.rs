@@ -79,6 +79,7 @@ impl Device {
             degr_wfc: c.local.as_ref().is_some_and(|l| l.degr_wfc),
             suspended: c.sm.suspended(),
             fence_peer: c.last_fence.clone(),
+            latency: Some(c.latency.clone()),
         }
     }
 

@@ -383,6 +383,7 @@ impl Device {
                     let _ = self.app_flush();
                 }
                 let order = self.io_order.read().unwrap_or_else(|p| p.into_inner());
+                let sent_at = Instant::now();
                 let sent = p.submit_write(
                     |seq| Frame::Write {
                         seq,
@@ -405,7 +406,9 @@ impl Device {
                 if !acked {
                     self.core().mark(offset, len);
                 } else {
-                    self.core().counters.ns += len / 1024;
+                    let mut c = self.core();
+                    c.counters.ns += len / 1024;
+                    c.latency.ack.observe(sent_at.elapsed());
                 }
                 (r, acked)
             }
@@ -431,6 +434,7 @@ impl Device {
         c.counters.ap = c.counters.ap.saturating_sub(1);
         c.counters.dw += len / 1024;
         c.last_write_ms = Some(now_ms());
+        c.latency.write.observe(started.elapsed());
         let result = match result {
             Ok(()) => Ok(()),
             Err(e) => {
