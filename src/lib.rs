@@ -30,6 +30,7 @@
 //! | `process/`    | the one process runner: clean start, timeout and group kill, bounded output lines; account lookups off the loop |
 //! | `notify.rs`   | the `[notify] command` hook, run by the daemon and by the device process |
 //! | `runtime/`    | the heartbeat-mode daemon's I/O: media sockets, timers, control server, signals, logging, state dir |
+//! | `sd_notify.rs` | systemd's sd_notify(3): READY, STOPPING, WATCHDOG, STATUS for `hbd` and `hbd-disk` under `Type=notify` |
 //! | `rng.rs`      | splitmix64: the simulations' seeded fault schedules, fresh generation identifiers |
 //! | `bin/`        | `hbd` (daemon), `hbd-disk` (one replicated device) and `hbctl` (operator CLI) |
 //!
@@ -54,6 +55,7 @@ pub mod notify;
 pub mod process;
 pub mod rng;
 pub mod runtime;
+pub mod sd_notify;
 pub mod vrrp;
 pub mod wire;
 
