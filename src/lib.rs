@@ -32,6 +32,7 @@
 //! | `events.rs`   | the state-change event stream (`hbctl events`): a bounded broadcast bus the daemon publishes on |
 //! | `metrics.rs`  | Prometheus metrics (`[metrics] listen`, `hbctl metrics`): families kept by the daemon, the scrape built from the status document |
 //! | `runtime/`    | the heartbeat-mode daemon's I/O: media sockets, timers, control server, signals, logging, state dir |
+//! | `sd_notify.rs` | systemd's sd_notify(3): READY, STOPPING, WATCHDOG, STATUS for `hbd` and `hbd-disk` under `Type=notify` |
 //! | `rng.rs`      | splitmix64: the simulations' seeded fault schedules, fresh generation identifiers |
 //! | `bin/`        | `hbd` (daemon), `hbd-disk` (one replicated device) and `hbctl` (operator CLI) |
 //!
@@ -58,6 +59,7 @@ pub mod notify;
 pub mod process;
 pub mod rng;
 pub mod runtime;
+pub mod sd_notify;
 pub mod vrrp;
 pub mod wire;
 

@@ -2,8 +2,11 @@
 //! by `hbctl disk up` or the `drbddisk` agent; one per resource per node, in
 //! its own session, so that restarting hbd never takes storage down).
 //!
-//! Runs in the foreground and logs to stderr; `hbctl disk` talks to it on
-//! `RUN_DIR/disk/RES.sock`.
+//! Runs in the foreground; `hbctl disk` talks to it on
+//! `RUN_DIR/disk/RES.sock`. Logs to stderr (under systemd: the journal,
+//! with `<N>` priorities), or with `--log-file PATH` to that file, which
+//! SIGHUP and SIGUSR2 reopen (logrotate). SIGUSR1 logs the device's state.
+//! Under systemd: Type=notify (READY, STOPPING, WATCHDOG).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +15,7 @@ use clap::Parser;
 use hbd::disk::device::{Device, DeviceConfig};
 use hbd::disk::mounts;
 use hbd::exit;
+use hbd::runtime::logging;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,20 +33,31 @@ struct Args {
     /// Where the control socket, pid file and FUSE mount point go.
     #[arg(long, value_name = "DIR", default_value = "/run/hbd")]
     run_dir: PathBuf,
+    /// Append the log (and any early error) to this file instead of
+    /// stderr; SIGHUP or SIGUSR2 reopens it (logrotate). `hbctl disk up`,
+    /// hbd and the drbddisk agent pass /var/log/hbd/disk-RES.log (with a
+    /// non-default --run-dir: RUN_DIR/disk/RES.log).
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
     /// The resource (drbd.conf `resource NAME`).
     resource: String,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HBD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    // Single-threaded still: takes NOTIFY_SOCKET out of the environment
+    // of the handlers it runs.
+    hbd::sd_notify::init_from_env();
+    if let Some(p) = &args.log_file {
+        if let Err(e) = logging::redirect_stderr(p) {
+            eprintln!("hbd-disk: log file {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    }
+    if let Err(e) = logging::init_stderr() {
+        eprintln!("hbd-disk: logging: {e}");
+        return ExitCode::from(exit::FAILURE);
+    }
     let node = match args
         .node
         .map(Ok)
@@ -119,6 +134,10 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
+    if let Err(e) = rt.block_on(async { other_signals(dev.clone()) }) {
+        eprintln!("hbd-disk: signals: {e}");
+        return ExitCode::from(exit::FAILURE);
+    }
     let r = rt.block_on(dev.run());
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     match r {
@@ -128,6 +147,37 @@ fn main() -> ExitCode {
             ExitCode::from(exit::FAILURE)
         }
     }
+}
+
+/// SIGHUP and SIGUSR2 reopen the log file, SIGUSR1 logs the device's
+/// state; none of them ends the process (their default action would, with
+/// the device still exposed). SIGTERM and SIGINT are `Device::run`'s.
+fn other_signals(dev: std::sync::Arc<Device>) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                Some(()) = hup.recv() => "SIGHUP",
+                Some(()) = usr2.recv() => "SIGUSR2",
+                Some(()) = usr1.recv() => {
+                    let d = dev.clone();
+                    if let Ok(line) = tokio::task::spawn_blocking(move || d.status_line()).await {
+                        tracing::info!(signal = "SIGUSR1", "state: {line}");
+                    }
+                    continue;
+                }
+                else => return,
+            };
+            let files = logging::reopen();
+            if !files.is_empty() {
+                tracing::info!(signal = name, files = ?files, "log file reopened");
+            }
+        }
+    });
+    Ok(())
 }
 
 fn private_mounts() -> nix::Result<()> {

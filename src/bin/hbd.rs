@@ -12,7 +12,10 @@ use std::process::ExitCode;
 /// Reads heartbeat's ha.cf, authkeys and haresources (plus an optional
 /// cluster.toml) from the configuration directory, exchanges authenticated
 /// keepalives with the other nodes and answers hbctl on a control socket.
-/// SIGTERM: leave the cluster in order. SIGHUP: reload the configuration.
+/// SIGTERM: leave the cluster in order. SIGHUP: reload the configuration
+/// and reopen the log files. SIGUSR1: write the state to the log. SIGUSR2:
+/// reopen the log files. Under systemd: Type=notify (READY, STOPPING,
+/// WATCHDOG at half of WatchdogSec), and journal priorities on stderr.
 ///
 /// With a keepalived.conf in the configuration directory hbd also runs its
 /// VRRP instances; without ha.cf it runs them alone (VRRP mode, no
@@ -42,6 +45,9 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Before any thread exists: it takes NOTIFY_SOCKET out of the
+    // environment the agents inherit.
+    hbd::sd_notify::init_from_env();
     let node = match args.node.clone().map_or_else(uname_n, Ok) {
         Ok(n) => n,
         Err(e) => {

@@ -263,8 +263,9 @@ fn log_tail(path: &Path, from: u64, n: usize) -> String {
 
 /// `drbdadm up RES`: if the device answers it is already up (its status is
 /// returned); else starts `hbd-disk --config DIR --node NAME --run-dir RUN
-/// RES` in its own session, in the caller's network namespace, its output
-/// appended to `RUN/disk/RES.log`, and waits until it answers.
+/// RES` in its own session, in the caller's network namespace, its log
+/// appended to [`ctl::log_path`] (`--log-file`, reopened on SIGHUP or
+/// SIGUSR2), and waits until it answers.
 pub async fn up_async(
     config_dir: &Path,
     node: &str,
@@ -299,6 +300,12 @@ async fn up_with(
             path: ctl::disk_dir(run_dir),
             source,
         })?;
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| ClientError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -319,6 +326,8 @@ async fn up_with(
             .arg(node)
             .arg("--run-dir")
             .arg(run_dir)
+            .arg("--log-file")
+            .arg(&log)
             .arg(res)
             .stdin(std::process::Stdio::null())
             .stdout(out)

@@ -28,8 +28,23 @@ pub fn socket_path(run_dir: &Path, res: &str) -> PathBuf {
 pub fn pid_path(run_dir: &Path, res: &str) -> PathBuf {
     disk_dir(run_dir).join(format!("{res}.pid"))
 }
+/// The default run dir of `hbd`, `hbd-disk` and `hbctl` (`--run-dir`).
+pub const DEFAULT_RUN_DIR: &str = "/run/hbd";
+/// Where the device processes of the default run dir log.
+pub const LOG_DIR: &str = "/var/log/hbd";
+
+/// The log of a device process started by `hbctl disk up`, hbd or the
+/// drbddisk agent (`hbd-disk --log-file`): `/var/log/hbd/disk-RES.log` for
+/// the default run dir, not on tmpfs, rotated by logrotate (SIGHUP or
+/// SIGUSR2 reopens it). Another run dir is another instance (a lab, a
+/// test): its device logs stay beside its sockets, `RUN_DIR/disk/RES.log`,
+/// so that two instances never write one file.
 pub fn log_path(run_dir: &Path, res: &str) -> PathBuf {
-    disk_dir(run_dir).join(format!("{res}.log"))
+    if run_dir == Path::new(DEFAULT_RUN_DIR) {
+        Path::new(LOG_DIR).join(format!("disk-{res}.log"))
+    } else {
+        disk_dir(run_dir).join(format!("{res}.log"))
+    }
 }
 /// Names the loop device while Primary, so that a device process started
 /// after a crash can detach the stale one.
@@ -304,4 +319,22 @@ pub async fn call(
     request: DiskRequest,
 ) -> Result<DiskResponse, crate::ctl::CallError> {
     crate::ctl::call_json(&socket_path(run_dir, res), request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_logs_leave_the_default_run_dir() {
+        assert_eq!(
+            log_path(Path::new("/run/hbd"), "r0"),
+            Path::new("/var/log/hbd/disk-r0.log")
+        );
+        // Another instance (a lab): beside its sockets.
+        assert_eq!(
+            log_path(Path::new("/tmp/lab/n1/run"), "r0"),
+            Path::new("/tmp/lab/n1/run/disk/r0.log")
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //!   media sockets ──(Received, a bounded mpsc ┐
 //!                    per medium, taken in turn)┤
 //!   control socket ──(Call, bounded mpsc)─────┤
-//!   signals (TERM, INT, HUP) ─────────────────┤
+//!   signals (TERM, INT, HUP, USR1, USR2) ─────┤
 //!   timer (Membership::next_deadline) ────────┤
 //!                                             ▼
 //!                                   daemon loop (one task)
@@ -18,6 +18,7 @@
 
 mod calls;
 pub mod control;
+mod dump;
 pub mod fence;
 pub mod groups;
 pub mod jobs;
@@ -50,7 +51,7 @@ use crate::membership::{DeadReason, Event, Membership, MembershipConfig, Output}
 use crate::vrrp::runtime::VrrpHandle;
 use crate::wire::{Body, GroupState};
 use futures::StreamExt;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -288,9 +289,23 @@ fn control_server(paths: &Paths, config: &Config) -> Result<ControlInputs, Runti
     })
 }
 
-/// The signals a daemon loop takes: TERM and INT (leave), HUP (reload).
+/// The signals a daemon loop takes: TERM and INT (leave), HUP (reload and
+/// reopen the log files), USR1 (dump the state to the log), USR2 (reopen
+/// the log files). Taking USR1 and USR2 also keeps their default action
+/// (terminate, without leaving the cluster) from killing hbd. SIGPIPE is
+/// ignored by the Rust runtime before `main`.
 fn signals() -> Result<signal_hook_tokio::Signals, RuntimeError> {
-    signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(RuntimeError::Signals)
+    signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2])
+        .map_err(RuntimeError::Signals)
+}
+
+/// SIGHUP and SIGUSR2: the log files again at their configured paths
+/// (logrotate renamed them); said in the new file.
+fn reopen_logs(signal: &'static str) {
+    let files = logging::reopen();
+    if !files.is_empty() {
+        tracing::info!(signal, files = ?files, "log files reopened");
+    }
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. Returns after telling the peers
@@ -474,10 +489,22 @@ pub async fn run_with_vrrp(
             "ping tiebreaker on"
         );
     }
+    // Configuration read, media, control socket and pid file open: ready
+    // for systemd (Type=notify); WATCHDOG=1 from this loop only.
+    crate::sd_notify::ready(&d.summary());
+    let mut sd_watchdog = crate::sd_notify::WatchdogPacer::new();
+    let mut sd_status = String::new();
 
     loop {
         if let Some(w) = &watchdog {
             w.alive();
+        }
+        if sd_watchdog.tick() {
+            let s = d.summary();
+            if s != sd_status {
+                crate::sd_notify::status(&s);
+                sd_status = s;
+            }
         }
         if let Some(p) = &stall_hook {
             while p.exists() {
@@ -487,6 +514,9 @@ pub async fn run_with_vrrp(
         let mut deadline = d.epoch + d.next_deadline().min(d.preprobe.next_check);
         if let Some(w) = &watchdog {
             deadline = deadline.min(Instant::now() + w.interval);
+        }
+        if let Some(t) = sd_watchdog.due() {
+            deadline = deadline.min(t);
         }
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {}
@@ -544,16 +574,23 @@ pub async fn run_with_vrrp(
                 }
             }
             Some(sig) = signals.next() => match sig {
+                SIGUSR1 => d.dump_state(),
+                SIGUSR2 => reopen_logs("SIGUSR2"),
                 SIGHUP if loading => {
+                    reopen_logs("SIGHUP");
                     tracing::warn!("SIGHUP ignored: the configuration is still loading (a stalled user or group lookup?)");
                 }
-                SIGHUP => loading = load_off_loop(&d.paths, &d.config, &loaded_tx),
+                SIGHUP => {
+                    reopen_logs("SIGHUP");
+                    loading = load_off_loop(&d.paths, &d.config, &loaded_tx);
+                }
                 _ if d.leaving => {
                     tracing::warn!(signal = sig, "second signal: leaving now, without waiting for the groups to stop");
                     break;
                 }
                 _ => {
                     tracing::info!(signal = sig, "shutting down: stopping the resource groups first");
+                    crate::sd_notify::stopping("leaving: stopping the resource groups");
                     d.leaving = true;
                     let now = d.now();
                     d.groups.leave(now);
@@ -612,6 +649,30 @@ pub async fn run_with_vrrp(
 impl Daemon {
     fn now(&self) -> Duration {
         Instant::now().saturating_duration_since(self.epoch)
+    }
+
+    /// systemd's STATUS= line: nodes up and groups started here.
+    fn summary(&self) -> String {
+        let now = self.now();
+        let nodes = self.membership.status(now).nodes;
+        let up = nodes
+            .iter()
+            .filter(|n| n.state == crate::membership::NodeState::Up)
+            .count();
+        let groups = self.config.groups.len();
+        let here = (0..groups)
+            .filter(|&i| self.groups.local_state(i) == GroupState::Started)
+            .count();
+        format!(
+            "{}{}: {up} of {} nodes up, {here} of {groups} groups started here",
+            self.config.node,
+            if self.config.is_witness {
+                " (witness)"
+            } else {
+                ""
+            },
+            nodes.len()
+        )
     }
 
     /// A datagram from a receive task, heard when it arrived (its stamp),

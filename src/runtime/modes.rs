@@ -7,11 +7,15 @@
 //! their own (`vrrp::runtime`) that the loop reaches through a
 //! [`VrrpHandle`].
 
-use super::{calls, control_server, run, run_with_vrrp, signals, state, Paths, RuntimeError};
+use super::{
+    calls, control_server, dump, reopen_logs, run, run_with_vrrp, signals, state, Paths,
+    RuntimeError,
+};
 use crate::config::{self, Config};
+use crate::ctl;
 use crate::vrrp::runtime::{VrrpHandle, VrrpOptions, VrrpRuntime};
 use futures::StreamExt;
-use signal_hook::consts::SIGHUP;
+use signal_hook::consts::{SIGHUP, SIGUSR1, SIGUSR2};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -92,20 +96,42 @@ async fn run_vrrp_only(paths: Paths, config: Config) -> Result<(), RuntimeError>
     } = control_server(&paths, &config)?;
     let started = Instant::now();
     tracing::info!(config = %paths.config_dir.display(), "hbd started in VRRP mode (keepalived.conf, no ha.cf)");
+    let summary = |vrrp: &VrrpHandle| {
+        let st = vrrp.status();
+        let master = st.iter().filter(|v| v.state == "MASTER").count();
+        format!("VRRP mode: {master} of {} instances MASTER here", st.len())
+    };
+    crate::sd_notify::ready(&summary(&vrrp));
+    let mut sd_watchdog = crate::sd_notify::WatchdogPacer::new();
     loop {
+        if sd_watchdog.tick() {
+            crate::sd_notify::status(&summary(&vrrp));
+        }
+        let wake = sd_watchdog.due();
         tokio::select! {
+            _ = async { tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)).await }, if wake.is_some() => {}
             Some((request, reply)) = calls.recv() => {
                 let _ = reply.send(calls::vrrp_only_answer(&config, &vrrp, started, request));
             }
             sig = signals.next() => match sig {
-                Some(SIGHUP) => tracing::warn!(
-                    "SIGHUP: reloading keepalived.conf is not supported yet; restart hbd to apply changes"
-                ),
+                Some(SIGHUP) => {
+                    reopen_logs("SIGHUP");
+                    tracing::warn!(
+                        "SIGHUP: reloading keepalived.conf is not supported yet; restart hbd to apply changes"
+                    )
+                }
+                Some(SIGUSR2) => reopen_logs("SIGUSR2"),
+                Some(SIGUSR1) => {
+                    if let ctl::Response::Status(s) = calls::vrrp_only_answer(&config, &vrrp, started, ctl::Request::Status) {
+                        dump::log_status(&s);
+                    }
+                }
                 // TERM, INT, or the stream gone.
                 _ => break,
             },
         }
     }
+    crate::sd_notify::stopping("leaving: priority 0 adverts, VIPs removed");
     tracing::info!("shutting down: priority 0 adverts, VIPs removed");
     vrrp.shutdown().await;
     Ok(())

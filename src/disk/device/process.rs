@@ -55,8 +55,17 @@ impl Device {
         tokio::spawn(self.clone().writeback());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        // Control socket, listener and pid file up: ready for systemd
+        // (hbd-disk@.service, Type=notify); WATCHDOG=1 from this loop.
+        // (No STATUS= refresh with the pings: status takes the device's
+        // locks, which a slow request may hold.)
+        crate::sd_notify::ready(&self.status_line());
+        let mut sd_watchdog = crate::sd_notify::WatchdogPacer::new();
         loop {
+            sd_watchdog.tick();
+            let wake = sd_watchdog.due();
             tokio::select! {
+                _ = async { tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)).await }, if wake.is_some() => {}
                 r = ctl_listener.accept() => {
                     if let Ok((s, _)) = r {
                         tokio::spawn(self.clone().serve_ctl(s));
@@ -67,11 +76,17 @@ impl Device {
                 _ = self.shutdown.cancelled() => break,
             }
         }
+        crate::sd_notify::stopping(&format!("{}: going down", cfg.name));
         // Let the last answer go out.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let _ = std::fs::remove_file(&sock);
         let _ = std::fs::remove_file(ctl::pid_path(&cfg.run_dir, &cfg.name));
         Ok(())
+    }
+
+    /// The device's state in one line (systemd's STATUS=, SIGUSR1).
+    pub fn status_line(&self) -> String {
+        crate::ctl::render::disk(&crate::ctl::DiskSummary::from_status(&self.status()))
     }
 
     async fn signal_down(self: Arc<Device>) {

@@ -101,7 +101,13 @@ impl Device {
     /// Carry out one request (blocking: may wait for the device to be
     /// released or for the peer).
     pub fn request(&self, req: DiskRequest) -> DiskResponse {
-        tracing::info!(?req, "request");
+        // hbd polls status every second (served data, `hbctl status`):
+        // only the requests that change something are worth an info line.
+        if matches!(req, DiskRequest::Status) {
+            tracing::debug!(?req, "request");
+        } else {
+            tracing::info!(?req, "request");
+        }
         let r = self.request_inner(req);
         self.flush_notices();
         r
