@@ -30,6 +30,7 @@
 //! | `process/`    | the one process runner: clean start, timeout and group kill, bounded output lines; account lookups off the loop |
 //! | `notify.rs`   | the `[notify] command` hook, run by the daemon and by the device process |
 //! | `runtime/`    | the heartbeat-mode daemon's I/O: media sockets, timers, control server, signals, logging, state dir |
+//! | `manual.rs`   | the installed manual: man pages and completions from the clap definitions, `hbd-config(5)` from docs/CONFIG.md |
 //! | `rng.rs`      | splitmix64: the simulations' seeded fault schedules, fresh generation identifiers |
 //! | `bin/`        | `hbd` (daemon), `hbd-disk` (one replicated device) and `hbctl` (operator CLI) |
 //!
@@ -48,6 +49,7 @@ pub mod fence;
 pub mod fuzzing;
 pub mod groups;
 pub mod jobs;
+pub mod manual;
 pub mod membership;
 pub mod monitor;
 pub mod notify;

@@ -34,6 +34,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = hbd::manual::generate_if_asked::<Args>("hbd-disk") {
+        return code;
+    }
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

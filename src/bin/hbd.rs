@@ -41,6 +41,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = hbd::manual::generate_if_asked::<Args>("hbd") {
+        return code;
+    }
     let args = Args::parse();
     let node = match args.node.clone().map_or_else(uname_n, Ok) {
         Ok(n) => n,
