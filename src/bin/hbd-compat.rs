@@ -440,15 +440,23 @@ fn main() -> ExitCode {
                     eprintln!("cl_status: unexpected answer from hbd: {other:?}");
                     return ExitCode::from(UNKNOWN_ERROR);
                 }
-                Err(e) => {
+                // No daemon: heartbeat's sentence for hbstatus, which
+                // scripts match; a "normal" failure for the rest.
+                Err(e @ ctl::CallError::Connect { .. }) => {
                     if matches!(query, Query::HbStatus { .. }) {
-                        // heartbeat's words, which scripts match.
                         println!("Heartbeat is stopped on this machine.");
                     } else {
                         eprintln!("cl_status: Cannot signon with heartbeat: {e}");
                     }
-                    let timed_out = e.to_string().contains("did not answer");
-                    return ExitCode::from(if timed_out { TIMEOUT } else { NORMAL_FAIL });
+                    return ExitCode::from(NORMAL_FAIL);
+                }
+                Err(e @ ctl::CallError::Timeout { .. }) => {
+                    eprintln!("cl_status: {e}");
+                    return ExitCode::from(TIMEOUT);
+                }
+                Err(e) => {
+                    eprintln!("cl_status: {e}");
+                    return ExitCode::from(NORMAL_FAIL);
                 }
             };
             let (out, err, code) = answer(&query, human, &status);
