@@ -33,6 +33,7 @@
 //! | `metrics.rs`  | Prometheus metrics (`[metrics] listen`, `hbctl metrics`): families kept by the daemon, the scrape built from the status document |
 //! | `runtime/`    | the heartbeat-mode daemon's I/O: media sockets, timers, control server, signals, logging, state dir |
 //! | `sd_notify.rs` | systemd's sd_notify(3): READY, STOPPING, WATCHDOG, STATUS for `hbd` and `hbd-disk` under `Type=notify` |
+//! | `manual.rs`   | the installed manual: man pages and completions from the clap definitions, `hbd-config(5)` from docs/CONFIG.md |
 //! | `rng.rs`      | splitmix64: the simulations' seeded fault schedules, fresh generation identifiers |
 //! | `bin/`        | `hbd` (daemon), `hbd-disk` (one replicated device) and `hbctl` (operator CLI) |
 //!
@@ -52,6 +53,7 @@ pub mod fence;
 pub mod fuzzing;
 pub mod groups;
 pub mod jobs;
+pub mod manual;
 pub mod membership;
 pub mod metrics;
 pub mod monitor;

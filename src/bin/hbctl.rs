@@ -23,7 +23,7 @@ use std::time::Duration;
 
 /// Control and inspect the hbd cluster daemon.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     /// The daemon's run directory (holds hbd.sock).
     #[arg(long, global = true, value_name = "DIR", default_value = "/run/hbd")]
@@ -616,6 +616,9 @@ fn resource(
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = hbd::manual::generate_if_asked::<Cli>("hbctl") {
+        return code;
+    }
     let cli = Cli::parse();
     let socket = cli
         .socket

@@ -44,6 +44,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = hbd::manual::generate_if_asked::<Args>("hbd-disk") {
+        return code;
+    }
     let args = Args::parse();
     // Single-threaded still: takes NOTIFY_SOCKET out of the environment
     // of the handlers it runs.

@@ -44,6 +44,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = hbd::manual::generate_if_asked::<Args>("hbd") {
+        return code;
+    }
     let args = Args::parse();
     // Before any thread exists: it takes NOTIFY_SOCKET out of the
     // environment the agents inherit.
