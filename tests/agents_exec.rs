@@ -621,3 +621,23 @@ fn mysqld_agent_with_real_mariadb() {
     hbctl("status").expect(3);
     hbctl("stop").expect(0);
 }
+
+/// The OCF runner passes the operation's timeout in milliseconds, as
+/// Pacemaker does (`OCF_RESKEY_CRM_meta_timeout`): the start's for start,
+/// the status's for monitor.
+#[test]
+fn ocf_agent_gets_the_operation_timeout() {
+    let cfg = Cfg::new("[resource_defaults]\nstart_timeout = \"42s\"\nstatus_timeout = \"7s\"\n");
+    let rec = cfg.path().join("ocf.env");
+    cfg.script(
+        "ocf/resource.d/test/Rec",
+        &format!(
+            "echo \"$1 $OCF_RESKEY_CRM_meta_timeout\" >> {rec}\ncase $1 in monitor) exit 7;; start|stop) exit 0;; *) exit 3;; esac",
+            rec = rec.display()
+        ),
+    );
+    cfg.hbctl("ocf:test:Rec::a=1", "start").expect(0);
+    cfg.hbctl("ocf:test:Rec::a=1", "status").expect(3);
+    let got = fs::read_to_string(&rec).unwrap();
+    assert_eq!(got, "start 42000\nmonitor 7000\n");
+}

@@ -5,11 +5,13 @@
 //!
 //! The environment is the clean one of [`crate::process::clean_command`]
 //! plus hbd's own `HBD_*` variables (agent tuning such as `HBD_STOP_GRACE`)
-//! and, for OCF, the `OCF_*` variables. This file decides what an agent's
+//! and, for OCF, the `OCF_*` variables (`OCF_RESKEY_CRM_meta_timeout` the
+//! operation's timeout in milliseconds). [`validate_all`] asks an agent
+//! whether its parameters make sense (`hbctl check`). This file decides what an agent's
 //! exit code and output mean; `process` runs it.
 
 use super::{Action, AgentError, AgentKind, Running};
-use crate::process::{self, Command, Finished, RunError};
+use crate::process::{self, Command, Finished, Output, RunError};
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,37 +23,16 @@ pub async fn run(
     action: Action,
     timeout: Duration,
 ) -> Result<Running, AgentError> {
-    let (path, args, env): (&Path, Vec<String>, Vec<(String, String)>) = match kind {
-        AgentKind::Heartbeat { path, args } => {
-            let mut a = args.clone();
-            a.push(action.as_str().to_string());
-            (path, a, Vec::new())
-        }
-        AgentKind::Lsb { path } => (path, vec![action.as_str().to_string()], Vec::new()),
-        AgentKind::Ocf {
-            path,
-            ocf_root,
-            provider,
-            kind,
-            params,
-        } => (
-            path,
-            vec![ocf_action(action).to_string()],
-            ocf_env(ocf_root, provider, kind, params),
-        ),
-        other => {
-            return Err(AgentError::Failed(format!(
-                "{} agent is not a script",
-                other.class()
-            )))
-        }
+    let action_word = match kind {
+        AgentKind::Ocf { .. } => ocf_action(action),
+        _ => action.as_str(),
     };
-    let cmd = Command::new(path)
-        .args(args)
-        .envs(&env)
-        .hbd_env()
-        .timeout(timeout)
-        .require_executable();
+    let Some(cmd) = command(kind, action_word, timeout) else {
+        return Err(AgentError::Failed(format!(
+            "{} agent is not a script",
+            kind.class()
+        )));
+    };
     let out = match process::run(&cmd).await {
         Ok(out) => out,
         Err(RunError::TimedOut { timeout }) => return Err(AgentError::Timeout { action, timeout }),
@@ -67,6 +48,114 @@ pub async fn run(
         Err(e) => tracing::debug!(%action, error = %e, "agent failed"),
     }
     result
+}
+
+/// The call of `word` (an action as the agent's kind names it) of a script
+/// agent, `None` for a built-in one. OCF agents get the OCF environment,
+/// with `OCF_RESKEY_CRM_meta_timeout` the operation's timeout in
+/// milliseconds, as Pacemaker passes it.
+fn command(kind: &AgentKind, word: &str, timeout: Duration) -> Option<Command> {
+    let (path, args, env): (&Path, Vec<String>, Vec<(String, String)>) = match kind {
+        AgentKind::Heartbeat { path, args } => {
+            let mut a = args.clone();
+            a.push(word.to_string());
+            (path, a, Vec::new())
+        }
+        AgentKind::Lsb { path } => (path, vec![word.to_string()], Vec::new()),
+        AgentKind::Ocf {
+            path,
+            ocf_root,
+            provider,
+            kind,
+            params,
+        } => {
+            let mut env = ocf_env(ocf_root, provider, kind, params);
+            env.push((
+                "OCF_RESKEY_CRM_meta_timeout".into(),
+                timeout.as_millis().to_string(),
+            ));
+            (path, vec![word.to_string()], env)
+        }
+        _ => return None,
+    };
+    Some(
+        Command::new(path)
+            .args(args)
+            .envs(&env)
+            .hbd_env()
+            .timeout(timeout)
+            .require_executable(),
+    )
+}
+
+/// What an agent's `validate-all` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validation {
+    /// Exit 0, or 3 (OCF_ERR_UNIMPLEMENTED: the agent has no validate-all).
+    Valid,
+    /// Not asked: a built-in agent, an LSB init script, or a heartbeat-style
+    /// script that does not know the action (its text never names
+    /// `validate-all`: heartbeat scripts may treat an unknown action as
+    /// anything).
+    NotAsked,
+    /// Exit 2 (OCF_ERR_ARGS), 5 (OCF_ERR_INSTALLED) or 6
+    /// (OCF_ERR_CONFIGURED): the configuration is wrong here.
+    Invalid { code: i32, message: String },
+    /// Another exit code, a timeout or a failure to run it: the agent could
+    /// not tell.
+    Unknown { message: String },
+}
+
+/// Runs `validate-all` of an OCF agent (OCF RA API 1.0), or of a
+/// heartbeat-style script whose text names the action (the project's
+/// `resources/mysqld` and `resources/daemon`: `ARGS... validate-all`),
+/// within `timeout` (also in `OCF_RESKEY_CRM_meta_timeout`).
+pub async fn validate_all(kind: &AgentKind, timeout: Duration) -> Validation {
+    if let AgentKind::Heartbeat { path, .. } = kind {
+        if !knows_validate_all(path) {
+            return Validation::NotAsked;
+        }
+    }
+    let Some(cmd) = (match kind {
+        AgentKind::Ocf { .. } | AgentKind::Heartbeat { .. } => {
+            command(kind, "validate-all", timeout).map(|c| c.output(Output::Capture))
+        }
+        _ => None,
+    }) else {
+        return Validation::NotAsked;
+    };
+    let out = match process::run(&cmd).await {
+        Ok(out) => out,
+        Err(e) => {
+            return Validation::Unknown {
+                message: e.to_string(),
+            }
+        }
+    };
+    let meaning = ocf_code_name(out.code).map(str::to_string);
+    let tail = out.message();
+    let message = match (meaning, tail.is_empty()) {
+        (Some(m), false) => format!("{m}: {tail}"),
+        (Some(m), true) => m,
+        (None, _) => tail,
+    };
+    match out.code {
+        0 | 3 if out.signal.is_none() => Validation::Valid,
+        code @ (2 | 5 | 6) => Validation::Invalid { code, message },
+        code => Validation::Unknown {
+            message: format!("exit code {code}: {message}"),
+        },
+    }
+}
+
+/// Whether a script's text (its first MiB) names `validate-all`.
+fn knows_validate_all(path: &Path) -> bool {
+    use std::io::Read;
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(1 << 20).read_to_end(&mut text))
+        .is_ok()
+        && text.windows(12).any(|w| w == b"validate-all")
 }
 
 /// OCF calls status `monitor`.

@@ -911,11 +911,20 @@ fn check(dir: PathBuf, node: Option<String>, witness: bool) -> ExitCode {
             }
         },
     };
-    let report = if witness {
+    let mut report = if witness {
         config::check_witness(&dir, &node)
     } else {
         config::check(&dir, &node)
     };
+    // The agents' own validate-all (OCF agents, and the scripts that know
+    // it), once the files are right; the witness runs no resource.
+    if let (false, Some(c)) = (witness, &report.config) {
+        if report.errors.is_empty() {
+            let (errors, warnings) = config::validate_agents(&c.groups);
+            report.errors.extend(errors);
+            report.warnings.extend(warnings);
+        }
+    }
     for w in &report.warnings {
         println!("warning: {w}");
     }

@@ -703,3 +703,76 @@ pub(super) fn unprotected_warning(
             .into(),
     })
 }
+
+/// How long one agent's `validate-all` may take at `hbctl check`.
+pub const VALIDATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `hbctl check`: asks every script agent of haresources that knows it
+/// `validate-all` ([`crate::agents::exec::validate_all`], all at once). An
+/// answer of OCF_ERR_ARGS (2), OCF_ERR_INSTALLED (5) or OCF_ERR_CONFIGURED
+/// (6) is an error at the group's haresources line; an agent that cannot
+/// tell (another code, a timeout) is a warning; OCF_ERR_UNIMPLEMENTED (3)
+/// is fine. Runs the agents on a runtime of its own, in a thread of its
+/// own, so it may be called from anywhere.
+pub fn validate_agents(groups: &[GroupConfig]) -> (Vec<ConfigError>, Vec<ConfigWarning>) {
+    use crate::agents::exec::{validate_all, Validation};
+    use crate::agents::AgentKind;
+    let jobs: Vec<(Location, String, AgentKind)> = groups
+        .iter()
+        .flat_map(|g| {
+            g.resources
+                .iter()
+                .map(|r| (g.at.clone(), r.spec.clone(), r.kind.clone()))
+        })
+        .collect();
+    let kinds: Vec<AgentKind> = jobs.iter().map(|(_, _, k)| k.clone()).collect();
+    let answers = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok::<_, std::io::Error>(rt.block_on(futures::future::join_all(
+            kinds.iter().map(|k| validate_all(k, VALIDATE_TIMEOUT)),
+        )))
+    })
+    .join();
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let answers = match answers {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            if let Some((at, spec, _)) = jobs.first() {
+                warnings.push(ConfigWarning {
+                    file: at.file.clone(),
+                    line: at.line,
+                    key: spec.clone(),
+                    message: format!("agents not validated: {e}"),
+                });
+            }
+            return (errors, warnings);
+        }
+        Err(_) => return (errors, warnings),
+    };
+    for ((at, spec, kind), answer) in jobs.iter().zip(answers) {
+        let agent = match kind {
+            AgentKind::Ocf { provider, kind, .. } => format!("ocf:{provider}:{kind}"),
+            AgentKind::Heartbeat { path, .. } => path.display().to_string(),
+            other => other.class().to_string(),
+        };
+        match answer {
+            Validation::Valid | Validation::NotAsked => {}
+            Validation::Invalid { code, message } => errors.push(ConfigError::Line {
+                file: at.file.clone(),
+                line: at.line,
+                key: spec.clone(),
+                message: format!("agent {agent}: validate-all exited with code {code} ({message})"),
+            }),
+            Validation::Unknown { message } => warnings.push(ConfigWarning {
+                file: at.file.clone(),
+                line: at.line,
+                key: spec.clone(),
+                message: format!("agent {agent}: validate-all could not tell: {message}"),
+            }),
+        }
+    }
+    (errors, warnings)
+}

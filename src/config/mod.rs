@@ -21,6 +21,7 @@ pub use authkeys::{
     parse as parse_authkeys, receive_keys, strength as auth_strength, weaker_keys, MAX_KEY_ID,
     PLACEHOLDER_SECRET,
 };
+pub use check::{validate_agents, VALIDATE_TIMEOUT};
 pub use cluster_toml::{
     parse as parse_cluster_toml, AgentsSection, CheckToml, ClusterSection, ClusterToml,
     ControlSection, FenceAction, GateResolved, GateToml, JobToml, NotifySection,

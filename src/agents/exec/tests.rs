@@ -190,3 +190,56 @@ async fn lsb_and_ocf_calls() {
     };
     assert_eq!(run(&k, Action::Status, T).await, Ok(Running::Stopped));
 }
+
+#[tokio::test]
+async fn validate_all_answers() {
+    let t = tempfile::tempdir().unwrap();
+    let code = t.path().join("code");
+    let p = script(
+        t.path(),
+        "ra",
+        &format!(
+            "[ \"$1\" = validate-all ] && [ \"$OCF_RESKEY_CRM_meta_timeout\" = 20000 ] || exit 1\necho said >&2\nexit $(cat {})",
+            code.display()
+        ),
+    );
+    let k = AgentKind::Ocf {
+        path: p,
+        ocf_root: "/ocf".into(),
+        provider: "test".into(),
+        kind: "ra".into(),
+        params: Vec::new(),
+    };
+    let v = |c: i32| {
+        std::fs::write(&code, c.to_string()).unwrap();
+        validate_all(&k, Duration::from_secs(20))
+    };
+    assert_eq!(v(0).await, Validation::Valid);
+    assert_eq!(v(3).await, Validation::Valid);
+    match v(6).await {
+        Validation::Invalid { code: 6, message } => {
+            assert!(
+                message.contains("not configured") && message.contains("said"),
+                "{message}"
+            )
+        }
+        r => panic!("{r:?}"),
+    }
+    assert!(matches!(v(1).await, Validation::Unknown { .. }));
+    // A heartbeat-style script that never names the action is not asked
+    // (this one would have failed); one that names it is.
+    let plain = script(t.path(), "plain", "exit 6");
+    assert_eq!(
+        validate_all(&hb(plain, &[]), Duration::from_secs(20)).await,
+        Validation::NotAsked
+    );
+    let q = script(
+        t.path(),
+        "hbv",
+        "# validate-all\n[ \"$2\" = validate-all ] && exit 5; exit 0",
+    );
+    assert!(matches!(
+        validate_all(&hb(q, &["arg"]), Duration::from_secs(20)).await,
+        Validation::Invalid { code: 5, .. }
+    ));
+}
