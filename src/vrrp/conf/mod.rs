@@ -581,13 +581,17 @@ pub fn parse(path: &Path, text: &str) -> (KeepalivedConf, Vec<ConfigError>, Vec<
 
 /// Reads and parses a `keepalived.conf`.
 pub fn load(path: &Path) -> Result<(KeepalivedConf, Vec<ConfigWarning>), Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         vec![ConfigError::File {
             file: path.to_path_buf(),
             message: format!("cannot read: {e}"),
         }]
     })?;
-    let (conf, errors, warnings) = parse(path, &text);
+    // Comments in Latin-1 or GBK are read, as keepalived reads them.
+    let (text, mut errors) =
+        crate::config::text::decode(path, &bytes, crate::config::text::Comments::HashOrBang);
+    let (conf, mut e, warnings) = parse(path, &text);
+    errors.append(&mut e);
     if errors.is_empty() {
         Ok((conf, warnings))
     } else {
