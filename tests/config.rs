@@ -29,6 +29,14 @@ impl Dir {
         fs::write(&p, text).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
     }
+    fn write_bytes(&self, name: &str, bytes: &[u8], mode: u32) {
+        let p = self.0.path().join(name);
+        if let Some(dir) = p.parent() {
+            fs::create_dir_all(dir).unwrap();
+        }
+        fs::write(&p, bytes).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    }
     fn path(&self) -> &Path {
         self.0.path()
     }
@@ -511,5 +519,97 @@ fn check_warns_about_weaker_keys() {
     assert!(
         text.contains("cluster.toml:2: cluster.accept_weaker_keys: datagrams signed with keys weaker than the signing key are accepted (key 2 (crc))"),
         "{text}"
+    );
+}
+
+/// Configurations as published for heartbeat + DRBD, which heartbeat and
+/// drbdadm accept: Debian's drbd.conf of includes, mixed-case host names,
+/// comments in Latin-1 and GBK, commas between values, heartbeat's helpers,
+/// doubled slashes in IPaddr. `hbctl check` accepts them on both nodes,
+/// whichever case the node name is given in.
+#[test]
+fn real_world_configuration_files() {
+    // "# Cluster de données" in Latin-1; "# 节点" in GBK.
+    let mut ha = b"# Cluster de donn\xe9es\n".to_vec();
+    ha.extend_from_slice(
+        b"keepalive 1\ndeadtime 10\nbcast eth0, eth1\nudpport 694\nauto_failback off\n\
+          node Node-A\nnode node-b # \xbd\xda\xb5\xe3\npacemaker off\nping 192.0.2.254\n\
+          respawn hacluster /usr/lib/heartbeat/ipfail\napiauth ipfail gid=haclient uid=hacluster\n\
+          respawn hacluster /usr/lib/heartbeat/dopd\napiauth dopd gid=haclient uid=hacluster\n",
+    );
+    let d = Dir::new(None, None);
+    d.write_bytes("ha.cf", &ha, 0o644);
+    d.write(
+        "authkeys",
+        "auth 1 # sha256 since the upgrade\n1 sha256 0123456789abcdef0123456789abcdef\n",
+        0o600,
+    );
+    d.write_bytes(
+        "haresources",
+        b"# r\xe9plication\nNode-A IPaddr::192.0.2.100//24/eth0 drbddisk::r0\n",
+        0o644,
+    );
+    d.write(
+        "drbd.conf",
+        "# see drbd.conf(5)\ninclude \"drbd.d/global_common.conf\";\ninclude \"drbd.d/*.res\";\n",
+        0o644,
+    );
+    d.write_bytes(
+        "drbd.d/global_common.conf",
+        b"global {\n  usage-count yes;\n}\ncommon {\n  handlers {\n    # split-brain \"/usr/lib/drbd/notify-split-brain.sh root\";\n  }\n\
+         startup {\n  }\n  options {\n  }\n  disk {\n    # on-io-error fencing\n  }\n  net {\n  }\n}\n",
+        0o644,
+    );
+    d.write_bytes(
+        "drbd.d/r0.res",
+        b"# donn\xe9es MySQL\nresource r0 {\n  net { rr-conflict disconnect; allow-two-primaries no; verify-alg sha1; }\n\
+          disk { fencing resource-only; no-disk-flushes; no-md-flushes; al-extents 3389; c-plan-ahead 0; }\n\
+          syncer { rate 40M; csums-alg md5; use-rle; }\n\
+          handlers { outdate-peer \"/usr/lib/heartbeat/drbd-peer-outdater -t 5\"; }\n\
+          on Node-A {\n    device /dev/drbd0;\n    disk /dev/vg0/mysql;\n    address 192.0.2.1:7788;\n    meta-disk internal;\n  }\n\
+          on node-b {\n    device /dev/drbd0;\n    disk /dev/vg0/mysql;\n    address 192.0.2.2:7788;\n    meta-disk internal;\n  }\n}\n",
+        0o600,
+    );
+    for node in ["node-a", "NODE-A", "Node-B", "node-b"] {
+        let out = d.check(node);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "--node {node}:\n{stdout}\n{err}"
+        );
+        let all = format!("{stdout}{err}");
+        for w in [
+            "r0.res:4: no-disk-flushes: accepted, no effect in hbd",
+            "ha.cf:5: udpport: no effect",
+            "ha.cf:11: respawn: ipfail: built into hbd",
+            "ha.cf:13: respawn: dopd: built into hbd",
+        ] {
+            assert!(all.contains(w), "--node {node}: lacks {w:?}:\n{all}");
+        }
+    }
+
+    // A byte that is not UTF-8 in a value is an error at its line and key.
+    let mut bad = ha.clone();
+    bad.extend_from_slice(b"logfile /var/log/ha-\xe9.log\n");
+    d.write_bytes("ha.cf", &bad, 0o644);
+    let f = d.path().join("ha.cf");
+    assert_refused(
+        &d,
+        "node-a",
+        &[&format!(
+            "{}:15: logfile: bytes that are not UTF-8 outside a comment",
+            f.display()
+        )],
+    );
+    d.write_bytes("ha.cf", &ha, 0o644);
+    // An error in an included file names that file and line.
+    d.write("drbd.d/r1.res", "resource r1 {\n  protocol A;\n}\n", 0o600);
+    let f = d.path().join("drbd.d/r1.res");
+    assert_refused(
+        &d,
+        "node-a",
+        &[&format!("{}:2: protocol: only protocol C", f.display())],
     );
 }

@@ -63,12 +63,16 @@ pub fn parse_args(args: &[&str]) -> Result<IpAddrArgs, ArgsError> {
         [a] => *a,
         _ => return Err(ArgsError::IpArgCount(args.len())),
     };
-    let fields: Vec<&str> = arg.split('/').collect();
-    if fields.len() > 4 {
+    let mut fields: Vec<&str> = arg.split('/').collect();
+    let written = fields.iter().filter(|f| !f.is_empty()).count();
+    if fields.len() > 4 && written > 4 {
         return Err(ArgsError::IpFields {
             arg: arg.into(),
             fields: fields.len(),
         });
+    }
+    if fields.len() > 4 || (written > 1 && fields[1..].contains(&"")) {
+        fields = by_content(&fields);
     }
     let field = |i: usize| fields.get(i).copied().filter(|f| !f.is_empty());
 
@@ -102,6 +106,30 @@ pub fn parse_args(args: &[&str]) -> Result<IpAddrArgs, ArgsError> {
         label,
         broadcast,
     })
+}
+
+/// The fields of an argument with empty ones (`192.0.2.1//8/eth0`,
+/// `192.0.2.1//eth0`) put in their places by what they look like: heartbeat
+/// collapses doubled slashes, and an empty field also means "find it out",
+/// so the position alone does not say which is which. A prefix or netmask
+/// comes before the interface, an address after it is the broadcast.
+fn by_content<'a>(fields: &[&'a str]) -> Vec<&'a str> {
+    let mut out = vec![fields[0], "", "", ""];
+    for f in fields[1..].iter().copied().filter(|f| !f.is_empty()) {
+        let slot = if out[1].is_empty() && out[2].is_empty() && parse_prefix(f).is_ok() {
+            1
+        } else if out[2].is_empty() && out[3].is_empty() && f.parse::<Ipv4Addr>().is_err() {
+            2
+        } else {
+            3
+        };
+        if !out[slot].is_empty() {
+            // Two of a kind: read by position, which says what is wrong.
+            return fields.to_vec();
+        }
+        out[slot] = f;
+    }
+    out
 }
 
 /// `24`, or a contiguous dotted netmask `255.255.255.0` (heartbeat's IPaddr
@@ -786,6 +814,22 @@ mod tests {
         let a = p("192.0.2.100//eth0").unwrap();
         assert_eq!((a.prefix, a.iface.as_deref()), (None, Some("eth0")));
         assert_eq!(p("198.51.100.9/32").unwrap().prefix, Some(32));
+        // Doubled slashes collapse: each field goes where its form says.
+        let a = p("10.0.0.1//8/eth0").unwrap();
+        assert_eq!((a.prefix, a.iface.as_deref()), (Some(8), Some("eth0")));
+        let a = p("192.0.2.100//24//eth0:1").unwrap();
+        assert_eq!((a.prefix, a.label.as_deref()), (Some(24), Some("eth0:1")));
+        let a = p("192.0.2.100/24//192.0.2.255").unwrap();
+        assert_eq!(
+            (a.prefix, a.iface, a.broadcast),
+            (Some(24), None, Some(Ipv4Addr::new(192, 0, 2, 255)))
+        );
+        let a = p("192.0.2.100///192.0.2.127").unwrap();
+        assert_eq!(
+            (a.prefix, a.broadcast),
+            (None, Some(Ipv4Addr::new(192, 0, 2, 127)))
+        );
+        assert!(p("192.0.2.100//eth0/eth1").is_err());
     }
 
     #[test]

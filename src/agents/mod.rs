@@ -478,6 +478,86 @@ pub fn resolve(spec: &str, lookup: &Lookup) -> Result<AgentKind, ResolveError> {
     })
 }
 
+/// heartbeat's `resource.d` wrappers of OCF agents, and the parameters
+/// their `::` arguments become, in order (the wrappers' `OCF_RESKEY_x=$n`).
+const HEARTBEAT_POSITIONAL: &[(&str, &[&str])] = &[
+    ("MailTo", &["email", "subject"]),
+    ("Delay", &["startdelay", "stopdelay"]),
+    ("IPsrcaddr", &["ipaddress"]),
+    ("Xinetd", &["service"]),
+    ("apache", &["configfile"]),
+    ("LVM", &["volgrpname"]),
+    ("portblock", &["protocol", "portno", "action"]),
+];
+
+/// The parameters positional arguments of OCF agent `kind` at `path`
+/// become: heartbeat's wrapper's order, else the order of the agent's
+/// meta-data (`<parameter name=..>`); none when it has no meta-data.
+fn positional_names(path: &Path, lookup: &Lookup, kind: &str) -> Vec<String> {
+    if let Some((_, names)) = HEARTBEAT_POSITIONAL.iter().find(|(k, _)| *k == kind) {
+        return names.iter().map(|n| n.to_string()).collect();
+    }
+    let Some(xml) = meta_data(path, &lookup.ocf_root) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    let mut rest = xml.as_str();
+    while let Some(i) = rest.find("<parameter") {
+        rest = &rest[i + "<parameter".len()..];
+        if !rest.starts_with(|c: char| c.is_whitespace()) {
+            continue; // <parameters>
+        }
+        let tag = &rest[..rest.find('>').unwrap_or(rest.len())];
+        let name = tag
+            .split_once("name=")
+            .and_then(|(_, v)| {
+                let q = v.chars().next()?;
+                v[1..].split(q).next()
+            })
+            .filter(|n| !n.is_empty());
+        if let Some(n) = name {
+            names.push(n.to_string());
+        }
+    }
+    names
+}
+
+/// `AGENT meta-data`'s output (OCF_ROOT set, 10 s at most).
+fn meta_data(path: &Path, ocf_root: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut child = std::process::Command::new(path)
+        .arg("meta-data")
+        .env_clear()
+        .env("OCF_ROOT", ocf_root)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut out = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    reader.join().ok()
+}
+
 fn ocf(
     path: PathBuf,
     lookup: &Lookup,
@@ -486,8 +566,18 @@ fn ocf(
     args: &[&str],
 ) -> Result<AgentKind, ArgsError> {
     let mut params = Vec::new();
+    // heartbeat-style positional arguments (`MailTo::root::Failover`):
+    // the parameter names in heartbeat's order, read once.
+    let mut positional: Option<Vec<String>> = None;
+    let mut next = 0;
     for a in args {
         let Some((k, v)) = a.split_once('=') else {
+            let names = positional.get_or_insert_with(|| positional_names(&path, lookup, kind));
+            if let Some(name) = names.get(next) {
+                next += 1;
+                params.push((name.clone(), a.to_string()));
+                continue;
+            }
             return Err(ArgsError::OcfNotKeyValue {
                 provider: provider.into(),
                 kind: kind.into(),
@@ -581,6 +671,68 @@ mod tests {
             .contains("key=value"));
         assert!(resolve("../x", &l).is_err());
         assert!(resolve("ocf:x", &l).is_err());
+    }
+
+    #[test]
+    fn heartbeat_positional_arguments_of_ocf_agents() {
+        let t = tempfile::tempdir().unwrap();
+        let l = lookup(t.path());
+        let params = |spec: &str, l: &Lookup| match resolve(spec, l).unwrap() {
+            AgentKind::Ocf { params, .. } => params,
+            k => panic!("{k:?}"),
+        };
+        let kv = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // An agent heartbeat had no wrapper for: its meta-data's order.
+        let dir = l.ocf_root.join("resource.d/site");
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("Notify");
+        std::fs::write(
+            &p,
+            "#!/bin/sh
+[ \"$1\" = meta-data ] || exit 3
+cat <<EOF
+<resource-agent name=\"Notify\">
+             <parameters>
+<parameter name=\"target\" required=\"1\">
+</parameter>
+             <parameter unique=\"0\" name='level'>
+</parameter>
+</parameters>
+</resource-agent>
+EOF
+",
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            params("Notify::ops::high", &l),
+            kv(&[("target", "ops"), ("level", "high")])
+        );
+        assert_eq!(
+            params("Notify::ops::level=low", &l),
+            kv(&[("target", "ops"), ("level", "low")])
+        );
+        let e = resolve("Notify::a::b::c", &l).unwrap_err().to_string();
+        assert!(e.contains("argument `c` is not key=value"), "{e}");
+        // MailTo from resource-agents (scripts/setup installs it), as
+        // heartbeat's resource.d/MailTo wrapper maps it.
+        let real = Lookup {
+            ocf_root: PathBuf::from("/usr/lib/ocf"),
+            ..lookup(t.path())
+        };
+        if real.ocf_root.join("resource.d/heartbeat/MailTo").exists() {
+            assert_eq!(
+                params("MailTo::root@example.com::Failover of www", &real),
+                kv(&[
+                    ("email", "root@example.com"),
+                    ("subject", "Failover of www")
+                ])
+            );
+        }
     }
 
     #[test]

@@ -128,6 +128,9 @@ pub fn parse(path: &Path, text: &str) -> (Option<AuthKeys>, Vec<ConfigError>, Ve
                 );
                 continue;
             }
+            // `auth 2 # the new key`: heartbeat reads the number and
+            // ignores the rest (this line holds no secret).
+            let rest = rest.split('#').next().unwrap_or("");
             let args: Vec<&str> = rest.split_whitespace().collect();
             let id = match args[..] {
                 [] => {
@@ -405,6 +408,18 @@ mod tests {
                  signed with it are dropped unless cluster.toml has `[cluster] \
                  accept_weaker_keys = true`"
             ]
+        );
+    }
+
+    #[test]
+    fn auth_line_with_a_trailing_comment() {
+        let text = format!("auth 2 # rolled over in May\n1 sha1 {SECRET}\n2 sha256 {SECRET}\n");
+        let (k, e, _) = run(&text);
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(k.unwrap().active, 2);
+        assert_eq!(
+            one_err("auth # none\n"),
+            "authkeys:1: auth: missing value: expected `auth N`"
         );
     }
 

@@ -15,6 +15,7 @@ mod hacf;
 mod haresources;
 mod resource;
 pub(crate) mod syntax;
+pub(crate) mod text;
 mod time;
 
 pub use authkeys::{
@@ -390,9 +391,25 @@ pub fn load(dir: &Path, node: &str) -> Result<Config, ConfigErrors> {
 }
 
 /// Reads a file; `None` with no error when it is optional and absent.
+/// Bytes that are not UTF-8 are read in comments and an error elsewhere
+/// ([`text::decode`]).
 fn read(path: &Path, required: &str, errors: &mut Vec<ConfigError>) -> Option<String> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Some(t),
+    read_as(path, required, text::Comments::Hash, errors)
+}
+
+/// [`read`] for a file whose comments start as `comments` says.
+fn read_as(
+    path: &Path,
+    required: &str,
+    comments: text::Comments,
+    errors: &mut Vec<ConfigError>,
+) -> Option<String> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let (t, mut e) = text::decode(path, &bytes, comments);
+            errors.append(&mut e);
+            Some(t)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if !required.is_empty() {
                 errors.push(ConfigError::File {
@@ -463,13 +480,15 @@ fn read_drbd(
     warnings: &mut Vec<ConfigWarning>,
 ) -> Option<crate::disk::conf::DrbdConf> {
     let text = read(drbd_path, required, errors)?;
-    let (c, mut e, mut w) = crate::disk::conf::parse(drbd_path, &text);
+    let (c, mut e, mut w) =
+        crate::disk::conf::parse_files(drbd_path, &text, &mut crate::disk::conf::FsFiles);
     errors.append(&mut e);
     warnings.append(&mut w);
     // A shared-secret is a key, as authkeys' are: its file must not be
     // readable by group or other (issue 14, finding 3).
+    // (The file that holds it: drbd.conf or one it includes.)
     if let Some(at) = c.resources.iter().find_map(|r| r.shared_secret_at.as_ref()) {
-        if let Some(mode) = open_mode(drbd_path) {
+        if let Some(mode) = open_mode(&at.file) {
             errors.push(ConfigError::Line {
                 file: at.file.clone(),
                 line: at.line,
@@ -477,7 +496,7 @@ fn read_drbd(
                 message: format!(
                     "{} is readable by group/other (mode {mode:04o}) and holds the \
                      replication link's secret; chmod 600 it",
-                    drbd_path.display()
+                    at.file.display()
                 ),
             });
         }
@@ -569,7 +588,13 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
         ),
         None => (dir.join("keepalived.conf"), ""),
     };
-    let keepalived = read(&keepalived_path, keepalived_needed, &mut errors).map(|text| {
+    let keepalived = read_as(
+        &keepalived_path,
+        keepalived_needed,
+        text::Comments::HashOrBang,
+        &mut errors,
+    )
+    .map(|text| {
         let (k, mut e, mut w) = crate::vrrp::conf::parse(&keepalived_path, &text);
         errors.append(&mut e);
         warnings.append(&mut w);

@@ -172,6 +172,8 @@ impl Daemon {
             }
             Request::Clear { group } => (Command::Clear(group), None),
             Request::Fence { node } => {
+                // Node names compare ignoring case (heartbeat lowercases them).
+                let node = node.to_lowercase();
                 if !self.config.ha.nodes.contains(&node) {
                     let _ = reply.send(Response::Error {
                         kind: ErrorKind::NotFound,
@@ -438,7 +440,11 @@ impl Daemon {
                 run_dir: self.paths.run_dir.clone(),
             },
             Request::NodeStatus { node } => {
-                match self.status().nodes.into_iter().find(|n| n.name == node) {
+                let found = self.status().nodes.into_iter();
+                match found
+                    .into_iter()
+                    .find(|n| n.name.eq_ignore_ascii_case(&node))
+                {
                     Some(n) => Response::NodeStatus(n),
                     None => Response::Error {
                         kind: ErrorKind::NotFound,

@@ -69,7 +69,6 @@ pub(super) const INERT: &[(&str, ValueCheck, &str)] = &[
 pub(super) const UNSUPPORTED: &[(&str, &str)] = &[
     ("serial", "serial links are not supported: hbd heartbeats over UDP only (bcast, mcast, ucast); use a crossover Ethernet link instead"),
     ("baud", "serial links are not supported: hbd heartbeats over UDP only (bcast, mcast, ucast); drop the line"),
-    ("apiauth", "hbd has no heartbeat API clients; control-socket access is granted by `group` in cluster.toml's [control]"),
     ("compression", "hbd datagrams are small and never compressed; drop the line"),
     ("compression_threshold", "hbd datagrams are small and never compressed; drop the line"),
     ("traditional_compression", "hbd datagrams are small and never compressed; drop the line"),
@@ -141,7 +140,9 @@ impl Seen<'_> {
                     .map(|d| (d, self.p.loc(line)))
                     .or(self.watchdog.take());
             }
-            "crm" => self.crm(line, key, args),
+            // heartbeat 3.0.4's name for `crm` (config.c: KEY_PACEMAKER).
+            "crm" | "pacemaker" => self.crm(line, key, args),
+            "apiauth" => self.apiauth(line, key, args),
             "autojoin" if args.len() == 1 && args[0].eq_ignore_ascii_case("none") => {
                 if self.p.once(line, key) {
                     self.p
@@ -189,7 +190,18 @@ impl Seen<'_> {
         };
         match v.parse::<u16>() {
             Ok(n) if n > 0 => {
-                if let Some((l, what)) = self.first_udp_medium {
+                if let (Some((l, what)), true) = (self.first_udp_medium, n == self.udpport) {
+                    // The port the media before it already use (heartbeat's
+                    // default, 694): heartbeat says nothing; a note.
+                    p.warn(
+                        line,
+                        key,
+                        format!(
+                            "no effect: the bcast/ucast lines before it (line {l}, {what}) \
+                             already use port {n}; udpport applies to the lines after it"
+                        ),
+                    );
+                } else if let Some((l, what)) = self.first_udp_medium {
                     p.err(
                         line,
                         key,
@@ -584,6 +596,15 @@ impl Seen<'_> {
         // ipfail, dopd, ifcheckd: built in, never spawned, so neither
         // the user nor the program need exist on this machine.
         if let Some(builtin) = BuiltinHelper::of_program(program) {
+            p.warn(
+                line,
+                key,
+                format!(
+                    "{}: {}; nothing is started",
+                    builtin.name(),
+                    builtin.instead()
+                ),
+            );
             let rest = content.trim_start()[key.len()..].trim_start();
             self.respawn.push(Respawn {
                 user: user.to_string(),
@@ -656,6 +677,27 @@ impl Seen<'_> {
         }
     }
 
+    /// `apiauth CLIENT uid=.. gid=..`: who may use heartbeat's API. hbd has
+    /// no such API: accepted with what replaces the client.
+    fn apiauth(&mut self, line: usize, key: &str, args: &[&str]) {
+        let Some(client) = args.first() else {
+            self.p.err(
+                line,
+                key,
+                "missing value: expected `apiauth CLIENT uid=USER gid=GROUP`",
+            );
+            return;
+        };
+        let msg = match BuiltinHelper::of_client(client) {
+            Some(b) => format!("no effect: `{client}` is {}", b.instead()),
+            None => format!(
+                "no effect: hbd has no heartbeat API clients (`{client}`); control-socket \
+                 access is granted by `group` in cluster.toml's [control]"
+            ),
+        };
+        self.p.warn(line, key, msg);
+    }
+
     /// `crm`: only `crm off` is accepted.
     fn crm(&mut self, line: usize, key: &str, args: &[&str]) {
         let p = &mut self.p;
@@ -665,8 +707,13 @@ impl Seen<'_> {
         let Some(v) = p.one(line, key, args) else {
             return;
         };
-        let crm_on = "hbd runs haresources resource groups, not the CRM (Pacemaker); \
-                      drop the line";
+        let crm_on = if key == "pacemaker" {
+            "hbd is not Pacemaker: it runs the haresources resource groups itself (its own \
+             CRM, with mon and keepalived built in); write `pacemaker off` or drop the line, \
+             and describe the resources in haresources (see docs/CONFIG.md)"
+        } else {
+            "hbd runs haresources resource groups, not the CRM (Pacemaker); drop the line"
+        };
         match parse_bool(v) {
             Some(false) => {}
             Some(true) => p.err(line, key, format!("`{v}`: {crm_on}")),
@@ -675,7 +722,7 @@ impl Seen<'_> {
             {
                 p.err(line, key, format!("`{v}`: {crm_on}"))
             }
-            None => p.err(line, key, format!("`{v}`: only `crm off` is accepted")),
+            None => p.err(line, key, format!("`{v}`: only `{key} off` is accepted")),
         }
     }
 

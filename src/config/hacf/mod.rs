@@ -87,6 +87,17 @@ pub enum BuiltinHelper {
     Dopd,
     /// `ifcheckd`: interface watching; hbd's link tracking does it.
     Ifcheckd,
+    /// `pingd`: ping-node connectivity as a CRM attribute; hbd's ping
+    /// nodes and tiebreaker do it without a CRM.
+    Pingd,
+    /// `ccm`: the consensus membership; hbd's membership is built in.
+    Ccm,
+    /// `ha_logd`: the log daemon; hbd logs itself (logfile, syslog).
+    Logd,
+    /// `hbagent`: the SNMP subagent; hbd has `hbctl status --json`.
+    Hbagent,
+    /// `mgmtd`: the GUI's management daemon; hbd has `hbctl`.
+    Mgmtd,
 }
 
 impl BuiltinHelper {
@@ -96,6 +107,11 @@ impl BuiltinHelper {
             "ipfail" => Some(BuiltinHelper::Ipfail),
             "dopd" => Some(BuiltinHelper::Dopd),
             "ifcheckd" => Some(BuiltinHelper::Ifcheckd),
+            "pingd" => Some(BuiltinHelper::Pingd),
+            "ccm" => Some(BuiltinHelper::Ccm),
+            "ha_logd" => Some(BuiltinHelper::Logd),
+            "hbagent" => Some(BuiltinHelper::Hbagent),
+            "mgmtd" => Some(BuiltinHelper::Mgmtd),
             _ => None,
         }
     }
@@ -105,6 +121,47 @@ impl BuiltinHelper {
             BuiltinHelper::Ipfail => "ipfail",
             BuiltinHelper::Dopd => "dopd",
             BuiltinHelper::Ifcheckd => "ifcheckd",
+            BuiltinHelper::Pingd => "pingd",
+            BuiltinHelper::Ccm => "ccm",
+            BuiltinHelper::Logd => "ha_logd",
+            BuiltinHelper::Hbagent => "hbagent",
+            BuiltinHelper::Mgmtd => "mgmtd",
+        }
+    }
+
+    /// The helper an `apiauth CLIENT` line names.
+    pub fn of_client(client: &str) -> Option<BuiltinHelper> {
+        BuiltinHelper::of_program(client)
+    }
+
+    /// What hbd does instead, for `hbctl check`.
+    pub fn instead(self) -> &'static str {
+        match self {
+            BuiltinHelper::Ipfail => {
+                "built into hbd: the `ping` and `ping_group` nodes drive its ping \
+                 tiebreaker (cluster.toml [tiebreaker])"
+            }
+            BuiltinHelper::Dopd => {
+                "built into hbd: the disk's fence-peer (outdate-peer) handler, \
+                 drbd-peer-outdater, is answered by hbd's own peer outdater"
+            }
+            BuiltinHelper::Ifcheckd => {
+                "built into hbd: the link state of every medium is tracked \
+                 (`hbctl links NODE`)"
+            }
+            BuiltinHelper::Pingd => {
+                "built into hbd: `ping`/`ping_group` nodes are pinged by hbd itself and \
+                 drive its tiebreaker; there is no CRM attribute to set"
+            }
+            BuiltinHelper::Ccm => "built into hbd: its membership is the ha.cf node list",
+            BuiltinHelper::Logd => {
+                "not needed: hbd writes its own log (logfile, debugfile, logfacility)"
+            }
+            BuiltinHelper::Hbagent => {
+                "not needed: hbd has no SNMP subagent; `hbctl status --json` reports the \
+                 same states"
+            }
+            BuiltinHelper::Mgmtd => "not needed: hbd is managed with `hbctl`",
         }
     }
 
@@ -114,6 +171,11 @@ impl BuiltinHelper {
             BuiltinHelper::Ipfail => "ping tiebreaker",
             BuiltinHelper::Dopd => "peer outdater",
             BuiltinHelper::Ifcheckd => "link tracking of every medium",
+            BuiltinHelper::Pingd => "ping nodes",
+            BuiltinHelper::Ccm => "membership",
+            BuiltinHelper::Logd => "logging",
+            BuiltinHelper::Hbagent => "hbctl status",
+            BuiltinHelper::Mgmtd => "hbctl",
         }
     }
 }
@@ -489,6 +551,10 @@ struct Seen<'a> {
     rtprio: Option<u32>,
 }
 
+/// Directives whose values heartbeat takes as the rest of the line
+/// (config.c's WLdirectives): commas in them are not separators.
+const WHOLE_LINE: &[&str] = &["stonith", "stonith_host", "respawn", "apiauth"];
+
 /// Parses `ha.cf` text, keeping what `load` needs for its cross-checks.
 pub(crate) fn parse_full(path: &Path, text: &str) -> Parsed {
     let mut seen = Seen {
@@ -537,7 +603,16 @@ pub(crate) fn parse_full(path: &Path, text: &str) -> Parsed {
         let Some(mut key) = toks.next() else {
             continue;
         };
-        let args: Vec<&str> = toks.collect();
+        // heartbeat separates values by blanks or commas (config.c:
+        // `bcast eth0, eth1`), but for the directives it hands the whole
+        // line (stonith_host's parameters, a respawn command).
+        let args: Vec<&str> = if WHOLE_LINE.contains(&key) {
+            toks.collect()
+        } else {
+            toks.flat_map(|t| t.split(','))
+                .filter(|t| !t.is_empty())
+                .collect()
+        };
         if key == "udp" {
             seen.p
                 .warn(line, key, "heartbeat's old name for bcast; write `bcast`");

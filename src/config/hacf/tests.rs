@@ -718,3 +718,91 @@ fn stonith_host_and_watchdog() {
     // Exit 2 follows from any error (config::load); the full load is
     // tested in tests/config.rs.
 }
+
+#[test]
+fn real_world_forms() {
+    // udpport at the port the media before it already use: a note, as
+    // heartbeat says nothing of it; another port after them stays an error.
+    let w = warns("udpport 694\n");
+    assert_eq!(
+        w,
+        [
+            "ha.cf:3: udpport: no effect: the bcast/ucast lines before it (line 1, bcast) \
+          already use port 694; udpport applies to the lines after it"
+        ]
+    );
+    // Values separated by commas and/or blanks.
+    let h = ok("bcast eth1, eth2,eth3\nping 192.0.2.1,192.0.2.2\n");
+    let ifs: Vec<&str> = h.media.iter().map(|m| m.iface.as_str()).collect();
+    assert_eq!(ifs, ["eth0", "eth1", "eth2", "eth3"]);
+    assert_eq!(h.ping.len(), 2);
+    let (h, e, _) = run("bcast eth0\nnode Node-A, node-b\n");
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(h.nodes, ["node-a", "node-b"]);
+    // pacemaker: crm's other name.
+    assert!(errs("pacemaker off\n").is_empty());
+    let e = one_err("pacemaker on\n");
+    assert!(
+        e.starts_with("ha.cf:3: pacemaker: `on`: hbd is not Pacemaker: it runs the haresources"),
+        "{e}"
+    );
+    assert!(e.contains("write `pacemaker off` or drop the line"), "{e}");
+    assert_eq!(
+        one_err("pacemaker maybe\n"),
+        "ha.cf:3: pacemaker: `maybe`: only `pacemaker off` is accepted"
+    );
+}
+
+#[test]
+fn heartbeat_helpers_say_what_replaces_them() {
+    let (h, e, w) = run("bcast eth0\nnode a b\n\
+         respawn hacluster /usr/lib/heartbeat/ipfail\n\
+         apiauth ipfail gid=haclient uid=hacluster\n\
+         respawn hacluster /usr/lib/heartbeat/dopd\n\
+         apiauth dopd gid=haclient uid=hacluster\n\
+         respawn root /usr/lib64/heartbeat/pingd -m 100 -d 5s\n\
+         apiauth mgmtd uid=root\n\
+         apiauth default gid=haclient\n\
+         respawn hacluster /usr/lib/heartbeat/ccm\n");
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(h.respawn.len(), 4);
+    assert!(h.respawn.iter().all(|r| r.builtin.is_some()));
+    assert_eq!(w.len(), 8, "{w:#?}");
+    assert!(
+        w[0].starts_with(
+            "ha.cf:3: respawn: ipfail: built into hbd: the `ping` and `ping_group` nodes"
+        ),
+        "{w:?}"
+    );
+    assert!(w[0].ends_with("; nothing is started"), "{w:?}");
+    assert!(
+        w[1].starts_with("ha.cf:4: apiauth: no effect: `ipfail` is built into hbd"),
+        "{w:?}"
+    );
+    assert!(
+        w[2].contains("dopd: built into hbd: the disk's fence-peer"),
+        "{w:?}"
+    );
+    assert!(w[4].contains("pingd: built into hbd"), "{w:?}");
+    assert!(
+        w[5].starts_with("ha.cf:8: apiauth: no effect: `mgmtd` is not needed"),
+        "{w:?}"
+    );
+    assert!(
+        w[6].starts_with(
+            "ha.cf:9: apiauth: no effect: hbd has no heartbeat API clients (`default`)"
+        ),
+        "{w:?}"
+    );
+    assert!(
+        w[7].contains("ccm: built into hbd: its membership"),
+        "{w:?}"
+    );
+    // Other programs keep the checks.
+    let e = one_err("respawn root /nonexistent/hbd-helper\n");
+    assert!(e.contains("is not executable"), "{e}");
+    assert_eq!(
+        one_err("apiauth\n"),
+        "ha.cf:3: apiauth: missing value: expected `apiauth CLIENT uid=USER gid=GROUP`"
+    );
+}

@@ -114,6 +114,7 @@ pub struct ResourceConf {
 /// One `on HOST { ... }`, with the resource's device/disk/meta-disk folded in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostConf {
+    /// The `on` name, lowercased.
     pub name: String,
     pub device: PathBuf,
     /// Given with `device ... minor N;` or `device minor N;` (then the device
@@ -134,14 +135,20 @@ impl DrbdConf {
 
 impl ResourceConf {
     /// This node's `on` section.
+    /// Names compare ignoring case, as heartbeat's node names (which it
+    /// lowercases) and `uname -n`.
     pub fn host(&self, node: &str) -> Option<&HostConf> {
-        self.hosts.iter().find(|h| h.name == node)
+        self.hosts
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(node))
     }
 
     /// The other node's `on` section, if `node` is one of the hosts.
     pub fn peer(&self, node: &str) -> Option<&HostConf> {
         self.host(node)?;
-        self.hosts.iter().find(|h| h.name != node)
+        self.hosts
+            .iter()
+            .find(|h| !h.name.eq_ignore_ascii_case(node))
     }
 }
 
@@ -152,16 +159,134 @@ const TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 1..=600;
 pub const DEFAULT_KO_COUNT: u32 = 7;
 const KO_COUNT_RANGE: std::ops::RangeInclusive<u32> = 0..=200;
 
+/// Where `include` statements find their files: [`parse`] has none (it does
+/// no I/O), [`parse_files`] reads them through one, [`FsFiles`] from disk.
+pub trait Files {
+    /// The files a glob pattern names, in order (glob(3)); a pattern without
+    /// wildcards names its path whether it exists or not.
+    fn glob(&mut self, pattern: &Path) -> Vec<PathBuf>;
+    /// A file's text, with the errors of its bytes that are not UTF-8
+    /// outside comments; `Err` says why it cannot be read.
+    fn read(&mut self, path: &Path) -> Result<(String, Vec<ConfigError>), String>;
+}
+
+/// No file can be included.
+pub struct NoFiles;
+
+impl Files for NoFiles {
+    fn glob(&mut self, pattern: &Path) -> Vec<PathBuf> {
+        vec![pattern.to_path_buf()]
+    }
+    fn read(&mut self, _: &Path) -> Result<(String, Vec<ConfigError>), String> {
+        Err("includes are read only when drbd.conf is read from disk".into())
+    }
+}
+
+/// The files on disk, read as [`crate::config`] reads its own (comments in
+/// any encoding).
+pub struct FsFiles;
+
+impl Files for FsFiles {
+    fn glob(&mut self, pattern: &Path) -> Vec<PathBuf> {
+        crate::config::text::glob(pattern)
+    }
+    fn read(&mut self, path: &Path) -> Result<(String, Vec<ConfigError>), String> {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        Ok(crate::config::text::decode(
+            path,
+            &bytes,
+            crate::config::text::Comments::Hash,
+        ))
+    }
+}
+
+/// drbdadm's deepest nesting of `include` (drbdadm_scanner.fl: MAX_INCLUDE_DEPTH).
+const MAX_INCLUDE_DEPTH: usize = 10;
+
 /// Parses `drbd.conf` text; `path` is only used in messages and locations.
+/// An `include` is an error here: see [`parse_files`].
 pub fn parse(path: &Path, text: &str) -> (DrbdConf, Vec<ConfigError>, Vec<ConfigWarning>) {
+    parse_files(path, text, &mut NoFiles)
+}
+
+/// The top-level statements of `text` (the file `path`) with the files
+/// its `include`s name read in their place, each with its file, as drbdadm
+/// reads them (drbdadm_parser.c, include_stmt): a relative pattern is
+/// relative to the including file's directory, a glob that matches nothing
+/// is no error (a plain name that does not exist is), a file already read
+/// is skipped; `skip { }` sections are dropped.
+fn gather(
+    p: &mut DrbdParser,
+    files: &mut dyn Files,
+    path: &Path,
+    text: &str,
+    depth: usize,
+    seen: &mut Vec<PathBuf>,
+    out: &mut Vec<(PathBuf, Stmt)>,
+) {
+    let outer = std::mem::replace(&mut p.file, path.to_path_buf());
+    seen.push(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
+    for st in p.statements(text) {
+        let key = st.key();
+        match key.text.as_str() {
+            "skip" => {}
+            "include" => {
+                let (line, k) = (key.line, key.text.clone());
+                let [pat] = &st.words[1..] else {
+                    p.err(line, &k, "expected `include \"PATTERN\";`".into());
+                    continue;
+                };
+                if st.block.is_some() {
+                    p.err(line, &k, "expected `include \"PATTERN\";`".into());
+                    continue;
+                }
+                if depth >= MAX_INCLUDE_DEPTH {
+                    let msg = format!("includes nested deeper than {MAX_INCLUDE_DEPTH}");
+                    p.err(line, &k, msg);
+                    continue;
+                }
+                let pattern = path.parent().unwrap_or(Path::new("")).join(&pat.text);
+                let wild = crate::config::text::has_wildcards(&pat.text);
+                for f in files.glob(&pattern) {
+                    let canon = f.canonicalize().unwrap_or_else(|_| f.clone());
+                    if seen.contains(&canon) {
+                        continue;
+                    }
+                    match files.read(&f) {
+                        Ok((t, mut e)) => {
+                            p.errors.append(&mut e);
+                            gather(p, files, &f, &t, depth + 1, seen, out);
+                        }
+                        Err(_) if wild && !f.exists() => {}
+                        Err(e) => {
+                            let msg = format!("cannot read `{}`: {e}", f.display());
+                            p.err(line, &k, msg);
+                        }
+                    }
+                }
+            }
+            _ => out.push((path.to_path_buf(), st)),
+        }
+    }
+    p.file = outer;
+}
+
+/// [`parse`], reading the files `include` statements name through `files`.
+pub fn parse_files(
+    path: &Path,
+    text: &str,
+    files: &mut dyn Files,
+) -> (DrbdConf, Vec<ConfigError>, Vec<ConfigWarning>) {
     let mut p = DrbdParser::new(path, &syntax::DRBD);
-    let stmts = p.statements(text);
+    let mut stmts = Vec::new();
+    gather(&mut p, files, path, text, 0, &mut Vec::new(), &mut stmts);
 
     let mut common = Sect::default();
     let mut seen_global: Option<usize> = None;
     let mut seen_common: Option<usize> = None;
-    let mut resources: Vec<(&Stmt, &Word, &[Stmt])> = Vec::new();
-    for st in &stmts {
+    let mut resources: Vec<(&Path, &Stmt, &Word, &[Stmt])> = Vec::new();
+    for (file, st) in &stmts {
+        p.file.clone_from(file);
         let key = st.key();
         match key.text.as_str() {
             k @ ("global" | "common") => {
@@ -187,7 +312,7 @@ pub fn parse(path: &Path, text: &str) -> (DrbdConf, Vec<ConfigError>, Vec<Config
             }
             "resource" => {
                 if let Some((names, block)) = p.section(st, 1) {
-                    resources.push((st, &names[0], block));
+                    resources.push((file, st, &names[0], block));
                 }
             }
             _ => p.unsupported(key),
@@ -197,7 +322,8 @@ pub fn parse(path: &Path, text: &str) -> (DrbdConf, Vec<ConfigError>, Vec<Config
     let mut conf = DrbdConf::default();
     // (host, device/disk/address) → (resource, line) for cross-resource checks.
     let mut used: BTreeMap<(String, String), (String, usize)> = BTreeMap::new();
-    for (st, name, block) in resources {
+    for (file, st, name, block) in resources {
+        p.file = file.to_path_buf();
         let line = st.key().line;
         if let Some(r) = conf.resource(&name.text) {
             let msg = format!(
@@ -214,7 +340,12 @@ pub fn parse(path: &Path, text: &str) -> (DrbdConf, Vec<ConfigError>, Vec<Config
         let mut hosts: Vec<HostConf> = Vec::new();
         let mut host_names: BTreeMap<String, usize> = BTreeMap::new();
         for on in &ons {
-            let hname = &on.words[1];
+            // Lowercased, as heartbeat lowercases ha.cf's node names: `on
+            // Node-A` is node `node-a` everywhere hbd compares names.
+            let hname = &Word {
+                text: on.words[1].text.to_lowercase(),
+                ..on.words[1].clone()
+            };
             let on_line = on.key().line;
             if let Some(first) = host_names.get(&hname.text) {
                 let msg = format!("host `{}` given twice (first on line {first})", hname.text);

@@ -17,23 +17,101 @@ const NO_EFFECT: &str = "accepted, no effect in hbd";
 const ONLY_C: &str = "only protocol C: a write completes when both nodes have it";
 const MAX_SECRET: usize = 64;
 
-/// Tuning knobs hbd accepts in `startup`, `disk`, `net`, `syncer` with a warning.
-const KNOBS: &[&str] = &[
-    "outdated-wfc-timeout",
-    "al-extents",
-    "sndbuf-size",
-    "rcvbuf-size",
-    "max-buffers",
-    "max-epoch-size",
-    "connect-int",
-    "ping-int",
-    "ping-timeout",
-    "cram-hmac-alg",
+/// How a DRBD option's value is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// No value: 8.3's flags (`no-disk-flushes;`).
+    Flag,
+    /// `yes` or `no`, or nothing (8.4: a boolean alone means yes).
+    Bool,
+    /// A number, with drbdadm's unit letter allowed (`1M`, `512k`, `10s`).
+    Num,
+    /// One word (an algorithm, a CPU mask, a resource name).
+    Word,
+}
+
+/// Tuning options (DRBD 8.3, 8.4 and 9; drbdsetup(8)): how DRBD buffers,
+/// throttles, flushes, checksums or verifies, none of which changes what a
+/// write means. hbd's device has its own, so they are accepted with a
+/// warning in any option section (`disk`, `net`, `syncer`, `startup`,
+/// `options`): 8.3 had several of them in `syncer` that 8.4 moved, and
+/// published files mix both.
+const TUNING: &[(&str, Shape)] = &[
+    // startup
+    ("outdated-wfc-timeout", Shape::Num),
+    ("wait-after-sb", Shape::Bool),
+    ("stacked-timeouts", Shape::Flag),
+    // disk (8.4) / syncer (8.3)
+    ("al-extents", Shape::Num),
+    ("al-updates", Shape::Bool),
+    ("disk-barrier", Shape::Bool),
+    ("disk-flushes", Shape::Bool),
+    ("disk-drain", Shape::Bool),
+    ("md-flushes", Shape::Bool),
+    ("no-disk-barrier", Shape::Flag),
+    ("no-disk-flushes", Shape::Flag),
+    ("no-md-flushes", Shape::Flag),
+    ("no-disk-drain", Shape::Flag),
+    ("max-bio-bvecs", Shape::Num),
+    ("use-bmbv", Shape::Flag),
+    ("c-plan-ahead", Shape::Num),
+    ("c-delay-target", Shape::Num),
+    ("c-fill-target", Shape::Num),
+    ("c-max-rate", Shape::Num),
+    ("c-min-rate", Shape::Num),
+    ("delay-probe-volume", Shape::Num),
+    ("delay-probe-interval", Shape::Num),
+    ("throttle-threshold", Shape::Num),
+    ("hold-off-threshold", Shape::Num),
+    ("resync-after", Shape::Word),
+    ("after", Shape::Word),
+    ("discard-zeroes-if-aligned", Shape::Bool),
+    ("rs-discard-granularity", Shape::Num),
+    ("disable-write-same", Shape::Bool),
+    ("verify-alg", Shape::Word),
+    ("csums-alg", Shape::Word),
+    ("csums-after-crash-only", Shape::Bool),
+    ("use-rle", Shape::Bool),
+    ("cpu-mask", Shape::Word),
+    // net
+    ("sndbuf-size", Shape::Num),
+    ("rcvbuf-size", Shape::Num),
+    ("max-buffers", Shape::Num),
+    ("max-epoch-size", Shape::Num),
+    ("unplug-watermark", Shape::Num),
+    ("connect-int", Shape::Num),
+    ("ping-int", Shape::Num),
+    ("ping-timeout", Shape::Num),
+    ("socket-check-timeout", Shape::Num),
+    ("tcp-cork", Shape::Bool),
+    ("no-tcp-cork", Shape::Flag),
+    ("congestion-fill", Shape::Num),
+    ("congestion-extents", Shape::Num),
+    ("cram-hmac-alg", Shape::Word),
+    ("data-integrity-alg", Shape::Word),
     // DRBD 9.2's TLS certificates: hbd seals with keys derived from the
     // shared secret instead.
-    "tls-keyring",
-    "tls-privkey",
-    "tls-certificate",
+    ("tls-keyring", Shape::Word),
+    ("tls-privkey", Shape::Word),
+    ("tls-certificate", Shape::Word),
+    // options (DRBD 9): only matters with `quorum`, which is off.
+    ("on-no-quorum", Shape::Word),
+];
+
+/// Options whose other values change what the device does, which hbd does
+/// not implement: accepted at DRBD's default value (what hbd does anyway,
+/// drbd_limits.h / drbdsetup(8)), an error at any other. Compared ignoring
+/// case, as drbdadm compares keywords.
+const AT_DEFAULT: &[(&str, &str)] = &[
+    ("allow-two-primaries", "no"),
+    ("always-asbp", "no"),
+    ("rr-conflict", "disconnect"),
+    ("on-congestion", "block"),
+    ("on-no-data-accessible", "io-error"),
+    ("read-balancing", "prefer-local"),
+    ("disk-timeout", "0"),
+    ("quorum", "off"),
+    ("two-primaries", "no"),
 ];
 
 /// DRBD's handler names.
@@ -51,6 +129,9 @@ const HANDLERS: &[&str] = &[
     "before-resync-source",
     "out-of-sync",
 ];
+
+/// DRBD 8.3's name of `fence-peer` (drbd.conf(5) of 8.3: `outdate-peer`).
+const OUTDATE_PEER: &str = "outdate-peer";
 
 /// Settings of one level (common, resource or on); merged child-over-parent.
 #[derive(Debug, Clone, Default)]
@@ -169,7 +250,8 @@ impl DrbdParser {
     /// One value from a fixed list.
     fn choice<T: Copy>(&mut self, st: &Stmt, table: &[(&str, T)]) -> Option<T> {
         let v = self.values(st, 1)?[0];
-        if let Some((_, t)) = table.iter().find(|(n, _)| *n == v.text) {
+        // drbdadm compares keywords ignoring case (config_flags.c: strcasecmp).
+        if let Some((_, t)) = table.iter().find(|(n, _)| n.eq_ignore_ascii_case(&v.text)) {
             return Some(*t);
         }
         let names: Vec<String> = table.iter().map(|(n, _)| format!("`{n}`")).collect();
@@ -210,7 +292,13 @@ impl DrbdParser {
                     self.warn(key.line, k, NO_EFFECT.into());
                 }
             }
-            (Global, "minor-count" | "dialog-refresh") => {
+            (Global, "udev-always-use-vnr") => {
+                if self.values(st, 0).is_some() {
+                    self.warn(key.line, k, NO_EFFECT.into());
+                }
+            }
+            (Global, "minor-count" | "dialog-refresh")
+            | (Global, "cmd-timeout-short" | "cmd-timeout-medium" | "cmd-timeout-long") => {
                 if let Some(v) = self.values(st, 1) {
                     if v[0].text.parse::<u32>().is_err() {
                         let msg = format!("`{}`: not a number", v[0].text);
@@ -405,8 +493,9 @@ impl DrbdParser {
                 };
                 self.set(&mut s.secret, key, sec);
             }
-            (Handlers, h) if HANDLERS.contains(&h) => {
+            (Handlers, h) if HANDLERS.contains(&h) || h == OUTDATE_PEER => {
                 let Some(v) = self.values(st, 1) else { return };
+                let h = if h == OUTDATE_PEER { "fence-peer" } else { h };
                 if let Some((_, first)) = s.handlers.get(h) {
                     let msg = format!("given twice (first on line {first})");
                     self.err(key.line, k, msg);
@@ -415,13 +504,71 @@ impl DrbdParser {
                         .insert(h.to_string(), (v[0].text.clone(), key.line));
                 }
             }
-            (Startup | Disk | Net | Syncer, knob) if KNOBS.contains(&knob) => {
-                if self.values(st, 1).is_some() {
+            (Startup | Disk | Net | Syncer | Options, o) if TUNING.iter().any(|(n, _)| *n == o) => {
+                let shape = TUNING.iter().find(|(n, _)| *n == o).map(|(_, s)| *s);
+                if self.shaped(st, shape.unwrap_or(Shape::Word)) {
                     self.warn(key.line, k, NO_EFFECT.into());
+                }
+            }
+            (Startup | Disk | Net | Syncer | Options, o)
+                if AT_DEFAULT.iter().any(|(n, _)| *n == o) =>
+            {
+                let default = AT_DEFAULT.iter().find(|(n, _)| *n == o).map_or("", |d| d.1);
+                // A boolean alone means yes (8.4).
+                let v = match st.words.get(1) {
+                    None if st.block.is_none() => "yes".to_string(),
+                    _ => match self.values(st, 1) {
+                        Some(v) => v[0].text.clone(),
+                        None => return,
+                    },
+                };
+                if !v.eq_ignore_ascii_case(default) {
+                    let msg = format!(
+                        "`{v}`: {NOT_SUPPORTED}; only DRBD's default `{k} {default};` (or leaving it out)"
+                    );
+                    self.err(key.line, k, msg);
                 }
             }
             _ => self.unsupported(key),
         }
+    }
+
+    /// Whether a tuning option's value has its shape (an error if not).
+    fn shaped(&mut self, st: &Stmt, shape: Shape) -> bool {
+        let key = &st.key().text;
+        let v = match shape {
+            Shape::Flag => return self.values(st, 0).is_some(),
+            Shape::Bool => match self.values_range(st, 0, 1) {
+                None => return false,
+                Some(v) if v.is_empty() => return true,
+                Some(v) => v[0],
+            },
+            Shape::Num | Shape::Word => match self.values(st, 1) {
+                None => return false,
+                Some(v) => v[0],
+            },
+        };
+        let t = v.text.as_str();
+        let ok = match shape {
+            Shape::Bool => ["yes", "no"].iter().any(|b| b.eq_ignore_ascii_case(t)),
+            Shape::Num => {
+                let digits = t.strip_prefix('-').unwrap_or(t);
+                let n = digits.trim_end_matches(|c: char| "kKmMgGs".contains(c));
+                !n.is_empty()
+                    && n.len() + 1 >= digits.len()
+                    && n.chars().all(|c| c.is_ascii_digit())
+            }
+            _ => true,
+        };
+        if !ok {
+            let want = if shape == Shape::Bool {
+                "expected yes or no"
+            } else {
+                "expected a number"
+            };
+            self.err(v.line, key, format!("`{t}`: {want}"));
+        }
+        ok
     }
 
     fn sub(&mut self, st: &Stmt, level: Level, s: &mut Sect) {

@@ -305,28 +305,39 @@ fn error_cases() {
     );
     one(
         &res("net { allow-two-primaries; }"),
-        "drbd.conf:2: allow-two-primaries: `allow-two-primaries`: not supported",
+        "drbd.conf:2: allow-two-primaries: `yes`: not supported",
     );
     one(
-        &res("options { cpu-mask 1; }"),
-        "drbd.conf:2: cpu-mask: `cpu-mask`: not supported",
+        &res("net { allow-two-primaries yes; }"),
+        "drbd.conf:2: allow-two-primaries: `yes`: not supported",
     );
     one(
-        &res("syncer { verify-alg sha1; }"),
-        "drbd.conf:2: verify-alg: `verify-alg`: not supported",
+        &res("net { rr-conflict violently; }"),
+        "drbd.conf:2: rr-conflict: `violently`: not supported by hbd's replicated device; only DRBD's default `rr-conflict disconnect;`",
+    );
+    one(
+        &res("disk { c-plan-ahead fast; }"),
+        "drbd.conf:2: c-plan-ahead: `fast`: expected a number",
+    );
+    one(
+        &res("disk { disk-flushes maybe; }"),
+        "drbd.conf:2: disk-flushes: `maybe`: expected yes or no",
+    );
+    one(
+        &res("disk { no-disk-flushes yes; }"),
+        "drbd.conf:2: no-disk-flushes: unexpected `yes`: expected `;`",
     );
     one(
         &res("handlers { bogus \"x\"; }"),
         "drbd.conf:2: bogus: `bogus`: not supported",
     );
     one(
-        "include \"/etc/drbd.d/*.res\";\n",
-        "drbd.conf:1: include: `include`: not supported",
+        "include \"/etc/drbd.d/r0.res\";\n",
+        "drbd.conf:1: include: cannot read `/etc/drbd.d/r0.res`",
     );
-    one("skip { }\n", "drbd.conf:1: skip: `skip`: not supported");
     one(
-        "global { udev-always-use-vnr; }\n",
-        "drbd.conf:1: udev-always-use-vnr: `udev-always-use-vnr`: not supported",
+        "include drbd.d/*.res drbd.d/*.conf;\n",
+        "drbd.conf:1: include: expected `include \"PATTERN\";`",
     );
     one(
         "common { device /dev/drbd0; }\n",
@@ -684,4 +695,151 @@ proptest! {
             prop_assert!(e.to_string().starts_with("x:"));
         }
     }
+}
+
+/// drbd-utils' stock files as Debian installs them (written here from
+/// drbd.conf(5), not copied): /etc/drbd.conf only includes.
+const STOCK_DRBD_CONF: &str =
+    "# You can find an example in  /usr/share/doc/drbd.../drbd.conf.example\n\n\
+include \"drbd.d/global_common.conf\";\ninclude \"drbd.d/*.res\";\n";
+
+const STOCK_GLOBAL_COMMON: &str = "global {\n\
+\tusage-count yes;\n\
+\tudev-always-use-vnr; # implicit volumes like explicit ones\n\
+\t# minor-count dialog-refresh disable-ip-verification\n\
+}\n\
+common {\n\
+\thandlers {\n\
+\t\t# fence-peer \"/usr/lib/drbd/crm-fence-peer.sh\";\n\
+\t\t# split-brain \"/usr/lib/drbd/notify-split-brain.sh root\";\n\
+\t}\n\
+\tstartup {\n\t\t# wfc-timeout degr-wfc-timeout outdated-wfc-timeout wait-after-sb\n\t}\n\
+\toptions {\n\t\t# cpu-mask on-no-data-accessible\n\t}\n\
+\tdisk {\n\t\t# size on-io-error fencing disk-barrier disk-flushes\n\t}\n\
+\tnet {\n\t\t# protocol timeout max-epoch-size max-buffers\n\t}\n\
+}\n";
+
+fn res_file(name: &str, minor: u32, port: u16) -> String {
+    format!(
+        "resource {name} {{\n  net {{ protocol C; }}\n  on Node-A {{\n    device /dev/drbd{minor};\n    disk /dev/vg/{name};\n    address 192.0.2.1:{port};\n    meta-disk internal;\n  }}\n  on node-b {{\n    device /dev/drbd{minor};\n    disk /dev/vg/{name};\n    address 192.0.2.2:{port};\n    meta-disk internal;\n  }}\n}}\n"
+    )
+}
+
+#[test]
+fn debian_stock_layout_with_includes() {
+    let d = tempfile::tempdir().unwrap();
+    let dd = d.path().join("drbd.d");
+    std::fs::create_dir(&dd).unwrap();
+    let main = d.path().join("drbd.conf");
+    std::fs::write(&main, STOCK_DRBD_CONF).unwrap();
+    std::fs::write(dd.join("global_common.conf"), STOCK_GLOBAL_COMMON).unwrap();
+    std::fs::write(dd.join("r1.res"), res_file("r1", 1, 7790)).unwrap();
+    // Latin-1 in a comment of an included file.
+    let mut r0 = b"# Donn\xe9es\n".to_vec();
+    r0.extend_from_slice(res_file("r0", 0, 7789).as_bytes());
+    std::fs::write(dd.join("r0.res"), r0).unwrap();
+    std::fs::write(dd.join("r0.res.orig"), "garbage").unwrap();
+    let (c, e, w) = parse_files(&main, STOCK_DRBD_CONF, &mut FsFiles);
+    assert!(e.is_empty(), "{e:#?}");
+    let names: Vec<&str> = c.resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["r0", "r1"]);
+    let r0 = c.resource("r0").unwrap();
+    assert_eq!(r0.at.file, dd.join("r0.res"));
+    assert_eq!(r0.at.line, 2);
+    // Host names compare ignoring case, as heartbeat's node names.
+    assert!(r0.host("node-a").is_some() && r0.host("NODE-B").is_some());
+    assert_eq!(r0.peer("node-a").unwrap().name, "node-b");
+    let gc = dd.join("global_common.conf").display().to_string();
+    let w: Vec<String> = w.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        w,
+        [
+            format!("{gc}:2: usage-count: accepted, no effect in hbd"),
+            format!("{gc}:3: udev-always-use-vnr: accepted, no effect in hbd"),
+        ]
+    );
+
+    // Errors name the included file and its line.
+    std::fs::write(
+        dd.join("r1.res"),
+        res_file("r1", 1, 7790).replace("protocol C", "protocol A"),
+    )
+    .unwrap();
+    let (_, e, _) = parse_files(&main, STOCK_DRBD_CONF, &mut FsFiles);
+    let r1 = dd.join("r1.res").display().to_string();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].to_string()
+            .starts_with(&format!("{r1}:2: protocol: only protocol C")),
+        "{e:?}"
+    );
+
+    // A plain name that is not there is an error; a glob matching nothing is not.
+    let text = "include \"drbd.d/none/*.res\";\ninclude \"gone.conf\";\n";
+    let (_, e, _) = parse_files(&main, text, &mut FsFiles);
+    let e: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(&format!("{}:2: include: cannot read", main.display())),
+        "{e:?}"
+    );
+
+    // A file including itself is read once.
+    let text = "include \"drbd.conf\";\ninclude \"drbd.d/r0.res\";\n";
+    let (c, e, _) = parse_files(&main, text, &mut FsFiles);
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(c.resources.len(), 1);
+}
+
+#[test]
+fn defaults_tuning_and_83_names() {
+    let (c, e, w) = run(&res(
+        "net { rr-conflict disconnect; allow-two-primaries no; always-asbp no; on-congestion block;\n\
+         verify-alg sha1; csums-alg md5; use-rle; max-buffers 8000; max-epoch-size 8000; sndbuf-size 512k;\n\
+         rcvbuf-size 0; unplug-watermark 16; ko-count 4; data-integrity-alg crc32c; tcp-cork no; }\n\
+         disk { c-plan-ahead 20; c-fill-target 10M; c-min-rate 250; c-max-rate 100M; c-delay-target 10;\n\
+         disk-barrier no; disk-flushes no; md-flushes no; disk-drain yes; al-extents 3389; on-io-error detach; }\n\
+         syncer { rate 33M; verify-alg crc32c; al-extents 257; cpu-mask 3; after r9; }\n\
+         disk { no-disk-barrier; no-disk-flushes; no-md-flushes; no-disk-drain; }\n\
+         options { cpu-mask ff; on-no-data-accessible io-error; }\n\
+         handlers { outdate-peer \"/usr/lib/heartbeat/drbd-peer-outdater -t 5\"; }\n\
+         startup { wfc-timeout 15; wait-after-sb; }\n\
+         net { after-sb-0pri Discard-Zero-Changes; }",
+    ));
+    assert!(e.is_empty(), "{e:#?}");
+    // One warning per tuning option; none for the defaults.
+    assert!(
+        w.iter()
+            .all(|w| w.ends_with(": accepted, no effect in hbd")),
+        "{w:#?}"
+    );
+    for k in [
+        "verify-alg",
+        "use-rle",
+        "c-plan-ahead",
+        "no-md-flushes",
+        "cpu-mask",
+        "wait-after-sb",
+    ] {
+        assert!(
+            w.iter().any(|w| w.contains(&format!(": {k}: "))),
+            "{k}: {w:#?}"
+        );
+    }
+    assert!(!w
+        .iter()
+        .any(|w| w.contains("rr-conflict") || w.contains("on-congestion")));
+    assert_eq!(w.len(), 30, "{w:#?}");
+    let r = c.resource("r0").unwrap();
+    assert_eq!(r.ko_count, 4);
+    assert_eq!(r.resync_rate, Some(33 << 20));
+    assert_eq!(r.after_sb_0pri, AfterSb0::DiscardZeroChanges);
+    assert_eq!(
+        r.handlers.get("fence-peer").map(String::as_str),
+        Some("/usr/lib/heartbeat/drbd-peer-outdater -t 5")
+    );
+    one(
+        &res("handlers { fence-peer \"a\"; outdate-peer \"b\"; }"),
+        "drbd.conf:2: outdate-peer: given twice (first on line 2)",
+    );
 }

@@ -538,15 +538,20 @@ pub fn parse(path: &Path, text: &str) -> (KeepalivedConf, Vec<ConfigError>, Vec<
                 }
             }
         }
+        // Against the other instances only: within one, a repeat was
+        // already ignored as keepalived ignores it (an excluded VIP may
+        // repeat an address on another interface).
         for v in inst.vips.iter().chain(&inst.excluded_vips) {
-            if let Some((other, ol)) = vip_owner.get(&v.addr) {
+            if let Some((other, ol)) = vip_owner.get(&v.addr).filter(|(o, _)| *o != inst.name) {
                 let msg = format!(
                     "`{}` is already a VIP of vrrp_instance `{other}` (line {ol})",
                     v.addr
                 );
                 p.err(v.at.line, "virtual_ipaddress", msg);
             } else {
-                vip_owner.insert(v.addr, (inst.name.clone(), v.at.line));
+                vip_owner
+                    .entry(v.addr)
+                    .or_insert((inst.name.clone(), v.at.line));
             }
         }
         conf.instances.push(inst);
@@ -581,13 +586,17 @@ pub fn parse(path: &Path, text: &str) -> (KeepalivedConf, Vec<ConfigError>, Vec<
 
 /// Reads and parses a `keepalived.conf`.
 pub fn load(path: &Path) -> Result<(KeepalivedConf, Vec<ConfigWarning>), Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         vec![ConfigError::File {
             file: path.to_path_buf(),
             message: format!("cannot read: {e}"),
         }]
     })?;
-    let (conf, errors, warnings) = parse(path, &text);
+    // Comments in Latin-1 or GBK are read, as keepalived reads them.
+    let (text, mut errors) =
+        crate::config::text::decode(path, &bytes, crate::config::text::Comments::HashOrBang);
+    let (conf, mut e, warnings) = parse(path, &text);
+    errors.append(&mut e);
     if errors.is_empty() {
         Ok((conf, warnings))
     } else {

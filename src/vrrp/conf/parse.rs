@@ -320,6 +320,8 @@ pub(super) fn vrrp_instance(
     let mut preempt_delay: Opt<Duration> = None;
     let mut version: Opt<u8> = None;
     let mut src: Opt<Ipv4Addr> = None;
+    // Which of its two names set `src`.
+    let mut src_key = "";
     let mut accept: Opt<bool> = None;
     let mut strict: Opt<bool> = None;
     let mut garp_delay: Opt<Duration> = None;
@@ -418,10 +420,28 @@ pub(super) fn vrrp_instance(
                 let before = p.errors.len();
                 for l in p.list(st) {
                     if let Some(v) = p.vip(l) {
-                        if k == "virtual_ipaddress" {
-                            inst.vips.push(v);
-                        } else {
+                        // keepalived (vrrp_data.c, vip_is_duplicate): an
+                        // address already a VIP of this instance (an excluded
+                        // one: on the same interface), or already an excluded
+                        // VIP on the same interface, is ignored with a warning,
+                        // whatever its label.
+                        let excluded = k != "virtual_ipaddress";
+                        let dup = inst
+                            .vips
+                            .iter()
+                            .filter(|o| !excluded || o.dev == v.dev)
+                            .chain(inst.excluded_vips.iter().filter(|o| o.dev == v.dev))
+                            .find(|o| o.addr == v.addr);
+                        if let Some(first) = dup {
+                            let msg = format!(
+                                "`{}` duplicates the VIP of line {}: ignored, as keepalived does",
+                                v.addr, first.at.line
+                            );
+                            p.warn(v.at.line, k, msg);
+                        } else if excluded {
                             inst.excluded_vips.push(v);
+                        } else {
+                            inst.vips.push(v);
                         }
                     }
                 }
@@ -471,7 +491,30 @@ pub(super) fn vrrp_instance(
                 if a.is_some() && k == "unicast_src_ip" {
                     ln.unicast_src_ip = Some(key.line);
                 }
-                p.set(&mut src, key, a);
+                // One setting under two names (vrrp_parser.c: both set
+                // vrrp->saddr): the last wins. The same name twice stays an
+                // error (a slip); the other name is how configurations
+                // converted between multicast and unicast read.
+                match (&src, a) {
+                    (Some((old, first)), Some(new)) if src_key != k => {
+                        if *old != new {
+                            let msg = format!(
+                                "replaces `{src_key} {old}` (line {first}): keepalived keeps \
+                                 the last source address given"
+                            );
+                            p.warn(key.line, k, msg);
+                        }
+                        src = Some((new, key.line));
+                    }
+                    _ => p.set(&mut src, key, a),
+                }
+                if src.is_some_and(|(_, l)| l == key.line) {
+                    src_key = if k == "mcast_src_ip" {
+                        "mcast_src_ip"
+                    } else {
+                        "unicast_src_ip"
+                    };
+                }
             }
             "unicast_peer" => {
                 ln.unicast_peer = Some(key.line);

@@ -1120,3 +1120,76 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn source_address_under_both_names_last_wins() {
+    let k = "keepalived.conf";
+    let (c, e, w) = run(&base(
+        "mcast_src_ip 192.0.2.1\nunicast_src_ip 192.0.2.5\nunicast_peer {\n 192.0.2.2\n}",
+    ));
+    assert!(e.is_empty(), "{e:?}");
+    assert_eq!(
+        c.instances[0].unicast_src_ip,
+        Some(Ipv4Addr::new(192, 0, 2, 5))
+    );
+    assert!(
+        w.iter().any(|w| w.starts_with(&format!(
+            "{k}:11: unicast_src_ip: replaces `mcast_src_ip 192.0.2.1` (line 10)"
+        ))),
+        "{w:#?}"
+    );
+    // The same address under both names: nothing to say.
+    let (c, e, w) = run(&base(
+        "unicast_src_ip 192.0.2.1\nmcast_src_ip 192.0.2.1\nunicast_peer {\n 192.0.2.2\n}",
+    ));
+    assert!(e.is_empty(), "{e:?}");
+    assert!(!w.iter().any(|w| w.contains("replaces")), "{w:#?}");
+    assert_eq!(
+        c.instances[0].unicast_src_ip,
+        Some(Ipv4Addr::new(192, 0, 2, 1))
+    );
+    // One name twice is still a slip.
+    one(
+        &base("mcast_src_ip 192.0.2.1\nmcast_src_ip 192.0.2.3"),
+        &format!("{k}:11: mcast_src_ip: given twice (first on line 10)"),
+    );
+}
+
+#[test]
+fn a_vip_listed_twice_is_ignored_as_keepalived_does() {
+    let k = "keepalived.conf";
+    let (c, e, w) = run(&base(
+        "virtual_ipaddress_excluded {\n 198.51.100.7/24 dev eth1\n 198.51.100.7/24 dev eth1 label eth1:9\n 198.51.100.7/24 dev eth2\n}",
+    )
+    .replace(
+        "  192.0.2.10/24\n",
+        "  192.0.2.10/24 dev eth0 label eth0:1\n  192.0.2.10/24 dev eth0 label eth0:2\n  192.0.2.11/24\n",
+    ));
+    assert!(e.is_empty(), "{e:?}");
+    let i = &c.instances[0];
+    let vips: Vec<(String, Option<String>)> = i
+        .vips
+        .iter()
+        .map(|v| (v.addr.to_string(), v.label.clone()))
+        .collect();
+    assert_eq!(
+        vips,
+        [
+            ("192.0.2.10".to_string(), Some("eth0:1".to_string())),
+            ("192.0.2.11".to_string(), None)
+        ]
+    );
+    assert_eq!(i.excluded_vips.len(), 2);
+    assert!(
+        w.iter().any(|w| w.starts_with(&format!(
+            "{k}:9: virtual_ipaddress: `192.0.2.10` duplicates the VIP of line 8: ignored, as keepalived does"
+        ))),
+        "{w:#?}"
+    );
+    assert!(
+        w.iter().any(|w| w.starts_with(&format!(
+            "{k}:14: virtual_ipaddress_excluded: `198.51.100.7` duplicates the VIP of line 13"
+        ))),
+        "{w:#?}"
+    );
+}
