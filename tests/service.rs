@@ -175,7 +175,16 @@ fn stderr_that_is_the_journal_gets_priorities_and_no_timestamps() {
     fs::File::create(lab.log_path(1)).unwrap();
     let m = fs::metadata(lab.log_path(1)).unwrap();
     let stream = format!("{}:{}", m.dev(), m.ino());
-    lab.start_with_env(1, &[("JOURNAL_STREAM", &stream), ("HBD_LOG", "info")]);
+    // No journald socket: `<N>` lines on stderr.
+    let absent = lab.dir.path().join("no-journal");
+    lab.start_with_env(
+        1,
+        &[
+            ("JOURNAL_STREAM", &stream),
+            ("HBD_LOG", "info"),
+            ("HBD_JOURNAL_SOCKET", absent.to_str().unwrap()),
+        ],
+    );
     wait_log(&lab, 1, "hbd started");
     let log = lab.log(1);
     let started = log.lines().find(|l| l.contains("hbd started")).unwrap();
@@ -206,7 +215,14 @@ fn stderr_that_is_the_journal_gets_priorities_and_no_timestamps() {
     let m = fs::metadata(&other).unwrap();
     let stream = format!("{}:{}", m.dev(), m.ino());
     fs::write(lab.log_path(1), "").unwrap();
-    lab.start_with_env(1, &[("JOURNAL_STREAM", &stream), ("HBD_LOG", "info")]);
+    lab.start_with_env(
+        1,
+        &[
+            ("JOURNAL_STREAM", &stream),
+            ("HBD_LOG", "info"),
+            ("HBD_JOURNAL_SOCKET", absent.to_str().unwrap()),
+        ],
+    );
     wait_log(&lab, 1, "hbd started");
     let log = lab.log(1);
     let started = log.lines().find(|l| l.contains("hbd started")).unwrap();
@@ -304,4 +320,77 @@ fn device_process_logs_to_its_file_reopens_it_and_polls_quietly() {
     let out = d.hbctl_disk(1, &["down", RES]);
     assert!(out.status.success(), "{out:?}");
     notify.wait_for("STOPPING=1");
+}
+
+/// One native journal record: its `NAME=value` lines (values with a newline,
+/// in the binary framing, are skipped).
+fn record_fields(rec: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(rec)
+        .lines()
+        .filter(|l| l.contains('='))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn stderr_that_is_the_journal_gets_native_records_when_journald_listens() {
+    let mut lab = Lab::new(1, 1);
+    lab.configure(&ha_cf(1, "bcast eth0", KA, DEAD), KEY);
+    fs::create_dir_all(lab.node_dir(1)).unwrap();
+    fs::File::create(lab.log_path(1)).unwrap();
+    let m = fs::metadata(lab.log_path(1)).unwrap();
+    let stream = format!("{}:{}", m.dev(), m.ino());
+    let path = lab.dir.path().join("journal.sock");
+    let journal = UnixDatagram::bind(&path).unwrap();
+    journal
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    lab.start_with_env(
+        1,
+        &[
+            ("JOURNAL_STREAM", &stream),
+            ("HBD_LOG", "info"),
+            ("HBD_JOURNAL_SOCKET", path.to_str().unwrap()),
+        ],
+    );
+    let start = Instant::now();
+    let mut buf = vec![0u8; 65536];
+    let mut seen = Vec::new();
+    let (mut started, mut warned) = (None, None);
+    while start.elapsed() < TIMEOUT && (started.is_none() || warned.is_none()) {
+        if let Ok(n) = journal.recv(&mut buf) {
+            let f = record_fields(&buf[..n]);
+            if f.iter().any(|l| l.starts_with("MESSAGE=hbd started")) {
+                started = Some(f.clone());
+            }
+            if f.iter()
+                .any(|l| l.starts_with("MESSAGE=no quorum protection"))
+            {
+                warned = Some(f.clone());
+            }
+            seen.push(f);
+        }
+    }
+    let started =
+        started.unwrap_or_else(|| panic!("no hbd started record: {seen:?}\n{}", lab.log(1)));
+    for want in [
+        "PRIORITY=6",
+        "SYSLOG_IDENTIFIER=hbd",
+        "NODE=n1",
+        "WITNESS=false",
+    ] {
+        assert!(started.iter().any(|l| l == want), "{want}: {started:?}");
+    }
+    assert!(
+        started
+            .iter()
+            .any(|l| l.starts_with("MESSAGE=hbd started node=n1")),
+        "{started:?}"
+    );
+    let warned = warned.unwrap_or_else(|| panic!("no quorum warning record: {seen:?}"));
+    assert!(warned.iter().any(|l| l == "PRIORITY=4"), "{warned:?}");
+    assert!(lab.stop(1).success());
+    // Nothing of tracing's went to stderr.
+    let log = lab.log(1);
+    assert!(!log.contains("hbd started"), "{log}");
 }

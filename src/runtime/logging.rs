@@ -4,9 +4,11 @@
 //! above 0, or what `HBD_LOG` (an `EnvFilter` string) says.
 //!
 //! When stderr is the journal (systemd sets `JOURNAL_STREAM=DEV:INODE` and
-//! fd 2 is that stream), each stderr line starts with its syslog priority
-//! as sd-daemon(3) `<N>` and carries no timestamp: journald stores the
-//! priority and stamps the record itself ([`StderrStyle`]).
+//! fd 2 is that stream), events go to journald as native records with
+//! their fields (`runtime::journal`); if its socket cannot be reached, each
+//! stderr line starts with its syslog priority as sd-daemon(3) `<N>` and
+//! carries no timestamp: journald stores the priority and stamps the
+//! record itself ([`StderrStyle`]).
 //!
 //! `logfile` and `debugfile` are reopened by [`reopen`] (SIGHUP and SIGUSR2
 //! in `hbd`, the same in `hbd-disk` for its `--log-file`): logrotate
@@ -78,10 +80,13 @@ pub fn syslog_severity(level: &Level) -> u8 {
     }
 }
 
-/// The stderr layer in `style`, keeping what `filter` lets through.
+/// The stderr layer in `style`, keeping what `filter` lets through; in
+/// journal style, native records to journald as `identifier` when its
+/// socket answers.
 fn stderr_layer<S>(
     style: StderrStyle,
     filter: EnvFilter,
+    identifier: &'static str,
 ) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
@@ -92,13 +97,25 @@ where
             .with_writer(io::stderr)
             .with_filter(filter)
             .boxed(),
-        StderrStyle::Journal => tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .without_time()
-            .with_level(false)
-            .with_writer(JournalStderr)
-            .with_filter(filter)
-            .boxed(),
+        StderrStyle::Journal => {
+            let path = super::journal::socket_path();
+            match super::journal::JournalLayer::connect(&path, identifier) {
+                Ok(j) => j.with_filter(filter).boxed(),
+                Err(e) => {
+                    eprintln!(
+                        "<4>{identifier}: journald at {}: {e}: logging <N> lines to stderr",
+                        path.display()
+                    );
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(false)
+                        .without_time()
+                        .with_level(false)
+                        .with_writer(JournalStderr)
+                        .with_filter(filter)
+                        .boxed()
+                }
+            }
+        }
     }
 }
 
@@ -112,6 +129,7 @@ pub fn init(ha: &HaCf) -> io::Result<()> {
     let stderr = stderr_layer(
         detect_stderr_style(),
         stderr_filter(if ha.debug > 0 { "debug" } else { "info" }),
+        "hbd",
     );
 
     let logfile = file_layer(&ha.logfile, LevelFilter::INFO)?;
@@ -180,7 +198,11 @@ where
 /// and above unless `HBD_LOG` says otherwise.
 pub fn init_stderr() -> io::Result<()> {
     tracing_subscriber::registry()
-        .with(stderr_layer(detect_stderr_style(), stderr_filter("info")))
+        .with(stderr_layer(
+            detect_stderr_style(),
+            stderr_filter("info"),
+            "hbd-disk",
+        ))
         .try_init()
         .map_err(|e| io::Error::other(e.to_string()))
 }

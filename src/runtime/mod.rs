@@ -22,6 +22,7 @@ mod dump;
 pub mod fence;
 pub mod groups;
 pub mod jobs;
+pub mod journal;
 mod log_events;
 pub mod logging;
 mod modes;
