@@ -97,7 +97,11 @@ fn tcp(port: u16) -> CheckKind {
 }
 
 fn http(url: String, expect: u16) -> CheckKind {
-    let k = CheckKind::Http { url, expect };
+    let k = CheckKind::Http {
+        url,
+        expect,
+        tls: Default::default(),
+    };
     validate(&k).unwrap();
     k
 }
@@ -680,4 +684,147 @@ async fn mysql_against_real_mariadb() {
         err.starts_with(&format!("connect {}: ", db.socket().display())),
         "{err}"
     );
+}
+
+/// A CA and a server certificate for `localhost` only (no IP address in
+/// it), made with openssl in `dir`: (ca.pem, server.pem, server.key).
+fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .arg("-ec")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+        -subj '/CN=hbd test CA' -addext basicConstraints=critical,CA:TRUE \
+        -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null",
+    );
+    sh(
+        "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+        -subj '/CN=localhost' 2>/dev/null",
+    );
+    fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    sh(
+        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+        -out server.pem -days 2 -extfile ext.cnf 2>/dev/null",
+    );
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+fn https(url: String, expect: u16, ca_file: Option<&Path>, skip: bool) -> CheckKind {
+    let k = CheckKind::Http {
+        url,
+        expect,
+        tls: checks::HttpTls {
+            ca_file: ca_file.map(Path::to_path_buf),
+            insecure_skip_verify: skip,
+        },
+    };
+    validate(&k).unwrap();
+    k
+}
+
+/// https:// against python3's http.server wrapped in TLS (ssl module) on
+/// loopback, with a CA the test makes: verified against the check's
+/// ca_file, refused against the system's roots and for a name the
+/// certificate does not hold, accepted by insecure_skip_verify.
+#[tokio::test]
+async fn https_against_a_real_tls_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certs(dir.path());
+    let www = dir.path().join("www");
+    fs::create_dir_all(&www).unwrap();
+    fs::write(www.join("health"), "ok").unwrap();
+    let port = free_port();
+    let _server = Proc::spawn(
+        Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import http.server, ssl, sys, os\n\
+                 port, cert, key, d = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]\n\
+                 os.chdir(d)\n\
+                 srv = http.server.ThreadingHTTPServer(('127.0.0.1', port), http.server.SimpleHTTPRequestHandler)\n\
+                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+                 ctx.load_cert_chain(cert, key)\n\
+                 srv.socket = ctx.wrap_socket(srv.socket, server_side=True)\n\
+                 srv.serve_forever()\n",
+            )
+            .arg(port.to_string())
+            .arg(&cert)
+            .arg(&key)
+            .arg(&www),
+    );
+    wait_for_port(port).await;
+    let url = |host: &str, path: &str| format!("https://{host}:{port}{path}");
+    // Verified against the test's CA; the status is read over TLS.
+    assert_eq!(
+        run(
+            &https(url("localhost", "/health"), 200, Some(&ca), false),
+            TIMEOUT
+        )
+        .await,
+        Ok(())
+    );
+    assert_eq!(
+        run(
+            &https(url("localhost", "/missing"), 200, Some(&ca), false),
+            TIMEOUT
+        )
+        .await,
+        Err("HTTP 404 (expected 200)".into())
+    );
+    // The system's roots do not know the test's CA.
+    let err = run(
+        &https(url("localhost", "/health"), 200, None, false),
+        TIMEOUT,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.starts_with("https: TLS handshake: ") && err.contains("invalid peer certificate"),
+        "{err}"
+    );
+    // 127.0.0.1 is not a name of the certificate.
+    let err = run(
+        &https(url("127.0.0.1", "/health"), 200, Some(&ca), false),
+        TIMEOUT,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.starts_with("https: TLS handshake: ") && err.contains("not valid for name"),
+        "{err}"
+    );
+    // insecure_skip_verify accepts it all.
+    assert_eq!(
+        run(
+            &https(url("127.0.0.1", "/health"), 200, None, true),
+            TIMEOUT
+        )
+        .await,
+        Ok(())
+    );
+    // An http:// URL on the TLS port gets no HTTP answer.
+    assert!(run(
+        &http(format!("http://127.0.0.1:{port}/health"), 200),
+        TIMEOUT
+    )
+    .await
+    .is_err());
 }
