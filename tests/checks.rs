@@ -978,3 +978,65 @@ async fn exec_mariadb_admin_over_tls() {
     let err = run(&check(&good, "status"), TIMEOUT).await.unwrap_err();
     assert!(err.starts_with("exit code 1"), "{err}");
 }
+
+/// cluster.toml's `ca_file` and `insecure_skip_verify` through `hbctl
+/// check`: accepted for an https:// URL, refused with file:line and the key
+/// for an http:// one or a CA file that holds no certificate.
+#[test]
+fn https_check_settings_in_cluster_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, _, _) = make_certs(dir.path());
+    let write = |name: &str, text: &str, mode: u32| {
+        let p = dir.path().join(name);
+        fs::write(&p, text).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    };
+    write(
+        "ha.cf",
+        "keepalive 200ms\ndeadtime 1\nbcast eth0\nnode n1 n2\nauto_failback on\n",
+        0o644,
+    );
+    write("authkeys", common::KEY, 0o600);
+    write("haresources", "n1 192.0.2.10 mon\n", 0o644);
+    let check = |toml: &str| {
+        write("cluster.toml", toml, 0o644);
+        let out = Command::new(common::HBCTL)
+            .args(["check", "--node", "n1", "--config"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = check(&format!(
+        "[[check]]\ntype = \"http\"\nurl = \"https://localhost:8443/health\"\nca_file = {:?}\n\n\
+         [[check]]\ntype = \"http\"\nurl = \"https://192.0.2.10/\"\ninsecure_skip_verify = true\n",
+        ca.display()
+    ));
+    assert_eq!(code, Some(0), "{text}");
+    let toml = dir.path().join("cluster.toml");
+    let (code, text) = check(
+        "[[check]]\ntype = \"http\"\nurl = \"http://localhost/\"\ninsecure_skip_verify = true\n",
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains(&format!("{}:2: check.type: url: ", toml.display()))
+            && text.contains("for https:// URLs"),
+        "{text}"
+    );
+    let (code, text) = check(&format!(
+        "[[check]]\ntype = \"http\"\nurl = \"https://localhost/\"\nca_file = {:?}\n",
+        dir.path().join("ext.cnf").display()
+    ));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("check.type: ca_file: ") && text.contains("no CA certificate"),
+        "{text}"
+    );
+}
