@@ -18,9 +18,9 @@
 //! One file per kind: `http.rs` and `mysql.rs` (clients written here, small
 //! on purpose: a check only needs a status line, or a handshake, an
 //! authentication and one result), `process.rs`, `exec.rs`; `tcp` is
-//! [`connect_tcp`] below; `tls.rs` the TLS of `https://` URLs (rustls). This file holds the kinds, [`run`], [`validate`]
-//! and the helpers they share; `error.rs` the errors; `tests.rs` the unit
-//! tests.
+//! [`connect_tcp`] below; `tls.rs` the TLS of `https://` URLs (rustls).
+//! This file holds the kinds, [`run`], [`validate`] and the helpers they
+//! share; `error.rs` the errors; `tests.rs` the unit tests.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
