@@ -176,6 +176,10 @@ pub(super) fn resolve_monitoring(
             Some("http") => Some(CheckKind::Http {
                 url: need(&c.url, "url", &mut err),
                 expect: c.expect.unwrap_or(200),
+                tls: crate::monitor::checks::HttpTls {
+                    ca_file: c.ca_file.clone(),
+                    insecure_skip_verify: c.insecure_skip_verify.unwrap_or(false),
+                },
             }),
             Some("process") => {
                 if c.pidfile.is_none() && c.process.is_none() {

@@ -247,6 +247,10 @@ pub struct CheckToml {
     pub port: Option<u16>,
     pub url: Option<String>,
     pub expect: Option<u16>,
+    /// https: trust the CAs of this PEM file instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// https: accept any certificate.
+    pub insecure_skip_verify: Option<bool>,
     pub pidfile: Option<PathBuf>,
     pub process: Option<String>,
     pub command: Option<String>,

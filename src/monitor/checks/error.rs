@@ -48,6 +48,14 @@ pub enum CheckError {
     /// The service said no: a status other than the expected one.
     #[error("HTTP {code} (expected {expect})")]
     HttpStatus { code: u16, expect: u16 },
+    /// The TLS handshake of an `https://` check failed (a certificate not
+    /// trusted, another name, no common protocol...).
+    #[error("https: TLS handshake: {}", io_reason(source))]
+    TlsHandshake { source: io::Error },
+    /// The check's TLS settings cannot be used (a `ca_file` that cannot be
+    /// read or holds no certificate, no system CAs).
+    #[error("https: {0}")]
+    TlsConfig(String),
 
     // mysql
     #[error(transparent)]

@@ -1,13 +1,16 @@
 //! The `http` check: an HTTP/1.1 GET and its status line (the client is
-//! small on purpose: a check needs only the status).
+//! small on purpose: a check needs only the status), over TLS for
+//! `https://` URLs (`tls.rs`).
 
 use super::*;
 
 // HTTP
 
-/// The parts of an `http://` URL a GET needs.
+/// The parts of an `http://` or `https://` URL a GET needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct HttpTarget {
+    /// `https://`: over TLS, default port 443.
+    pub(super) tls: bool,
     /// As written, without IPv6 brackets.
     pub(super) host: String,
     pub(super) port: u16,
@@ -17,13 +20,21 @@ pub(super) struct HttpTarget {
 
 impl HttpTarget {
     /// The Host header (RFC 9112 §3.2): the port only when not the default.
+    pub(super) fn default_port(&self) -> u16 {
+        if self.tls {
+            443
+        } else {
+            80
+        }
+    }
+
     pub(super) fn host_header(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        if self.port == 80 {
+        if self.port == self.default_port() {
             host
         } else {
             format!("{host}:{}", self.port)
@@ -36,9 +47,18 @@ pub(super) fn parse_url(url: &str) -> Result<HttpTarget, CheckError> {
         url: url.to_string(),
         reason: reason.to_string(),
     };
-    let rest = match url.get(..7) {
-        Some(s) if s.eq_ignore_ascii_case("http://") => &url[7..],
-        _ => return Err(bad("only http:// URLs are supported")),
+    let (tls, rest) = if url
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+    {
+        (false, &url[7..])
+    } else if url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        (true, &url[8..])
+    } else {
+        return Err(bad("only http:// and https:// URLs are supported"));
     };
     let (authority, path) = match rest.find(['/', '?', '#']) {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -80,13 +100,20 @@ pub(super) fn parse_url(url: &str) -> Result<HttpTarget, CheckError> {
         return Err(bad("write an IPv6 address in brackets"));
     }
     let port = match port {
-        None | Some("") => 80,
+        None | Some("") => {
+            if tls {
+                443
+            } else {
+                80
+            }
+        }
         Some(p) => match p.parse::<u16>() {
             Ok(0) | Err(_) => return Err(bad(&format!("bad port {p:?}"))),
             Ok(n) => n,
         },
     };
     Ok(HttpTarget {
+        tls,
         host: host.to_string(),
         port,
         path,
@@ -106,15 +133,32 @@ pub(super) fn parse_status_line(line: &[u8]) -> Result<u16, CheckError> {
     Ok(code.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0')))
 }
 
-pub(super) async fn check_http(url: &str, expect: u16) -> Result<(), CheckError> {
+pub(super) async fn check_http(url: &str, expect: u16, tls: &HttpTls) -> Result<(), CheckError> {
     let t = parse_url(url)?;
-    let mut s = connect_tcp(&t.host, t.port).await?;
+    let s = connect_tcp(&t.host, t.port).await?;
+    if t.tls {
+        let s = super::tls::connect(s, &t.host, tls).await?;
+        exchange(s, &t, expect).await
+    } else {
+        exchange(s, &t, expect).await
+    }
+}
+
+/// The GET and its status line, over a TCP or TLS stream.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    t: &HttpTarget,
+    expect: u16,
+) -> Result<(), CheckError> {
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: hbd-check\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         t.path,
         t.host_header()
     );
     s.write_all(req.as_bytes())
+        .await
+        .map_err(|source| CheckError::HttpIo { op: "send", source })?;
+    s.flush()
         .await
         .map_err(|source| CheckError::HttpIo { op: "send", source })?;
     let mut buf = Vec::with_capacity(512);

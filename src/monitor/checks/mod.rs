@@ -4,7 +4,7 @@
 //! | kind      | up when                                                              |
 //! |-----------|----------------------------------------------------------------------|
 //! | `tcp`     | a TCP connect to host:port succeeds                                  |
-//! | `http`    | an HTTP/1.1 GET answers with the expected status                     |
+//! | `http`    | an HTTP/1.1 GET (https: over TLS) answers with the expected status   |
 //! | `process` | a pid file names a live process and/or a process has the name (pidof)|
 //! | `exec`    | `/bin/sh -c command` exits 0 (vrrp_script, mon's `*.monitor`)        |
 //! | `mysql`   | MySQL/MariaDB authenticates and answers a trivial query              |
@@ -18,9 +18,9 @@
 //! One file per kind: `http.rs` and `mysql.rs` (clients written here, small
 //! on purpose: a check only needs a status line, or a handshake, an
 //! authentication and one result), `process.rs`, `exec.rs`; `tcp` is
-//! [`connect_tcp`] below. This file holds the kinds, [`run`], [`validate`]
-//! and the helpers they share; `error.rs` the errors; `tests.rs` the unit
-//! tests.
+//! [`connect_tcp`] below; `tls.rs` the TLS of `https://` URLs (rustls).
+//! This file holds the kinds, [`run`], [`validate`] and the helpers they
+//! share; `error.rs` the errors; `tests.rs` the unit tests.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,7 @@ mod mysql;
 mod process;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use exec::*;
 use http::*;
@@ -43,14 +44,20 @@ use mysql::*;
 use process::*;
 
 pub use error::{CheckError, MysqlError, OptionFileError};
+pub use tls::HttpTls;
 
 /// One check's target, as configured (cluster.toml `[[check]]`, parsed elsewhere).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckKind {
     /// TCP connect to host:port succeeds.
     Tcp { host: String, port: u16 },
-    /// HTTP/1.1 GET of `url` (http:// only; host, port, path) answers with status `expect`.
-    Http { url: String, expect: u16 },
+    /// HTTP/1.1 GET of `url` (http:// or https://; host, port, path) answers with status
+    /// `expect`; `tls`: how an https:// server is trusted.
+    Http {
+        url: String,
+        expect: u16,
+        tls: HttpTls,
+    },
     /// A process is alive: by pid file (pid alive and not a zombie) and/or by name
     /// (comm or argv[0] basename as pidof matches), read from /proc — never fork pidof.
     /// With both, the pid file's process must also have the name (a reused pid
@@ -120,7 +127,7 @@ pub async fn run(kind: &CheckKind, timeout: Duration) -> Result<(), CheckError> 
 async fn run_unbounded(kind: &CheckKind, timeout: Duration) -> Result<(), CheckError> {
     match kind {
         CheckKind::Tcp { host, port } => connect_tcp(host, *port).await.map(drop),
-        CheckKind::Http { url, expect } => check_http(url, *expect).await,
+        CheckKind::Http { url, expect, tls } => check_http(url, *expect, tls).await,
         CheckKind::Process { pidfile, name } => {
             let (pidfile, name) = (pidfile.clone(), name.clone());
             blocking(move || check_process(pidfile.as_deref(), name.as_deref())).await?
@@ -144,8 +151,32 @@ pub fn validate(kind: &CheckKind) -> Result<(), CheckError> {
                 return Err(E::invalid("port", "must not be 0"));
             }
         }
-        CheckKind::Http { url, expect } => {
-            parse_url(url).map_err(|e| E::invalid("url", e.to_string()))?;
+        CheckKind::Http { url, expect, tls } => {
+            let t = parse_url(url).map_err(|e| E::invalid("url", e.to_string()))?;
+            if !t.tls && (tls.ca_file.is_some() || tls.insecure_skip_verify) {
+                return Err(E::invalid(
+                    "url",
+                    "ca_file and insecure_skip_verify are for https:// URLs",
+                ));
+            }
+            if tls.ca_file.is_some() && tls.insecure_skip_verify {
+                return Err(E::invalid(
+                    "insecure_skip_verify",
+                    "verifies nothing, so a ca_file is of no use: choose one",
+                ));
+            }
+            if let Some(p) = &tls.ca_file {
+                if !p.is_absolute() {
+                    return Err(E::invalid(
+                        "ca_file",
+                        format!("must be an absolute path: {}", p.display()),
+                    ));
+                }
+                tls::load_ca_file(p).map_err(|e| match e {
+                    E::TlsConfig(m) => E::invalid("ca_file", m),
+                    e => E::invalid("ca_file", e.to_string()),
+                })?;
+            }
             if !(100..=599).contains(expect) {
                 return Err(E::invalid(
                     "expect",

@@ -38,6 +38,7 @@ fn urls() {
     assert_eq!(
         t,
         HttpTarget {
+            tls: false,
             host: "127.0.0.1".into(),
             port: 8080,
             path: "/health?x=1".into()
@@ -53,8 +54,16 @@ fn urls() {
         ("::1", "[::1]:81".into())
     );
     assert_eq!(parse_url("http://h?q").unwrap().path, "/?q");
+    // https: TLS, port 443 by default (and then not in the Host header).
+    let t = parse_url("HTTPS://db.example.org/ping").unwrap();
+    assert_eq!((t.tls, t.port, t.path.as_str()), (true, 443, "/ping"));
+    assert_eq!(t.host_header(), "db.example.org");
+    let t = parse_url("https://h:8443").unwrap();
+    assert_eq!((t.tls, t.host_header()), (true, "h:8443".into()));
+    assert_eq!(parse_url("https://h:80/").unwrap().host_header(), "h:80");
     for bad in [
-        "https://x/",
+        "ftp://x/",
+        "https:/x",
         "x/",
         "http:///path",
         "http://h:0/",
@@ -93,16 +102,43 @@ fn validation_names_the_key() {
         port: 0
     })
     .starts_with("port"));
-    assert!(err(CheckKind::Http {
-        url: "ftp://x".into(),
-        expect: 200
-    })
-    .starts_with("url: \"ftp://x\": only http:// URLs are supported"));
-    assert!(err(CheckKind::Http {
-        url: "http://x".into(),
-        expect: 42
-    })
-    .starts_with("expect"));
+    let http = |url: &str, expect, tls| CheckKind::Http {
+        url: url.into(),
+        expect,
+        tls,
+    };
+    let none = HttpTls::default;
+    assert!(err(http("ftp://x", 200, none()))
+        .starts_with("url: \"ftp://x\": only http:// and https:// URLs are supported"));
+    assert!(err(http("http://x", 42, none())).starts_with("expect"));
+    ok(http("https://x", 200, none()));
+    let skip = HttpTls {
+        ca_file: None,
+        insecure_skip_verify: true,
+    };
+    ok(http("https://x", 200, skip.clone()));
+    assert!(err(http("http://x", 200, skip)).contains("for https:// URLs"));
+    let t = tempfile::tempdir().unwrap();
+    let ca = |p: &Path| HttpTls {
+        ca_file: Some(p.to_path_buf()),
+        insecure_skip_verify: false,
+    };
+    let missing = t.path().join("missing.pem");
+    let e = err(http("https://x", 200, ca(&missing)));
+    assert!(
+        e.starts_with("ca_file: ") && e.contains("missing.pem"),
+        "{e}"
+    );
+    let empty = t.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let e = err(http("https://x", 200, ca(&empty)));
+    assert!(e.contains("no CA certificate"), "{e}");
+    assert!(err(http("https://x", 200, ca(Path::new("rel.pem")))).contains("absolute"));
+    let both = HttpTls {
+        ca_file: Some(empty),
+        insecure_skip_verify: true,
+    };
+    assert!(err(http("https://x", 200, both)).contains("choose one"));
     assert!(err(CheckKind::Process {
         pidfile: None,
         name: None
