@@ -196,6 +196,39 @@ struct Daemon {
     peers_seen: std::collections::BTreeMap<String, state::PeerSeen>,
     /// Duplicate-address probing while a peer is late (issue 15).
     preprobe: preprobe::PreProbing,
+    /// Which media have heard a peer since start, for the one warning
+    /// about a medium that never did.
+    silent: SilentMedia,
+}
+
+/// The media that heard no peer at all in the first `deadtime` after start:
+/// a broadcast to nowhere, a firewalled port, keys that differ. heartbeat
+/// says nothing and the nodes each run alone; hbd warns once per medium.
+#[derive(Debug, Default)]
+struct SilentMedia {
+    heard: Vec<bool>,
+    checked: bool,
+}
+
+impl SilentMedia {
+    fn heard(&mut self, medium: crate::membership::MediumId) {
+        let i = usize::from(medium.0);
+        if self.heard.len() <= i {
+            self.heard.resize(i + 1, false);
+        }
+        self.heard[i] = true;
+    }
+
+    /// The media (by index) to warn about, once, when `deadtime` has passed.
+    fn due(&mut self, media: usize, now: Duration, deadtime: Duration) -> Vec<usize> {
+        if self.checked || now < deadtime {
+            return Vec::new();
+        }
+        self.checked = true;
+        (0..media)
+            .filter(|&i| !self.heard.get(i).copied().unwrap_or(false))
+            .collect()
+    }
 }
 
 use control::Access;
@@ -410,6 +443,7 @@ pub async fn run_with_vrrp(
         outdater,
         peers_seen,
         preprobe: preprobe::PreProbing::new(),
+        silent: SilentMedia::default(),
     };
     for w in &d.config.warnings {
         tracing::warn!(warning = %w, "configuration warning");
@@ -636,6 +670,24 @@ impl Daemon {
         for body in self.outdater.tick(self.config.ha.keepalive) {
             self.membership.broadcast(body);
         }
+        // The witness and a one-node list have no peer to hear.
+        if self.config.ha.nodes.len() > 1 || self.config.quorum.witness.is_some() {
+            let deadtime = self.config.ha.deadtime;
+            for i in self.silent.due(self.media.len(), now, deadtime) {
+                let m = &self.media[i];
+                let iface = self.config.ha.media.get(i).map_or("", |c| c.iface.as_str());
+                tracing::warn!(
+                    medium = %m.name,
+                    iface,
+                    destinations = ?m.destinations,
+                    deadtime_ms = deadtime.as_millis() as u64,
+                    "no peer heard on this medium since start: check that the peers use \
+                     the same medium and port, that its destination reaches them (the \
+                     interface's broadcast address, routes, a firewall on the UDP port) \
+                     and that authkeys match"
+                );
+            }
+        }
     }
 
     /// Moves outputs between the machines and out to the world until both
@@ -657,6 +709,7 @@ impl Daemon {
                             Event::NodeUp { node, incarnation } => {
                                 self.groups.on_node_up(&node, incarnation, now)
                             }
+                            Event::LinkUp { medium, .. } => self.silent.heard(medium),
                             Event::NodeRestarted { node, new, .. } => {
                                 self.groups.on_node_up(&node, new, now)
                             }

@@ -47,6 +47,16 @@ pub struct LocalAddr {
     pub iface: String,
     pub addr: Ipv4Addr,
     pub broadcast: Option<Ipv4Addr>,
+    /// `broadcast` was computed from the address and prefix: the kernel
+    /// has none (`ip addr add A/N dev IF` without `brd +` leaves 0.0.0.0).
+    pub broadcast_computed: bool,
+}
+
+/// The directed broadcast address of `addr`'s subnet (RFC 919): the host
+/// bits all ones. `None` for /31 and /32, which have no broadcast.
+pub fn subnet_broadcast(addr: Ipv4Addr, netmask: Ipv4Addr) -> Option<Ipv4Addr> {
+    let m = u32::from(netmask);
+    (m.leading_ones() < 31).then(|| Ipv4Addr::from(u32::from(addr) | !m))
 }
 
 /// The IPv4 addresses of this host (of this network namespace).
@@ -60,11 +70,24 @@ pub fn local_addrs() -> io::Result<Vec<LocalAddr>> {
             .broadcast
             .as_ref()
             .and_then(|a| a.as_sockaddr_in())
-            .map(|b| b.ip());
+            .map(|b| b.ip())
+            // glibc's getifaddrs reports an address added without `brd`
+            // with its own address as broadcast (ifconfig shows 0.0.0.0):
+            // neither is one to send keepalives to.
+            .filter(|b| !b.is_unspecified() && *b != addr.ip());
+        // No broadcast address on the interface (0.0.0.0): keepalives sent
+        // there reach nobody. Use the subnet's, as `brd +` would set it.
+        let computed = match (broadcast, &ifa.netmask) {
+            (None, Some(m)) => m
+                .as_sockaddr_in()
+                .and_then(|m| subnet_broadcast(addr.ip(), m.ip())),
+            _ => None,
+        };
         out.push(LocalAddr {
             iface: ifa.interface_name.clone(),
             addr: addr.ip(),
-            broadcast,
+            broadcast: broadcast.or(computed),
+            broadcast_computed: computed.is_some(),
         });
     }
     Ok(out)
@@ -382,6 +405,15 @@ fn open_one(
                 medium: name.clone(),
                 iface: m.iface.clone(),
             })?;
+            if local.broadcast_computed {
+                tracing::info!(
+                    medium = %name,
+                    iface = %m.iface,
+                    addr = %local.addr,
+                    broadcast = %b,
+                    "interface has no broadcast address: using its subnet's"
+                );
+            }
             (b, vec![SocketAddrV4::new(b, m.port)])
         }
         MediumKind::Mcast { group, .. } => (*group, vec![SocketAddrV4::new(*group, m.port)]),
@@ -537,6 +569,25 @@ fn log_drops(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn subnet_broadcast_addresses() {
+        let b = |a: &str, m: &str| subnet_broadcast(a.parse().unwrap(), m.parse().unwrap());
+        assert_eq!(
+            b("192.0.2.11", "255.255.255.0"),
+            Some("192.0.2.255".parse().unwrap())
+        );
+        assert_eq!(
+            b("10.1.2.3", "255.0.0.0"),
+            Some("10.255.255.255".parse().unwrap())
+        );
+        assert_eq!(
+            b("198.51.100.9", "255.255.255.252"),
+            Some("198.51.100.11".parse().unwrap())
+        );
+        assert_eq!(b("198.51.100.9", "255.255.255.254"), None);
+        assert_eq!(b("198.51.100.9", "255.255.255.255"), None);
+    }
+
     use super::*;
     use crate::config::Location;
     use crate::wire::{AuthMethod, Body, Keepalive, Message};
