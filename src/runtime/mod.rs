@@ -1009,3 +1009,48 @@ impl Daemon {
         }
     }
 }
+
+#[cfg(test)]
+mod silent_media_tests {
+    use super::SilentMedia;
+    use crate::membership::MediumId;
+    use std::time::Duration;
+
+    const DEADTIME: Duration = Duration::from_secs(10);
+
+    fn s(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn nothing_before_deadtime() {
+        let mut m = SilentMedia::default();
+        assert!(m.due(2, s(0), DEADTIME).is_empty());
+        assert!(m.due(2, s(9), DEADTIME).is_empty());
+        // Not spent by the early checks: both are due at deadtime.
+        assert_eq!(m.due(2, s(10), DEADTIME), vec![0, 1]);
+    }
+
+    #[test]
+    fn only_the_media_that_heard_nobody_once() {
+        let mut m = SilentMedia::default();
+        m.heard(MediumId(1));
+        m.heard(MediumId(1));
+        assert_eq!(m.due(3, s(11), DEADTIME), vec![0, 2]);
+        // Once per medium: not at the next ticks, heard or not.
+        assert!(m.due(3, s(12), DEADTIME).is_empty());
+        m.heard(MediumId(0));
+        assert!(m.due(3, s(100), DEADTIME).is_empty());
+    }
+
+    #[test]
+    fn every_medium_heard_warns_nothing() {
+        let mut m = SilentMedia::default();
+        m.heard(MediumId(0));
+        m.heard(MediumId(1));
+        assert!(m.due(2, s(10), DEADTIME).is_empty());
+        // A medium index it never saw (a caller bug) does not panic.
+        m.heard(MediumId(7));
+        assert!(m.due(2, s(20), DEADTIME).is_empty());
+    }
+}
