@@ -746,3 +746,61 @@ fn replay_of_an_older_incarnation_after_a_restart_is_stale() {
     );
     assert_eq!(dropped_stale(&lab), 1);
 }
+
+/// `ip addr add A/24 dev eth0` without `brd +` leaves the interface's
+/// broadcast address 0.0.0.0. hbd sends `bcast eth0` keepalives to the
+/// subnet's broadcast address instead (and says so), so the nodes see each
+/// other; a node whose medium hears no peer for deadtime warns once.
+#[test]
+fn bcast_on_an_address_without_broadcast() {
+    let mut lab = Lab::new(2, 1);
+    for i in 1..=2 {
+        let ns = format!("n{i}");
+        let a = format!("192.0.2.{}/24", 10 + i);
+        for args in [
+            &["ip", "addr", "flush", "dev", "eth0"][..],
+            &["ip", "addr", "add", &a, "dev", "eth0"][..],
+        ] {
+            let out = lab.exec(&ns, args);
+            assert!(out.status.success(), "{args:?}: {out:?}");
+        }
+        let show = lab.exec(&ns, &["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
+        let show = String::from_utf8_lossy(&show.stdout).to_string();
+        assert!(
+            !show.contains(" brd "),
+            "n{i} has a broadcast address: {show}"
+        );
+    }
+    lab.configure(&ha_cf(2, "bcast eth0", KA, DEAD), KEY);
+    // n1 alone first: its medium hears nobody for deadtime.
+    lab.start(1);
+    lab.wait_for("n1 to warn that bcast eth0 heard no peer", || {
+        lab.log(1)
+            .contains("no peer heard on this medium since start")
+    });
+    let log = lab.log(1);
+    assert!(
+        log.contains("interface has no broadcast address: using its subnet's")
+            && log.contains("192.0.2.255"),
+        "{log}"
+    );
+    fn warned(log: &str) -> Vec<&str> {
+        log.lines()
+            .filter(|l| l.contains("no peer heard on this medium since start"))
+            .collect()
+    }
+    let w = warned(&log);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("WARN") && w[0].contains("bcast eth0") && w[0].contains("eth0"),
+        "{w:?}"
+    );
+    // With n2 started, both see each other over the computed address.
+    lab.start(2);
+    lab.wait_all_up(&[1, 2]);
+    assert_eq!(lab.link_state(1, "n2", "bcast eth0").as_deref(), Some("up"));
+    assert_eq!(lab.link_state(2, "n1", "bcast eth0").as_deref(), Some("up"));
+    // n2 heard n1 within deadtime: no warning there; n1 warned only once.
+    assert!(warned(&lab.log(2)).is_empty(), "{}", lab.log(2));
+    assert_eq!(warned(&lab.log(1)).len(), 1);
+}

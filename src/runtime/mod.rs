@@ -210,6 +210,39 @@ struct Daemon {
     observe: observe::Observe,
     /// The phases of a failover, for the events and the notify hook.
     timeline: crate::events::Timeline,
+    /// Which media have heard a peer since start, for the one warning
+    /// about a medium that never did.
+    silent: SilentMedia,
+}
+
+/// The media that heard no peer at all in the first `deadtime` after start:
+/// a broadcast to nowhere, a firewalled port, keys that differ. heartbeat
+/// says nothing and the nodes each run alone; hbd warns once per medium.
+#[derive(Debug, Default)]
+struct SilentMedia {
+    heard: Vec<bool>,
+    checked: bool,
+}
+
+impl SilentMedia {
+    fn heard(&mut self, medium: crate::membership::MediumId) {
+        let i = usize::from(medium.0);
+        if self.heard.len() <= i {
+            self.heard.resize(i + 1, false);
+        }
+        self.heard[i] = true;
+    }
+
+    /// The media (by index) to warn about, once, when `deadtime` has passed.
+    fn due(&mut self, media: usize, now: Duration, deadtime: Duration) -> Vec<usize> {
+        if self.checked || now < deadtime {
+            return Vec::new();
+        }
+        self.checked = true;
+        (0..media)
+            .filter(|&i| !self.heard.get(i).copied().unwrap_or(false))
+            .collect()
+    }
 }
 
 use control::Access;
@@ -455,6 +488,7 @@ pub async fn run_with_vrrp(
         preprobe: preprobe::PreProbing::new(),
         observe,
         timeline: Default::default(),
+        silent: SilentMedia::default(),
     };
     // The replicated disks' state changes, as events.
     let _disk_watch = observe::watch_disks(
@@ -742,6 +776,24 @@ impl Daemon {
         for body in self.outdater.tick(self.config.ha.keepalive) {
             self.membership.broadcast(body);
         }
+        // The witness and a one-node list have no peer to hear.
+        if self.config.ha.nodes.len() > 1 || self.config.quorum.witness.is_some() {
+            let deadtime = self.config.ha.deadtime;
+            for i in self.silent.due(self.media.len(), now, deadtime) {
+                let m = &self.media[i];
+                let iface = self.config.ha.media.get(i).map_or("", |c| c.iface.as_str());
+                tracing::warn!(
+                    medium = %m.name,
+                    iface,
+                    destinations = ?m.destinations,
+                    deadtime_ms = deadtime.as_millis() as u64,
+                    "no peer heard on this medium since start: check that the peers use \
+                     the same medium and port, that its destination reaches them (the \
+                     interface's broadcast address, routes, a firewall on the UDP port) \
+                     and that authkeys match"
+                );
+            }
+        }
     }
 
     /// Moves outputs between the machines and out to the world until both
@@ -764,6 +816,7 @@ impl Daemon {
                             Event::NodeUp { node, incarnation } => {
                                 self.groups.on_node_up(&node, incarnation, now)
                             }
+                            Event::LinkUp { medium, .. } => self.silent.heard(medium),
                             Event::NodeRestarted { node, new, .. } => {
                                 self.groups.on_node_up(&node, new, now)
                             }
@@ -1078,5 +1131,50 @@ impl Daemon {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod silent_media_tests {
+    use super::SilentMedia;
+    use crate::membership::MediumId;
+    use std::time::Duration;
+
+    const DEADTIME: Duration = Duration::from_secs(10);
+
+    fn s(secs: u64) -> Duration {
+        Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn nothing_before_deadtime() {
+        let mut m = SilentMedia::default();
+        assert!(m.due(2, s(0), DEADTIME).is_empty());
+        assert!(m.due(2, s(9), DEADTIME).is_empty());
+        // Not spent by the early checks: both are due at deadtime.
+        assert_eq!(m.due(2, s(10), DEADTIME), vec![0, 1]);
+    }
+
+    #[test]
+    fn only_the_media_that_heard_nobody_once() {
+        let mut m = SilentMedia::default();
+        m.heard(MediumId(1));
+        m.heard(MediumId(1));
+        assert_eq!(m.due(3, s(11), DEADTIME), vec![0, 2]);
+        // Once per medium: not at the next ticks, heard or not.
+        assert!(m.due(3, s(12), DEADTIME).is_empty());
+        m.heard(MediumId(0));
+        assert!(m.due(3, s(100), DEADTIME).is_empty());
+    }
+
+    #[test]
+    fn every_medium_heard_warns_nothing() {
+        let mut m = SilentMedia::default();
+        m.heard(MediumId(0));
+        m.heard(MediumId(1));
+        assert!(m.due(2, s(10), DEADTIME).is_empty());
+        // A medium index it never saw (a caller bug) does not panic.
+        m.heard(MediumId(7));
+        assert!(m.due(2, s(20), DEADTIME).is_empty());
     }
 }

@@ -47,6 +47,37 @@ pub struct LocalAddr {
     pub iface: String,
     pub addr: Ipv4Addr,
     pub broadcast: Option<Ipv4Addr>,
+    /// `broadcast` was computed from the address and prefix: the kernel
+    /// has none (`ip addr add A/N dev IF` without `brd +` leaves 0.0.0.0).
+    pub broadcast_computed: bool,
+}
+
+/// The directed broadcast address of `addr`'s subnet (RFC 919): the host
+/// bits all ones. `None` for /31 and /32, which have no broadcast.
+pub fn subnet_broadcast(addr: Ipv4Addr, netmask: Ipv4Addr) -> Option<Ipv4Addr> {
+    let m = u32::from(netmask);
+    (m.leading_ones() < 31).then(|| Ipv4Addr::from(u32::from(addr) | !m))
+}
+
+/// The broadcast address to use for `addr`, given what getifaddrs
+/// `reported` and the `netmask`, and whether it was computed. An address
+/// added without `brd` has none: the kernel says 0.0.0.0 (ifconfig) and
+/// glibc's getifaddrs reports the address itself; keepalives sent to
+/// either reach nobody, so the subnet's broadcast is used, as `brd +`
+/// would have set it (the kernel routes it as broadcast anyway). `None`
+/// when there is none to use (/31, /32, no netmask).
+pub fn broadcast_of(
+    addr: Ipv4Addr,
+    reported: Option<Ipv4Addr>,
+    netmask: Option<Ipv4Addr>,
+) -> (Option<Ipv4Addr>, bool) {
+    match reported.filter(|b| !b.is_unspecified() && *b != addr) {
+        Some(b) => (Some(b), false),
+        None => {
+            let computed = netmask.and_then(|m| subnet_broadcast(addr, m));
+            (computed, computed.is_some())
+        }
+    }
 }
 
 /// The IPv4 addresses of this host (of this network namespace).
@@ -56,15 +87,22 @@ pub fn local_addrs() -> io::Result<Vec<LocalAddr>> {
         let Some(addr) = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in()) else {
             continue;
         };
-        let broadcast = ifa
+        let reported = ifa
             .broadcast
             .as_ref()
             .and_then(|a| a.as_sockaddr_in())
             .map(|b| b.ip());
+        let netmask = ifa
+            .netmask
+            .as_ref()
+            .and_then(|m| m.as_sockaddr_in())
+            .map(|m| m.ip());
+        let (broadcast, computed) = broadcast_of(addr.ip(), reported, netmask);
         out.push(LocalAddr {
             iface: ifa.interface_name.clone(),
             addr: addr.ip(),
             broadcast,
+            broadcast_computed: computed,
         });
     }
     Ok(out)
@@ -382,6 +420,15 @@ fn open_one(
                 medium: name.clone(),
                 iface: m.iface.clone(),
             })?;
+            if local.broadcast_computed {
+                tracing::info!(
+                    medium = %name,
+                    iface = %m.iface,
+                    addr = %local.addr,
+                    broadcast = %b,
+                    "interface has no broadcast address: using its subnet's"
+                );
+            }
             (b, vec![SocketAddrV4::new(b, m.port)])
         }
         MediumKind::Mcast { group, .. } => (*group, vec![SocketAddrV4::new(*group, m.port)]),
@@ -537,6 +584,56 @@ fn log_drops(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn broadcast_of_an_address_without_brd_is_the_subnets() {
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let a = ip("192.0.2.11");
+        let m24 = Some(ip("255.255.255.0"));
+        // As the interface says, when it has one.
+        assert_eq!(
+            broadcast_of(a, Some(ip("192.0.2.255")), m24),
+            (Some(ip("192.0.2.255")), false)
+        );
+        // A nonstandard one (brd 192.0.2.127 on a /24) is kept.
+        assert_eq!(
+            broadcast_of(a, Some(ip("192.0.2.127")), m24),
+            (Some(ip("192.0.2.127")), false)
+        );
+        // `ip addr add 192.0.2.11/24 dev eth0`: 0.0.0.0, or the address
+        // itself (glibc), or nothing: the subnet's, computed.
+        for reported in [Some(ip("0.0.0.0")), Some(a), None] {
+            assert_eq!(
+                broadcast_of(a, reported, m24),
+                (Some(ip("192.0.2.255")), true),
+                "{reported:?}"
+            );
+        }
+        // /31 and /32 have none; neither has an address without a mask.
+        for m in ["255.255.255.254", "255.255.255.255"] {
+            assert_eq!(broadcast_of(a, Some(a), Some(ip(m))), (None, false), "{m}");
+        }
+        assert_eq!(broadcast_of(a, None, None), (None, false));
+    }
+
+    #[test]
+    fn subnet_broadcast_addresses() {
+        let b = |a: &str, m: &str| subnet_broadcast(a.parse().unwrap(), m.parse().unwrap());
+        assert_eq!(
+            b("192.0.2.11", "255.255.255.0"),
+            Some("192.0.2.255".parse().unwrap())
+        );
+        assert_eq!(
+            b("10.1.2.3", "255.0.0.0"),
+            Some("10.255.255.255".parse().unwrap())
+        );
+        assert_eq!(
+            b("198.51.100.9", "255.255.255.252"),
+            Some("198.51.100.11".parse().unwrap())
+        );
+        assert_eq!(b("198.51.100.9", "255.255.255.254"), None);
+        assert_eq!(b("198.51.100.9", "255.255.255.255"), None);
+    }
+
     use super::*;
     use crate::config::Location;
     use crate::wire::{AuthMethod, Body, Keepalive, Message};
