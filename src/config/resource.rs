@@ -20,9 +20,13 @@ pub enum ResourceError {
 /// `dir`'s resource.d and its cluster.toml (optional).
 pub fn load_resource(dir: &Path, spec: &str) -> Result<Resource, ResourceError> {
     let path = dir.join("cluster.toml");
-    let cluster = match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let (c, errors) = parse_cluster_toml(&path, &text);
+    let cluster = match std::fs::read(&path) {
+        Ok(bytes) => {
+            // Comments in any encoding, as every configuration file.
+            let (text, mut errors) =
+                super::text::decode(&path, &bytes, super::text::Comments::Hash);
+            let (c, mut e) = parse_cluster_toml(&path, &text);
+            errors.append(&mut e);
             if !errors.is_empty() {
                 return Err(ResourceError::Config(ConfigErrors(errors)));
             }
