@@ -41,12 +41,7 @@ pub fn render(m: &Cib) -> String {
     o.push_str("      </cluster_property_set>\n    </crm_config>\n    <nodes>\n");
     for (i, n) in m.nodes.iter().enumerate() {
         // Corosync's nodeid: corosync.conf's nodelist must use the same.
-        let _ = writeln!(
-            o,
-            "      <node id=\"{}\" uname=\"{}\"/>",
-            i + 1,
-            esc(n)
-        );
+        let _ = writeln!(o, "      <node id=\"{}\" uname=\"{}\"/>", i + 1, esc(n));
     }
     o.push_str("    </nodes>\n    <resources>\n");
     for r in &m.resources {

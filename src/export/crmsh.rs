@@ -129,13 +129,18 @@ pub fn render(m: &Cib) -> String {
                 if *promoted {
                     let _ = writeln!(
                         o,
-                        "location {id} {rsc} rule role=Promoted {score}: #uname eq {node}"
+                        "location {id} {rsc} rule $role=Promoted {score}: #uname eq {node}"
                     );
                 } else {
                     let _ = writeln!(o, "location {id} {rsc} {score}: {node}");
                 }
             }
-            Constraint::Rule { id, rsc, score, any } => {
+            Constraint::Rule {
+                id,
+                rsc,
+                score,
+                any,
+            } => {
                 let expr: Vec<String> = any
                     .iter()
                     .map(|e| match e {
@@ -143,11 +148,7 @@ pub fn render(m: &Cib) -> String {
                         Expr::Lte(a, v) => format!("{a} number:lte {v}"),
                     })
                     .collect();
-                let _ = writeln!(
-                    o,
-                    "location {id} {rsc} rule {score}: {}",
-                    expr.join(" or ")
-                );
+                let _ = writeln!(o, "location {id} {rsc} rule {score}: {}", expr.join(" or "));
             }
             Constraint::Colocation {
                 id,

@@ -381,7 +381,11 @@ impl Builder<'_> {
         for (n, (d, at)) in c.ha.stonith_hosts.iter().enumerate() {
             let kind = d.agent.rsplit('/').next().unwrap_or(&d.agent).to_string();
             let id = self.ids.make(&format!("fence-{}-{}", kind, n + 1));
-            let mut notes = vec![format!("{at}: stonith_host {}", d.written)];
+            let mut notes = vec![format!(
+                "{at}: stonith_host {} {}",
+                d.from.as_deref().unwrap_or("*"),
+                d.written
+            )];
             if d.agent.starts_with('/') {
                 notes.push(format!(
                     "{} is a path: Pacemaker runs fence agents from /usr/sbin by name; \
@@ -667,7 +671,9 @@ impl Builder<'_> {
         for (clone, next) in &promotes {
             // The promotion prefers the group's node too; the agent's own
             // promotion scores (crm_master) add to it.
-            let id = self.ids.make(&format!("location-{clone}-promoted-{}", g.home));
+            let id = self
+                .ids
+                .make(&format!("location-{clone}-promoted-{}", g.home));
             self.cib.constraints.push(Constraint::Location {
                 id,
                 rsc: clone.clone(),
@@ -678,7 +684,9 @@ impl Builder<'_> {
             if group_id.is_empty() {
                 continue;
             }
-            let id = self.ids.make(&format!("colocation-{group_id}-with-{clone}"));
+            let id = self
+                .ids
+                .make(&format!("colocation-{group_id}-with-{clone}"));
             self.cib.constraints.push(Constraint::Colocation {
                 id,
                 rsc: group_id.clone(),
@@ -756,7 +764,12 @@ impl Builder<'_> {
                         r.spec
                     ));
                 }
-                ("ocf", Some("heartbeat"), "IPaddr2", format!("ip-{}", a.addr))
+                (
+                    "ocf",
+                    Some("heartbeat"),
+                    "IPaddr2",
+                    format!("ip-{}", a.addr),
+                )
             }
             AgentKind::Filesystem(a) => {
                 params.push(("device".into(), a.device.display().to_string()));
@@ -769,9 +782,7 @@ impl Builder<'_> {
                 }
                 match r.options.fsck {
                     crate::agents::Fsck::Auto => {}
-                    crate::agents::Fsck::Force => {
-                        params.push(("run_fsck".into(), "force".into()))
-                    }
+                    crate::agents::Fsck::Force => params.push(("run_fsck".into(), "force".into())),
                     crate::agents::Fsck::Never => params.push(("run_fsck".into(), "no".into())),
                 }
                 let dir = a.dir.display().to_string();
@@ -790,7 +801,11 @@ impl Builder<'_> {
                      (from /etc/init.d, start/stop/status, no arguments){}",
                     r.spec,
                     path.display(),
-                    if hargs.is_empty() { "" } else { " with arguments" },
+                    if hargs.is_empty() {
+                        ""
+                    } else {
+                        " with arguments"
+                    },
                     if hargs.is_empty() {
                         String::new()
                     } else {
@@ -810,7 +825,12 @@ impl Builder<'_> {
                 ..
             } => {
                 params = p.clone();
-                ("ocf", Some(provider.as_str()), kind.as_str(), kind.to_string())
+                (
+                    "ocf",
+                    Some(provider.as_str()),
+                    kind.as_str(),
+                    kind.to_string(),
+                )
             }
             AgentKind::Drbddisk(_) | AgentKind::Mon => {
                 unreachable!("drbddisk and mon are handled by the group")
@@ -878,7 +898,10 @@ impl Builder<'_> {
             return;
         };
         let p = &mut members[i];
-        if p.ops.iter().any(|o| o.name == "monitor" && o.interval == k.interval) {
+        if p.ops
+            .iter()
+            .any(|o| o.name == "monitor" && o.interval == k.interval)
+        {
             p.notes.push(format!(
                 "{}: [[check]] {}: a monitor at {} exists already",
                 k.at,
@@ -1033,9 +1056,9 @@ fn watches(k: &CheckKind, r: &crate::agents::Resource) -> bool {
         CheckKind::Process { name: Some(n), .. } => {
             *n == program || (is_mysql && matches!(n.as_str(), "mysqld" | "mariadbd"))
         }
-        CheckKind::Process { pidfile: Some(p), .. } => {
-            args.iter().any(|a| std::path::Path::new(a) == p)
-        }
+        CheckKind::Process {
+            pidfile: Some(p), ..
+        } => args.iter().any(|a| std::path::Path::new(a) == p),
         CheckKind::Process { .. } => false,
         CheckKind::Tcp { port, .. } => port_of() == Some(*port),
         CheckKind::Exec { command, .. } => command

@@ -76,17 +76,15 @@ fn create(o: &mut String, p: &Primitive, extra: &str) {
 
 pub fn render(m: &Cib) -> String {
     let mut o = String::new();
-    o.push_str("#!/bin/sh\n# Written by hbctl export pacemaker --format pcs from hbd's configuration.\n");
+    o.push_str(
+        "#!/bin/sh\n# Written by hbctl export pacemaker --format pcs from hbd's configuration.\n",
+    );
     o.push_str("# Run on one node of the Pacemaker cluster (pcs 0.11).\n");
     for n in &m.notes {
         comment(&mut o, n);
     }
     o.push_str("set -e\ncib=$(mktemp)\ntrap 'rm -f \"$cib\"' EXIT\npcs cluster cib \"$cib\"\n\n");
-    let _ = writeln!(
-        o,
-        "pcs -f \"$cib\" property set {}",
-        kv(&m.properties)
-    );
+    let _ = writeln!(o, "pcs -f \"$cib\" property set {}", kv(&m.properties));
     let _ = writeln!(
         o,
         "pcs -f \"$cib\" resource defaults update {}\n",
@@ -153,13 +151,18 @@ pub fn render(m: &Cib) -> String {
             } => {
                 let _ = writeln!(
                     o,
-                    "pcs -f \"$cib\" constraint location {} rule id={} role=Promoted score={score} '#uname' eq {}",
+                    "pcs -f \"$cib\" constraint location {} rule constraint-id={} role=Promoted score={score} '#uname' eq {}",
                     sh(rsc),
                     sh(id),
                     sh(node)
                 );
             }
-            Constraint::Rule { id, rsc, score, any } => {
+            Constraint::Rule {
+                id,
+                rsc,
+                score,
+                any,
+            } => {
                 let expr: Vec<String> = any
                     .iter()
                     .map(|e| match e {
@@ -169,7 +172,7 @@ pub fn render(m: &Cib) -> String {
                     .collect();
                 let _ = writeln!(
                     o,
-                    "pcs -f \"$cib\" constraint location {} rule id={} score={score} {}",
+                    "pcs -f \"$cib\" constraint location {} rule constraint-id={} score={score} {}",
                     sh(rsc),
                     sh(id),
                     expr.join(" or ")
