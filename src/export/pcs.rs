@@ -2,7 +2,7 @@
 //! CIB (`pcs -f`) which is pushed once at the end, so a failed command
 //! changes nothing in the running cluster. Notes are `#` lines.
 
-use super::{pcmk_duration, Cib, Constraint, Expr, Op, Primitive, Resource};
+use super::{pcmk_duration, Cib, Constraint, Expr, Op, Primitive, Resource, Score};
 use std::fmt::Write;
 
 /// `s` as one shell word.
@@ -127,6 +127,22 @@ pub fn render(m: &Cib) -> String {
     }
     for c in &m.constraints {
         match c {
+            // pcs reads `-INFINITY` as an option: `avoids` says it (with
+            // an ID of pcs's choosing).
+            Constraint::Location {
+                rsc,
+                node,
+                score: Score::MinusInfinity,
+                promoted: false,
+                ..
+            } => {
+                let _ = writeln!(
+                    o,
+                    "pcs -f \"$cib\" constraint location {} avoids {}",
+                    sh(rsc),
+                    sh(node)
+                );
+            }
             Constraint::Location {
                 id,
                 rsc,

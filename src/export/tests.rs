@@ -1,6 +1,6 @@
-//! The Pacemaker model of configurations like the seeds' (seed 002: heartbeat
-//! + DRBD + mon for MySQL) and of each feature alone. The CIB, pcs and crmsh
-//! texts are checked by Pacemaker's own tools in tests/export.rs.
+//! The Pacemaker model of configurations like the seeds' (seed 002:
+//! heartbeat, DRBD and mon for MySQL) and of each feature alone. The CIB,
+//! pcs and crmsh texts are checked by Pacemaker's own tools in tests/export.rs.
 
 use super::*;
 use crate::config;
@@ -302,9 +302,17 @@ fn stonith_hosts_are_fence_resources_and_enable_stonith() {
     assert!(m.constraints.iter().any(|c| matches!(c,
         Constraint::Location { rsc, node, score: Score::MinusInfinity, .. }
             if *rsc == fences[0].id && node == "l1")));
-    // The password is escaped in the CIB.
+    // The password is escaped in the CIB, quoted in pcs.
     let xml = cib::render(&m);
     assert!(xml.contains("value=\"s&amp;cret\""), "{xml}");
+    let script = pcs::render(&m);
+    assert!(script.contains(" 'password=s&cret' "), "{script}");
+    // pcs would read `-INFINITY` as an option.
+    assert!(
+        script.contains("constraint location fence-fence_ipmilan-1 avoids l1\n"),
+        "{script}"
+    );
+    assert!(!script.contains(" -INFINITY"), "{script}");
 }
 
 #[test]
