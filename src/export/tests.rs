@@ -430,3 +430,35 @@ fn the_three_formats_name_every_resource() {
     assert!(texts[2].contains("order order-drbd-r0-clone-then-fs-mnt-drbd Mandatory: drbd-r0-clone:promote fs-mnt-drbd:start"));
     assert_eq!(m.nodes.len(), 2);
 }
+
+#[test]
+fn drbddisk_last_orders_the_promotion_before_the_group_and_a_witness_is_named() {
+    let c = load(
+        &[
+            ("ha.cf", SEED_HA),
+            (
+                "haresources",
+                "l1 IPaddr2::192.0.2.100/24/eth1 drbddisk::r0\n",
+            ),
+            ("drbd.conf", SEED_DRBD),
+            ("cluster.toml", "[quorum]\nwitness = \"w1\"\n"),
+        ],
+        "l0",
+    );
+    let m = pacemaker(&c);
+    let (gid, members, _) = group(&m);
+    assert_eq!(members.len(), 1);
+    assert!(m.constraints.iter().any(|c| matches!(c,
+        Constraint::Order { first, first_action, then, then_action, .. }
+            if first == "drbd-r0-clone" && first_action == "promote"
+                && then == gid && then_action == "start")));
+    assert!(m.constraints.iter().any(|c| matches!(c,
+        Constraint::Location { rsc, node, promoted: true, .. }
+            if rsc == "drbd-r0-clone" && node == "l1")));
+    assert!(
+        m.notes.iter().any(|n| n.contains("corosync-qnetd on w1")),
+        "{:?}",
+        m.notes
+    );
+    assert!(!m.notes.iter().any(|n| n.contains("two_node")));
+}
