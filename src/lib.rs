@@ -25,6 +25,7 @@
 //! | `disk/`       | the replicated disk (DRBD 8.4 style): drbd.conf, UUIDs, states, resync and write-path decisions (no I/O), metadata, the link, the device process, FUSE + loop exposure, `admin` (what `hbctl disk` does) |
 //! | `vrrp/`       | keepalived-compatible VRRP: keepalived.conf, VRRPv2/v3 packets, the instance and sync-group machines (no I/O), its runtime |
 //! | `fence/`      | STONITH: `stonith_host` lines as fence-agents devices (heartbeat plugin names translated), running an agent |
+//! | `export/`    | `hbctl export pacemaker`: the configuration as a Pacemaker model (no I/O), rendered as a CIB, a pcs script or crmsh text |
 //! | `jobs/`       | cron schedules and the job scheduler (no I/O): jobs run where their group runs, once per scheduled time |
 //! | `ctl/`        | the control-socket protocol shared by `hbd` and `hbctl`, the status document and its text (`render`) |
 //! | `process/`    | the one process runner: clean start, timeout and group kill, bounded output lines; account lookups off the loop |
@@ -48,6 +49,7 @@ pub mod config;
 pub mod ctl;
 pub mod disk;
 pub mod events;
+pub mod export;
 pub mod fence;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -82,6 +82,12 @@ set -e
 echo "$out"
 [ "$rc" = 3 ] && [ "$out" = stopped ] || fail "hbctl resource daemon::... status: exit $rc"
 
+echo "== OCF provider hbd"
+for a in mysqld daemon; do
+  in_root env OCF_ROOT=/usr/lib/ocf /usr/lib/ocf/resource.d/hbd/$a meta-data | grep -q "<resource-agent name=\"$a\"" ||
+    fail "ocf:hbd:$a meta-data"
+done
+
 echo "== compatibility commands"
 set +e
 out=$(in_root /usr/bin/cl_status hbstatus); rc=$?
@@ -127,6 +133,7 @@ in_root logrotate -d /etc/logrotate.d/hbd >/dev/null 2>&1 || [ ! -x "$r/usr/sbin
 echo "== dpkg --purge"
 in_root dpkg --purge hbd
 for f in /usr/sbin/hbd /usr/sbin/hbctl /usr/sbin/hbd-disk /usr/lib/hbd /usr/bin/cl_status \
+         /usr/lib/ocf/resource.d/hbd \
          /lib/systemd/system/hbd.service /etc/logrotate.d/hbd /etc/default/hbd \
          /usr/share/man/man8/hbctl.8.gz /var/lib/hbd; do
   [ ! -e "$r$f" ] && [ ! -L "$r$f" ] || fail "$f left after purge"

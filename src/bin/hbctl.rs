@@ -173,6 +173,36 @@ enum Command {
         #[arg(value_enum)]
         action: ResourceAction,
     },
+    /// Write the cluster's configuration for another cluster manager:
+    /// `hbctl export pacemaker [--format cib|pcs|crmsh]` (to stdout; what has
+    /// no equivalent is named in comments; see docs/MIGRATION.md).
+    Export {
+        #[arg(value_enum)]
+        target: ExportTarget,
+        /// cib: a CIB document (cibadmin --replace --xml-file); pcs: a pcs
+        /// script; crmsh: crm configure text.
+        #[arg(long, value_enum, default_value = "cib")]
+        format: ExportFormat,
+        /// Configuration directory.
+        #[arg(long, value_name = "DIR", default_value = "/etc/ha.d")]
+        config: PathBuf,
+        /// The node whose view of the files is read [default: uname -n when
+        /// it is an ha.cf node, else the first ha.cf node].
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExportTarget {
+    Pacemaker,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Cib,
+    Pcs,
+    Crmsh,
 }
 
 /// Where `hbctl disk` finds its configuration.
@@ -630,6 +660,12 @@ fn main() -> ExitCode {
             node,
             witness,
         } => return check(config, node, witness),
+        Command::Export {
+            target: ExportTarget::Pacemaker,
+            format,
+            config,
+            node,
+        } => return export_pacemaker(config, node, format),
         Command::Resource {
             config,
             node,
@@ -945,6 +981,64 @@ fn check(dir: PathBuf, node: Option<String>, witness: bool) -> ExitCode {
             ExitCode::from(exit::CONFIG)
         }
     }
+}
+
+/// `hbctl export pacemaker`: loads the configuration as `hbctl check` does
+/// (errors: exit 2) and prints it in `format`.
+fn export_pacemaker(dir: PathBuf, node: Option<String>, format: ExportFormat) -> ExitCode {
+    // The export is the cluster's, not one node's: any ha.cf node reads the
+    // same files, so a machine outside the cluster (an admin's laptop) may
+    // export too.
+    let node = match node {
+        Some(n) => n.to_lowercase(),
+        None => {
+            let host = nix::unistd::gethostname()
+                .map(|n| n.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
+            let hacf = dir.join("ha.cf");
+            let nodes = std::fs::read_to_string(&hacf)
+                .map(|t| config::parse_ha_cf(&hacf, &t).0.nodes)
+                .unwrap_or_default();
+            if nodes.contains(&host) || nodes.is_empty() {
+                host
+            } else {
+                nodes[0].clone()
+            }
+        }
+    };
+    let report = config::check(&dir, &node);
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    let c = match report.config {
+        Some(c) if report.errors.is_empty() => c,
+        _ => {
+            for e in &report.errors {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "{}: {} error(s); fix them first (hbctl check)",
+                dir.display(),
+                report.errors.len()
+            );
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    if c.vrrp_only {
+        eprintln!(
+            "{}: VRRP mode only (keepalived.conf, no ha.cf): nothing for Pacemaker; keep \
+             keepalived",
+            dir.display()
+        );
+        return ExitCode::from(exit::CONFIG);
+    }
+    let format = match format {
+        ExportFormat::Cib => hbd::export::Format::Cib,
+        ExportFormat::Pcs => hbd::export::Format::Pcs,
+        ExportFormat::Crmsh => hbd::export::Format::Crmsh,
+    };
+    print!("{}", hbd::export::export(&c, format));
+    ExitCode::from(exit::OK)
 }
 
 /// How long hbctl waits for hbd by default: it answers queries at once.
