@@ -185,6 +185,22 @@ pub struct GroupsConfig {
     /// after the failure (Pacemaker's failure-timeout); `None`: only after
     /// `hbctl clear` (or when the cause changes: see the module docs).
     pub failure_timeout: Option<Duration>,
+    /// Quorum comes from the membership engine (Corosync's votequorum,
+    /// [`Groups::set_engine_quorum`]) instead of the witness: a node starts
+    /// or keeps a group only while the engine says it is quorate.
+    pub engine_quorum: bool,
+}
+
+/// The membership engine's quorum (votequorum's view from this node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineQuorum {
+    pub quorate: bool,
+    /// Votes present (the members' and a quorum device's).
+    pub votes: u32,
+    /// Votes needed for quorum.
+    pub needed: u32,
+    /// Expected votes (the whole cluster's).
+    pub expected: u32,
 }
 
 /// Which groups `hbctl standby` / `takeover` act on (hb_standby's words).
@@ -478,6 +494,9 @@ pub struct Groups {
     reannounce: Vec<(usize, Duration)>,
     /// The quorum last announced with [`Output::Quorum`]: (has, votes).
     last_quorum: Option<(bool, u32)>,
+    /// The membership engine's quorum, once it gave one (with
+    /// [`GroupsConfig::engine_quorum`]).
+    engine_quorum: Option<EngineQuorum>,
 }
 
 /// How much later a group's addresses are announced a second time.
@@ -540,6 +559,7 @@ impl Groups {
             ping: None,
             reannounce: Vec::new(),
             last_quorum: None,
+            engine_quorum: None,
         };
         g.decide(now);
         g

@@ -120,8 +120,48 @@ impl Groups {
         (votes, missing)
     }
 
+    /// The membership engine's quorum changed (Corosync's votequorum).
+    pub fn set_engine_quorum(&mut self, q: EngineQuorum, now: Duration) {
+        self.engine_quorum = Some(q);
+        self.decide(now);
+    }
+
+    /// Groups run only with quorum: a witness is configured, or the
+    /// membership engine gives quorum.
+    pub(super) fn protected(&self) -> bool {
+        self.cfg.witness.is_some() || self.cfg.engine_quorum
+    }
+
     /// Quorum as this node sees it now.
     pub fn quorum(&self) -> QuorumView {
+        if self.cfg.engine_quorum {
+            return match self.engine_quorum {
+                None => QuorumView {
+                    protected: true,
+                    has: false,
+                    votes: 0,
+                    needed: 0,
+                    why: "no quorum from the membership engine yet".into(),
+                },
+                Some(q) => QuorumView {
+                    protected: true,
+                    has: q.quorate,
+                    votes: q.votes,
+                    needed: q.needed,
+                    why: if q.quorate {
+                        format!(
+                            "{} of {} votes, {} needed (votequorum)",
+                            q.votes, q.expected, q.needed
+                        )
+                    } else {
+                        format!(
+                            "not quorate (votequorum): {} of {} votes, {} needed",
+                            q.votes, q.expected, q.needed
+                        )
+                    },
+                },
+            };
+        }
         if self.cfg.witness.is_none() {
             return QuorumView {
                 protected: false,
@@ -177,7 +217,12 @@ impl Groups {
         if self.cfg.is_witness {
             return Some("this node is the quorum witness: it runs no group".into());
         }
-        if self.cfg.witness.is_some() {
+        if self.cfg.engine_quorum {
+            let q = self.quorum();
+            if !q.has {
+                return Some(format!("no quorum: {}", q.why));
+            }
+        } else if self.cfg.witness.is_some() {
             let q = self.quorum();
             if q.votes < q.needed {
                 return Some(format!("no quorum: {}", q.why));
@@ -225,7 +270,7 @@ impl Groups {
 
     /// Announces a change of quorum (has, votes).
     pub(super) fn decide_quorum(&mut self) {
-        if self.cfg.witness.is_none() {
+        if !self.protected() {
             return;
         }
         let q = self.quorum();
@@ -242,9 +287,9 @@ impl Groups {
         if !self.cfg.fencing {
             return;
         }
-        if self.cfg.witness.is_some() {
+        if self.protected() {
             let q = self.quorum();
-            if q.votes < q.needed {
+            if q.votes < q.needed || !q.has && self.cfg.engine_quorum {
                 return;
             }
         }

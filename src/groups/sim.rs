@@ -268,6 +268,7 @@ impl Cluster {
             ping_tiebreak: protect.ping,
             fencing: protect.fencing,
             failure_timeout: protect.failure_timeout,
+            engine_quorum: false,
         };
         let n = all.len();
         let mut c = Cluster {

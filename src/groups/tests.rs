@@ -933,3 +933,70 @@ fn command_refusals_say_what_they_always_said() {
         "n2, n3 would leave the node list but are up here and may run groups: stop hbd there first"
     );
 }
+
+/// With the membership engine's quorum (Corosync's votequorum), a node
+/// starts a group only while the engine says it is quorate, and stops it
+/// when quorum goes; nothing starts before the engine answered at all.
+#[test]
+fn engine_quorum_gates_starting_and_holding() {
+    let ms = Duration::from_millis;
+    let cfg = GroupsConfig {
+        node: "n1".into(),
+        nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+        groups: vec![GroupDef {
+            id: "a".into(),
+            home: "n1".into(),
+        }],
+        auto_failback: false,
+        resend: ms(100),
+        deadtime: ms(1000),
+        witness: None,
+        is_witness: false,
+        wait_for_all: false,
+        ping_tiebreak: false,
+        fencing: false,
+        failure_timeout: None,
+        engine_quorum: true,
+    };
+    let mut g = Groups::new(cfg, 7, Duration::ZERO);
+    let starts = |g: &mut Groups| {
+        g.take_outputs()
+            .into_iter()
+            .filter(|o| matches!(o, Output::Start(0) | Output::Stop(0)))
+            .collect::<Vec<_>>()
+    };
+    g.on_probe(0, Probe::Stopped, ms(10));
+    // The peers are gone (a partition: this side is all there is).
+    g.on_node_dead("n2", false, ms(20));
+    g.on_node_dead("n3", false, ms(20));
+    g.tick(ms(500));
+    assert!(starts(&mut g).is_empty(), "started before the engine answered");
+    let q = g.quorum();
+    assert!(q.protected && !q.has, "{q:?}");
+    // Not quorate: still nothing.
+    let minority = EngineQuorum {
+        quorate: false,
+        votes: 1,
+        needed: 2,
+        expected: 3,
+    };
+    g.set_engine_quorum(minority, ms(600));
+    g.tick(ms(700));
+    assert!(starts(&mut g).is_empty());
+    assert!(g.quorum().why.contains("not quorate"), "{}", g.quorum().why);
+    // Quorate (the others are this node's side): it starts.
+    let majority = EngineQuorum {
+        quorate: true,
+        votes: 2,
+        needed: 2,
+        expected: 3,
+    };
+    g.set_engine_quorum(majority, ms(800));
+    g.tick(ms(900));
+    assert_eq!(starts(&mut g), vec![Output::Start(0)]);
+    g.on_done(0, OpResult::Started, ms(1000));
+    assert_eq!(g.local_state(0), GroupState::Started);
+    // Quorum lost: it stops what it runs.
+    g.set_engine_quorum(minority, ms(1100));
+    assert_eq!(starts(&mut g), vec![Output::Stop(0)]);
+}

@@ -149,6 +149,7 @@ pub fn groups_config(c: &Config) -> GroupsConfig {
         ping_tiebreak: c.tiebreaker.ping && !c.is_witness,
         fencing: fence::FenceRt::configured(c),
         failure_timeout: c.failure_timeout,
+        engine_quorum: false,
     }
 }
 
