@@ -29,6 +29,7 @@
 //! - deaths due at `now` are declared before a datagram is handled, so a late
 //!   `tick` never hides one.
 
+pub mod cpg;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
@@ -162,6 +163,9 @@ pub enum Event {
         incarnation: u64,
         deadtime: Duration,
     },
+    /// The membership engine's quorum changed (Corosync's votequorum,
+    /// [`cpg::CpgMembership`]); heartbeat membership never raises it.
+    Quorum(crate::groups::EngineQuorum),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -90,5 +90,12 @@ pub(super) fn log_event(media: &[network::OpenMedium], e: &Event) {
             incarnation,
             "another daemon sends under this node's name: check --node and uname -n on every node"
         ),
+        Event::Quorum(q) => tracing::info!(
+            quorate = q.quorate,
+            votes = q.votes,
+            needed = q.needed,
+            expected = q.expected,
+            "corosync quorum"
+        ),
     }
 }
