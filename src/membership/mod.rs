@@ -30,6 +30,7 @@
 //!   `tick` never hides one.
 
 pub mod cpg;
+pub mod engine;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //! receive tasks and the control server only move bytes and requests.
 
 mod calls;
+pub mod corosync;
 pub mod control;
 mod dump;
 pub mod fence;
@@ -48,6 +49,8 @@ pub mod watchdog;
 use crate::config::{self, Config, ConfigErrors, Medium};
 use crate::ctl::{ErrorKind, GroupStatus, Request, Response, Scope, Status};
 use crate::groups::{self as grp, Command, Groups, GroupsConfig, Progress};
+use crate::membership::cpg::{CpgConfig, CpgMembership};
+use crate::membership::engine::Engine;
 use crate::membership::{DeadReason, Event, Membership, MembershipConfig, Output};
 use crate::vrrp::runtime::VrrpHandle;
 use crate::wire::{Body, GroupState};
@@ -71,6 +74,8 @@ pub struct Paths {
 pub enum RuntimeError {
     #[error(transparent)]
     Net(#[from] network::NetError),
+    #[error("cannot start the corosync thread: {0}")]
+    Corosync(std::io::Error),
     #[error(transparent)]
     PidFile(#[from] state::PidFileError),
     #[error("state dir {}: {source}", path.display())]
@@ -128,7 +133,40 @@ fn receive_keys_of(c: &Config) -> crate::wire::AuthKeys {
     config::receive_keys(&c.authkeys, c.cluster.cluster.accept_weaker_keys)
 }
 
+/// Runs on Corosync (cluster.toml `[membership] backend = "corosync"`).
+pub fn on_corosync(c: &Config) -> bool {
+    c.membership.backend == config::MembershipBackend::Corosync && !c.is_witness
+}
+
+/// The Corosync membership machine's configuration, with the Corosync
+/// backend: corosync.conf's nodeids for ha.cf's node names, the stop margin
+/// (`[membership] stop_margin`, default Corosync's token timeout) and what
+/// peers wait at the least before they declare this node dead.
+pub fn cpg_config(c: &Config) -> Option<CpgConfig> {
+    if !on_corosync(c) {
+        return None;
+    }
+    let cc = c.corosync.as_ref()?;
+    let token = cc.effective_token();
+    let stop_margin = c.membership.stop_margin.unwrap_or(token);
+    let mut base = membership_config(c);
+    base.media.clear();
+    Some(CpgConfig {
+        ids: c
+            .ha
+            .nodes
+            .iter()
+            .filter_map(|n| cc.nodeid(n).map(|id| (id, n.clone())))
+            .collect(),
+        base,
+        stop_margin,
+        deadtime: token + stop_margin,
+        pid: std::process::id(),
+    })
+}
+
 pub fn groups_config(c: &Config) -> GroupsConfig {
+    let cpg = cpg_config(c);
     GroupsConfig {
         node: c.node.clone(),
         nodes: c.ha.nodes.clone(),
@@ -142,14 +180,14 @@ pub fn groups_config(c: &Config) -> GroupsConfig {
             .collect(),
         auto_failback: c.ha.auto_failback != config::AutoFailback::Off,
         resend: c.ha.keepalive,
-        deadtime: c.ha.deadtime,
+        deadtime: cpg.as_ref().map_or(c.ha.deadtime, |p| p.deadtime),
         witness: c.quorum.witness.clone(),
         is_witness: c.is_witness,
         wait_for_all: c.quorum.wait_for_all,
         ping_tiebreak: c.tiebreaker.ping && !c.is_witness,
         fencing: fence::FenceRt::configured(c),
         failure_timeout: c.failure_timeout,
-        engine_quorum: false,
+        engine_quorum: cpg.is_some(),
     }
 }
 
@@ -172,7 +210,9 @@ struct Waiting {
 struct Daemon {
     paths: Paths,
     config: Config,
-    membership: Membership,
+    membership: Engine,
+    /// The Corosync thread, with the Corosync backend.
+    cpg: Option<corosync::CorosyncLink>,
     groups: Groups,
     runner: groups::Runner,
     waiting: Vec<Waiting>,
@@ -373,7 +413,13 @@ pub async fn run_with_vrrp(
         })?;
 
     let (receive_keys, keys_rx) = tokio::sync::watch::channel(receive_keys_of(&config));
-    let (media, mut inbox) = network::open_media(&config.ha.media, &keys_rx)?;
+    // With Corosync, Corosync carries everything: no media of hbd's own.
+    let media_specs = if on_corosync(&config) {
+        &[][..]
+    } else {
+        &config.ha.media[..]
+    };
+    let (media, mut inbox) = network::open_media(media_specs, &keys_rx)?;
     let ControlInputs {
         server: _control,
         access,
@@ -392,7 +438,28 @@ pub async fn run_with_vrrp(
     let (loaded_tx, mut loaded) = mpsc::channel(1);
     let mut loading = false;
     let ping = Ping::new(&config, Duration::ZERO, &ping_tx)?;
-    let mut membership = Membership::new(membership_config(&config), incarnation, Duration::ZERO);
+    let (cpg_tx, mut cpg_rx) = mpsc::channel(RECEIVE_QUEUE);
+    let (mut membership, cpg) = match cpg_config(&config) {
+        Some(cfg) => {
+            let link = corosync::CorosyncLink::start(config.membership.cpg_group.clone(), cpg_tx)
+                .map_err(RuntimeError::Corosync)?;
+            (
+                Engine::Corosync(CpgMembership::new(cfg, incarnation, Duration::ZERO)),
+                Some(link),
+            )
+        }
+        None => {
+            drop(cpg_tx);
+            (
+                Engine::Heartbeat(Membership::new(
+                    membership_config(&config),
+                    incarnation,
+                    Duration::ZERO,
+                )),
+                None,
+            )
+        }
+    };
     // What the previous run saw of each peer: replays of their older
     // incarnations stay stale (issue 14, finding 8).
     let peers_seen = state::load_peers(&paths.state_dir).map_err(|source| RuntimeError::State {
@@ -470,6 +537,7 @@ pub async fn run_with_vrrp(
         paths,
         config,
         membership,
+        cpg,
         groups,
         runner,
         waiting: Vec::new(),
@@ -557,6 +625,10 @@ pub async fn run_with_vrrp(
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {}
             Some(r) = inbox.recv() => d.on_received(r),
+            Some(input) = cpg_rx.recv() => {
+                let now = d.now();
+                d.membership.on_cpg(input, now);
+            }
             Some(from) = ping_replies.recv() => {
                 let now = d.now();
                 for e in d.ping.tracker.on_reply(from, now) {
@@ -667,12 +739,21 @@ pub async fn run_with_vrrp(
             }
         })
         .collect();
-    for copy in 0..LEAVE_COPIES {
-        if copy > 0 {
-            tokio::time::sleep(LEAVE_SPACING).await;
+    if let Some(mut link) = d.cpg.take() {
+        // Corosync delivers it (or the peers see this process leave).
+        for b in leaving {
+            link.send(b);
         }
-        for b in &leaving {
-            d.send(b);
+        // The loop is done: waiting here holds nothing up.
+        link.leave(Duration::from_secs(2));
+    } else {
+        for copy in 0..LEAVE_COPIES {
+            if copy > 0 {
+                tokio::time::sleep(LEAVE_SPACING).await;
+            }
+            for b in &leaving {
+                d.send(b);
+            }
         }
     }
     if let Some(w) = watchdog {
@@ -833,6 +914,7 @@ impl Daemon {
                                 incarnation,
                                 left,
                             } => self.remember_peer(node, incarnation, left),
+                            Event::Quorum(q) => self.groups.set_engine_quorum(q, now),
                             Event::NodeDead { node, reason, .. } => {
                                 self.outdater.peer_dead(&node);
                                 self.groups
@@ -1121,6 +1203,10 @@ impl Daemon {
     }
 
     fn send(&mut self, bytes: &[u8]) {
+        if let Some(link) = &self.cpg {
+            link.send(bytes.to_vec());
+            return;
+        }
         for m in &self.media {
             for (dest, e) in m.send(bytes) {
                 let quiet = self

@@ -99,6 +99,17 @@ impl Daemon {
             new.failure_timeout = self.config.failure_timeout;
             new.fencing = self.config.fencing.clone();
         }
+        if new.membership != self.config.membership || new.corosync != self.config.corosync {
+            tracing::warn!(
+                "[membership] or corosync.conf changed: they take effect at the next start"
+            );
+            new.membership = self.config.membership.clone();
+            new.corosync = self.config.corosync.clone();
+        }
+        if on_corosync(&new) && new.ha.media != self.config.ha.media {
+            // No media of its own on Corosync.
+            new.ha.media = self.config.ha.media.clone();
+        }
         if new.cluster.metrics != self.config.cluster.metrics {
             tracing::warn!("[metrics] changed: it takes effect at the next start");
             new.cluster.metrics = self.config.cluster.metrics.clone();
@@ -165,7 +176,14 @@ impl Daemon {
             tracing::warn!("watchdog changed: it takes effect at the next start");
         }
         self.fence.reconfigure(&new);
-        self.membership.reconfigure(membership_config(&new), now);
+        match &mut self.membership {
+            Engine::Heartbeat(m) => m.reconfigure(membership_config(&new), now),
+            Engine::Corosync(m) => {
+                if let Some(cfg) = cpg_config(&new) {
+                    m.reconfigure(cfg, now);
+                }
+            }
+        }
         for (node, p) in &self.peers_seen {
             self.membership.remember(node, p.incarnation, p.left);
         }

@@ -46,6 +46,7 @@ pub fn require_root() {
     );
 }
 
+pub mod corosync;
 pub mod disk;
 pub mod partition;
 pub mod scenario;
