@@ -22,10 +22,10 @@
 //!   is declared dead `stop_margin` after Corosync's configuration change,
 //!   so the side that lost quorum at the same change has that long to stop
 //!   its groups before the other side may start them;
-//! - peers in the nodelist that are not members when this node joins are
-//!   dead (never heard) at once: Corosync's membership already waited its
-//!   token timeout, and votequorum (with `wait_for_all` for two nodes)
-//!   decides whether this side may run anything;
+//! - a peer never heard is dead (never heard) `initdead` after this node
+//!   started, as with heartbeat: nodes whose hbd starts a little later
+//!   than this one's (corosync up, hbd not yet) must not lose their home
+//!   groups to it at boot;
 //! - the connection to Corosync lost: no quorum at once, every peer is
 //!   dying as if lost by failure.
 
@@ -126,11 +126,14 @@ pub struct CpgMembership {
     outputs: Vec<Output>,
     counters: Counters,
     quorum: Option<EngineQuorum>,
+    /// When peers never heard are declared dead (start + initdead).
+    initdead_at: Duration,
 }
 
 impl CpgMembership {
-    pub fn new(cfg: CpgConfig, incarnation: u64, _now: Duration) -> Self {
+    pub fn new(cfg: CpgConfig, incarnation: u64, now: Duration) -> Self {
         let peers = peers_of(&cfg, &[]);
+        let initdead_at = now.saturating_add(cfg.base.initdead);
         CpgMembership {
             counters: super::zeroed_counters(),
             cfg,
@@ -141,6 +144,7 @@ impl CpgMembership {
             peers,
             outputs: Vec::new(),
             quorum: None,
+            initdead_at,
         }
     }
 
@@ -235,9 +239,15 @@ impl CpgMembership {
 
     /// When [`Self::tick`] is due next.
     pub fn next_deadline(&self) -> Duration {
+        let unknown = self
+            .peers
+            .iter()
+            .any(|p| p.state == NodeState::Unknown)
+            .then_some(self.initdead_at);
         self.peers
             .iter()
             .filter_map(|p| p.dying_at)
+            .chain(unknown)
             .min()
             .unwrap_or(Duration::from_secs(3600 * 24 * 365))
     }
@@ -246,6 +256,9 @@ impl CpgMembership {
     /// margin passed.
     pub fn tick(&mut self, now: Duration) {
         for i in 0..self.peers.len() {
+            if self.peers[i].state == NodeState::Unknown && now >= self.initdead_at {
+                self.dead(i, DeadReason::NeverHeard, now);
+            }
             if self.peers[i].dying_at.is_some_and(|t| t <= now) {
                 self.peers[i].dying_at = None;
                 self.dead(i, DeadReason::Timeout, now);
@@ -289,8 +302,8 @@ impl CpgMembership {
         match p.state {
             NodeState::Up if p.dying_at.is_none() => p.dying_at = Some(now.saturating_add(margin)),
             NodeState::Up => {}
-            NodeState::Unknown => self.dead(i, DeadReason::NeverHeard, now),
-            NodeState::Dead => {}
+            // Never heard: dead at initdead.
+            NodeState::Unknown | NodeState::Dead => {}
         }
     }
 
@@ -343,9 +356,6 @@ impl CpgMembership {
         now: Duration,
     ) {
         let me = (self.local, self.cfg.pid);
-        let i_joined = joined
-            .iter()
-            .any(|&(id, pid)| Some(id) == me.0 && pid == me.1);
         for &(id, pid, clean) in left {
             let Some(i) = self.peers.iter().position(|p| p.id == Some(id)) else {
                 continue;
@@ -368,15 +378,6 @@ impl CpgMembership {
             if let Some(i) = self.peers.iter().position(|p| p.id == Some(id)) {
                 if self.peers[i].pid != Some(pid) {
                     self.peers[i].pid = Some(pid);
-                }
-            }
-        }
-        if i_joined {
-            // Those not in the group when this node joins are not running
-            // hbd: Corosync's membership has settled already.
-            for i in 0..self.peers.len() {
-                if self.peers[i].pid.is_none() && self.peers[i].state == NodeState::Unknown {
-                    self.dead(i, DeadReason::NeverHeard, now);
                 }
             }
         }
@@ -693,7 +694,11 @@ mod tests {
     fn hello_brings_peers_up_and_absent_ones_are_never_heard() {
         let (mut a, _b) = pair();
         let ev = events(&mut a);
-        assert!(ev.contains(&Event::NodeDead {
+        assert!(!ev.iter().any(|e| matches!(e, Event::NodeDead { .. })));
+        assert_eq!(a.node_state("n3"), Some(NodeState::Unknown));
+        assert_eq!(a.next_deadline(), ms(4000));
+        a.tick(ms(4000));
+        assert!(events(&mut a).contains(&Event::NodeDead {
             node: "n3".into(),
             reason: DeadReason::NeverHeard,
             silence: None
@@ -811,7 +816,9 @@ mod tests {
             );
         }
         a.tick(ms(5000));
-        assert!(events(&mut a).is_empty());
+        assert!(!events(&mut a)
+            .iter()
+            .any(|e| matches!(e, Event::NodeDead { node, .. } if node == "n2")));
         assert_eq!(a.node_state("n2"), Some(NodeState::Up));
     }
 

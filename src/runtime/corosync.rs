@@ -16,7 +16,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use rust_corosync::{cpg, votequorum, CsError, DispatchFlags, NodeId, TrackFlags};
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc;
 use std::time::Duration;
 use tokio::sync::mpsc as tmpsc;
@@ -248,7 +248,7 @@ fn run(group: &str, tx: &tmpsc::Sender<CpgInput>, out: &mpsc::Receiver<Outgoing>
 
 fn drain(fd: &OwnedFd) {
     let mut buf = [0u8; 64];
-    while matches!(nix::unistd::read(fd.as_raw_fd(), &mut buf), Ok(n) if n > 0) {}
+    while matches!(nix::unistd::read(fd, &mut buf), Ok(n) if n > 0) {}
 }
 
 fn connect(
