@@ -102,7 +102,11 @@ fn three_nodes_membership_matches_corosync_and_a_crash_moves_the_group() {
     wait_started_on(&c.lab, &[1, 2, 3], "rec::b", "n2");
     for i in 1..=3 {
         let (members, q) = c.members(i).expect("corosync-quorumtool answers");
-        assert_eq!(hbd_up(&c, i).unwrap(), members, "n{i}: hbd and corosync agree");
+        assert_eq!(
+            hbd_up(&c, i).unwrap(),
+            members,
+            "n{i}: hbd and corosync agree"
+        );
         assert!(q && quorate(&c, i) == Some(true));
         let s = c.lab.status(i).unwrap();
         assert_eq!(s["nodes"][0]["links"][0]["medium"], "corosync", "{s}");
@@ -144,15 +148,19 @@ fn a_partition_gives_the_majority_quorum_and_the_minority_none() {
     wait_started_on(&c.lab, &[1, 2, 3], "rec::c", "n3");
     // n1 cut off: alone it has 1 of 3 votes.
     c.lab.link("n1", 0, false);
-    c.lab.wait_for("n1 loses quorum and stops a; n2 runs a", || {
-        quorate(&c, 1) == Some(false) && !runs(&c, 1, "a") && runs(&c, 2, "a")
-    });
+    c.lab
+        .wait_for("n1 loses quorum and stops a; n2 runs a", || {
+            quorate(&c, 1) == Some(false) && !runs(&c, 1, "a") && runs(&c, 2, "a")
+        });
     assert!(c.members(1).is_some_and(|(m, q)| m == ["n1"] && !q));
     assert!(c.members(2).is_some_and(|(m, q)| m == ["n2", "n3"] && q));
     assert!(runs(&c, 3, "c"), "the majority keeps what it ran");
     let s = c.lab.status(1).unwrap();
     assert!(
-        s["protection"]["quorum"]["why"].as_str().unwrap_or("").contains("votequorum"),
+        s["protection"]["quorum"]["why"]
+            .as_str()
+            .unwrap_or("")
+            .contains("votequorum"),
         "{s}"
     );
     // Healed: one cluster again, a stays on n2, nothing runs twice.
@@ -175,15 +183,18 @@ fn five_nodes_split_two_three() {
     // path? They cannot: cut each, the minority side is two singletons.
     c.lab.link("n1", 0, false);
     c.lab.link("n2", 0, false);
-    c.lab.wait_for("n3..n5 are the quorate majority and run a and d", || {
-        c.members(3).is_some_and(|(m, q)| m == ["n3", "n4", "n5"] && q)
-            && runs(&c, 3, "a")
-            && runs(&c, 4, "d")
-    });
-    for i in [1, 2] {
-        c.lab.wait_for(&format!("n{i} has no quorum and runs nothing"), || {
-            quorate(&c, i) == Some(false) && !runs(&c, i, "a")
+    c.lab
+        .wait_for("n3..n5 are the quorate majority and run a and d", || {
+            c.members(3)
+                .is_some_and(|(m, q)| m == ["n3", "n4", "n5"] && q)
+                && runs(&c, 3, "a")
+                && runs(&c, 4, "d")
         });
+    for i in [1, 2] {
+        c.lab
+            .wait_for(&format!("n{i} has no quorum and runs nothing"), || {
+                quorate(&c, i) == Some(false) && !runs(&c, i, "a")
+            });
     }
     c.lab.link("n1", 0, true);
     c.lab.link("n2", 0, true);
@@ -192,4 +203,94 @@ fn five_nodes_split_two_three() {
     wait_started_on(&c.lab, &[1, 2, 3, 4, 5], "rec::a", "n3");
     never_on_two(&c, "a", &[]);
     never_on_two(&c, "d", &[]);
+}
+
+/// Drops corosync's traffic (knet, UDP 5405) between node i and node j
+/// inside i's namespace: the two nodes lose each other, both still reach
+/// the quorum device.
+fn cut_between(c: &CorosyncLab, i: usize, j: usize, cut: bool) {
+    let ns = format!("n{i}");
+    let peer = format!("192.0.2.{}", 10 + j);
+    if cut {
+        let rules = format!(
+            "table inet hbdcut {{\n\
+             chain in {{\ntype filter hook input priority 0;\nip saddr {peer} drop\n}}\n\
+             chain out {{\ntype filter hook output priority 0;\nip daddr {peer} drop\n}}\n}}\n"
+        );
+        let f = c.lab.dir.path().join(format!("cut-{i}-{j}.nft"));
+        std::fs::write(&f, rules).unwrap();
+        let out = c.lab.exec(&ns, &["nft", "-f", f.to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+    } else {
+        let out = c
+            .lab
+            .exec(&ns, &["nft", "delete", "table", "inet", "hbdcut"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
+#[test]
+fn two_nodes_and_a_quorum_device_survive_either_loss_and_never_split() {
+    let mut c = cluster(2, true, "n1 rec::a\n");
+    wait_started_on(&c.lab, &[1, 2], "rec::a", "n1");
+    c.lab
+        .wait_for("both quorate with the device's vote (3 of 3)", || {
+            [1, 2].iter().all(|&i| {
+                c.lab.status(i).is_some_and(|s| {
+                    s["protection"]["quorum"]["has"] == true
+                        && s["protection"]["quorum"]["votes"] == 3
+                })
+            })
+        });
+    // The link between the nodes fails, both still reach qnetd: it gives
+    // its vote to one side only (ffsplit), the group runs on that side.
+    cut_between(&c, 1, 2, true);
+    cut_between(&c, 2, 1, true);
+    c.lab.wait_for("one side quorate, the other not", || {
+        matches!(
+            (quorate(&c, 1), quorate(&c, 2)),
+            (Some(true), Some(false)) | (Some(false), Some(true))
+        )
+    });
+    let (winner, loser) = if quorate(&c, 1) == Some(true) {
+        (1, 2)
+    } else {
+        (2, 1)
+    };
+    c.lab
+        .wait_for("the group runs on the quorate side only", || {
+            runs(&c, winner, "a") && !runs(&c, loser, "a")
+        });
+    cut_between(&c, 1, 2, false);
+    cut_between(&c, 2, 1, false);
+    c.wait_members(&[1, 2]);
+    c.lab.wait_all_up(&[1, 2]);
+    let holder = format!("n{winner}");
+    wait_started_on(&c.lab, &[1, 2], "rec::a", &holder);
+    // Power loss of the holder: the other node and the device are 2 of 3.
+    c.kill_corosync(winner);
+    c.lab.kill(winner);
+    let other = format!("n{loser}");
+    c.lab.wait_for("the survivor keeps quorum and runs a", || {
+        quorate(&c, loser) == Some(true) && runs(&c, loser, "a")
+    });
+    assert_eq!(owner(&c.lab, loser, "rec::a").unwrap().0, other);
+    // The other node back (its group's state gone with the power), then
+    // lost again: the holder keeps quorum and the group.
+    let _ = std::fs::remove_dir_all(c.lab.node_dir(winner).join("rec-state"));
+    c.start_corosync(winner);
+    c.wait_members(&[1, 2]);
+    c.lab.start(winner);
+    c.lab.wait_all_up(&[1, 2]);
+    c.kill_corosync(winner);
+    c.lab.kill(winner);
+    c.lab.wait_for("the holder saw it go", || {
+        c.lab
+            .status(loser)
+            .and_then(|s| node_entry(&s, &holder).map(|n| n["state"] == "dead"))
+            .unwrap_or(false)
+    });
+    assert_eq!(quorate(&c, loser), Some(true));
+    assert!(runs(&c, loser, "a"));
+    never_on_two(&c, "a", &[holder.as_str()]);
 }

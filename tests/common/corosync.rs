@@ -134,7 +134,8 @@ impl CorosyncLab {
         self.kill_procs(i);
         // Wait until the node's corosync is gone (its IPC no longer answers).
         let start = Instant::now();
-        while start.elapsed() < TIMEOUT && self.quorumtool(i, &["-s"]).status.code() != Some(1)
+        while start.elapsed() < TIMEOUT
+            && self.quorumtool(i, &["-s"]).status.code() != Some(1)
             && self.quorumtool(i, &["-s"]).status.code() != Some(2)
         {
             std::thread::sleep(Duration::from_millis(50));
@@ -145,7 +146,10 @@ impl CorosyncLab {
     /// wrote), then to the shell.
     fn kill_procs(&mut self, i: usize) {
         let pids = fs::read_to_string(self.cs_dir(i).join("pids")).unwrap_or_default();
-        for p in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        for p in pids
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(p),
                 nix::sys::signal::Signal::SIGKILL,
@@ -181,8 +185,9 @@ impl CorosyncLab {
             .nth(1)?
             .lines()
             .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                (f.len() >= 3 && f[0].parse::<u32>().is_ok()).then(|| f[2].to_string())
+                // "Nodeid Votes [Qdevice flags] Name [(local)]"
+                let f: Vec<&str> = l.split_whitespace().filter(|w| *w != "(local)").collect();
+                (f.len() >= 3 && f[0].parse::<u32>().is_ok()).then(|| f[f.len() - 1].to_string())
             })
             .filter(|n| n != "Qdevice")
             .collect();
@@ -195,9 +200,10 @@ impl CorosyncLab {
     pub fn wait_members(&self, nodes: &[usize]) {
         let want: Vec<String> = nodes.iter().map(|k| format!("n{k}")).collect();
         for &i in nodes {
-            self.lab.wait_for(&format!("corosync on n{i} lists {want:?}"), || {
-                self.members(i).is_some_and(|(m, _)| m == want)
-            });
+            self.lab
+                .wait_for(&format!("corosync on n{i} lists {want:?}"), || {
+                    self.members(i).is_some_and(|(m, _)| m == want)
+                });
         }
     }
 
