@@ -970,7 +970,10 @@ fn engine_quorum_gates_starting_and_holding() {
     g.on_node_dead("n2", false, ms(20));
     g.on_node_dead("n3", false, ms(20));
     g.tick(ms(500));
-    assert!(starts(&mut g).is_empty(), "started before the engine answered");
+    assert!(
+        starts(&mut g).is_empty(),
+        "started before the engine answered"
+    );
     let q = g.quorum();
     assert!(q.protected && !q.has, "{q:?}");
     // Not quorate: still nothing.

@@ -75,7 +75,11 @@ pub enum CpgInput {
         joined: Vec<(u32, u32)>,
     },
     /// A message delivered in the group.
-    Message { nodeid: u32, pid: u32, bytes: Vec<u8> },
+    Message {
+        nodeid: u32,
+        pid: u32,
+        bytes: Vec<u8>,
+    },
     /// votequorum's view changed.
     Quorum(EngineQuorum),
     /// The connection to Corosync is gone (it stopped, or refused us).
@@ -479,10 +483,9 @@ impl CpgMembership {
                 incarnation,
                 report,
             })),
-            Some(Body::Outdate(outdate)) => {
-                self.outputs
-                    .push(Output::Event(Event::Outdate { node, outdate }))
-            }
+            Some(Body::Outdate(outdate)) => self
+                .outputs
+                .push(Output::Event(Event::Outdate { node, outdate })),
         }
     }
 
@@ -904,7 +907,10 @@ mod tests {
             ms(100),
         );
         let ev = events(&mut a);
-        assert!(matches!(ev[..], [Event::Quorum(EngineQuorum { quorate: false, .. })]), "{ev:?}");
+        assert!(
+            matches!(ev[..], [Event::Quorum(EngineQuorum { quorate: false, .. })]),
+            "{ev:?}"
+        );
         a.tick(ms(1100));
         assert!(events(&mut a).contains(&Event::NodeDead {
             node: "n2".into(),

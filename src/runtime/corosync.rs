@@ -43,8 +43,9 @@ impl CorosyncLink {
     /// Starts the thread for CPG group `group`; what it hears goes to `tx`.
     pub fn start(group: String, tx: tmpsc::Sender<CpgInput>) -> std::io::Result<CorosyncLink> {
         let (out, out_rx) = mpsc::channel();
-        let (wake_rd, wake) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-            .map_err(std::io::Error::from)?;
+        let (wake_rd, wake) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(std::io::Error::from)?;
         let thread = std::thread::Builder::new()
             .name("hbd-corosync".into())
             .spawn(move || run(&group, &tx, &out_rx, &wake_rd))?;
@@ -308,7 +309,12 @@ fn serve(
     loop {
         // SAFETY: both descriptors belong to the library handles, which
         // outlive this loop.
-        let (cfd, vfd) = unsafe { (BorrowedFd::borrow_raw(cpg_fd), BorrowedFd::borrow_raw(vq_fd)) };
+        let (cfd, vfd) = unsafe {
+            (
+                BorrowedFd::borrow_raw(cpg_fd),
+                BorrowedFd::borrow_raw(vq_fd),
+            )
+        };
         let mut fds = [
             PollFd::new(cfd, PollFlags::POLLIN),
             PollFd::new(vfd, PollFlags::POLLIN),
@@ -322,8 +328,9 @@ fn serve(
             }
         }
         let ready = |f: &PollFd| {
-            f.revents()
-                .is_some_and(|r| !(r & (PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)).is_empty())
+            f.revents().is_some_and(|r| {
+                !(r & (PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)).is_empty()
+            })
         };
         let (c, v, w) = (ready(&fds[0]), ready(&fds[1]), ready(&fds[2]));
         if c {

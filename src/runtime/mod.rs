@@ -17,8 +17,8 @@
 //! receive tasks and the control server only move bytes and requests.
 
 mod calls;
-pub mod corosync;
 pub mod control;
+pub mod corosync;
 mod dump;
 pub mod fence;
 pub mod groups;
