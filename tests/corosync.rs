@@ -294,3 +294,28 @@ fn two_nodes_and_a_quorum_device_survive_either_loss_and_never_split() {
     assert!(runs(&c, loser, "a"));
     never_on_two(&c, "a", &[holder.as_str()]);
 }
+
+#[test]
+fn hbd_started_before_corosync_waits_for_it_and_says_why() {
+    let mut c = CorosyncLab::new(2, TOTEM, false);
+    let ha = "keepalive 200ms\ndeadtime 2\ninitdead 2\nauto_failback off\nnode n1 n2\n";
+    for i in 1..=2 {
+        c.lab.write(i, "ha.cf", ha);
+        c.lab.write(i, "haresources", "n1 rec::a\n");
+        let toml = c.cluster_toml(i, "1s");
+        c.lab.write(i, "cluster.toml", &toml);
+        install_agent(&c.lab, i, "rec", &recorder(&c.lab, i, false));
+    }
+    c.lab.start_all();
+    c.lab.wait_for("hbd says corosync is not there", || {
+        c.lab.log(1).contains("no connection to corosync")
+    });
+    assert_eq!(quorate(&c, 1), Some(false));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(!runs(&c, 1, "a"), "nothing runs without corosync's quorum");
+    for i in 1..=2 {
+        c.start_corosync(i);
+    }
+    wait_started_on(&c.lab, &[1, 2], "rec::a", "n1");
+    assert!(c.lab.log(1).contains("joined the CPG group of corosync"));
+}

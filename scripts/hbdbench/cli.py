@@ -8,7 +8,9 @@ lab (as root):
 idle (2), crash (3), switchover (4), monitor (5), disk (6), vrrp (7),
 falsefail and stack (scripts/hbdbench/falsefail.py and stack.py: false
 failovers under load vs heartbeat, scenario 1's full-stack takeover split by
-resource); failover = crash and switchover, e.g.
+resource), corosync (scripts/hbdbench/corosync.py: crash failover with hbd on
+Corosync at several token timeouts beside hbd's own membership); failover =
+crash and switchover, e.g.
 `scripts/bench --only failover --trials 10`.
 
 Both programs run in the same topology (scripts/lab: two nodes on one bridge,
@@ -80,6 +82,7 @@ import argparse, os, platform, signal, subprocess, sys, time
 from . import disk, falsefail, stack, summary, vrrp
 from .clusters import ensure_heartbeat, heartbeat_version
 from .common import LAB, PREFIX, REPO, sh
+from .corosync import corosync_table
 from .detection import detection_table, idle_table
 from .failover import failover_table, switchover_table
 from .monitor import monitor_table
@@ -97,7 +100,7 @@ def check_clean():
 
 
 PARTS = ("detection", "idle", "failover", "crash", "switchover", "monitor", "disk", "vrrp",
-         "falsefail", "stack")
+         "falsefail", "stack", "corosync")
 
 
 def main():
@@ -153,6 +156,8 @@ def main():
             falsefail.falsefail_table(args, PREFIX)
         if "stack" in parts:
             stack.stack_table(args)
+        if "corosync" in parts:
+            corosync_table(args)
         summary.table()
     finally:
         check_clean()

@@ -23,9 +23,10 @@
 //!   so the side that lost quorum at the same change has that long to stop
 //!   its groups before the other side may start them;
 //! - a peer never heard is dead (never heard) `initdead` after this node
-//!   started, as with heartbeat: nodes whose hbd starts a little later
-//!   than this one's (corosync up, hbd not yet) must not lose their home
-//!   groups to it at boot;
+//!   connected to Corosync, as heartbeat's initdead after start: nodes
+//!   whose hbd (or corosync) starts a little later than this one's must
+//!   not lose their home groups to it at boot, and while Corosync is not
+//!   there nothing is known of anyone;
 //! - the connection to Corosync lost: no quorum at once, every peer is
 //!   dying as if lost by failure.
 
@@ -130,14 +131,14 @@ pub struct CpgMembership {
     outputs: Vec<Output>,
     counters: Counters,
     quorum: Option<EngineQuorum>,
-    /// When peers never heard are declared dead (start + initdead).
-    initdead_at: Duration,
+    /// When peers never heard are declared dead: initdead after this node
+    /// connected to Corosync (`None` while it is not connected).
+    initdead_at: Option<Duration>,
 }
 
 impl CpgMembership {
     pub fn new(cfg: CpgConfig, incarnation: u64, now: Duration) -> Self {
         let peers = peers_of(&cfg, &[]);
-        let initdead_at = now.saturating_add(cfg.base.initdead);
         CpgMembership {
             counters: super::zeroed_counters(),
             cfg,
@@ -148,7 +149,7 @@ impl CpgMembership {
             peers,
             outputs: Vec::new(),
             quorum: None,
-            initdead_at,
+            initdead_at: None,
         }
     }
 
@@ -247,7 +248,8 @@ impl CpgMembership {
             .peers
             .iter()
             .any(|p| p.state == NodeState::Unknown)
-            .then_some(self.initdead_at);
+            .then_some(self.initdead_at)
+            .flatten();
         self.peers
             .iter()
             .filter_map(|p| p.dying_at)
@@ -260,7 +262,9 @@ impl CpgMembership {
     /// margin passed.
     pub fn tick(&mut self, now: Duration) {
         for i in 0..self.peers.len() {
-            if self.peers[i].state == NodeState::Unknown && now >= self.initdead_at {
+            if self.peers[i].state == NodeState::Unknown
+                && self.initdead_at.is_some_and(|t| now >= t)
+            {
                 self.dead(i, DeadReason::NeverHeard, now);
             }
             if self.peers[i].dying_at.is_some_and(|t| t <= now) {
@@ -317,6 +321,9 @@ impl CpgMembership {
             CpgInput::Connected { local } => {
                 self.local = Some(local);
                 self.connected = true;
+                if self.initdead_at.is_none() {
+                    self.initdead_at = Some(now.saturating_add(self.cfg.base.initdead));
+                }
             }
             CpgInput::Confchg {
                 members,
@@ -333,6 +340,7 @@ impl CpgMembership {
             CpgInput::Disconnected { .. } => {
                 self.connected = false;
                 self.local = None;
+                self.initdead_at = None;
                 let lost = EngineQuorum {
                     quorate: false,
                     votes: 0,
