@@ -10,6 +10,7 @@
 mod authkeys;
 mod check;
 mod cluster_toml;
+pub mod corosync;
 mod device;
 mod hacf;
 mod haresources;
