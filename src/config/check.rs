@@ -780,3 +780,216 @@ pub fn validate_agents(groups: &[GroupConfig]) -> (Vec<ConfigError>, Vec<ConfigW
     }
     (errors, warnings)
 }
+
+/// With `[membership] backend = "corosync"`, corosync.conf and hbd's files
+/// describe one cluster: each disagreement is an error at one file's line
+/// naming the other's. hbd maps Corosync's nodeids to its node names through
+/// the nodelist's `name`s, so they must be ha.cf's `node`s (ignoring case),
+/// and it takes its quorum from votequorum.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn corosync_agrees(
+    cs: &corosync::CorosyncConf,
+    ha: &HaCf,
+    hacf_path: &Path,
+    node_lines: &std::collections::HashMap<String, usize>,
+    first_node_line: Option<usize>,
+    drbd: Option<&crate::disk::conf::DrbdConf>,
+    this_node: Option<&str>,
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigWarning>,
+) {
+    let cs_file = &cs.path;
+    let at_cs = |line: usize| format!("{}:{line}", cs_file.display());
+    let hacf_line = |n: &str| {
+        node_lines
+            .get(&n.to_lowercase())
+            .copied()
+            .or(first_node_line)
+            .unwrap_or(1)
+    };
+    let at_ha = |n: &str| format!("{}:{}", hacf_path.display(), hacf_line(n));
+    let cs_err = |line: usize, key: &str, message: String| {
+        if line == 0 {
+            ConfigError::File {
+                file: cs_file.clone(),
+                message: format!("{key}: {message}"),
+            }
+        } else {
+            ConfigError::Line {
+                file: cs_file.clone(),
+                line,
+                key: key.to_string(),
+                message,
+            }
+        }
+    };
+    let names: Vec<String> = cs.nodes.iter().filter_map(|n| n.name.clone()).collect();
+    let nodelist_line = cs.nodes.first().map_or(0, |n| n.line);
+
+    // This node (--node or uname -n) is in the nodelist.
+    if let Some(me) = this_node {
+        if cs.node_by_name(me).is_none() {
+            errors.push(cs_err(
+                nodelist_line,
+                "nodelist.node.name",
+                format!(
+                    "this node `{me}` (--node or `uname -n`; ha.cf's node at {}) has no node in \
+                     the nodelist (names: {}); corosync would not find its local node either",
+                    at_ha(me),
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    // ha.cf's nodes are the nodelist's names...
+    for n in &ha.nodes {
+        if Some(n.as_str()) == this_node.map(str::to_lowercase).as_deref() {
+            continue; // reported above
+        }
+        if cs.node_by_name(n).is_none() {
+            errors.push(ConfigError::Line {
+                file: hacf_path.to_path_buf(),
+                line: hacf_line(n),
+                key: "node".into(),
+                message: format!(
+                    "`{n}` is not a node of corosync.conf's nodelist ({}: names: {}): with the \
+                     corosync backend the nodelist's `name`s are ha.cf's nodes",
+                    at_cs(nodelist_line),
+                    names.join(", ")
+                ),
+            });
+        }
+    }
+    // ... and the other way round.
+    for c in &cs.nodes {
+        match &c.name {
+            None => errors.push(cs_err(
+                c.line,
+                "nodelist.node.name",
+                format!(
+                    "missing: hbd names Corosync's nodes by `name` (nodeid {}); give it the \
+                     ha.cf node name ({}: {})",
+                    c.nodeid.map_or("?".into(), |i| i.to_string()),
+                    hacf_path.display(),
+                    ha.nodes.join(", ")
+                ),
+            )),
+            Some(name) if !ha.nodes.iter().any(|n| n.eq_ignore_ascii_case(name)) => {
+                errors.push(cs_err(
+                    c.line,
+                    "nodelist.node.name",
+                    format!(
+                        "`{name}` is not an ha.cf node ({}: node {}): every Corosync node runs \
+                         hbd under its ha.cf name",
+                        at_ha(name),
+                        ha.nodes.join(" ")
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+
+    // drbd.conf's hosts are nodelist names; an `on` address that is another
+    // node's ring address means the sections' addresses are swapped.
+    if let Some(d) = drbd {
+        for r in &d.resources {
+            for h in &r.hosts {
+                let Some(owner) = cs.node_by_name(&h.name) else {
+                    errors.push(ConfigError::Line {
+                        file: h.at.file.clone(),
+                        line: h.at.line,
+                        key: format!("resource {} on {}", r.name, h.name),
+                        message: format!(
+                            "`{}` is not a node of corosync.conf's nodelist ({}: names: {})",
+                            h.name,
+                            at_cs(nodelist_line),
+                            names.join(", ")
+                        ),
+                    });
+                    continue;
+                };
+                let ip = std::net::IpAddr::V4(*h.address.ip());
+                for other in cs.nodes.iter().filter(|o| !std::ptr::eq(*o, owner)) {
+                    let hit = other
+                        .addrs
+                        .iter()
+                        .find(|(_, a)| a.parse::<std::net::IpAddr>().ok() == Some(ip));
+                    if let Some((ring, a)) = hit {
+                        errors.push(ConfigError::Line {
+                            file: h.at.file.clone(),
+                            line: h.at.line,
+                            key: format!("resource {} on {}", r.name, h.name),
+                            message: format!(
+                                "address {a} is ring{ring}_addr of node `{}` in corosync.conf \
+                                 ({}), not of `{}` ({}): are the `on` sections' addresses \
+                                 swapped?",
+                                other.name.as_deref().unwrap_or("?"),
+                                at_cs(other.line),
+                                h.name,
+                                at_cs(owner.line)
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    // Quorum: votequorum's, which hbd follows.
+    let q = &cs.quorum;
+    if q.provider.as_deref() != Some("corosync_votequorum") {
+        errors.push(cs_err(
+            q.line,
+            "quorum.provider",
+            format!(
+                "{}: hbd takes its quorum from votequorum; set `provider: corosync_votequorum` \
+                 in quorum {{ }}",
+                match &q.provider {
+                    Some(p) => format!("`{p}`"),
+                    None => "missing".into(),
+                }
+            ),
+        ));
+    }
+    if cs.nodes.len() == 2 && q.device.is_none() && !q.two_node {
+        errors.push(cs_err(
+            q.line,
+            "quorum.two_node",
+            format!(
+                "two nodes in the nodelist ({}; ha.cf's at {}) and no quorum device, but no \
+                 `two_node: 1`: the survivor of a 2-node cluster never has quorum (1 vote of 2) \
+                 and would stop every group; add `two_node: 1` to quorum {{ }} (votequorum(5): \
+                 it also sets wait_for_all), or a quorum device (corosync-qnetd) as the third \
+                 vote",
+                names.join(", "),
+                at_ha(ha.nodes.first().map_or("", String::as_str)),
+            ),
+        ));
+    }
+
+    // This node's ring0_addr, when an IP literal, is one of its own.
+    if let Some(me) = this_node.and_then(|n| cs.node_by_name(n)) {
+        if let Some(ip) = me.addr(0).and_then(|a| a.parse::<std::net::IpAddr>().ok()) {
+            let local = nix::ifaddrs::getifaddrs().is_ok_and(|mut ifs| {
+                ifs.any(|i| {
+                    i.address.is_some_and(|a| {
+                        a.as_sockaddr_in().map(|s| std::net::IpAddr::V4(s.ip())) == Some(ip)
+                            || a.as_sockaddr_in6().map(|s| std::net::IpAddr::V6(s.ip())) == Some(ip)
+                    })
+                })
+            });
+            if !local {
+                warnings.push(ConfigWarning {
+                    file: cs_file.clone(),
+                    line: me.line,
+                    key: "nodelist.node.ring0_addr".into(),
+                    message: format!(
+                        "{ip}, this node's ring0_addr, is not an address of any local \
+                         interface: corosync would not find this node by it"
+                    ),
+                });
+            }
+        }
+    }
+}

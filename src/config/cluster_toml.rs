@@ -41,7 +41,50 @@ pub struct ClusterToml {
     pub fencing: FencingSection,
     #[serde(default)]
     pub metrics: MetricsSection,
+    #[serde(default)]
+    pub membership: MembershipSection,
 }
+
+/// `[membership]`: which engine gives hbd its membership and quorum.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipSection {
+    /// `heartbeat` (default: hbd's own keepalives over ha.cf's media) or
+    /// `corosync` (CPG and votequorum).
+    pub backend: Option<MembershipBackend>,
+    /// corosync.conf (default `/etc/corosync/corosync.conf`; a relative
+    /// path is relative to the configuration directory).
+    pub corosync_conf: Option<PathBuf>,
+    /// The CPG group hbd's daemons join (default `hbd`).
+    pub cpg_group: Option<String>,
+    /// How long after a node leaves the membership its groups are taken
+    /// over (default: Corosync's effective token).
+    pub stop_margin: Option<String>,
+}
+
+/// `[membership] backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MembershipBackend {
+    /// hbd's own membership (heartbeat's keepalives over ha.cf's media).
+    #[default]
+    Heartbeat,
+    /// Corosync's CPG for membership and messages, votequorum for quorum.
+    Corosync,
+}
+
+impl MembershipBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MembershipBackend::Heartbeat => "heartbeat",
+            MembershipBackend::Corosync => "corosync",
+        }
+    }
+}
+
+/// Longest `[membership] cpg_group`, in bytes: corosync's
+/// `CPG_MAX_NAME_LENGTH` (128) less the NUL rust-corosync keeps.
+pub const MAX_CPG_GROUP: usize = 127;
 
 /// `[metrics]`: the Prometheus endpoint (off unless `listen` is set).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -568,6 +611,40 @@ pub fn parse(path: &Path, text: &str) -> (ClusterToml, Vec<ConfigError>) {
             ));
         }
     }
+    if let Some(g) = &ct.membership.cpg_group {
+        let problem = if g.is_empty() {
+            Some("must not be empty".to_string())
+        } else if g.len() > MAX_CPG_GROUP {
+            Some(format!(
+                "longer than {MAX_CPG_GROUP} bytes (corosync's CPG group names are at most 128 \
+                 bytes with their NUL)"
+            ))
+        } else if g.contains('\0') {
+            Some("must not contain a NUL".to_string())
+        } else {
+            None
+        };
+        if let Some(m) = problem {
+            let line = find_key_line(text, "membership", "cpg_group");
+            errors.push(err(line, "membership.cpg_group".into(), m));
+        }
+    }
+    if let Some(p) = &ct.membership.corosync_conf {
+        if p.as_os_str().is_empty() {
+            let line = find_key_line(text, "membership", "corosync_conf");
+            errors.push(err(
+                line,
+                "membership.corosync_conf".into(),
+                "must not be empty".into(),
+            ));
+        }
+    }
+    if let Some(v) = &ct.membership.stop_margin {
+        if let Err(m) = parse_duration(v) {
+            let line = find_key_line(text, "membership", "stop_margin");
+            errors.push(err(line, "membership.stop_margin".into(), m.to_string()));
+        }
+    }
     for (name, g) in &ct.vrrp.gate {
         if let Err((key, m)) = g.resolve(name) {
             let line = vrrp_gate_line(text, name, key);
@@ -829,6 +906,65 @@ mod tests {
     }
 
     #[test]
+    fn membership_section() {
+        let (c, e) = run("");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(c.membership, MembershipSection::default());
+        let (c, e) = run("[membership]\nbackend = \"corosync\"\ncorosync_conf = \"cs/corosync.conf\"\ncpg_group = \"prod-db\"\nstop_margin = \"3s\"\n");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(c.membership.backend, Some(MembershipBackend::Corosync));
+        assert_eq!(MembershipBackend::Corosync.as_str(), "corosync");
+        assert_eq!(
+            c.membership.corosync_conf.as_deref(),
+            Some(Path::new("cs/corosync.conf"))
+        );
+        assert_eq!(c.membership.cpg_group.as_deref(), Some("prod-db"));
+        assert_eq!(c.membership.stop_margin.as_deref(), Some("3s"));
+        assert_eq!(
+            run("[membership]\nbackend = \"heartbeat\"\n")
+                .0
+                .membership
+                .backend,
+            Some(MembershipBackend::Heartbeat)
+        );
+        let e = run("[membership]\n\nbackend = \"pacemaker\"\n").1;
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "cluster.toml:3: membership.backend: unknown variant `pacemaker`, expected `heartbeat` or `corosync`"
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            run("[membership]\nstop_margin = \"soon\"\n").1,
+            vec!["cluster.toml:2: membership.stop_margin: `soon`: not a time; expected seconds (`2`, `0.5`) \
+                  or a value with a unit (`500ms`, `200000us`, `2s`, `10m`, `1h`)"]
+        );
+        assert_eq!(
+            run("[membership]\ncpg_group = \"\"\n").1,
+            vec!["cluster.toml:2: membership.cpg_group: must not be empty"]
+        );
+        assert!(run(&format!(
+            "[membership]\ncpg_group = \"{}\"\n",
+            "g".repeat(127)
+        ))
+        .1
+        .is_empty());
+        assert!(run(&format!(
+            "[membership]\ncpg_group = \"{}\"\n",
+            "g".repeat(128)
+        ))
+        .1[0]
+            .starts_with("cluster.toml:2: membership.cpg_group: longer than 127 bytes"));
+        assert_eq!(
+            run("[membership]\ncorosync_conf = \"\"\n").1,
+            vec!["cluster.toml:2: membership.corosync_conf: must not be empty"]
+        );
+        assert!(run("[membership]\nring = 1\n").1[0]
+            .starts_with("cluster.toml:2: membership.ring: unknown field `ring`"));
+    }
+
+    #[test]
     fn disk_driver() {
         let (c, e) = run("[disk]\ndriver = \"kernel\"\n");
         assert!(e.is_empty(), "{e:?}");
@@ -898,7 +1034,7 @@ mod tests {
         );
         assert_eq!(
             run("[cluster]\nname = \"a\"\n\n[frob]\nx = 1\n").1,
-            vec!["cluster.toml:4: frob: unknown field `frob`, expected one of `cluster`, `control`, `agents`, `resource_defaults`, `resource`, `check`, `job`, `notify`, `disk`, `vrrp`, `quorum`, `tiebreaker`, `groups`, `fencing`, `metrics`"]
+            vec!["cluster.toml:4: frob: unknown field `frob`, expected one of `cluster`, `control`, `agents`, `resource_defaults`, `resource`, `check`, `job`, `notify`, `disk`, `vrrp`, `quorum`, `tiebreaker`, `groups`, `fencing`, `metrics`, `membership`"]
         );
         assert_eq!(
             run("[cluster]\nname = 5\n").1,

@@ -30,6 +30,7 @@ pub use cluster_toml::{
     ResourceOptionsToml, V3ChecksumToml, VrrpSection, DEFAULT_GATE_INTERVAL, DEFAULT_GATE_TIMEOUT,
     MAX_CLUSTER_NAME,
 };
+pub use cluster_toml::{MembershipBackend, MembershipSection, MAX_CPG_GROUP};
 pub use device::{load_device, DeviceFiles};
 pub use hacf::{
     parse as parse_ha_cf, syslog_facility_code, AutoFailback, BuiltinHelper, HaCf, Medium,
@@ -41,7 +42,8 @@ pub use resource::{load_resource, ResourceError};
 pub use time::{format_duration, parse_duration, DurationError};
 
 use check::{
-    report_fits, resolve_groups, resolve_monitoring, resolve_split_brain, unprotected_warning,
+    corosync_agrees, report_fits, resolve_groups, resolve_monitoring, resolve_split_brain,
+    unprotected_warning,
 };
 use std::path::{Path, PathBuf};
 
@@ -159,7 +161,50 @@ pub struct Config {
     /// No `ha.cf`, only `keepalived.conf`: VRRP mode alone, no membership;
     /// `ha` holds heartbeat's defaults and `authkeys` no key.
     pub vrrp_only: bool,
+    /// cluster.toml `[membership]`, resolved.
+    pub membership: MembershipSettings,
+    /// corosync.conf, read when `membership.backend` is
+    /// [`MembershipBackend::Corosync`] (and then always `Some`).
+    pub corosync: Option<corosync::CorosyncConf>,
     pub warnings: Vec<ConfigWarning>,
+}
+
+/// cluster.toml `[membership]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipSettings {
+    pub backend: MembershipBackend,
+    /// Absolute (a relative `corosync_conf` is joined to the configuration
+    /// directory); default `/etc/corosync/corosync.conf`.
+    pub corosync_conf: PathBuf,
+    /// The CPG group name (default [`DEFAULT_CPG_GROUP`]).
+    pub cpg_group: String,
+    /// `None`: the runtime waits Corosync's effective token.
+    pub stop_margin: Option<std::time::Duration>,
+}
+
+/// `[membership] cpg_group` default.
+pub const DEFAULT_CPG_GROUP: &str = "hbd";
+
+impl MembershipSettings {
+    /// `[membership]` of `cluster`, for the configuration in `dir`.
+    pub fn resolve(dir: &Path, cluster: &ClusterToml) -> MembershipSettings {
+        let m = &cluster.membership;
+        MembershipSettings {
+            backend: m.backend.unwrap_or_default(),
+            corosync_conf: m
+                .corosync_conf
+                .as_ref()
+                .map_or_else(|| PathBuf::from(corosync::DEFAULT_PATH), |p| dir.join(p)),
+            cpg_group: m
+                .cpg_group
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CPG_GROUP.to_string()),
+            stop_margin: m
+                .stop_margin
+                .as_deref()
+                .and_then(|t| parse_duration(t).ok()),
+        }
+    }
 }
 
 /// cluster.toml `[quorum]`.
@@ -235,6 +280,27 @@ impl Config {
                     .map(|m| m.name())
                     .collect::<Vec<_>>()
                     .join(", "),
+            )
+        } else if let Some(cs) = &c.corosync {
+            format!(
+                "{}: valid for node {} ({} nodes: {}; membership: corosync ({}: nodeids {}; token {:?}, consensus {:?}); {} resource groups)",
+                dir.display(),
+                c.node,
+                c.ha.nodes.len(),
+                c.ha.nodes.join(", "),
+                cs.path.display(),
+                cs.nodes
+                    .iter()
+                    .map(|n| format!(
+                        "{}={}",
+                        n.name.as_deref().unwrap_or("?"),
+                        n.nodeid.map_or("?".to_string(), |i| i.to_string())
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                cs.effective_token(),
+                cs.effective_consensus(),
+                c.haresources.groups.len(),
             )
         } else {
             format!(
@@ -579,6 +645,44 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
         })
         .unwrap_or_default();
 
+    // [membership]: with Corosync, corosync.conf carries the membership and
+    // the quorum; ha.cf's media and authkeys are not needed.
+    let membership = MembershipSettings::resolve(dir, &cluster);
+    let on_corosync = membership.backend == MembershipBackend::Corosync;
+    let toml_line = |key: &str| {
+        toml_text
+            .as_deref()
+            .map_or(1, |t| cluster_toml::find_key_line(t, "membership", key))
+    };
+    if on_corosync {
+        if is_witness {
+            errors.push(ConfigError::Line {
+                file: toml_path.clone(),
+                line: toml_line("backend"),
+                key: "membership.backend".into(),
+                message: "`hbd --witness` runs only with the heartbeat backend: with corosync, \
+                          votequorum gives the quorum (`two_node: 1`, or corosync-qdevice with \
+                          corosync-qnetd on a third machine as the third vote)"
+                    .into(),
+            });
+        }
+        if cluster.quorum.witness.is_some() {
+            errors.push(ConfigError::Line {
+                file: toml_path.clone(),
+                line: toml_text
+                    .as_deref()
+                    .map_or(1, |t| cluster_toml::find_key_line(t, "quorum", "witness")),
+                key: "quorum.witness".into(),
+                message: format!(
+                    "no witness with `[membership] backend = \"corosync\"` (line {}): \
+                     votequorum and corosync-qdevice give the quorum; drop the witness and, \
+                     for a third vote, add a quorum device (corosync-qnetd) to corosync.conf",
+                    toml_line("backend")
+                ),
+            });
+        }
+    }
+
     // keepalived.conf: optional (CONFIG_DIR/keepalived.conf, or cluster.toml
     // `[vrrp] keepalived_conf`, then required); with it, ha.cf and authkeys
     // are too (VRRP mode alone).
@@ -636,13 +740,49 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
 
     // ha.cf
     let hacf_path = dir.join("ha.cf");
+    let mut ha_node_lines = std::collections::HashMap::new();
     let ha = read(
         &hacf_path,
         needed("heartbeat's ha.cf: the nodes, the media and the timings"),
         &mut errors,
     )
     .map(|text| {
-        let mut p = hacf::parse_full(&hacf_path, &text);
+        let mut p = hacf::parse_full_as(&hacf_path, &text, !on_corosync);
+        if on_corosync {
+            // Corosync's links carry the membership: ha.cf's media are
+            // ignored (and not opened), serial ones too.
+            for m in &p.ha.media {
+                warnings.push(ConfigWarning {
+                    file: m.at.file.clone(),
+                    line: m.at.line,
+                    key: m.name().split(' ').next().unwrap_or_default().to_string(),
+                    message: "ignored with `[membership] backend = \"corosync\"`: corosync's \
+                              links (corosync.conf's ring addresses) carry the membership"
+                        .into(),
+                });
+            }
+            p.ha.media.clear();
+            let (serial, rest): (Vec<_>, Vec<_>) = p.errors.into_iter().partition(
+                |e| matches!(e, ConfigError::Line { key, .. } if key == "serial" || key == "baud"),
+            );
+            p.errors = rest;
+            for e in serial {
+                if let ConfigError::Line {
+                    file, line, key, ..
+                } = e
+                {
+                    warnings.push(ConfigWarning {
+                        file,
+                        line,
+                        key,
+                        message: "ignored with `[membership] backend = \"corosync\"`: \
+                                  corosync's links carry the membership"
+                            .into(),
+                    });
+                }
+            }
+        }
+        ha_node_lines = p.node_lines;
         errors.append(&mut p.errors);
         warnings.append(&mut p.warnings);
         // A fence device's password in a readable ha.cf (issue 14, finding
@@ -671,9 +811,15 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
         (p.ha, p.first_node_line)
     });
 
+    // With Corosync, its own crypto (totem.crypto_*, its authkey) protects
+    // the CPG: authkeys is optional, and checked when present.
     let authkeys = read_authkeys(
         &dir.join("authkeys"),
-        needed("heartbeat's authkeys: the keys that sign and check every datagram"),
+        if on_corosync {
+            ""
+        } else {
+            needed("heartbeat's authkeys: the keys that sign and check every datagram")
+        },
         &mut errors,
         &mut warnings,
     );
@@ -758,6 +904,55 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
         &mut errors,
         &mut warnings,
     );
+    let corosync = if on_corosync {
+        let path = &membership.corosync_conf;
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let (c, mut e, mut w) = corosync::parse_full(path, &bytes);
+                errors.append(&mut e);
+                warnings.append(&mut w);
+                c
+            }
+            Err(e) => {
+                let key = if cluster.membership.corosync_conf.is_some() {
+                    "corosync_conf"
+                } else {
+                    "backend"
+                };
+                errors.push(ConfigError::Line {
+                    file: toml_path.clone(),
+                    line: toml_line(key),
+                    key: format!("membership.{key}"),
+                    message: format!(
+                        "{}: {}: the corosync backend reads the nodelist and the quorum \
+                         settings from it",
+                        path.display(),
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            "missing".to_string()
+                        } else {
+                            format!("cannot read: {e}")
+                        }
+                    ),
+                });
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let (Some(cs), Some((ha, first_node_line))) = (&corosync, &ha) {
+        corosync_agrees(
+            cs,
+            ha,
+            &hacf_path,
+            &ha_node_lines,
+            *first_node_line,
+            drbd.as_ref(),
+            (!is_witness).then_some(node.as_str()),
+            &mut errors,
+            &mut warnings,
+        );
+    }
     let split_brain = resolve_split_brain(
         &cluster,
         ha.as_ref().map(|(h, _)| h),
@@ -793,6 +988,13 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
                 keys: Vec::new(),
             }),
         ),
+        (ha, None) if on_corosync => (
+            ha,
+            Some(crate::wire::AuthKeys {
+                active: 0,
+                keys: Vec::new(),
+            }),
+        ),
         other => other,
     };
     let config = match (errors.is_empty(), ha, authkeys) {
@@ -816,6 +1018,8 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
             fencing: split_brain.fencing,
             builtin_outdater: split_brain.builtin_outdater,
             is_witness,
+            membership,
+            corosync,
             warnings: warnings.clone(),
         }),
         _ => None,

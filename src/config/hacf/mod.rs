@@ -345,6 +345,8 @@ pub(crate) struct Parsed {
     pub ha: HaCf,
     /// The first `node` line, where "this node is not listed" is reported.
     pub first_node_line: Option<usize>,
+    /// Each node's `node` line (names lowercased).
+    pub node_lines: HashMap<String, usize>,
     pub errors: Vec<ConfigError>,
     pub warnings: Vec<ConfigWarning>,
 }
@@ -530,6 +532,8 @@ struct Seen<'a> {
     /// The first bcast/ucast line: udpport must come before it.
     first_udp_medium: Option<(usize, &'static str)>,
     saw_media_line: bool,
+    /// A missing medium is an error (heartbeat backend).
+    media_required: bool,
     media: Vec<Medium>,
     ucast_peer_lines: HashMap<(String, Ipv4Addr), usize>,
     nodes: Vec<String>,
@@ -557,7 +561,15 @@ const WHOLE_LINE: &[&str] = &["stonith", "stonith_host", "respawn", "apiauth"];
 
 /// Parses `ha.cf` text, keeping what `load` needs for its cross-checks.
 pub(crate) fn parse_full(path: &Path, text: &str) -> Parsed {
+    parse_full_as(path, text, true)
+}
+
+/// [`parse_full`]; `media_required`: false when another engine carries the
+/// membership (cluster.toml `[membership] backend = "corosync"`), so that
+/// ha.cf without a medium is right.
+pub(crate) fn parse_full_as(path: &Path, text: &str, media_required: bool) -> Parsed {
     let mut seen = Seen {
+        media_required,
         p: Diagnostics {
             file: path,
             errors: Vec::new(),
@@ -665,6 +677,7 @@ impl Seen<'_> {
                 rtprio: self.rtprio,
             },
             first_node_line: self.first_node_line,
+            node_lines: self.node_lines,
             errors: p.errors,
             warnings: p.warnings,
         }
@@ -756,7 +769,7 @@ impl Seen<'_> {
     fn check_across(&mut self) {
         let p = &mut self.p;
         let path = p.file;
-        if !self.saw_media_line {
+        if !self.saw_media_line && self.media_required {
             p.file_err("no heartbeat media: add a bcast, mcast or ucast line");
         }
         if self.first_node_line.is_none() {
