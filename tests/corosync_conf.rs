@@ -312,6 +312,37 @@ fn node_names_disagree() {
     );
 }
 
+/// The daemon refuses the same disagreement at start (exit 2), in an
+/// empty network namespace so that nothing could be sent should it start.
+#[test]
+fn hbd_refuses_a_disagreement_too() {
+    common::require_root();
+    let d = Dir::new();
+    d.write("ha.cf", &HA.replace("node n2\n", "node n2\nnode n3\n"));
+    let out = Command::new("unshare")
+        .args(["--net", "--", common::HBD])
+        .arg("--config")
+        .arg(d.path())
+        .args(["--node", "n1"])
+        .arg("--run-dir")
+        .arg(d.path().join("run"))
+        .arg("--state-dir")
+        .arg(d.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:5: node: `n3` is not a node of corosync.conf's nodelist",
+            d.file("ha.cf")
+        )),
+        "{}",
+        show(&out)
+    );
+    assert!(!d.path().join("run").exists(), "hbd created its run dir");
+}
+
 #[test]
 fn drbd_conf_disagrees() {
     // An `on` host that is no nodelist node.
