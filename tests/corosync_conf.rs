@@ -440,3 +440,37 @@ fn quorum_settings_disagree() {
         ],
     );
 }
+
+/// The safe-defaults warning of a two-node cluster sharing a disk: with
+/// Corosync it suggests a quorum device (not the witness, an error with this
+/// backend), and a quorum device silences it.
+#[test]
+fn unprotected_disk_warning_with_corosync() {
+    let d = Dir::new();
+    d.write("drbd.conf", DRBD);
+    d.write("haresources", "n1 192.0.2.50 drbddisk::r0\n");
+    let out = d.check("n1");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("no split-brain protection")
+            && stdout.contains("a quorum device in corosync.conf (corosync-qnetd)")
+            && !stdout.contains("[quorum] witness"),
+        "{}",
+        show(&out)
+    );
+    d.write(
+        "corosync.conf",
+        &corosync_conf(
+            TWO,
+            "    device {\n        model: net\n        net {\n            host: 192.0.2.100\n        }\n    }\n",
+        ),
+    );
+    let out = d.check("n1");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("no split-brain protection"),
+        "{}",
+        show(&out)
+    );
+}

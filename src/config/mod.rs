@@ -969,6 +969,7 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
             drbd.as_ref(),
             &split_brain,
             fencing_configured(ha),
+            corosync.as_ref(),
         ));
     }
     if let (Some((ha, _)), Some(keys), Some(last)) = (&ha, &authkeys, groups.last()) {
