@@ -125,7 +125,10 @@ pub struct Config {
     pub dir: PathBuf,
     /// This node's name (`--node` or `uname -n`); always one of `ha.nodes`.
     pub node: String,
+    /// With the corosync backend, `ha.media` is empty (ha.cf's media lines
+    /// are ignored, a warning each).
     pub ha: HaCf,
+    /// No key with the corosync backend and no authkeys file.
     pub authkeys: crate::wire::AuthKeys,
     /// Empty when the file is absent.
     pub haresources: Haresources,
