@@ -674,6 +674,7 @@ pub(super) fn unprotected_warning(
     drbd: Option<&crate::disk::conf::DrbdConf>,
     sb: &SplitBrain,
     fencing_configured: bool,
+    corosync: Option<&corosync::CorosyncConf>,
 ) -> Option<ConfigWarning> {
     use crate::disk::conf::Fencing;
     if ha.nodes.len() != 2 {
@@ -692,19 +693,32 @@ pub(super) fn unprotected_warning(
                 && (r.handlers.contains_key("fence-peer") || sb.builtin_outdater)
         }) && !d.resources.is_empty()
     });
-    if resource_fencing || sb.tiebreaker.ping || sb.quorum.witness.is_some() || fencing_configured {
+    // With Corosync, a quorum device is the third vote (the witness's job).
+    let qdevice = corosync.is_some_and(|c| c.quorum.device.is_some());
+    if resource_fencing
+        || sb.tiebreaker.ping
+        || sb.quorum.witness.is_some()
+        || qdevice
+        || fencing_configured
+    {
         return None;
     }
+    let third_vote = if corosync.is_some() {
+        "a quorum device in corosync.conf (corosync-qnetd)"
+    } else {
+        "a cluster.toml `[quorum] witness`"
+    };
     Some(ConfigWarning {
         file: group.at.file.clone(),
         line: group.at.line,
         key: group.id.clone(),
-        message: "two nodes share a replicated disk with no split-brain protection: a partition \
-                  can run this group on both nodes, and one side's writes are discarded later. Add \
-                  one or more of: drbd.conf `fencing resource-only` with the built-in outdater, \
-                  ha.cf `ping` nodes (the ping tiebreaker), a cluster.toml `[quorum] witness`, \
-                  ha.cf `stonith_host` (see docs/CONFIG.md, Split-brain avoidance)"
-            .into(),
+        message: format!(
+            "two nodes share a replicated disk with no split-brain protection: a partition \
+             can run this group on both nodes, and one side's writes are discarded later. Add \
+             one or more of: drbd.conf `fencing resource-only` with the built-in outdater, \
+             ha.cf `ping` nodes (the ping tiebreaker), {third_vote}, \
+             ha.cf `stonith_host` (see docs/CONFIG.md, Split-brain avoidance)"
+        ),
     })
 }
 
@@ -957,12 +971,13 @@ pub(super) fn corosync_agrees(
             q.line,
             "quorum.two_node",
             format!(
-                "two nodes ({}: {}) and no quorum device, but no `two_node: 1`: the survivor \
-                 of a 2-node cluster never has quorum (1 vote of 2) and would stop every group; \
-                 add `two_node: 1` to quorum {{ }} (votequorum(5): it also sets wait_for_all), \
-                 or a quorum device (corosync-qnetd) as the third vote",
-                hacf_path.display(),
-                ha.nodes.join(", ")
+                "two nodes in the nodelist ({}; ha.cf's at {}) and no quorum device, but no \
+                 `two_node: 1`: the survivor of a 2-node cluster never has quorum (1 vote of 2) \
+                 and would stop every group; add `two_node: 1` to quorum {{ }} (votequorum(5): \
+                 it also sets wait_for_all), or a quorum device (corosync-qnetd) as the third \
+                 vote",
+                names.join(", "),
+                at_ha(ha.nodes.first().map_or("", String::as_str)),
             ),
         ));
     }

@@ -125,7 +125,10 @@ pub struct Config {
     pub dir: PathBuf,
     /// This node's name (`--node` or `uname -n`); always one of `ha.nodes`.
     pub node: String,
+    /// With the corosync backend, `ha.media` is empty (ha.cf's media lines
+    /// are ignored, a warning each).
     pub ha: HaCf,
+    /// No key with the corosync backend and no authkeys file.
     pub authkeys: crate::wire::AuthKeys,
     /// Empty when the file is absent.
     pub haresources: Haresources,
@@ -969,6 +972,7 @@ fn check_as(dir: &Path, node: &str, is_witness: bool) -> Report {
             drbd.as_ref(),
             &split_brain,
             fencing_configured(ha),
+            corosync.as_ref(),
         ));
     }
     if let (Some((ha, _)), Some(keys), Some(last)) = (&ha, &authkeys, groups.last()) {

@@ -575,3 +575,65 @@ fn keepalived_conf_errors_are_file_and_line() {
         r.errors
     );
 }
+
+/// `[membership]` resolved into `Config`: defaults (heartbeat, no
+/// corosync.conf read), and with the corosync backend corosync.conf loaded,
+/// a relative `corosync_conf` taken from the configuration directory, no
+/// authkeys needed.
+#[test]
+fn membership_settings_resolve() {
+    let d = seed_dir();
+    let c = load(d.path(), "l0").unwrap();
+    assert_eq!(
+        c.membership,
+        MembershipSettings {
+            backend: MembershipBackend::Heartbeat,
+            corosync_conf: PathBuf::from("/etc/corosync/corosync.conf"),
+            cpg_group: "hbd".into(),
+            stop_margin: None,
+        }
+    );
+    assert_eq!(c.corosync, None);
+
+    std::fs::remove_file(d.path().join("authkeys")).unwrap();
+    write(
+        d.path(),
+        "cluster.toml",
+        "[membership]\nbackend = \"corosync\"\ncorosync_conf = \"cs/corosync.conf\"\ncpg_group = \"db\"\nstop_margin = \"1500ms\"\n",
+        0o600,
+    );
+    std::fs::create_dir(d.path().join("cs")).unwrap();
+    write(
+        &d.path().join("cs"),
+        "corosync.conf",
+        "totem {\n version: 2\n}\nnodelist {\n node {\n  name: l0\n  nodeid: 1\n  ring0_addr: 192.168.1.2\n }\n node {\n  name: L1\n  nodeid: 2\n  ring0_addr: 192.168.1.3\n }\n}\nquorum {\n provider: corosync_votequorum\n two_node: 1\n}\n",
+        0o644,
+    );
+    let c = match load(d.path(), "l0") {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(c.membership.backend, MembershipBackend::Corosync);
+    assert_eq!(
+        c.membership.corosync_conf,
+        d.path().join("cs/corosync.conf")
+    );
+    assert_eq!(c.membership.cpg_group, "db");
+    assert_eq!(
+        c.membership.stop_margin,
+        Some(std::time::Duration::from_millis(1500))
+    );
+    let cs = c.corosync.as_ref().unwrap();
+    assert_eq!(cs.nodeid("l1"), Some(2));
+    assert_eq!(cs.node_name(1), Some("l0"));
+    assert!(c.authkeys.keys.is_empty());
+    // seed 002's ha.cf has media: ignored, a warning each.
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.message.starts_with("ignored with `[membership] backend")),
+        "{:?}",
+        c.warnings
+    );
+    assert!(c.ha.media.is_empty());
+}

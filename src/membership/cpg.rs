@@ -137,7 +137,7 @@ pub struct CpgMembership {
 }
 
 impl CpgMembership {
-    pub fn new(cfg: CpgConfig, incarnation: u64, now: Duration) -> Self {
+    pub fn new(cfg: CpgConfig, incarnation: u64, _now: Duration) -> Self {
         let peers = peers_of(&cfg, &[]);
         CpgMembership {
             counters: super::zeroed_counters(),
