@@ -201,6 +201,10 @@ pub struct EngineQuorum {
     pub needed: u32,
     /// Expected votes (the whole cluster's).
     pub expected: u32,
+    /// votequorum is quorate, but a node of the membership has not been
+    /// heard by hbd yet (its report may show what it runs): not quorate
+    /// for the groups until it is, or until initdead passed.
+    pub settling: bool,
 }
 
 /// Which groups `hbctl standby` / `takeover` act on (hb_standby's words).

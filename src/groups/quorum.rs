@@ -145,10 +145,16 @@ impl Groups {
                 },
                 Some(q) => QuorumView {
                     protected: true,
-                    has: q.quorate,
+                    has: q.quorate && !q.settling,
                     votes: q.votes,
                     needed: q.needed,
-                    why: if q.quorate {
+                    why: if q.quorate && q.settling {
+                        format!(
+                            "votequorum quorate ({} of {} votes), waiting to hear every node of \
+                             the membership",
+                            q.votes, q.expected
+                        )
+                    } else if q.quorate {
                         format!(
                             "{} of {} votes, {} needed (votequorum)",
                             q.votes, q.expected, q.needed
@@ -218,9 +224,10 @@ impl Groups {
             return Some("this node is the quorum witness: it runs no group".into());
         }
         if self.cfg.engine_quorum {
-            let q = self.quorum();
-            if !q.has {
-                return Some(format!("no quorum: {}", q.why));
+            // Settling (a node of the membership not heard yet) only holds
+            // starts back: what runs here keeps running.
+            if !self.engine_quorum.is_some_and(|q| q.quorate) {
+                return Some(format!("no quorum: {}", self.quorum().why));
             }
         } else if self.cfg.witness.is_some() {
             let q = self.quorum();

@@ -982,6 +982,7 @@ fn engine_quorum_gates_starting_and_holding() {
         votes: 1,
         needed: 2,
         expected: 3,
+        settling: false,
     };
     g.set_engine_quorum(minority, ms(600));
     g.tick(ms(700));
@@ -993,11 +994,24 @@ fn engine_quorum_gates_starting_and_holding() {
         votes: 2,
         needed: 2,
         expected: 3,
+        settling: false,
     };
     g.set_engine_quorum(majority, ms(800));
     g.tick(ms(900));
     assert_eq!(starts(&mut g), vec![Output::Start(0)]);
     g.on_done(0, OpResult::Started, ms(1000));
+    assert_eq!(g.local_state(0), GroupState::Started);
+    // Settling (a node of the membership not heard yet): it keeps what
+    // it runs, it starts nothing.
+    g.set_engine_quorum(
+        EngineQuorum {
+            settling: true,
+            ..majority
+        },
+        ms(1050),
+    );
+    assert!(starts(&mut g).is_empty());
+    assert!(!g.quorum().has);
     assert_eq!(g.local_state(0), GroupState::Started);
     // Quorum lost: it stops what it runs.
     g.set_engine_quorum(minority, ms(1100));

@@ -28,7 +28,15 @@
 //!   not lose their home groups to it at boot, and while Corosync is not
 //!   there nothing is known of anyone;
 //! - the connection to Corosync lost: no quorum at once, every peer is
-//!   dying as if lost by failure.
+//!   dying as if lost by failure;
+//! - votequorum's quorum counts for the groups only once every node of the
+//!   ring (Corosync's membership) is up in hbd's view, or has been in the
+//!   ring for `initdead` without a word from its hbd: a node that regains
+//!   quorum when a partition heals learns what the others ran in the
+//!   meantime before it acts. Without this it saw them still dead (from
+//!   the partition), needed no grant from them, and started its home group
+//!   while another node of the majority ran it (found by
+//!   tests/corosync.rs, five nodes split 2|3, under load).
 
 use super::{
     Counters, DeadReason, Event, LinkStatus, MembershipConfig, MembershipStatus, NodeState,
@@ -81,8 +89,12 @@ pub enum CpgInput {
         pid: u32,
         bytes: Vec<u8>,
     },
-    /// votequorum's view changed.
-    Quorum(EngineQuorum),
+    /// votequorum's view changed: the quorum and the nodeids of the ring
+    /// (the nodes votequorum sees as members).
+    Quorum {
+        quorum: EngineQuorum,
+        ring: Vec<u32>,
+    },
     /// The connection to Corosync is gone (it stopped, or refused us).
     Disconnected { why: String },
 }
@@ -130,7 +142,12 @@ pub struct CpgMembership {
     peers: Vec<Peer>,
     outputs: Vec<Output>,
     counters: Counters,
+    /// The quorum last passed on (settling applied).
     quorum: Option<EngineQuorum>,
+    /// votequorum's own, as it said it last.
+    raw_quorum: Option<EngineQuorum>,
+    /// The ring's nodeids and since when each is in it.
+    ring: Vec<(u32, Duration)>,
     /// When peers never heard are declared dead: initdead after this node
     /// connected to Corosync (`None` while it is not connected).
     initdead_at: Option<Duration>,
@@ -149,6 +166,8 @@ impl CpgMembership {
             peers,
             outputs: Vec::new(),
             quorum: None,
+            raw_quorum: None,
+            ring: Vec::new(),
             initdead_at: None,
         }
     }
@@ -250,10 +269,14 @@ impl CpgMembership {
             .any(|p| p.state == NodeState::Unknown)
             .then_some(self.initdead_at)
             .flatten();
+        let settle = self
+            .unheard_in_ring()
+            .map(|(_, since)| since + self.cfg.base.initdead);
         self.peers
             .iter()
             .filter_map(|p| p.dying_at)
             .chain(unknown)
+            .chain(settle)
             .min()
             .unwrap_or(Duration::from_secs(3600 * 24 * 365))
     }
@@ -261,6 +284,40 @@ impl CpgMembership {
     /// Time passes: peers lost by failure are declared dead once the stop
     /// margin passed.
     pub fn tick(&mut self, now: Duration) {
+        self.expire(now);
+        self.pass_quorum(now);
+    }
+
+    /// The ring's nodes that are peers not up in hbd's view, with since
+    /// when they are in the ring.
+    fn unheard_in_ring(&self) -> impl Iterator<Item = (u32, Duration)> + '_ {
+        self.ring.iter().copied().filter(move |&(id, _)| {
+            Some(id) != self.local
+                && self
+                    .peers
+                    .iter()
+                    .any(|p| p.id == Some(id) && p.state != NodeState::Up)
+        })
+    }
+
+    /// Passes votequorum's quorum on to the groups, held (settling) while
+    /// a node of the ring is not heard yet, for at most initdead.
+    fn pass_quorum(&mut self, now: Duration) {
+        let Some(mut q) = self.raw_quorum else {
+            return;
+        };
+        let initdead = self.cfg.base.initdead;
+        q.settling = q.quorate
+            && self
+                .unheard_in_ring()
+                .any(|(_, since)| now < since.saturating_add(initdead));
+        if self.quorum != Some(q) {
+            self.quorum = Some(q);
+            self.outputs.push(Output::Event(Event::Quorum(q)));
+        }
+    }
+
+    fn expire(&mut self, now: Duration) {
         for i in 0..self.peers.len() {
             if self.peers[i].state == NodeState::Unknown
                 && self.initdead_at.is_some_and(|t| now >= t)
@@ -316,7 +373,12 @@ impl CpgMembership {
     }
 
     pub fn on_input(&mut self, input: CpgInput, now: Duration) {
-        self.tick(now);
+        self.expire(now);
+        self.handle(input, now);
+        self.pass_quorum(now);
+    }
+
+    fn handle(&mut self, input: CpgInput, now: Duration) {
         match input {
             CpgInput::Connected { local } => {
                 self.local = Some(local);
@@ -331,26 +393,29 @@ impl CpgMembership {
                 joined,
             } => self.on_confchg(&members, &left, &joined, now),
             CpgInput::Message { nodeid, pid, bytes } => self.on_message(nodeid, pid, &bytes, now),
-            CpgInput::Quorum(q) => {
-                if self.quorum != Some(q) {
-                    self.quorum = Some(q);
-                    self.outputs.push(Output::Event(Event::Quorum(q)));
-                }
+            CpgInput::Quorum { quorum, ring } => {
+                self.raw_quorum = Some(quorum);
+                let old = std::mem::take(&mut self.ring);
+                self.ring = ring
+                    .into_iter()
+                    .map(|id| {
+                        let since = old.iter().find(|&&(o, _)| o == id).map_or(now, |&(_, t)| t);
+                        (id, since)
+                    })
+                    .collect();
             }
             CpgInput::Disconnected { .. } => {
                 self.connected = false;
                 self.local = None;
                 self.initdead_at = None;
-                let lost = EngineQuorum {
+                self.raw_quorum = Some(EngineQuorum {
                     quorate: false,
                     votes: 0,
                     needed: self.quorum.map_or(0, |q| q.needed),
                     expected: self.quorum.map_or(0, |q| q.expected),
-                };
-                if self.quorum != Some(lost) {
-                    self.quorum = Some(lost);
-                    self.outputs.push(Output::Event(Event::Quorum(lost)));
-                }
+                    settling: false,
+                });
+                self.ring.clear();
                 for i in 0..self.peers.len() {
                     if self.peers[i].pid.is_some() || self.peers[i].state != NodeState::Dead {
                         self.dying(i, now);
@@ -904,9 +969,14 @@ mod tests {
             votes: 2,
             needed: 2,
             expected: 3,
+            settling: false,
         };
-        a.on_input(CpgInput::Quorum(q), ms(50));
-        a.on_input(CpgInput::Quorum(q), ms(60));
+        let ring = || CpgInput::Quorum {
+            quorum: q,
+            ring: vec![1, 2],
+        };
+        a.on_input(ring(), ms(50));
+        a.on_input(ring(), ms(60));
         assert_eq!(events(&mut a), vec![Event::Quorum(q)]);
         a.on_input(
             CpgInput::Disconnected {
@@ -926,5 +996,117 @@ mod tests {
             silence: Some(ms(1080))
         }));
         assert!(!a.connected());
+    }
+
+    /// Quorum regained with a node of the ring still dead in hbd's view
+    /// (from the partition): held until its hello arrives, or initdead.
+    #[test]
+    fn quorum_waits_for_every_node_of_the_ring() {
+        let (mut a, mut b) = pair();
+        events(&mut a);
+        let q = |quorate| EngineQuorum {
+            quorate,
+            votes: if quorate { 2 } else { 1 },
+            needed: 2,
+            expected: 3,
+            settling: false,
+        };
+        // Partition: n2 lost, dead after the margin, no quorum.
+        a.on_input(
+            CpgInput::Confchg {
+                members: vec![(1, 100)],
+                left: vec![(2, 200, false)],
+                joined: vec![],
+            },
+            ms(100),
+        );
+        a.on_input(
+            CpgInput::Quorum {
+                quorum: q(false),
+                ring: vec![1],
+            },
+            ms(100),
+        );
+        a.tick(ms(1100));
+        assert_eq!(a.node_state("n2"), Some(NodeState::Dead));
+        events(&mut a);
+        // Healed: votequorum says quorate before n2's hello arrived.
+        a.on_input(
+            CpgInput::Quorum {
+                quorum: q(true),
+                ring: vec![1, 2],
+            },
+            ms(2000),
+        );
+        let ev = events(&mut a);
+        assert!(
+            matches!(
+                ev[..],
+                [Event::Quorum(EngineQuorum {
+                    quorate: true,
+                    settling: true,
+                    ..
+                })]
+            ),
+            "{ev:?}"
+        );
+        assert!(a.next_deadline() <= ms(6000));
+        let back = vec![(1, 100), (2, 200)];
+        a.on_input(
+            CpgInput::Confchg {
+                members: back.clone(),
+                left: vec![],
+                joined: vec![(1, 100)],
+            },
+            ms(2010),
+        );
+        b.on_input(
+            CpgInput::Confchg {
+                members: back,
+                left: vec![],
+                joined: vec![(1, 100)],
+            },
+            ms(2010),
+        );
+        for bytes in sent(&mut b) {
+            a.on_input(
+                CpgInput::Message {
+                    nodeid: 2,
+                    pid: 200,
+                    bytes,
+                },
+                ms(2020),
+            );
+        }
+        let ev = events(&mut a);
+        let up = ev
+            .iter()
+            .position(|e| matches!(e, Event::NodeUp { .. }))
+            .unwrap();
+        let quorate = ev
+            .iter()
+            .position(|e| {
+                matches!(
+                    e,
+                    Event::Quorum(EngineQuorum {
+                        settling: false,
+                        ..
+                    })
+                )
+            })
+            .unwrap();
+        assert!(up < quorate, "{ev:?}");
+        // A node of the ring whose hbd never speaks: quorate after initdead.
+        let (mut a, _b) = pair();
+        a.on_input(
+            CpgInput::Quorum {
+                quorum: q(true),
+                ring: vec![1, 2, 3],
+            },
+            ms(100),
+        );
+        assert!(a.quorum().is_some_and(|q| q.settling));
+        a.tick(ms(4100));
+        assert!(a.quorum().is_some_and(|q| q.quorate && !q.settling));
     }
 }

@@ -41,14 +41,20 @@ pub struct CorosyncLink {
 
 impl CorosyncLink {
     /// Starts the thread for CPG group `group`; what it hears goes to `tx`.
-    pub fn start(group: String, tx: tmpsc::Sender<CpgInput>) -> std::io::Result<CorosyncLink> {
+    /// `ids`: corosync.conf's nodeids (whose votequorum state makes the
+    /// ring passed on with the quorum).
+    pub fn start(
+        group: String,
+        ids: Vec<u32>,
+        tx: tmpsc::Sender<CpgInput>,
+    ) -> std::io::Result<CorosyncLink> {
         let (out, out_rx) = mpsc::channel();
         let (wake_rd, wake) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
                 .map_err(std::io::Error::from)?;
         let thread = std::thread::Builder::new()
             .name("hbd-corosync".into())
-            .spawn(move || run(&group, &tx, &out_rx, &wake_rd))?;
+            .spawn(move || run(&group, &ids, &tx, &out_rx, &wake_rd))?;
         Ok(CorosyncLink {
             out,
             wake,
@@ -94,6 +100,8 @@ struct Sink {
     /// The ring's members, from votequorum's node list.
     members: u32,
     vq: Option<votequorum::Handle>,
+    /// corosync.conf's nodeids.
+    ids: Vec<u32>,
 }
 
 thread_local! {
@@ -142,8 +150,9 @@ fn on_confchg(
     });
 }
 
-/// votequorum's view now, from this node.
-fn quorum_now() -> Option<EngineQuorum> {
+/// votequorum's view now, from this node, and the ring: the configured
+/// nodes votequorum sees as members.
+fn quorum_now() -> Option<CpgInput> {
     SINK.with(|s| {
         let s = s.borrow();
         let s = s.as_ref()?;
@@ -155,18 +164,33 @@ fn quorum_now() -> Option<EngineQuorum> {
         } else {
             0
         };
-        Some(EngineQuorum {
-            quorate: flags.contains(votequorum::NodeInfoFlags::VOTEQUORUM_INFO_QUORATE),
-            votes: s.members * info.node_votes.max(1) + device,
-            needed: info.quorum,
-            expected: info.node_expected_votes.max(info.highest_expected),
+        let vq = s.vq.as_ref()?;
+        let ring: Vec<u32> = s
+            .ids
+            .iter()
+            .copied()
+            .filter(|&id| {
+                votequorum::get_info(vq, NodeId::from(id))
+                    .is_ok_and(|i| matches!(i.node_state, votequorum::NodeState::Member))
+            })
+            .collect();
+        Some(CpgInput::Quorum {
+            quorum: EngineQuorum {
+                quorate: flags.contains(votequorum::NodeInfoFlags::VOTEQUORUM_INFO_QUORATE),
+                votes: u32::try_from(ring.len()).unwrap_or(s.members) * info.node_votes.max(1)
+                    + device,
+                needed: info.quorum,
+                expected: info.node_expected_votes.max(info.highest_expected),
+                settling: false,
+            },
+            ring,
         })
     })
 }
 
 fn on_quorum(_h: &votequorum::Handle, _ctx: u64, _quorate: bool, _nodes: Vec<votequorum::Node>) {
     if let Some(q) = quorum_now() {
-        emit(CpgInput::Quorum(q));
+        emit(q);
     }
 }
 
@@ -177,13 +201,13 @@ fn on_nodelist(_h: &votequorum::Handle, _ctx: u64, _ring: votequorum::RingId, no
         }
     });
     if let Some(q) = quorum_now() {
-        emit(CpgInput::Quorum(q));
+        emit(q);
     }
 }
 
 fn on_expected(_h: &votequorum::Handle, _ctx: u64, _expected: u32) {
     if let Some(q) = quorum_now() {
-        emit(CpgInput::Quorum(q));
+        emit(q);
     }
 }
 
@@ -198,10 +222,16 @@ fn cs(what: &str, e: CsError) -> String {
     format!("{what}: {e}")
 }
 
-fn run(group: &str, tx: &tmpsc::Sender<CpgInput>, out: &mpsc::Receiver<Outgoing>, wake: &OwnedFd) {
+fn run(
+    group: &str,
+    ids: &[u32],
+    tx: &tmpsc::Sender<CpgInput>,
+    out: &mpsc::Receiver<Outgoing>,
+    wake: &OwnedFd,
+) {
     let mut reported: Option<String> = None;
     loop {
-        let end = match connect(group, tx) {
+        let end = match connect(group, ids, tx) {
             Ok((cpg_h, vq_h)) => {
                 reported = None;
                 tracing::info!(group, "joined the CPG group of corosync");
@@ -254,6 +284,7 @@ fn drain(fd: &OwnedFd) {
 
 fn connect(
     group: &str,
+    ids: &[u32],
     tx: &tmpsc::Sender<CpgInput>,
 ) -> Result<(cpg::Handle, votequorum::Handle), String> {
     let model = cpg::ModelData::ModelV1(cpg::Model1Data {
@@ -276,6 +307,7 @@ fn connect(
             local,
             members: 1,
             vq: Some(vq_h.clone()),
+            ids: ids.to_vec(),
         })
     });
     // Connected before the join's configuration change is dispatched.

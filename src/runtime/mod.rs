@@ -441,8 +441,10 @@ pub async fn run_with_vrrp(
     let (cpg_tx, mut cpg_rx) = mpsc::channel(RECEIVE_QUEUE);
     let (mut membership, cpg) = match cpg_config(&config) {
         Some(cfg) => {
-            let link = corosync::CorosyncLink::start(config.membership.cpg_group.clone(), cpg_tx)
-                .map_err(RuntimeError::Corosync)?;
+            let ids = cfg.ids.iter().map(|&(id, _)| id).collect();
+            let link =
+                corosync::CorosyncLink::start(config.membership.cpg_group.clone(), ids, cpg_tx)
+                    .map_err(RuntimeError::Corosync)?;
             (
                 Engine::Corosync(CpgMembership::new(cfg, incarnation, Duration::ZERO)),
                 Some(link),
