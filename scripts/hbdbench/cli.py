@@ -9,7 +9,10 @@ idle (2), crash (3), switchover (4), monitor (5), disk (6), vrrp (7),
 falsefail and stack (scripts/hbdbench/falsefail.py and stack.py: false
 failovers under load vs heartbeat, scenario 1's full-stack takeover split by
 resource), corosync (scripts/hbdbench/corosync.py: crash failover with hbd on
-Corosync at several token timeouts beside hbd's own membership); failover =
+Corosync at several token timeouts beside hbd's own membership), pacemaker
+(scripts/hbdbench/pacemaker.py: the same crash failover with Pacemaker 2.1
+running the VIP as ocf:heartbeat:IPaddr2 on Corosync, token 3000 and 1000 ms);
+failover =
 crash and switchover, e.g.
 `scripts/bench --only failover --trials 10`.
 
@@ -86,6 +89,7 @@ from .corosync import corosync_table
 from .detection import detection_table, idle_table
 from .failover import failover_table, switchover_table
 from .monitor import monitor_table
+from .pacemaker import pacemaker_table
 
 
 def check_clean():
@@ -100,7 +104,7 @@ def check_clean():
 
 
 PARTS = ("detection", "idle", "failover", "crash", "switchover", "monitor", "disk", "vrrp",
-         "falsefail", "stack", "corosync")
+         "falsefail", "stack", "corosync", "pacemaker")
 
 
 def main():
@@ -158,6 +162,8 @@ def main():
             stack.stack_table(args)
         if "corosync" in parts:
             corosync_table(args)
+        if "pacemaker" in parts:
+            pacemaker_table(args)
         summary.table()
     finally:
         check_clean()
