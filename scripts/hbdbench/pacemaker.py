@@ -23,10 +23,10 @@ the Pacemaker daemons, the echo server) is SIGKILLed and its link cut; t0
 right before. Measured: the first probe answer from n2, and from n2's
 pacemaker.log (millisecond timestamps) the controller's "Node n1 state is
 now lost" and the IPaddr2 start's result."""
-import datetime, os, shutil, subprocess, tempfile, time
+import datetime, os, shutil, subprocess, sys, tempfile, time
 
 from .clusters import Probe, VIP, start_echo
-from .common import LAB, PREFIX, kill_pids, lab_down, lab_up, ns_pids, sh
+from .common import LAB, PREFIX, kill_pids, lab_down, lab_up, ms, ns_pids, sh
 from .corosync import span
 
 TOKENS = (3000, 1000)
@@ -224,6 +224,10 @@ def pcmk_log_times(log, since):
     return out
 
 
+def fmt(x):
+    return ms(x) if x is not None else "—"
+
+
 def pacemaker_failover(token_ms, trials, keep=False):
     """[(kill → VIP answers from n2, kill → n2's controller: n1 lost,
     kill → IPaddr2 started on n2, DC before the kill)]."""
@@ -254,8 +258,10 @@ def pacemaker_failover(token_ms, trials, keep=False):
                             in l), None)
             out.append((ta - t0, lost - t0 if lost else None,
                         started - t0 if started else None, dc))
-            if keep:
-                print(f"trial {t}: {out[-1]}; logs in {c.dir}", flush=True)
+            r = out[-1]
+            print(f"bench: pacemaker token {token_ms} trial {t}: DC {dc}, n1 lost "
+                  f"{fmt(r[1])}, IPaddr2 started {fmt(r[2])}, VIP answers from n2 {fmt(r[0])}"
+                  + (f"; logs in {c.dir}" if keep else ""), file=sys.stderr, flush=True)
         finally:
             if not keep:
                 c.close()
@@ -285,7 +291,7 @@ def pacemaker_table(args):
 
 
 if __name__ == "__main__":
-    import argparse, signal, sys
+    import argparse, signal
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=5)
     ap.add_argument("--token", type=int, action="append")
@@ -297,6 +303,6 @@ if __name__ == "__main__":
         TOKENS = tuple(a.token)
     if a.keep:
         for tok in TOKENS:
-            print(tok, pacemaker_failover(tok, a.trials, keep=True))
+            pacemaker_failover(tok, a.trials, keep=True)
     else:
         pacemaker_table(a)
