@@ -192,6 +192,7 @@ class PacemakerGroupCluster:
             if not pids:
                 return
             time.sleep(0.05)
+        print(f"bench: pacemaker: still alive after SIGKILL: {pids}", file=sys.stderr)
 
     def close(self):
         if hasattr(self, "probe"):
