@@ -4,8 +4,10 @@
 //! --xml-file` finds no error in the CIB, and `crm_simulate --simulate`
 //! with every node up places each group's resources on one node (its
 //! haresources node), started in haresources order, each DRBD promotion
-//! before the resource that followed drbddisk. No cluster runs: the tools
-//! read the file only.
+//! before the resource that followed drbddisk. The pcs script and the
+//! crmsh text load with the real pcs and crmsh (offline, into a file) where
+//! their agents are installed (not DRBD's: drbd-utils' OCF agent is not
+//! installed here). No cluster runs: the tools read the file only.
 
 mod common;
 
@@ -54,6 +56,77 @@ fn tool(dir: &Path, args: &[&str]) -> Output {
                 args[0]
             )
         })
+}
+
+/// The pcs script and the crmsh text of `dir` (as node `node`) loaded by
+/// the real pcs (0.11, offline: `pcs -f` on a file) and crmsh (4.4,
+/// `CIB_file`), each into an empty CIB that crm_verify then accepts. Both
+/// tools check every agent's meta-data: they run in a private mount
+/// namespace whose /usr/lib/ocf/resource.d also holds hbd's agents (the
+/// package installs them there as provider hbd). The pcs script's first
+/// and last commands (read and push the live CIB) become `cibadmin
+/// --empty` and crm_verify.
+fn load_with_pcs_and_crmsh(dir: &Path, node: &str) {
+    let ocf = dir.join("ocf");
+    fs::create_dir_all(ocf.join("hbd")).unwrap();
+    for provider in ["heartbeat", "pacemaker"] {
+        let out = tool(
+            dir,
+            &[
+                "cp",
+                "-a",
+                &format!("/usr/lib/ocf/resource.d/{provider}"),
+                ocf.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", show("cp", &out));
+    }
+    for agent in ["mysqld", "daemon"] {
+        fs::copy(
+            repo().join("resources").join(agent),
+            ocf.join("hbd").join(agent),
+        )
+        .unwrap();
+    }
+    let script = export(dir, node, "pcs")
+        .replace(
+            "pcs cluster cib \"$cib\"\n",
+            "cibadmin --empty > \"$cib\"\n",
+        )
+        .replace(
+            "pcs cluster cib-push \"$cib\" --config\n",
+            "crm_verify --xml-file \"$cib\"\n",
+        );
+    assert!(script.contains("cibadmin --empty") && script.contains("crm_verify --xml-file"));
+    fs::write(dir.join("pcs-offline.sh"), &script).unwrap();
+    fs::write(dir.join("crm.txt"), export(dir, node, "crmsh")).unwrap();
+    let run = format!(
+        "set -e\nmount --bind {ocf} /usr/lib/ocf/resource.d\n\
+         sh {d}/pcs-offline.sh\n\
+         cibadmin --empty > {d}/crm-cib.xml\n\
+         CIB_file={d}/crm-cib.xml crm -F configure load update {d}/crm.txt\n\
+         crm_verify --xml-file {d}/crm-cib.xml\n",
+        ocf = ocf.display(),
+        d = dir.display()
+    );
+    let out = tool(
+        dir,
+        &[
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &run,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}\npcs script:\n{script}\ncrmsh:\n{}",
+        show("pcs and crmsh (scripts/setup installs them)", &out),
+        fs::read_to_string(dir.join("crm.txt")).unwrap()
+    );
 }
 
 /// crm_verify finds no error. Warnings are allowed: with fencing on and an
@@ -184,6 +257,7 @@ fn repo_example_passes_crm_verify_and_runs_on_its_node() {
         None,
     );
     assert!(xml.contains("provider=\"hbd\" type=\"mysqld\""), "{xml}");
+    load_with_pcs_and_crmsh(d.path(), "n1");
 }
 
 /// Seed 002 (AggreGate: heartbeat + DRBD + mon): `l0 IPaddr2 drbddisk::r0
@@ -344,6 +418,18 @@ fn two_groups_with_ping_and_fencing_run_on_their_nodes() {
     ] {
         assert!(xml.contains(want), "no {want:?} in\n{xml}");
     }
+    // pcs and crmsh check the fence agent's meta-data too, and
+    // fence-agents is not installed here: they load the configuration
+    // without the stonith_host lines.
+    let ha_cf = fs::read_to_string(p.join("ha.cf")).unwrap();
+    let without: String = ha_cf
+        .lines()
+        .filter(|l| !l.starts_with("stonith_host"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write(p, "ha.cf", &without, 0o600);
+    write(p, "cluster.toml", "[quorum]\n", 0o600);
+    load_with_pcs_and_crmsh(p, "n2");
 }
 
 /// A configuration with errors is refused as `hbctl check` refuses it.

@@ -92,15 +92,22 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// An XML comment: `--` may not occur in one, nor may it end in `-`.
-fn comment(o: &mut String, indent: usize, text: &str) {
-    let mut t = text.replace('\n', " ");
+/// `text` as the body of an XML comment: `--` may not occur in one, nor
+/// may it end in `-` (crmsh's `#` comments become XML comments too).
+pub(super) fn comment_text(text: &str) -> String {
+    let mut t = text.to_string();
     while t.contains("--") {
         t = t.replace("--", "- -");
     }
     if t.ends_with('-') {
         t.push(' ');
     }
+    t
+}
+
+/// An XML comment.
+fn comment(o: &mut String, indent: usize, text: &str) {
+    let t = comment_text(&text.replace('\n', " "));
     let _ = writeln!(o, "{:indent$}<!-- {t} -->", "");
 }
 

@@ -16,9 +16,12 @@ pub fn quote(s: &str) -> String {
     }
 }
 
+/// `#` lines: crmsh keeps them as XML comments in the CIB, so they obey
+/// XML's rules (found by loading the export with the real crmsh: "Comment
+/// may not contain '--' or end with '-'").
 fn comment(o: &mut String, text: &str) {
     for line in text.lines() {
-        let _ = writeln!(o, "# {line}");
+        let _ = writeln!(o, "# {}", super::cib::comment_text(line));
     }
 }
 
@@ -67,9 +70,10 @@ fn primitive(o: &mut String, p: &Primitive) {
 
 pub fn render(m: &Cib) -> String {
     let mut o = String::new();
-    o.push_str(
-        "# Written by hbctl export pacemaker --format crmsh from hbd's configuration.\n\
-         # Load with: crm configure load update FILE\n",
+    comment(
+        &mut o,
+        "Written by hbctl export pacemaker (format crmsh) from hbd's configuration.\n\
+         Load with: crm configure load update FILE",
     );
     for n in &m.notes {
         comment(&mut o, n);
