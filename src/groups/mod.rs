@@ -205,6 +205,11 @@ pub struct EngineQuorum {
     /// heard by hbd yet (its report may show what it runs): not quorate
     /// for the groups until it is, or until initdead passed.
     pub settling: bool,
+    /// Corosync's ring lost a node and votequorum is deciding again
+    /// (`quorate` is the previous ring's word until it has): no start, no
+    /// fence; without fencing this node also holds nothing meanwhile (the
+    /// side that will lose may not know it for the whole sync).
+    pub syncing: bool,
 }
 
 /// Which groups `hbctl standby` / `takeover` act on (hb_standby's words).

@@ -145,10 +145,18 @@ impl Groups {
                 },
                 Some(q) => QuorumView {
                     protected: true,
-                    has: q.quorate && !q.settling,
+                    has: q.quorate && !q.settling && !q.syncing,
                     votes: q.votes,
                     needed: q.needed,
-                    why: if q.quorate && q.settling {
+                    why: if q.syncing {
+                        format!(
+                            "votequorum is deciding after Corosync lost a node (it was {} \
+                             with {} of {} votes)",
+                            if q.quorate { "quorate" } else { "not quorate" },
+                            q.votes,
+                            q.expected
+                        )
+                    } else if q.quorate && q.settling {
                         format!(
                             "votequorum quorate ({} of {} votes), waiting to hear every node of \
                              the membership",
@@ -225,8 +233,13 @@ impl Groups {
         }
         if self.cfg.engine_quorum {
             // Settling (a node of the membership not heard yet) only holds
-            // starts back: what runs here keeps running.
-            if !self.engine_quorum.is_some_and(|q| q.quorate) {
+            // starts back: what runs here keeps running. While votequorum
+            // decides after a loss, only fencing (the winner fences this
+            // node before it starts anything) lets it keep running.
+            let holds = self
+                .engine_quorum
+                .is_some_and(|q| q.quorate && (!q.syncing || self.cfg.fencing));
+            if !holds {
                 return Some(format!("no quorum: {}", self.quorum().why));
             }
         } else if self.cfg.witness.is_some() {

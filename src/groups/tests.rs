@@ -983,6 +983,7 @@ fn engine_quorum_gates_starting_and_holding() {
         needed: 2,
         expected: 3,
         settling: false,
+        syncing: false,
     };
     g.set_engine_quorum(minority, ms(600));
     g.tick(ms(700));
@@ -995,6 +996,7 @@ fn engine_quorum_gates_starting_and_holding() {
         needed: 2,
         expected: 3,
         settling: false,
+        syncing: false,
     };
     g.set_engine_quorum(majority, ms(800));
     g.tick(ms(900));
@@ -1013,7 +1015,82 @@ fn engine_quorum_gates_starting_and_holding() {
     assert!(starts(&mut g).is_empty());
     assert!(!g.quorum().has);
     assert_eq!(g.local_state(0), GroupState::Started);
-    // Quorum lost: it stops what it runs.
-    g.set_engine_quorum(minority, ms(1100));
+    // votequorum deciding again after a loss, no fencing: this node may
+    // be the side that loses without knowing it yet: it stops.
+    g.set_engine_quorum(
+        EngineQuorum {
+            syncing: true,
+            ..majority
+        },
+        ms(1100),
+    );
     assert_eq!(starts(&mut g), vec![Output::Stop(0)]);
+    assert!(g.quorum().why.contains("deciding"), "{}", g.quorum().why);
+}
+
+/// With fencing, a node keeps its groups while votequorum decides after a
+/// loss (the winner fences the loser before it starts anything), but it
+/// neither starts nor fences meanwhile.
+#[test]
+fn engine_quorum_syncing_with_fencing_keeps_running_groups() {
+    let ms = Duration::from_millis;
+    let cfg = GroupsConfig {
+        node: "n1".into(),
+        nodes: vec!["n1".into(), "n2".into()],
+        groups: vec![
+            GroupDef {
+                id: "a".into(),
+                home: "n1".into(),
+            },
+            GroupDef {
+                id: "b".into(),
+                home: "n2".into(),
+            },
+        ],
+        auto_failback: false,
+        resend: ms(100),
+        deadtime: ms(1000),
+        witness: None,
+        is_witness: false,
+        wait_for_all: false,
+        ping_tiebreak: false,
+        fencing: true,
+        failure_timeout: None,
+        engine_quorum: true,
+    };
+    let mut g = Groups::new(cfg, 7, Duration::ZERO);
+    let q = EngineQuorum {
+        quorate: true,
+        votes: 2,
+        needed: 2,
+        expected: 3,
+        settling: false,
+        syncing: false,
+    };
+    g.on_probe(0, Probe::Stopped, ms(10));
+    g.on_probe(1, Probe::Stopped, ms(10));
+    g.set_engine_quorum(q, ms(20));
+    g.on_node_dead("n2", true, ms(30));
+    g.tick(ms(100));
+    let out = g.take_outputs();
+    assert!(out.contains(&Output::Start(0)), "{out:?}");
+    g.on_done(0, OpResult::Started, ms(200));
+    g.take_outputs();
+    // n2 lost by failure while votequorum decides: no stop, no fence, no
+    // start of n2's group b.
+    g.set_engine_quorum(
+        EngineQuorum {
+            syncing: true,
+            ..q
+        },
+        ms(300),
+    );
+    g.tick(ms(400));
+    let out = g.take_outputs();
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Stop(_) | Output::Start(_) | Output::Fence(_))),
+        "{out:?}"
+    );
+    assert_eq!(g.local_state(0), GroupState::Started);
 }

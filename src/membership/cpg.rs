@@ -90,11 +90,17 @@ pub enum CpgInput {
         bytes: Vec<u8>,
     },
     /// votequorum's view changed: the quorum and the nodeids of the ring
-    /// (the nodes votequorum sees as members).
+    /// (the nodes votequorum sees as members). The end of a sync.
     Quorum {
         quorum: EngineQuorum,
         ring: Vec<u32>,
     },
+    /// votequorum started a sync on a new ring (its node list): the quorum
+    /// is decided again, and until the `Quorum` that ends the sync the
+    /// previous one is stale (with a quorum device for up to its
+    /// sync_timeout: the campaign on Corosync found both sides of a full
+    /// partition reading "quorate" there and fencing each other).
+    Sync { ring: Vec<u32> },
     /// The connection to Corosync is gone (it stopped, or refused us).
     Disconnected { why: String },
 }
@@ -148,6 +154,8 @@ pub struct CpgMembership {
     raw_quorum: Option<EngineQuorum>,
     /// The ring's nodeids and since when each is in it.
     ring: Vec<(u32, Duration)>,
+    /// A sync after the ring lost a node is under way.
+    syncing: bool,
     /// When peers never heard are declared dead: initdead after this node
     /// connected to Corosync (`None` while it is not connected).
     initdead_at: Option<Duration>,
@@ -168,6 +176,7 @@ impl CpgMembership {
             quorum: None,
             raw_quorum: None,
             ring: Vec::new(),
+            syncing: false,
             initdead_at: None,
         }
     }
@@ -311,6 +320,7 @@ impl CpgMembership {
             && self
                 .unheard_in_ring()
                 .any(|(_, since)| now < since.saturating_add(initdead));
+        q.syncing = self.syncing;
         if self.quorum != Some(q) {
             self.quorum = Some(q);
             self.outputs.push(Output::Event(Event::Quorum(q)));
@@ -393,16 +403,16 @@ impl CpgMembership {
                 joined,
             } => self.on_confchg(&members, &left, &joined, now),
             CpgInput::Message { nodeid, pid, bytes } => self.on_message(nodeid, pid, &bytes, now),
+            CpgInput::Sync { ring } => {
+                if self.ring.iter().any(|(id, _)| !ring.contains(id)) {
+                    self.syncing = true;
+                }
+                self.set_ring(ring, now);
+            }
             CpgInput::Quorum { quorum, ring } => {
                 self.raw_quorum = Some(quorum);
-                let old = std::mem::take(&mut self.ring);
-                self.ring = ring
-                    .into_iter()
-                    .map(|id| {
-                        let since = old.iter().find(|&&(o, _)| o == id).map_or(now, |&(_, t)| t);
-                        (id, since)
-                    })
-                    .collect();
+                self.syncing = false;
+                self.set_ring(ring, now);
             }
             CpgInput::Disconnected { .. } => {
                 self.connected = false;
@@ -414,8 +424,11 @@ impl CpgMembership {
                     needed: self.quorum.map_or(0, |q| q.needed),
                     expected: self.quorum.map_or(0, |q| q.expected),
                     settling: false,
+                    syncing: false,
+            syncing: false,
                 });
                 self.ring.clear();
+                self.syncing = false;
                 for i in 0..self.peers.len() {
                     if self.peers[i].pid.is_some() || self.peers[i].state != NodeState::Dead {
                         self.dying(i, now);
@@ -423,6 +436,21 @@ impl CpgMembership {
                 }
             }
         }
+    }
+
+    /// The ring now, keeping since when each node already in it was.
+    fn set_ring(&mut self, ring: Vec<u32>, now: Duration) {
+        let old = std::mem::take(&mut self.ring);
+        self.ring = ring
+            .into_iter()
+            .map(|id| {
+                let since = old
+                    .iter()
+                    .find(|&&(o, _)| o == id)
+                    .map_or(now, |&(_, t)| t);
+                (id, since)
+            })
+            .collect();
     }
 
     fn on_confchg(
@@ -970,6 +998,7 @@ mod tests {
             needed: 2,
             expected: 3,
             settling: false,
+            syncing: false,
         };
         let ring = || CpgInput::Quorum {
             quorum: q,
@@ -1010,6 +1039,7 @@ mod tests {
             needed: 2,
             expected: 3,
             settling: false,
+            syncing: false,
         };
         // Partition: n2 lost, dead after the margin, no quorum.
         a.on_input(
@@ -1090,6 +1120,9 @@ mod tests {
                     e,
                     Event::Quorum(EngineQuorum {
                         settling: false,
+                        syncing: false,
+                    syncing: false,
+            syncing: false,
                         ..
                     })
                 )
@@ -1108,5 +1141,50 @@ mod tests {
         assert!(a.quorum().is_some_and(|q| q.settling));
         a.tick(ms(4100));
         assert!(a.quorum().is_some_and(|q| q.quorate && !q.settling));
+    }
+
+    /// votequorum's sync after the ring lost a node: the quorum it said
+    /// before is stale until the sync ends (a quorum device may take its
+    /// whole sync_timeout): passed on as syncing, then as decided.
+    #[test]
+    fn a_sync_after_a_loss_marks_the_quorum_stale_until_it_ends() {
+        let (mut a, _b) = pair();
+        let q = |quorate, votes| EngineQuorum {
+            quorate,
+            votes,
+            needed: 2,
+            expected: 3,
+            settling: false,
+            syncing: false,
+        };
+        a.on_input(
+            CpgInput::Quorum {
+                quorum: q(true, 3),
+                ring: vec![1, 2],
+            },
+            ms(50),
+        );
+        events(&mut a);
+        a.on_input(CpgInput::Sync { ring: vec![1] }, ms(100));
+        let ev = events(&mut a);
+        assert!(
+            matches!(ev[..], [Event::Quorum(EngineQuorum { quorate: true, syncing: true, .. })]),
+            "{ev:?}"
+        );
+        a.on_input(
+            CpgInput::Quorum {
+                quorum: q(false, 1),
+                ring: vec![1],
+            },
+            ms(12_000),
+        );
+        let ev = events(&mut a);
+        assert!(
+            matches!(ev[..], [Event::Quorum(EngineQuorum { quorate: false, syncing: false, .. })]),
+            "{ev:?}"
+        );
+        // A ring that only grows is no loss: nothing stale to hold.
+        a.on_input(CpgInput::Sync { ring: vec![1, 2] }, ms(13_000));
+        assert!(a.quorum().is_some_and(|q| !q.syncing));
     }
 }

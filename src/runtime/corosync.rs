@@ -151,8 +151,10 @@ fn on_confchg(
 }
 
 /// votequorum's view now, from this node, and the ring: the configured
-/// nodes votequorum sees as members.
-fn quorum_now() -> Option<CpgInput> {
+/// nodes votequorum sees as members. `quorate`: the quorum notification's
+/// own word when there is one; `votequorum_getinfo`'s flag is what the
+/// last completed sync decided (during a sync it is stale).
+fn quorum_now(quorate: Option<bool>) -> Option<CpgInput> {
     SINK.with(|s| {
         let s = s.borrow();
         let s = s.as_ref()?;
@@ -176,7 +178,9 @@ fn quorum_now() -> Option<CpgInput> {
             .collect();
         Some(CpgInput::Quorum {
             quorum: EngineQuorum {
-                quorate: flags.contains(votequorum::NodeInfoFlags::VOTEQUORUM_INFO_QUORATE),
+                quorate: quorate.unwrap_or_else(|| {
+                    flags.contains(votequorum::NodeInfoFlags::VOTEQUORUM_INFO_QUORATE)
+                }),
                 votes: u32::try_from(ring.len()).unwrap_or(s.members) * info.node_votes.max(1)
                     + device,
                 needed: info.quorum,
@@ -188,25 +192,29 @@ fn quorum_now() -> Option<CpgInput> {
     })
 }
 
-fn on_quorum(_h: &votequorum::Handle, _ctx: u64, _quorate: bool, _nodes: Vec<votequorum::Node>) {
-    if let Some(q) = quorum_now() {
+/// The end of votequorum's sync: the quorum it decided.
+fn on_quorum(_h: &votequorum::Handle, _ctx: u64, quorate: bool, _nodes: Vec<votequorum::Node>) {
+    if let Some(q) = quorum_now(Some(quorate)) {
         emit(q);
     }
 }
 
+/// The start of votequorum's sync on a new ring: the quorum is being
+/// decided again (with a quorum device this can take its whole
+/// sync_timeout); what getinfo says now is the previous ring's.
 fn on_nodelist(_h: &votequorum::Handle, _ctx: u64, _ring: votequorum::RingId, nodes: Vec<NodeId>) {
     SINK.with(|s| {
         if let Some(s) = s.borrow_mut().as_mut() {
             s.members = u32::try_from(nodes.len()).unwrap_or(u32::MAX);
         }
     });
-    if let Some(q) = quorum_now() {
-        emit(q);
-    }
+    emit(CpgInput::Sync {
+        ring: nodes.into_iter().map(u32::from).collect(),
+    });
 }
 
 fn on_expected(_h: &votequorum::Handle, _ctx: u64, _expected: u32) {
-    if let Some(q) = quorum_now() {
+    if let Some(q) = quorum_now(None) {
         emit(q);
     }
 }
@@ -318,6 +326,10 @@ fn connect(
     }
     votequorum::trackstart(&vq_h, 0, TrackFlags::Changes)
         .map_err(|e| cs("votequorum_trackstart", e))?;
+    // The state at connection (the last completed sync's).
+    if let Some(q) = quorum_now(None) {
+        emit(q);
+    }
     Ok((cpg_h, vq_h))
 }
 
