@@ -148,7 +148,11 @@ impl Drop for CorosyncLab {
 /// k on the lab's net k: ring0_addr 192.0.2.1N, ring1_addr 198.51.100.1N),
 /// a quorum device at `qdevice` (corosync-qnetd: model net, ffsplit, no
 /// TLS) or, without one, `two_node` for two nodes; its log and state dir
-/// under `dir`.
+/// under `dir`. With two links knet sends on both at once (`link_mode:
+/// active`, as heartbeat's `bcast eth0 eth1` does): in the default passive
+/// mode the loss of the link in use costs the token before knet fails over
+/// (token 1000 ms), and that membership change stalls CPG until the quorum
+/// device answers.
 pub fn conf_text(
     i: usize,
     nodes: usize,
@@ -167,6 +171,7 @@ pub fn conf_text(
             format!("  node {{\n{rings}    name: n{k}\n    nodeid: {k}\n  }}\n")
         })
         .collect();
+    let link_mode = if links > 1 { "  link_mode: active\n" } else { "" };
     let quorum = match qdevice {
         Some(host) => format!(
             "  device {{\n    model: net\n    votes: 1\n    net {{\n      host: {host}\n      \
@@ -178,7 +183,7 @@ pub fn conf_text(
     format!(
         "# node n{i} of the hbd test lab\n\
          totem {{\n  version: 2\n  cluster_name: hbdlab\n  transport: knet\n  \
-         token: {token_ms}\n  crypto_cipher: none\n  crypto_hash: none\n}}\n\
+         token: {token_ms}\n{link_mode}  crypto_cipher: none\n  crypto_hash: none\n}}\n\
          nodelist {{\n{nodelist}}}\n\
          quorum {{\n  provider: corosync_votequorum\n{quorum}}}\n\
          logging {{\n  to_logfile: yes\n  logfile: {dir}/corosync.log\n  to_syslog: no\n  \
@@ -224,7 +229,7 @@ pub fn spawn_corosync(lab: &Lab, i: usize, conf: &Path, dir: &Path, qdevice: boo
     cmd.spawn().expect("start corosync")
 }
 
-/// corosync-qnetd (no TLS) in lab host `host`'s namespace, output to
+/// corosync-qnetd (no TLS, debug log) in lab host `host`'s namespace, output to
 /// DIR/out.log; the child is qnetd itself (exec'd).
 pub fn spawn_qnetd(lab: &Lab, host: &str, dir: &Path) -> Child {
     fs::create_dir_all(dir).unwrap();
@@ -240,7 +245,7 @@ pub fn spawn_qnetd(lab: &Lab, host: &str, dir: &Path) -> Child {
             "sh",
             "-c",
             "set -e\nmount -t tmpfs hbd-lab-run /run\nmkdir -p /run/corosync-qnetd\n\
-             exec corosync-qnetd -f -s off",
+             exec corosync-qnetd -f -d -s off",
         ])
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())

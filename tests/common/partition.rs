@@ -988,6 +988,32 @@ impl Cluster {
         self.d.lab.start(i);
     }
 
+    /// With HBD_CAMPAIGN_LOGS=DIR: every log of the lab (hbd, devices,
+    /// corosync, qdevice, qnetd) copied to DIR/SCENARIO-SETUP-SEED/ before
+    /// the lab goes.
+    pub fn keep_logs(&self, scenario: Scenario, seed: u64) {
+        let Some(to) = std::env::var_os("HBD_CAMPAIGN_LOGS") else {
+            return;
+        };
+        let to = PathBuf::from(to).join(format!(
+            "{}-{}-{seed}",
+            scenario.name(),
+            self.setup.name()
+        ));
+        fn copy_logs(from: &Path, to: &Path) {
+            for e in fs::read_dir(from).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    copy_logs(&p, &to.join(e.file_name()));
+                } else if p.extension().is_some_and(|x| x == "log") {
+                    let _ = fs::create_dir_all(to);
+                    let _ = fs::copy(&p, to.join(e.file_name()));
+                }
+            }
+        }
+        copy_logs(self.d.lab.dir.path(), &to);
+    }
+
     /// Waits (up to [`SETTLE`]) until no fence agent runs in the lab.
     fn wait_fence_agents(&self) {
         let start = Instant::now();
@@ -1430,6 +1456,7 @@ pub fn run(scenario: Scenario, setup: Setup, seed: u64) -> Outcome {
             }
         }
     }
+    c.keep_logs(scenario, seed);
     let timeline = watched.timeline.clone();
     let outage = acks
         .windows(2)
