@@ -171,7 +171,11 @@ pub fn conf_text(
             format!("  node {{\n{rings}    name: n{k}\n    nodeid: {k}\n  }}\n")
         })
         .collect();
-    let link_mode = if links > 1 { "  link_mode: active\n" } else { "" };
+    let link_mode = if links > 1 {
+        "  link_mode: active\n"
+    } else {
+        ""
+    };
     let quorum = match qdevice {
         Some(host) => format!(
             "  device {{\n    model: net\n    votes: 1\n    net {{\n      host: {host}\n      \

@@ -995,11 +995,8 @@ impl Cluster {
         let Some(to) = std::env::var_os("HBD_CAMPAIGN_LOGS") else {
             return;
         };
-        let to = PathBuf::from(to).join(format!(
-            "{}-{}-{seed}",
-            scenario.name(),
-            self.setup.name()
-        ));
+        let to =
+            PathBuf::from(to).join(format!("{}-{}-{seed}", scenario.name(), self.setup.name()));
         fn copy_logs(from: &Path, to: &Path) {
             for e in fs::read_dir(from).into_iter().flatten().flatten() {
                 let p = e.path();
