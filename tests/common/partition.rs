@@ -20,6 +20,14 @@
 //! net 1 (eth1, 198.51.100.0/24) the crossover; heartbeat goes over both
 //! (`bcast eth0 eth1`), replication over eth1.
 //!
+//! On Corosync ([`Setup::Corosync`], issue 18) n1 and n2 run corosync with
+//! two knet links (ring0 on eth0, ring1 on eth1: heartbeat's `bcast eth0
+//! eth1`) and corosync-qdevice; n3 runs corosync-qnetd instead of the
+//! witness. corosync-qdevice takes one qnetd address: n3's eth0
+//! (192.0.2.13), so a crossover cut (eth1) leaves both the membership
+//! (link 0) and the third vote untouched, while a cut of a node's eth0
+//! costs it the device's vote but not the membership (link 1).
+//!
 //! A node with no process left in its namespace is powered off (a crash,
 //! or fenced): its disk is not Primary and an address still configured on
 //! its interface does not count as "the VIP on both" (its links are cut, as
@@ -32,6 +40,7 @@
 //! cleaned by the next one.
 #![allow(dead_code)]
 
+use super::corosync;
 use super::disk::*;
 use super::scenario::{curl, kill_netns, netns_pids, netns_pids_named, Reaper};
 use super::*;
@@ -176,6 +185,51 @@ impl Scenario {
         Scenario::ALL.into_iter().find(|x| x.name() == s)
     }
 }
+
+/// The configuration a run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setup {
+    /// Heartbeat's membership, no protections (issue 13's "before").
+    Unprotected,
+    /// The recommended configuration: witness (`hbd --witness` in n3), ping
+    /// tiebreaker, peer outdating, lab fencing.
+    Protected,
+    /// The protected configuration's disk protections (fencing
+    /// resource-only, the built-in outdater over CPG, ping tiebreaker, lab
+    /// fencing) with membership and quorum from Corosync (issue 18):
+    /// corosync with two knet links (eth0 and eth1) on n1 and n2,
+    /// corosync-qdevice beside it, corosync-qnetd in n3 (192.0.2.13, on
+    /// eth0's net only) as the third vote.
+    Corosync,
+}
+
+impl Setup {
+    pub const ALL: [Setup; 3] = [Setup::Unprotected, Setup::Protected, Setup::Corosync];
+
+    /// Whether the invariants of the protected configuration apply.
+    pub fn protected(self) -> bool {
+        self != Setup::Unprotected
+    }
+
+    /// Its name on result lines (`protect=`) and in HBD_CAMPAIGN_PROTECT.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setup::Unprotected => "off",
+            Setup::Protected => "on",
+            Setup::Corosync => "corosync",
+        }
+    }
+}
+
+/// corosync's totem token in the Corosync configuration: with the 1 s stop
+/// margin a lost node is dead after 2 s, as with heartbeat's deadtime 2.
+pub const COROSYNC_TOKEN_MS: u32 = 1000;
+/// The qnetd host: n3's eth0 address (corosync-qdevice takes one address).
+pub const QNETD: &str = "192.0.2.13";
+/// The UDP ports of corosync's knet links: 5405 for link 0 (eth0), 5406
+/// for link 1 (eth1) — corosync 3.1 gives link k port 5405 + k unless
+/// `totem.interface.mcastport` says otherwise (`ss -uapn` in a lab node).
+pub const KNET_PORTS: &[u16] = &[5405, 5406];
 
 /// One acknowledged record: its id, the node whose app wrote it, when.
 #[derive(Clone, Debug)]
@@ -462,8 +516,12 @@ fn track(
 /// devices are detached, then the lab is removed.
 pub struct Cluster {
     reaper: Reaper,
+    /// `hbd --witness` (Protected) or corosync-qnetd (Corosync) in n3.
     witness: Option<Child>,
+    /// The shells of n1's and n2's corosync and corosync-qdevice.
+    corosync: [Option<Child>; 2],
     pub d: DiskLab,
+    pub setup: Setup,
     pub protect: bool,
     pub t0: Instant,
     pub mnt: PathBuf,
@@ -471,8 +529,10 @@ pub struct Cluster {
 
 impl Cluster {
     /// The lab, both devices synced, ext4 made, the configuration written
-    /// (protected: the recommended configuration of issue 13).
-    pub fn build(protect: bool) -> Cluster {
+    /// (protected: the recommended configuration of issue 13; Corosync: its
+    /// disk protections with Corosync's membership).
+    pub fn build(setup: Setup) -> Cluster {
+        let protect = setup.protected();
         let t0 = Instant::now();
         let lab = Lab::new(3, 2);
         let reaper = Reaper(["n1", "n2", "n3", "c"].iter().map(|h| lab.ns(h)).collect());
@@ -507,10 +567,12 @@ impl Cluster {
         let mut c = Cluster {
             reaper,
             witness: None,
+            corosync: [None, None],
             d: DiskLab {
                 lab,
                 size: DISK_SIZE,
             },
+            setup,
             protect,
             t0,
             mnt,
@@ -532,8 +594,14 @@ impl Cluster {
 
     fn write_config(&self, app: &Path) {
         let lab = &self.d.lab;
-        let mut ha = ha_cf(2, "bcast eth0 eth1", "200ms", "2");
+        let corosync = self.setup == Setup::Corosync;
+        // On Corosync, corosync's links carry the membership: no media.
+        let media = if corosync { "" } else { "bcast eth0 eth1" };
+        let mut ha = ha_cf(2, media, "200ms", "2");
         let mut cluster = String::new();
+        if corosync {
+            ha = ha.replace("udpport 694\n", "");
+        }
         if self.protect {
             ha.push_str(&format!(
                 "ping {PING_NODE}\n\
@@ -542,7 +610,9 @@ impl Cluster {
                  stonith_host * fence_hbd_lab lab={}\n",
                 lab.name
             ));
-            cluster.push_str("[quorum]\nwitness = \"n3\"\n");
+            if !corosync {
+                cluster.push_str("[quorum]\nwitness = \"n3\"\n");
+            }
         }
         let m = self.mnt.display();
         for i in 1..=3 {
@@ -558,8 +628,55 @@ impl Cluster {
             lab.write(i, "ha.cf", &ha);
             lab.write(i, "authkeys", KEY);
             lab.write(i, "haresources", &haresources);
-            lab.write(i, "cluster.toml", &cluster);
+            if corosync && i <= 2 {
+                lab.write(i, "corosync.conf", &self.corosync_conf(i));
+                let toml = format!(
+                    "[membership]\nbackend = \"corosync\"\ncorosync_conf = \"{}\"\n\
+                     cpg_group = \"hbdcampaign\"\nstop_margin = \"1s\"\n{cluster}",
+                    lab.config_dir(i).join("corosync.conf").display()
+                );
+                lab.write(i, "cluster.toml", &toml);
+            } else {
+                lab.write(i, "cluster.toml", &cluster);
+            }
         }
+    }
+
+    /// Node i's corosync.conf (Corosync): two knet links, the quorum
+    /// device at n3's eth0 address.
+    fn corosync_conf(&self, i: usize) -> String {
+        corosync::conf_text(i, 2, 2, COROSYNC_TOKEN_MS, Some(QNETD), &self.cs_dir(i))
+    }
+
+    /// Node i's corosync directory: its log, state dir, pids.
+    pub fn cs_dir(&self, i: usize) -> PathBuf {
+        self.d.lab.node_dir(i).join("corosync")
+    }
+
+    /// Starts corosync and corosync-qdevice on node i (Corosync).
+    fn start_corosync(&mut self, i: usize) {
+        self.stop_corosync(i);
+        let conf = self.d.lab.config_dir(i).join("corosync.conf");
+        self.corosync[i - 1] = Some(corosync::spawn_corosync(
+            &self.d.lab,
+            i,
+            &conf,
+            &self.cs_dir(i),
+            true,
+        ));
+    }
+
+    /// SIGKILL to node i's corosync and qdevice (by pid), the shell reaped.
+    fn stop_corosync(&mut self, i: usize) {
+        corosync::kill_corosync_pids(&self.cs_dir(i));
+        if let Some(mut c) = self.corosync[i - 1].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn corosync_alive(&self, i: usize) -> bool {
+        !netns_pids_named(&self.d.lab.ns(&format!("n{i}")), "corosync").is_empty()
     }
 
     pub fn lab(&self) -> &Lab {
@@ -571,6 +688,16 @@ impl Cluster {
     pub fn start(&mut self) {
         if self.protect {
             self.start_witness();
+        }
+        if self.setup == Setup::Corosync {
+            for i in 1..=2 {
+                self.start_corosync(i);
+            }
+            self.wait("corosync on n1 and n2 lists both, quorate", SETUP, |c| {
+                (1..=2).all(|i| {
+                    corosync::members(&c.d.lab, i).is_some_and(|(m, q)| q && m == ["n1", "n2"])
+                })
+            });
         }
         self.d.lab.start(1);
         self.d.lab.start(2);
@@ -588,8 +715,8 @@ impl Cluster {
             }
             if self.protect && !self.witness_alive() {
                 panic!(
-                    "the witness (hbd --witness) exited at start:\n{}",
-                    tail(&self.d.lab.log(3), 30)
+                    "the witness (hbd --witness or corosync-qnetd) exited at start:\n{}",
+                    self.logs(30)
                 );
             }
             if start.elapsed() > SETUP {
@@ -602,8 +729,17 @@ impl Cluster {
         }
     }
 
+    /// `hbd --witness` in n3, or on Corosync corosync-qnetd there.
     pub fn start_witness(&mut self) {
-        self.witness = Some(self.d.lab.spawn_witness(3, "n3"));
+        self.witness = Some(if self.setup == Setup::Corosync {
+            corosync::spawn_qnetd(&self.d.lab, "n3", &self.qnetd_dir())
+        } else {
+            self.d.lab.spawn_witness(3, "n3")
+        });
+    }
+
+    fn qnetd_dir(&self) -> PathBuf {
+        self.d.lab.dir.path().join("qnetd")
     }
 
     pub fn witness_alive(&mut self) -> bool {
@@ -662,6 +798,24 @@ impl Cluster {
         for i in 1..=2 {
             let _ = write!(out, "\n--- device n{i} ---\n{}", tail(&self.d.log(i), 40));
         }
+        if self.setup == Setup::Corosync {
+            for i in 1..=2 {
+                let _ = write!(
+                    out,
+                    "\n--- corosync n{i} ---\n{}\n--- corosync/qdevice output n{i} ---\n{}",
+                    tail(
+                        &read_or_empty(&self.cs_dir(i).join("corosync.log")),
+                        lines.min(60)
+                    ),
+                    tail(&read_or_empty(&self.cs_dir(i).join("out.log")), 20)
+                );
+            }
+            let _ = write!(
+                out,
+                "\n--- corosync-qnetd n3 ---\n{}",
+                tail(&read_or_empty(&self.qnetd_dir().join("out.log")), 20)
+            );
+        }
         out
     }
 
@@ -712,20 +866,44 @@ impl Cluster {
                 pick(self.d.log(i))
             );
         }
+        if self.setup == Setup::Corosync {
+            // Corosync's view: membership and quorum changes, links.
+            const CS: [&str; 5] = ["Members", "QUORUM", "link:", "Quorate", "quorum"];
+            for i in 1..=2 {
+                let log = read_or_empty(&self.cs_dir(i).join("corosync.log"));
+                let lines: Vec<&str> = log
+                    .lines()
+                    .filter(|l| CS.iter().any(|w| l.contains(w)))
+                    .collect();
+                let _ = write!(
+                    out,
+                    "\n--- corosync n{i} (key lines) ---\n{}",
+                    lines[lines.len().saturating_sub(max / 2)..].join("\n")
+                );
+            }
+        }
         out
     }
 
-    /// Drops (or restores) one kind of traffic inside node i's namespace
-    /// with nft: `udp dport/sport 694` (heartbeat) or `tcp 7788`
-    /// (replication).
-    pub fn nft_drop(&self, i: usize, what: &str) {
+    /// Drops one kind of traffic inside node i's namespace with nft:
+    /// `what` (udp, tcp) to or from `ports`: UDP 694 (heartbeat), the knet
+    /// ports (corosync) or TCP 7788 (replication). [`Cluster::nft_clear`]
+    /// restores it.
+    pub fn nft_drop(&self, i: usize, what: &str, ports: &[u16]) {
         ensure_nft();
+        let p = format!(
+            "{{ {} }}",
+            ports
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let rules = format!(
             "table inet {NFT_TABLE} {{\n\
              chain in {{ type filter hook input priority 0; {what} dport {p} drop; {what} sport {p} drop; }}\n\
              chain out {{ type filter hook output priority 0; {what} dport {p} drop; {what} sport {p} drop; }}\n\
              }}\n",
-            p = if what == "udp" { 694 } else { 7788 },
         );
         let file = self.d.lab.dir.path().join(format!("nft-n{i}-{what}"));
         fs::write(&file, rules).unwrap();
@@ -803,8 +981,34 @@ impl Cluster {
         );
         self.nft_clear(i);
         self.links(i, true);
+        if self.setup == Setup::Corosync {
+            self.start_corosync(i);
+        }
         self.d.start(i);
         self.d.lab.start(i);
+    }
+
+    /// With HBD_CAMPAIGN_LOGS=DIR: every log of the lab (hbd, devices,
+    /// corosync, qdevice, qnetd) copied to DIR/SCENARIO-SETUP-SEED/ before
+    /// the lab goes.
+    pub fn keep_logs(&self, scenario: Scenario, seed: u64) {
+        let Some(to) = std::env::var_os("HBD_CAMPAIGN_LOGS") else {
+            return;
+        };
+        let to =
+            PathBuf::from(to).join(format!("{}-{}-{seed}", scenario.name(), self.setup.name()));
+        fn copy_logs(from: &Path, to: &Path) {
+            for e in fs::read_dir(from).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    copy_logs(&p, &to.join(e.file_name()));
+                } else if p.extension().is_some_and(|x| x == "log") {
+                    let _ = fs::create_dir_all(to);
+                    let _ = fs::copy(&p, to.join(e.file_name()));
+                }
+            }
+        }
+        copy_logs(self.d.lab.dir.path(), &to);
     }
 
     /// Waits (up to [`SETTLE`]) until no fence agent runs in the lab.
@@ -831,7 +1035,8 @@ impl Cluster {
         // A dead node is rebooted first: its links must not come back
         // while its interface still has the VIP.
         for i in 1..=2 {
-            if !self.hbd_alive(i) || !self.device_alive(i) {
+            let corosync_dead = self.setup == Setup::Corosync && !self.corosync_alive(i);
+            if !self.hbd_alive(i) || !self.device_alive(i) || corosync_dead {
                 self.reboot(i);
             }
         }
@@ -975,9 +1180,13 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        // The reaper (first field) runs after this: the witness is its
-        // child, reaped here so that it leaves no zombie.
+        // The reaper (first field) runs after this: the witness (or qnetd)
+        // and corosync's shells are its children, reaped here so that they
+        // leave no zombie.
         self.kill_witness();
+        for i in 1..=2 {
+            self.stop_corosync(i);
+        }
     }
 }
 
@@ -987,6 +1196,12 @@ pub struct Settled {
     pub holder: Option<usize>,
     pub split_brain: bool,
     pub state: String,
+}
+
+fn read_or_empty(p: &Path) -> String {
+    fs::read(p)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 fn tail(s: &str, n: usize) -> String {
@@ -1030,7 +1245,7 @@ fn ensure_nft() {
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub scenario: Scenario,
-    pub protect: bool,
+    pub setup: Setup,
     pub seed: u64,
     pub watched: Watched,
     pub acked: usize,
@@ -1089,7 +1304,7 @@ impl Outcome {
         if self.stop_failed {
             v.push("the group is stop-failed".into());
         }
-        if self.protect && self.split_brain.is_some() {
+        if self.setup.protected() && self.split_brain.is_some() {
             v.push(format!(
                 "split brain after the heal (resolved by hand: {})",
                 self.split_brain_mark()
@@ -1127,7 +1342,7 @@ impl Outcome {
         format!(
             "campaign-result scenario={} protect={} seed={} dual_primary_ms={} vip_both_ms={} acked={} lost={} split_brain={} discarded={} holder={} stop_failed={} served_after_heal={} outage_ms={}",
             self.scenario.name(),
-            if self.protect { "on" } else { "off" },
+            self.setup.name(),
             self.seed,
             self.watched.dual_primary_longest.as_millis(),
             self.watched.vip_both_longest.as_millis(),
@@ -1166,9 +1381,9 @@ fn between(rng: &mut SplitMix64, lo: u64, hi: u64) -> Duration {
 
 /// One run: build, start, warm up, inject the scenario's fault, heal,
 /// settle, resolve a split brain, check the records.
-pub fn run(scenario: Scenario, protect: bool, seed: u64) -> Outcome {
+pub fn run(scenario: Scenario, setup: Setup, seed: u64) -> Outcome {
     let mut rng = SplitMix64::new(seed ^ 0x1313_1313);
-    let mut c = Cluster::build(protect);
+    let mut c = Cluster::build(setup);
     c.start();
     let t0 = c.t0;
     let writer = Writer::start(c.lab().ns("c"));
@@ -1238,6 +1453,7 @@ pub fn run(scenario: Scenario, protect: bool, seed: u64) -> Outcome {
             }
         }
     }
+    c.keep_logs(scenario, seed);
     let timeline = watched.timeline.clone();
     let outage = acks
         .windows(2)
@@ -1246,7 +1462,7 @@ pub fn run(scenario: Scenario, protect: bool, seed: u64) -> Outcome {
         .unwrap_or_default();
     Outcome {
         scenario,
-        protect,
+        setup,
         seed,
         watched,
         acked: acks.len(),
@@ -1305,14 +1521,22 @@ fn inject(c: &mut Cluster, scenario: Scenario, rng: &mut SplitMix64, s: &Sampler
                 std::thread::sleep(between(rng, 1000, 2000));
             }
         }
+        Scenario::HeartbeatOnly if c.setup == Setup::Corosync => {
+            s.note(
+                t0,
+                &format!("drop corosync's knet traffic (UDP {KNET_PORTS:?}) in n1"),
+            );
+            c.nft_drop(1, "udp", KNET_PORTS);
+            std::thread::sleep(between(rng, 8000, 14000));
+        }
         Scenario::HeartbeatOnly => {
             s.note(t0, "drop UDP 694 in n1");
-            c.nft_drop(1, "udp");
+            c.nft_drop(1, "udp", &[694]);
             std::thread::sleep(between(rng, 8000, 14000));
         }
         Scenario::CrashAfterReplCut => {
             s.note(t0, "drop TCP 7788 in n1");
-            c.nft_drop(1, "tcp");
+            c.nft_drop(1, "tcp", &[7788]);
             std::thread::sleep(between(rng, 2000, 4000));
             s.note(t0, "crash n1");
             c.crash(1);
@@ -1320,7 +1544,14 @@ fn inject(c: &mut Cluster, scenario: Scenario, rng: &mut SplitMix64, s: &Sampler
         }
         Scenario::WitnessLoss => {
             if c.protect {
-                s.note(t0, "kill the witness");
+                s.note(
+                    t0,
+                    if c.setup == Setup::Corosync {
+                        "kill corosync-qnetd"
+                    } else {
+                        "kill the witness"
+                    },
+                );
                 c.kill_witness();
             }
             std::thread::sleep(between(rng, 2000, 4000));
