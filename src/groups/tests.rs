@@ -1070,21 +1070,23 @@ fn engine_quorum_syncing_with_fencing_keeps_running_groups() {
     g.on_probe(0, Probe::Stopped, ms(10));
     g.on_probe(1, Probe::Stopped, ms(10));
     g.set_engine_quorum(q, ms(20));
-    g.on_node_dead("n2", true, ms(30));
+    // n2 never heard: fenced before anything starts here.
+    g.on_node_dead("n2", false, ms(30));
+    g.tick(ms(40));
+    let out = g.take_outputs();
+    assert!(out.contains(&Output::Fence("n2".into())), "{out:?}");
+    g.on_fenced("n2", true, ms(50));
     g.tick(ms(100));
     let out = g.take_outputs();
     assert!(out.contains(&Output::Start(0)), "{out:?}");
     g.on_done(0, OpResult::Started, ms(200));
+    if out.contains(&Output::Start(1)) {
+        g.on_done(1, OpResult::Started, ms(200));
+    }
     g.take_outputs();
-    // n2 lost by failure while votequorum decides: no stop, no fence, no
-    // start of n2's group b.
-    g.set_engine_quorum(
-        EngineQuorum {
-            syncing: true,
-            ..q
-        },
-        ms(300),
-    );
+    // A loss while votequorum decides: it keeps what it runs, and starts
+    // and fences nothing.
+    g.set_engine_quorum(EngineQuorum { syncing: true, ..q }, ms(300));
     g.tick(ms(400));
     let out = g.take_outputs();
     assert!(

@@ -186,6 +186,7 @@ fn quorum_now(quorate: Option<bool>) -> Option<CpgInput> {
                 needed: info.quorum,
                 expected: info.node_expected_votes.max(info.highest_expected),
                 settling: false,
+                syncing: false,
             },
             ring,
         })
