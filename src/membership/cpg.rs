@@ -410,9 +410,20 @@ impl CpgMembership {
                 self.set_ring(ring, now);
             }
             CpgInput::Quorum { quorum, ring } => {
+                let gained = quorum.quorate && !self.raw_quorum.is_some_and(|q| q.quorate);
                 self.raw_quorum = Some(quorum);
                 self.syncing = false;
                 self.set_ring(ring, now);
+                if gained {
+                    // Quorum (re)gained, e.g. a partition healed: every node
+                    // of the ring gets initdead from now to be heard before
+                    // this node starts or fences anything (the campaign's
+                    // witness_loss heal: a stale ring kept n2's old entry
+                    // time, and n1 fenced n2 as it rejoined).
+                    for (_, since) in &mut self.ring {
+                        *since = now;
+                    }
+                }
             }
             CpgInput::Disconnected { .. } => {
                 self.connected = false;
@@ -1197,5 +1208,41 @@ mod tests {
         // A ring that only grows is no loss: nothing stale to hold.
         a.on_input(CpgInput::Sync { ring: vec![1, 2] }, ms(13_000));
         assert!(a.quorum().is_some_and(|q| !q.syncing));
+    }
+
+    /// Quorum regained while a node of the ring (listed all along, the
+    /// ring being stale) is dead in hbd's view: held until it is heard,
+    /// initdead counted from the regain (the campaign's witness_loss heal).
+    #[test]
+    fn regained_quorum_waits_for_a_dead_node_the_ring_listed_all_along() {
+        let (mut a, _b) = pair();
+        let q = |quorate| EngineQuorum {
+            quorate,
+            votes: 2,
+            needed: 2,
+            expected: 3,
+            settling: false,
+            syncing: false,
+        };
+        let input = |quorate| CpgInput::Quorum {
+            quorum: q(quorate),
+            ring: vec![1, 2],
+        };
+        a.on_input(input(true), ms(50));
+        a.on_input(input(false), ms(100));
+        a.on_input(
+            CpgInput::Confchg {
+                members: vec![(1, 100)],
+                left: vec![(2, 200, false)],
+                joined: vec![],
+            },
+            ms(100),
+        );
+        a.tick(ms(9000));
+        assert_eq!(a.node_state("n2"), Some(NodeState::Dead));
+        a.on_input(input(true), ms(10_000));
+        assert!(a.quorum().is_some_and(|q| q.quorate && q.settling));
+        a.tick(ms(14_000));
+        assert!(a.quorum().is_some_and(|q| !q.settling));
     }
 }

@@ -154,7 +154,7 @@ fn on_confchg(
 /// nodes votequorum sees as members. `quorate`: the quorum notification's
 /// own word when there is one; `votequorum_getinfo`'s flag is what the
 /// last completed sync decided (during a sync it is stale).
-fn quorum_now(quorate: Option<bool>) -> Option<CpgInput> {
+fn quorum_now(quorate: Option<bool>, members: Option<Vec<u32>>) -> Option<CpgInput> {
     SINK.with(|s| {
         let s = s.borrow();
         let s = s.as_ref()?;
@@ -167,15 +167,18 @@ fn quorum_now(quorate: Option<bool>) -> Option<CpgInput> {
             0
         };
         let vq = s.vq.as_ref()?;
-        let ring: Vec<u32> = s
-            .ids
-            .iter()
-            .copied()
-            .filter(|&id| {
-                votequorum::get_info(vq, NodeId::from(id))
-                    .is_ok_and(|i| matches!(i.node_state, votequorum::NodeState::Member))
-            })
-            .collect();
+        let ring: Vec<u32> = match members {
+            Some(m) => m,
+            None => s
+                .ids
+                .iter()
+                .copied()
+                .filter(|&id| {
+                    votequorum::get_info(vq, NodeId::from(id))
+                        .is_ok_and(|i| matches!(i.node_state, votequorum::NodeState::Member))
+                })
+                .collect(),
+        };
         Some(CpgInput::Quorum {
             quorum: EngineQuorum {
                 quorate: quorate.unwrap_or_else(|| {
@@ -193,9 +196,32 @@ fn quorum_now(quorate: Option<bool>) -> Option<CpgInput> {
     })
 }
 
-/// The end of votequorum's sync: the quorum it decided.
-fn on_quorum(_h: &votequorum::Handle, _ctx: u64, quorate: bool, _nodes: Vec<votequorum::Node>) {
-    if let Some(q) = quorum_now(Some(quorate)) {
+/// The members of a quorum notification's node list. rust-corosync 3.2
+/// keeps `Node`'s fields private; its Debug form is `nodeid: N, state:
+/// Member`.
+fn members_of(nodes: &[votequorum::Node]) -> Vec<u32> {
+    nodes
+        .iter()
+        .filter_map(|n| {
+            let d = format!("{n:?}");
+            let id = d
+                .strip_prefix("nodeid: ")?
+                .split(',')
+                .next()?
+                .trim()
+                .parse()
+                .ok()?;
+            d.ends_with("state: Member").then_some(id)
+        })
+        .filter(|&id| id != 0)
+        .collect()
+}
+
+/// The end of votequorum's sync: the quorum it decided, with the members
+/// it decided it for (getinfo may not list a node that just joined yet:
+/// the campaign's witness_loss heal fenced the peer it still held dead).
+fn on_quorum(_h: &votequorum::Handle, _ctx: u64, quorate: bool, nodes: Vec<votequorum::Node>) {
+    if let Some(q) = quorum_now(Some(quorate), Some(members_of(&nodes))) {
         emit(q);
     }
 }
@@ -215,7 +241,7 @@ fn on_nodelist(_h: &votequorum::Handle, _ctx: u64, _ring: votequorum::RingId, no
 }
 
 fn on_expected(_h: &votequorum::Handle, _ctx: u64, _expected: u32) {
-    if let Some(q) = quorum_now(None) {
+    if let Some(q) = quorum_now(None, None) {
         emit(q);
     }
 }
@@ -328,7 +354,7 @@ fn connect(
     votequorum::trackstart(&vq_h, 0, TrackFlags::Changes)
         .map_err(|e| cs("votequorum_trackstart", e))?;
     // The state at connection (the last completed sync's).
-    if let Some(q) = quorum_now(None) {
+    if let Some(q) = quorum_now(None, None) {
         emit(q);
     }
     Ok((cpg_h, vq_h))
