@@ -181,14 +181,6 @@ impl CpgMembership {
         }
     }
 
-    fn id_of(&self, name: &str) -> Option<u32> {
-        self.cfg
-            .ids
-            .iter()
-            .find(|(_, n)| n.eq_ignore_ascii_case(name))
-            .map(|&(id, _)| id)
-    }
-
     fn name_of(&self, id: u32) -> Option<&str> {
         self.cfg
             .ids
@@ -655,11 +647,6 @@ impl CpgMembership {
         }
         self.peers.iter().find(|p| p.name == node).map(|p| p.state)
     }
-
-    /// Corosync's nodeid of `node`, from corosync.conf.
-    pub fn nodeid(&self, node: &str) -> Option<u32> {
-        self.id_of(node)
-    }
 }
 
 /// The peers of `cfg`, keeping what `old` knew of those still listed.
@@ -756,6 +743,20 @@ mod tests {
             .collect()
     }
 
+    /// Delivers `msgs` to `to` as sent by member `from` (nodeid, pid).
+    fn deliver(to: &mut CpgMembership, msgs: Vec<Vec<u8>>, from: (u32, u32), at: Duration) {
+        for bytes in msgs {
+            to.on_input(
+                CpgInput::Message {
+                    nodeid: from.0,
+                    pid: from.1,
+                    bytes,
+                },
+                at,
+            );
+        }
+    }
+
     /// Two machines of one group: n1 (pid 100) and n2 (pid 200).
     fn pair() -> (CpgMembership, CpgMembership) {
         let mut a = CpgMembership::new(cfg("n1"), 11, ms(0));
@@ -778,26 +779,8 @@ mod tests {
         let from_a = sent(&mut a);
         let from_b = sent(&mut b);
         assert_eq!(from_a.len(), 1);
-        for bytes in from_a {
-            b.on_input(
-                CpgInput::Message {
-                    nodeid: 1,
-                    pid: 100,
-                    bytes,
-                },
-                ms(20),
-            );
-        }
-        for bytes in from_b {
-            a.on_input(
-                CpgInput::Message {
-                    nodeid: 2,
-                    pid: 200,
-                    bytes,
-                },
-                ms(20),
-            );
-        }
+        deliver(&mut b, from_a, (1, 100), ms(20));
+        deliver(&mut a, from_b, (2, 200), ms(20));
         (a, b)
     }
 
@@ -835,16 +818,7 @@ mod tests {
         events(&mut a);
         let report = crate::wire::GroupReport::default();
         b.broadcast(Body::Groups(report.clone()));
-        for bytes in sent(&mut b) {
-            a.on_input(
-                CpgInput::Message {
-                    nodeid: 2,
-                    pid: 200,
-                    bytes,
-                },
-                ms(30),
-            );
-        }
+        deliver(&mut a, sent(&mut b), (2, 200), ms(30));
         assert_eq!(
             events(&mut a),
             vec![Event::Report {
@@ -854,16 +828,7 @@ mod tests {
             }]
         );
         b.leave(ms(40));
-        for bytes in sent(&mut b) {
-            a.on_input(
-                CpgInput::Message {
-                    nodeid: 2,
-                    pid: 200,
-                    bytes,
-                },
-                ms(40),
-            );
-        }
+        deliver(&mut a, sent(&mut b), (2, 200), ms(40));
         let ev = events(&mut a);
         assert!(ev.contains(&Event::NodeDead {
             node: "n2".into(),
@@ -916,16 +881,7 @@ mod tests {
             },
             ms(500),
         );
-        for bytes in sent(&mut b) {
-            a.on_input(
-                CpgInput::Message {
-                    nodeid: 2,
-                    pid: 200,
-                    bytes,
-                },
-                ms(510),
-            );
-        }
+        deliver(&mut a, sent(&mut b), (2, 200), ms(510));
         a.tick(ms(5000));
         assert!(!events(&mut a)
             .iter()
@@ -962,16 +918,8 @@ mod tests {
         assert_eq!(a.node_state("n2"), Some(NodeState::Up));
         // Its own messages come back from the group: ignored.
         a.broadcast(Body::Leaving);
-        for bytes in sent(&mut a) {
-            a.on_input(
-                CpgInput::Message {
-                    nodeid: 1,
-                    pid: 100,
-                    bytes,
-                },
-                ms(40),
-            );
-        }
+        let own = sent(&mut a);
+        deliver(&mut a, own, (1, 100), ms(40));
         assert!(events(&mut a).is_empty());
         // Another hbd under this node's id: a duplicate.
         let mut c1 = cfg("n1");
@@ -979,16 +927,7 @@ mod tests {
         let mut twin = CpgMembership::new(c1, 12, ms(0));
         twin.on_input(CpgInput::Connected { local: 1 }, ms(0));
         twin.broadcast(Body::Leaving);
-        for bytes in sent(&mut twin) {
-            a.on_input(
-                CpgInput::Message {
-                    nodeid: 1,
-                    pid: 101,
-                    bytes,
-                },
-                ms(50),
-            );
-        }
+        deliver(&mut a, sent(&mut twin), (1, 101), ms(50));
         assert_eq!(
             events(&mut a),
             vec![Event::DuplicateNode { incarnation: 12 }]
@@ -1105,16 +1044,7 @@ mod tests {
             },
             ms(2010),
         );
-        for bytes in sent(&mut b) {
-            a.on_input(
-                CpgInput::Message {
-                    nodeid: 2,
-                    pid: 200,
-                    bytes,
-                },
-                ms(2020),
-            );
-        }
+        deliver(&mut a, sent(&mut b), (2, 200), ms(2020));
         let ev = events(&mut a);
         let up = ev
             .iter()

@@ -4,9 +4,7 @@
 //! the daemon loop and the group machine above do not know which one runs.
 
 use super::cpg::{CpgInput, CpgMembership};
-use super::{
-    Counters, MediumId, Membership, MembershipConfig, MembershipStatus, NodeState, Output,
-};
+use super::{MediumId, Membership, MembershipConfig, MembershipStatus, Output};
 use crate::wire::{Body, DropReason};
 use std::time::Duration;
 
@@ -16,35 +14,10 @@ pub enum Engine {
 }
 
 impl Engine {
-    pub fn is_corosync(&self) -> bool {
-        matches!(self, Engine::Corosync(_))
-    }
-
-    pub fn incarnation(&self) -> u64 {
-        match self {
-            Engine::Heartbeat(m) => m.incarnation(),
-            Engine::Corosync(m) => m.incarnation(),
-        }
-    }
-
     pub fn deadtime(&self) -> Duration {
         match self {
             Engine::Heartbeat(m) => m.deadtime(),
             Engine::Corosync(m) => m.deadtime(),
-        }
-    }
-
-    pub fn has_left(&self) -> bool {
-        match self {
-            Engine::Heartbeat(m) => m.has_left(),
-            Engine::Corosync(m) => m.has_left(),
-        }
-    }
-
-    pub fn counters(&self) -> &Counters {
-        match self {
-            Engine::Heartbeat(m) => m.counters(),
-            Engine::Corosync(m) => m.counters(),
         }
     }
 
@@ -139,13 +112,6 @@ impl Engine {
         match self {
             Engine::Heartbeat(m) => m.late_peers(now, after),
             Engine::Corosync(_) => (Vec::new(), None),
-        }
-    }
-
-    pub fn node_state(&self, node: &str) -> Option<NodeState> {
-        match self {
-            Engine::Heartbeat(m) => m.node_state(node),
-            Engine::Corosync(m) => m.node_state(node),
         }
     }
 }

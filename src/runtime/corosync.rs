@@ -97,8 +97,6 @@ impl CorosyncLink {
 struct Sink {
     tx: tmpsc::Sender<CpgInput>,
     local: u32,
-    /// The ring's members, from votequorum's node list.
-    members: u32,
     vq: Option<votequorum::Handle>,
     /// corosync.conf's nodeids.
     ids: Vec<u32>,
@@ -158,7 +156,8 @@ fn quorum_now(quorate: Option<bool>, members: Option<Vec<u32>>) -> Option<CpgInp
     SINK.with(|s| {
         let s = s.borrow();
         let s = s.as_ref()?;
-        let info = votequorum::get_info(s.vq.as_ref()?, NodeId::from(s.local)).ok()?;
+        let vq = s.vq.as_ref()?;
+        let info = votequorum::get_info(vq, NodeId::from(s.local)).ok()?;
         let flags = info.flags;
         let device = if flags.contains(votequorum::NodeInfoFlags::VOTEQUORUM_INFO_QDEVICE_CAST_VOTE)
         {
@@ -166,7 +165,6 @@ fn quorum_now(quorate: Option<bool>, members: Option<Vec<u32>>) -> Option<CpgInp
         } else {
             0
         };
-        let vq = s.vq.as_ref()?;
         let ring: Vec<u32> = match members {
             Some(m) => m,
             None => s
@@ -184,7 +182,7 @@ fn quorum_now(quorate: Option<bool>, members: Option<Vec<u32>>) -> Option<CpgInp
                 quorate: quorate.unwrap_or_else(|| {
                     flags.contains(votequorum::NodeInfoFlags::VOTEQUORUM_INFO_QUORATE)
                 }),
-                votes: u32::try_from(ring.len()).unwrap_or(s.members) * info.node_votes.max(1)
+                votes: u32::try_from(ring.len()).unwrap_or(u32::MAX) * info.node_votes.max(1)
                     + device,
                 needed: info.quorum,
                 expected: info.node_expected_votes.max(info.highest_expected),
@@ -230,20 +228,9 @@ fn on_quorum(_h: &votequorum::Handle, _ctx: u64, quorate: bool, nodes: Vec<voteq
 /// decided again (with a quorum device this can take its whole
 /// sync_timeout); what getinfo says now is the previous ring's.
 fn on_nodelist(_h: &votequorum::Handle, _ctx: u64, _ring: votequorum::RingId, nodes: Vec<NodeId>) {
-    SINK.with(|s| {
-        if let Some(s) = s.borrow_mut().as_mut() {
-            s.members = u32::try_from(nodes.len()).unwrap_or(u32::MAX);
-        }
-    });
     emit(CpgInput::Sync {
         ring: nodes.into_iter().map(u32::from).collect(),
     });
-}
-
-fn on_expected(_h: &votequorum::Handle, _ctx: u64, _expected: u32) {
-    if let Some(q) = quorum_now(None, None) {
-        emit(q);
-    }
 }
 
 enum End {
@@ -333,14 +320,15 @@ fn connect(
     let vq_h = votequorum::initialize(&votequorum::Callbacks {
         quorum_notification_fn: Some(on_quorum),
         nodelist_notification_fn: Some(on_nodelist),
-        expectedvotes_notification_fn: Some(on_expected),
+        // Expected votes come with the next quorum notification; read with
+        // getinfo here they could be a sync's stale state.
+        expectedvotes_notification_fn: None,
     })
     .map_err(|e| cs("votequorum_initialize", e))?;
     SINK.with(|s| {
         *s.borrow_mut() = Some(Sink {
             tx: tx.clone(),
             local,
-            members: 1,
             vq: Some(vq_h.clone()),
             ids: ids.to_vec(),
         })
